@@ -1,0 +1,120 @@
+"""Prometheus exposition, built at scrape time from the state this worker owns now.
+
+Nothing is updated per event: the collector reads the per-partition totals and the pipeline's own counts
+when Prometheus scrapes. Series of partitions this worker no longer owns simply stop being produced, so the
+sum over workers never counts a queue twice. Metric names come from the KPI catalogue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from pipeline.kpis.catalogue import COUNTS, GAUGE
+from pipeline.kpis.counts import QueueCounts
+from pipeline.processor import ContactProcessor, PipelineStats
+
+
+class KpiCollector:
+    def __init__(self, processor: ContactProcessor, stats: PipelineStats) -> None:
+        self.processor = processor
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._queue_metrics()
+        yield from self._pipeline_metrics()
+
+    def _queue_metrics(self) -> Iterator[Metric]:
+        labels = ["queue", "channel"]
+        totals: dict[tuple[str, str], QueueCounts] = {}
+        waiting = GaugeMetricFamily("cc_queue_contacts_waiting", GAUGE["cc_queue_contacts_waiting"].help,
+                                    labels=labels)
+        oldest = GaugeMetricFamily("cc_queue_oldest_waiting_age_seconds",
+                                   GAUGE["cc_queue_oldest_waiting_age_seconds"].help, labels=labels)
+        for state in list(self.processor.partitions.values()):
+            for qc, c in state.totals.items():
+                totals[qc] = c  # a queue lives on exactly one partition
+            for q, ch, n, age in state.waiting():
+                waiting.add_metric([q, ch], n)
+                oldest.add_metric([q, ch], age)
+        for count in COUNTS:
+            fam = CounterMetricFamily(count.metric.removesuffix("_total"), count.help, labels=labels)
+            for (q, ch), c in sorted(totals.items()):
+                fam.add_metric([q, ch], getattr(c, count.field) * count.scale)
+            yield fam
+        for (q, ch) in sorted(totals):
+            # queues with nothing waiting show 0 rather than no series
+            if not any(s.labels == {"queue": q, "channel": ch} for s in waiting.samples):
+                waiting.add_metric([q, ch], 0)
+                oldest.add_metric([q, ch], 0)
+        yield waiting
+        yield oldest
+        threshold = GaugeMetricFamily("cc_queue_service_level_threshold_seconds",
+                                      GAUGE["cc_queue_service_level_threshold_seconds"].help, labels=["queue"])
+        for q in sorted({q for q, _ in totals}):
+            threshold.add_metric([q], self.processor.queues.for_queue(q).service_level_threshold_seconds)
+        yield threshold
+
+    def _pipeline_metrics(self) -> Iterator[Metric]:
+        s = self.stats
+        fam = CounterMetricFamily("cc_pipeline_messages", "Kafka messages consumed.", labels=["topic"])
+        for topic, n in sorted(s.messages.items()):
+            fam.add_metric([topic], n)
+        yield fam
+        fam = CounterMetricFamily("cc_pipeline_events", "Valid events decoded, by type.", labels=["topic", "type"])
+        for (topic, etype), n in sorted(s.events.items()):
+            fam.add_metric([topic, etype], n)
+        yield fam
+        fam = CounterMetricFamily("cc_pipeline_rejected_events",
+                                  "Events rejected and dead-lettered, by reason.", labels=["topic", "reason"])
+        for (topic, reason), n in sorted(s.rejected.items()):
+            fam.add_metric([topic, reason], n)
+        yield fam
+        fam = CounterMetricFamily("cc_pipeline_duplicate_events", "Events dropped as duplicates (same event_id).",
+                                  labels=["topic"])
+        for topic, n in sorted(s.duplicates.items()):
+            fam.add_metric([topic], n)
+        yield fam
+        fam = CounterMetricFamily("cc_pipeline_late_events",
+                                  "Events that arrived after their interval was final; not applied.",
+                                  labels=["queue", "channel"])
+        for (q, ch), n in sorted(s.late.items()):
+            fam.add_metric([q, ch], n)
+        yield fam
+        fam = CounterMetricFamily("cc_pipeline_expired_contacts",
+                                  "Contacts given up on after the contact timeout, by what was missing.",
+                                  labels=["queue", "channel", "reason"])
+        for state in list(self.processor.partitions.values()):
+            for (q, ch, reason), n in sorted(state.expired.items()):
+                fam.add_metric([q, ch, reason], n)
+        yield fam
+        fam = CounterMetricFamily("cc_pipeline_kpi_records_published", "KPI records published on the KPI topic.",
+                                  labels=["final"])
+        for final, n in sorted(s.records_published.items()):
+            fam.add_metric([final], n)
+        yield fam
+        wm = GaugeMetricFamily("cc_pipeline_watermark_timestamp_seconds",
+                               "Newest event time seen on each owned partition of the contact-event topic.",
+                               labels=["partition"])
+        owned = GaugeMetricFamily("cc_pipeline_owned_partitions",
+                                  "Partitions of the contact-event topic this worker holds state for.")
+        owned.add_metric([], len(self.processor.partitions))
+        for p, state in sorted(self.processor.partitions.items()):
+            if state.watermark > 0:
+                wm.add_metric([str(p)], state.watermark / 1000)
+        yield wm
+        yield owned
+        yield GaugeMetricFamily("cc_pipeline_last_batch_seconds", "Processing time of the last batch.",
+                                value=s.last_batch_seconds)
+
+
+def build_registry(processor: ContactProcessor, stats: PipelineStats) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(KpiCollector(processor, stats))
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

@@ -1,0 +1,211 @@
+"""One batch of Kafka messages in, everything it causes out: the pipeline's logic without Faust.
+
+ingest (decode + validate) → state (QueueState per partition) → KPI records, dead letters, state snapshots.
+The Faust wiring in `pipeline.app` only moves messages in and results out; tests drive this class directly.
+
+The error policy lives here, in one place: every message or event that cannot be used is counted by reason
+and becomes a dead letter carrying its original bytes, topic, partition and offset. Nothing raises on input.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from pipeline.ingest import events as ev
+from pipeline.ingest.decode import MessageDecoder, Rejection
+from pipeline.kpis.record import KpiRecord, build_record
+from pipeline.settings import QueueConfig, Settings
+from pipeline.state.intervals import epoch_ms
+from pipeline.state.queues import DUPLICATE, IMPOSSIBLE, LATE, QueueState
+
+log = logging.getLogger(__name__)
+
+
+class Message(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    reason: str
+    detail: str
+    original: bytes
+    key: bytes | None
+    topic: str
+    partition: int
+    offset: int
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        """Kafka headers of the dead-letter record (the value is the original bytes, unchanged)."""
+        return [
+            ("dlq.reason", self.reason.encode()),
+            ("dlq.detail", self.detail.encode()[:1000]),
+            ("dlq.topic", self.topic.encode()),
+            ("dlq.partition", str(self.partition).encode()),
+            ("dlq.offset", str(self.offset).encode()),
+        ]
+
+
+@dataclass(slots=True)
+class BatchResult:
+    records: list[KpiRecord] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    late: list[DeadLetter] = field(default_factory=list)  # late events, for the late-events topic
+    snapshots: dict[int, bytes] = field(default_factory=dict)
+
+
+@dataclass
+class PipelineStats:
+    """The pipeline's own counts, read by the metrics collector at scrape time."""
+
+    messages: Counter = field(default_factory=Counter)  # topic
+    events: Counter = field(default_factory=Counter)  # (topic, event type)
+    rejected: Counter = field(default_factory=Counter)  # (topic, reason)
+    duplicates: Counter = field(default_factory=Counter)  # topic
+    late: Counter = field(default_factory=Counter)  # (queue, channel)
+    records_published: Counter = field(default_factory=Counter)  # final: "true"/"false"
+    batches: int = 0
+    last_batch_seconds: float = 0.0
+
+
+class Ingest:
+    """Decoding with the error policy applied, for one topic."""
+
+    def __init__(self, topic: str, union, settings: Settings, stats: PipelineStats) -> None:
+        self.topic = topic
+        self.decoder = MessageDecoder(union, settings.max_event_bytes, settings.max_message_bytes)
+        self.stats = stats
+
+    def decode(self, m: Message, dead: list[DeadLetter]) -> list[ev.Event]:
+        self.stats.messages[self.topic] += 1
+        events, rejections = self.decoder.decode(m.value)
+        for r in rejections:
+            self.reject(m, r, dead)
+        return events
+
+    def reject(self, m: Message, r: Rejection, dead: list[DeadLetter]) -> None:
+        self.stats.rejected[(self.topic, r.reason)] += 1
+        log.warning("rejected %s event at %s[%d]@%d: %s", r.reason, m.topic, m.partition, m.offset, r.detail)
+        dead.append(DeadLetter(r.reason, r.detail, r.raw, m.key, m.topic, m.partition, m.offset))
+
+
+class ContactProcessor:
+    """Contact events → queue state per partition → KPI records."""
+
+    def __init__(self, settings: Settings, queues: QueueConfig, stats: PipelineStats) -> None:
+        self.settings = settings
+        self.queues = queues
+        self.stats = stats
+        self.topic = settings.topic("contact-events")
+        self.ingest = Ingest(self.topic, ev.ContactTopicEvent, settings, stats)
+        self.partitions: dict[int, QueueState] = {}
+
+    def _threshold(self, queue_id: str) -> float:
+        return self.queues.for_queue(queue_id).service_level_threshold_seconds
+
+    def new_state(self) -> QueueState:
+        s = self.settings
+        return QueueState(s.interval_seconds, s.allowed_lateness_seconds, s.contact_timeout_seconds,
+                          self._threshold)
+
+    def load(self, partition: int, snapshot: bytes | None) -> QueueState:
+        """Take ownership of a partition, from its last snapshot if there is one."""
+        state = self.new_state()
+        if snapshot:
+            state.restore(snapshot)
+        self.partitions[partition] = state
+        return state
+
+    def drop(self, partition: int) -> None:
+        """Forget a partition this worker no longer owns (its series disappear from /metrics)."""
+        self.partitions.pop(partition, None)
+
+    def process(self, messages: list[Message], load_snapshot, wall_now: float | None = None) -> BatchResult:
+        """Apply a batch. `load_snapshot(partition)` returns the stored snapshot of a partition not yet held."""
+        started = time.perf_counter()
+        out = BatchResult()
+        touched: set[int] = set()
+        max_future = epoch_ms_now() + round(self.settings.max_clock_skew_seconds * 1000)
+        for m in messages:
+            state = self.partitions.get(m.partition)
+            if state is None:
+                state = self.load(m.partition, load_snapshot(m.partition))
+            if m.offset <= state.offset:
+                continue  # already in the restored snapshot: applying it again would count it twice
+            state.offset = m.offset
+            touched.add(m.partition)
+            for e in self.ingest.decode(m, out.dead_letters):
+                self._apply(state, e, m, out, max_future)
+        wall = time.time() if wall_now is None else wall_now
+        interval = self.settings.interval_seconds
+        for p in touched:
+            state = self.partitions[p]
+            updates = state.advance() + state.provisional(wall, self.settings.kpi_update_seconds)
+            for u in updates:
+                out.records.append(build_record(u, interval))
+                self.stats.records_published["true" if u.final else "false"] += 1
+            out.snapshots[p] = state.snapshot()
+        self.stats.batches += 1
+        self.stats.last_batch_seconds = time.perf_counter() - started
+        return out
+
+    def _apply(self, state: QueueState, e: ev.Event, m: Message, out: BatchResult, max_future: int) -> None:
+        etype = type(e)
+        self.stats.events[(self.topic, etype.__struct_config__.tag)] += 1
+        t = epoch_ms(e.time)
+        if t > max_future:  # one bad clock must not push the watermark past every open interval
+            self.ingest.reject(m, Rejection("future_event_time", f"event time {e.time.isoformat()} is ahead "
+                                            "of this worker's clock by more than the allowed skew",
+                                            _original(m, e)), out.dead_letters)
+            return
+        if etype is ev.SourceHeartbeat:
+            state.observe_time(t)
+            return
+        result = state.apply(e)  # type: ignore[arg-type]
+        if result is None:
+            return
+        if result == DUPLICATE:
+            self.stats.duplicates[self.topic] += 1
+        elif result == LATE:
+            self.stats.late[(e.queue_id, e.channel)] += 1  # type: ignore[attr-defined]
+            out.late.append(DeadLetter("late", f"event time {e.time.isoformat()} is in a final interval",
+                                       _original(m, e), m.key, m.topic, m.partition, m.offset))
+        elif result == IMPOSSIBLE:
+            self.ingest.reject(m, Rejection(IMPOSSIBLE, f"{etype.__struct_config__.tag} "
+                                            f"contradicts contact {e.contact_id} in queue {e.queue_id}",  # type: ignore[attr-defined]
+                                            _original(m, e)), out.dead_letters)
+
+
+def _original(m: Message, e: ev.Event) -> bytes:
+    """The event's original bytes: the message itself, or the event re-encoded when it came in a batch."""
+    if m.value and m.value.lstrip()[:1] == b"{":
+        return m.value
+    return ev.encode(e)
+
+
+class AgentProcessor:
+    """Agent events: validated and counted; agent KPIs build on them (see the issues)."""
+
+    def __init__(self, settings: Settings, stats: PipelineStats) -> None:
+        self.topic = settings.topic("agent-events")
+        self.stats = stats
+        self.ingest = Ingest(self.topic, ev.AgentTopicEvent, settings, stats)
+
+    def process(self, messages: list[Message]) -> BatchResult:
+        out = BatchResult()
+        for m in messages:
+            for e in self.ingest.decode(m, out.dead_letters):
+                self.stats.events[(self.topic, type(e).__struct_config__.tag)] += 1
+        return out
+
+
+def epoch_ms_now() -> int:
+    return round(time.time() * 1000)

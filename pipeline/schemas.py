@@ -1,0 +1,91 @@
+"""Writes the JSON Schemas in schemas/ from the contract's own classes (`python -m pipeline schemas`).
+
+The classes in `pipeline.ingest.events` and `pipeline.kpis.record` are the source; a test fails when the
+committed files differ from what this module generates, and validates every example against them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import orjson
+
+from pipeline.ingest import events as ev
+from pipeline.kpis.counts import QueueCounts
+from pipeline.kpis.record import KpiRecord, build_record
+from pipeline.state.queues import IntervalUpdate
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+T = datetime(2026, 1, 5, 9, 0, 12, 250000, tzinfo=UTC)
+
+
+def _examples_contact() -> list[ev.Event]:
+    leg = {"contact_id": "c-1001", "queue_id": "support", "channel": "voice"}
+    return [
+        ev.ContactOffered(event_id="e-1", time=T, customer_id="cust-42", **leg),
+        ev.ContactAnswered(event_id="e-2", time=T.replace(second=30), agent_id="agent-007", **leg),
+        ev.HoldStarted(event_id="e-3", time=T.replace(minute=2), agent_id="agent-007", **leg),
+        ev.HoldEnded(event_id="e-4", time=T.replace(minute=3), agent_id="agent-007", **leg),
+        ev.ContactEnded(event_id="e-5", time=T.replace(minute=5), agent_id="agent-007", **leg),
+        ev.AcwEnded(event_id="e-6", time=T.replace(minute=6), agent_id="agent-007", disposition="resolved", **leg),
+        ev.ContactOffered(event_id="e-7", time=T, contact_id="c-1002", queue_id="sales-chat", channel="chat"),
+        ev.ContactAbandoned(event_id="e-8", time=T.replace(minute=1), contact_id="c-1002", queue_id="sales-chat",
+                            channel="chat"),
+        ev.ContactTransferred(event_id="e-9", time=T.replace(minute=4), agent_id="agent-003", to_queue_id="billing",
+                              contact_id="c-1003", queue_id="sales", channel="voice"),
+        ev.SourceHeartbeat(event_id="hb-1", time=T.replace(minute=10)),
+    ]
+
+
+def _examples_agent() -> list[ev.Event]:
+    return [
+        ev.AgentLoggedIn(event_id="a-1", time=T, agent_id="agent-007", queue_ids=["support", "billing"]),
+        ev.AgentStateChanged(event_id="a-2", time=T.replace(second=5), agent_id="agent-007", state="available"),
+        ev.AgentStateChanged(event_id="a-3", time=T.replace(minute=30), agent_id="agent-007", state="not_ready",
+                             reason_code="break"),
+        ev.AgentLoggedOut(event_id="a-4", time=T.replace(hour=17), agent_id="agent-007"),
+    ]
+
+
+def _example_record() -> KpiRecord:
+    c = QueueCounts(offered=42, answered=38, abandoned=3, answered_within_threshold=33,
+                    abandoned_within_threshold=2, answer_wait_ms=304_500, handled=36, handle_ms=9_936_000,
+                    hold_ms=540_000, acw_ms=1_080_000, transferred_out=2)
+    return build_record(IntervalUpdate("support", "voice", 1767603600, 3, True, c, 20.0), 900)
+
+
+def _schema(name: str, title: str, typ, examples) -> dict:
+    schema = msgspec.json.schema(typ)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://github.com/cc-kpi-pipeline/schemas/{name}",
+        "title": title,
+        **schema,
+        "examples": [orjson.loads(msgspec.json.encode(x)) for x in examples],
+    }
+
+
+def generate() -> dict[str, str]:
+    """File name → content of every generated schema."""
+    batch = list[ev.ContactTopicEvent]  # the batching option: a message may be an array of events
+    docs = {
+        "contact-event.v1.json": _schema("contact-event.v1.json", "Contact event (topic <prefix>.contact-events)",
+                                         ev.ContactTopicEvent | batch, _examples_contact()),
+        "agent-event.v1.json": _schema("agent-event.v1.json", "Agent event (topic <prefix>.agent-events)",
+                                       ev.AgentTopicEvent | list[ev.AgentTopicEvent], _examples_agent()),
+        "kpi-record.v1.json": _schema("kpi-record.v1.json", "KPI record (topic <prefix>.kpis)", KpiRecord,
+                                      [_example_record()]),
+    }
+    return {name: orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+            for name, doc in docs.items()}
+
+
+def write(directory: Path = SCHEMA_DIR) -> list[Path]:
+    paths = []
+    for name, text in generate().items():
+        path = directory / name
+        path.write_text(text)
+        paths.append(path)
+    return paths
