@@ -1,0 +1,32 @@
+# Every target CI uses is here; `.ci/run` calls `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint generate check-generated clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+## Embedded broker + worker + live simulator + metrics, until Ctrl-C.
+run: $(STAMP)
+	$(BIN)/python -m pipeline run
+
+## The whole test suite (lint first: it is quick and fails early).
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline tests
+
+## Regenerate schemas/ and docs/kpis.md from the code (tests fail when they are stale).
+generate: $(STAMP)
+	$(BIN)/python -m pipeline schemas
+	$(BIN)/python -m pipeline catalogue
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

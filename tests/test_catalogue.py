@@ -1,0 +1,31 @@
+"""The KPI catalogue cannot drift from the code: docs/kpis.md is generated, and the metrics use its names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.kpis import catalogue
+from pipeline.kpis.counts import COUNT_FIELDS
+from pipeline.kpis.record import KpiRecord
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "kpis.md"
+
+
+def test_docs_kpis_md_is_up_to_date():
+    assert DOC.read_text() == catalogue.markdown(), "docs/kpis.md is stale: run `make generate`"
+
+
+def test_every_count_is_exported_and_in_the_record():
+    assert {c.field for c in catalogue.COUNTS} == set(COUNT_FIELDS)
+    record_fields = set(KpiRecord.__struct_fields__)
+    for c in catalogue.COUNTS:
+        assert c.record_field in record_fields
+        assert c.metric.endswith("_total")
+        assert (c.unit == "seconds") == c.metric.endswith("_seconds_total")
+
+
+def test_every_kpi_names_a_record_field_and_an_attribution():
+    record_fields = set(KpiRecord.__struct_fields__)
+    for kpi in catalogue.KPIS:
+        assert kpi.attribution and kpi.formula and kpi.unit
+        assert kpi.record_field == "-" or kpi.record_field in record_fields

@@ -1,0 +1,50 @@
+"""Settings: one typed object; a wrong value fails at start naming the variable and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.settings import QueueConfig, SettingsError, load_settings
+
+
+def test_defaults_bind_to_loopback_and_use_the_embedded_broker(monkeypatch):
+    monkeypatch.delenv("PIPELINE_BROKER_URL", raising=False)
+    s = load_settings()
+    assert s.web_host == "127.0.0.1" and s.broker_url == "" and s.interval_minutes == 15
+
+
+@pytest.mark.parametrize("var, value, expected", [
+    ("PIPELINE_INTERVAL_MINUTES", "20", "PIPELINE_INTERVAL_MINUTES='20': allowed: 15, 30 or 60"),
+    ("PIPELINE_PARTITIONS", "0", "PIPELINE_PARTITIONS='0'"),
+    ("PIPELINE_ALLOWED_LATENESS_SECONDS", "soon", "PIPELINE_ALLOWED_LATENESS_SECONDS='soon'"),
+    ("PIPELINE_LOG_LEVEL", "loud", "'debug', 'info', 'warning' or 'error'"),
+    ("PIPELINE_TOPIC_PREFIX", "bad prefix!", "PIPELINE_TOPIC_PREFIX"),
+])
+def test_wrong_setting_names_variable_and_allowed_values(monkeypatch, var, value, expected):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert expected in str(err.value)
+    assert err.value.code == 2
+
+
+def test_queue_file_overrides_and_defaults(tmp_path):
+    path = tmp_path / "queues.toml"
+    path.write_text("[defaults]\nservice_level_threshold_seconds = 30\n"
+                    "[queues.sales]\nservice_level_threshold_seconds = 10\n")
+    config = QueueConfig.load(path)
+    assert config.for_queue("sales").service_level_threshold_seconds == 10
+    assert config.for_queue("other").service_level_threshold_seconds == 30
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("[queues.sales]\nservice_level_threshold_seconds = -5\n", "queues.sales.service_level_threshold_seconds=-5"),
+    ("[queues.sales]\nsl_threshold = 20\n", "queues.sales.sl_threshold=20: unknown field"),
+    ("[queues.sales\n", "cannot be read as TOML"),
+])
+def test_bad_queue_file_names_queue_and_field(tmp_path, text, expected):
+    path = tmp_path / "queues.toml"
+    path.write_text(text)
+    with pytest.raises(SettingsError) as err:
+        QueueConfig.load(path)
+    assert expected in str(err.value)
