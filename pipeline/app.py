@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 import faust
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from pipeline.kpis.record import encode_record
 from pipeline.outputs.metrics import build_registry, exposition
@@ -61,6 +62,9 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         consumer_auto_offset_reset="earliest",
+        # The embedded broker holds a new group's first join for half the session timeout.
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.session_timeout_seconds / 3,
         producer_max_request_size=max(1_048_576, settings.max_message_bytes * 2),
         consumer_max_fetch_size=max(4 * 1_048_576, settings.max_message_bytes * 2),
         stream_buffer_maxsize=max(4096, settings.batch_max_messages * 2),
@@ -112,7 +116,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
 
     @app.page("/metrics")
     async def metrics(web, request):  # noqa: ANN001
-        return web.bytes(exposition(registry), content_type="text/plain; version=0.0.4; charset=utf-8")
+        return web.bytes(exposition(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/progress")
     async def progress(web, request):  # noqa: ANN001

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     replication_factor: Annotated[int, Field(ge=1, le=10)] = 1
     """Replication factor of the topics the pipeline creates (1 for the embedded broker; 3 in production)."""
 
+    session_timeout_seconds: Annotated[float, Field(ge=3, le=300)] = 10.0
+    """Kafka consumer-group session timeout: how soon a dead worker's partitions move to another worker."""
+
     interval_minutes: Literal[15, 30, 60] = 15
     """Length of a KPI interval, aligned to the hour in UTC."""
 

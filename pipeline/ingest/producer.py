@@ -4,7 +4,9 @@ shows adapters how to produce.
 - contact events go to `<prefix>.contact-events` keyed by `queue_id`, agent events to `<prefix>.agent-events`
   keyed by `agent_id` (Kafka's default partitioner, so any Kafka client produces compatible keys);
 - with `events_per_message > 1`, consecutive events of the same key are sent as one JSON array message (the
-  batching option of the contract): fewer, larger messages are what lifts a Faust worker's ceiling;
+  batching option of the contract): fewer, larger messages are what lifts a Faust worker's ceiling. A batch
+  never spans more than `max_batch_span` of event time, so batching reorders events of a partition by at most
+  that much (far less than the allowed lateness);
 - `heartbeat(t)` tells every contact partition that the source's clock has reached `t`.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 from aiokafka import AIOKafkaProducer
@@ -23,10 +25,12 @@ from pipeline.settings import Settings
 
 
 class EventWriter:
-    def __init__(self, settings: Settings, bootstrap: str, events_per_message: int = 1) -> None:
+    def __init__(self, settings: Settings, bootstrap: str, events_per_message: int = 1,
+                 max_batch_span: timedelta = timedelta(seconds=5)) -> None:
         self.contact_topic = settings.topic("contact-events")
         self.agent_topic = settings.topic("agent-events")
         self.events_per_message = max(1, events_per_message)
+        self.max_batch_span = max_batch_span
         self.producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20,
             max_request_size=max(1 << 20, settings.max_message_bytes), acks="all",
@@ -54,7 +58,15 @@ class EventWriter:
         """Send events, in order per key; returns once Kafka has acknowledged them all."""
         pending: dict[tuple[str, bytes], list[ev.Event]] = {}
         futures = []
+        oldest: datetime | None = None
         for e in events:
+            if oldest is None or not pending:
+                oldest = e.time
+            elif e.time - oldest > self.max_batch_span:
+                for route, group in pending.items():
+                    futures.append(await self._send(route, group))
+                pending.clear()
+                oldest = e.time
             route = self._route(e)
             group = pending.setdefault(route, [])
             group.append(e)

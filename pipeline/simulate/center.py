@@ -1,0 +1,437 @@
+"""The contact-center model: a seeded simpy simulation that emits contract events as things happen.
+
+Customers arrive per queue (non-homogeneous Poisson, by thinning against the intraday curve), wait with
+exponential patience, and are routed longest-waiting first to agents with the right skill (the longest
+available agent takes a new arrival). Agents work shifts with breaks; voice agents take one contact at a
+time, chat agents several. Every event is emitted at the simulated time it happens, so the output is in
+time order without sorting, and it is streamed while the simulation runs.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+import simpy
+
+from pipeline.ingest.events import (
+    AcwEnded,
+    AgentLoggedIn,
+    AgentLoggedOut,
+    AgentStateChanged,
+    ContactAbandoned,
+    ContactAnswered,
+    ContactEnded,
+    ContactOffered,
+    ContactTransferred,
+    Event,
+    HoldEnded,
+    HoldStarted,
+)
+from pipeline.simulate.config import CenterConfig, QueueSpec
+
+CHUNK_SECONDS = 60.0  # the simulation runs this far ahead of the consumer of its events
+
+
+def simulate(config: CenterConfig, seed: int) -> Iterator[Event]:
+    """All events of one simulated period, in non-decreasing time order. Same config and seed, same events."""
+    return _Center(config, seed).run()
+
+
+class _Contact:
+    """A customer's contact; it may visit several queues (transfers)."""
+
+    __slots__ = ("contact_id", "customer_id", "open_queues", "transfers")
+
+    def __init__(self, contact_id: str, customer_id: str | None) -> None:
+        self.contact_id = contact_id
+        self.customer_id = customer_id
+        self.open_queues: set[str] = set()  # queues where this contact has an unfinished leg
+        self.transfers = 0
+
+
+class _Leg:
+    """A contact's stay in one queue."""
+
+    __slots__ = ("contact", "queue", "offered_at", "waiting")
+
+    def __init__(self, contact: _Contact, queue: _Queue, offered_at: float) -> None:
+        self.contact = contact
+        self.queue = queue
+        self.offered_at = offered_at
+        self.waiting = False  # in the queue's line; cleared on answer or abandon (lazy removal)
+
+
+class _Queue:
+    __slots__ = ("spec", "queue_id", "channel", "line", "available", "transfer_targets", "dispositions", "weights")
+
+    def __init__(self, spec: QueueSpec) -> None:
+        self.spec = spec
+        self.queue_id = spec.queue_id
+        self.channel = spec.channel
+        self.line: deque[_Leg] = deque()  # waiting legs, oldest first (may hold stale, non-waiting ones)
+        self.available: dict[_Agent, None] = {}  # agents that can take a contact now, longest available first
+        self.transfer_targets: list[_Queue] = []
+        self.dispositions = [name for name, _ in spec.dispositions]
+        self.weights = [weight for _, weight in spec.dispositions]
+
+
+class _Agent:
+    __slots__ = ("agent_id", "channel", "queues", "capacity", "talking", "wrapping", "ready", "listed", "state",
+                 "idle")  # fmt: skip
+
+    def __init__(self, agent_id: str, channel: str, queues: list[_Queue], capacity: int) -> None:
+        self.agent_id = agent_id
+        self.channel = channel
+        self.queues = queues  # primary skill first: it wins ties
+        self.capacity = capacity
+        self.talking = 0  # legs between answered and ended/transferred
+        self.wrapping = 0  # legs in ACW
+        self.ready = False  # logged in and not heading for a break or logout: may get new contacts
+        self.listed = False  # in its queues' `available` lists
+        self.state: str | None = None  # last emitted state
+        self.idle: simpy.Event | None = None  # fired when the last contact is done, for a pending break/logout
+
+
+class _Shift(NamedTuple):
+    login_at: float
+    logout_at: float
+    breaks: list[tuple[float, str, float]]  # (due at, reason code, length), in time order
+
+
+class _Center:
+    def __init__(self, config: CenterConfig, seed: int) -> None:
+        self.config = config
+        self.seed = seed
+        self.env = simpy.Environment()
+        # Separate random streams, so that e.g. the staffing does not change the arrivals.
+        self.rng_customers = random.Random(f"{seed}:customers")
+        self.rng_handling = random.Random(f"{seed}:handling")
+        self.queues = [_Queue(spec) for spec in config.queues]
+        for queue in self.queues:
+            queue.transfer_targets = [q for q in self.queues if q.channel == queue.channel and q is not queue]
+        self.events: list[Event] = []
+        self.event_count = 0
+        self.contact_count = 0
+        self.customer_count = 0
+        self.recent_customers: list[tuple[float, str]] = []  # (contacted at, customer), oldest first
+        self.recent_from = 0  # entries before this index are older than the repeat window
+        self.start = config.start
+        self.clock_at = -1.0
+        self.clock = config.start
+        self.sigma = config.duration_sigma
+
+    # --- running and emitting -------------------------------------------------------------------------
+
+    def run(self) -> Iterator[Event]:
+        env = self.env
+        for queue in self.queues:
+            env.process(self._arrivals(queue))
+        for agent, shift in self._staff():
+            env.process(self._work_shift(agent, shift))
+        while (next_at := env.peek()) != math.inf:
+            env.run(until=next_at + CHUNK_SECONDS)
+            events, self.events = self.events, []
+            yield from events
+
+    def _time(self) -> datetime:
+        now = self.env.now
+        if now != self.clock_at:
+            self.clock_at = now
+            self.clock = self.start + timedelta(milliseconds=round(now * 1000))
+        return self.clock
+
+    def _event_id(self) -> str:
+        self.event_count += 1
+        return f"ev-{self.seed}-{self.event_count}"
+
+    def _contact_event(self, cls: type, leg: _Leg, **fields: object) -> None:
+        queue = leg.queue
+        self.events.append(cls(event_id=self._event_id(), time=self._time(), contact_id=leg.contact.contact_id,
+                               queue_id=queue.queue_id, channel=queue.channel, **fields))  # fmt: skip
+
+    def _agent_event(self, cls: type, agent: _Agent, **fields: object) -> None:
+        self.events.append(cls(event_id=self._event_id(), time=self._time(), agent_id=agent.agent_id, **fields))
+
+    def _set_state(self, agent: _Agent, state: str, reason_code: str | None = None) -> None:
+        agent.state = state
+        self._agent_event(AgentStateChanged, agent, state=state, reason_code=reason_code)
+
+    def _update_state(self, agent: _Agent) -> None:
+        """Emit the agent's state if its work changed it: on_contact while any contact is in talk."""
+        state = "on_contact" if agent.talking else "acw" if agent.wrapping else "available"
+        if state != agent.state:
+            self._set_state(agent, state)
+
+    def _lognormal(self, mean: float) -> float:
+        sigma = self.sigma
+        return self.rng_handling.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma)
+
+    # --- customers ------------------------------------------------------------------------------------
+
+    def _arrivals(self, queue: _Queue):
+        """New contacts for one queue until the end of the period: Poisson, thinned by the intraday curve."""
+        config, env = self.config, self.env
+        rng = random.Random(f"{self.seed}:arrivals:{queue.queue_id}")
+        peak = queue.spec.peak_rate * config.rate_scale / 3600  # per second; the curve peaks at 1.0
+        if peak <= 0:
+            return
+        at = 0.0
+        while True:
+            at += rng.expovariate(peak)
+            if at >= config.duration:
+                return
+            if rng.random() < config.load_at(at):
+                yield env.timeout(at - env.now)
+                self.contact_count += 1
+                contact = _Contact(f"c-{self.seed}-{self.contact_count}", self._customer())
+                self._offer(contact, queue)
+
+    def _customer(self) -> str | None:
+        """Who is contacting: unknown, someone who contacted within the repeat window, or a new customer."""
+        config, rng, now = self.config, self.rng_customers, self.env.now
+        if rng.random() < config.anonymous_prob:
+            return None
+        recent = self.recent_customers
+        window_start = now - config.repeat_window_hours * 3600
+        while self.recent_from < len(recent) and recent[self.recent_from][0] < window_start:
+            self.recent_from += 1
+        if self.recent_from < len(recent) and rng.random() < config.repeat_prob:
+            customer = recent[rng.randrange(self.recent_from, len(recent))][1]
+        else:
+            self.customer_count += 1
+            customer = f"cust-{self.customer_count:06d}"
+        recent.append((now, customer))
+        return customer
+
+    def _offer(self, contact: _Contact, queue: _Queue) -> None:
+        """A new leg: straight to the longest available agent, or into the line until answered or abandoned."""
+        leg = _Leg(contact, queue, self.env.now)
+        contact.open_queues.add(queue.queue_id)
+        self._contact_event(ContactOffered, leg, customer_id=contact.customer_id)
+        if queue.available:
+            agent = next(iter(queue.available))
+            self._answer(agent, leg)
+            self._list(agent, requeue=True)
+        else:
+            leg.waiting = True
+            queue.line.append(leg)
+            patience = self.rng_customers.expovariate(1 / queue.spec.patience_mean)
+            self.env.timeout(patience).callbacks.append(lambda _: self._abandon(leg))
+
+    def _abandon(self, leg: _Leg) -> None:
+        if not leg.waiting:
+            return  # answered in time
+        leg.waiting = False
+        leg.contact.open_queues.discard(leg.queue.queue_id)
+        self._contact_event(ContactAbandoned, leg)
+        line = leg.queue.line
+        while line and not line[0].waiting:
+            line.popleft()
+
+    # --- routing and handling -------------------------------------------------------------------------
+
+    def _list(self, agent: _Agent, requeue: bool = False) -> None:
+        """Keep the agent in its queues' available lists exactly while it can take a contact.
+
+        `requeue` moves a chat agent that just took a chat but has room for more behind the others.
+        """
+        can_take = agent.ready and agent.talking + agent.wrapping < agent.capacity
+        if agent.listed and (requeue or not can_take):
+            for queue in agent.queues:
+                del queue.available[agent]
+            agent.listed = False
+        if can_take and not agent.listed:
+            for queue in agent.queues:
+                queue.available[agent] = None
+            agent.listed = True
+
+    def _pull(self, agent: _Agent) -> None:
+        """Give a ready agent the longest-waiting contacts of its queues while it has room, then list it."""
+        while agent.ready and agent.talking + agent.wrapping < agent.capacity:
+            oldest: _Leg | None = None
+            for queue in agent.queues:
+                line = queue.line
+                while line and not line[0].waiting:
+                    line.popleft()
+                if line and (oldest is None or line[0].offered_at < oldest.offered_at):
+                    oldest = line[0]
+            if oldest is None:
+                break
+            oldest.queue.line.popleft()
+            self._answer(agent, oldest)
+        self._list(agent)
+
+    def _answer(self, agent: _Agent, leg: _Leg) -> None:
+        leg.waiting = False
+        agent.talking += 1
+        self._contact_event(ContactAnswered, leg, agent_id=agent.agent_id)
+        self._update_state(agent)
+        self.env.process(self._handle(agent, leg))
+
+    def _handle(self, agent: _Agent, leg: _Leg):
+        """One answered leg: talk with optional holds, end or transfer, ACW with a disposition."""
+        config, env, rng = self.config, self.env, self.rng_handling
+        queue, contact = leg.queue, leg.contact
+        agent_id = agent.agent_id
+        talk = self._lognormal(queue.spec.talk_mean)
+        voice = queue.channel == "voice"
+        if voice and rng.random() < config.hold_prob:
+            holds = 2 if rng.random() < config.second_hold_prob else 1
+            talked = 0.0
+            for hold_at in sorted(rng.random() * talk for _ in range(holds)):
+                yield env.timeout(hold_at - talked)
+                talked = hold_at
+                self._contact_event(HoldStarted, leg, agent_id=agent_id)
+                yield env.timeout(self._lognormal(config.hold_mean))
+                self._contact_event(HoldEnded, leg, agent_id=agent_id)
+            talk -= talked
+        yield env.timeout(talk)
+
+        target = None
+        if voice and contact.transfers < config.max_transfers and rng.random() < config.transfer_prob:
+            targets = [q for q in queue.transfer_targets if q.queue_id not in contact.open_queues]
+            target = rng.choice(targets) if targets else None
+        agent.talking -= 1
+        agent.wrapping += 1
+        if target is None:
+            self._contact_event(ContactEnded, leg, agent_id=agent_id)
+            disposition = rng.choices(queue.dispositions, queue.weights)[0]
+        else:
+            self._contact_event(ContactTransferred, leg, agent_id=agent_id, to_queue_id=target.queue_id)
+            disposition = "transferred"
+        self._update_state(agent)
+        if target is not None:
+            contact.transfers += 1
+            self._offer(contact, target)
+
+        yield env.timeout(self._lognormal(queue.spec.acw_mean))
+        self._contact_event(AcwEnded, leg, agent_id=agent_id, disposition=disposition)
+        contact.open_queues.discard(queue.queue_id)
+        agent.wrapping -= 1
+        if agent.ready:
+            self._pull(agent)
+            self._update_state(agent)
+        elif agent.talking or agent.wrapping:
+            self._update_state(agent)
+        elif agent.idle is not None:  # a break or the logout was waiting for this
+            agent.idle.succeed()
+            agent.idle = None
+
+    # --- agents ---------------------------------------------------------------------------------------
+
+    def _staff(self) -> list[tuple[_Agent, _Shift]]:
+        """The agents (channel, skills) and their shifts, drawn once from the seed."""
+        config = self.config
+        rng = random.Random(f"{self.seed}:staff")
+        voice = [q for q in self.queues if q.channel == "voice"]
+        chat = [q for q in self.queues if q.channel == "chat"]
+        chat_agents = round(config.agents * config.chat_agent_share) if chat else 0
+        if not voice:
+            chat_agents = config.agents
+        chat_indexes = set(rng.sample(range(config.agents), chat_agents))
+        primaries = {
+            "voice": _allocate(config.agents - chat_agents, voice, config),
+            "chat": _allocate(chat_agents, chat, config),
+        }
+        for skill_list in primaries.values():
+            rng.shuffle(skill_list)
+        width = max(3, len(str(config.agents)))
+        staff = []
+        for index in range(config.agents):
+            channel = "chat" if index in chat_indexes else "voice"
+            same_channel = chat if channel == "chat" else voice
+            primary = primaries[channel].pop()
+            others = [q for q in same_channel if q is not primary]
+            extra = rng.random()
+            skills = [primary] + (others if extra < 0.15 else rng.sample(others, 1) if extra < 0.5 and others else [])
+            capacity = config.chat_concurrency if channel == "chat" else 1
+            agent = _Agent(f"agent-{index + 1:0{width}d}", channel, skills, capacity)
+            staff.append((agent, self._shift(rng)))
+        return staff
+
+    def _shift(self, rng: random.Random) -> _Shift:
+        """A shift inside the period, placed where the traffic is, with staggered edges and breaks."""
+        config = self.config
+        length = min(config.shift_hours * 3600, config.duration)
+        start = 0.0
+        if length < config.duration:  # center the shift on a moment drawn from the intraday curve
+            while True:
+                moment = rng.random() * config.duration
+                if rng.random() < config.load_at(moment):
+                    break
+            start = min(max(moment - length / 2, 0.0), config.duration - length)
+        stagger = min(0.1 * length, 1200.0)  # half the agents are on time, the others up to 20 min off
+        login_at = start + max(0.0, rng.uniform(-stagger, stagger))
+        logout_at = start + length - max(0.0, rng.uniform(-stagger, stagger))
+        worked = logout_at - login_at
+        breaks = []
+        if worked >= 3600:
+            count = max(1, round(worked / 7200) - 1)  # 2 h -> 1, 6 h -> 2, 8 h -> 3
+            for k in range(1, count + 1):
+                at = login_at + k * worked / (count + 1) + rng.uniform(-600, 600)
+                if worked >= 5 * 3600 and k == (count + 1) // 2:
+                    breaks.append((at, "lunch", rng.uniform(1800, 2700)))
+                else:
+                    breaks.append((at, "break", rng.uniform(600, 900)))
+            if rng.random() < config.training_prob:
+                breaks.append((login_at + rng.uniform(0.1, 0.7) * worked, "training", rng.uniform(1800, 3600)))
+        breaks.sort()
+        return _Shift(login_at, logout_at, breaks)
+
+    def _work_shift(self, agent: _Agent, shift: _Shift):
+        """Log in, take the breaks (after finishing current work), log out at the end (ditto)."""
+        env = self.env
+        yield env.timeout(shift.login_at)
+        self._agent_event(AgentLoggedIn, agent, queue_ids=[q.queue_id for q in agent.queues])
+        self._become_ready(agent)
+        for due_at, reason, length in shift.breaks:
+            if due_at >= shift.logout_at:
+                break
+            if due_at > env.now:
+                yield env.timeout(due_at - env.now)
+            yield from self._finish_work(agent)
+            if env.now >= shift.logout_at:
+                break
+            self._set_state(agent, "not_ready", reason)
+            back_at = min(env.now + length, shift.logout_at)
+            yield env.timeout(back_at - env.now)
+            if back_at >= shift.logout_at:
+                break
+            self._become_ready(agent)
+        if shift.logout_at > env.now:
+            yield env.timeout(shift.logout_at - env.now)
+        yield from self._finish_work(agent)
+        self._agent_event(AgentLoggedOut, agent)
+        agent.state = None
+
+    def _become_ready(self, agent: _Agent) -> None:
+        agent.ready = True
+        self._update_state(agent)
+        self._pull(agent)
+
+    def _finish_work(self, agent: _Agent):
+        """Take no new contacts and wait until the current ones are done (ACW included)."""
+        agent.ready = False
+        self._list(agent)
+        if agent.talking or agent.wrapping:
+            agent.idle = self.env.event()
+            yield agent.idle
+
+
+def _allocate(count: int, queues: list[_Queue], config: CenterConfig) -> list[_Queue]:
+    """Primary skills for `count` agents, in proportion to each queue's workload (largest remainder)."""
+    if not queues or count == 0:
+        return []
+    work = [q.spec.peak_rate * q.spec.mean_handle(config) for q in queues]
+    total = sum(work) or 1.0
+    shares = [count * w / total for w in work]
+    counts = [int(s) for s in shares]
+    by_remainder = sorted(range(len(queues)), key=lambda i: shares[i] - counts[i], reverse=True)
+    for i in by_remainder[: count - sum(counts)]:
+        counts[i] += 1
+    return [queue for queue, n in zip(queues, counts, strict=True) for _ in range(n)]
