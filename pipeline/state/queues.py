@@ -116,6 +116,8 @@ class QueueState:
         self.totals: dict[tuple[str, str], QueueCounts] = {}
         # expired legs by (queue, channel, reason), for the pipeline's own metrics
         self.expired: dict[tuple[str, str, str], int] = {}
+        # contacts waiting now: (queue, channel) -> {contact id: arrival time}; derived from the legs
+        self.waiting_since: dict[tuple[str, str], dict[str, int]] = {}
 
     # ---- applying events -------------------------------------------------------------------------------
 
@@ -125,9 +127,23 @@ class QueueState:
             self.watermark = t
 
     def is_final(self, queue_id: str, channel: str, start: int) -> bool:
-        return (queue_id, channel, start) not in self.intervals and (
-            start + self.interval_ms + self.allowed_lateness <= self.watermark
-        )
+        """Closed for good: past its end by the allowed lateness, and nothing arrived in or before it waits."""
+        return (queue_id, channel, start) not in self.intervals and self._closable(queue_id, channel, start)
+
+    def _closable(self, queue_id: str, channel: str, start: int) -> bool:
+        if start + self.interval_ms + self.allowed_lateness > self.watermark:
+            return False
+        waiting = self.waiting_since.get((queue_id, channel))
+        return not waiting or min(waiting.values()) >= start + self.interval_ms
+
+    def _track_waiting(self, leg: Leg) -> None:
+        qc = (leg.queue_id, leg.channel)
+        if leg.waiting:
+            self.waiting_since.setdefault(qc, {})[leg.contact_id] = leg.offered_at
+        elif qc in self.waiting_since:
+            self.waiting_since[qc].pop(leg.contact_id, None)
+            if not self.waiting_since[qc]:
+                del self.waiting_since[qc]
 
     def apply(self, e: ev.ContactEvent) -> str | None:
         """Apply one contact event. Returns None when applied, else DUPLICATE, LATE or IMPOSSIBLE."""
@@ -158,6 +174,7 @@ class QueueState:
         leg.first_seen = min(leg.first_seen, t)
         leg.last_seen = max(leg.last_seen, t)
         self.legs[key] = leg
+        self._track_waiting(leg)
         self._add(leg.queue_id, leg.channel, increments)
         self.observe_time(t)
         return None
@@ -177,34 +194,29 @@ class QueueState:
     # ---- time passing ----------------------------------------------------------------------------------
 
     def advance(self) -> list[IntervalUpdate]:
-        """Expire stale legs, forget finished ones, and close every interval that is now final.
+        """Expire stale legs, close every interval that is now final, and forget legs that can change nothing.
 
         Returns the final updates, oldest first. Call once per batch, after applying it.
         """
         wm = self.watermark
         length = self.interval_ms
-        horizon = wm - self.allowed_lateness
-        oldest_waiting: dict[tuple[str, str], int] = {}
         for key, leg in list(self.legs.items()):
-            if leg.complete:
-                if interval_start(leg.last_seen, length) + length <= horizon:
-                    del self.legs[key]
-                continue
-            if (leg.offered_at if leg.offered_at is not None else leg.first_seen) + self.contact_timeout <= wm:
+            if not leg.complete and (leg.offered_at if leg.offered_at is not None else leg.first_seen) \
+                    + self.contact_timeout <= wm:
                 self._expire(key, leg)
-            elif leg.waiting:
-                qc = (leg.queue_id, leg.channel)
-                oldest_waiting[qc] = min(oldest_waiting.get(qc, leg.offered_at), leg.offered_at)
         finals: list[IntervalUpdate] = []
         for (q, ch, start) in sorted(self.intervals, key=lambda k: k[2]):
-            if start + length > horizon:
+            if not self._closable(q, ch, start):
                 continue
-            blocker = oldest_waiting.get((q, ch))
-            if blocker is not None and blocker < start + length:
-                continue  # a contact that arrived in (or before) it still waits
             ivl = self.intervals.pop((q, ch, start))
             ivl.revision += 1
             finals.append(IntervalUpdate(q, ch, start // 1000, ivl.revision, True, ivl.counts, self.threshold_of(q)))
+        # A complete leg is kept while any interval it touched is open, so that a re-delivered event of it is
+        # still recognised as a duplicate; after that every event of it would be late anyway.
+        for key, leg in list(self.legs.items()):
+            if leg.complete and all(self.is_final(leg.queue_id, leg.channel, interval_start(t, length))
+                                    for t in (leg.offered_at, leg.acw_end_at, leg.last_seen) if t is not None):
+                del self.legs[key]
         return finals
 
     def _expire(self, key: tuple[str, str], leg: Leg) -> None:
@@ -219,6 +231,8 @@ class QueueState:
         k = (leg.queue_id, leg.channel, reason)
         self.expired[k] = self.expired.get(k, 0) + 1
         del self.legs[key]
+        leg.outcome_counted = True  # no longer waiting
+        self._track_waiting(leg)
 
     def provisional(self, wall_now: float, every: float) -> list[IntervalUpdate]:
         """Updates for open intervals that changed and were last published at least `every` seconds ago."""
@@ -236,14 +250,8 @@ class QueueState:
 
     def waiting(self) -> Iterator[tuple[str, str, int, float]]:
         """(queue, channel, contacts waiting now, age in seconds of the oldest, measured at the watermark)."""
-        acc: dict[tuple[str, str], list[int]] = {}
-        for leg in self.legs.values():
-            if leg.waiting:
-                a = acc.setdefault((leg.queue_id, leg.channel), [0, leg.offered_at])
-                a[0] += 1
-                a[1] = min(a[1], leg.offered_at)
-        for (q, ch), (n, oldest) in acc.items():
-            yield q, ch, n, max(0, self.watermark - oldest) / 1000
+        for (q, ch), since in self.waiting_since.items():
+            yield q, ch, len(since), max(0, self.watermark - min(since.values())) / 1000
 
     # ---- checkpoint ------------------------------------------------------------------------------------
 
@@ -272,6 +280,9 @@ class QueueState:
         }
         self.totals = {(q, ch): QueueCounts.from_dict(c) for q, ch, c in d["totals"]}
         self.expired = {(q, ch, r): n for q, ch, r, n in d["expired"]}
+        self.waiting_since = {}
+        for leg in self.legs.values():
+            self._track_waiting(leg)
 
 
 def _record(leg: Leg, e: ev.ContactEvent, t: int) -> bool:

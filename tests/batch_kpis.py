@@ -1,0 +1,148 @@
+"""An independent batch computation of the queue counts over a complete event log.
+
+This is the "second, plain computation" the streaming `QueueState` is checked against: it sees every event
+at once (in any order), groups them into legs and applies the KPI catalogue's definitions literally
+(docs/kpis.md, pipeline/kpis/catalogue.py). It deliberately shares no code with `pipeline.state`: only the
+event classes and `QueueCounts` (as the result type) are imported.
+
+Rules, as written in the catalogue:
+- a *leg* is one contact in one queue: the events with the same (queue_id, contact_id);
+- times are integer epoch milliseconds, `round(e.time.timestamp() * 1000)`; the interval of a time t is the
+  one starting at t // L * L (L = the interval length in ms);
+- the queue outcome (offered, answered, abandoned, waits, within-threshold counts) belongs to the interval in
+  which the leg ARRIVED (its `contact.offered`); a wait equal to the threshold counts as within;
+- the handling (handled, handle/hold/ACW time, transferred_out) belongs to the interval in which the leg's
+  after-contact work ENDED (`contact.acw_ended`), and only exists for a leg that was answered, ended or was
+  transferred, ended its ACW and has as many hold ends as hold starts;
+- `source.heartbeat` and agent events carry no counts; events with the same event_id count once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from pipeline.ingest import events as ev
+from pipeline.kpis.counts import QueueCounts
+
+IntervalKey = tuple[str, str, int]  # (queue, channel, interval start in epoch ms)
+TotalKey = tuple[str, str]  # (queue, channel)
+
+
+def ms(e: ev.Event) -> int:
+    """An event's time in integer epoch milliseconds."""
+    return round(e.time.timestamp() * 1000)
+
+
+@dataclass
+class _Leg:
+    channel: str
+    offered: list[int] = field(default_factory=list)
+    answered: list[int] = field(default_factory=list)
+    abandoned: list[int] = field(default_factory=list)
+    ended: list[int] = field(default_factory=list)
+    transferred: list[int] = field(default_factory=list)
+    acw_ended: list[int] = field(default_factory=list)
+    hold_starts: list[int] = field(default_factory=list)
+    hold_ends: list[int] = field(default_factory=list)
+
+
+_SLOT = {
+    ev.ContactOffered: "offered",
+    ev.ContactAnswered: "answered",
+    ev.ContactAbandoned: "abandoned",
+    ev.ContactEnded: "ended",
+    ev.ContactTransferred: "transferred",
+    ev.AcwEnded: "acw_ended",
+    ev.HoldStarted: "hold_starts",
+    ev.HoldEnded: "hold_ends",
+}
+
+
+def _one(times: list[int], what: str, leg: tuple[str, str]) -> int | None:
+    if len(times) > 1:
+        raise ValueError(f"leg {leg}: {len(times)} {what} events in a complete log")
+    return times[0] if times else None
+
+
+def compute(
+    events: Iterable[ev.Event],
+    interval_seconds: int,
+    threshold_of: Callable[[str], float],
+) -> tuple[dict[IntervalKey, QueueCounts], dict[TotalKey, QueueCounts]]:
+    """(counts per (queue, channel, interval start ms), counts per (queue, channel)) of a complete log."""
+    length = interval_seconds * 1000
+
+    # 1. distinct contact events, grouped into legs
+    seen: set[str] = set()
+    legs: dict[tuple[str, str], _Leg] = {}
+    for e in events:
+        slot = _SLOT.get(type(e))
+        if slot is None:  # heartbeats, agent events
+            continue
+        if e.event_id in seen:
+            continue
+        seen.add(e.event_id)
+        leg = legs.setdefault((e.queue_id, e.contact_id), _Leg(e.channel))
+        if leg.channel != e.channel:
+            raise ValueError(f"leg {(e.queue_id, e.contact_id)}: two channels")
+        getattr(leg, slot).append(ms(e))
+
+    # 2. each leg's contribution, attributed to its arrival or completion interval
+    intervals: dict[IntervalKey, QueueCounts] = {}
+
+    def bump(queue: str, channel: str, t: int, name: str, amount: int) -> None:
+        key = (queue, channel, t // length * length)
+        c = intervals.get(key)
+        if c is None:
+            c = intervals[key] = QueueCounts()
+        setattr(c, name, getattr(c, name) + amount)
+
+    for (queue, contact), leg in legs.items():
+        k = (queue, contact)
+        ch = leg.channel
+        threshold_ms = threshold_of(queue) * 1000
+        offered = _one(leg.offered, "offered", k)
+        answered = _one(leg.answered, "answered", k)
+        abandoned = _one(leg.abandoned, "abandoned", k)
+        ended = _one(leg.ended, "ended", k)
+        transferred = _one(leg.transferred, "transferred", k)
+        acw_ended = _one(leg.acw_ended, "acw_ended", k)
+        if ended is not None and transferred is not None:
+            raise ValueError(f"leg {k}: both ended and transferred")
+        conversation_end = ended if ended is not None else transferred
+
+        # queue outcome: arrival interval
+        if offered is not None:
+            bump(queue, ch, offered, "offered", 1)
+            if answered is not None:
+                wait = answered - offered
+                bump(queue, ch, offered, "answered", 1)
+                bump(queue, ch, offered, "answer_wait_ms", wait)
+                if wait <= threshold_ms:
+                    bump(queue, ch, offered, "answered_within_threshold", 1)
+            elif abandoned is not None:
+                wait = abandoned - offered
+                bump(queue, ch, offered, "abandoned", 1)
+                if wait <= threshold_ms:
+                    bump(queue, ch, offered, "abandoned_within_threshold", 1)
+
+        # handling: completion interval
+        if (
+            answered is not None
+            and conversation_end is not None
+            and acw_ended is not None
+            and len(leg.hold_starts) == len(leg.hold_ends)
+        ):
+            bump(queue, ch, acw_ended, "handled", 1)
+            bump(queue, ch, acw_ended, "handle_ms", acw_ended - answered)
+            bump(queue, ch, acw_ended, "hold_ms", sum(leg.hold_ends) - sum(leg.hold_starts))
+            bump(queue, ch, acw_ended, "acw_ms", acw_ended - conversation_end)
+            if transferred is not None:
+                bump(queue, ch, acw_ended, "transferred_out", 1)
+
+    # 3. totals = sums over the intervals
+    totals: dict[TotalKey, QueueCounts] = {}
+    for (queue, ch, _start), c in intervals.items():
+        totals.setdefault((queue, ch), QueueCounts()).add(c)
+    return intervals, totals

@@ -1,0 +1,251 @@
+"""Property-based tests: QueueState over random valid event logs equals the independent batch computation.
+
+A generated log is a set of contacts, each a chain of queue legs: offered, then abandoned, or answered with
+0..3 hold pairs, ended or transferred, and ACW ended; a transfer may continue into another queue as a new leg
+of the same contact. Times are random milliseconds spread over several intervals, in a few time zones.
+Heartbeats are sprinkled in; they only move the watermark (as the processor does).
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, timedelta, timezone
+
+import batch_kpis
+import msgspec
+from eventlog import BASE_MS, Events
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.ingest import events as ev
+from pipeline.kpis.counts import QueueCounts
+from pipeline.state.queues import DUPLICATE, IMPOSSIBLE, LATE, QueueState
+
+INTERVAL = 60  # s: short, so that legs spread over several intervals
+LATENESS = 120  # s
+TIMEOUT = 7 * 24 * 3600  # s: no valid leg lasts this long, so nothing expires
+QUEUES = ("Q1", "Q2", "Q3")
+THRESHOLDS = {"Q1": 20.0, "Q2": 30.0, "Q3": 10.5}
+threshold_of = THRESHOLDS.__getitem__
+FAR = BASE_MS + 365 * 24 * 3600 * 1000
+ZONES = (UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30)))
+
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# waits around the thresholds (20 s, 30 s, 10.5 s) as well as anywhere
+waits = st.one_of(
+    st.integers(0, 90_000),
+    st.sampled_from([0, 10_499, 10_500, 10_501, 19_999, 20_000, 20_001, 29_999, 30_000, 30_001]),
+)
+
+
+@st.composite
+def event_logs(draw) -> list[ev.Event]:
+    """A valid, complete event log, sorted by event time (ties keep the order of the leg's life)."""
+    E = Events(tz=draw(st.sampled_from(ZONES)))
+    start = draw(st.integers(0, INTERVAL * 1000 - 1))  # where in an interval the log starts
+    span = draw(st.integers(1, 6)) * INTERVAL * 1000  # arrivals spread over up to 6 intervals
+    timed: list[tuple[int, ev.Event]] = []
+
+    def at(t: int) -> float:
+        return t / 1000
+
+    for i in range(draw(st.integers(1, 20))):
+        contact = f"c{i}"
+        channel = draw(st.sampled_from(("voice", "chat")))
+        customer = draw(st.one_of(st.none(), st.sampled_from(("cust1", "cust2", "cust3"))))
+        chain = draw(st.permutations(QUEUES))
+        t = start + draw(st.integers(0, span))
+        for n, q in enumerate(chain):
+            common = {"queue": q, "contact": contact, "channel": channel}
+            timed.append((t, E.offered(at(t), customer_id=customer, **common)))
+            t += draw(waits)
+            if draw(st.integers(0, 3)) == 0:  # abandoned about one leg in four
+                timed.append((t, E.abandoned(at(t), **common)))
+                break
+            timed.append((t, E.answered(at(t), agent=f"a{i}", **common)))
+            talk = draw(st.integers(0, 300_000))
+            points = sorted(draw(st.lists(st.integers(0, talk), min_size=0, max_size=6)))
+            points = points[: len(points) // 2 * 2]  # 0..3 hold pairs: (start, end), (start, end), ...
+            for k, p in enumerate(points):
+                make = E.hold_started if k % 2 == 0 else E.hold_ended
+                timed.append((t + p, make(at(t + p), agent=f"a{i}", **common)))
+            t += talk
+            more = n + 1 < len(chain)
+            transfer = draw(st.booleans())
+            onward = transfer and more and draw(st.booleans())
+            if transfer:
+                to = chain[n + 1] if onward else draw(st.sampled_from((None, "elsewhere")))
+                timed.append((t, E.transferred(at(t), agent=f"a{i}", to_queue=to, **common)))
+            else:
+                timed.append((t, E.ended(at(t), agent=f"a{i}", **common)))
+            acw = draw(st.integers(0, 60_000))
+            timed.append((t + acw, E.acw_ended(at(t + acw), agent=f"a{i}", **common)))
+            if not onward:
+                break
+            t += draw(st.integers(0, 5_000))  # the next queue's leg starts at or after the transfer
+    end = max(t for t, _ in timed)
+    for _ in range(draw(st.integers(0, 5))):
+        h = draw(st.integers(start, end))
+        timed.append((h, E.heartbeat(at(h))))
+    timed.sort(key=lambda x: x[0])  # stable: a leg's events at the same ms keep their life order
+    return [e for _, e in timed]
+
+
+def ms(e: ev.Event) -> int:
+    return round(e.time.timestamp() * 1000)
+
+
+def run(events: list[ev.Event], advance_every: int):
+    """Feed a QueueState like the processor does; collect every final update. Returns (finals, results, state)."""
+    s = QueueState(INTERVAL, LATENESS, TIMEOUT, threshold_of)
+    finals: dict[tuple[str, str, int], QueueCounts] = {}
+    results: list = []
+
+    def collect():
+        for u in s.advance():
+            assert u.final and u.revision >= 1
+            key = (u.queue_id, u.channel, u.start * 1000)
+            assert key not in finals, f"interval {key} final twice"
+            assert u.threshold_seconds == THRESHOLDS[u.queue_id]
+            finals[key] = u.counts
+
+    for i, e in enumerate(events, 1):
+        if isinstance(e, ev.SourceHeartbeat):
+            s.observe_time(ms(e))
+        else:
+            results.append(s.apply(e))
+        if i % advance_every == 0:
+            collect()
+    s.observe_time(FAR)
+    collect()
+    return finals, results, s
+
+
+def check_against_batch(events, finals, state):
+    intervals, totals = batch_kpis.compute(events, INTERVAL, threshold_of)
+    assert finals == intervals
+    assert state.totals == totals
+    assert list(state.waiting()) == []
+    assert state.advance() == []
+
+
+def perturbed(events: list[ev.Event], rnd: random.Random, max_shift_ms: int) -> list[ev.Event]:
+    """Processing order = event time + a random shift in [0, max_shift_ms]: an event is processed at most
+    max_shift_ms (<= allowed lateness) after a newer one, so no interval it touches can be final yet."""
+    keyed = [(ms(e) + rnd.randint(0, max_shift_ms), rnd.random(), e) for e in events]
+    keyed.sort(key=lambda x: (x[0], x[1]))
+    return [e for _, _, e in keyed]
+
+
+@SETTINGS
+@given(events=event_logs(), advance_every=st.integers(1, 10))
+def test_ordered_input_equals_batch(events, advance_every):
+    finals, results, state = run(events, advance_every)
+    assert set(results) <= {None}, results
+    check_against_batch(events, finals, state)
+
+
+@SETTINGS
+@given(events=event_logs(), advance_every=st.integers(1, 10), seed=st.integers(0, 2**32 - 1),
+       max_shift=st.integers(0, LATENESS * 1000))
+def test_every_event_duplicated_gives_the_same_counts(events, advance_every, seed, max_shift):
+    rnd = random.Random(seed)
+    # each contact event is delivered twice: the copy (same event_id, re-decoded from its bytes) comes at
+    # most `max_shift` of event time after the original, interleaved with the other events
+    keyed = []
+    for e in events:
+        keyed.append((ms(e), rnd.random(), e))
+        if not isinstance(e, ev.SourceHeartbeat):
+            copy = msgspec.json.decode(ev.encode(e), type=ev.ContactTopicEvent)
+            keyed.append((ms(e) + rnd.randint(0, max_shift), rnd.random(), copy))
+    keyed.sort(key=lambda x: (x[0], x[1]))
+    doubled = [e for _, _, e in keyed]
+    n_contact = sum(not isinstance(e, ev.SourceHeartbeat) for e in events)
+
+    finals, results, state = run(doubled, advance_every)
+    assert results.count(DUPLICATE) == n_contact
+    assert results.count(None) == n_contact
+    check_against_batch(events, finals, state)
+    check_against_batch(doubled, finals, state)  # the batch counts duplicates once as well
+    ref_finals, _, ref_state = run(events, advance_every)
+    assert finals == ref_finals and state.totals == ref_state.totals
+
+
+@SETTINGS
+@given(events=event_logs(), advance_every=st.integers(1, 10), seed=st.integers(0, 2**32 - 1),
+       max_shift=st.integers(0, LATENESS * 1000))
+def test_shuffled_within_allowed_lateness_gives_the_same_counts(events, advance_every, seed, max_shift):
+    shuffled = perturbed(events, random.Random(seed), max_shift)
+    finals, results, state = run(shuffled, advance_every)
+    assert LATE not in results and IMPOSSIBLE not in results, results
+    assert set(results) <= {None}
+    check_against_batch(events, finals, state)
+
+
+@SETTINGS
+@given(events=event_logs(), seed=st.integers(0, 2**32 - 1))
+def test_shuffled_and_duplicated_with_snapshot_restore_midway(events, seed):
+    """Duplicates, local shuffling and a checkpoint restore in the middle: still the batch counts."""
+    rnd = random.Random(seed)
+    doubled = events + [e for e in events if not isinstance(e, ev.SourceHeartbeat)]
+    stream = perturbed(doubled, rnd, LATENESS * 1000)
+    cut = rnd.randint(0, len(stream))
+    s = QueueState(INTERVAL, LATENESS, TIMEOUT, threshold_of)
+    finals: dict = {}
+    results: list = []
+
+    def feed(state, part):
+        for i, e in enumerate(part):
+            if isinstance(e, ev.SourceHeartbeat):
+                state.observe_time(ms(e))
+            else:
+                results.append(state.apply(e))
+            if i % 3 == 0:
+                for u in state.advance():
+                    finals[(u.queue_id, u.channel, u.start * 1000)] = u.counts
+
+    feed(s, stream[:cut])
+    restored = QueueState(INTERVAL, LATENESS, TIMEOUT, threshold_of)
+    restored.restore(s.snapshot())
+    feed(restored, stream[cut:])
+    restored.observe_time(FAR)
+    for u in restored.advance():
+        assert (u.queue_id, u.channel, u.start * 1000) not in finals
+        finals[(u.queue_id, u.channel, u.start * 1000)] = u.counts
+    n_contact = len(doubled) - len(events)
+    assert results.count(DUPLICATE) == n_contact and results.count(None) == n_contact
+    check_against_batch(events, finals, restored)
+
+
+# ---- the batch computation itself, on a hand-checked log -------------------------------------------------
+
+
+def test_batch_compute_hand_checked():
+    E = Events()
+    log = [
+        E.offered(10, "Q1", "c1"), E.answered(30, "Q1", "c1"),  # wait 20 s: within 20 s
+        E.hold_started(40, "Q1", "c1"), E.hold_ended(45.5, "Q1", "c1"),
+        E.transferred(70, "Q1", "c1", to_queue="Q2"), E.acw_ended(75, "Q1", "c1"),  # completes in [60, 120)
+        E.offered(71, "Q2", "c1"), E.abandoned(90, "Q2", "c1"),  # abandon after 19 s, Q2 threshold 30 s
+        E.heartbeat(100),
+        E.offered(50, "Q1", "c2", channel="chat"), E.answered(50.25, "Q1", "c2", channel="chat"),
+        E.ended(60, "Q1", "c2", channel="chat"), E.acw_ended(60, "Q1", "c2", channel="chat"),
+    ]
+    log = log + log[:3]  # duplicates count once
+    intervals, totals = batch_kpis.compute(reversed(log), INTERVAL, threshold_of)
+    b = BASE_MS
+    assert intervals == {
+        ("Q1", "voice", b): QueueCounts(offered=1, answered=1, answered_within_threshold=1, answer_wait_ms=20000),
+        # handle 75 - 30 = 45 s; hold 5.5 s; ACW 75 - 70 = 5 s
+        ("Q1", "voice", b + 60_000): QueueCounts(handled=1, handle_ms=45000, hold_ms=5500, acw_ms=5000,
+                                                 transferred_out=1),
+        ("Q2", "voice", b + 60_000): QueueCounts(offered=1, abandoned=1, abandoned_within_threshold=1),
+        ("Q1", "chat", b): QueueCounts(offered=1, answered=1, answered_within_threshold=1, answer_wait_ms=250),
+        # handle 60 - 50.25 = 9.75 s, ACW 0, completes at 60 s: interval [60, 120)
+        ("Q1", "chat", b + 60_000): QueueCounts(handled=1, handle_ms=9750),
+    }
+    assert totals[("Q1", "voice")] == QueueCounts(offered=1, answered=1, answered_within_threshold=1,
+                                                  answer_wait_ms=20000, handled=1, handle_ms=45000,
+                                                  hold_ms=5500, acw_ms=5000, transferred_out=1)
+    assert set(totals) == {("Q1", "voice"), ("Q2", "voice"), ("Q1", "chat")}
