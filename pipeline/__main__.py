@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("simulate", help="write a simulated center's events to a JSONL file", add_help=False)
     sub.add_parser("schemas", help="regenerate schemas/*.json from the contract's classes")
-    sub.add_parser("catalogue", help="regenerate docs/kpis.md from the KPI definitions")
+    sub.add_parser("catalogue", help="regenerate docs/kpis.md and docs/settings.md from the code")
 
     if argv[:1] == ["simulate"]:
         from pipeline.simulate import main_simulate
@@ -70,10 +70,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "catalogue":
         from pipeline.kpis.catalogue import markdown
+        from pipeline.settings import settings_markdown
 
-        out = Path(__file__).resolve().parent.parent / "docs" / "kpis.md"
-        out.write_text(markdown())
-        print(out)
+        docs = Path(__file__).resolve().parent.parent / "docs"
+        for name, text in (("kpis.md", markdown()), ("settings.md", settings_markdown())):
+            (docs / name).write_text(text)
+            print(docs / name)
         return 0
     raise AssertionError(args.command)
 

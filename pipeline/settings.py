@@ -35,7 +35,7 @@ class SettingsError(SystemExit):
 class QueueSettings(BaseModel):
     """How one queue is measured."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     service_level_threshold_seconds: Annotated[float, Field(gt=0, le=3600)] = 20.0
     """A contact answered within this many seconds of arriving counts towards the service level."""
@@ -70,16 +70,17 @@ class QueueConfig(BaseModel):
 class Settings(BaseSettings):
     """Every setting, with its environment variable `PIPELINE_<NAME>`."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True,
+                                      use_attribute_docstrings=True)
 
     broker_url: str = ""
-    """Kafka bootstrap servers, e.g. `kafka://k1:9092;k2:9092`. Empty: start the embedded broker (Tansu)."""
+    """Kafka bootstrap servers, `host:port[,host:port...]`. Empty: `run` and `replay` start the embedded broker."""
 
     app_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "cc-kpi"
     """Faust application id: the consumer group and the prefix of state topics."""
 
     topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "cc"
-    """Prefix of every topic: `<prefix>.contact-events`, `.agent-events`, `.kpis`, `.dead-letters`."""
+    """Prefix of every topic: `<prefix>.contact-events`, `.agent-events`, `.kpis`, `.dead-letters`, `.late-events`."""
 
     partitions: Annotated[int, Field(ge=1, le=1024)] = 4
     """Partitions of the topics the pipeline creates (workers scale out up to this many)."""
@@ -155,6 +156,24 @@ def _explain(exc: ValidationError, where: str, name_of) -> str:
             msg = "unknown field"
         lines.append(f"  {name_of(tuple(str(p) for p in err['loc']))}{shown}: {msg}")
     return "\n".join(lines)
+
+
+def settings_markdown() -> str:
+    """docs/settings.md: every setting with its variable, default and meaning (generated; a test checks it)."""
+    out = ["# Settings", "", "Generated from `pipeline/settings.py` by `python -m pipeline catalogue`. Every setting "
+           f"is an environment variable (or a line in `.env`); a wrong value stops the command at start.", "",
+           "| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, f in Settings.model_fields.items():
+        default = "" if f.default is None else f.default
+        out.append(f"| `{ENV_PREFIX}{name.upper()}` | `{default}` | {f.description} |")
+    out += ["", "## Queue file (`PIPELINE_QUEUES_FILE`, TOML)", "",
+            "`[defaults]` applies to every queue; `[queues.<queue_id>]` overrides it for one queue.", "",
+            "| field | default | meaning |", "| --- | --- | --- |"]
+    for name, f in QueueSettings.model_fields.items():
+        out.append(f"| `{name}` | `{f.default}` | {f.description} |")
+    out += ["", "```toml", "[defaults]", "service_level_threshold_seconds = 20", "", "[queues.sales]",
+            "service_level_threshold_seconds = 30", "```", ""]
+    return "\n".join(out)
 
 
 def load_settings(**overrides) -> Settings:

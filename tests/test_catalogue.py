@@ -15,6 +15,12 @@ def test_docs_kpis_md_is_up_to_date():
     assert DOC.read_text() == catalogue.markdown(), "docs/kpis.md is stale: run `make generate`"
 
 
+def test_docs_settings_md_is_up_to_date():
+    from pipeline.settings import settings_markdown
+
+    assert (DOC.parent / "settings.md").read_text() == settings_markdown(), "docs/settings.md is stale: make generate"
+
+
 def test_every_count_is_exported_and_in_the_record():
     assert {c.field for c in catalogue.COUNTS} == set(COUNT_FIELDS)
     record_fields = set(KpiRecord.__struct_fields__)
