@@ -143,7 +143,11 @@ class ContactProcessor:
             state.offset = m.offset
             touched.add(m.partition)
             for e in self.ingest.decode(m, out.dead_letters):
-                self._apply(state, e, m, out, max_future)
+                try:
+                    self._apply(state, e, m, out, max_future)
+                except Exception as exc:  # a bug must cost one event, not the worker (faust-streaming #175)
+                    log.exception("error applying %s at %s[%d]@%d", e.event_id, m.topic, m.partition, m.offset)
+                    self.ingest.reject(m, Rejection("processing_error", repr(exc), _original(m, e)), out.dead_letters)
         wall = time.time() if wall_now is None else wall_now
         interval = self.settings.interval_seconds
         for p in touched:

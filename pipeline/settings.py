@@ -161,7 +161,7 @@ def _explain(exc: ValidationError, where: str, name_of) -> str:
 def settings_markdown() -> str:
     """docs/settings.md: every setting with its variable, default and meaning (generated; a test checks it)."""
     out = ["# Settings", "", "Generated from `pipeline/settings.py` by `python -m pipeline catalogue`. Every setting "
-           f"is an environment variable (or a line in `.env`); a wrong value stops the command at start.", "",
+           "is an environment variable (or a line in `.env`); a wrong value stops the command at start.", "",
            "| variable | default | meaning |", "| --- | --- | --- |"]
     for name, f in Settings.model_fields.items():
         default = "" if f.default is None else f.default

@@ -21,6 +21,7 @@ REJECTION_REASONS: dict[str, str] = {
     "unknown_event_type": "the `type` is not an event type of this topic's contract",
     "impossible_sequence": "the event contradicts what is known of its contact (e.g. answered twice)",
     "future_event_time": "the event time is ahead of the worker's clock by more than the allowed skew",
+    "processing_error": "applying the event raised an unexpected error (a bug: the log has the traceback)",
 }
 
 
