@@ -8,6 +8,7 @@ Heartbeats are sprinkled in; they only move the watermark (as the processor does
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import UTC, timedelta, timezone
 
@@ -30,11 +31,15 @@ threshold_of = THRESHOLDS.__getitem__
 FAR = BASE_MS + 365 * 24 * 3600 * 1000
 ZONES = (UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30)))
 
-SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# KPI_PROPERTY_EXAMPLES=2000 for a longer search than the default run's
+SETTINGS = settings(max_examples=int(os.environ.get("KPI_PROPERTY_EXAMPLES", "100")), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow],
+                    database=None)  # no .hypothesis/ directory in the working tree
 
 # waits around the thresholds (20 s, 30 s, 10.5 s) as well as anywhere
 waits = st.one_of(
     st.integers(0, 90_000),
+    st.integers(0, 600_000),  # long waits keep intervals open past their end + lateness
     st.sampled_from([0, 10_499, 10_500, 10_501, 19_999, 20_000, 20_001, 29_999, 30_000, 30_001]),
 )
 
@@ -50,11 +55,14 @@ def event_logs(draw) -> list[ev.Event]:
     def at(t: int) -> float:
         return t / 1000
 
+    # sometimes crowd every contact into fewer queues and one channel, where they interact most
+    queues = draw(st.sampled_from((QUEUES, QUEUES, QUEUES[:2], QUEUES[:1])))
+    channels = draw(st.sampled_from((("voice", "chat"), ("voice",), ("chat",))))
     for i in range(draw(st.integers(1, 20))):
         contact = f"c{i}"
-        channel = draw(st.sampled_from(("voice", "chat")))
+        channel = draw(st.sampled_from(channels))
         customer = draw(st.one_of(st.none(), st.sampled_from(("cust1", "cust2", "cust3"))))
-        chain = draw(st.permutations(QUEUES))
+        chain = draw(st.permutations(queues))
         t = start + draw(st.integers(0, span))
         for n, q in enumerate(chain):
             common = {"queue": q, "contact": contact, "channel": channel}
@@ -170,6 +178,31 @@ def test_every_event_duplicated_gives_the_same_counts(events, advance_every, see
     check_against_batch(doubled, finals, state)  # the batch counts duplicates once as well
     ref_finals, _, ref_state = run(events, advance_every)
     assert finals == ref_finals and state.totals == ref_state.totals
+
+
+@SETTINGS
+@given(events=event_logs(), advance_every=st.integers(1, 10), seed=st.integers(0, 2**32 - 1),
+       max_delay=st.integers(0, 20 * INTERVAL * 1000))
+def test_redelivery_at_any_later_time_is_duplicate_or_late_never_counted_again(
+        events, advance_every, seed, max_delay):
+    rnd = random.Random(seed)
+    # originals in event order; each contact event re-delivered once, up to 20 intervals of event time later
+    keyed = []
+    for e in events:
+        keyed.append((ms(e), rnd.random(), e))
+        if not isinstance(e, ev.SourceHeartbeat):
+            keyed.append((ms(e) + rnd.randint(0, max_delay), rnd.random(), e))
+    keyed.sort(key=lambda x: (x[0], x[1]))
+    stream = [e for _, _, e in keyed]
+    finals, results, state = run(stream, advance_every)
+    first_seen: set[str] = set()
+    for e, r in zip((e for e in stream if not isinstance(e, ev.SourceHeartbeat)), results, strict=True):
+        if e.event_id in first_seen:
+            assert r in (DUPLICATE, LATE), (e, r)
+        else:
+            assert r is None, (e, r)
+            first_seen.add(e.event_id)
+    check_against_batch(events, finals, state)
 
 
 @SETTINGS

@@ -529,7 +529,7 @@ def test_threshold_per_queue():
     }
 
 
-# ---- bugs found (the state should behave as the docstring says; these fail today) ---------------------
+# ---- regressions: two bugs these tests found in the first version (fixed in 6ea443d) ------------------
 
 
 def test_duplicate_of_a_forgotten_leg_in_an_interval_kept_open_is_still_a_duplicate():
@@ -542,7 +542,7 @@ def test_duplicate_of_a_forgotten_leg_in_an_interval_kept_open_is_still_a_duplic
     assert s.advance() == []
     before = s.snapshot()
     results = [s.apply(y_offered), s.apply(y_abandoned)]
-    # expected: ['duplicate', 'duplicate'] (or 'late'), and no change; got: [None, None], offered=3, abandoned=2
+    # the first version had forgotten leg Y here and applied both again: offered=3, abandoned=2
     assert results == [DUPLICATE, DUPLICATE]
     assert s.snapshot() == before
 
@@ -553,5 +553,6 @@ def test_empty_interval_after_a_waiting_contact_is_not_final():
     assert s.apply(E.offered(0, contact="X")) is None  # X waits from interval [0, 60)
     s.observe_time(wm(200))  # interval [60, 120) is past its end + lateness, but X, arrived earlier, waits
     assert s.advance() == []
-    # expected None (applied, as it is when [60, 120) already holds a count); got 'late'
+    # applied, as it is when [60, 120) already holds a count (the first version said 'late': it took an
+    # interval with no counts yet for final)
     assert s.apply(E.offered(70, contact="Z")) is None

@@ -1,0 +1,159 @@
+"""End to end on the embedded broker: simulator (fixed seed) → Kafka → the real worker process → the KPI topic
+and /metrics, compared exactly with the independent batch computation of the same events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+
+from pipeline.broker import ensure_topics, free_port
+from pipeline.kpis.catalogue import COUNTS
+from pipeline.kpis.record import decode_record
+from pipeline.replay import replay
+from pipeline.run import worker_process
+from pipeline.settings import load_settings
+from pipeline.simulate import CenterConfig, simulate, write_jsonl
+from tests.batch_kpis import compute
+
+pytestmark = pytest.mark.integration
+
+THRESHOLDS = {"sales": 30.0, "support-chat": 60.0}  # the rest take the file's default of 20 s
+
+
+def threshold_of(queue: str) -> float:
+    return THRESHOLDS.get(queue, 20.0)
+
+
+@pytest.fixture
+def queues_file(tmp_path):
+    path = tmp_path / "queues.toml"
+    path.write_text("[defaults]\nservice_level_threshold_seconds = 20\n" + "".join(
+        f"[queues.{q}]\nservice_level_threshold_seconds = {t}\n" for q, t in THRESHOLDS.items()))
+    return path
+
+
+def metric_values(text: str) -> dict[tuple[str, tuple], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+@pytest.mark.parametrize("events_per_message", [1, 50])
+def test_replay_matches_the_independent_batch_computation(broker, tmp_path, monkeypatch, queues_file,
+                                                          events_per_message):
+    monkeypatch.setenv("PIPELINE_BROKER_URL", broker.bootstrap)
+    monkeypatch.setenv("PIPELINE_QUEUES_FILE", str(queues_file))
+    events = list(simulate(CenterConfig(duration_hours=1.5), seed=7))
+    events_file = tmp_path / "events.jsonl"
+    write_jsonl(events, events_file)
+
+    summary = replay(events_file, tmp_path / "kpis.jsonl", events_per_message=events_per_message, timeout=240)
+
+    expected_intervals, expected_totals = compute(events, 900, threshold_of)
+    records = [decode_record(line) for line in (tmp_path / "kpis.jsonl").read_bytes().splitlines()]
+    assert summary.rejected == summary.duplicates == summary.late == 0
+    assert all(r.final for r in records)
+    got = {(r.queue_id, r.channel, int(r.interval_start.timestamp()) * 1000): r for r in records}
+    assert set(got) == set(expected_intervals)
+    assert {r.channel for r in records} == {"voice", "chat"}
+    for key, c in expected_intervals.items():
+        r = got[key]
+        assert r.service_level_threshold_seconds == threshold_of(r.queue_id)
+        for count in COUNTS:
+            assert getattr(r, count.record_field) == pytest.approx(getattr(c, count.field) * count.scale,
+                                                                   abs=1e-9), (key, count.field)
+        answered_or_abandoned = c.answered + c.abandoned
+        assert r.service_level == (c.answered_within_threshold / answered_or_abandoned
+                                   if answered_or_abandoned else None)
+        assert r.asa_seconds == (pytest.approx(c.answer_wait_ms / 1000 / c.answered) if c.answered else None)
+        assert r.aht_seconds == (pytest.approx(c.handle_ms / 1000 / c.handled) if c.handled else None)
+        assert r.talk_seconds_sum == pytest.approx((c.handle_ms - c.hold_ms - c.acw_ms) / 1000)
+
+    metrics = metric_values(summary.metrics)
+    for (queue, channel), c in expected_totals.items():
+        labels = (("channel", channel), ("queue", queue))
+        for count in COUNTS:
+            assert metrics[(count.metric, labels)] == pytest.approx(getattr(c, count.field) * count.scale,
+                                                                    abs=1e-6), (queue, count.metric)
+        assert metrics[("cc_queue_contacts_waiting", labels)] == 0
+        assert metrics[("cc_queue_service_level_threshold_seconds", (("queue", queue),))] == threshold_of(queue)
+
+
+def test_bad_messages_are_dead_lettered_counted_and_the_worker_carries_on(broker, tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINE_BROKER_URL", broker.bootstrap)
+    port = free_port()
+    overrides = {"app_id": "dlq-test", "topic_prefix": "dlq-test", "web_port": port}
+    settings = load_settings(**overrides)
+    asyncio.run(ensure_topics(settings))
+    good = orjson.dumps({"type": "contact.offered", "event_id": "ok-1", "time": "2026-01-05T09:00:00Z",
+                         "contact_id": "c1", "queue_id": "sales", "channel": "voice"})
+    bad = {
+        b"not json at all": "not_json",
+        orjson.dumps({"type": "contact.teleported", "event_id": "x", "time": "2026-01-05T09:00:00Z"}):
+            "unknown_event_type",
+        orjson.dumps({"type": "contact.answered", "event_id": "x2", "time": "2026-01-05T09:00:10Z",
+                      "contact_id": "c1", "queue_id": "sales", "channel": "voice"}): "missing_field",
+        orjson.dumps({"type": "contact.offered", "event_id": "ok-2", "time": "2026-01-05T09:00:00Z",
+                      "contact_id": "c1", "queue_id": "sales", "channel": "voice"}): "impossible_sequence",
+    }
+
+    async def produce():
+        p = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await p.start()
+        try:
+            await p.send_and_wait(settings.topic("contact-events"), good, key=b"sales")
+            for value in bad:
+                await p.send_and_wait(settings.topic("contact-events"), value, key=b"sales")
+        finally:
+            await p.stop()
+
+    asyncio.run(produce())
+    with worker_process(settings, tmp_path / "worker.log", **overrides):
+        deadline = time.monotonic() + 90
+        rejected = {}
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+                    metrics = metric_values(resp.read().decode())
+            except OSError:
+                time.sleep(0.5)
+                continue
+            rejected = {dict(labels)["reason"]: v for (name, labels), v in metrics.items()
+                        if name == "cc_pipeline_rejected_events_total"}
+            if sum(rejected.values()) >= len(bad):
+                break
+            time.sleep(0.5)
+        assert rejected == {reason: 1 for reason in bad.values()}
+        assert metrics[("cc_queue_offered_total", (("channel", "voice"), ("queue", "sales")))] == 1
+
+    async def read_dead_letters():
+        c = AIOKafkaConsumer(settings.topic("dead-letters"), bootstrap_servers=broker.bootstrap,
+                             auto_offset_reset="earliest", group_id=None)
+        await c.start()
+        try:
+            out = []
+            while len(out) < len(bad):
+                batch = await asyncio.wait_for(c.getmany(timeout_ms=1000), 30)
+                for msgs in batch.values():
+                    out += msgs
+            return out
+        finally:
+            await c.stop()
+
+    letters = asyncio.run(read_dead_letters())
+    by_value = {m.value: dict(m.headers) for m in letters}
+    assert set(by_value) == set(bad)
+    for value, reason in bad.items():
+        h = by_value[value]
+        assert h["dlq.reason"].decode() == reason
+        assert h["dlq.topic"].decode() == settings.topic("contact-events")
+        assert int(h["dlq.partition"]) >= 0 and int(h["dlq.offset"]) >= 1

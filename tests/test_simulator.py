@@ -1,0 +1,267 @@
+"""The traffic simulator: deterministic, complete and consistent event logs that follow the contract."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import msgspec
+import pytest
+
+from pipeline.ingest.events import (
+    AcwEnded,
+    AgentLoggedIn,
+    AgentLoggedOut,
+    AgentStateChanged,
+    AgentTopicEvent,
+    ContactAbandoned,
+    ContactAnswered,
+    ContactEnded,
+    ContactEvent,
+    ContactOffered,
+    ContactTopicEvent,
+    ContactTransferred,
+    Event,
+    HoldEnded,
+    HoldStarted,
+    encode,
+)
+from pipeline.simulate import CenterConfig, main_simulate, paced, read_jsonl, simulate, write_jsonl
+
+DEFAULT = CenterConfig()
+# A whole day of a small center: several sessions per agent, shifts cut by the period's edges.
+DAY = replace(DEFAULT, agents=30, duration_hours=26).with_load_of(DEFAULT)
+
+RUNS = {"default-1": (DEFAULT, 1), "default-2": (DEFAULT, 2), "default-3": (DEFAULT, 3), "day-4": (DAY, 4)}
+
+
+@pytest.fixture(scope="module")
+def logs() -> dict[str, list[Event]]:
+    return {name: list(simulate(config, seed)) for name, (config, seed) in RUNS.items()}
+
+
+@pytest.fixture(scope="module")
+def default_log(logs: dict[str, list[Event]]) -> list[Event]:
+    return logs["default-1"]
+
+
+def _bytes(events: list[Event]) -> bytes:
+    return b"\n".join(encode(e) for e in events)
+
+
+def test_same_seed_gives_identical_bytes_and_another_seed_does_not(default_log: list[Event]) -> None:
+    assert _bytes(list(simulate(DEFAULT, 1))) == _bytes(default_log)
+    assert _bytes(list(simulate(DEFAULT, 2)))[:20_000] != _bytes(default_log)[:20_000]
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_events_are_in_time_order_with_unique_ids(logs: dict[str, list[Event]], run: str) -> None:
+    events = logs[run]
+    config = RUNS[run][0]
+    assert all(a.time <= b.time for a, b in zip(events, events[1:], strict=False))
+    assert events[0].time >= config.start
+    assert len({e.event_id for e in events}) == len(events)
+    assert all(e.time.microsecond % 1000 == 0 and e.time.utcoffset() == timedelta(0) for e in events)
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_every_leg_follows_the_contract_sequence(logs: dict[str, list[Event]], run: str) -> None:
+    events = logs[run]
+    open_legs: dict[tuple[str, str], list[ContactEvent]] = {}
+    seen: set[tuple[str, str]] = set()
+    finished = 0
+    for index, event in enumerate(events):
+        if not isinstance(event, ContactEvent):
+            continue
+        key = (event.queue_id, event.contact_id)
+        if isinstance(event, ContactOffered):
+            assert key not in open_legs, f"offered again while its leg is unfinished: {event}"
+            assert key not in seen, f"(queue, contact) identifies one leg for the whole log: {event}"
+            seen.add(key)
+            open_legs[key] = [event]
+            continue
+        leg = open_legs[key]
+        leg.append(event)
+        assert leg[-2].time <= event.time
+        if isinstance(event, ContactTransferred):
+            assert event.to_queue_id not in (None, event.queue_id)
+            offered = [
+                e
+                for e in events[index + 1 : index + 50]
+                if isinstance(e, ContactOffered)
+                and e.contact_id == event.contact_id
+                and e.queue_id == event.to_queue_id
+            ]
+            assert offered and offered[0].time == event.time and offered[0].channel == event.channel
+        if isinstance(event, ContactAbandoned | AcwEnded):
+            _check_leg(leg)
+            del open_legs[key]
+            finished += 1
+    assert not open_legs, "the run drains: every leg completes"
+    assert finished == sum(isinstance(e, ContactOffered) for e in events)
+
+
+def _check_leg(leg: list[ContactEvent]) -> None:
+    """offered, then abandoned; or answered, hold pairs, ended or transferred, acw_ended (same agent)."""
+    kinds = [type(e) for e in leg]
+    assert kinds[0] is ContactOffered
+    assert len({(e.channel, e.queue_id, e.contact_id) for e in leg}) == 1
+    if kinds[1] is ContactAbandoned:
+        assert len(kinds) == 2
+        return
+    assert kinds[1] is ContactAnswered
+    assert kinds[-2] in (ContactEnded, ContactTransferred) and kinds[-1] is AcwEnded
+    holds = kinds[2:-2]
+    assert holds == [HoldStarted, HoldEnded] * (len(holds) // 2)
+    assert len({e.agent_id for e in leg[1:]}) == 1  # type: ignore[attr-defined]
+    assert leg[-1].disposition  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_agents_never_exceed_their_capacity_and_work_only_when_logged_in(
+    logs: dict[str, list[Event]], run: str
+) -> None:
+    config = RUNS[run][0]
+    logged_in: set[str] = set()
+    channel_of: dict[str, str] = {}
+    active: Counter[str] = Counter()
+    for event in logs[run]:
+        if isinstance(event, AgentLoggedIn):
+            assert event.agent_id not in logged_in
+            logged_in.add(event.agent_id)
+            assert event.queue_ids
+        elif isinstance(event, AgentLoggedOut):
+            assert active[event.agent_id] == 0, "logs out only after finishing its work"
+            logged_in.remove(event.agent_id)
+        elif isinstance(event, AgentStateChanged):
+            assert event.agent_id in logged_in
+            assert (event.state == "not_ready") == (event.reason_code is not None)
+            if event.state == "not_ready":
+                assert active[event.agent_id] == 0, "breaks start after the current work"
+        elif isinstance(event, ContactAnswered):
+            assert event.agent_id in logged_in
+            assert channel_of.setdefault(event.agent_id, event.channel) == event.channel
+            active[event.agent_id] += 1
+            limit = config.chat_concurrency if event.channel == "chat" else 1
+            assert active[event.agent_id] <= limit, f"{event.agent_id} over capacity at {event.time}"
+        elif isinstance(event, AcwEnded):
+            active[event.agent_id] -= 1
+    assert not logged_in and not +active
+    assert config.chat_concurrency > 1 and any(
+        n == config.chat_concurrency for n in _peak_concurrency(logs[run], "chat").values()
+    )
+
+
+def _peak_concurrency(events: list[Event], channel: str) -> dict[str, int]:
+    active: Counter[str] = Counter()
+    peak: dict[str, int] = {}
+    for event in events:
+        if isinstance(event, ContactAnswered) and event.channel == channel:
+            active[event.agent_id] += 1
+            peak[event.agent_id] = max(peak.get(event.agent_id, 0), active[event.agent_id])
+        elif isinstance(event, AcwEnded) and event.channel == channel:
+            active[event.agent_id] -= 1
+    return peak
+
+
+def test_agent_states_follow_the_work(default_log: list[Event]) -> None:
+    """A voice agent is on_contact when answering, in acw after ending, available or on a break after."""
+    voice_agents = {e.agent_id for e in default_log if isinstance(e, ContactAnswered) and e.channel == "voice"}
+    state: dict[str, str] = {}
+    for event in default_log:
+        if isinstance(event, AgentStateChanged):
+            assert state.get(event.agent_id) != event.state or event.state == "not_ready"
+            state[event.agent_id] = event.state
+        elif isinstance(event, AgentLoggedOut):
+            state.pop(event.agent_id)
+        elif isinstance(event, ContactAnswered) and event.agent_id in voice_agents:
+            assert state[event.agent_id] in ("available", "acw")  # acw: straight on to a waiting contact
+        elif isinstance(event, HoldStarted | HoldEnded | ContactEnded | ContactTransferred):
+            assert state[event.agent_id] == "on_contact"
+
+
+def test_a_moderate_run_shows_everything_the_kpis_need(default_log: list[Event]) -> None:
+    types = Counter(type(e) for e in default_log)
+    for kind in (ContactAbandoned, ContactTransferred, HoldStarted, AgentLoggedIn, AgentLoggedOut):
+        assert types[kind] > 0, kind
+    offered = [e for e in default_log if isinstance(e, ContactOffered)]
+    assert {e.channel for e in offered} == {"voice", "chat"}
+    assert {e.queue_id for e in offered} == {q.queue_id for q in DEFAULT.queues}
+    # Repeat customers: several contacts (not merely transfer legs) from the same customer.
+    customer_of = {e.contact_id: e.customer_id for e in offered}
+    by_customer = Counter(customer for customer in customer_of.values() if customer is not None)
+    assert sum(n > 1 for n in by_customer.values()) >= 10
+    assert None in customer_of.values()  # some contacts come from unknown customers
+    assert all(c.startswith("cust-") for c in by_customer)
+    reasons = {e.reason_code for e in default_log if isinstance(e, AgentStateChanged) and e.state == "not_ready"}
+    assert "break" in reasons
+    dispositions = {e.disposition for e in default_log if isinstance(e, AcwEnded)}
+    assert {"resolved", "transferred"} <= dispositions
+    assert all(e.contact_id.startswith("c-1-") for e in offered)
+
+
+def test_every_event_round_trips_through_the_contract_decoder(default_log: list[Event]) -> None:
+    decoder = msgspec.json.Decoder(ContactTopicEvent | AgentTopicEvent)
+    for event in default_log:
+        raw = encode(event)
+        decoded = decoder.decode(raw)
+        assert decoded == event and encode(decoded) == raw
+
+
+def test_jsonl_write_and_read_round_trip(default_log: list[Event], tmp_path) -> None:
+    path = tmp_path / "events.jsonl"
+    assert write_jsonl(iter(default_log), path) == len(default_log)
+    assert path.read_bytes().count(b"\n") == len(default_log)
+    assert list(read_jsonl(path)) == default_log
+
+
+def test_read_jsonl_names_the_bad_line(tmp_path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"type": "agent.logged_out"}\n')
+    with pytest.raises(ValueError, match="bad.jsonl:1"):
+        list(read_jsonl(path))
+
+
+def test_with_load_of_scales_arrivals_with_the_staff() -> None:
+    assert DEFAULT.with_load_of(DEFAULT).rate_scale == pytest.approx(1.0)
+    double = replace(DEFAULT, agents=80).with_load_of(DEFAULT)
+    assert double.rate_scale == pytest.approx(2.0, rel=0.05)
+    day = replace(DEFAULT, agents=1000, duration_hours=24).with_load_of(DEFAULT)
+    assert 10 < day.rate_scale < 40
+
+
+def test_config_rejects_a_naive_start() -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        CenterConfig(start=datetime(2026, 1, 5, 9))
+
+
+async def test_paced_replays_everything_in_order_in_batches() -> None:
+    events = list(simulate(replace(DEFAULT, agents=8, duration_hours=0.25).with_load_of(DEFAULT), 5))
+    span = (events[-1].time - events[0].time).total_seconds()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    batches = [batch async for batch in paced(events, speed=span / 0.3)]  # about 0.3 s of wall time
+    elapsed = loop.time() - began
+    assert [e for batch in batches for e in batch] == events
+    assert all(batches)
+    assert 0.25 < elapsed < 2.0
+    assert len(batches) <= elapsed / 0.1 + 2
+    assert [b async for b in paced([], speed=60)] == []
+
+
+def test_main_simulate_writes_a_log_and_a_summary(tmp_path, capsys) -> None:
+    path = tmp_path / "out.jsonl"
+    argv = ["--out", str(path), "--seed", "3", "--hours", "0.5", "--agents", "12", "--start", "2026-01-06T10:00Z"]
+    assert main_simulate(argv) == 0
+    events = list(read_jsonl(path))
+    assert events and events[0].time >= datetime.fromisoformat("2026-01-06T10:00:00+00:00")
+    assert len({e.agent_id for e in events if isinstance(e, AgentLoggedIn)}) == 12
+    summary = capsys.readouterr().err
+    assert f"wrote {len(events):,} events" in summary and "contact.offered" in summary
+    per_agent = defaultdict(list)
+    for e in events:
+        if isinstance(e, AgentLoggedIn | AgentLoggedOut):
+            per_agent[e.agent_id].append(type(e))
+    assert all(kinds == [AgentLoggedIn, AgentLoggedOut] for kinds in per_agent.values())
