@@ -74,17 +74,41 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     agents = AgentProcessor(settings, stats)
     registry = build_registry(contacts, stats)
 
-    contact_topic = app.topic(settings.topic("contact-events"), key_type=bytes, value_type=bytes,
-                              partitions=settings.partitions)
-    agent_topic = app.topic(settings.topic("agent-events"), key_type=bytes, value_type=bytes,
-                            partitions=settings.partitions)
-    kpi_topic = app.topic(settings.topic("kpis"), key_type=bytes, value_type=bytes)
-    dead_letter_topic = app.topic(settings.topic("dead-letters"), key_type=bytes, value_type=bytes)
-    late_topic = app.topic(settings.topic("late-events"), key_type=bytes, value_type=bytes)
-    snapshots = app.tables.add(PartitionStateTable(
-        app, name="queue-state", key_type=int, value_type=bytes, partitions=settings.partitions,
-        help="Queue state checkpoint per contact-event partition.",
-    ))
+    contact_topic = app.topic(
+        settings.topic("contact-events"),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    agent_topic = app.topic(
+        settings.topic("agent-events"),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    kpi_topic = app.topic(
+        settings.topic("kpis"), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    dead_letter_topic = app.topic(
+        settings.topic("dead-letters"), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    late_topic = app.topic(
+        settings.topic("late-events"), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    snapshots = app.tables.add(
+        PartitionStateTable(
+            app,
+            name="queue-state",
+            key_type=int,
+            value_type=bytes,
+            partitions=settings.partitions,
+            help="Queue state checkpoint per contact-event partition.",
+        )
+    )
 
     def stored_snapshot(partition: int) -> bytes | None:
         return snapshots.data.get(partition)
@@ -121,18 +145,24 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     @app.page("/progress")
     async def progress(web, request):  # noqa: ANN001
         """Per owned partition: last offset applied, watermark, open intervals and legs (replay waits on it)."""
-        return web.json({
-            "partitions": {
-                str(p): {"offset": s.offset, "watermark_ms": s.watermark, "open_intervals": len(s.intervals),
-                         "legs": len(s.legs)}
-                for p, s in sorted(contacts.partitions.items())
-            },
-            "messages": dict(stats.messages),
-            "batches": stats.batches,
-            "rejected": {f"{topic}|{reason}": n for (topic, reason), n in stats.rejected.items()},
-            "duplicates": sum(stats.duplicates.values()),
-            "late": sum(stats.late.values()),
-        })
+        return web.json(
+            {
+                "partitions": {
+                    str(p): {
+                        "offset": s.offset,
+                        "watermark_ms": s.watermark,
+                        "open_intervals": len(s.intervals),
+                        "legs": len(s.legs),
+                    }
+                    for p, s in sorted(contacts.partitions.items())
+                },
+                "messages": dict(stats.messages),
+                "batches": stats.batches,
+                "rejected": {f"{topic}|{reason}": n for (topic, reason), n in stats.rejected.items()},
+                "duplicates": sum(stats.duplicates.values()),
+                "late": sum(stats.late.values()),
+            }
+        )
 
     app.pipeline = contacts  # type: ignore[attr-defined]  (for tests and the replay command)
     return app
@@ -146,4 +176,3 @@ def _message(e: faust.EventT) -> Message:
 async def _send_dead(topic: faust.TopicT, letters: list[DeadLetter]) -> None:
     for d in letters:
         await topic.send(key=d.key, value=d.original, headers=d.headers())
-

@@ -102,7 +102,9 @@ def run_demo(hours: float, speed: float, seed: int, agents: int | None, log_dir:
     log_dir.mkdir(parents=True, exist_ok=True)
     # The simulated day ends now, so event times stay in the past however fast it plays.
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=hours)
-    config = CenterConfig(start=start, hours=hours, **({"agents": agents} if agents else {}))
+    # Arrivals follow the staffing, so agents stay about as busy as in the default center at any size.
+    config = CenterConfig(start=start, duration_hours=hours, **({"agents": agents} if agents else {}))
+    config = config.with_load_of(CenterConfig())
     try:
         with broker_for(settings, log_dir) as settings:
             asyncio.run(ensure_topics(settings))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter, defaultdict
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ from pipeline.ingest.events import (
     encode,
 )
 from pipeline.simulate import CenterConfig, main_simulate, paced, read_jsonl, simulate, write_jsonl
+from pipeline.simulate.config import _staffing
 
 DEFAULT = CenterConfig()
 # A whole day of a small center: several sessions per agent, shifts cut by the period's edges.
@@ -227,7 +229,10 @@ def test_read_jsonl_names_the_bad_line(tmp_path) -> None:
 def test_with_load_of_scales_arrivals_with_the_staff() -> None:
     assert DEFAULT.with_load_of(DEFAULT).rate_scale == pytest.approx(1.0)
     double = replace(DEFAULT, agents=80).with_load_of(DEFAULT)
-    assert double.rate_scale == pytest.approx(2.0, rel=0.05)
+    # Square-root staffing keeps the smallest margin (agents - load) / sqrt(load) of the reference, which lets
+    # twice the agents carry more than twice the load (economies of scale).
+    assert _smallest_margin(double) == pytest.approx(_smallest_margin(DEFAULT), rel=1e-6)
+    assert double.rate_scale > 2.0
     day = replace(DEFAULT, agents=1000, duration_hours=24).with_load_of(DEFAULT)
     assert 10 < day.rate_scale < 40
 
@@ -265,3 +270,7 @@ def test_main_simulate_writes_a_log_and_a_summary(tmp_path, capsys) -> None:
         if isinstance(e, AgentLoggedIn | AgentLoggedOut):
             per_agent[e.agent_id].append(type(e))
     assert all(kinds == [AgentLoggedIn, AgentLoggedOut] for kinds in per_agent.values())
+
+
+def _smallest_margin(config: CenterConfig) -> float:
+    return min((n - load) / math.sqrt(load) for n, load in _staffing(config) if n > 0 and load > 0)

@@ -13,10 +13,11 @@ import math
 import random
 from collections import deque
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import simpy
+from simpy.core import EmptySchedule
 
 from pipeline.ingest.events import (
     AcwEnded,
@@ -33,8 +34,9 @@ from pipeline.ingest.events import (
     HoldStarted,
 )
 from pipeline.simulate.config import CenterConfig, QueueSpec
+from pipeline.simulate.roster import Session, agent_sessions, chat_agents
 
-CHUNK_SECONDS = 60.0  # the simulation runs this far ahead of the consumer of its events
+BATCH_EVENTS = 1000  # the simulation runs about this many events ahead of the consumer
 
 
 def simulate(config: CenterConfig, seed: int) -> Iterator[Event]:
@@ -45,13 +47,14 @@ def simulate(config: CenterConfig, seed: int) -> Iterator[Event]:
 class _Contact:
     """A customer's contact; it may visit several queues (transfers)."""
 
-    __slots__ = ("contact_id", "customer_id", "open_queues", "transfers")
+    __slots__ = ("contact_id", "customer_id", "visited")
 
     def __init__(self, contact_id: str, customer_id: str | None) -> None:
         self.contact_id = contact_id
         self.customer_id = customer_id
-        self.open_queues: set[str] = set()  # queues where this contact has an unfinished leg
-        self.transfers = 0
+        # Queues offered this contact so far. Transfers never go back to one, so that (queue, contact)
+        # identifies one leg for the whole log, not only while the leg is unfinished.
+        self.visited: list[str] = []
 
 
 class _Leg:
@@ -81,8 +84,19 @@ class _Queue:
 
 
 class _Agent:
-    __slots__ = ("agent_id", "channel", "queues", "capacity", "talking", "wrapping", "ready", "listed", "state",
-                 "idle")  # fmt: skip
+    __slots__ = (
+        "agent_id",
+        "channel",
+        "queues",
+        "capacity",
+        "talking",
+        "wrapping",
+        "ready",
+        "draining",
+        "listed",
+        "state",
+        "idle",
+    )
 
     def __init__(self, agent_id: str, channel: str, queues: list[_Queue], capacity: int) -> None:
         self.agent_id = agent_id
@@ -92,14 +106,16 @@ class _Agent:
         self.talking = 0  # legs between answered and ended/transferred
         self.wrapping = 0  # legs in ACW
         self.ready = False  # logged in and not heading for a break or logout: may get new contacts
+        self.draining = False  # the period ended mid-shift: serving what still waits, then logging out
         self.listed = False  # in its queues' `available` lists
         self.state: str | None = None  # last emitted state
         self.idle: simpy.Event | None = None  # fired when the last contact is done, for a pending break/logout
 
 
-class _Shift(NamedTuple):
+class _Session(NamedTuple):
     login_at: float
     logout_at: float
+    cut_end: bool  # the period ends mid-shift
     breaks: list[tuple[float, str, float]]  # (due at, reason code, length), in time order
 
 
@@ -120,23 +136,30 @@ class _Center:
         self.customer_count = 0
         self.recent_customers: list[tuple[float, str]] = []  # (contacted at, customer), oldest first
         self.recent_from = 0  # entries before this index are older than the repeat window
-        self.start = config.start
+        self.start = config.start.astimezone(UTC)
         self.clock_at = -1.0
-        self.clock = config.start
+        self.clock = self.start
         self.sigma = config.duration_sigma
 
     # --- running and emitting -------------------------------------------------------------------------
 
     def run(self) -> Iterator[Event]:
+        """Start arrivals and agents, then step the simulation, handing over events in batches."""
         env = self.env
         for queue in self.queues:
             env.process(self._arrivals(queue))
-        for agent, shift in self._staff():
-            env.process(self._work_shift(agent, shift))
-        while (next_at := env.peek()) != math.inf:
-            env.run(until=next_at + CHUNK_SECONDS)
-            events, self.events = self.events, []
-            yield from events
+        for agent, sessions in self._staff():
+            env.process(self._work(agent, sessions))
+        step = env.step
+        while True:
+            try:
+                step()
+            except EmptySchedule:
+                break  # drained
+            if len(self.events) >= BATCH_EVENTS:
+                events, self.events = self.events, []
+                yield from events
+        yield from self.events
 
     def _time(self) -> datetime:
         now = self.env.now
@@ -151,8 +174,16 @@ class _Center:
 
     def _contact_event(self, cls: type, leg: _Leg, **fields: object) -> None:
         queue = leg.queue
-        self.events.append(cls(event_id=self._event_id(), time=self._time(), contact_id=leg.contact.contact_id,
-                               queue_id=queue.queue_id, channel=queue.channel, **fields))  # fmt: skip
+        self.events.append(
+            cls(
+                event_id=self._event_id(),
+                time=self._time(),
+                contact_id=leg.contact.contact_id,
+                queue_id=queue.queue_id,
+                channel=queue.channel,
+                **fields,
+            )
+        )
 
     def _agent_event(self, cls: type, agent: _Agent, **fields: object) -> None:
         self.events.append(cls(event_id=self._event_id(), time=self._time(), agent_id=agent.agent_id, **fields))
@@ -206,12 +237,15 @@ class _Center:
             self.customer_count += 1
             customer = f"cust-{self.customer_count:06d}"
         recent.append((now, customer))
+        if self.recent_from > 10_000 and 2 * self.recent_from > len(recent):  # forget the old ones
+            del recent[: self.recent_from]
+            self.recent_from = 0
         return customer
 
     def _offer(self, contact: _Contact, queue: _Queue) -> None:
         """A new leg: straight to the longest available agent, or into the line until answered or abandoned."""
         leg = _Leg(contact, queue, self.env.now)
-        contact.open_queues.add(queue.queue_id)
+        contact.visited.append(queue.queue_id)
         self._contact_event(ContactOffered, leg, customer_id=contact.customer_id)
         if queue.available:
             agent = next(iter(queue.available))
@@ -227,7 +261,6 @@ class _Center:
         if not leg.waiting:
             return  # answered in time
         leg.waiting = False
-        leg.contact.open_queues.discard(leg.queue.queue_id)
         self._contact_event(ContactAbandoned, leg)
         line = leg.queue.line
         while line and not line[0].waiting:
@@ -293,8 +326,8 @@ class _Center:
         yield env.timeout(talk)
 
         target = None
-        if voice and contact.transfers < config.max_transfers and rng.random() < config.transfer_prob:
-            targets = [q for q in queue.transfer_targets if q.queue_id not in contact.open_queues]
+        if voice and len(contact.visited) <= config.max_transfers and rng.random() < config.transfer_prob:
+            targets = [q for q in queue.transfer_targets if q.queue_id not in contact.visited]
             target = rng.choice(targets) if targets else None
         agent.talking -= 1
         agent.wrapping += 1
@@ -306,113 +339,115 @@ class _Center:
             disposition = "transferred"
         self._update_state(agent)
         if target is not None:
-            contact.transfers += 1
             self._offer(contact, target)
 
         yield env.timeout(self._lognormal(queue.spec.acw_mean))
         self._contact_event(AcwEnded, leg, agent_id=agent_id, disposition=disposition)
-        contact.open_queues.discard(queue.queue_id)
         agent.wrapping -= 1
         if agent.ready:
             self._pull(agent)
+        busy = agent.talking or agent.wrapping
+        if busy or (agent.ready and not agent.draining):
             self._update_state(agent)
-        elif agent.talking or agent.wrapping:
-            self._update_state(agent)
-        elif agent.idle is not None:  # a break or the logout was waiting for this
+        elif agent.idle is not None:  # a break or the logout was waiting for this: no "available" first
             agent.idle.succeed()
             agent.idle = None
 
     # --- agents ---------------------------------------------------------------------------------------
 
-    def _staff(self) -> list[tuple[_Agent, _Shift]]:
-        """The agents (channel, skills) and their shifts, drawn once from the seed."""
+    def _staff(self) -> list[tuple[_Agent, list[_Session]]]:
+        """The agents (channel, skills) and their sessions, drawn once from the seed."""
         config = self.config
         rng = random.Random(f"{self.seed}:staff")
-        voice = [q for q in self.queues if q.channel == "voice"]
-        chat = [q for q in self.queues if q.channel == "chat"]
-        chat_agents = round(config.agents * config.chat_agent_share) if chat else 0
-        if not voice:
-            chat_agents = config.agents
-        chat_indexes = set(rng.sample(range(config.agents), chat_agents))
-        primaries = {
-            "voice": _allocate(config.agents - chat_agents, voice, config),
-            "chat": _allocate(chat_agents, chat, config),
-        }
-        for skill_list in primaries.values():
-            rng.shuffle(skill_list)
+        chat_count = chat_agents(config)
+        chat_indexes = set(rng.sample(range(config.agents), chat_count))
+        plans = {}  # channel -> (queues, primary skills, rosters), one skill and roster per agent, shuffled
+        for channel, count in (("voice", config.agents - chat_count), ("chat", chat_count)):
+            queues = [q for q in self.queues if q.channel == channel]
+            primaries, rosters = _allocate(count, queues, config), agent_sessions(config, count)
+            rng.shuffle(primaries)
+            rng.shuffle(rosters)
+            plans[channel] = (queues, primaries, rosters)
         width = max(3, len(str(config.agents)))
         staff = []
         for index in range(config.agents):
             channel = "chat" if index in chat_indexes else "voice"
-            same_channel = chat if channel == "chat" else voice
-            primary = primaries[channel].pop()
-            others = [q for q in same_channel if q is not primary]
-            extra = rng.random()
+            queues, primaries, rosters = plans[channel]
+            primary = primaries.pop()
+            others = [q for q in queues if q is not primary]
+            extra = rng.random()  # most agents have one or two skills, some all of their channel
             skills = [primary] + (others if extra < 0.15 else rng.sample(others, 1) if extra < 0.5 and others else [])
             capacity = config.chat_concurrency if channel == "chat" else 1
             agent = _Agent(f"agent-{index + 1:0{width}d}", channel, skills, capacity)
-            staff.append((agent, self._shift(rng)))
+            staff.append((agent, [self._session(session, rng) for session in rosters.pop()]))
         return staff
 
-    def _shift(self, rng: random.Random) -> _Shift:
-        """A shift inside the period, placed where the traffic is, with staggered edges and breaks."""
+    def _session(self, session: Session, rng: random.Random) -> _Session:
+        """Login, logout and breaks of one session: staggered edges, breaks spread over the shift."""
         config = self.config
-        length = min(config.shift_hours * 3600, config.duration)
-        start = 0.0
-        if length < config.duration:  # center the shift on a moment drawn from the intraday curve
-            while True:
-                moment = rng.random() * config.duration
-                if rng.random() < config.load_at(moment):
-                    break
-            start = min(max(moment - length / 2, 0.0), config.duration - length)
-        stagger = min(0.1 * length, 1200.0)  # half the agents are on time, the others up to 20 min off
-        login_at = start + max(0.0, rng.uniform(-stagger, stagger))
-        logout_at = start + length - max(0.0, rng.uniform(-stagger, stagger))
-        worked = logout_at - login_at
+        shift_start, shift_end = session.shift_start, session.shift_end
+        stagger = min(0.05 * (shift_end - shift_start), 900.0)  # half on time, others up to 15 min off
+        shift_start += max(0.0, rng.uniform(-stagger, stagger))
+        shift_end -= max(0.0, rng.uniform(-stagger, stagger))
+        login_at, logout_at = max(shift_start, session.start), min(shift_end, session.end)
+        worked = shift_end - shift_start
         breaks = []
         if worked >= 3600:
             count = max(1, round(worked / 7200) - 1)  # 2 h -> 1, 6 h -> 2, 8 h -> 3
-            for k in range(1, count + 1):
-                at = login_at + k * worked / (count + 1) + rng.uniform(-600, 600)
+            part = worked / count
+            for k in range(1, count + 1):  # one per part of the shift, anywhere in it: breaks spread out
+                at = shift_start + (k - 1 + rng.uniform(0.1, 0.9)) * part
                 if worked >= 5 * 3600 and k == (count + 1) // 2:
                     breaks.append((at, "lunch", rng.uniform(1800, 2700)))
                 else:
                     breaks.append((at, "break", rng.uniform(600, 900)))
             if rng.random() < config.training_prob:
-                breaks.append((login_at + rng.uniform(0.1, 0.7) * worked, "training", rng.uniform(1800, 3600)))
-        breaks.sort()
-        return _Shift(login_at, logout_at, breaks)
+                breaks.append((shift_start + rng.uniform(0.1, 0.7) * worked, "training", rng.uniform(1800, 3600)))
+        breaks = sorted(b for b in breaks if login_at <= b[0] < logout_at)  # those of the cut-off parts are gone
+        return _Session(login_at, logout_at, shift_end > session.end, breaks)
 
-    def _work_shift(self, agent: _Agent, shift: _Shift):
-        """Log in, take the breaks (after finishing current work), log out at the end (ditto)."""
+    def _work(self, agent: _Agent, sessions: list[_Session]):
+        """Each session: log in, take the breaks (after finishing current work), log out at the end (ditto)."""
         env = self.env
-        yield env.timeout(shift.login_at)
-        self._agent_event(AgentLoggedIn, agent, queue_ids=[q.queue_id for q in agent.queues])
-        self._become_ready(agent)
-        for due_at, reason, length in shift.breaks:
-            if due_at >= shift.logout_at:
-                break
-            if due_at > env.now:
-                yield env.timeout(due_at - env.now)
-            yield from self._finish_work(agent)
-            if env.now >= shift.logout_at:
-                break
-            self._set_state(agent, "not_ready", reason)
-            back_at = min(env.now + length, shift.logout_at)
-            yield env.timeout(back_at - env.now)
-            if back_at >= shift.logout_at:
-                break
+        for session in sessions:
+            if session.login_at > env.now:
+                yield env.timeout(session.login_at - env.now)
+            self._agent_event(AgentLoggedIn, agent, queue_ids=[q.queue_id for q in agent.queues])
             self._become_ready(agent)
-        if shift.logout_at > env.now:
-            yield env.timeout(shift.logout_at - env.now)
-        yield from self._finish_work(agent)
-        self._agent_event(AgentLoggedOut, agent)
-        agent.state = None
+            for due_at, reason, length in session.breaks:
+                if due_at >= session.logout_at:
+                    break
+                if due_at > env.now:
+                    yield env.timeout(due_at - env.now)
+                yield from self._finish_work(agent)
+                if env.now >= session.logout_at:
+                    break
+                self._set_state(agent, "not_ready", reason)
+                back_at = min(env.now + length, session.logout_at)
+                yield env.timeout(back_at - env.now)
+                if back_at >= session.logout_at:
+                    break
+                self._become_ready(agent)
+            if session.logout_at > env.now:
+                yield env.timeout(session.logout_at - env.now)
+            if session.cut_end and agent.ready:
+                yield from self._drain(agent)
+            yield from self._finish_work(agent)
+            self._agent_event(AgentLoggedOut, agent)
+            agent.state = None
 
     def _become_ready(self, agent: _Agent) -> None:
         agent.ready = True
         self._update_state(agent)
         self._pull(agent)
+
+    def _drain(self, agent: _Agent):
+        """At the end of the period, mid-shift: keep answering until the agent's queues are empty."""
+        agent.draining = True
+        while agent.talking or agent.wrapping:
+            agent.idle = self.env.event()
+            yield agent.idle
+        agent.draining = False
 
     def _finish_work(self, agent: _Agent):
         """Take no new contacts and wait until the current ones are done (ACW included)."""

@@ -38,14 +38,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", required=True, help="output file (.jsonl)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
-    parser.add_argument("--hours", type=float, default=default.duration_hours,
-                        help="simulated period in hours; the run then drains (default: %(default)s)")
+    parser.add_argument(
+        "--hours",
+        type=float,
+        default=default.duration_hours,
+        help="simulated period in hours; the run then drains (default: %(default)s)",
+    )
     parser.add_argument("--agents", type=int, default=default.agents, help="agents (default: %(default)s)")
-    parser.add_argument("--rate-scale", type=float, default=1.0,
-                        help="extra factor on the arrival rates: above 1 overloads the center (default: 1)")
-    parser.add_argument("--start", type=_utc_datetime, default=default.start,
-                        help=f"simulated start, ISO 8601 with offset (default: {default.start.isoformat()})")
-    return parser  # fmt: skip
+    parser.add_argument(
+        "--rate-scale",
+        type=float,
+        default=1.0,
+        help="extra factor on the arrival rates: above 1 overloads the center (default: 1)",
+    )
+    parser.add_argument(
+        "--start",
+        type=_utc_datetime,
+        default=default.start,
+        help=f"simulated start, ISO 8601 with offset (default: {default.start.isoformat()})",
+    )
+    return parser
 
 
 def main_simulate(argv: list[str]) -> int:
@@ -71,13 +83,18 @@ def main_simulate(argv: list[str]) -> int:
             if isinstance(event, ContactOffered):
                 contacts.add(event.contact_id)
             if count % PROGRESS_EVERY == 0:
-                print(f"  {count:>10,} events, at {event.time:%Y-%m-%d %H:%M}, "
-                      f"{time.perf_counter() - began:.1f} s", file=sys.stderr)  # fmt: skip
+                print(
+                    f"  {count:>10,} events, at {event.time:%Y-%m-%d %H:%M}, {time.perf_counter() - began:.1f} s",
+                    file=sys.stderr,
+                )
             last_time = event.time
             yield event
 
-    print(f"simulating {config.agents} agents for {config.duration_hours:g} h from {config.start.isoformat()} "
-          f"(seed {args.seed}, rate scale {config.rate_scale:.3g}) -> {args.out}", file=sys.stderr)  # fmt: skip
+    print(
+        f"simulating {config.agents} agents for {config.duration_hours:g} h from {config.start.isoformat()} "
+        f"(seed {args.seed}, rate scale {config.rate_scale:.3g}) -> {args.out}",
+        file=sys.stderr,
+    )
     count = write_jsonl(observed(simulate(config, args.seed)), args.out)
     elapsed = time.perf_counter() - began
 
@@ -86,7 +103,10 @@ def main_simulate(argv: list[str]) -> int:
         print(f"  {name:<22} {n:>10,}", file=sys.stderr)
     if count:
         span = last_time - config.start
-        print(f"contacts {len(contacts):,}, legs {by_type['contact.offered']:,}, "
-              f"abandoned {by_type['contact.abandoned']:,}; "
-              f"simulated {span.total_seconds() / 3600:.2f} h including the drain", file=sys.stderr)  # fmt: skip
+        print(
+            f"contacts {len(contacts):,}, legs {by_type['contact.offered']:,}, "
+            f"abandoned {by_type['contact.abandoned']:,}; "
+            f"simulated {span.total_seconds() / 3600:.2f} h including the drain",
+            file=sys.stderr,
+        )
     return 0

@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Literal
+
+from pipeline.simulate.roster import SLOT_SECONDS, agent_sessions, chat_agents
 
 Channel = Literal["voice", "chat"]
 
@@ -34,25 +37,28 @@ class QueueSpec:
 
 
 DEFAULT_QUEUES: tuple[QueueSpec, ...] = (
-    QueueSpec("sales", "voice", 80, 240, 45, 150,
+    QueueSpec("sales", "voice", 70, 240, 45, 150,
               (("sale", 0.35), ("resolved", 0.35), ("follow_up", 0.2), ("escalated", 0.1))),
-    QueueSpec("support", "voice", 120, 360, 60, 180,
+    QueueSpec("support", "voice", 100, 360, 60, 180,
               (("resolved", 0.6), ("follow_up", 0.25), ("escalated", 0.15))),
-    QueueSpec("billing", "voice", 60, 300, 45, 180,
+    QueueSpec("billing", "voice", 50, 300, 45, 180,
               (("resolved", 0.7), ("follow_up", 0.2), ("escalated", 0.1))),
-    QueueSpec("support-chat", "chat", 70, 540, 30, 300,
+    QueueSpec("support-chat", "chat", 60, 540, 30, 300,
               (("resolved", 0.65), ("follow_up", 0.25), ("escalated", 0.1))),
-    QueueSpec("sales-chat", "chat", 40, 420, 30, 240,
+    QueueSpec("sales-chat", "chat", 35, 420, 30, 240,
               (("sale", 0.3), ("resolved", 0.45), ("follow_up", 0.25))),
 )  # fmt: skip
 
 
 def intraday_load(hour: float) -> float:
-    """Relative arrival rate at an hour of the day (0-24, UTC): quiet night, a mid-morning peak (1.0)
-    and a slightly lower mid-afternoon one, with a lunchtime dip between them."""
+    """Relative arrival rate at an hour of the day (0-24, UTC): quiet night, a mid-morning peak (1.0),
+    a lunchtime dip and a slightly lower mid-afternoon peak, then a quick decline in the evening."""
     morning = math.exp(-0.5 * ((hour - 10.5) / 1.6) ** 2)
-    afternoon = 0.85 * math.exp(-0.5 * ((hour - 15.0) / 1.8) ** 2)
-    return max(0.04, morning, afternoon)
+    afternoon = 0.9 * math.exp(-0.5 * ((hour - 14.75) / 1.7) ** 2)
+    return (0.04 + morning + afternoon) / _PEAK
+
+
+_PEAK = 1.0849  # the unnormalized maximum (10:41), so that the peak is 1.0
 
 
 @dataclass(frozen=True)
@@ -98,33 +104,48 @@ class CenterConfig:
         """The arrival period in seconds."""
         return self.duration_hours * 3600.0
 
+    @cached_property
+    def _start_hour(self) -> float:
+        start = self.start.astimezone(UTC)
+        return start.hour + start.minute / 60 + start.second / 3600
+
     def load_at(self, seconds: float) -> float:
         """The intraday curve at a simulated time (seconds since start)."""
-        start = self.start.astimezone(UTC)
-        hour = start.hour + start.minute / 60 + start.second / 3600 + seconds / 3600
-        return intraday_load(hour % 24)
+        return intraday_load((self._start_hour + seconds / 3600) % 24)
 
     def with_load_of(self, reference: CenterConfig) -> CenterConfig:
-        """This center with `rate_scale` set so that its agents are about as busy as those of `reference`.
+        """This center with `rate_scale` set so that customers get about the service of `reference`.
 
-        Compares agent time on shift with the work the arrivals bring over the whole period (intraday
-        curve included): `CenterConfig(agents=1000, duration_hours=24).with_load_of(CenterConfig())` is the
-        default center, 25 times bigger and run for a whole day.
+        By square-root staffing: agents = load + margin * sqrt(load) gives about the same waiting at any
+        size for the same margin. The margin is the reference's smallest over its quarter hours; the
+        new rate scale the largest that keeps every quarter hour of this center at that margin or above.
+        So `CenterConfig(agents=1000, duration_hours=24).with_load_of(CenterConfig())` is the default
+        center, 25 times bigger (hence busier per agent) and run for a whole day.
         """
-        ratio = (_agent_capacity(self) / _offered_work(self)) / (_agent_capacity(reference) / _offered_work(reference))
-        return replace(self, rate_scale=reference.rate_scale * ratio)
+        margin = min(
+            (agents - load) / math.sqrt(load) for agents, load in _staffing(reference) if agents > 0 and load > 0
+        )
+        scales = []
+        for agents, load in _staffing(replace(self, rate_scale=1.0)):
+            if agents > 0 and load > 0:
+                root = (-margin + math.sqrt(margin * margin + 4 * agents)) / 2  # sqrt of the load it can take
+                scales.append(root * root / load)
+        return replace(self, rate_scale=min(scales, default=reference.rate_scale))
 
 
-def _agent_capacity(config: CenterConfig) -> float:
-    """Agent-seconds on shift (chat agents count once per chat slot)."""
-    shift = min(config.shift_hours * 3600, config.duration)
-    chat = round(config.agents * config.chat_agent_share)
-    return ((config.agents - chat) + chat * config.chat_concurrency) * shift
-
-
-def _offered_work(config: CenterConfig) -> float:
-    """Handling seconds the arrivals bring at rate_scale 1 (at least a tiny amount, to divide by it)."""
-    step = 60.0
-    curve = sum(config.load_at((i + 0.5) * step) for i in range(math.ceil(config.duration / step))) * step
-    per_second = sum(q.peak_rate / 3600 * q.mean_handle(config) for q in config.queues)
-    return max(per_second * curve, 1e-9)
+def _staffing(config: CenterConfig) -> list[tuple[float, float]]:
+    """(agents on shift, offered load in erlangs) per quarter hour of the period. Chat agents count once
+    per chat slot; the load is the handling work the arrivals bring, whether answered or not."""
+    slots = math.ceil(config.duration / SLOT_SECONDS)
+    slot = config.duration / slots
+    times = [(i + 0.5) * slot for i in range(slots)]
+    chat = chat_agents(config)
+    agents = [0.0] * slots
+    for count, weight in ((config.agents - chat, 1), (chat, config.chat_concurrency)):
+        for roster in agent_sessions(config, count):
+            for session in roster:
+                for i, t in enumerate(times):
+                    if session.start <= t < session.end:
+                        agents[i] += weight
+    work = sum(q.peak_rate / 3600 * q.mean_handle(config) for q in config.queues) * config.rate_scale
+    return [(n, work * config.load_at(t)) for n, t in zip(agents, times, strict=True)]
