@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 ## Embedded broker + worker + live simulator + metrics, until Ctrl-C.
 run: $(STAMP)
-	$(BIN)/python -m pipeline run
+	PIPELINE_QUEUES_FILE=$${PIPELINE_QUEUES_FILE:-deploy/queues.toml} $(BIN)/python -m pipeline run
 
 ## The whole test suite (lint first: it is quick and fails early).
 test: $(STAMP) lint

@@ -11,10 +11,12 @@ they are many and structured; see `QueueConfig`.
 from __future__ import annotations
 
 import tomllib
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "PIPELINE_"
@@ -32,22 +34,84 @@ class SettingsError(SystemExit):
         return self.message
 
 
+Variant = Literal["abandons_ignored", "abandons_against", "short_abandons_excluded", "abandons_in_favour"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Ratio = Annotated[float, Field(ge=0, le=1)]
+
+
 class QueueSettings(BaseModel):
-    """How one queue is measured."""
+    """How one queue is measured, and the targets that dashboards and alerts read."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     service_level_threshold_seconds: Annotated[float, Field(gt=0, le=3600)] = 20.0
     """A contact answered within this many seconds of arriving counts towards the service level."""
+    service_level_variant: Variant = "abandons_against"
+    """The headline service level (the others are computed too): `abandons_ignored`, `abandons_against`,
+    `short_abandons_excluded` or `abandons_in_favour` (see docs/kpis.md)."""
+    short_abandon_seconds: Annotated[float, Field(ge=0, le=600)] = 5.0
+    """Abandons within this many seconds of arriving are short abandons (misdials, instant hang-ups)."""
+    time_zone: str = "UTC"
+    """IANA time zone of the queue (e.g. `Europe/Paris`): its hours and "today" are aligned to it."""
+    fcr_window_hours: Annotated[float, Field(gt=0, le=30 * 24)] = 24.0
+    """A customer contacting again (any queue, any channel) within this many hours means not resolved first time."""
+    service_level_target: Ratio = 0.8
+    """Target share of contacts within the service level threshold (0..1)."""
+    abandon_rate_target: Ratio = 0.05
+    """Highest acceptable abandonment rate (0..1)."""
+    asa_target_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    """Highest acceptable average speed of answer."""
+    oldest_wait_target_seconds: Annotated[float, Field(gt=0, le=86400)] = 120.0
+    """Longest acceptable wait of the oldest contact in the queue now."""
+    team: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "operations"
+    """The team that answers for this queue: alerts are routed by it."""
+    open_days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+    """Days the queue is open (in its time zone); outside them no traffic is expected."""
+    opens: time = time(8, 0)
+    """Opening time on open days (local)."""
+    closes: time = time(20, 0)
+    """Closing time on open days (local); must be after `opens`."""
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r} (e.g. UTC, Europe/Paris, America/New_York)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _opens_before_closes(self) -> QueueSettings:
+        if self.closes <= self.opens:
+            raise ValueError(f"closes ({self.closes}) must be after opens ({self.opens})")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
 
 
 class QueueConfig(BaseModel):
-    """The queue configuration file: defaults, and per-queue overrides under `[queues.<queue_id>]`."""
+    """The queue configuration file: `[defaults]`, and per-queue overrides under `[queues.<queue_id>]`.
+
+    A queue's section only needs the fields that differ from `[defaults]`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     defaults: QueueSettings = QueueSettings()
     queues: dict[str, QueueSettings] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_defaults(cls, raw: object) -> object:
+        if isinstance(raw, dict) and isinstance(raw.get("queues"), dict):
+            base = raw.get("defaults") or {}
+            if isinstance(base, dict):
+                raw = {**raw, "queues": {q: {**base, **v} if isinstance(v, dict) else v
+                                         for q, v in raw["queues"].items()}}
+        return raw
 
     def for_queue(self, queue_id: str) -> QueueSettings:
         return self.queues.get(queue_id, self.defaults)
@@ -170,9 +234,9 @@ def settings_markdown() -> str:
             "`[defaults]` applies to every queue; `[queues.<queue_id>]` overrides it for one queue.", "",
             "| field | default | meaning |", "| --- | --- | --- |"]
     for name, f in QueueSettings.model_fields.items():
-        out.append(f"| `{name}` | `{f.default}` | {f.description} |")
-    out += ["", "```toml", "[defaults]", "service_level_threshold_seconds = 20", "", "[queues.sales]",
-            "service_level_threshold_seconds = 30", "```", ""]
+        default = ", ".join(f.default) if isinstance(f.default, tuple) else f.default
+        out.append(f"| `{name}` | `{default}` | {' '.join(f.description.split())} |")
+    out += ["", "An example: `deploy/queues.toml` (the demo center's queues).", ""]
     return "\n".join(out)
 
 

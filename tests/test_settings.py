@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from pipeline.settings import QueueConfig, SettingsError, load_settings
@@ -48,3 +51,29 @@ def test_bad_queue_file_names_queue_and_field(tmp_path, text, expected):
     with pytest.raises(SettingsError) as err:
         QueueConfig.load(path)
     assert expected in str(err.value)
+
+
+def test_a_queue_section_inherits_the_defaults_it_does_not_override(tmp_path) -> None:
+    path = tmp_path / "queues.toml"
+    path.write_text('[defaults]\ntime_zone = "Europe/Paris"\nservice_level_target = 0.9\n'
+                    "[queues.sales]\nservice_level_target = 0.7\n")
+    sales = QueueConfig.load(path).for_queue("sales")
+    assert (sales.time_zone, sales.service_level_target) == ("Europe/Paris", 0.7)
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ('[queues.sales]\ntime_zone = "Mars/Olympus"\n', "queues.sales.time_zone"),
+    ('[queues.sales]\nservice_level_variant = "best"\n', "queues.sales.service_level_variant"),
+    ("[queues.sales]\nopens = 18:00:00\ncloses = 08:00:00\n", "closes"),
+    ("[defaults]\nservice_level_target = 80\n", "defaults.service_level_target"),
+])
+def test_a_wrong_queue_field_names_the_queue_and_the_field(tmp_path, text, named) -> None:
+    path = tmp_path / "queues.toml"
+    path.write_text(text)
+    with pytest.raises(SettingsError, match=re.escape(named)):
+        QueueConfig.load(path)
+
+
+def test_the_demo_queue_file_loads() -> None:
+    config = QueueConfig.load(Path(__file__).parent.parent / "deploy" / "queues.toml")
+    assert config.for_queue("sales").team == "sales"
