@@ -61,12 +61,16 @@ def broker_for(settings: Settings, log_dir: Path) -> Iterator[Settings]:
 
 
 @contextmanager
-def worker_process(settings: Settings, log_file: Path, **env_overrides: object) -> Iterator[subprocess.Popen]:
-    """A worker child process with these settings (passed through the environment)."""
+def worker_process(settings: Settings, log_file: Path, module_args: tuple[str, ...] = ("pipeline", "worker"),
+                   **env_overrides: object) -> Iterator[subprocess.Popen]:
+    """A worker child process with these settings (passed through the environment).
+
+    `module_args` is what follows `python -m`: the pipeline's worker unless told otherwise (the benchmark starts
+    its reference consumers this way)."""
     env = {**os.environ, f"{ENV_PREFIX}BROKER_URL": settings.broker_url}
     env.update({f"{ENV_PREFIX}{k.upper()}": str(v) for k, v in env_overrides.items()})
     with open(log_file, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "pipeline", "worker"], env=env, stdout=out,
+        proc = subprocess.Popen([sys.executable, "-m", *module_args], env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield proc
