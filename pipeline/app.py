@@ -14,9 +14,12 @@ import logging
 from typing import Any
 
 import faust
+from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from pipeline.broker import bootstrap_servers
 from pipeline.kpis.record import encode_record
+from pipeline.outputs.health import BrokerProbe, Health, HealthCollector, HealthReport, Throughput, WorkerView
 from pipeline.outputs.metrics import build_registry, exposition
 from pipeline.processor import (
     AgentProcessor,
@@ -73,6 +76,8 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     contacts = ContactProcessor(settings, queues, stats)
     agents = AgentProcessor(settings, stats)
     registry = build_registry(contacts, stats)
+    throughput = Throughput()
+    probe = BrokerProbe(bootstrap_servers(settings))
 
     contact_topic = app.topic(
         settings.topic("contact-events"),
@@ -113,6 +118,9 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     def stored_snapshot(partition: int) -> bytes | None:
         return snapshots.data.get(partition)
 
+    def owned_contact_partitions() -> set[int]:
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic == contact_topic.get_topic_name()}
+
     async def publish(result: BatchResult) -> None:
         for r in result.records:
             await kpi_topic.send(key=r.key.encode(), value=encode_record(r))
@@ -126,21 +134,67 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
         async for batch in stream.take_events(settings.batch_max_messages, within=settings.flush_seconds):
             result = contacts.process([_message(e) for e in batch], stored_snapshot)
             await publish(result)
+            throughput.observe_batch(_positions(batch))
 
     @app.agent(agent_topic, name="agent-events")
     async def agent_events(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_max_messages, within=settings.flush_seconds):
             await publish(agents.process([_message(e) for e in batch]))
+            throughput.observe_batch(_positions(batch))
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: faust.App, revoked: set, **kwargs: Any) -> None:
         for tp in revoked:
             if tp.topic == contact_topic.get_topic_name():
                 contacts.drop(tp.partition)
+            throughput.forget(tp.topic, tp.partition)
+
+    @app.on_rebalance_complete.connect
+    async def on_rebalance_complete(sender: faust.App, **kwargs: Any) -> None:
+        # State is recovered now: hold every owned partition's state at once, not at its next message, so that
+        # /metrics shows all of them after a rebalance even when no new message comes (the sum over workers
+        # must equal the truth at every scrape once the rebalance has settled).
+        for partition in owned_contact_partitions() - set(contacts.partitions):
+            contacts.load(partition, stored_snapshot(partition))
+
+    def highwater(topic: str, partition: int) -> int | None:
+        try:
+            return app.consumer.highwater(TP(topic, partition))
+        except Exception:  # not fetched yet, or not assigned any more
+            return None
+
+    def applied(topic: str, partition: int) -> int | None:
+        state = contacts.partitions.get(partition) if topic == contact_topic.get_topic_name() else None
+        if state is not None and state.offset >= 0:
+            return state.offset
+        return throughput.processed.get((topic, partition))
+
+    sources = {contact_topic.get_topic_name(), agent_topic.get_topic_name()}
+    health = Health(WorkerView(
+        assigned=lambda: [(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in sources],
+        highwater=highwater,
+        applied=applied,
+        joined=lambda: app.rebalancing_count > 0,
+        rebalancing=lambda: bool(app.rebalancing),
+        crashed=lambda: bool(app.crashed),
+    ), probe, throughput)
+    registry.register(HealthCollector(health))
+
+    @app.task
+    async def probe_broker() -> None:
+        await probe.run()
 
     @app.page("/metrics")
     async def metrics(web, request):  # noqa: ANN001
         return web.bytes(exposition(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/health/live")
+    async def live(web, request):  # noqa: ANN001
+        return _health_response(web, health.live())
+
+    @app.page("/health/ready")
+    async def ready(web, request):  # noqa: ANN001
+        return _health_response(web, health.ready())
 
     @app.page("/progress")
     async def progress(web, request):  # noqa: ANN001
@@ -166,6 +220,16 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
 
     app.pipeline = contacts  # type: ignore[attr-defined]  (for tests and the replay command)
     return app
+
+
+def _health_response(web, report: HealthReport):  # noqa: ANN001
+    return web.json({"ok": report.ok, **report.checks}, status=200 if report.ok else 503)
+
+
+def _positions(batch: list[faust.EventT]):
+    for e in batch:
+        m = e.message
+        yield m.topic, m.partition, m.offset, m.timestamp
 
 
 def _message(e: faust.EventT) -> Message:

@@ -40,11 +40,48 @@ def run_worker() -> int:
         raise SettingsError(f"{ENV_PREFIX}BROKER_URL is empty: a worker needs a Kafka broker (host:port[,host:port]);"
                             " `run` and `replay` start the embedded broker for you")
     configure_logging(settings)
+    # Faust exits with status 1 when Kafka is down at start (seen with 0.15.3), so wait for it here.
+    asyncio.run(wait_for_broker(settings))
     asyncio.run(ensure_topics(settings))
     app = create_app(settings, queues)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
     return 0
+
+
+async def wait_for_broker(settings: Settings, first_delay: float = 0.5, max_delay: float = 15.0,
+                          timeout: float | None = None) -> None:
+    """Return once Kafka answers a metadata request; retry with a bounded backoff, one log line per attempt.
+
+    Waits for ever unless `timeout` is given: a worker started before its broker (or during an outage) simply
+    starts late, as a supervisor would expect.
+    """
+    from aiokafka.client import AIOKafkaClient
+
+    from pipeline.broker import bootstrap_servers
+
+    delay, attempt, started = first_delay, 0, time.monotonic()
+    while True:
+        attempt += 1
+        client = AIOKafkaClient(bootstrap_servers=bootstrap_servers(settings), request_timeout_ms=5000)
+        try:
+            await asyncio.wait_for(client.bootstrap(), 10)
+            await asyncio.wait_for(client.fetch_all_metadata(), 10)
+            if attempt > 1:
+                log.warning("Kafka at %s answers after %d attempts (%.0f s); starting the worker",
+                            settings.broker_url, attempt, time.monotonic() - started)
+            return
+        except Exception as exc:  # connection refused, timeouts, no broker in the metadata: all "not yet"
+            waited = time.monotonic() - started
+            if timeout is not None and waited + delay > timeout:
+                raise RuntimeError(f"Kafka at {settings.broker_url} did not answer within {timeout:g} s: "
+                                   f"{exc!r}") from exc
+            log.warning("waiting for Kafka at %s (attempt %d, %.0f s so far): %s; retrying in %.1f s",
+                        settings.broker_url, attempt, waited, str(exc) or type(exc).__name__, delay)
+        finally:
+            await client.close()
+        await asyncio.sleep(delay)
+        delay = min(max_delay, delay * 2)
 
 
 @contextmanager
