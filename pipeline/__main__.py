@@ -1,4 +1,4 @@
-"""`python -m pipeline <command>`: run, worker, replay, simulate, schemas, catalogue."""
+"""`python -m pipeline <command>`: run, worker, replay, simulate, schemas, catalogue, ops-config."""
 
 from __future__ import annotations
 
@@ -30,13 +30,24 @@ def main(argv: list[str] | None = None) -> int:
                    help="events batched into one Kafka message (the contract's batching option)")
 
     sub.add_parser("simulate", help="write a simulated center's events to a JSONL file", add_help=False)
+    sub.add_parser("bench", help="throughput, latency and memory of the real worker, with references",
+                   add_help=False)
     sub.add_parser("schemas", help="regenerate schemas/*.json from the contract's classes")
     sub.add_parser("catalogue", help="regenerate docs/kpis.md and docs/settings.md from the code")
+    sub.add_parser("ops-config", help="regenerate deploy/ rules and configs, and grafana/ dashboards", add_help=False)
 
     if argv[:1] == ["simulate"]:
         from pipeline.simulate import main_simulate
 
         return main_simulate(argv[1:])
+    if argv[:1] == ["bench"]:
+        from pipeline.bench import main_bench
+
+        return main_bench(argv[1:])
+    if argv[:1] == ["ops-config"]:
+        from pipeline.outputs.alerting import main_ops_config
+
+        return main_ops_config(argv[1:])
     args = parser.parse_args(argv)
     try:
         return _dispatch(args)
