@@ -259,6 +259,9 @@ def _erlang_a(
     """
     if load == 0:
         return ErlangA(0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
+    if n == 0:  # everyone queues and abandons; only abandons_in_favour counts those within T as served in time
+        in_favour = -math.expm1(-threshold / patience) if variant == "abandons_in_favour" else 0.0
+        return ErlangA(1.0, 1.0, in_favour, math.inf, patience, 0.0)
     mu = 1.0 / aht
     theta = 1.0 / patience
     c = n * mu / theta  # = n * patience / aht
@@ -272,33 +275,41 @@ def _erlang_a(
     t = math.exp(log_t) if log_t > _LOG_TINY else 0.0
     in_log = t == 0.0
 
+    # P(wait > T | answered, m) = I_x(c + 1, m + 1): a running sum of negative binomial terms (see _NegBinCdf,
+    # inlined here because this loop is the cost of Erlang A), carried as a logarithm while below e^-700.
     z = theta * threshold
-    late = _NegBinCdf(c + 1.0, z)  # I_x(c + 1, m + 1)
-    in_time_departures = variant == "abandons_in_favour"
-    waiting = _NegBinCdf(c, z) if in_time_departures else None  # I_x(c, m + 1)
-    x = math.exp(-z)
+    y = -math.expm1(-z)  # 1 - x, accurate for small theta T
+    log_p = -(c + 1.0) * z
+    p = math.exp(log_p) if log_p > _LOG_TINY else 0.0
+    p_in_log = p == 0.0 and y > 0.0
+    late = p
+    # The other variants need more sums; they are rarer, so they use the slower helper.
+    waiting = _NegBinCdf(c, z) if variant == "abandons_in_favour" else None  # I_x(c, m + 1)
+    x = 1.0 - y
     short = variant == "short_abandons_excluded"
     z_s = theta * short_abandon_seconds
     late_s = _NegBinCdf(c + 1.0, z_s) if short else None
     waiting_s = _NegBinCdf(c, z_s) if short else None
     x_s = math.exp(-z_s)
+    extra = waiting is not None or short
 
     harmonic = 1.0 / (c + 1.0)  # sum_{i=0..m} 1/(c+1+i)
     total = answered = answered_in_time = answered_wait = left_in_time = short_abandons = 0.0
     m = 0
     while True:
         if not in_log:
-            served = c / (c + m + 1.0)
+            served = t * c / (c + m + 1.0)
             total += t
-            answered += t * served
-            in_time = served * max(0.0, 1.0 - late.cdf)
-            answered_in_time += t * in_time
-            answered_wait += t * served * harmonic
-            if waiting is not None:
-                left_in_time += t * (1.0 - x * min(1.0, waiting.cdf))
-            if late_s is not None and waiting_s is not None:
-                in_time_s = served * max(0.0, 1.0 - late_s.cdf)
-                short_abandons += t * max(0.0, 1.0 - x_s * min(1.0, waiting_s.cdf) - in_time_s)
+            answered += served
+            if late < 1.0:
+                answered_in_time += served * (1.0 - late)
+            answered_wait += served * harmonic
+            if extra:
+                if waiting is not None:
+                    left_in_time += t * (1.0 - x * min(1.0, waiting.cdf))
+                if late_s is not None and waiting_s is not None:
+                    in_time_s = served * max(0.0, 1.0 - late_s.cdf)
+                    short_abandons += max(0.0, t * (1.0 - x_s * min(1.0, waiting_s.cdf)) - in_time_s)
         m += 1
         ratio = r / (c + m)
         if in_log:
@@ -309,15 +320,24 @@ def _erlang_a(
         else:
             t *= ratio
             # Past the peak the ratios fall, so the rest of the tail is below t ratio / (1 - ratio).
-            if m > peak and ratio < 1.0 and t * ratio / (1.0 - ratio) < _TAIL_EPS * total:
+            if m > peak and t * ratio < _TAIL_EPS * total * (1.0 - ratio):
                 break
         harmonic += 1.0 / (c + 1.0 + m)
-        late.advance()
-        if waiting is not None:
-            waiting.advance()
-        if late_s is not None and waiting_s is not None:
-            late_s.advance()
-            waiting_s.advance()
+        if p_in_log:
+            log_p += math.log((c + m) / m * y)
+            if log_p > _LOG_TINY:
+                p = math.exp(log_p)
+                p_in_log = False
+                late += p
+        else:
+            p *= (c + m) / m * y
+            late += p
+        if extra:
+            if waiting is not None:
+                waiting.advance()
+            if late_s is not None and waiting_s is not None:
+                late_s.advance()
+                waiting_s.advance()
 
     # P(wait) = B R / (1 - B + B R), R = sum of the unscaled weights = total e^log_peak (maybe beyond doubles).
     if b == 0.0:
@@ -504,33 +524,51 @@ def _fewest_erlang_c(load: float, aht: float, threshold: float, target: float) -
             return n
 
 
-def _fewest_erlang_a(queue: _Queue, target: float, table: _BTable) -> int:
-    """Fewest agents with Erlang A SL >= target: SL rises with agents, so bracket and bisect."""
+def _fewest_erlang_a(queue: _Queue, target: float, table: _BTable) -> tuple[int, Prediction]:
+    """Fewest agents with Erlang A SL >= target, and its prediction (SL rises with agents)."""
+    predictions: dict[int, Prediction] = {}
 
     def meets(n: int) -> bool:
-        return queue.predict(n, table[n]).service_level >= target
+        if n not in predictions:
+            predictions[n] = queue.predict(n, table[n])
+        return predictions[n].service_level >= target
 
-    # Patient customers make Erlang A close to Erlang C: start at Erlang C's answer, then gallop down or up.
-    hi = max(1, _fewest_erlang_c(queue.load, queue.aht, queue.threshold, target))
-    step = max(1, math.isqrt(hi))
-    if meets(hi):
-        lo = max(0, hi - step)
-        while lo > 0 and meets(lo):
-            hi, step = lo, step * 2
-            lo = max(0, hi - step)
-    else:
-        lo, hi = hi, hi + step
-        while not meets(hi):
-            lo, step = hi, step * 2
-            hi = lo + step
-    # Now meets(hi) and not meets(lo) (0 agents answer nobody, and the target is above 0).
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if meets(mid):
-            hi = mid
+    if meets(0):  # only under abandons_in_favour: abandons within T count as served in time
+        return 0, predictions[0]
+
+    def miss(n: int) -> float:
+        """log(1 - SL): close to linear in agents (1 - SL falls about geometrically), so secant steps land near."""
+        meets(n)
+        return math.log(max(1.0 - predictions[n].service_level, 1e-300))
+
+    goal = math.log(1.0 - target)
+    # Patient customers make Erlang A close to Erlang C: start at Erlang C's answer and the agent below it
+    # (often the answer), then take secant steps in log(1 - SL), keeping a bracket: not meets(lo), and
+    # meets(hi) once hi > 0 (before that, gallop up).
+    lo, hi = 0, max(1, _fewest_erlang_c(queue.load, queue.aht, queue.threshold, target))
+    if not meets(hi):
+        lo, hi = hi, 0
+    a, b = lo or hi, (lo or hi) - 1  # the two latest points, for the secant
+    steps = 0
+    while hi == 0 or hi - lo > 1:
+        steps += 1
+        guess = b
+        if steps > 12 and hi:  # a safeguard: SL bends too much for secant steps here, so bisect
+            guess = (lo + hi) // 2
+        elif a != b and b >= 0 and miss(a) != miss(b):
+            estimate = b + (goal - miss(b)) * (a - b) / (miss(a) - miss(b))
+            if math.isfinite(estimate):
+                guess = round(estimate)
+        if hi == 0:
+            probe = max(guess, lo + 1, lo + (lo + 1) // 8)  # gallop up by at least an eighth
         else:
-            lo = mid
-    return hi
+            probe = min(max(guess, lo + 1), hi - 1)
+        a, b = b, probe
+        if meets(probe):
+            hi = probe
+        else:
+            lo = probe
+    return hi, predictions[hi]
 
 
 def required_agents(
@@ -575,8 +613,8 @@ def required_agents(
         n = max(for_target, _ceil(load / max_occupancy))
         prediction = queue.predict(n, table[n])
     else:
-        for_target = n = _fewest_erlang_a(queue, target, table)
-        prediction = queue.predict(n, table[n])
+        for_target, prediction = _fewest_erlang_a(queue, target, table)
+        n = for_target
         # Erlang A occupancy is the carried load / n; more agents carry more (fewer abandon), so step up.
         while prediction.occupancy > max_occupancy + _CEIL_SLACK:
             n = max(n + 1, _ceil(load * (1.0 - prediction.p_abandon) / max_occupancy))
