@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("simulate", help="write a simulated center's events to a JSONL file", add_help=False)
     sub.add_parser("bench", help="throughput, latency and memory of the real worker, with references",
                    add_help=False)
+    sub.add_parser("staffing", help="what-if staffing: agents for a service level target (Erlang C / A)",
+                   add_help=False)
     sub.add_parser("schemas", help="regenerate schemas/*.json from the contract's classes")
     sub.add_parser("catalogue", help="regenerate docs/kpis.md and docs/settings.md from the code")
     sub.add_parser("ops-config", help="regenerate deploy/ rules and configs, and grafana/ dashboards", add_help=False)
@@ -40,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.simulate import main_simulate
 
         return main_simulate(argv[1:])
+    if argv[:1] == ["staffing"]:
+        from pipeline.staffing.cli import main_staffing
+
+        return main_staffing(argv[1:])
     if argv[:1] == ["bench"]:
         from pipeline.bench import main_bench
 
