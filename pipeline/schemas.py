@@ -15,7 +15,8 @@ import orjson
 from pipeline.ingest import events as ev
 from pipeline.kpis.counts import QueueCounts
 from pipeline.kpis.record import KpiRecord, build_record
-from pipeline.state.queues import IntervalUpdate
+from pipeline.settings import QueueSettings
+from pipeline.state.queues import Forecast, IntervalUpdate
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 T = datetime(2026, 1, 5, 9, 0, 12, 250000, tzinfo=UTC)
@@ -35,6 +36,15 @@ def _examples_contact() -> list[ev.Event]:
                             channel="chat"),
         ev.ContactTransferred(event_id="e-9", time=T.replace(minute=4), agent_id="agent-003", to_queue_id="billing",
                               contact_id="c-1003", queue_id="sales", channel="voice"),
+        ev.ContactFlowedOut(event_id="e-10", time=T.replace(minute=3), to_queue_id="support", contact_id="c-1004",
+                            queue_id="sales", channel="voice"),
+        ev.CallbackRequested(event_id="e-11", time=T.replace(minute=2), **{**leg, "contact_id": "c-1005"}),
+        ev.SurveyCompleted(event_id="e-12", time=T.replace(minute=8), score=4, **leg),
+        ev.IvrSessionEnded(event_id="e-13", time=T.replace(minute=1), session_id="ivr-88", queue_id="support",
+                           channel="voice", contained=True),
+        ev.ForecastPublished(event_id="e-14", time=T.replace(hour=6), queue_id="support", channel="voice",
+                             interval_start=T.replace(minute=0, second=0, microsecond=0), offered=45.0,
+                             aht_seconds=300.0),
         ev.SourceHeartbeat(event_id="hb-1", time=T.replace(minute=10)),
     ]
 
@@ -50,10 +60,16 @@ def _examples_agent() -> list[ev.Event]:
 
 
 def _example_record() -> KpiRecord:
-    c = QueueCounts(offered=42, answered=38, abandoned=3, answered_within_threshold=33,
-                    abandoned_within_threshold=2, answer_wait_ms=304_500, handled=36, handle_ms=9_936_000,
-                    hold_ms=540_000, acw_ms=1_080_000, transferred_out=2)
-    return build_record(IntervalUpdate("support", "voice", 1767603600, 3, True, c, 20.0), 900)
+    c = QueueCounts(offered=42, answered=38, abandoned=3, short_abandoned=1, answered_within_threshold=33,
+                    abandoned_within_threshold=2, answer_wait_ms=304_500, abandon_wait_ms=41_000,
+                    longest_wait_ms=61_250, waits={"answered:20000": 33, "answered:60000": 5, "abandoned:5000": 1,
+                                                   "abandoned:20000": 1, "abandoned:60000": 1},
+                    handled=2, handle_ms=636_000, hold_ms=40_000, acw_ms=80_000, held=1, transferred_out=1,
+                    surveys=1, survey_score_sum=4, surveys_satisfied=1, ivr_sessions=3, ivr_contained=1)
+    agent = QueueCounts(handled=1, handle_ms=330_000, hold_ms=40_000, acw_ms=50_000, held=1)
+    update = IntervalUpdate("support", "voice", 1767603600, 3, True, c, QueueSettings(), {"agent-007": agent},
+                            Forecast(1767592800000, 45.0, 300.0))
+    return build_record(update, 900, (5000, 20000, 60000))
 
 
 def _schema(name: str, title: str, typ, examples) -> dict:

@@ -45,6 +45,9 @@ class _Leg:
     acw_ended: list[int] = field(default_factory=list)
     hold_starts: list[int] = field(default_factory=list)
     hold_ends: list[int] = field(default_factory=list)
+    flowed_out: list[int] = field(default_factory=list)
+    callback: list[int] = field(default_factory=list)
+    agent: str | None = None
 
 
 _SLOT = {
@@ -56,6 +59,8 @@ _SLOT = {
     ev.AcwEnded: "acw_ended",
     ev.HoldStarted: "hold_starts",
     ev.HoldEnded: "hold_ends",
+    ev.ContactFlowedOut: "flowed_out",
+    ev.CallbackRequested: "callback",
 }
 
 
@@ -69,20 +74,33 @@ def compute(
     events: Iterable[ev.Event],
     interval_seconds: int,
     threshold_of: Callable[[str], float],
+    short_of: Callable[[str], float] = lambda queue: 5.0,
+    bounds_seconds: tuple[float, ...] = (),
+    agents: dict[tuple[str, str], QueueCounts] | None = None,
 ) -> tuple[dict[IntervalKey, QueueCounts], dict[TotalKey, QueueCounts]]:
-    """(counts per (queue, channel, interval start ms), counts per (queue, channel)) of a complete log."""
+    """(counts per (queue, channel, interval start ms), counts per (queue, channel)) of a complete log.
+
+    `agents`, when given, receives the handling counts per (agent who answered, interval start ms).
+    """
     length = interval_seconds * 1000
+    bounds = sorted(round(b * 1000) for b in set(bounds_seconds))
+    standalone: list[ev.Event] = []
 
     # 1. distinct contact events, grouped into legs
     seen: set[str] = set()
     legs: dict[tuple[str, str], _Leg] = {}
     for e in events:
+        if isinstance(e, ev.SurveyCompleted | ev.IvrSessionEnded) and e.event_id not in seen:
+            seen.add(e.event_id)
+            standalone.append(e)
         slot = _SLOT.get(type(e))
-        if slot is None:  # heartbeats, agent events
+        if slot is None:  # heartbeats, agent events, surveys, IVR sessions, forecasts
             continue
         if e.event_id in seen:
             continue
         seen.add(e.event_id)
+        if isinstance(e, ev.ContactAnswered):
+            legs.setdefault((e.queue_id, e.contact_id), _Leg(e.channel)).agent = e.agent_id
         leg = legs.setdefault((e.queue_id, e.contact_id), _Leg(e.channel))
         if leg.channel != e.channel:
             raise ValueError(f"leg {(e.queue_id, e.contact_id)}: two channels")
@@ -98,6 +116,12 @@ def compute(
             c = intervals[key] = QueueCounts()
         setattr(c, name, getattr(c, name) + amount)
 
+    def histogram(queue: str, channel: str, t: int, outcome: str, wait: int) -> None:
+        c = intervals[(queue, channel, t // length * length)]
+        le = next((str(b) for b in bounds if wait <= b), "inf")
+        c.waits[f"{outcome}:{le}"] = c.waits.get(f"{outcome}:{le}", 0) + 1
+        c.longest_wait_ms = max(c.longest_wait_ms, wait)
+
     for (queue, contact), leg in legs.items():
         k = (queue, contact)
         ch = leg.channel
@@ -105,6 +129,8 @@ def compute(
         offered = _one(leg.offered, "offered", k)
         answered = _one(leg.answered, "answered", k)
         abandoned = _one(leg.abandoned, "abandoned", k)
+        flowed_out = _one(leg.flowed_out, "flowed_out", k)
+        callback = _one(leg.callback, "callback", k)
         ended = _one(leg.ended, "ended", k)
         transferred = _one(leg.transferred, "transferred", k)
         acw_ended = _one(leg.acw_ended, "acw_ended", k)
@@ -121,11 +147,24 @@ def compute(
                 bump(queue, ch, offered, "answer_wait_ms", wait)
                 if wait <= threshold_ms:
                     bump(queue, ch, offered, "answered_within_threshold", 1)
+                histogram(queue, ch, offered, "answered", wait)
             elif abandoned is not None:
                 wait = abandoned - offered
                 bump(queue, ch, offered, "abandoned", 1)
+                bump(queue, ch, offered, "abandon_wait_ms", wait)
                 if wait <= threshold_ms:
                     bump(queue, ch, offered, "abandoned_within_threshold", 1)
+                if wait <= short_of(queue) * 1000:
+                    bump(queue, ch, offered, "short_abandoned", 1)
+                histogram(queue, ch, offered, "abandoned", wait)
+            elif flowed_out is not None:
+                bump(queue, ch, offered, "flowed_out", 1)
+                c = intervals[(queue, ch, offered // length * length)]
+                c.longest_wait_ms = max(c.longest_wait_ms, flowed_out - offered)
+            elif callback is not None:
+                bump(queue, ch, offered, "callbacks_requested", 1)
+                c = intervals[(queue, ch, offered // length * length)]
+                c.longest_wait_ms = max(c.longest_wait_ms, callback - offered)
 
         # handling: completion interval
         if (
@@ -134,12 +173,26 @@ def compute(
             and acw_ended is not None
             and len(leg.hold_starts) == len(leg.hold_ends)
         ):
-            bump(queue, ch, acw_ended, "handled", 1)
-            bump(queue, ch, acw_ended, "handle_ms", acw_ended - answered)
-            bump(queue, ch, acw_ended, "hold_ms", sum(leg.hold_ends) - sum(leg.hold_starts))
-            bump(queue, ch, acw_ended, "acw_ms", acw_ended - conversation_end)
-            if transferred is not None:
-                bump(queue, ch, acw_ended, "transferred_out", 1)
+            hold = sum(leg.hold_ends) - sum(leg.hold_starts)
+            parts = {"handled": 1, "handle_ms": acw_ended - answered, "talk_ms": conversation_end - answered - hold,
+                     "hold_ms": hold, "acw_ms": acw_ended - conversation_end,
+                     "held": int(bool(leg.hold_starts)), "transferred_out": int(transferred is not None)}
+            for name, amount in parts.items():
+                bump(queue, ch, acw_ended, name, amount)
+                if agents is not None:
+                    a = agents.setdefault((leg.agent, acw_ended // length * length), QueueCounts())
+                    setattr(a, name, getattr(a, name) + amount)
+
+    # surveys and IVR sessions: the interval of their own time
+    for e in standalone:
+        t = ms(e)
+        if isinstance(e, ev.SurveyCompleted):
+            bump(e.queue_id, e.channel, t, "surveys", 1)
+            bump(e.queue_id, e.channel, t, "survey_score_sum", e.score)
+            bump(e.queue_id, e.channel, t, "surveys_satisfied", 1 if e.score >= 4 else 0)
+        else:
+            bump(e.queue_id, e.channel, t, "ivr_sessions", 1)
+            bump(e.queue_id, e.channel, t, "ivr_contained", 1 if e.contained else 0)
 
     # 3. totals = sums over the intervals
     totals: dict[TotalKey, QueueCounts] = {}

@@ -60,5 +60,23 @@ class Events:
     def acw_ended(self, at, queue="Q1", contact="c1", channel="voice", agent="a1", disposition="done"):
         return ev.AcwEnded(**self._common(at, queue, contact, channel), agent_id=agent, disposition=disposition)
 
+    def flowed_out(self, at, queue="Q1", contact="c1", channel="voice", to_queue=None):
+        return ev.ContactFlowedOut(**self._common(at, queue, contact, channel), to_queue_id=to_queue)
+
+    def callback(self, at, queue="Q1", contact="c1", channel="voice"):
+        return ev.CallbackRequested(**self._common(at, queue, contact, channel))
+
+    def survey(self, at, score, queue="Q1", contact="c1", channel="voice"):
+        return ev.SurveyCompleted(**self._common(at, queue, contact, channel), score=score)
+
+    def ivr(self, at, contained, queue="Q1", session="s1", channel="voice"):
+        return ev.IvrSessionEnded(event_id=f"{self.prefix}{next(self._ids)}", time=when(at, self.tz),
+                                  session_id=session, queue_id=queue, channel=channel, contained=contained)
+
+    def forecast(self, at, interval_at, offered, aht, queue="Q1", channel="voice"):
+        return ev.ForecastPublished(event_id=f"{self.prefix}{next(self._ids)}", time=when(at, self.tz),
+                                    queue_id=queue, channel=channel, interval_start=when(interval_at, self.tz),
+                                    offered=offered, aht_seconds=aht)
+
     def heartbeat(self, at):
         return ev.SourceHeartbeat(event_id=f"{self.prefix}{next(self._ids)}", time=when(at, self.tz))

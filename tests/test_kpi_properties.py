@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from pipeline.ingest import events as ev
 from pipeline.kpis.counts import QueueCounts
+from pipeline.settings import QueueSettings
 from pipeline.state.queues import DUPLICATE, IMPOSSIBLE, LATE, QueueState
 
 INTERVAL = 60  # s: short, so that legs spread over several intervals
@@ -28,6 +29,13 @@ TIMEOUT = 7 * 24 * 3600  # s: no valid leg lasts this long, so nothing expires
 QUEUES = ("Q1", "Q2", "Q3")
 THRESHOLDS = {"Q1": 20.0, "Q2": 30.0, "Q3": 10.5}
 threshold_of = THRESHOLDS.__getitem__
+SHORT = {"Q1": 5.0, "Q2": 20.0, "Q3": 0.0}  # Q2: short abandons = abandons within the threshold (Cisco's view)
+BOUNDS = (5.0, 10.5, 20.0, 30.0, 60.0)
+
+
+def rules_of(queue: str) -> QueueSettings:
+    return QueueSettings(service_level_threshold_seconds=THRESHOLDS[queue], short_abandon_seconds=SHORT[queue])
+
 FAR = BASE_MS + 365 * 24 * 3600 * 1000
 ZONES = (UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30)))
 
@@ -68,8 +76,9 @@ def event_logs(draw) -> list[ev.Event]:
             common = {"queue": q, "contact": contact, "channel": channel}
             timed.append((t, E.offered(at(t), customer_id=customer, **common)))
             t += draw(waits)
-            if draw(st.integers(0, 3)) == 0:  # abandoned about one leg in four
-                timed.append((t, E.abandoned(at(t), **common)))
+            if draw(st.integers(0, 3)) == 0:  # about one leg in four leaves the queue unanswered
+                leave = draw(st.sampled_from((E.abandoned, E.abandoned, E.flowed_out, E.callback)))
+                timed.append((t, leave(at(t), **common)))
                 break
             timed.append((t, E.answered(at(t), agent=f"a{i}", **common)))
             talk = draw(st.integers(0, 300_000))
@@ -89,9 +98,17 @@ def event_logs(draw) -> list[ev.Event]:
                 timed.append((t, E.ended(at(t), agent=f"a{i}", **common)))
             acw = draw(st.integers(0, 60_000))
             timed.append((t + acw, E.acw_ended(at(t + acw), agent=f"a{i}", **common)))
+            if draw(st.integers(0, 3)) == 0:
+                survey_at = t + acw + draw(st.integers(0, 120_000))
+                timed.append((survey_at, E.survey(at(survey_at), draw(st.integers(1, 5)), **common)))
             if not onward:
                 break
             t += draw(st.integers(0, 5_000))  # the next queue's leg starts at or after the transfer
+    for k in range(draw(st.integers(0, 4))):
+        t = start + draw(st.integers(0, span))
+        ivr = E.ivr(at(t), draw(st.booleans()), queue=draw(st.sampled_from(queues)), session=f"s{k}",
+                    channel=draw(st.sampled_from(channels)))
+        timed.append((t, ivr))
     end = max(t for t, _ in timed)
     for _ in range(draw(st.integers(0, 5))):
         h = draw(st.integers(start, end))
@@ -106,8 +123,9 @@ def ms(e: ev.Event) -> int:
 
 def run(events: list[ev.Event], advance_every: int):
     """Feed a QueueState like the processor does; collect every final update. Returns (finals, results, state)."""
-    s = QueueState(INTERVAL, LATENESS, TIMEOUT, threshold_of)
+    s = QueueState(INTERVAL, LATENESS, TIMEOUT, rules_of, BOUNDS)
     finals: dict[tuple[str, str, int], QueueCounts] = {}
+    agents: dict[tuple[str, int], QueueCounts] = {}
     results: list = []
 
     def collect():
@@ -115,8 +133,10 @@ def run(events: list[ev.Event], advance_every: int):
             assert u.final and u.revision >= 1
             key = (u.queue_id, u.channel, u.start * 1000)
             assert key not in finals, f"interval {key} final twice"
-            assert u.threshold_seconds == THRESHOLDS[u.queue_id]
+            assert u.rules == rules_of(u.queue_id)
             finals[key] = u.counts
+            for agent, c in u.agents.items():
+                agents.setdefault((agent, u.start * 1000), QueueCounts()).add(c)
 
     for i, e in enumerate(events, 1):
         if isinstance(e, ev.SourceHeartbeat):
@@ -127,13 +147,16 @@ def run(events: list[ev.Event], advance_every: int):
             collect()
     s.observe_time(FAR)
     collect()
+    s.final_agents = agents  # for check_against_batch
     return finals, results, s
 
 
 def check_against_batch(events, finals, state):
-    intervals, totals = batch_kpis.compute(events, INTERVAL, threshold_of)
+    agents: dict = {}
+    intervals, totals = batch_kpis.compute(events, INTERVAL, threshold_of, SHORT.__getitem__, BOUNDS, agents)
     assert finals == intervals
     assert state.totals == totals
+    assert state.final_agents == agents
     assert list(state.waiting()) == []
     assert state.advance() == []
 
@@ -224,9 +247,15 @@ def test_shuffled_and_duplicated_with_snapshot_restore_midway(events, seed):
     doubled = events + [e for e in events if not isinstance(e, ev.SourceHeartbeat)]
     stream = perturbed(doubled, rnd, LATENESS * 1000)
     cut = rnd.randint(0, len(stream))
-    s = QueueState(INTERVAL, LATENESS, TIMEOUT, threshold_of)
+    s = QueueState(INTERVAL, LATENESS, TIMEOUT, rules_of, BOUNDS)
     finals: dict = {}
+    agents: dict = {}
     results: list = []
+
+    def keep(u):
+        finals[(u.queue_id, u.channel, u.start * 1000)] = u.counts
+        for agent, c in u.agents.items():
+            agents.setdefault((agent, u.start * 1000), QueueCounts()).add(c)
 
     def feed(state, part):
         for i, e in enumerate(part):
@@ -236,16 +265,17 @@ def test_shuffled_and_duplicated_with_snapshot_restore_midway(events, seed):
                 results.append(state.apply(e))
             if i % 3 == 0:
                 for u in state.advance():
-                    finals[(u.queue_id, u.channel, u.start * 1000)] = u.counts
+                    keep(u)
 
     feed(s, stream[:cut])
-    restored = QueueState(INTERVAL, LATENESS, TIMEOUT, threshold_of)
+    restored = QueueState(INTERVAL, LATENESS, TIMEOUT, rules_of, BOUNDS)
     restored.restore(s.snapshot())
     feed(restored, stream[cut:])
     restored.observe_time(FAR)
     for u in restored.advance():
         assert (u.queue_id, u.channel, u.start * 1000) not in finals
-        finals[(u.queue_id, u.channel, u.start * 1000)] = u.counts
+        keep(u)
+    restored.final_agents = agents
     n_contact = len(doubled) - len(events)
     assert results.count(DUPLICATE) == n_contact and results.count(None) == n_contact
     check_against_batch(events, finals, restored)
@@ -264,21 +294,33 @@ def test_batch_compute_hand_checked():
         E.heartbeat(100),
         E.offered(50, "Q1", "c2", channel="chat"), E.answered(50.25, "Q1", "c2", channel="chat"),
         E.ended(60, "Q1", "c2", channel="chat"), E.acw_ended(60, "Q1", "c2", channel="chat"),
+        E.survey(80, 4, "Q1", "c1"), E.ivr(5, True, "Q2"),
+        E.offered(20, "Q3", "c3"), E.flowed_out(50, "Q3", "c3", to_queue="Q1"),
     ]
     log = log + log[:3]  # duplicates count once
-    intervals, totals = batch_kpis.compute(reversed(log), INTERVAL, threshold_of)
+    intervals, totals = batch_kpis.compute(reversed(log), INTERVAL, threshold_of, SHORT.__getitem__, BOUNDS)
     b = BASE_MS
     assert intervals == {
-        ("Q1", "voice", b): QueueCounts(offered=1, answered=1, answered_within_threshold=1, answer_wait_ms=20000),
-        # handle 75 - 30 = 45 s; hold 5.5 s; ACW 75 - 70 = 5 s
-        ("Q1", "voice", b + 60_000): QueueCounts(handled=1, handle_ms=45000, hold_ms=5500, acw_ms=5000,
-                                                 transferred_out=1),
-        ("Q2", "voice", b + 60_000): QueueCounts(offered=1, abandoned=1, abandoned_within_threshold=1),
-        ("Q1", "chat", b): QueueCounts(offered=1, answered=1, answered_within_threshold=1, answer_wait_ms=250),
+        ("Q1", "voice", b): QueueCounts(offered=1, answered=1, answered_within_threshold=1, answer_wait_ms=20000,
+                                        longest_wait_ms=20000, waits={"answered:20000": 1}),
+        # handle 75 - 30 = 45 s; hold 5.5 s; ACW 75 - 70 = 5 s; the survey at 80 s
+        ("Q1", "voice", b + 60_000): QueueCounts(handled=1, handle_ms=45000, talk_ms=34500, hold_ms=5500, acw_ms=5000,
+                                                 held=1, transferred_out=1, surveys=1, survey_score_sum=4,
+                                                 surveys_satisfied=1),
+        ("Q2", "voice", b): QueueCounts(ivr_sessions=1, ivr_contained=1),
+        # Q2's short-abandon threshold is 20 s: the 19 s abandon is short
+        ("Q2", "voice", b + 60_000): QueueCounts(offered=1, abandoned=1, abandoned_within_threshold=1,
+                                                 short_abandoned=1, abandon_wait_ms=19000, longest_wait_ms=19000,
+                                                 waits={"abandoned:20000": 1}),
+        ("Q1", "chat", b): QueueCounts(offered=1, answered=1, answered_within_threshold=1, answer_wait_ms=250,
+                                       longest_wait_ms=250, waits={"answered:5000": 1}),
         # handle 60 - 50.25 = 9.75 s, ACW 0, completes at 60 s: interval [60, 120)
-        ("Q1", "chat", b + 60_000): QueueCounts(handled=1, handle_ms=9750),
+        ("Q1", "chat", b + 60_000): QueueCounts(handled=1, handle_ms=9750, talk_ms=9750),
+        ("Q3", "voice", b): QueueCounts(offered=1, flowed_out=1, longest_wait_ms=30000),
     }
     assert totals[("Q1", "voice")] == QueueCounts(offered=1, answered=1, answered_within_threshold=1,
-                                                  answer_wait_ms=20000, handled=1, handle_ms=45000,
-                                                  hold_ms=5500, acw_ms=5000, transferred_out=1)
-    assert set(totals) == {("Q1", "voice"), ("Q2", "voice"), ("Q1", "chat")}
+                                                  answer_wait_ms=20000, longest_wait_ms=20000,
+                                                  waits={"answered:20000": 1}, handled=1, handle_ms=45000,
+                                                  talk_ms=34500, hold_ms=5500, acw_ms=5000, held=1, transferred_out=1,
+                                                  surveys=1, survey_score_sum=4, surveys_satisfied=1)
+    assert set(totals) == {("Q1", "voice"), ("Q2", "voice"), ("Q1", "chat"), ("Q3", "voice")}

@@ -99,6 +99,47 @@ class AcwEnded(ContactEvent, frozen=True, kw_only=True, tag="contact.acw_ended")
     disposition: Annotated[str, Meta(min_length=1, max_length=64, description="Wrap-up / outcome code.")]
 
 
+class ContactFlowedOut(ContactEvent, frozen=True, kw_only=True, tag="contact.flowed_out"):
+    """Routing moved the waiting contact out of this queue unanswered (overflow to another queue or target).
+
+    A flow to another queue is followed by a `contact.offered` of the same contact there.
+    """
+
+    to_queue_id: Annotated[str, Meta(max_length=128, description="Target queue, if any.")] | None = None
+
+
+class CallbackRequested(ContactEvent, frozen=True, kw_only=True, tag="contact.callback_requested"):
+    """The waiting customer chose to be called back instead of waiting: the contact leaves the queue."""
+
+
+class SurveyCompleted(Event, frozen=True, kw_only=True, tag="survey.completed"):
+    """A customer satisfaction survey about one contact in one queue (key: queue_id)."""
+
+    contact_id: Id
+    queue_id: Id
+    channel: Channel
+    score: Annotated[int, Meta(ge=1, le=5, description="Satisfaction, 1 (very dissatisfied) to 5 (very satisfied).")]
+
+
+class IvrSessionEnded(Event, frozen=True, kw_only=True, tag="ivr.session_ended"):
+    """A self-service (IVR or bot) session ended, contained or handed to a queue (key: queue_id)."""
+
+    session_id: Id
+    queue_id: Annotated[str, Meta(min_length=1, max_length=128, description="The queue (service) the session belongs to.")]
+    channel: Channel
+    contained: Annotated[bool, Meta(description="True when it ended in self-service, without asking for an agent.")]
+
+
+class ForecastPublished(Event, frozen=True, kw_only=True, tag="forecast.published"):
+    """The WFM forecast for one queue and interval (key: queue_id). A newer forecast (by `time`) replaces it."""
+
+    queue_id: Id
+    channel: Channel
+    interval_start: Annotated[datetime, Meta(tz=True, description="Start of the forecast interval; the pipeline interval holding it is meant.")]
+    offered: Annotated[float, Meta(ge=0, description="Contacts expected to arrive in the interval.")]
+    aht_seconds: Annotated[float, Meta(gt=0, description="Expected average handle time.")]
+
+
 class SourceHeartbeat(Event, frozen=True, kw_only=True, tag="source.heartbeat"):
     """The source's clock: no event older than `time` is still to come from this source, partition by partition.
 
@@ -127,6 +168,51 @@ class AgentStateChanged(AgentEvent, frozen=True, kw_only=True, tag="agent.state_
 
     state: Annotated[AgentState, Meta(description="available, on_contact, acw (after-contact work) or not_ready.")]
     reason_code: Annotated[str, Meta(max_length=64, description="Why the agent is not ready (break, lunch, ...).")] | None = None
+    active_contacts: (
+        Annotated[int, Meta(ge=0, le=100, description="Contacts the agent handles at this moment (in conversation "
+                            "or after-contact work), for chat concurrency. Absent: 1 in on_contact and acw, else 0. "
+                            "Send a state_changed with the same state when only this number changes.")]
+        | None
+    ) = None
+
+
+# ---- Schedules (agent topic) -------------------------------------------------------------------------------
+# What the WFM system plans for each agent, on the agent topic keyed by agent_id (the same partition as the
+# agent's presence events, so one worker sees both). Adherence (docs/kpis.md) compares the plan with the state:
+#   contact_handling             <-> logged in and available, on_contact or acw;
+#   break, lunch, training, meeting <-> not_ready (any reason code: ACD reason codes are free text, not the
+#                                    WFM's activity names) or logged out;
+#   off                          <-> not scheduled: counts neither as scheduled nor as adherent time.
+
+ScheduleActivity = Literal["contact_handling", "break", "lunch", "training", "meeting", "off"]
+SCHEDULE_ACTIVITIES: tuple[str, ...] = ScheduleActivity.__args__  # type: ignore[attr-defined]
+MAX_ACTIVITY_SECONDS = 7 * 24 * 3600
+
+
+class ScheduleActivityPlanned(AgentEvent, frozen=True, kw_only=True, tag="schedule.activity_planned"):
+    """One planned activity of an agent, as the WFM system published it; `time` is when it was published.
+
+    A schedule is re-published (changed mid-shift) by sending its entries again with a higher `version`:
+    wherever entries of one agent overlap, the highest version holds (ties: the greatest `event_id`), so a
+    new version replaces the plan exactly where it has entries, and `off` removes planned work. Entries that
+    reach into an interval whose agent KPIs are already final are late (reported, not applied): publish a
+    change from the time it takes effect.
+    """
+
+    schedule_id: Annotated[str, Meta(min_length=1, max_length=128, description="The published schedule this "
+                                     "entry belongs to (for lineage).")]
+    version: Annotated[int, Meta(ge=1, description="Publication version: overlapping entries of the agent with a "
+                                 "higher version replace this one.")]
+    activity: Annotated[ScheduleActivity, Meta(description="contact_handling, break, lunch, training, meeting "
+                                               "or off.")]
+    start: Annotated[datetime, Meta(tz=True, description="Start of the activity (RFC 3339 with offset).")]
+    end: Annotated[datetime, Meta(tz=True, description="End of the activity, exclusive; after `start`, at most "
+                                  "7 days later.")]
+
+    def __post_init__(self) -> None:
+        length = (self.end - self.start).total_seconds()
+        if not 0 < length <= MAX_ACTIVITY_SECONDS:
+            raise ValueError("`end` must be after `start` and at most 7 days later")
 
 
 ContactTopicEvent = (
@@ -138,9 +224,14 @@ ContactTopicEvent = (
     | ContactTransferred
     | ContactEnded
     | AcwEnded
+    | ContactFlowedOut
+    | CallbackRequested
+    | SurveyCompleted
+    | IvrSessionEnded
+    | ForecastPublished
     | SourceHeartbeat
 )
-AgentTopicEvent = AgentLoggedIn | AgentLoggedOut | AgentStateChanged
+AgentTopicEvent = AgentLoggedIn | AgentLoggedOut | AgentStateChanged | ScheduleActivityPlanned | SourceHeartbeat
 
 CONTACT_EVENT_TYPES: tuple[type[Event], ...] = ContactTopicEvent.__args__  # type: ignore[attr-defined]
 AGENT_EVENT_TYPES: tuple[type[Event], ...] = AgentTopicEvent.__args__  # type: ignore[attr-defined]

@@ -30,6 +30,16 @@ class Count:
         return 0.001 if self.field.endswith("_ms") else 1.0
 
 
+@dataclass(frozen=True)
+class Gauge:
+    metric: str
+    unit: str
+    help: str
+
+
+SURVEY = "the interval in which the survey was completed (`survey.completed`)"
+IVR = "the interval in which the IVR session ended (`ivr.session_ended`)"
+
 COUNTS: tuple[Count, ...] = (
     Count("cc_queue_offered_total", "offered", "offered", "contacts",
           "Contacts that arrived in the queue.", ARRIVAL),
@@ -37,35 +47,69 @@ COUNTS: tuple[Count, ...] = (
           "Arrived contacts that an agent answered.", ARRIVAL),
     Count("cc_queue_abandoned_total", "abandoned", "abandoned", "contacts",
           "Arrived contacts abandoned by the customer before an answer.", ARRIVAL),
+    Count("cc_queue_short_abandoned_total", "short_abandoned", "short_abandoned", "contacts",
+          "Abandoned contacts whose wait was at most the queue's short-abandon threshold.", ARRIVAL),
     Count("cc_queue_answered_within_threshold_total", "answered_within_threshold", "answered_within_threshold",
           "contacts", "Answered contacts whose queue wait was at most the queue's service level threshold.",
           ARRIVAL),
     Count("cc_queue_abandoned_within_threshold_total", "abandoned_within_threshold",
           "abandoned_within_threshold", "contacts",
           "Abandoned contacts whose wait was at most the queue's service level threshold.", ARRIVAL),
+    Count("cc_queue_flowed_out_total", "flowed_out", "flowed_out", "contacts",
+          "Arrived contacts that routing moved out of the queue unanswered (overflow).", ARRIVAL),
+    Count("cc_queue_callbacks_requested_total", "callbacks_requested", "callbacks_requested", "contacts",
+          "Arrived contacts that left the queue with a callback request.", ARRIVAL),
     Count("cc_queue_expired_total", "expired", "expired", "contacts",
           "Arrived contacts given up on with no answer or abandon within the contact timeout.", ARRIVAL),
     Count("cc_queue_answer_wait_seconds_total", "answer_wait_ms", "answer_wait_seconds_sum", "seconds",
           "Sum of the queue waits (answered - arrived) of answered contacts.", ARRIVAL),
+    Count("cc_queue_abandon_wait_seconds_total", "abandon_wait_ms", "abandon_wait_seconds_sum", "seconds",
+          "Sum of the waits (abandoned - arrived) of abandoned contacts.", ARRIVAL),
     Count("cc_queue_handled_total", "handled", "handled", "contacts",
           "Answered contacts whose handling (conversation and after-contact work) completed.", COMPLETION),
     Count("cc_queue_handle_seconds_total", "handle_ms", "handle_seconds_sum", "seconds",
           "Sum of handle times (talk + hold + after-contact work) of handled contacts.", COMPLETION),
+    Count("cc_queue_talk_seconds_total", "talk_ms", "talk_seconds_sum", "seconds",
+          "Sum of talk times (conversation less hold) of handled contacts.", COMPLETION),
     Count("cc_queue_hold_seconds_total", "hold_ms", "hold_seconds_sum", "seconds",
           "Sum of hold times of handled contacts.", COMPLETION),
     Count("cc_queue_acw_seconds_total", "acw_ms", "acw_seconds_sum", "seconds",
           "Sum of after-contact work times of handled contacts.", COMPLETION),
+    Count("cc_queue_held_total", "held", "held", "contacts",
+          "Handled contacts put on hold at least once.", COMPLETION),
     Count("cc_queue_transferred_out_total", "transferred_out", "transferred_out", "contacts",
           "Handled contacts that the agent transferred out instead of ending.", COMPLETION),
+    Count("cc_queue_surveys_total", "surveys", "surveys", "surveys",
+          "Customer satisfaction surveys completed.", SURVEY),
+    Count("cc_queue_survey_score_total", "survey_score_sum", "survey_score_sum", "points",
+          "Sum of survey scores (1 to 5).", SURVEY),
+    Count("cc_queue_surveys_satisfied_total", "surveys_satisfied", "surveys_satisfied", "surveys",
+          "Surveys scoring 4 or 5.", SURVEY),
+    Count("cc_queue_ivr_sessions_total", "ivr_sessions", "ivr_sessions", "sessions",
+          "IVR / self-service sessions that ended.", IVR),
+    Count("cc_queue_ivr_contained_total", "ivr_contained", "ivr_contained", "sessions",
+          "IVR sessions that ended in self-service.", IVR),
+)
+# QueueCounts fields that are not counters: the histogram is exported as one, the maximum only in records
+NOT_COUNTERS = ("waits", "longest_wait_ms")
+WAIT_HISTOGRAM = Gauge("cc_queue_wait_seconds", "seconds",
+                       "Histogram of queue waits by outcome (answered, abandoned); buckets include every queue's "
+                       "service level and short-abandon thresholds.")
+AGENT_HANDLING = (
+    Count("cc_agent_handled_total", "handled", "agents[].handled", "contacts",
+          "Contacts the agent answered whose handling completed.", COMPLETION),
+    Count("cc_agent_handle_seconds_total", "handle_ms", "agents[].handle_seconds_sum", "seconds",
+          "Sum of the agent's handle times.", COMPLETION),
+    Count("cc_agent_talk_seconds_total", "talk_ms", "agents[].talk_seconds_sum", "seconds",
+          "Sum of the agent's talk times.", COMPLETION),
+    Count("cc_agent_hold_seconds_total", "hold_ms", "agents[].hold_seconds_sum", "seconds",
+          "Sum of the agent's hold times.", COMPLETION),
+    Count("cc_agent_acw_seconds_total", "acw_ms", "agents[].acw_seconds_sum", "seconds",
+          "Sum of the agent's after-contact work times.", COMPLETION),
+    Count("cc_agent_transferred_out_total", "transferred_out", "agents[].transferred_out", "contacts",
+          "Contacts the agent transferred out.", COMPLETION),
 )
 COUNT_BY_FIELD = {c.field: c for c in COUNTS}
-
-
-@dataclass(frozen=True)
-class Gauge:
-    metric: str
-    unit: str
-    help: str
 
 
 GAUGES: tuple[Gauge, ...] = (
@@ -74,7 +118,19 @@ GAUGES: tuple[Gauge, ...] = (
     Gauge("cc_queue_oldest_waiting_age_seconds", "seconds",
           "Age of the oldest contact waiting now, measured at the partition's watermark (newest event time)."),
     Gauge("cc_queue_service_level_threshold_seconds", "seconds",
-          "The queue's service level threshold, from the queue configuration."),
+          "The queue's service level threshold, from the queue configuration (label `queue`)."),
+    Gauge("cc_queue_service_level_target_ratio", "ratio 0..1",
+          "The queue's service level target, from the queue configuration (labels `queue`, `variant`)."),
+    Gauge("cc_queue_abandon_rate_target_ratio", "ratio 0..1",
+          "The queue's highest acceptable abandonment rate, from the queue configuration."),
+    Gauge("cc_queue_asa_target_seconds", "seconds",
+          "The queue's highest acceptable average speed of answer, from the queue configuration."),
+    Gauge("cc_queue_oldest_wait_target_seconds", "seconds",
+          "The queue's longest acceptable wait of its oldest contact, from the queue configuration."),
+    Gauge("cc_queue_forecast_offered", "contacts",
+          "Forecast contacts for the interval that holds the partition's watermark (the current interval)."),
+    Gauge("cc_queue_forecast_aht_seconds", "seconds",
+          "Forecast average handle time for the current interval."),
 )
 GAUGE = {g.metric: g for g in GAUGES}
 
@@ -93,63 +149,135 @@ class Kpi:
     notes: str = ""
 
 
-def _sum_increase(metric: str, window: str = "15m") -> str:
+def _inc(metric: str, window: str = "15m") -> str:
     return f"sum by (queue, channel) (increase({metric}[{window}]))"
 
 
+def _ratio(num: str, den: str) -> str:
+    return f"{num} / {den}"
+
+
+A, AB, AW = _inc("cc_queue_answered_total"), _inc("cc_queue_abandoned_total"), \
+    _inc("cc_queue_answered_within_threshold_total")
+HANDLED = _inc("cc_queue_handled_total")
+VENDORS_SL = (
+    "Vendors differ: Asterisk's SL ignores abandons; Cisco offers abandons ignored / against / in favour; "
+    "Genesys subtracts short abandons (and optionally all abandons) from the denominator; Amazon Connect counts "
+    "contacts removed from the queue within T (answered, abandoned or callback) over all queued. All four "
+    "variants are in every record; `service_level` is the queue's headline variant (`service_level_variant`)."
+)
+
 KPIS: tuple[Kpi, ...] = (
-    Kpi(
-        "offered", "Offered", "count of `contact.offered`", "contacts", ARRIVAL, "offered",
-        _sum_increase("cc_queue_offered_total"),
-        "A transferred contact is offered again to the queue it is transferred to (a new leg there).",
-    ),
-    Kpi(
-        "answered", "Answered", "count of offered contacts with `contact.answered`", "contacts", ARRIVAL,
-        "answered", _sum_increase("cc_queue_answered_total"),
-    ),
-    Kpi(
-        "abandoned", "Abandoned", "count of offered contacts with `contact.abandoned`", "contacts", ARRIVAL,
-        "abandoned", _sum_increase("cc_queue_abandoned_total"),
-        "Short abandons are not excluded in this version.",
-    ),
-    Kpi(
-        "service_level", "Service level (abandons count against)",
-        "answered_within_threshold / (answered + abandoned); a wait equal to the threshold counts as within",
-        "ratio 0..1", ARRIVAL, "service_level",
-        f"{_sum_increase('cc_queue_answered_within_threshold_total')} / ({_sum_increase('cc_queue_answered_total')}"
-        f" + {_sum_increase('cc_queue_abandoned_total')})",
-        "Threshold per queue (`service_level_threshold_seconds` in the queue file, default 20 s). Vendors "
-        "differ: Asterisk's SL ignores abandons (answered within T / answered); Amazon Connect counts contacts "
-        "removed from the queue within T (answered or abandoned) over all queued; Genesys has switches for "
-        "short abandons and flow-outs. This is Cisco's 'abandons count against' variant. Null when nothing "
-        "was answered or abandoned.",
-    ),
-    Kpi(
-        "asa", "Average speed of answer (ASA)", "answer_wait_seconds_sum / answered", "seconds", ARRIVAL,
-        "asa_seconds",
-        f"{_sum_increase('cc_queue_answer_wait_seconds_total')} / {_sum_increase('cc_queue_answered_total')}",
-        "Wait = time of `contact.answered` - time of `contact.offered` in this queue. Abandoned contacts are "
-        "not included.",
-    ),
-    Kpi(
-        "aht", "Average handle time (AHT)",
-        "handle_seconds_sum / handled, where handle = talk + hold + after-contact work "
-        "= (acw_ended - answered)", "seconds", COMPLETION, "aht_seconds",
-        f"{_sum_increase('cc_queue_handle_seconds_total')} / {_sum_increase('cc_queue_handled_total')}",
+    Kpi("offered", "Offered", "count of `contact.offered`", "contacts", ARRIVAL, "offered",
+        _inc("cc_queue_offered_total"),
+        "A transferred or overflowed contact is offered again to the queue it goes to (a new leg there)."),
+    Kpi("answered", "Answered", "count of offered contacts with `contact.answered`", "contacts", ARRIVAL,
+        "answered", A),
+    Kpi("abandoned", "Abandoned", "count of offered contacts with `contact.abandoned`", "contacts", ARRIVAL,
+        "abandoned", AB, "Callbacks and flow-outs are not abandons (as in Amazon Connect)."),
+    Kpi("short_abandoned", "Short abandons", "abandoned with wait <= `short_abandon_seconds` (per queue)",
+        "contacts", ARRIVAL, "short_abandoned", _inc("cc_queue_short_abandoned_total"),
+        "Misdials and instant hang-ups. The threshold is per queue (default 5 s)."),
+    Kpi("flowed_out", "Flowed out (overflow)", "count of offered contacts with `contact.flowed_out`", "contacts",
+        ARRIVAL, "flowed_out", _inc("cc_queue_flowed_out_total"),
+        "Not in any service level denominator here; Genesys can add flow-outs to its denominator."),
+    Kpi("callbacks_requested", "Callbacks requested", "count of `contact.callback_requested`", "contacts",
+        ARRIVAL, "callbacks_requested", _inc("cc_queue_callbacks_requested_total")),
+    Kpi("transferred_out", "Transferred out", "handled contacts that ended with `contact.transferred`",
+        "contacts", COMPLETION, "transferred_out", _inc("cc_queue_transferred_out_total")),
+    Kpi("service_level", "Service level (headline)", "the queue's headline variant, one of the four below",
+        "ratio 0..1", ARRIVAL, "service_level", "level:service_level:ratio_rate15m (recording rule)",
+        "A wait equal to the threshold counts as within. " + VENDORS_SL),
+    Kpi("service_level_abandons_ignored", "Service level, abandons ignored",
+        "answered_within_threshold / answered", "ratio 0..1", ARRIVAL, "service_level_abandons_ignored",
+        _ratio(AW, A), "Asterisk's SL; Cisco's 'abandons ignored' is the short-abandons-excluded variant with "
+        "the short-abandon threshold equal to the service level threshold."),
+    Kpi("service_level_abandons_against", "Service level, abandons count against",
+        "answered_within_threshold / (answered + abandoned)", "ratio 0..1", ARRIVAL,
+        "service_level_abandons_against", f"{AW} / ({A} + {AB})", "Cisco's 'abandons count against'."),
+    Kpi("service_level_short_abandons_excluded", "Service level, short abandons excluded",
+        "answered_within_threshold / (answered + abandoned - short_abandoned)", "ratio 0..1", ARRIVAL,
+        "service_level_short_abandons_excluded",
+        f"{AW} / ({A} + {AB} - {_inc('cc_queue_short_abandoned_total')})",
+        "Genesys with 'exclude short abandons'. With `short_abandon_seconds` = the threshold it is "
+        "answered within T / (answered + abandoned after T): Cisco's 'abandons ignored' (70 / 90 = 77.8% in "
+        "the UCCE example)."),
+    Kpi("service_level_abandons_in_favour", "Service level, abandons within the threshold count in favour",
+        "(answered_within_threshold + abandoned_within_threshold) / offered", "ratio 0..1", ARRIVAL,
+        "service_level_abandons_in_favour",
+        f"({AW} + {_inc('cc_queue_abandoned_within_threshold_total')}) / {_inc('cc_queue_offered_total')}",
+        "Amazon Connect's definition (contacts removed from the queue within T over contacts queued; here "
+        "callbacks within T are not counted in favour); Cisco's 'abandons count in favour'."),
+    Kpi("asa", "Average speed of answer (ASA)", "answer_wait_seconds_sum / answered", "seconds", ARRIVAL,
+        "asa_seconds", _ratio(_inc("cc_queue_answer_wait_seconds_total"), A),
+        "Wait = time of `contact.answered` - time of `contact.offered` in this queue. Abandons not included."),
+    Kpi("average_time_to_abandon", "Average time to abandon", "abandon_wait_seconds_sum / abandoned", "seconds",
+        ARRIVAL, "average_time_to_abandon_seconds", _ratio(_inc("cc_queue_abandon_wait_seconds_total"), AB)),
+    Kpi("longest_wait", "Longest wait in the interval",
+        "max over the interval's contacts with an outcome of (outcome time - arrival time)", "seconds", ARRIVAL,
+        "longest_wait_seconds",
+        'histogram_quantile(1, sum by (queue, channel, le) (increase(cc_queue_wait_seconds_bucket[15m])))',
+        "Exact in the record; from Prometheus only to the bucket bound. Contacts still waiting are in the "
+        "oldest-waiting gauge instead."),
+    Kpi("wait_distribution", "Wait-time distribution",
+        "histogram of waits of answered and of abandoned contacts", "contacts per bucket", ARRIVAL,
+        "wait_histogram",
+        'sum by (queue, channel, outcome, le) (increase(cc_queue_wait_seconds_bucket[15m]))',
+        "Buckets: 5 s to 20 min plus every queue's service level and short-abandon thresholds, so the share "
+        "within any queue's threshold is exact."),
+    Kpi("abandon_rate", "Abandonment rate", "abandoned / offered", "ratio 0..1", ARRIVAL, "abandon_rate",
+        _ratio(AB, _inc("cc_queue_offered_total"))),
+    Kpi("abandon_rate_without_short", "Abandonment rate without short abandons",
+        "(abandoned - short_abandoned) / (offered - short_abandoned)", "ratio 0..1", ARRIVAL,
+        "abandon_rate_without_short",
+        f"({AB} - {_inc('cc_queue_short_abandoned_total')}) / ({_inc('cc_queue_offered_total')} - "
+        f"{_inc('cc_queue_short_abandoned_total')})"),
+    Kpi("chat_abandon_rate", "Chat abandonment before acceptance",
+        "abandon_rate of channel `chat`: chats the customer left before an agent accepted / chats offered",
+        "ratio 0..1", ARRIVAL, "abandon_rate (channel chat)",
+        'sum by (queue) (increase(cc_queue_abandoned_total{channel="chat"}[15m])) / '
+        'sum by (queue) (increase(cc_queue_offered_total{channel="chat"}[15m]))'),
+    Kpi("aht", "Average handle time (AHT)",
+        "handle_seconds_sum / handled, where handle = talk + hold + after-contact work = acw_ended - answered",
+        "seconds", COMPLETION, "aht_seconds", _ratio(_inc("cc_queue_handle_seconds_total"), HANDLED),
         "Talk = (ended or transferred - answered) - hold; hold = sum of hold_ended - hold_started; "
-        "ACW = acw_ended - ended. Amazon Connect and Genesys also count a contact's handling in the interval "
-        "in which it completes.",
-    ),
-    Kpi(
-        "contacts_waiting", "Contacts waiting now", "contacts offered and not yet answered or abandoned",
-        "contacts", "real time (now)", "-", "sum by (queue, channel) (cc_queue_contacts_waiting)",
-    ),
-    Kpi(
-        "oldest_waiting_age", "Oldest waiting contact's age",
+        "ACW = acw_ended - ended. Amazon Connect and Genesys also count handling in the interval in which it "
+        "completes. Per agent: `agents[]` in the record, `cc_agent_*` metrics."),
+    Kpi("talk_avg", "Average talk time", "talk_seconds_sum / handled", "seconds", COMPLETION, "talk_seconds_avg",
+        _ratio(_inc("cc_queue_talk_seconds_total"), HANDLED)),
+    Kpi("hold_avg", "Average hold time", "hold_seconds_sum / handled (all handled, held or not)", "seconds",
+        COMPLETION, "hold_seconds_avg", _ratio(_inc("cc_queue_hold_seconds_total"), HANDLED)),
+    Kpi("acw_avg", "Average after-contact work", "acw_seconds_sum / handled", "seconds", COMPLETION,
+        "acw_seconds_avg", _ratio(_inc("cc_queue_acw_seconds_total"), HANDLED)),
+    Kpi("hold_rate", "Hold rate", "held / handled", "ratio 0..1", COMPLETION, "hold_rate",
+        _ratio(_inc("cc_queue_held_total"), HANDLED)),
+    Kpi("transfer_rate", "Transfer rate", "transferred_out / handled", "ratio 0..1", COMPLETION,
+        "transfer_rate", _ratio(_inc("cc_queue_transferred_out_total"), HANDLED), "Per agent in `agents[]`."),
+    Kpi("agent_handled", "Contacts handled per agent", "handled, grouped by the agent who answered",
+        "contacts", COMPLETION, "agents[].handled", "sum by (agent) (increase(cc_agent_handled_total[15m]))",
+        "Per-agent AHT and its parts are in `agents[]` too; `PIPELINE_EXPORT_AGENT_METRICS` switches the "
+        "`cc_agent_*` series off."),
+    Kpi("csat", "Customer satisfaction (average score)", "survey_score_sum / surveys", "score 1..5", SURVEY,
+        "satisfaction_avg", _ratio(_inc("cc_queue_survey_score_total"), _inc("cc_queue_surveys_total"))),
+    Kpi("csat_satisfied", "Share satisfied", "surveys_satisfied / surveys (scores 4 and 5: top-two box)",
+        "ratio 0..1", SURVEY, "satisfied_share",
+        _ratio(_inc("cc_queue_surveys_satisfied_total"), _inc("cc_queue_surveys_total"))),
+    Kpi("ivr_containment", "IVR / self-service containment", "ivr_contained / ivr_sessions", "ratio 0..1", IVR,
+        "ivr_containment", _ratio(_inc("cc_queue_ivr_contained_total"), _inc("cc_queue_ivr_sessions_total"))),
+    Kpi("forecast_offered", "Volume vs forecast", "(offered - forecast offered) / forecast offered",
+        "ratio (+0.1 = 10% more than forecast)", ARRIVAL, "offered_vs_forecast",
+        f"{_inc('cc_queue_offered_total')} / on (queue, channel) cc_queue_forecast_offered - 1",
+        "The forecast is the newest `forecast.published` (by event time) for the interval."),
+    Kpi("forecast_aht", "AHT vs forecast", "(AHT - forecast AHT) / forecast AHT", "ratio", COMPLETION,
+        "aht_vs_forecast",
+        f"({_inc('cc_queue_handle_seconds_total')} / {HANDLED}) / on (queue, channel) "
+        "cc_queue_forecast_aht_seconds - 1"),
+    Kpi("contacts_waiting", "Contacts waiting now", "contacts offered and not yet answered or abandoned",
+        "contacts", "real time (now)", "-", "sum by (queue, channel) (cc_queue_contacts_waiting)"),
+    Kpi("oldest_waiting_age", "Oldest waiting contact's age",
         "watermark - arrival time of the longest-waiting contact", "seconds", "real time (now)", "-",
         "max by (queue, channel) (cc_queue_oldest_waiting_age_seconds)",
-        "Measured at the partition's watermark (its newest event time), so a replay shows the age as it was.",
-    ),
+        "Measured at the partition's watermark (its newest event time), so a replay shows the age as it was."),
 )
 
 
@@ -199,8 +327,14 @@ def markdown() -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for c in COUNTS:
-        short = "arrival" if c.attribution == ARRIVAL else "completion"
+        short = {ARRIVAL: "arrival", COMPLETION: "completion", SURVEY: "survey", IVR: "IVR session end"}[c.attribution]
         out.append(f"| `{c.metric}` | `{c.record_field}` | {c.unit} | {short} | {c.help} |")
+    out += ["", f"Histogram `{WAIT_HISTOGRAM.metric}` (labels `queue`, `channel`, `outcome`, `le`): "
+            f"{WAIT_HISTOGRAM.help}", "", "## Per-agent handling counters", "",
+            "Label `agent`; the KPI record carries the same per agent in `agents[]`.", "",
+            "| Prometheus metric | KPI record field | unit | meaning |", "| --- | --- | --- | --- |"]
+    for c in AGENT_HANDLING:
+        out.append(f"| `{c.metric}` | `{c.record_field}` | {c.unit} | {c.help} |")
     out += ["", "## Real-time gauges", "", "| Prometheus metric | unit | meaning |", "| --- | --- | --- |"]
     for g in GAUGES:
         out.append(f"| `{g.metric}` | {g.unit} | {g.help} |")

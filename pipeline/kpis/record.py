@@ -1,8 +1,9 @@
-"""The KPI record: one per (queue, channel, interval) and revision, published on the KPI topic.
+"""The queue KPI record: one per (queue, channel, interval) and revision, published on the KPI topic.
 
 The topic is keyed by `queue_id|channel|interval_start` so that a compacted topic keeps the latest revision.
 Records carry the additive counts as well as the ratios, so consumers can re-aggregate (sum the counts, then
-divide) over queues or longer spans. `schemas/kpi-record.v1.json` is generated from this class.
+divide) over queues or longer spans. `schemas/kpi-record.v1.json` is generated from this class; every field is
+defined in docs/kpis.md.
 """
 
 from __future__ import annotations
@@ -14,15 +15,54 @@ import msgspec
 from msgspec import Meta
 
 from pipeline.kpis import counts as k
+from pipeline.kpis.counts import VARIANTS, QueueCounts, Variant
 from pipeline.state.intervals import as_datetime
 from pipeline.state.queues import IntervalUpdate
 
 Seconds = Annotated[float, Meta(ge=0, description="Seconds.")]
+Ratio = Annotated[float | None, Meta(description="Ratio 0..1; null when there is nothing to measure.")]
+Average = Annotated[float | None, Meta(description="Seconds; null when there is nothing to average.")]
 
 
-class KpiRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """Queue KPIs of one queue and channel over one interval (see docs/kpis.md for every definition)."""
+class Handling(msgspec.Struct, frozen=True, kw_only=True):
+    """Handling counts and averages of one group (the queue, or one agent in it)."""
 
+    handled: int
+    handle_seconds_sum: Seconds
+    talk_seconds_sum: Seconds
+    hold_seconds_sum: Seconds
+    acw_seconds_sum: Seconds
+    held: int
+    transferred_out: int
+    aht_seconds: Average
+    talk_seconds_avg: Average
+    hold_seconds_avg: Average
+    acw_seconds_avg: Average
+    hold_rate: Ratio
+    transfer_rate: Ratio
+
+
+class AgentHandling(Handling, frozen=True, kw_only=True):
+    """One agent's handling of this queue's contacts that completed in the interval."""
+
+    agent_id: str
+
+
+class WaitBucket(msgspec.Struct, frozen=True, kw_only=True):
+    """Contacts that waited at most `le_seconds` (cumulative; the last bucket, `le_seconds` null, is all)."""
+
+    le_seconds: float | None
+    answered: int
+    abandoned: int
+
+
+class KpiRecord(Handling, frozen=True, kw_only=True):
+    """Queue KPIs of one queue and channel over one interval (see docs/kpis.md for every definition).
+
+    The handling fields (inherited from `Handling`) belong to the completion interval.
+    """
+
+    kind: Annotated[str, Meta(description="Record kind: `queue`.")] = "queue"
     queue_id: str
     channel: str
     interval_start: Annotated[datetime, Meta(description="Start of the interval (UTC).")]
@@ -30,22 +70,47 @@ class KpiRecord(msgspec.Struct, frozen=True, kw_only=True):
     revision: Annotated[int, Meta(ge=1, description="Grows by one with each record published for this key.")]
     final: Annotated[bool, Meta(description="True when the interval is closed: no later revision will come.")]
     service_level_threshold_seconds: Seconds
+    short_abandon_seconds: Seconds
+    service_level_variant: Annotated[Variant, Meta(description="The queue's headline variant.")]
+    # volume and outcome (arrival interval)
     offered: int
     answered: int
     abandoned: int
+    short_abandoned: int
     answered_within_threshold: int
     abandoned_within_threshold: int
+    flowed_out: int
+    callbacks_requested: int
     expired: int
     answer_wait_seconds_sum: Seconds
-    handled: int
-    handle_seconds_sum: Seconds
-    talk_seconds_sum: Seconds
-    hold_seconds_sum: Seconds
-    acw_seconds_sum: Seconds
-    transferred_out: int
-    service_level: Annotated[float | None, Meta(description="Ratio 0..1; null with nothing to measure.")]
-    asa_seconds: Annotated[float | None, Meta(description="Average speed of answer; null if none answered.")]
-    aht_seconds: Annotated[float | None, Meta(description="Average handle time; null if none handled.")]
+    abandon_wait_seconds_sum: Seconds
+    longest_wait_seconds: Seconds
+    wait_histogram: list[WaitBucket]
+    # speed of service
+    service_level: Ratio
+    service_level_abandons_ignored: Ratio
+    service_level_abandons_against: Ratio
+    service_level_short_abandons_excluded: Ratio
+    service_level_abandons_in_favour: Ratio
+    asa_seconds: Average
+    average_time_to_abandon_seconds: Average
+    abandon_rate: Ratio
+    abandon_rate_without_short: Ratio
+    agents: Annotated[list[AgentHandling], Meta(description="Handling per agent (completion interval).")]
+    # quality
+    surveys: int
+    survey_score_sum: int
+    surveys_satisfied: int
+    satisfaction_avg: Annotated[float | None, Meta(description="Mean score 1-5; null without surveys.")]
+    satisfied_share: Ratio
+    ivr_sessions: int
+    ivr_contained: int
+    ivr_containment: Ratio
+    # planning
+    forecast_offered: Annotated[float | None, Meta(description="Forecast contacts; null without a forecast.")]
+    forecast_aht_seconds: Average
+    offered_vs_forecast: Annotated[float | None, Meta(description="(offered - forecast) / forecast.")]
+    aht_vs_forecast: Annotated[float | None, Meta(description="(AHT - forecast AHT) / forecast AHT.")]
 
     @property
     def key(self) -> str:
@@ -56,8 +121,37 @@ def record_key(queue_id: str, channel: str, start: datetime) -> str:
     return f"{queue_id}|{channel}|{start.isoformat()}"
 
 
-def build_record(u: IntervalUpdate, interval_seconds: int) -> KpiRecord:
-    c = u.counts
+def handling(c: QueueCounts) -> dict:
+    """The handling fields of a record, from counts."""
+    talk = c.talk_ms
+    return dict(
+        handled=c.handled,
+        handle_seconds_sum=c.handle_ms / 1000,
+        talk_seconds_sum=talk / 1000,
+        hold_seconds_sum=c.hold_ms / 1000,
+        acw_seconds_sum=c.acw_ms / 1000,
+        held=c.held,
+        transferred_out=c.transferred_out,
+        aht_seconds=k.average_handle_time(c),
+        talk_seconds_avg=k.average_part(c, talk),
+        hold_seconds_avg=k.average_part(c, c.hold_ms),
+        acw_seconds_avg=k.average_part(c, c.acw_ms),
+        hold_rate=k.hold_rate(c),
+        transfer_rate=k.transfer_rate(c),
+    )
+
+
+def wait_histogram(c: QueueCounts, bounds_ms: tuple[int, ...]) -> list[WaitBucket]:
+    answered = k.cumulative(c, "answered", bounds_ms)
+    abandoned = k.cumulative(c, "abandoned", bounds_ms)
+    les = [b / 1000 for b in bounds_ms] + [None]
+    return [WaitBucket(le_seconds=le, answered=a, abandoned=b) for le, a, b in zip(les, answered, abandoned, strict=True)]
+
+
+def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple[int, ...] = ()) -> KpiRecord:
+    c, rules, fc = u.counts, u.rules, u.forecast
+    aht = k.average_handle_time(c)
+    variants = {f"service_level_{v}": k.service_level(c, v) for v in VARIANTS}
     return KpiRecord(
         queue_id=u.queue_id,
         channel=u.channel,
@@ -65,23 +159,42 @@ def build_record(u: IntervalUpdate, interval_seconds: int) -> KpiRecord:
         interval_end=as_datetime(u.start + interval_seconds),
         revision=u.revision,
         final=u.final,
-        service_level_threshold_seconds=u.threshold_seconds,
+        service_level_threshold_seconds=rules.service_level_threshold_seconds,
+        short_abandon_seconds=rules.short_abandon_seconds,
+        service_level_variant=rules.service_level_variant,
         offered=c.offered,
         answered=c.answered,
         abandoned=c.abandoned,
+        short_abandoned=c.short_abandoned,
         answered_within_threshold=c.answered_within_threshold,
         abandoned_within_threshold=c.abandoned_within_threshold,
+        flowed_out=c.flowed_out,
+        callbacks_requested=c.callbacks_requested,
         expired=c.expired,
         answer_wait_seconds_sum=c.answer_wait_ms / 1000,
-        handled=c.handled,
-        handle_seconds_sum=c.handle_ms / 1000,
-        talk_seconds_sum=k.talk_ms(c) / 1000,
-        hold_seconds_sum=c.hold_ms / 1000,
-        acw_seconds_sum=c.acw_ms / 1000,
-        transferred_out=c.transferred_out,
-        service_level=k.service_level(c),
+        abandon_wait_seconds_sum=c.abandon_wait_ms / 1000,
+        longest_wait_seconds=c.longest_wait_ms / 1000,
+        wait_histogram=wait_histogram(c, wait_bounds_ms),
+        service_level=variants[f"service_level_{rules.service_level_variant}"],
+        **variants,
         asa_seconds=k.average_speed_of_answer(c),
-        aht_seconds=k.average_handle_time(c),
+        average_time_to_abandon_seconds=k.average_time_to_abandon(c),
+        abandon_rate=k.abandon_rate(c),
+        abandon_rate_without_short=k.abandon_rate(c, include_short=False),
+        **handling(c),
+        agents=[AgentHandling(agent_id=a, **handling(ac)) for a, ac in sorted(u.agents.items())],
+        surveys=c.surveys,
+        survey_score_sum=c.survey_score_sum,
+        surveys_satisfied=c.surveys_satisfied,
+        satisfaction_avg=k.average_satisfaction(c),
+        satisfied_share=k.satisfied_share(c),
+        ivr_sessions=c.ivr_sessions,
+        ivr_contained=c.ivr_contained,
+        ivr_containment=k.ivr_containment(c),
+        forecast_offered=fc.offered if fc else None,
+        forecast_aht_seconds=fc.aht_seconds if fc else None,
+        offered_vs_forecast=k.forecast_error(c.offered, fc.offered if fc else None),
+        aht_vs_forecast=k.forecast_error(aht, fc.aht_seconds if fc else None) if aht is not None else None,
     )
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from pipeline.kpis.catalogue import COUNTS, GAUGE
-from pipeline.kpis.counts import QueueCounts
+from pipeline.kpis.catalogue import AGENT_HANDLING, COUNTS, GAUGE, WAIT_HISTOGRAM
+from pipeline.kpis.counts import QueueCounts, cumulative
 from pipeline.processor import ContactProcessor, PipelineStats
+from pipeline.state.queues import Forecast
 
 
 class KpiCollector:
@@ -29,13 +30,17 @@ class KpiCollector:
     def _queue_metrics(self) -> Iterator[Metric]:
         labels = ["queue", "channel"]
         totals: dict[tuple[str, str], QueueCounts] = {}
-        waiting = GaugeMetricFamily("cc_queue_contacts_waiting", GAUGE["cc_queue_contacts_waiting"].help,
-                                    labels=labels)
-        oldest = GaugeMetricFamily("cc_queue_oldest_waiting_age_seconds",
-                                   GAUGE["cc_queue_oldest_waiting_age_seconds"].help, labels=labels)
+        agents: dict[str, QueueCounts] = {}
+        current: dict[tuple[str, str], Forecast] = {}
+        waiting = _gauge("cc_queue_contacts_waiting", labels)
+        oldest = _gauge("cc_queue_oldest_waiting_age_seconds", labels)
         for state in list(self.processor.partitions.values()):
-            for qc, c in state.totals.items():
-                totals[qc] = c  # a queue lives on exactly one partition
+            totals.update(state.totals)  # a queue lives on exactly one partition
+            for agent, c in state.agent_totals.items():
+                agents.setdefault(agent, QueueCounts()).add(c)  # an agent may serve queues on several
+            for (q, ch, start), ivl in state.intervals.items():
+                if ivl.forecast and start <= state.watermark < start + state.interval_ms:
+                    current[(q, ch)] = ivl.forecast
             for q, ch, n, age in state.waiting():
                 waiting.add_metric([q, ch], n)
                 oldest.add_metric([q, ch], age)
@@ -44,6 +49,7 @@ class KpiCollector:
             for (q, ch), c in sorted(totals.items()):
                 fam.add_metric([q, ch], getattr(c, count.field) * count.scale)
             yield fam
+        yield self._wait_histogram(totals)
         for (q, ch) in sorted(totals):
             # queues with nothing waiting show 0 rather than no series
             if not any(s.labels == {"queue": q, "channel": ch} for s in waiting.samples):
@@ -51,11 +57,49 @@ class KpiCollector:
                 oldest.add_metric([q, ch], 0)
         yield waiting
         yield oldest
-        threshold = GaugeMetricFamily("cc_queue_service_level_threshold_seconds",
-                                      GAUGE["cc_queue_service_level_threshold_seconds"].help, labels=["queue"])
-        for q in sorted({q for q, _ in totals}):
-            threshold.add_metric([q], self.processor.queues.for_queue(q).service_level_threshold_seconds)
-        yield threshold
+        forecast_offered = _gauge("cc_queue_forecast_offered", labels)
+        forecast_aht = _gauge("cc_queue_forecast_aht_seconds", labels)
+        for (q, ch), fc in sorted(current.items()):
+            forecast_offered.add_metric([q, ch], fc.offered)
+            forecast_aht.add_metric([q, ch], fc.aht_seconds)
+        yield forecast_offered
+        yield forecast_aht
+        yield from self._targets(sorted({q for q, _ in totals}))
+        if self.processor.settings.export_agent_metrics:
+            for count in AGENT_HANDLING:
+                fam = CounterMetricFamily(count.metric.removesuffix("_total"), count.help, labels=["agent"])
+                for agent, c in sorted(agents.items()):
+                    fam.add_metric([agent], getattr(c, count.field) * count.scale)
+                yield fam
+
+    def _wait_histogram(self, totals: dict[tuple[str, str], QueueCounts]) -> Metric:
+        bounds = self.processor.wait_bounds_ms
+        fam = HistogramMetricFamily(WAIT_HISTOGRAM.metric, WAIT_HISTOGRAM.help,
+                                    labels=["queue", "channel", "outcome"])
+        les = [f"{b / 1000:g}" for b in bounds] + ["+Inf"]
+        for (q, ch), c in sorted(totals.items()):
+            for outcome, wait_sum in (("answered", c.answer_wait_ms), ("abandoned", c.abandon_wait_ms)):
+                buckets = list(zip(les, cumulative(c, outcome, bounds), strict=True))
+                fam.add_metric([q, ch, outcome], buckets, wait_sum / 1000)
+        return fam
+
+    def _targets(self, queues: list[str]) -> Iterator[Metric]:
+        """The queue configuration's thresholds and targets, for dashboards and alert rules to compare with."""
+        rules = {q: self.processor.queues.for_queue(q) for q in queues}
+        for metric, value in (
+            ("cc_queue_service_level_threshold_seconds", lambda r: r.service_level_threshold_seconds),
+            ("cc_queue_abandon_rate_target_ratio", lambda r: r.abandon_rate_target),
+            ("cc_queue_asa_target_seconds", lambda r: r.asa_target_seconds),
+            ("cc_queue_oldest_wait_target_seconds", lambda r: r.oldest_wait_target_seconds),
+        ):
+            fam = _gauge(metric, ["queue"])
+            for q, r in rules.items():
+                fam.add_metric([q], value(r))
+            yield fam
+        fam = _gauge("cc_queue_service_level_target_ratio", ["queue", "variant"])
+        for q, r in rules.items():
+            fam.add_metric([q, r.service_level_variant], r.service_level_target)
+        yield fam
 
     def _pipeline_metrics(self) -> Iterator[Metric]:
         s = self.stats
@@ -108,6 +152,10 @@ class KpiCollector:
         yield owned
         yield GaugeMetricFamily("cc_pipeline_last_batch_seconds", "Processing time of the last batch.",
                                 value=s.last_batch_seconds)
+
+
+def _gauge(metric: str, labels: list[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(metric, GAUGE[metric].help, labels=labels)
 
 
 def build_registry(processor: ContactProcessor, stats: PipelineStats) -> CollectorRegistry:

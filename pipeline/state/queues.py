@@ -27,10 +27,11 @@ from dataclasses import asdict, dataclass, field
 import orjson
 
 from pipeline.ingest import events as ev
-from pipeline.kpis.counts import QueueCounts
+from pipeline.kpis.counts import QueueCounts, bucket_name
+from pipeline.settings import QueueSettings
 from pipeline.state.intervals import NO_TIME, epoch_ms, interval_start
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 
 # apply() results that are not "applied"
 DUPLICATE = "duplicate"
@@ -50,7 +51,10 @@ class Leg:
     event_ids: list[str] = field(default_factory=list)
     offered_at: int | None = None
     answered_at: int | None = None
+    agent_id: str | None = None  # who answered
     abandoned_at: int | None = None
+    flowed_out_at: int | None = None
+    callback_at: int | None = None
     conversation_end_at: int | None = None  # contact.ended or contact.transferred
     transferred: bool = False
     acw_end_at: int | None = None
@@ -61,6 +65,15 @@ class Leg:
     outcome_counted: bool = False
     handled_counted: bool = False
     hold_counted: int = 0
+    held_counted: int = 0
+
+    @property
+    def left_at(self) -> int | None:
+        """When the contact left the queue unanswered (abandoned, flowed out or asked for a callback)."""
+        for t in (self.abandoned_at, self.flowed_out_at, self.callback_at):
+            if t is not None:
+                return t
+        return None
 
     @property
     def waiting(self) -> bool:
@@ -68,7 +81,16 @@ class Leg:
 
     @property
     def complete(self) -> bool:
-        return self.outcome_counted and (self.abandoned_at is not None or self.handled_counted)
+        return self.outcome_counted and (self.left_at is not None or self.handled_counted)
+
+
+@dataclass(slots=True)
+class Forecast:
+    """The WFM forecast of one interval; the newest by event time wins."""
+
+    published_at: int  # event time, epoch ms
+    offered: float
+    aht_seconds: float
 
 
 @dataclass(slots=True)
@@ -77,6 +99,9 @@ class OpenInterval:
     revision: int = 0
     changed: bool = False
     published_at: float = 0.0  # wall clock (seconds) of the last published revision
+    agents: dict[str, QueueCounts] = field(default_factory=dict)  # handling per agent who answered
+    forecast: Forecast | None = None
+    event_ids: set[str] = field(default_factory=set)  # of events that belong to no leg (surveys, IVR, forecasts)
 
 
 @dataclass(slots=True)
@@ -89,10 +114,13 @@ class IntervalUpdate:
     revision: int
     final: bool
     counts: QueueCounts
-    threshold_seconds: float
+    rules: QueueSettings
+    agents: dict[str, QueueCounts] = field(default_factory=dict)
+    forecast: Forecast | None = None
 
 
-Increment = tuple[int, str, int]  # (interval start in epoch ms, count field, amount)
+# (interval start in epoch ms, count name, amount, the answering agent when it is also an agent's count)
+Increment = tuple[int, str, int, str | None]
 
 
 class QueueState:
@@ -103,17 +131,20 @@ class QueueState:
         interval_seconds: int,
         allowed_lateness_seconds: float,
         contact_timeout_seconds: float,
-        threshold_of: Callable[[str], float],
+        rules_of: Callable[[str], QueueSettings],
+        wait_bounds_seconds: tuple[float, ...] = (),
     ) -> None:
         self.interval_ms = interval_seconds * 1000
         self.allowed_lateness = round(allowed_lateness_seconds * 1000)
         self.contact_timeout = round(contact_timeout_seconds * 1000)
-        self.threshold_of = threshold_of  # queue id -> service level threshold in seconds
+        self.rules_of = rules_of  # queue id -> its settings (thresholds, variant, ...)
+        self.wait_bounds_ms = tuple(sorted({round(b * 1000) for b in wait_bounds_seconds}))
         self.watermark = NO_TIME
         self.offset = -1  # last source offset applied; replays of older offsets are skipped
         self.legs: dict[tuple[str, str], Leg] = {}
         self.intervals: dict[tuple[str, str, int], OpenInterval] = {}
         self.totals: dict[tuple[str, str], QueueCounts] = {}
+        self.agent_totals: dict[str, QueueCounts] = {}  # handling per agent, all queues of this partition
         # expired legs by (queue, channel, reason), for the pipeline's own metrics
         self.expired: dict[tuple[str, str, str], int] = {}
         # contacts waiting now: (queue, channel) -> {contact id: arrival time}; derived from the legs
@@ -145,8 +176,10 @@ class QueueState:
             if not self.waiting_since[qc]:
                 del self.waiting_since[qc]
 
-    def apply(self, e: ev.ContactEvent) -> str | None:
-        """Apply one contact event. Returns None when applied, else DUPLICATE, LATE or IMPOSSIBLE."""
+    def apply(self, e: ev.Event) -> str | None:
+        """Apply one contact-topic event. Returns None when applied, else DUPLICATE, LATE or IMPOSSIBLE."""
+        if isinstance(e, ev.SurveyCompleted | ev.IvrSessionEnded | ev.ForecastPublished):
+            return self._apply_standalone(e)
         t = epoch_ms(e.time)
         length = self.interval_ms
         if self.is_final(e.queue_id, e.channel, interval_start(t, length)):
@@ -165,10 +198,12 @@ class QueueState:
         if not _record(leg, e, t):
             return IMPOSSIBLE
         newly_offered = newly_offered and leg.offered_at is not None
-        increments = _contribution(leg, newly_offered, round(self.threshold_of(leg.queue_id) * 1000), length)
+        rules = self.rules_of(leg.queue_id)
+        increments = _contribution(leg, newly_offered, round(rules.service_level_threshold_seconds * 1000),
+                                   round(rules.short_abandon_seconds * 1000), self.wait_bounds_ms, length)
         if increments is None:
             return IMPOSSIBLE
-        if any(self.is_final(leg.queue_id, leg.channel, start) for start, _, _ in increments):
+        if any(self.is_final(leg.queue_id, leg.channel, start) for start, _, _, _ in increments):
             return LATE
         leg.event_ids = [*leg.event_ids, e.event_id]
         leg.first_seen = min(leg.first_seen, t)
@@ -179,17 +214,48 @@ class QueueState:
         self.observe_time(t)
         return None
 
+    def _apply_standalone(self, e: ev.SurveyCompleted | ev.IvrSessionEnded | ev.ForecastPublished) -> str | None:
+        """Events that belong to an interval but to no leg: deduplicated per interval, while it is open."""
+        t = epoch_ms(e.time)
+        at = epoch_ms(e.interval_start) if isinstance(e, ev.ForecastPublished) else t
+        start = interval_start(at, self.interval_ms)
+        if self.is_final(e.queue_id, e.channel, start):
+            return LATE
+        ivl = self.intervals.get((e.queue_id, e.channel, start))
+        if ivl is not None and e.event_id in ivl.event_ids:
+            return DUPLICATE
+        match e:
+            case ev.SurveyCompleted():
+                increments = [(start, "surveys", 1, None), (start, "survey_score_sum", e.score, None),
+                              (start, "surveys_satisfied", int(e.score >= 4), None)]
+            case ev.IvrSessionEnded():
+                increments = [(start, "ivr_sessions", 1, None), (start, "ivr_contained", int(e.contained), None)]
+            case _:
+                increments = [(start, "", 0, None)]  # opens the interval; the forecast is set below
+        self._add(e.queue_id, e.channel, increments)
+        ivl = self.intervals[(e.queue_id, e.channel, start)]
+        ivl.event_ids.add(e.event_id)
+        if isinstance(e, ev.ForecastPublished) and (ivl.forecast is None or t >= ivl.forecast.published_at):
+            ivl.forecast = Forecast(t, e.offered, e.aht_seconds)
+        self.observe_time(t)
+        return None
+
     def _add(self, queue_id: str, channel: str, increments: list[Increment]) -> None:
         total = self.totals.get((queue_id, channel))
         if total is None:
             total = self.totals[(queue_id, channel)] = QueueCounts()
-        for start, name, amount in increments:
+        for start, name, amount, agent in increments:
             ivl = self.intervals.get((queue_id, channel, start))
             if ivl is None:
                 ivl = self.intervals[(queue_id, channel, start)] = OpenInterval()
-            setattr(ivl.counts, name, getattr(ivl.counts, name) + amount)
             ivl.changed = True
-            setattr(total, name, getattr(total, name) + amount)
+            if not name:
+                continue
+            ivl.counts.bump(name, amount)
+            total.bump(name, amount)
+            if agent is not None:
+                ivl.agents.setdefault(agent, QueueCounts()).bump(name, amount)
+                self.agent_totals.setdefault(agent, QueueCounts()).bump(name, amount)
 
     # ---- time passing ----------------------------------------------------------------------------------
 
@@ -210,7 +276,8 @@ class QueueState:
                 continue
             ivl = self.intervals.pop((q, ch, start))
             ivl.revision += 1
-            finals.append(IntervalUpdate(q, ch, start // 1000, ivl.revision, True, ivl.counts, self.threshold_of(q)))
+            finals.append(IntervalUpdate(q, ch, start // 1000, ivl.revision, True, ivl.counts, self.rules_of(q),
+                                         ivl.agents, ivl.forecast))
         # A complete leg is kept while any interval it touched is open, so that a re-delivered event of it is
         # still recognised as a duplicate; after that every event of it would be late anyway.
         for key, leg in list(self.legs.items()):
@@ -225,7 +292,7 @@ class QueueState:
         elif not leg.outcome_counted:
             reason = "no_outcome"
             self._add(leg.queue_id, leg.channel, [(interval_start(leg.offered_at, self.interval_ms),
-                                                   "expired", 1)])
+                                                   "expired", 1, None)])
         else:
             reason = "no_handling_end"
         k = (leg.queue_id, leg.channel, reason)
@@ -242,8 +309,8 @@ class QueueState:
                 ivl.revision += 1
                 ivl.changed = False
                 ivl.published_at = wall_now
-                out.append(IntervalUpdate(q, ch, start // 1000, ivl.revision, False, copy.copy(ivl.counts),
-                                          self.threshold_of(q)))
+                out.append(IntervalUpdate(q, ch, start // 1000, ivl.revision, False, copy.deepcopy(ivl.counts),
+                                          self.rules_of(q), copy.deepcopy(ivl.agents), ivl.forecast))
         return out
 
     # ---- real time -------------------------------------------------------------------------------------
@@ -261,9 +328,12 @@ class QueueState:
             "watermark": self.watermark,
             "offset": self.offset,
             "legs": [asdict(leg) for leg in self.legs.values()],
-            "intervals": [[q, ch, s, i.counts.as_dict(), i.revision, i.changed, i.published_at]
+            "intervals": [[q, ch, s, i.counts.as_dict(), i.revision, i.changed, i.published_at,
+                           {a: c.as_dict() for a, c in i.agents.items()},
+                           asdict(i.forecast) if i.forecast else None, sorted(i.event_ids)]
                           for (q, ch, s), i in self.intervals.items()],
             "totals": [[q, ch, c.as_dict()] for (q, ch), c in self.totals.items()],
+            "agent_totals": {a: c.as_dict() for a, c in self.agent_totals.items()},
             "expired": [[*k, n] for k, n in self.expired.items()],
         })
 
@@ -275,10 +345,13 @@ class QueueState:
         self.offset = d["offset"]
         self.legs = {(x["queue_id"], x["contact_id"]): Leg(**x) for x in d["legs"]}
         self.intervals = {
-            (q, ch, s): OpenInterval(QueueCounts.from_dict(c), rev, changed, pub)
-            for q, ch, s, c, rev, changed, pub in d["intervals"]
+            (q, ch, s): OpenInterval(QueueCounts.from_dict(c), rev, changed, pub,
+                                     {a: QueueCounts.from_dict(x) for a, x in agents.items()},
+                                     Forecast(**fc) if fc else None, set(ids))
+            for q, ch, s, c, rev, changed, pub, agents, fc, ids in d["intervals"]
         }
         self.totals = {(q, ch): QueueCounts.from_dict(c) for q, ch, c in d["totals"]}
+        self.agent_totals = {a: QueueCounts.from_dict(c) for a, c in d["agent_totals"].items()}
         self.expired = {(q, ch, r): n for q, ch, r, n in d["expired"]}
         self.waiting_since = {}
         for leg in self.legs.values():
@@ -287,36 +360,43 @@ class QueueState:
 
 def _record(leg: Leg, e: ev.ContactEvent, t: int) -> bool:
     """Write the event's fact into the leg; False when it contradicts what the leg already knows."""
+    gone = leg.left_at is not None
     match e:
         case ev.ContactOffered():
             if leg.offered_at is not None:
                 return False
             leg.offered_at = t
         case ev.ContactAnswered():
-            if leg.answered_at is not None or leg.abandoned_at is not None:
+            if leg.answered_at is not None or gone:
                 return False
             leg.answered_at = t
-        case ev.ContactAbandoned():
-            if leg.answered_at is not None or leg.abandoned_at is not None or leg.conversation_end_at is not None:
+            leg.agent_id = e.agent_id
+        case ev.ContactAbandoned() | ev.ContactFlowedOut() | ev.CallbackRequested():
+            if leg.answered_at is not None or gone or leg.conversation_end_at is not None:
                 return False
-            leg.abandoned_at = t
+            if isinstance(e, ev.ContactAbandoned):
+                leg.abandoned_at = t
+            elif isinstance(e, ev.ContactFlowedOut):
+                leg.flowed_out_at = t
+            else:
+                leg.callback_at = t
         case ev.HoldStarted():
-            if leg.abandoned_at is not None:
+            if gone:
                 return False
             leg.holds_started += 1
             leg.hold_start_sum += t
         case ev.HoldEnded():
-            if leg.abandoned_at is not None:
+            if gone:
                 return False
             leg.holds_ended += 1
             leg.hold_end_sum += t
         case ev.ContactEnded() | ev.ContactTransferred():
-            if leg.conversation_end_at is not None or leg.abandoned_at is not None:
+            if leg.conversation_end_at is not None or gone:
                 return False
             leg.conversation_end_at = t
             leg.transferred = isinstance(e, ev.ContactTransferred)
         case ev.AcwEnded():
-            if leg.acw_end_at is not None or leg.abandoned_at is not None:
+            if leg.acw_end_at is not None or gone:
                 return False
             leg.acw_end_at = t
         case _:
@@ -324,51 +404,73 @@ def _record(leg: Leg, e: ev.ContactEvent, t: int) -> bool:
     return True
 
 
-def _contribution(leg: Leg, newly_offered: bool, threshold: int, length: int) -> list[Increment] | None:
+def _contribution(leg: Leg, newly_offered: bool, threshold: int, short: int, bounds: tuple[int, ...],
+                  length: int) -> list[Increment] | None:
     """The counts the leg adds now that it did not add before, marking them added on the leg.
 
     None when the leg's times are impossible (an answer before the arrival, an end before the answer).
     """
     out: list[Increment] = []
     if newly_offered:
-        out.append((interval_start(leg.offered_at, length), "offered", 1))
+        out.append((interval_start(leg.offered_at, length), "offered", 1, None))
     if not leg.outcome_counted and leg.offered_at is not None:
         arrival = interval_start(leg.offered_at, length)
         if leg.answered_at is not None:
             wait = leg.answered_at - leg.offered_at
             if wait < 0:
                 return None
-            out += [(arrival, "answered", 1), (arrival, "answer_wait_ms", wait)]
+            out += [(arrival, "answered", 1, None), (arrival, "answer_wait_ms", wait, None),
+                    (arrival, bucket_name("answered", wait, bounds), 1, None)]
             if wait <= threshold:
-                out.append((arrival, "answered_within_threshold", 1))
-            leg.outcome_counted = True
+                out.append((arrival, "answered_within_threshold", 1, None))
         elif leg.abandoned_at is not None:
             wait = leg.abandoned_at - leg.offered_at
             if wait < 0:
                 return None
-            out.append((arrival, "abandoned", 1))
+            out += [(arrival, "abandoned", 1, None), (arrival, "abandon_wait_ms", wait, None),
+                    (arrival, bucket_name("abandoned", wait, bounds), 1, None)]
             if wait <= threshold:
-                out.append((arrival, "abandoned_within_threshold", 1))
+                out.append((arrival, "abandoned_within_threshold", 1, None))
+            if wait <= short:
+                out.append((arrival, "short_abandoned", 1, None))
+        elif leg.left_at is not None:
+            wait = leg.left_at - leg.offered_at
+            if wait < 0:
+                return None
+            out.append((arrival, "flowed_out" if leg.flowed_out_at is not None else "callbacks_requested", 1, None))
+        else:
+            wait = None
+        if wait is not None:
+            out.append((arrival, "longest_wait_ms", wait, None))
             leg.outcome_counted = True
     if leg.holds_started != leg.holds_ended:
         return out  # a hold is still open: the handle time is not known yet
     hold = leg.hold_end_sum - leg.hold_start_sum
+    held = int(leg.holds_started > 0)
+    agent = leg.agent_id
     if leg.handled_counted:
+        completed = interval_start(leg.acw_end_at, length)
         if hold != leg.hold_counted:  # a hold pair that arrived after the handling was counted
-            out.append((interval_start(leg.acw_end_at, length), "hold_ms", hold - leg.hold_counted))
+            out.append((completed, "hold_ms", hold - leg.hold_counted, agent))
+            out.append((completed, "talk_ms", leg.hold_counted - hold, agent))  # talk = handle - hold - ACW
             leg.hold_counted = hold
+        if held != leg.held_counted:
+            out.append((completed, "held", held - leg.held_counted, agent))
+            leg.held_counted = held
     elif leg.answered_at is not None and leg.conversation_end_at is not None and leg.acw_end_at is not None:
         if not leg.answered_at <= leg.conversation_end_at <= leg.acw_end_at:
             return None
         completed = interval_start(leg.acw_end_at, length)
         out += [
-            (completed, "handled", 1),
-            (completed, "handle_ms", leg.acw_end_at - leg.answered_at),
-            (completed, "hold_ms", hold),
-            (completed, "acw_ms", leg.acw_end_at - leg.conversation_end_at),
+            (completed, "handled", 1, agent),
+            (completed, "handle_ms", leg.acw_end_at - leg.answered_at, agent),
+            (completed, "talk_ms", leg.conversation_end_at - leg.answered_at - hold, agent),
+            (completed, "hold_ms", hold, agent),
+            (completed, "acw_ms", leg.acw_end_at - leg.conversation_end_at, agent),
+            (completed, "held", held, agent),
+            (completed, "transferred_out", int(leg.transferred), agent),
         ]
-        if leg.transferred:
-            out.append((completed, "transferred_out", 1))
         leg.handled_counted = True
         leg.hold_counted = hold
+        leg.held_counted = held
     return out

@@ -1,0 +1,92 @@
+"""KPI formulas against published values, and the queue state's handling of surveys, IVR and forecasts."""
+
+from __future__ import annotations
+
+import pytest
+from eventlog import BASE_S, Events
+
+from pipeline.kpis import counts as k
+from pipeline.kpis.counts import QueueCounts
+from pipeline.kpis.record import build_record
+from pipeline.settings import QueueSettings
+from pipeline.state.queues import DUPLICATE, LATE, QueueState
+
+# Cisco UCCE manual (../shared/reference-values.md): 100 offered, 70 answered within the threshold, 10 abandoned
+# within it, 20 exceeded it. Here the 20 are answered after the threshold; with the short-abandon threshold set
+# to the service level threshold, the 10 early abandons are the "short" ones.
+CISCO = QueueCounts(offered=100, answered=90, answered_within_threshold=70, abandoned=10,
+                    abandoned_within_threshold=10, short_abandoned=10)
+
+
+def test_cisco_service_level_variants():
+    assert k.service_level(CISCO, "abandons_against") == pytest.approx(70 / 100)  # 70%
+    assert k.service_level(CISCO, "short_abandons_excluded") == pytest.approx(0.778, abs=5e-4)  # 77.8%
+    assert k.service_level(CISCO, "abandons_in_favour") == pytest.approx(0.80)  # 80%
+    assert k.service_level(CISCO, "abandons_ignored") == pytest.approx(70 / 90)
+
+
+def test_variants_with_nothing_to_measure_are_none_and_abandon_rates():
+    assert all(k.service_level(QueueCounts(), v) is None for v in k.VARIANTS)
+    c = QueueCounts(offered=50, abandoned=6, short_abandoned=2)
+    assert k.abandon_rate(c) == pytest.approx(6 / 50)
+    assert k.abandon_rate(c, include_short=False) == pytest.approx(4 / 48)
+
+
+def test_record_carries_every_variant_and_the_headline():
+    from pipeline.state.queues import IntervalUpdate
+
+    rules = QueueSettings(service_level_variant="abandons_in_favour")
+    r = build_record(IntervalUpdate("q", "voice", 0, 1, True, CISCO, rules), 900)
+    assert r.service_level == r.service_level_abandons_in_favour == pytest.approx(0.8)
+    assert r.service_level_abandons_against == pytest.approx(0.7)
+
+
+def state() -> QueueState:
+    return QueueState(60, 120, 3600, lambda q: QueueSettings(), (20.0,))
+
+
+def finals(s: QueueState):
+    s.observe_time(10**13)
+    return {(u.queue_id, u.start - BASE_S): u for u in s.advance()}
+
+
+def test_surveys_and_ivr_count_once_in_their_own_interval_and_late_ones_are_late():
+    E = Events()
+    s = state()
+    survey = E.survey(70, 5)
+    assert [s.apply(e) for e in (survey, survey, E.survey(75, 2), E.ivr(10, True), E.ivr(20, False))] \
+        == [None, DUPLICATE, None, None, None]
+    out = finals(s)
+    c = out[("Q1", 60)].counts
+    assert (c.surveys, c.survey_score_sum, c.surveys_satisfied) == (2, 7, 1)
+    assert (out[("Q1", 0)].counts.ivr_sessions, out[("Q1", 0)].counts.ivr_contained) == (2, 1)
+    assert s.apply(E.survey(80, 4)) == LATE
+
+
+def test_the_newest_forecast_by_event_time_wins_whatever_the_arrival_order():
+    E = Events()
+    newer, older = E.forecast(-3000, 0, 40.0, 300.0), E.forecast(-6000, 0, 55.0, 280.0)
+    for order in ((newer, older), (older, newer)):
+        s = state()
+        for e in order:
+            assert s.apply(e) is None
+        s.apply(E.offered(5, contact="c1"))
+        u = finals(s)[("Q1", 0)]
+        r = build_record(u, 60)
+        assert (r.forecast_offered, r.forecast_aht_seconds) == (40.0, 300.0)
+        assert r.offered_vs_forecast == pytest.approx((1 - 40) / 40)
+
+
+def test_a_flow_out_or_a_callback_ends_the_wait_and_is_not_an_abandon():
+    E = Events()
+    s = state()
+    for e in (E.offered(0, contact="c1"), E.offered(1, contact="c2"), E.offered(2, contact="c3")):
+        s.apply(e)
+    assert [n for _, _, n, _ in s.waiting()] == [3]
+    s.apply(E.flowed_out(30, contact="c1", to_queue="Q2"))
+    s.apply(E.callback(40, contact="c2"))
+    assert [n for _, _, n, _ in s.waiting()] == [1]
+    s.apply(E.abandoned(45, contact="c3"))
+    c = finals(s)[("Q1", 0)].counts
+    assert (c.flowed_out, c.callbacks_requested, c.abandoned, c.longest_wait_ms) == (1, 1, 1, 43000)
+    assert c.waits == {"abandoned:inf": 1}  # the 43 s abandon is above the only bound (20 s)
