@@ -1,0 +1,66 @@
+"""Smoke run of `python -m pipeline bench` on the shared embedded broker: tiny sizes, every phase, every figure
+reported and positive, and the JSON output. No timing is asserted: the figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import orjson
+import pytest
+
+from pipeline.__main__ import main
+
+pytestmark = pytest.mark.integration
+
+EXPECTED = [
+    "raw aiokafka consumer",
+    "empty Faust agent",
+    "full KPI pipeline, 1 event/message",
+    "ratio full pipeline / empty Faust agent",
+    "ratio full pipeline / raw floor",
+    "ratio empty Faust agent / raw floor",
+    "full KPI pipeline, up to 10 events/message",
+    "ratio batched / 1 event per message",
+    "worker peak resident memory, throughput runs",
+    "latency to /metrics p50",
+    "latency to /metrics p99",
+    "latency to /metrics max",
+    "latency to KPI topic p50",
+    "latency to KPI topic p99",
+    "latency to KPI topic max",
+    "/metrics scrape, median, during the latency run",
+    "worker resident memory, first minute of the latency run",
+    "worker resident memory, last minute of the latency run",
+    "worker peak resident memory, 20 agents, 12 queues",
+    "/metrics scrape with 12 queues",
+    "replay of a simulated 10-agent day",
+]
+
+
+@pytest.mark.timeout(600)
+def test_bench_reports_every_figure(broker, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PIPELINE_BROKER_URL", broker.bootstrap)
+    monkeypatch.setenv("PIPELINE_SESSION_TIMEOUT_SECONDS", "3")  # quicker group joins for the many workers
+    out = tmp_path / "bench.json"
+
+    status = main(["bench", "--events", "1500", "--events-per-message", "10", "--latency-rate", "100",
+                   "--latency-seconds", "3", "--agents", "20", "--queues", "12", "--memory-hours", "0.5",
+                   "--replay-agents", "10", "--json", str(out), "--log-dir", str(tmp_path / "logs")])
+
+    assert status == 0
+    results = orjson.loads(out.read_bytes())
+    rows = results["figures"]
+    names = [r["figure"] for r in rows]
+    for expected in EXPECTED:
+        assert sum(name.startswith(expected) for name in names) == 1, (expected, names)
+    assert len(rows) == len(EXPECTED)
+    for r in rows:
+        assert isinstance(r["value"], numbers.Real) and r["value"] > 0, r
+    assert results["latency"]["metrics"]["missing"] == 0
+    assert results["latency"]["kpi_topic"]["missing"] == 0
+    assert results["memory"]["queues"] == 12 and results["memory"]["series"] > 0
+    assert results["machine"]["cpus"] >= 1 and results["command"].startswith("python -m pipeline bench")
+    table = capsys.readouterr().out  # the same figures, as one table
+    for expected in EXPECTED:
+        assert expected in table
