@@ -1,0 +1,237 @@
+"""First contact resolution across queues: forwarding offers by customer, the FCR processor, and its Faust wiring.
+
+Contact events are keyed by queue, but FCR needs every contact of one customer, whatever the queue or channel.
+So the contact worker forwards each `contact.offered` it applied, with the customer id replaced by a keyed
+hash (HMAC-SHA256, `PIPELINE_CUSTOMER_HASH_KEY`), to the internal topic `<prefix>.customer-contacts` keyed by
+that hash, plus its partitions' watermarks to every partition of it; the FCR agent keeps the customers' recent
+contacts (`pipeline.state.repeats`) and publishes FCR records on the KPI topic.
+
+Privacy: the customer id never leaves the contact worker's memory; the hash stays in the internal topic and the
+FCR state checkpoint, is forgotten with the window (see `pipeline.state.repeats`), and is never in a record, a
+metric label or a log line.
+
+The processor part (`CustomerContactForwarder`, `FcrProcessor`) knows no Faust; `wire_fcr` only wires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import msgspec
+
+from pipeline.ingest import events as ev
+from pipeline.ingest.decode import Rejection
+from pipeline.kpis.quality import FcrRecord, build_fcr_record, encode_fcr_record
+from pipeline.processor import DeadLetter, Ingest, Message, PipelineStats
+from pipeline.settings import ENV_PREFIX, QueueConfig, Settings, SettingsError
+from pipeline.state.intervals import epoch_ms
+from pipeline.state.repeats import (
+    ANONYMOUS,
+    DUPLICATE,
+    LATE,
+    CustomerContact,
+    CustomerContactMessage,
+    RepeatState,
+    SourceWatermark,
+)
+
+if TYPE_CHECKING:
+    import faust
+    from prometheus_client import CollectorRegistry
+
+    from pipeline.processor import BatchResult, ContactProcessor
+
+log = logging.getLogger(__name__)
+
+TOPIC = "customer-contacts"
+# Public on purpose: a deployment that does not set PIPELINE_CUSTOMER_HASH_KEY has no secret at all.
+DEVELOPMENT_HASH_KEY = b"cc-kpi development key: NOT SECRET, set PIPELINE_CUSTOMER_HASH_KEY in production"
+
+
+def hash_key(settings: Settings) -> bytes:
+    """The HMAC key: the configured secret, or the public development key with a loud warning."""
+    if settings.customer_hash_key is None:
+        log.warning("%sCUSTOMER_HASH_KEY is not set: customer ids are hashed with the PUBLIC development key, "
+                    "which anyone can reverse by guessing ids. Set a long random secret in production.", ENV_PREFIX)
+        return DEVELOPMENT_HASH_KEY
+    key = settings.customer_hash_key.get_secret_value()
+    if len(key) < 16:  # checked here, not in Settings, so that the error message never shows the value
+        raise SettingsError(f"{ENV_PREFIX}CUSTOMER_HASH_KEY: must be at least 16 characters (a long random "
+                            "secret), or empty for the development key")
+    return key.encode()
+
+
+def customer_hash(key: bytes, customer_id: str) -> str:
+    return hmac.new(key, customer_id.encode(), hashlib.sha256).hexdigest()
+
+
+class Outgoing(NamedTuple):
+    key: bytes | None
+    value: bytes
+    partition: int | None  # None: by key
+
+
+class CustomerContactForwarder:
+    """Contact-worker side: applied offers and the partitions' watermarks → messages for the internal topic."""
+
+    def __init__(self, key: bytes, partitions: int) -> None:
+        self.key = key
+        self.partitions = partitions  # of the customer-contacts topic
+        self.sent_watermarks: dict[int, int] = {}
+        self._encode = msgspec.json.Encoder().encode
+
+    def messages(self, offered: list[ev.ContactOffered], watermarks: dict[int, int]) -> list[Outgoing]:
+        """Offers first, then the watermarks that moved (to every partition), so that a watermark never
+        overtakes an offer it covers on the same partition."""
+        out = []
+        for e in offered:
+            customer = customer_hash(self.key, e.customer_id) if e.customer_id else None
+            record = CustomerContact(customer=customer, contact_id=e.contact_id, queue_id=e.queue_id,
+                                     channel=e.channel, time_ms=epoch_ms(e.time), event_id=e.event_id)
+            key = customer if customer is not None else ANONYMOUS + e.contact_id
+            out.append(Outgoing(key.encode(), self._encode(record), None))
+        for source, wm in sorted(watermarks.items()):
+            if wm > self.sent_watermarks.get(source, -(2**62)):
+                self.sent_watermarks[source] = wm
+                value = self._encode(SourceWatermark(partition=source, watermark_ms=wm))
+                out += [Outgoing(None, value, p) for p in range(self.partitions)]
+        return out
+
+
+@dataclass(slots=True)
+class FcrBatchResult:
+    records: list[FcrRecord] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    snapshots: dict[int, bytes] = field(default_factory=dict)
+
+
+class FcrProcessor:
+    """Customer-contact messages → repeat state per partition → FCR records. No Faust."""
+
+    def __init__(self, settings: Settings, queues: QueueConfig, stats: PipelineStats) -> None:
+        self.settings = settings
+        self.queues = queues
+        self.stats = stats
+        self.topic = settings.topic(TOPIC)
+        self.ingest = Ingest(self.topic, CustomerContactMessage, settings, stats)
+        self.partitions: dict[int, RepeatState] = {}
+        self.late: Counter = Counter()  # (queue, channel): offers that came after the FCR horizon
+        self.records_published: Counter = Counter()  # final: "true"/"false"
+
+    def window_hours(self, queue_id: str) -> float:
+        return self.queues.for_queue(queue_id).fcr_window_hours
+
+    def new_state(self) -> RepeatState:
+        s = self.settings
+        return RepeatState(s.interval_seconds, s.allowed_lateness_seconds, s.contact_timeout_seconds,
+                           self.window_hours, s.partitions)
+
+    def load(self, partition: int, snapshot: bytes | None) -> RepeatState:
+        state = self.new_state()
+        if snapshot:
+            state.restore(snapshot)
+        self.partitions[partition] = state
+        return state
+
+    def drop(self, partition: int) -> None:
+        self.partitions.pop(partition, None)
+
+    def process(self, messages: list[Message], load_snapshot, wall_now: float | None = None) -> FcrBatchResult:
+        out = FcrBatchResult()
+        touched: set[int] = set()
+        for m in messages:
+            state = self.partitions.get(m.partition)
+            if state is None:
+                state = self.load(m.partition, load_snapshot(m.partition))
+            if m.offset <= state.offset:
+                continue  # in the restored checkpoint already
+            state.offset = m.offset
+            touched.add(m.partition)
+            for r in self.ingest.decode(m, out.dead_letters):
+                try:
+                    self._apply(state, r)
+                except Exception as exc:  # one error policy: a bug costs one record, not the worker
+                    log.exception("error applying a customer contact at %s[%d]@%d", m.topic, m.partition, m.offset)
+                    self.ingest.reject(m, Rejection("processing_error", repr(exc), msgspec.json.encode(r)),
+                                       out.dead_letters)
+        wall = time.time() if wall_now is None else wall_now
+        interval = self.settings.interval_seconds
+        for p in touched:
+            state = self.partitions[p]
+            for u in state.advance() + state.provisional(wall, self.settings.kpi_update_seconds):
+                out.records.append(build_fcr_record(u, interval, self.window_hours(u.queue_id)))
+                self.records_published["true" if u.final else "false"] += 1
+            out.snapshots[p] = state.snapshot()
+        return out
+
+    def _apply(self, state: RepeatState, r: CustomerContact | SourceWatermark) -> None:
+        if isinstance(r, SourceWatermark):
+            state.observe_source(r.partition, r.watermark_ms)
+            return
+        result = state.apply(r)
+        if result == DUPLICATE:
+            self.stats.duplicates[self.topic] += 1
+        elif result == LATE:
+            self.late[(r.queue_id, r.channel)] += 1
+
+
+@dataclass
+class FcrWiring:
+    """What `create_app` needs back: the forward hook for the contact agent, and the processor (tests)."""
+
+    processor: FcrProcessor
+    forwarder: CustomerContactForwarder
+    topic: Any  # faust.TopicT
+
+    async def forward(self, result: BatchResult, contacts: ContactProcessor) -> None:
+        """Send a contact batch's applied offers and its partitions' watermarks. Call before publishing the
+        contact batch's checkpoint, so that a checkpoint never covers an offer that was not sent."""
+        watermarks = {p: contacts.partitions[p].watermark for p in result.snapshots if p in contacts.partitions}
+        for o in self.forwarder.messages(result.offered, watermarks):
+            await self.topic.send(key=o.key, value=o.value, partition=o.partition)
+
+
+def wire_fcr(app: faust.App, settings: Settings, queues: QueueConfig, stats: PipelineStats,
+             registry: CollectorRegistry, kpi_topic: faust.TopicT, dead_letter_topic: faust.TopicT) -> FcrWiring:
+    """The internal topic, the FCR agent and its checkpoint table, and the FCR metrics collector."""
+    from pipeline.app import PartitionStateTable
+    from pipeline.outputs.quality_metrics import FcrCollector
+
+    processor = FcrProcessor(settings, queues, stats)
+    forwarder = CustomerContactForwarder(hash_key(settings), settings.partitions)
+    topic = app.topic(settings.topic(TOPIC), key_type=bytes, value_type=bytes, key_serializer="raw",
+                      value_serializer="raw", partitions=settings.partitions)
+    snapshots = app.tables.add(PartitionStateTable(
+        app, name="fcr-state", key_type=int, value_type=bytes, partitions=settings.partitions,
+        help="Repeat-contact state checkpoint per customer-contacts partition.",
+    ))
+    registry.register(FcrCollector(processor))
+
+    def stored_snapshot(partition: int) -> bytes | None:
+        return snapshots.data.get(partition)
+
+    @app.agent(topic, name="customer-contacts")
+    async def customer_contacts(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(settings.batch_max_messages, within=settings.flush_seconds):
+            result = processor.process([Message(e.message.topic, e.message.partition, e.message.offset,
+                                                e.message.key, e.message.value) for e in batch], stored_snapshot)
+            for r in result.records:
+                await kpi_topic.send(key=r.key.encode(), value=encode_fcr_record(r))
+            for d in result.dead_letters:
+                await dead_letter_topic.send(key=d.key, value=d.original, headers=d.headers())
+            for partition, data in result.snapshots.items():
+                snapshots[partition] = data
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: faust.App, revoked: set, **kwargs: Any) -> None:
+        for tp in revoked:
+            if tp.topic == topic.get_topic_name():
+                processor.drop(tp.partition)
+
+    return FcrWiring(processor, forwarder, topic)

@@ -1,0 +1,338 @@
+"""Repeat contacts and first contact resolution (FCR), per partition of the customer-contacts topic, on event time.
+
+Pure Python: no Kafka, no Faust. The definitions are in `pipeline.kpis.quality` (and docs/kpis.md); this module
+keeps what they need and nothing else.
+
+Input: the internal topic `<prefix>.customer-contacts`, keyed by customer, so that every contact of one customer
+(any queue, any channel) reaches one partition. The contact worker writes to it
+- a `CustomerContact` for every `contact.offered` it applied: a keyed hash of the customer id (never the id),
+  the contact, queue, channel, time and event id (contacts without a customer id are keyed by contact id and
+  only counted as ineligible);
+- a `SourceWatermark` per contact-event partition to every partition here, when that partition's watermark
+  moved. This state's watermark is the *lowest* of the contact-event partitions' watermarks: only then has every
+  source passed it.
+
+What it keeps, per customer hash: the legs of the customer's recent contacts (time, queue, channel, event id,
+the queue's window), and two flags per contact for what forgotten contacts decided (below). Per
+(queue, channel, interval): the FCR counts of the contacts that first arrived in it, until the interval is final.
+
+Time rules, with the horizon h = start of the interval holding (watermark - allowed lateness) — every event time
+before h is in an interval the contact worker has closed:
+- a record at t < h is late (counted, not applied). Any record at t >= h can only change contacts whose window
+  reaches h or later, so nothing below is ever changed after it is decided;
+- an interval's eligible, ineligible and repeat counts are settled once its start < h (its arrivals are closed);
+- a contact's FCR outcome is final once t1 + window < h; an interval's FCR is final once that holds for every
+  contact in it (then its final update is published and the interval dropped);
+- a contact is forgotten once its outcome is final and its newest leg is older than the contact timeout (so a
+  late transfer leg is still recognised as the same contact). Before forgetting it, every remaining contact of
+  the customer whose repeat flag or outcome it decides is *pinned* (flag kept), so later recomputation from
+  what is left gives the same answer. A customer with no contact left is dropped: memory holds at most the
+  longest window (or contact timeout) of contacts, plus the lateness.
+
+Counts are kept by recomputing the customer's contribution (a pure function of its contacts) before and after
+each record and adding the difference, so any order of records within the lateness gives the same counts, and a
+re-delivered record (same event id) is a duplicate.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import msgspec
+import orjson
+from msgspec import Meta
+
+from pipeline.kpis.quality import FcrCounts, FcrTotals
+from pipeline.state.intervals import NO_TIME, interval_start
+
+SNAPSHOT_VERSION = 1
+DUPLICATE = "duplicate"
+LATE = "late"
+ANONYMOUS = "anon:"  # key prefix of contacts without a customer id (a hex hash never contains ':')
+
+CustomerHash = Annotated[str, Meta(pattern="^[0-9a-f]{64}$", description="HMAC-SHA256 of the customer id "
+                                   "(hex) with the deployment's key; never the customer id itself.")]
+
+
+class CustomerContact(msgspec.Struct, frozen=True, kw_only=True, tag="customer.contact"):
+    """One `contact.offered` that the contact worker applied (internal topic `<prefix>.customer-contacts`)."""
+
+    customer: CustomerHash | None
+    contact_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    queue_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    channel: str
+    time_ms: Annotated[int, Meta(description="Event time of the offer, epoch milliseconds.")]
+    event_id: Annotated[str, Meta(min_length=1, max_length=128, description="The offer's event id (dedup).")]
+
+
+class SourceWatermark(msgspec.Struct, frozen=True, kw_only=True, tag="source.watermark"):
+    """The watermark of one contact-event partition: no offer older than it is still to come from there."""
+
+    partition: Annotated[int, Meta(ge=0)]
+    watermark_ms: int
+
+
+CustomerContactMessage = CustomerContact | SourceWatermark
+
+
+@dataclass(slots=True)
+class Leg:
+    """One `contact.offered` of a contact (a transfer adds another leg of the same contact)."""
+
+    time: int  # epoch ms
+    queue_id: str
+    channel: str
+    event_id: str
+    window: int  # ms: the repeat window of this leg's queue when the leg was applied (0: no customer id)
+
+
+@dataclass(slots=True)
+class Contact:
+    legs: list[Leg]
+    repeat_pinned: bool = False  # a forgotten earlier contact made this one a repeat
+    unresolved_pinned: bool = False  # a forgotten later contact was within this one's window
+
+    @property
+    def first(self) -> Leg:
+        return min(self.legs, key=lambda leg: (leg.time, leg.queue_id, leg.channel))
+
+    def keep_until(self, timeout: int) -> int:
+        first = self.first
+        return max(first.time + first.window, max(leg.time for leg in self.legs) + timeout)
+
+
+@dataclass(slots=True)
+class FcrInterval:
+    counts: FcrCounts = field(default_factory=FcrCounts)
+    revision: int = 0
+    changed: bool = False
+    published_at: float = 0.0
+    settled: bool = False  # arrivals closed: eligible, ineligible and repeats added to the totals
+    window_end: int = NO_TIME  # latest (first time + window) of its contacts; final once before the horizon
+
+
+@dataclass(slots=True)
+class FcrUpdate:
+    """A revision of one interval's FCR counts to publish."""
+
+    queue_id: str
+    channel: str
+    start: int  # epoch seconds
+    revision: int
+    final: bool
+    counts: FcrCounts
+
+
+Key = tuple[str, str, int, str]  # (queue, channel, interval start ms, FcrCounts field)
+SETTLED_FIELDS = ("eligible", "repeats", "ineligible")
+
+
+class RepeatState:
+    """Every customer's recent contacts and the open FCR intervals of one customer-contacts partition."""
+
+    def __init__(
+        self,
+        interval_seconds: int,
+        allowed_lateness_seconds: float,
+        contact_timeout_seconds: float,
+        window_of: Callable[[str], float],
+        sources: int,
+    ) -> None:
+        self.interval_ms = interval_seconds * 1000
+        self.allowed_lateness = round(allowed_lateness_seconds * 1000)
+        self.contact_timeout = round(contact_timeout_seconds * 1000)
+        self.window_of = window_of  # queue id -> repeat window in hours
+        self.sources = sources  # partitions of the contact-event topic
+        self.source_watermarks: dict[int, int] = {}
+        self.offset = -1
+        self.customers: dict[str, dict[str, Contact]] = {}  # customer hash (or anon:contact) -> contact id -> ..
+        self.intervals: dict[tuple[str, str, int], FcrInterval] = {}
+        self.totals: dict[tuple[str, str], FcrTotals] = {}
+        self._expiry: list[tuple[int, str]] = []  # (earliest keep_until of the customer's contacts, key)
+
+    # ---- time ---------------------------------------------------------------------------------------------
+
+    @property
+    def watermark(self) -> int:
+        return min((self.source_watermarks.get(p, NO_TIME) for p in range(self.sources)), default=NO_TIME)
+
+    def observe_source(self, partition: int, watermark: int) -> None:
+        if watermark > self.source_watermarks.get(partition, NO_TIME):
+            self.source_watermarks[partition] = watermark
+
+    def horizon(self) -> int:
+        """Records before this time are late; contacts whose window ends before it are final."""
+        return interval_start(self.watermark - self.allowed_lateness, self.interval_ms)
+
+    # ---- records ------------------------------------------------------------------------------------------
+
+    def apply(self, r: CustomerContact) -> str | None:
+        """Apply one forwarded offer. Returns None when applied, else DUPLICATE or LATE."""
+        h = self.horizon()
+        if r.time_ms < h:
+            return LATE
+        key = r.customer if r.customer is not None else ANONYMOUS + r.contact_id
+        contacts = self.customers.get(key, {})
+        if any(leg.event_id == r.event_id for c in contacts.values() for leg in c.legs):
+            return DUPLICATE
+        window = 0 if r.customer is None else round(self.window_of(r.queue_id) * 3_600_000)
+        leg = Leg(r.time_ms, r.queue_id, r.channel, r.event_id, window)
+        old = contacts.get(r.contact_id)
+        contact = Contact([leg]) if old is None else Contact([*old.legs, leg], old.repeat_pinned,
+                                                             old.unresolved_pinned)
+        updated = {**contacts, r.contact_id: contact}
+        before = self._contribution(key, contacts)
+        after = self._contribution(key, updated)
+        diff = {k: after.get(k, 0) - before.get(k, 0) for k in before.keys() | after.keys()}
+        diff = {k: n for k, n in diff.items() if n}
+        for q, ch, start, name in diff:
+            # cannot happen given the check above (see the module docstring); kept as the state's guarantee
+            if (start < h if name in SETTLED_FIELDS else self._is_final(q, ch, start)):
+                return LATE
+        self.customers[key] = updated
+        for (q, ch, start, name), n in diff.items():
+            ivl = self.intervals.get((q, ch, start))
+            if ivl is None:
+                ivl = self.intervals[(q, ch, start)] = FcrInterval()
+            setattr(ivl.counts, name, getattr(ivl.counts, name) + n)
+            ivl.changed = True
+        first = contact.first
+        ivl = self.intervals.get((first.queue_id, first.channel, interval_start(first.time, self.interval_ms)))
+        if ivl is not None:
+            ivl.window_end = max(ivl.window_end, first.time + first.window)
+        heapq.heappush(self._expiry, (contact.keep_until(self.contact_timeout), key))
+        return None
+
+    def _is_final(self, queue_id: str, channel: str, start: int) -> bool:
+        return (queue_id, channel, start) not in self.intervals and start < self.horizon()
+
+    def _contribution(self, key: str, contacts: dict[str, Contact]) -> dict[Key, int]:
+        """What one customer's contacts add to the interval counts: a pure function of them."""
+        out: dict[Key, int] = {}
+        length = self.interval_ms
+
+        def add(leg: Leg, name: str) -> None:
+            k = (leg.queue_id, leg.channel, interval_start(leg.time, length), name)
+            out[k] = out.get(k, 0) + 1
+
+        firsts = [(c, c.first) for c in contacts.values()]
+        if key.startswith(ANONYMOUS):
+            for _, f in firsts:
+                add(f, "ineligible")
+            return out
+        for c, f in firsts:
+            add(f, "eligible")
+            if c.unresolved_pinned or any(f.time < g.time <= f.time + f.window for _, g in firsts):
+                add(f, "unresolved")
+            if c.repeat_pinned or any(g.time < f.time <= g.time + g.window for _, g in firsts):
+                add(f, "repeats")
+        return out
+
+    # ---- time passing -------------------------------------------------------------------------------------
+
+    def advance(self) -> list[FcrUpdate]:
+        """Forget contacts nothing can change any more, settle and finalise intervals. Call once per batch.
+
+        Returns the final updates, oldest first.
+        """
+        h = self.horizon()
+        while self._expiry and self._expiry[0][0] < h:
+            _, key = heapq.heappop(self._expiry)
+            self._forget(key, h)
+        finals: list[FcrUpdate] = []
+        for (q, ch, start) in sorted(self.intervals, key=lambda k: k[2]):
+            if start >= h:
+                break
+            ivl = self.intervals[(q, ch, start)]
+            total = self.totals.get((q, ch))
+            if total is None:
+                total = self.totals[(q, ch)] = FcrTotals()
+            c = ivl.counts
+            if not ivl.settled:
+                ivl.settled = True
+                total.eligible += c.eligible
+                total.repeats += c.repeats
+                total.ineligible += c.ineligible
+            if ivl.window_end < h:
+                del self.intervals[(q, ch, start)]
+                total.decided += c.eligible
+                total.resolved += c.eligible - c.unresolved
+                if ivl.revision or not c.is_zero():  # an interval whose only contact moved away stays unseen
+                    ivl.revision += 1
+                    finals.append(FcrUpdate(q, ch, start // 1000, ivl.revision, True, c))
+        return finals
+
+    def _forget(self, key: str, h: int) -> None:
+        contacts = self.customers.get(key)
+        if not contacts:
+            return
+        timeout = self.contact_timeout
+        gone = [c.first for c in contacts.values() if c.keep_until(timeout) < h]
+        if not gone:
+            return
+        kept = {cid: c for cid, c in contacts.items() if c.keep_until(timeout) >= h}
+        if not kept:
+            del self.customers[key]
+            return
+        for c in kept.values():
+            f = c.first
+            for g in gone:
+                if g.time < f.time <= g.time + g.window:
+                    c.repeat_pinned = True
+                if f.time < g.time <= f.time + f.window:
+                    c.unresolved_pinned = True
+        self.customers[key] = kept
+        heapq.heappush(self._expiry, (min(c.keep_until(timeout) for c in kept.values()), key))
+
+    def provisional(self, wall_now: float, every: float) -> list[FcrUpdate]:
+        """Updates of open intervals that changed and were last published at least `every` seconds ago."""
+        out = []
+        for (q, ch, start), ivl in self.intervals.items():
+            if ivl.changed and wall_now - ivl.published_at >= every:
+                ivl.revision += 1
+                ivl.changed = False
+                ivl.published_at = wall_now
+                out.append(FcrUpdate(q, ch, start // 1000, ivl.revision, False,
+                                     FcrCounts.from_dict(ivl.counts.as_dict())))
+        return out
+
+    def contacts_held(self) -> int:
+        return sum(len(c) for c in self.customers.values())
+
+    # ---- checkpoint ---------------------------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        return orjson.dumps({
+            "v": SNAPSHOT_VERSION,
+            "offset": self.offset,
+            "sources": [[p, wm] for p, wm in self.source_watermarks.items()],
+            "customers": [
+                [key, [[cid, c.repeat_pinned, c.unresolved_pinned,
+                        [[g.time, g.queue_id, g.channel, g.event_id, g.window] for g in c.legs]]
+                       for cid, c in contacts.items()]]
+                for key, contacts in self.customers.items()
+            ],
+            "intervals": [[q, ch, s, i.counts.as_dict(), i.revision, i.changed, i.published_at, i.settled,
+                           i.window_end] for (q, ch, s), i in self.intervals.items()],
+            "totals": [[q, ch, t.as_dict()] for (q, ch), t in self.totals.items()],
+        })
+
+    def restore(self, data: bytes) -> None:
+        d = orjson.loads(data)
+        if d.get("v") != SNAPSHOT_VERSION:
+            raise ValueError(f"repeat state snapshot version {d.get('v')!r}, expected {SNAPSHOT_VERSION}")
+        self.offset = d["offset"]
+        self.source_watermarks = {p: wm for p, wm in d["sources"]}
+        self.customers = {
+            key: {cid: Contact([Leg(*g) for g in legs], rp, up) for cid, rp, up, legs in contacts}
+            for key, contacts in d["customers"]
+        }
+        self.intervals = {(q, ch, s): FcrInterval(FcrCounts.from_dict(c), rev, changed, pub, settled, end)
+                          for q, ch, s, c, rev, changed, pub, settled, end in d["intervals"]}
+        self.totals = {(q, ch): FcrTotals.from_dict(t) for q, ch, t in d["totals"]}
+        self._expiry = [(min(c.keep_until(self.contact_timeout) for c in contacts.values()), key)
+                        for key, contacts in self.customers.items()]
+        heapq.heapify(self._expiry)
