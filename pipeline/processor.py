@@ -17,8 +17,12 @@ from typing import NamedTuple
 
 from pipeline.ingest import events as ev
 from pipeline.ingest.decode import MessageDecoder, Rejection
+from pipeline.kpis.agents import build_agent_record
 from pipeline.kpis.record import KpiRecord, build_record
 from pipeline.settings import QueueConfig, Settings
+from pipeline.state.agents import DUPLICATE as AGENT_DUPLICATE
+from pipeline.state.agents import LATE as AGENT_LATE
+from pipeline.state.agents import AgentState
 from pipeline.state.intervals import epoch_ms
 from pipeline.state.queues import DUPLICATE, IMPOSSIBLE, LATE, QueueState
 
@@ -196,19 +200,81 @@ def _original(m: Message, e: ev.Event) -> bytes:
 
 
 class AgentProcessor:
-    """Agent events: validated and counted; agent KPIs build on them (see the issues)."""
+    """Agent events → agent state per partition → agent KPI records; the same error policy as for contacts."""
 
     def __init__(self, settings: Settings, stats: PipelineStats) -> None:
-        self.topic = settings.topic("agent-events")
+        self.settings = settings
         self.stats = stats
+        self.topic = settings.topic("agent-events")
         self.ingest = Ingest(self.topic, ev.AgentTopicEvent, settings, stats)
+        self.partitions: dict[int, AgentState] = {}
+        self.late: Counter = Counter()  # event type -> late agent events (not applied)
 
-    def process(self, messages: list[Message]) -> BatchResult:
+    def new_state(self) -> AgentState:
+        return AgentState(self.settings.interval_seconds, self.settings.allowed_lateness_seconds)
+
+    def load(self, partition: int, snapshot: bytes | None) -> AgentState:
+        """Take ownership of a partition, from its last snapshot if there is one."""
+        state = self.new_state()
+        if snapshot:
+            state.restore(snapshot)
+        self.partitions[partition] = state
+        return state
+
+    def drop(self, partition: int) -> None:
+        """Forget a partition this worker no longer owns (its series disappear from /metrics)."""
+        self.partitions.pop(partition, None)
+
+    def process(self, messages: list[Message], load_snapshot=lambda partition: None,
+                wall_now: float | None = None) -> BatchResult:
+        """Apply a batch. `load_snapshot(partition)` returns the stored snapshot of a partition not yet held."""
         out = BatchResult()
+        touched: set[int] = set()
+        max_future = epoch_ms_now() + round(self.settings.max_clock_skew_seconds * 1000)
         for m in messages:
+            state = self.partitions.get(m.partition)
+            if state is None:
+                state = self.load(m.partition, load_snapshot(m.partition))
+            if m.offset <= state.offset:
+                continue  # already in the restored snapshot: applying it again would count it twice
+            state.offset = m.offset
+            touched.add(m.partition)
             for e in self.ingest.decode(m, out.dead_letters):
-                self.stats.events[(self.topic, type(e).__struct_config__.tag)] += 1
+                try:
+                    self._apply(state, e, m, out, max_future)
+                except Exception as exc:  # a bug must cost one event, not the worker
+                    log.exception("error applying %s at %s[%d]@%d", e.event_id, m.topic, m.partition, m.offset)
+                    self.ingest.reject(m, Rejection("processing_error", repr(exc), _original(m, e)), out.dead_letters)
+        wall = time.time() if wall_now is None else wall_now
+        interval = self.settings.interval_seconds
+        for p in touched:
+            state = self.partitions[p]
+            for u in state.advance() + state.provisional(wall, self.settings.kpi_update_seconds):
+                out.records.append(build_agent_record(u, interval))  # type: ignore[arg-type]
+                self.stats.records_published["true" if u.final else "false"] += 1
+            out.snapshots[p] = state.snapshot()
         return out
+
+    def _apply(self, state: AgentState, e: ev.Event, m: Message, out: BatchResult, max_future: int) -> None:
+        tag = type(e).__struct_config__.tag
+        self.stats.events[(self.topic, tag)] += 1
+        t = epoch_ms(e.time)
+        if t > max_future:
+            self.ingest.reject(m, Rejection("future_event_time", f"event time {e.time.isoformat()} is ahead "
+                                            "of this worker's clock by more than the allowed skew",
+                                            _original(m, e)), out.dead_letters)
+            return
+        if isinstance(e, ev.SourceHeartbeat):
+            state.observe_time(t)
+            return
+        result = state.apply(e)  # type: ignore[arg-type]
+        if result == AGENT_DUPLICATE:
+            self.stats.duplicates[self.topic] += 1
+        elif result == AGENT_LATE:
+            self.late[tag] += 1
+            out.late.append(DeadLetter("late", f"{tag} of agent {e.agent_id} would change a final interval",  # type: ignore[attr-defined]
+                                       _original(m, e), m.key, m.topic, m.partition, m.offset))
+
 
 
 def epoch_ms_now() -> int:

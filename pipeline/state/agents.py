@@ -1,0 +1,413 @@
+"""The agent state of one partition of the agent-event topic, on event time. Pure Python: no Kafka, no Faust.
+
+What it keeps, per agent:
+- the *settled* status (logged in or not, state, reason code, queues, active contacts) at the partition's
+  final horizon F: the end of the newest final interval;
+- the *buffer*: the agent's presence events at or after F, in any order of arrival;
+- the *plan*: the schedule entries (`schedule.activity_planned`) that end after F.
+And per partition: the watermark (newest event time seen), F, the running totals per agent and per queue,
+and the offset of the last message applied.
+
+Order independence. An agent's time in a state is the span from one event to the next, so it is only known
+once the events around it are. Events are therefore buffered and applied in event-time order when the
+watermark passes the end of their interval by the allowed lateness (the same rule that makes a queue
+interval final): the interval's spans are then settled and its final record is published. Within the
+allowed lateness events may come in any order; events of one agent stamped with the same millisecond are
+applied in the order they arrived (Kafka keeps the order of one key), so the producer's order decides
+there. Provisional records and the real-time view are computed from the settled status and the buffer.
+
+Attribution (docs/kpis.md): each span of constant status and planned activity is split at interval
+boundaries, and each interval gets the part in it. Logged in before the first `agent.state_changed`
+counts as not ready (reason `unspecified`); an `agent.state_changed` while logged out logs the agent in
+(with the queues of its last session). The planned activity at a time is the one of the entry covering it
+with the highest (version, event_id); `off` is not scheduled.
+
+Late: a presence event stamped before F, or a schedule entry starting before F, would change a final
+interval: it is counted and reported, never applied. Duplicates (same event_id) are recognised while the
+event is buffered (presence) or its entry is kept (schedule); the id is forgotten when the event is settled
+or the entry ends before F, after which any re-delivery is late anyway. So the memory of ids is bounded by
+the events of the last interval plus the allowed lateness, and the published plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+
+import orjson
+
+from pipeline.ingest import events as ev
+from pipeline.kpis.agents import HANDLING_STATES, STATES, UNSPECIFIED_REASON, AgentCounts, AgentIntervalUpdate
+from pipeline.state.intervals import NO_TIME, epoch_ms, interval_start
+
+SNAPSHOT_VERSION = 1
+
+DUPLICATE = "duplicate"
+LATE = "late"
+
+READY_STATES = frozenset({"available", "on_contact", "acw"})
+AWAY_ACTIVITIES = frozenset({"break", "lunch", "training", "meeting"})
+OFF = "off"
+# the state counts of the real-time view: the four states, and logged_in (all of them)
+NOW_STATES: tuple[str, ...] = (*STATES, "logged_in")
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """An agent's presence at one moment."""
+
+    logged_in: bool = False
+    state: str | None = None  # one of STATES while logged in
+    reason: str | None = None  # while not_ready
+    queues: tuple[str, ...] = ()  # the session's queues; kept after logout (scheduled time is attributed to them)
+    active: int = 0  # contacts handled at once
+
+
+@dataclass(slots=True)
+class Change:
+    """A buffered presence event."""
+
+    t: int  # event time, epoch ms
+    seq: int  # arrival order in this partition: breaks ties between events of the same millisecond
+    event_id: str
+    kind: str  # "login", "logout" or "state"
+    state: str | None = None
+    reason: str | None = None
+    queues: tuple[str, ...] = ()
+    active: int | None = None
+
+
+@dataclass(slots=True)
+class Planned:
+    """One schedule entry."""
+
+    event_id: str
+    version: int
+    activity: str
+    start: int  # epoch ms
+    end: int
+
+
+@dataclass(slots=True)
+class AgentTrack:
+    settled: Status = field(default_factory=Status)  # the status at the partition's horizon
+    changes: list[Change] = field(default_factory=list)  # kept sorted by (t, seq)
+    plan: list[Planned] = field(default_factory=list)
+    now: Status = field(default_factory=Status)  # after every known event: the real-time view
+    revisions: dict[int, int] = field(default_factory=dict)  # open interval start (ms) -> last revision
+    changed: bool = False  # an event arrived since the last provisional publication
+    published_at: float = 0.0
+
+
+def apply_change(s: Status, c: Change) -> Status:
+    """The status after one presence event."""
+    if c.kind == "login":
+        if s.logged_in:  # a second login without logout: the new queues, the same state
+            return replace(s, queues=c.queues)
+        return Status(True, "not_ready", UNSPECIFIED_REASON, c.queues, 0)
+    if c.kind == "logout":
+        return Status(False, None, None, s.queues, 0)
+    state = c.state
+    reason = (c.reason or UNSPECIFIED_REASON) if state == "not_ready" else None
+    active = c.active if c.active is not None else (1 if state in HANDLING_STATES else 0)
+    return Status(True, state, reason, s.queues, active)
+
+
+def adherent(activity: str, s: Status) -> bool:
+    """Does the status match the planned activity (`off` is never scheduled, so never asked)?"""
+    if activity == "contact_handling":
+        return s.logged_in and s.state in READY_STATES
+    return not s.logged_in or s.state == "not_ready"
+
+
+def planned_activity(plan: list[Planned], t: int) -> str | None:
+    """The activity planned at `t`: of the covering entries, the one with the highest (version, event_id)."""
+    best: Planned | None = None
+    for p in plan:
+        if p.start <= t < p.end and (best is None or (p.version, p.event_id) > (best.version, best.event_id)):
+            best = p
+    return None if best is None or best.activity == OFF else best.activity
+
+
+Piece = tuple[int, int, Status, str | None]  # (start, end, status, planned activity), inside one interval
+
+
+def pieces(status: Status, changes: list[Change], plan: list[Planned], a: int, b: int, length: int
+           ) -> Iterator[Piece]:
+    """Split [a, b) into pieces of constant status and planned activity, each inside one interval.
+
+    `status` holds at `a`; `changes` are sorted and none is before `a`; those before `b` are applied. Pieces
+    where the agent is neither logged in nor scheduled are left out.
+    """
+    if a >= b:
+        return
+    cuts = {a, b}
+    cuts.update(c.t for c in changes if a < c.t < b)
+    for p in plan:
+        cuts.update(x for x in (p.start, p.end) if a < x < b)
+    points = sorted(cuts)
+    i = 0
+    n = len(changes)
+    for s, e in zip(points, points[1:], strict=False):
+        while i < n and changes[i].t <= s:
+            status = apply_change(status, changes[i])
+            i += 1
+        activity = planned_activity(plan, s)
+        if not status.logged_in and activity is None:
+            continue
+        while s < e:  # split at interval boundaries
+            cut = min(e, interval_start(s, length) + length)
+            yield s, cut, status, activity
+            s = cut
+
+
+def add_piece(c: AgentCounts, s: int, e: int, status: Status, activity: str | None) -> None:
+    d = e - s
+    if status.logged_in:
+        c.logged_in_ms += d
+        c.queues.update(status.queues)
+        if status.state == "available":
+            c.available_ms += d
+        elif status.state == "on_contact":
+            c.on_contact_ms += d
+        elif status.state == "acw":
+            c.acw_ms += d
+        else:
+            c.not_ready_ms += d
+            c.not_ready_by_reason_ms[status.reason] = c.not_ready_by_reason_ms.get(status.reason, 0) + d
+        if status.state in HANDLING_STATES:
+            c.contact_ms += status.active * d
+    if activity is not None:
+        c.scheduled_ms += d
+        if adherent(activity, status):
+            c.adherent_ms += d
+
+
+@dataclass(slots=True)
+class QueueAdherence:
+    """Scheduled and adherent time of the agents serving one queue."""
+
+    scheduled_ms: int = 0
+    adherent_ms: int = 0
+
+
+class AgentState:
+    """All agents of one partition of the agent-event topic."""
+
+    def __init__(self, interval_seconds: int, allowed_lateness_seconds: float) -> None:
+        self.interval_ms = interval_seconds * 1000
+        self.allowed_lateness = round(allowed_lateness_seconds * 1000)
+        self.watermark = NO_TIME
+        self.horizon = NO_TIME  # F: every interval ending at or before it is final
+        self.offset = -1  # last source offset applied; replays of older offsets are skipped
+        self.seq = 0
+        self.agents: dict[str, AgentTrack] = {}
+        self.totals: dict[str, AgentCounts] = {}  # per agent, final intervals only (so they never go down)
+        self.queue_totals: dict[str, QueueAdherence] = {}
+
+    # ---- applying events -------------------------------------------------------------------------------
+
+    def observe_time(self, t: int) -> None:
+        """Advance the watermark (heartbeats, and every applied event)."""
+        if t > self.watermark:
+            self.watermark = t
+
+    def apply(self, e: ev.AgentEvent) -> str | None:
+        """Apply one agent event. Returns None when applied, else DUPLICATE or LATE."""
+        if isinstance(e, ev.ScheduleActivityPlanned):
+            return self._plan(e)
+        t = epoch_ms(e.time)
+        track = self.agents.get(e.agent_id)
+        if track is not None and any(c.event_id == e.event_id for c in track.changes):
+            return DUPLICATE
+        if t < self.horizon:
+            return LATE
+        match e:
+            case ev.AgentLoggedIn():
+                change = Change(t, self.seq, e.event_id, "login", queues=tuple(e.queue_ids))
+            case ev.AgentLoggedOut():
+                change = Change(t, self.seq, e.event_id, "logout")
+            case ev.AgentStateChanged():
+                change = Change(t, self.seq, e.event_id, "state", e.state, e.reason_code, (), e.active_contacts)
+            case _:
+                raise TypeError(f"not an agent presence event: {type(e).__name__}")
+        self.seq += 1
+        if track is None:
+            track = self.agents[e.agent_id] = AgentTrack()
+        track.changes.append(change)
+        track.changes.sort(key=lambda c: (c.t, c.seq))
+        track.now = self._fold(track.settled, track.changes)
+        track.changed = True
+        self.observe_time(t)
+        return None
+
+    def _plan(self, e: ev.ScheduleActivityPlanned) -> str | None:
+        track = self.agents.get(e.agent_id)
+        if track is not None and any(p.event_id == e.event_id for p in track.plan):
+            return DUPLICATE
+        start, end = epoch_ms(e.start), epoch_ms(e.end)
+        if start < self.horizon:
+            return LATE
+        if track is None:
+            track = self.agents[e.agent_id] = AgentTrack()
+        track.plan.append(Planned(e.event_id, e.version, e.activity, start, end))
+        track.changed = True
+        self.observe_time(epoch_ms(e.time))
+        return None
+
+    @staticmethod
+    def _fold(status: Status, changes: list[Change]) -> Status:
+        for c in changes:
+            status = apply_change(status, c)
+        return status
+
+    # ---- time passing ----------------------------------------------------------------------------------
+
+    def advance(self) -> list[AgentIntervalUpdate]:
+        """Settle every interval that is now final and return its records, oldest first; forget what can
+        change nothing any more. Call once per batch, after applying it."""
+        if self.watermark == NO_TIME:
+            return []
+        new = interval_start(self.watermark - self.allowed_lateness, self.interval_ms)
+        if new <= self.horizon:
+            return []
+        old, self.horizon = self.horizon, new
+        finals: list[AgentIntervalUpdate] = []
+        for agent_id, track in list(self.agents.items()):
+            settling = [c for c in track.changes if c.t < new]
+            counts: dict[int, AgentCounts] = {}
+            # the settled status holds from the old horizon on (before any event: logged out, from its first one)
+            start = old if old != NO_TIME else min([c.t for c in settling] + [p.start for p in track.plan] + [new])
+            for s, e, status, activity in pieces(track.settled, settling, track.plan, start, new, self.interval_ms):
+                ivl = interval_start(s, self.interval_ms)
+                c = counts.get(ivl)
+                if c is None:
+                    c = counts[ivl] = AgentCounts()
+                add_piece(c, s, e, status, activity)
+                if activity is not None:
+                    for q in status.queues:
+                        qa = self.queue_totals.get(q)
+                        if qa is None:
+                            qa = self.queue_totals[q] = QueueAdherence()
+                        qa.scheduled_ms += e - s
+                        if adherent(activity, status):
+                            qa.adherent_ms += e - s
+            for ivl in sorted(track.revisions):  # published provisionally: a final revision is owed
+                if ivl < new:
+                    counts.setdefault(ivl, AgentCounts())
+            total = self.totals.get(agent_id)
+            for ivl in sorted(counts):
+                c = counts[ivl]
+                revision = track.revisions.pop(ivl, 0) + 1
+                if c.empty and revision == 1:
+                    continue
+                finals.append(AgentIntervalUpdate(agent_id, ivl // 1000, revision, True, c))
+                if total is None:
+                    total = self.totals[agent_id] = AgentCounts()
+                total.add(c)
+            track.settled = self._fold(track.settled, settling)
+            track.changes = [c for c in track.changes if c.t >= new]
+            track.plan = [p for p in track.plan if p.end > new]
+            if not track.settled.logged_in and not track.changes and not track.plan and not track.revisions:
+                del self.agents[agent_id]  # nothing left that could make a record; its totals stay
+        finals.sort(key=lambda u: (u.start, u.agent_id))
+        return finals
+
+    def open_counts(self, agent_id: str) -> dict[int, AgentCounts]:
+        """The agent's counts of the open intervals, from the horizon up to the watermark (provisional)."""
+        track = self.agents.get(agent_id)
+        out: dict[int, AgentCounts] = {}
+        if track is None or self.watermark == NO_TIME:
+            return out
+        start = self.horizon if self.horizon != NO_TIME else min(
+            [c.t for c in track.changes] + [p.start for p in track.plan] + [self.watermark])
+        for s, e, status, activity in pieces(track.settled, track.changes, track.plan, start, self.watermark,
+                                             self.interval_ms):
+            ivl = interval_start(s, self.interval_ms)
+            add_piece(out.setdefault(ivl, AgentCounts()), s, e, status, activity)
+        return out
+
+    def provisional(self, wall_now: float, every: float) -> list[AgentIntervalUpdate]:
+        """Updates for the open intervals of agents that had events since their last provisional publication
+        and were last published at least `every` seconds ago."""
+        out = []
+        for agent_id, track in self.agents.items():
+            if not track.changed or wall_now - track.published_at < every:
+                continue
+            track.changed = False
+            track.published_at = wall_now
+            for ivl, c in sorted(self.open_counts(agent_id).items()):
+                if c.empty and ivl not in track.revisions:
+                    continue
+                track.revisions[ivl] = track.revisions.get(ivl, 0) + 1
+                out.append(AgentIntervalUpdate(agent_id, ivl // 1000, track.revisions[ivl], False, c))
+        return out
+
+    # ---- real time -------------------------------------------------------------------------------------
+
+    def agents_by_state(self) -> dict[str, dict[str, int]]:
+        """queue -> state -> agents logged in and serving the queue now (at the watermark); `logged_in`
+        counts them all. Every state appears, with 0 where no agent is in it."""
+        out: dict[str, dict[str, int]] = {}
+        for track in self.agents.values():
+            s = track.now
+            if not s.logged_in:
+                continue
+            for q in s.queues:
+                counts = out.get(q)
+                if counts is None:
+                    counts = out[q] = dict.fromkeys(NOW_STATES, 0)
+                counts[s.state] += 1
+                counts["logged_in"] += 1
+        return out
+
+    # ---- checkpoint ------------------------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        return orjson.dumps({
+            "v": SNAPSHOT_VERSION,
+            "watermark": self.watermark,
+            "horizon": self.horizon,
+            "offset": self.offset,
+            "seq": self.seq,
+            "agents": {
+                a: {
+                    "settled": asdict(t.settled),
+                    "changes": [asdict(c) for c in t.changes],
+                    "plan": [asdict(p) for p in t.plan],
+                    "revisions": [[s, r] for s, r in t.revisions.items()],
+                    "changed": t.changed,
+                    "published_at": t.published_at,
+                }
+                for a, t in self.agents.items()
+            },
+            "totals": {a: c.as_dict() for a, c in self.totals.items()},
+            "queue_totals": {q: [x.scheduled_ms, x.adherent_ms] for q, x in self.queue_totals.items()},
+        })
+
+    def restore(self, data: bytes) -> None:
+        d = orjson.loads(data)
+        if d.get("v") != SNAPSHOT_VERSION:
+            raise ValueError(f"agent state snapshot version {d.get('v')!r}, expected {SNAPSHOT_VERSION}")
+        self.watermark = d["watermark"]
+        self.horizon = d["horizon"]
+        self.offset = d["offset"]
+        self.seq = d["seq"]
+        self.agents = {}
+        for a, x in d["agents"].items():
+            track = AgentTrack(
+                settled=_status(x["settled"]),
+                changes=[Change(**{**c, "queues": tuple(c["queues"])}) for c in x["changes"]],
+                plan=[Planned(**p) for p in x["plan"]],
+                revisions={s: r for s, r in x["revisions"]},
+                changed=x["changed"],
+                published_at=x["published_at"],
+            )
+            track.now = self._fold(track.settled, track.changes)
+            self.agents[a] = track
+        self.totals = {a: AgentCounts.from_dict(c) for a, c in d["totals"].items()}
+        self.queue_totals = {q: QueueAdherence(s, a) for q, (s, a) in d["queue_totals"].items()}
+
+
+def _status(d: dict) -> Status:
+    return Status(d["logged_in"], d["state"], d["reason"], tuple(d["queues"]), d["active"])

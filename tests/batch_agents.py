@@ -1,0 +1,133 @@
+"""An independent batch computation of the agent counts over a complete event log.
+
+The "second, plain computation" the streaming `AgentState` is checked against. It sees every event at once,
+puts each agent's presence events in time order and asks, for every elementary stretch of time, "what was the
+agent doing, and what was planned?", applying the catalogue's definitions literally (docs/kpis.md,
+pipeline/kpis/agents.py). It shares no code with `pipeline.state`: only the event classes and `AgentCounts`
+(as the result type) are imported.
+
+Rules, as written in the catalogue and the event contract:
+- times are integer epoch milliseconds, `round(e.time.timestamp() * 1000)`; the interval of t starts at
+  t // L * L; events with the same event_id count once; an agent's events at the same millisecond are taken
+  in log order;
+- logged in from `agent.logged_in` (state not_ready, reason `unspecified`, until a state event; a second
+  login only replaces the queues) to `agent.logged_out`; `agent.state_changed` sets the state (and logs the
+  agent in if it was not, keeping the queues of its last session); reason only for not_ready, `unspecified`
+  when absent; active contacts = `active_contacts`, else 1 in on_contact/acw and 0 otherwise;
+- planned activity at t: of the schedule entries with start <= t < end, the one with the highest
+  (version, event_id); `off` means nothing planned;
+- adherent: contact_handling while logged in and available/on_contact/acw; break, lunch, training, meeting
+  while not_ready or logged out;
+- per-queue scheduled/adherent time goes to every queue of the agent's current (or, logged out, last) session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pipeline.ingest import events as ev
+from pipeline.kpis.agents import AgentCounts
+
+
+def ms(t) -> int:
+    return round(t.timestamp() * 1000)
+
+
+def _status_after(events: list[ev.Event]) -> dict:
+    """The agent's presence after these events (in order)."""
+    s = {"logged_in": False, "state": None, "reason": None, "queues": (), "active": 0}
+    for e in events:
+        if isinstance(e, ev.AgentLoggedIn):
+            if s["logged_in"]:
+                s["queues"] = tuple(e.queue_ids)
+            else:
+                s = {"logged_in": True, "state": "not_ready", "reason": "unspecified", "queues": tuple(e.queue_ids),
+                     "active": 0}
+        elif isinstance(e, ev.AgentLoggedOut):
+            s = {"logged_in": False, "state": None, "reason": None, "queues": s["queues"], "active": 0}
+        elif isinstance(e, ev.AgentStateChanged):
+            if e.active_contacts is not None:
+                active = e.active_contacts
+            else:
+                active = 1 if e.state in ("on_contact", "acw") else 0
+            s = {"logged_in": True, "state": e.state,
+                 "reason": (e.reason_code or "unspecified") if e.state == "not_ready" else None,
+                 "queues": s["queues"], "active": active}
+    return s
+
+
+def _activity_at(plan: list[ev.ScheduleActivityPlanned], t: int) -> str | None:
+    covering = [p for p in plan if ms(p.start) <= t < ms(p.end)]
+    if not covering:
+        return None
+    winner = max(covering, key=lambda p: (p.version, p.event_id))
+    return None if winner.activity == "off" else winner.activity
+
+
+def compute(events: Iterable[ev.Event], interval_seconds: int, until: int):
+    """Counts of a complete log up to `until` (epoch ms): (per (agent, interval start ms) with anything in it,
+    per agent, per queue (scheduled_ms, adherent_ms))."""
+    length = interval_seconds * 1000
+    seen: set[str] = set()
+    presence: dict[str, list[ev.Event]] = {}
+    plans: dict[str, list[ev.ScheduleActivityPlanned]] = {}
+    for e in events:
+        if not isinstance(e, ev.AgentEvent) or e.event_id in seen:
+            continue
+        seen.add(e.event_id)
+        if isinstance(e, ev.ScheduleActivityPlanned):
+            plans.setdefault(e.agent_id, []).append(e)
+        else:
+            presence.setdefault(e.agent_id, []).append(e)
+
+    intervals: dict[tuple[str, int], AgentCounts] = {}
+    queues: dict[str, list[int]] = {}
+    for agent in set(presence) | set(plans):
+        mine = sorted(presence.get(agent, []), key=lambda e: ms(e.time))  # stable: log order at the same ms
+        plan = plans.get(agent, [])
+        times = [ms(e.time) for e in mine] + [ms(p.start) for p in plan] + [ms(p.end) for p in plan]
+        first = min(times)
+        points = set(t for t in times if t < until) | {until}
+        points.update(range((first // length + 1) * length, until, length))  # every interval boundary
+        points = sorted(p for p in points if p >= first)
+        for a, b in zip(points, points[1:], strict=False):
+            status = _status_after([e for e in mine if ms(e.time) <= a])
+            activity = _activity_at(plan, a)
+            if not status["logged_in"] and activity is None:
+                continue
+            d = b - a
+            key = (agent, a // length * length)
+            c = intervals.setdefault(key, AgentCounts())
+            if status["logged_in"]:
+                c.logged_in_ms += d
+                c.queues |= set(status["queues"])
+                state = status["state"]
+                if state == "available":
+                    c.available_ms += d
+                elif state == "on_contact":
+                    c.on_contact_ms += d
+                elif state == "acw":
+                    c.acw_ms += d
+                elif state == "not_ready":
+                    c.not_ready_ms += d
+                    reason = status["reason"]
+                    c.not_ready_by_reason_ms[reason] = c.not_ready_by_reason_ms.get(reason, 0) + d
+                if state in ("on_contact", "acw"):
+                    c.contact_ms += status["active"] * d
+            if activity is not None:
+                if activity == "contact_handling":
+                    ok = status["logged_in"] and status["state"] in ("available", "on_contact", "acw")
+                else:
+                    ok = not status["logged_in"] or status["state"] == "not_ready"
+                c.scheduled_ms += d
+                c.adherent_ms += d if ok else 0
+                for q in status["queues"]:
+                    qa = queues.setdefault(q, [0, 0])
+                    qa[0] += d
+                    qa[1] += d if ok else 0
+
+    intervals = {k: c for k, c in intervals.items() if c.logged_in_ms or c.scheduled_ms}
+    totals: dict[str, AgentCounts] = {}
+    for (agent, _), c in intervals.items():
+        totals.setdefault(agent, AgentCounts()).add(c)
+    return intervals, totals, {q: tuple(v) for q, v in queues.items()}
