@@ -176,6 +176,9 @@ class Settings(BaseSettings):
     web_port: Annotated[int, Field(ge=0, le=65535)] = 6066
     """Port of the worker's HTTP server."""
 
+    export_agent_metrics: bool = True
+    """Export per-agent series (`cc_agent_*`) to Prometheus. Per-agent KPIs always go to the KPI topic."""
+
     batch_max_messages: Annotated[int, Field(ge=1, le=100_000)] = 2000
     """Most messages the worker takes from Kafka in one batch."""
 
