@@ -23,7 +23,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.broker import bootstrap_servers, ensure_topics, free_port
 from pipeline.ingest.producer import EventWriter
-from pipeline.kpis.record import KpiRecord, decode_record, encode_record
 from pipeline.run import broker_for, worker_process
 from pipeline.settings import Settings, load_settings
 
@@ -73,14 +72,15 @@ async def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
         await consumer.stop()
 
 
-async def read_final_records(settings: Settings) -> list[KpiRecord]:
-    """Every final record on the KPI topic (the last revision of each key), read up to the current end."""
+async def read_final_records(settings: Settings) -> list[dict]:
+    """Every final record on the KPI topic, of every kind (queue, agent, fcr), as JSON objects: the last
+    revision of each key, read up to the topic's current end."""
     topic = settings.topic("kpis")
     ends = await _end_offsets(settings, topic)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(settings), enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
-    latest: dict[str, KpiRecord] = {}
+    latest: dict[bytes, dict] = {}
     try:
         tps = [TopicPartition(topic, p) for p, end in ends.items() if end > 0]
         consumer.assign(tps)
@@ -91,15 +91,15 @@ async def read_final_records(settings: Settings) -> list[KpiRecord]:
             batches = await consumer.getmany(timeout_ms=1000)
             for tp, msgs in batches.items():
                 for m in msgs:
-                    r = decode_record(m.value)
-                    if r.key not in latest or r.revision >= latest[r.key].revision:
-                        latest[r.key] = r
+                    r = orjson.loads(m.value)
+                    if m.key not in latest or r["revision"] >= latest[m.key]["revision"]:
+                        latest[m.key] = r
                     if m.offset + 1 >= ends[tp.partition]:
                         remaining.discard(tp)
     finally:
         await consumer.stop()
-    finals = [r for r in latest.values() if r.final]
-    return sorted(finals, key=lambda r: (r.interval_start, r.queue_id, r.channel))
+    finals = [r for r in latest.values() if r["final"]]
+    return sorted(finals, key=lambda r: (r.get("kind", "queue"), r["interval_start"], sorted(r.items()).__repr__()))
 
 
 def _get(url: str) -> bytes:
@@ -155,7 +155,7 @@ def replay(events_file: Path, kpi_out: Path, events_per_message: int = 100, time
     kpi_out.parent.mkdir(parents=True, exist_ok=True)
     with open(kpi_out, "wb") as f:
         for r in records:
-            f.write(encode_record(r) + b"\n")
+            f.write(orjson.dumps(r) + b"\n")
     return ReplaySummary(
         events=len(events), messages=messages, final_records=len(records),
         rejected=sum(progress.get("rejected", {}).values()), duplicates=progress.get("duplicates", 0),
