@@ -13,6 +13,7 @@ import msgspec
 import orjson
 
 from pipeline.ingest import events as ev
+from pipeline.kpis.agents import AgentCounts, AgentIntervalUpdate, AgentKpiRecord, build_agent_record
 from pipeline.kpis.counts import QueueCounts
 from pipeline.kpis.record import KpiRecord, build_record
 from pipeline.settings import QueueSettings
@@ -56,7 +57,25 @@ def _examples_agent() -> list[ev.Event]:
         ev.AgentStateChanged(event_id="a-3", time=T.replace(minute=30), agent_id="agent-007", state="not_ready",
                              reason_code="break"),
         ev.AgentLoggedOut(event_id="a-4", time=T.replace(hour=17), agent_id="agent-007"),
+        ev.AgentStateChanged(event_id="a-5", time=T.replace(minute=40), agent_id="agent-012", state="on_contact",
+                             active_contacts=2),
+        ev.ScheduleActivityPlanned(event_id="s-1", time=T.replace(hour=6), agent_id="agent-007",
+                                   schedule_id="wfm-2026-01-05", version=1, activity="contact_handling",
+                                   start=T.replace(minute=0, second=0, microsecond=0),
+                                   end=T.replace(hour=12, minute=0, second=0, microsecond=0)),
+        ev.ScheduleActivityPlanned(event_id="s-2", time=T.replace(hour=10), agent_id="agent-007",
+                                   schedule_id="wfm-2026-01-05", version=2, activity="break",
+                                   start=T.replace(hour=10, minute=30, second=0, microsecond=0),
+                                   end=T.replace(hour=10, minute=45, second=0, microsecond=0)),
+        ev.SourceHeartbeat(event_id="hb-a-1", time=T.replace(minute=10)),
     ]
+
+
+def _example_agent_record() -> AgentKpiRecord:
+    c = AgentCounts(logged_in_ms=900_000, available_ms=120_000, on_contact_ms=540_000, acw_ms=90_000,
+                    not_ready_ms=150_000, contact_ms=720_000, scheduled_ms=900_000, adherent_ms=840_000,
+                    not_ready_by_reason_ms={"break": 150_000}, queues={"support", "billing"})
+    return build_agent_record(AgentIntervalUpdate("agent-007", 1767603600, 2, True, c), 900)
 
 
 def _example_record() -> KpiRecord:
@@ -93,6 +112,8 @@ def generate() -> dict[str, str]:
                                        ev.AgentTopicEvent | list[ev.AgentTopicEvent], _examples_agent()),
         "kpi-record.v1.json": _schema("kpi-record.v1.json", "KPI record (topic <prefix>.kpis)", KpiRecord,
                                       [_example_record()]),
+        "agent-kpi-record.v1.json": _schema("agent-kpi-record.v1.json", "Agent KPI record (topic <prefix>.kpis, "
+                                            "kind `agent`)", AgentKpiRecord, [_example_agent_record()]),
     }
     return {name: orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
             for name, doc in docs.items()}
