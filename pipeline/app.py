@@ -18,6 +18,7 @@ from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pipeline.broker import bootstrap_servers
+from pipeline.kpis.agents import encode_agent_record
 from pipeline.kpis.record import encode_record
 from pipeline.outputs.health import BrokerProbe, Health, HealthCollector, HealthReport, Throughput, WorkerView
 from pipeline.outputs.metrics import build_registry, exposition
@@ -75,7 +76,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     stats = PipelineStats()
     contacts = ContactProcessor(settings, queues, stats)
     agents = AgentProcessor(settings, stats)
-    registry = build_registry(contacts, stats)
+    registry = build_registry(contacts, stats, agents)
     throughput = Throughput()
     probe = BrokerProbe(bootstrap_servers(settings))
 
@@ -104,30 +105,33 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     late_topic = app.topic(
         settings.topic("late-events"), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
-    snapshots = app.tables.add(
-        PartitionStateTable(
-            app,
-            name="queue-state",
-            key_type=int,
-            value_type=bytes,
-            partitions=settings.partitions,
-            help="Queue state checkpoint per contact-event partition.",
-        )
-    )
+    def state_table(name: str, source: str) -> PartitionStateTable:
+        return app.tables.add(PartitionStateTable(app, name=name, key_type=int, value_type=bytes,
+                                                  partitions=settings.partitions,
+                                                  help=f"State checkpoint per {source} partition."))
+
+    snapshots = state_table("queue-state", "contact-event")
+    agent_snapshots = state_table("agent-state", "agent-event")
 
     def stored_snapshot(partition: int) -> bytes | None:
         return snapshots.data.get(partition)
 
-    def owned_contact_partitions() -> set[int]:
-        return {tp.partition for tp in app.consumer.assignment() if tp.topic == contact_topic.get_topic_name()}
+    def stored_agent_snapshot(partition: int) -> bytes | None:
+        return agent_snapshots.data.get(partition)
 
-    async def publish(result: BatchResult) -> None:
+    def owned_partitions(topic: faust.TopicT) -> set[int]:
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic == topic.get_topic_name()}
+
+    def owned_contact_partitions() -> set[int]:
+        return owned_partitions(contact_topic)
+
+    async def publish(result: BatchResult, table: PartitionStateTable = snapshots, encode=encode_record) -> None:
         for r in result.records:
-            await kpi_topic.send(key=r.key.encode(), value=encode_record(r))
+            await kpi_topic.send(key=r.key.encode(), value=encode(r))
         await _send_dead(dead_letter_topic, result.dead_letters)
         await _send_dead(late_topic, result.late)
         for partition, data in result.snapshots.items():
-            snapshots[partition] = data
+            table[partition] = data
 
     @app.agent(contact_topic, name="contact-events")
     async def contact_events(stream: faust.StreamT) -> None:
@@ -139,7 +143,8 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     @app.agent(agent_topic, name="agent-events")
     async def agent_events(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_max_messages, within=settings.flush_seconds):
-            await publish(agents.process([_message(e) for e in batch]))
+            result = agents.process([_message(e) for e in batch], stored_agent_snapshot)
+            await publish(result, agent_snapshots, encode_agent_record)
             throughput.observe_batch(_positions(batch))
 
     @app.on_partitions_revoked.connect
@@ -147,6 +152,8 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
         for tp in revoked:
             if tp.topic == contact_topic.get_topic_name():
                 contacts.drop(tp.partition)
+            elif tp.topic == agent_topic.get_topic_name():
+                agents.drop(tp.partition)
             throughput.forget(tp.topic, tp.partition)
 
     @app.on_rebalance_complete.connect
@@ -156,6 +163,8 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
         # must equal the truth at every scrape once the rebalance has settled).
         for partition in owned_contact_partitions() - set(contacts.partitions):
             contacts.load(partition, stored_snapshot(partition))
+        for partition in owned_partitions(agent_topic) - set(agents.partitions):
+            agents.load(partition, stored_agent_snapshot(partition))
 
     def highwater(topic: str, partition: int) -> int | None:
         try:
@@ -219,6 +228,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
         )
 
     app.pipeline = contacts  # type: ignore[attr-defined]  (for tests and the replay command)
+    app.agent_pipeline = agents  # type: ignore[attr-defined]
     return app
 
 

@@ -14,7 +14,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from pipeline.kpis.catalogue import AGENT_HANDLING, COUNTS, GAUGE, WAIT_HISTOGRAM
 from pipeline.kpis.counts import QueueCounts, cumulative
-from pipeline.processor import ContactProcessor, PipelineStats
+from pipeline.outputs.agent_metrics import AgentCollector
+from pipeline.processor import AgentProcessor, ContactProcessor, PipelineStats
 from pipeline.state.queues import Forecast
 
 
@@ -158,9 +159,12 @@ def _gauge(metric: str, labels: list[str]) -> GaugeMetricFamily:
     return GaugeMetricFamily(metric, GAUGE[metric].help, labels=labels)
 
 
-def build_registry(processor: ContactProcessor, stats: PipelineStats) -> CollectorRegistry:
+def build_registry(processor: ContactProcessor, stats: PipelineStats, agents: AgentProcessor | None = None
+                   ) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(KpiCollector(processor, stats))
+    if agents is not None:
+        registry.register(AgentCollector(agents))
     return registry
 
 
