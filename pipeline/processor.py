@@ -64,6 +64,8 @@ class BatchResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     late: list[DeadLetter] = field(default_factory=list)  # late events, for the late-events topic
     snapshots: dict[int, bytes] = field(default_factory=dict)
+    # FCR hook (pipeline.fcr): the contact.offered events applied in this batch, to forward by customer
+    offered: list[ev.ContactOffered] = field(default_factory=list)
 
 
 @dataclass
@@ -179,6 +181,8 @@ class ContactProcessor:
             return
         result = state.apply(e)  # type: ignore[arg-type]
         if result is None:
+            if etype is ev.ContactOffered:
+                out.offered.append(e)  # type: ignore[arg-type]  (FCR hook)
             return
         if result == DUPLICATE:
             self.stats.duplicates[self.topic] += 1

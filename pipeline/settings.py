@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "PIPELINE_"
@@ -197,12 +197,23 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Log level of every process."""
 
+    # Required in production: a long random secret (at least 16 characters), the same on every worker and kept
+    # across restarts (a new key stops repeat contacts matching across the change, for one window). Empty: a fixed,
+    # public development key, with a warning at every start (demo and tests only). See pipeline/fcr.py.
+    customer_hash_key: SecretStr | None = None
+    """Key of the HMAC-SHA256 that replaces customer ids (FCR). Required in production; empty: a public dev key."""
+
     @field_validator("web_host")
     @classmethod
     def _host_not_empty(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("must be a host name or address, e.g. 127.0.0.1")
         return v
+
+    @field_validator("customer_hash_key", mode="before")
+    @classmethod
+    def _empty_is_development_key(cls, v: object) -> object:
+        return None if v == "" else v
 
     def topic(self, name: str) -> str:
         """Full name of one of the pipeline's topics."""
