@@ -53,7 +53,7 @@ def test_bench_reports_every_figure(broker, tmp_path, monkeypatch, capsys):
     rows = results["figures"]
     names = [r["figure"] for r in rows]
     for expected in EXPECTED:
-        assert sum(name.startswith(expected) for name in names) == 1, (expected, names)
+        assert sum(name.strip().startswith(expected) for name in names) == 1, (expected, names)
     assert len(rows) == len(EXPECTED)
     for r in rows:
         assert isinstance(r["value"], numbers.Real) and r["value"] > 0, r
