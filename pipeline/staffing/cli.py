@@ -39,20 +39,19 @@ def _target(text: str) -> tuple[float, float]:
     return float(match.group(1)) / 100, float(match.group(2))
 
 
-def _fraction(low: float, high: float, high_included: bool):
-    """A share given as 0.3 or 30%, within [low, high) or [low, high]."""
-    bound = "]" if high_included else ")"
+def _fraction(*, low_open: bool, high_open: bool):
+    """A share given as 0.3 or 30%, within [0, 1] with either end open as asked."""
+    interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
 
     def parse(text: str) -> float:
         try:
             value = float(text[:-1]) / 100 if text.strip().endswith("%") else float(text)
         except ValueError:
             value = math.nan
-        inside = low <= value <= high if high_included else low <= value < high
-        if not inside:
-            raise argparse.ArgumentTypeError(
-                f"allowed: a fraction in [{low:g}, {high:g}{bound}, as 0.3 or 30%; got {text!r}"
-            )
+        above = value > 0 if low_open else value >= 0
+        below = value < 1 if high_open else value <= 1
+        if not (above and below):
+            raise argparse.ArgumentTypeError(f"allowed: a fraction in {interval}, as 0.3 or 30%; got {text!r}")
         return value
 
     return parse
@@ -96,10 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--aht", type=_positive, required=True, help="average handle time, seconds")
     parser.add_argument("--target", type=_target, required=True, metavar="PERCENT/SECONDS",
                         help="service level target, e.g. 80/20: 80%% answered within 20 s")
-    parser.add_argument("--shrinkage", type=_fraction(0.0, 1.0, False), default=0.0,
+    parser.add_argument("--shrinkage", type=_fraction(low_open=False, high_open=True), default=0.0,
                         help="share of scheduled time off the phones (breaks, training), e.g. 0.3 or 30%% "
                         "(default: 0)")
-    parser.add_argument("--max-occupancy", type=_fraction(0.0, 1.0, True), default=1.0,
+    parser.add_argument("--max-occupancy", type=_fraction(low_open=True, high_open=False), default=1.0,
                         help="occupancy cap, e.g. 0.85 or 85%%: add agents until occupancy is at most this "
                         "(default: 1, no cap)")
     parser.add_argument("--patience", type=_positive, default=None,
@@ -167,9 +166,10 @@ def report(
     variant: Variant = "abandons_against",
     short_abandon_seconds: float = 5.0,
     agents_now: int | None = None,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> Staffing:
-    """Print the what-if table and the answer; return the answer."""
+    """Print the what-if table and the answer (to `out`, default stdout); return the answer."""
+    out = sys.stdout if out is None else out
     rate = calls / per_seconds
     options = {"patience": patience, "variant": variant, "short_abandon_seconds": short_abandon_seconds}
     answer = required_agents(rate, aht, threshold, target, shrinkage=shrinkage, max_occupancy=max_occupancy,

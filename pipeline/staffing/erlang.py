@@ -340,22 +340,25 @@ def _erlang_a(
                 waiting_s.advance()
 
     # P(wait) = B R / (1 - B + B R), R = sum of the unscaled weights = total e^log_peak (maybe beyond doubles).
+    # With L = log((1 - B) / (B R)): P(wait) = 1 / (1 + e^L) and P(no wait) = 1 / (1 + e^-L), each to full
+    # precision (1 - P(wait) would lose the small values of P(no wait) in heavily loaded queues).
     if b == 0.0:
-        p_wait = 0.0
+        p_wait, p_no_wait = 0.0, 1.0
     elif b == 1.0:
-        p_wait = 1.0
+        p_wait, p_no_wait = 1.0, 0.0
     else:
-        log_ratio = math.log1p(-b) - math.log(b) - math.log(total) - log_peak  # log((1 - B) / (B R))
+        log_ratio = math.log1p(-b) - math.log(b) - math.log(total) - log_peak
         p_wait = 1.0 / (1.0 + math.exp(log_ratio)) if log_ratio < 700 else 0.0
-    p_answered = 1.0 - p_wait + p_wait * answered / total
+        p_no_wait = 1.0 / (1.0 + math.exp(-log_ratio)) if log_ratio > -700 else 0.0
+    p_answered = p_no_wait + p_wait * answered / total
     p_abandon = p_wait * (1.0 - answered / total)
-    within = 1.0 - p_wait + p_wait * answered_in_time / total  # answered within T, over all offered
+    within = p_no_wait + p_wait * answered_in_time / total  # answered within T, over all offered
     if variant == "abandons_against":
         sl = within
     elif variant == "abandons_ignored":
         sl = within / p_answered if p_answered > 0 else 0.0
     elif variant == "abandons_in_favour":
-        sl = 1.0 - p_wait + p_wait * left_in_time / total
+        sl = p_no_wait + p_wait * left_in_time / total
     else:
         counted = 1.0 - p_wait * short_abandons / total
         sl = within / counted if counted > 0 else 0.0
