@@ -18,6 +18,7 @@ from typing import NamedTuple
 from pipeline.ingest import events as ev
 from pipeline.ingest.decode import MessageDecoder, Rejection
 from pipeline.kpis.agents import build_agent_record
+from pipeline.kpis.counts import WAIT_BUCKETS_SECONDS
 from pipeline.kpis.record import KpiRecord, build_record
 from pipeline.settings import QueueConfig, Settings
 from pipeline.state.agents import DUPLICATE as AGENT_DUPLICATE
@@ -113,14 +114,15 @@ class ContactProcessor:
         self.topic = settings.topic("contact-events")
         self.ingest = Ingest(self.topic, ev.ContactTopicEvent, settings, stats)
         self.partitions: dict[int, QueueState] = {}
-
-    def _threshold(self, queue_id: str) -> float:
-        return self.queues.for_queue(queue_id).service_level_threshold_seconds
+        # the wait histogram's buckets: standard ones plus every configured threshold, so that "within the
+        # threshold" can be read off the histogram for every queue
+        self.wait_bounds_seconds = wait_bounds(queues)
+        self.wait_bounds_ms = tuple(sorted({round(b * 1000) for b in self.wait_bounds_seconds}))
 
     def new_state(self) -> QueueState:
         s = self.settings
         return QueueState(s.interval_seconds, s.allowed_lateness_seconds, s.contact_timeout_seconds,
-                          self._threshold)
+                          self.queues.for_queue, self.wait_bounds_seconds)
 
     def load(self, partition: int, snapshot: bytes | None) -> QueueState:
         """Take ownership of a partition, from its last snapshot if there is one."""
@@ -158,9 +160,10 @@ class ContactProcessor:
         interval = self.settings.interval_seconds
         for p in touched:
             state = self.partitions[p]
-            updates = state.advance() + state.provisional(wall, self.settings.kpi_update_seconds)
+            every = self.settings.kpi_update_seconds
+            updates = state.advance() + state.provisional(wall, every) + state.rollup_updates(wall, every)
             for u in updates:
-                out.records.append(build_record(u, interval))
+                out.records.append(build_record(u, interval, self.wait_bounds_ms))
                 self.stats.records_published["true" if u.final else "false"] += 1
             out.snapshots[p] = state.snapshot()
         self.stats.batches += 1
@@ -279,6 +282,13 @@ class AgentProcessor:
             out.late.append(DeadLetter("late", f"{tag} of agent {e.agent_id} would change a final interval",  # type: ignore[attr-defined]
                                        _original(m, e), m.key, m.topic, m.partition, m.offset))
 
+
+
+def wait_bounds(queues: QueueConfig) -> tuple[float, ...]:
+    """Histogram bounds in seconds: the standard ones, and every queue's thresholds."""
+    rules = [queues.defaults, *queues.queues.values()]
+    extra = {r.service_level_threshold_seconds for r in rules} | {r.short_abandon_seconds for r in rules}
+    return tuple(sorted(set(WAIT_BUCKETS_SECONDS) | {b for b in extra if b > 0}))
 
 
 def epoch_ms_now() -> int:

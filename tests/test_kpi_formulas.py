@@ -90,3 +90,26 @@ def test_a_flow_out_or_a_callback_ends_the_wait_and_is_not_an_abandon():
     c = finals(s)[("Q1", 0)].counts
     assert (c.flowed_out, c.callbacks_requested, c.abandoned, c.longest_wait_ms) == (1, 1, 1, 43000)
     assert c.waits == {"abandoned:inf": 1}  # the 43 s abandon is above the only bound (20 s)
+
+
+def test_hours_and_days_follow_the_queue_time_zone_including_a_daylight_saving_day():
+    from datetime import UTC, datetime
+
+    from pipeline.state.intervals import epoch_ms
+
+    s = QueueState(900, 120, 3600, lambda q: QueueSettings(time_zone="America/New_York"), ())
+    E = Events()
+    # 2026-03-08 is the spring-forward day in New York: local midnight to midnight is 23 hours.
+    times = [datetime(2026, 3, 8, 4, 59, tzinfo=UTC), datetime(2026, 3, 8, 5, 1, tzinfo=UTC),
+             datetime(2026, 3, 9, 3, 30, tzinfo=UTC), datetime(2026, 3, 9, 4, 10, tzinfo=UTC)]
+    for i, t in enumerate(times):
+        s.apply(E.offered((epoch_ms(t) - BASE_S * 1000) / 1000, contact=f"c{i}"))
+        s.apply(E.abandoned((epoch_ms(t) - BASE_S * 1000) / 1000 + 1, contact=f"c{i}"))
+    s.observe_time(10**13)
+    s.advance()
+    days = {(u.start, u.end): u.counts.offered for u in s.rollup_updates(0, 1) if u.final and u.window == "day"}
+    # 04:59 UTC on 8 March is 23:59 on 7 March (EST, UTC-5); 03:30 UTC on 9 March is 23:30 on 8 March (EDT).
+    mar7 = (int(datetime(2026, 3, 7, 5, tzinfo=UTC).timestamp()), int(datetime(2026, 3, 8, 5, tzinfo=UTC).timestamp()))
+    mar8 = (mar7[1], int(datetime(2026, 3, 9, 4, tzinfo=UTC).timestamp()))  # 23 hours
+    mar9 = (mar8[1], mar8[1] + 24 * 3600)
+    assert days == {mar7: 1, mar8: 2, mar9: 1}

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import random
-from datetime import UTC, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import batch_kpis
 import msgspec
@@ -33,8 +34,12 @@ SHORT = {"Q1": 5.0, "Q2": 20.0, "Q3": 0.0}  # Q2: short abandons = abandons with
 BOUNDS = (5.0, 10.5, 20.0, 30.0, 60.0)
 
 
+ZONE_OF = {"Q1": "UTC", "Q2": "Asia/Kolkata", "Q3": "America/New_York"}  # +05:30 and a DST zone
+
+
 def rules_of(queue: str) -> QueueSettings:
-    return QueueSettings(service_level_threshold_seconds=THRESHOLDS[queue], short_abandon_seconds=SHORT[queue])
+    return QueueSettings(service_level_threshold_seconds=THRESHOLDS[queue], short_abandon_seconds=SHORT[queue],
+                         time_zone=ZONE_OF[queue])
 
 FAR = BASE_MS + 365 * 24 * 3600 * 1000
 ZONES = (UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30)))
@@ -138,6 +143,15 @@ def run(events: list[ev.Event], advance_every: int):
             for agent, c in u.agents.items():
                 agents.setdefault((agent, u.start * 1000), QueueCounts()).add(c)
 
+    rollups: dict = {}
+
+    def collect_rollups():
+        for u in s.rollup_updates(0, 1):
+            if u.final:
+                key = (u.window, u.queue_id, u.channel, u.start * 1000)
+                assert key not in rollups, f"{key} final twice"
+                rollups[key] = (u.end * 1000, u.counts)
+
     for i, e in enumerate(events, 1):
         if isinstance(e, ev.SourceHeartbeat):
             s.observe_time(ms(e))
@@ -145,9 +159,13 @@ def run(events: list[ev.Event], advance_every: int):
             results.append(s.apply(e))
         if i % advance_every == 0:
             collect()
+            collect_rollups()
     s.observe_time(FAR)
     collect()
+    collect_rollups()
+    assert s.rollups == {}
     s.final_agents = agents  # for check_against_batch
+    s.final_rollups = rollups
     return finals, results, s
 
 
@@ -159,6 +177,24 @@ def check_against_batch(events, finals, state):
     assert state.final_agents == agents
     assert list(state.waiting()) == []
     assert state.advance() == []
+    if hasattr(state, "final_rollups"):
+        check_rollups(intervals, state.final_rollups)
+
+
+def check_rollups(intervals, rollups):
+    """Each final hour and day equals the sum of the batch intervals in it, and each interval is in one of each."""
+    for (window, q, ch, start), (end, counts) in rollups.items():
+        local = datetime.fromtimestamp(start / 1000, ZoneInfo(ZONE_OF[q]))
+        assert (local.minute, local.second) == (0, 0) and (window == "hour" or local.hour == 0)
+        expected = QueueCounts()
+        for (iq, ich, s), c in intervals.items():
+            if (iq, ich) == (q, ch) and start <= s < end:
+                expected.add(c)
+        assert counts == expected, (window, q, ch, start)
+    for (q, ch, s) in intervals:
+        for window in ("hour", "day"):
+            holders = [k for k, (end, _) in rollups.items() if k[:3] == (window, q, ch) and k[3] <= s < end]
+            assert len(holders) == 1, (window, q, ch, s)
 
 
 def perturbed(events: list[ev.Event], rnd: random.Random, max_shift_ms: int) -> list[ev.Event]:

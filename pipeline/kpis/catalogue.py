@@ -295,6 +295,11 @@ def markdown() -> str:
         "never on arrival time at the pipeline: a replay gives the same numbers as live processing.",
         "- Intervals are 15 minutes by default (`PIPELINE_INTERVAL_MINUTES`: 15, 30 or 60), aligned to the "
         "hour in UTC. Times are taken to the millisecond.",
+        "- Each queue also gets `hour` and `day` records (field `window`) in its own time zone (`time_zone` in "
+        "the queue file): the sums of its intervals in that local hour or day, final once all of them are. Days "
+        "follow the zone's calendar (23 or 25 hours on daylight-saving days). The provisional `day` record is "
+        "'today so far'. Exact when the zone's offset is a whole number of intervals (any zone for 15-minute "
+        "intervals except the few with 45-minute offsets).",
         "- An interval's KPI record is **provisional** while the interval is open and **final** once the "
         "watermark (the newest event time seen on the partition) has passed the interval's end by the allowed "
         "lateness (`PIPELINE_ALLOWED_LATENESS_SECONDS`, default 120 s) and no contact that arrived in it is "

@@ -9,7 +9,7 @@ defined in docs/kpis.md.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -65,6 +65,9 @@ class KpiRecord(Handling, frozen=True, kw_only=True):
     kind: Annotated[str, Meta(description="Record kind: `queue`.")] = "queue"
     queue_id: str
     channel: str
+    window: Annotated[Literal["interval", "hour", "day"], Meta(
+        description="`interval` (15/30/60 min, aligned in UTC), or the `hour` or `day` in the queue's time zone: "
+                    "the sum of the intervals in it. A provisional `day` record is 'today so far'.")] = "interval"
     interval_start: Annotated[datetime, Meta(description="Start of the interval (UTC).")]
     interval_end: Annotated[datetime, Meta(description="End of the interval (UTC), exclusive.")]
     revision: Annotated[int, Meta(ge=1, description="Grows by one with each record published for this key.")]
@@ -114,11 +117,14 @@ class KpiRecord(Handling, frozen=True, kw_only=True):
 
     @property
     def key(self) -> str:
-        return record_key(self.queue_id, self.channel, self.interval_start)
+        return record_key(self.queue_id, self.channel, self.interval_start, self.window)
 
 
-def record_key(queue_id: str, channel: str, start: datetime) -> str:
-    return f"{queue_id}|{channel}|{start.isoformat()}"
+def record_key(queue_id: str, channel: str, start: datetime, window: str = "interval") -> str:
+    """The KPI topic's key: one compacted entry per queue, channel, window and start."""
+    if window == "interval":
+        return f"{queue_id}|{channel}|{start.isoformat()}"
+    return f"{queue_id}|{channel}|{window}|{start.isoformat()}"
 
 
 def handling(c: QueueCounts) -> dict:
@@ -155,8 +161,9 @@ def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple
     return KpiRecord(
         queue_id=u.queue_id,
         channel=u.channel,
+        window=u.window,
         interval_start=as_datetime(u.start),
-        interval_end=as_datetime(u.start + interval_seconds),
+        interval_end=as_datetime(u.end if u.end is not None else u.start + interval_seconds),
         revision=u.revision,
         final=u.final,
         service_level_threshold_seconds=rules.service_level_threshold_seconds,

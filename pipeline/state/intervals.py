@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 NO_TIME = -(2**62)  # watermark before any event
 
@@ -23,3 +24,18 @@ def interval_start(t: int, length: int) -> int:
 
 def as_datetime(epoch_seconds: float) -> datetime:
     return datetime.fromtimestamp(epoch_seconds, UTC)
+
+
+def local_bounds(t: int, window: str, zone: ZoneInfo) -> tuple[int, int]:
+    """(start, end) in epoch ms of the local hour or day (in `zone`) that holds the epoch-ms time `t`.
+
+    Days follow the zone's calendar, so a day with a daylight-saving change lasts 23 or 25 hours.
+    """
+    local = datetime.fromtimestamp(t / 1000, zone)
+    if window == "hour":
+        start = local.replace(minute=0, second=0, microsecond=0)
+        return epoch_ms(start), epoch_ms(start) + 3_600_000
+    day = local.date()
+    start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+    return epoch_ms(start), epoch_ms(end)

@@ -23,15 +23,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from zoneinfo import ZoneInfo
 
 import orjson
 
 from pipeline.ingest import events as ev
 from pipeline.kpis.counts import QueueCounts, bucket_name
 from pipeline.settings import QueueSettings
-from pipeline.state.intervals import NO_TIME, epoch_ms, interval_start
+from pipeline.state.intervals import NO_TIME, epoch_ms, interval_start, local_bounds
 
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 
 # apply() results that are not "applied"
 DUPLICATE = "duplicate"
@@ -117,6 +118,8 @@ class IntervalUpdate:
     rules: QueueSettings
     agents: dict[str, QueueCounts] = field(default_factory=dict)
     forecast: Forecast | None = None
+    window: str = "interval"  # or "hour", "day": rollups in the queue's time zone
+    end: int | None = None  # epoch seconds; None: start + the interval length
 
 
 # (interval start in epoch ms, count name, amount, the answering agent when it is also an agent's count)
@@ -145,6 +148,9 @@ class QueueState:
         self.intervals: dict[tuple[str, str, int], OpenInterval] = {}
         self.totals: dict[tuple[str, str], QueueCounts] = {}
         self.agent_totals: dict[str, QueueCounts] = {}  # handling per agent, all queues of this partition
+        # hour and day rollups in each queue's time zone: (queue, channel, window, start ms) -> end ms, counts
+        self.rollups: dict[tuple[str, str, str, int], tuple[int, OpenInterval]] = {}
+        self._bounds: dict[tuple[str, str, int], tuple[int, int]] = {}  # (zone, window, interval start) cache
         # expired legs by (queue, channel, reason), for the pipeline's own metrics
         self.expired: dict[tuple[str, str, str], int] = {}
         # contacts waiting now: (queue, channel) -> {contact id: arrival time}; derived from the legs
@@ -251,11 +257,29 @@ class QueueState:
             ivl.changed = True
             if not name:
                 continue
-            ivl.counts.bump(name, amount)
+            targets = [ivl, *self._rollups_of(queue_id, channel, start)]
+            for target in targets:
+                target.changed = True
+                target.counts.bump(name, amount)
+                if agent is not None:
+                    target.agents.setdefault(agent, QueueCounts()).bump(name, amount)
             total.bump(name, amount)
             if agent is not None:
-                ivl.agents.setdefault(agent, QueueCounts()).bump(name, amount)
                 self.agent_totals.setdefault(agent, QueueCounts()).bump(name, amount)
+
+    def _rollups_of(self, queue_id: str, channel: str, start: int) -> list[OpenInterval]:
+        """The open hour and day (in the queue's time zone) that hold the interval starting at `start`."""
+        zone = self.rules_of(queue_id).time_zone
+        out = []
+        for window in ("hour", "day"):
+            bounds = self._bounds.get((zone, window, start))
+            if bounds is None:
+                bounds = self._bounds[(zone, window, start)] = local_bounds(start, window, ZoneInfo(zone))
+            key = (queue_id, channel, window, bounds[0])
+            if key not in self.rollups:
+                self.rollups[key] = (bounds[1], OpenInterval())
+            out.append(self.rollups[key][1])
+        return out
 
     # ---- time passing ----------------------------------------------------------------------------------
 
@@ -284,6 +308,36 @@ class QueueState:
             if leg.complete and all(self.is_final(leg.queue_id, leg.channel, interval_start(t, length))
                                     for t in (leg.offered_at, leg.acw_end_at, leg.last_seen) if t is not None):
                 del self.legs[key]
+        return finals
+
+    def rollup_updates(self, wall_now: float, every: float) -> list[IntervalUpdate]:
+        """Final hours and days (call after `advance`), then provisional ones that changed `every` seconds ago.
+
+        An hour or day is final once it has ended by the allowed lateness, no interval of it is still open and
+        no contact that arrived in it still waits: then every interval in it is final too.
+        """
+        if len(self._bounds) > 10_000:
+            self._bounds.clear()  # a cache: bounded
+        finals = []
+        for (q, ch, window, start), (end, roll) in sorted(self.rollups.items(), key=lambda kv: kv[0][3]):
+            if end + self.allowed_lateness > self.watermark:
+                continue
+            if any(iq == q and ich == ch and s < end for iq, ich, s in self.intervals):
+                continue
+            waiting = self.waiting_since.get((q, ch))
+            if waiting and min(waiting.values()) < end:
+                continue
+            del self.rollups[(q, ch, window, start)]
+            roll.revision += 1
+            finals.append(IntervalUpdate(q, ch, start // 1000, roll.revision, True, roll.counts, self.rules_of(q),
+                                         roll.agents, None, window, end // 1000))
+        for (q, ch, window, start), (end, roll) in self.rollups.items():
+            if roll.changed and wall_now - roll.published_at >= every:
+                roll.revision += 1
+                roll.changed = False
+                roll.published_at = wall_now
+                finals.append(IntervalUpdate(q, ch, start // 1000, roll.revision, False, copy.deepcopy(roll.counts),
+                                             self.rules_of(q), copy.deepcopy(roll.agents), None, window, end // 1000))
         return finals
 
     def _expire(self, key: tuple[str, str], leg: Leg) -> None:
@@ -334,6 +388,9 @@ class QueueState:
                           for (q, ch, s), i in self.intervals.items()],
             "totals": [[q, ch, c.as_dict()] for (q, ch), c in self.totals.items()],
             "agent_totals": {a: c.as_dict() for a, c in self.agent_totals.items()},
+            "rollups": [[q, ch, w, s, end, r.counts.as_dict(), r.revision, r.changed, r.published_at,
+                         {a: c.as_dict() for a, c in r.agents.items()}]
+                        for (q, ch, w, s), (end, r) in self.rollups.items()],
             "expired": [[*k, n] for k, n in self.expired.items()],
         })
 
@@ -352,6 +409,11 @@ class QueueState:
         }
         self.totals = {(q, ch): QueueCounts.from_dict(c) for q, ch, c in d["totals"]}
         self.agent_totals = {a: QueueCounts.from_dict(c) for a, c in d["agent_totals"].items()}
+        self.rollups = {
+            (q, ch, w, s): (end, OpenInterval(QueueCounts.from_dict(c), rev, changed, pub,
+                                              {a: QueueCounts.from_dict(x) for a, x in agents.items()}))
+            for q, ch, w, s, end, c, rev, changed, pub, agents in d["rollups"]
+        }
         self.expired = {(q, ch, r): n for q, ch, r, n in d["expired"]}
         self.waiting_since = {}
         for leg in self.legs.values():
