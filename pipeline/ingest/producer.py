@@ -84,10 +84,11 @@ class EventWriter:
         return await self.producer.send(topic, value, key=key)
 
     async def heartbeat(self, at: datetime) -> None:
-        """A `source.heartbeat` at time `at` to every partition of the contact-event topic."""
-        partitions = await self.producer.partitions_for(self.contact_topic)
+        """A `source.heartbeat` at time `at` to every partition of the contact- and agent-event topics, so that
+        quiet partitions (a night with few agents) still close their intervals."""
         futures = []
-        for p in sorted(partitions):
-            beat = ev.SourceHeartbeat(event_id=f"hb-{uuid.uuid4()}", time=at)
-            futures.append(await self.producer.send(self.contact_topic, ev.encode(beat), partition=p))
+        for topic in (self.contact_topic, self.agent_topic):
+            for p in sorted(await self.producer.partitions_for(topic)):
+                beat = ev.SourceHeartbeat(event_id=f"hb-{uuid.uuid4()}", time=at)
+                futures.append(await self.producer.send(topic, ev.encode(beat), partition=p))
         await asyncio.gather(*futures)

@@ -310,7 +310,10 @@ def markdown() -> str:
         "## KPIs",
         "",
     ]
-    for kpi in KPIS:
+    from pipeline.kpis.agents import AGENT_COUNTS, AGENT_GAUGES, AGENT_KPIS, QUEUE_ADHERENCE_COUNTS
+    from pipeline.kpis.quality import FCR_COUNTS, FCR_KPIS
+
+    for kpi in (*KPIS, *AGENT_KPIS, *FCR_KPIS):
         out += [
             f"### {kpi.title}",
             "",
@@ -340,8 +343,16 @@ def markdown() -> str:
             "| Prometheus metric | KPI record field | unit | meaning |", "| --- | --- | --- | --- |"]
     for c in AGENT_HANDLING:
         out.append(f"| `{c.metric}` | `{c.record_field}` | {c.unit} | {c.help} |")
+    for title, counts, record in (
+        ("Agent counters (agent topic)", AGENT_COUNTS, "agent record (`kind` agent)"),
+        ("Queue adherence counters", QUEUE_ADHERENCE_COUNTS, "agent record"),
+        ("First contact resolution counters", FCR_COUNTS, "FCR record (`kind` fcr)"),
+    ):
+        out += ["", f"## {title}", "", f"| Prometheus metric | {record} field | unit | meaning |",
+                "| --- | --- | --- | --- |"]
+        out += [f"| `{c.metric}` | `{c.record_field}` | {c.unit} | {c.help} |" for c in counts]
     out += ["", "## Real-time gauges", "", "| Prometheus metric | unit | meaning |", "| --- | --- | --- |"]
-    for g in GAUGES:
+    for g in (*GAUGES, *AGENT_GAUGES):
         out.append(f"| `{g.metric}` | {g.unit} | {g.help} |")
     out.append("")
     return "\n".join(out)
