@@ -83,6 +83,9 @@ class Timing:
         return self.dur(WINDOWS[name])
 
 
+DEPLOYED = Timing()
+
+
 # ---------------------------------------------------------------------------------------------------- helpers
 
 
@@ -189,7 +192,7 @@ def _formula(expr: str, window: str) -> str:
     return re.sub(r"[a-z_]+", lambda m: inc(m.group(0), window), expr)
 
 
-def recording_groups(config: QueueConfig, timing: Timing = Timing()) -> list[dict]:
+def recording_groups(config: QueueConfig, timing: Timing = DEPLOYED) -> list[dict]:
     counts_rules: list[dict] = []
     for w in WINDOWS:
         for name in COUNTS:
@@ -376,14 +379,14 @@ def _alert_rule(a: Alert, timing: Timing, runbook: str) -> dict:
     }
 
 
-def alert_groups(timing: Timing = Timing(), runbook: str = RUNBOOK) -> list[dict]:
+def alert_groups(timing: Timing = DEPLOYED, runbook: str = RUNBOOK) -> list[dict]:
     return [
         {"name": "cc-queue-alerts", "rules": [_alert_rule(a, timing, runbook) for a in queue_alerts()]},
         {"name": "cc-pipeline-alerts", "rules": [_alert_rule(a, timing, runbook) for a in pipeline_alerts()]},
     ]
 
 
-def alert_probes(timing: Timing = Timing()) -> dict[str, str]:
+def alert_probes(timing: Timing = DEPLOYED) -> dict[str, str]:
     """alert name -> the expression of the signal it compares (what the end-to-end test requires data for)."""
     return {a.name: a.probe for a in all_alerts()}
 
@@ -473,7 +476,7 @@ def dump(data: dict, source: str = "deploy/queues.toml") -> str:
 
 
 def generated_files(config: QueueConfig, runbook: str = RUNBOOK, webhook_base: str = "http://oncall-webhook:9095",
-                    timing: Timing = Timing()) -> dict[str, str]:
+                    timing: Timing = DEPLOYED) -> dict[str, str]:
     """Relative path under deploy/ -> content, for the production-shaped stack (compose service names)."""
     return {
         "prometheus/rules/recording.rules.yml": dump({"groups": recording_groups(config, timing)}),
