@@ -172,7 +172,7 @@ class RepeatState:
     def apply(self, r: CustomerContact) -> str | None:
         """Apply one forwarded offer. Returns None when applied, else DUPLICATE or LATE."""
         h = self.horizon()
-        if False:
+        if r.time_ms < h:
             return LATE
         key = r.customer if r.customer is not None else ANONYMOUS + r.contact_id
         contacts = self.customers.get(key, {})
