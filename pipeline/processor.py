@@ -232,6 +232,14 @@ class AgentProcessor:
         """Forget a partition this worker no longer owns (its series disappear from /metrics)."""
         self.partitions.pop(partition, None)
 
+    def logged_in_by_queue(self) -> dict[str, int]:
+        """Agents logged in and serving each queue now, over the partitions this worker owns."""
+        out: dict[str, int] = {}
+        for state in list(self.partitions.values()):
+            for q, counts in state.agents_by_state().items():
+                out[q] = out.get(q, 0) + counts["logged_in"]
+        return out
+
     def process(self, messages: list[Message], load_snapshot=lambda partition: None,
                 wall_now: float | None = None) -> BatchResult:
         """Apply a batch. `load_snapshot(partition)` returns the stored snapshot of a partition not yet held."""

@@ -131,6 +131,17 @@ GAUGES: tuple[Gauge, ...] = (
           "Forecast contacts for the interval that holds the partition's watermark (the current interval)."),
     Gauge("cc_queue_forecast_aht_seconds", "seconds",
           "Forecast average handle time for the current interval."),
+    Gauge("cc_queue_agents_required", "agents",
+          "Fewest agents on the phones for the queue's headline service level target at the recent traffic "
+          "(the newest final interval and what followed): Erlang A with the observed patience when customers "
+          "abandon, else Erlang C (docs/staffing.md)."),
+    Gauge("cc_queue_agents_staffed", "agents",
+          "Agents logged in and serving the queue now, as this worker sees them (agent partitions it owns)."),
+    Gauge("cc_queue_agents_gap", "agents", "Required minus staffed: positive means understaffed."),
+    Gauge("cc_queue_predicted_service_level", "ratio 0..1",
+          "Headline service level the staffed agents give at the recent traffic (steady state)."),
+    Gauge("cc_queue_predicted_asa_seconds", "seconds",
+          "Average speed of answer the staffed agents give at the recent traffic."),
 )
 GAUGE = {g.metric: g for g in GAUGES}
 
@@ -272,6 +283,13 @@ KPIS: tuple[Kpi, ...] = (
         "aht_vs_forecast",
         f"({_inc('cc_queue_handle_seconds_total')} / {HANDLED}) / on (queue, channel) "
         "cc_queue_forecast_aht_seconds - 1"),
+    Kpi("agents_required", "Required agents (and the staffing gap)",
+        "fewest agents n with predicted headline service level >= target, from the arrival rate (offered / span), "
+        "AHT (handle / handled) and, when customers abandon, patience (total wait / abandons): Erlang A, else "
+        "Erlang C", "agents", "per interval from its own traffic; live from the newest final interval and what "
+        "followed", "agents_required", "max by (queue, channel) (cc_queue_agents_required)",
+        "Gap = required - staffed (`cc_queue_agents_gap`; staffed = agents logged in serving the queue). "
+        "Shrinkage and an occupancy cap are options of `python -m pipeline staffing`. See docs/staffing.md."),
     Kpi("contacts_waiting", "Contacts waiting now", "contacts offered and not yet answered or abandoned",
         "contacts", "real time (now)", "-", "sum by (queue, channel) (cc_queue_contacts_waiting)"),
     Kpi("oldest_waiting_age", "Oldest waiting contact's age",

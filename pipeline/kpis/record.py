@@ -16,6 +16,7 @@ from msgspec import Meta
 
 from pipeline.kpis import counts as k
 from pipeline.kpis.counts import VARIANTS, QueueCounts, Variant
+from pipeline.staffing.live import observed_traffic, requirement
 from pipeline.state.intervals import as_datetime
 from pipeline.state.queues import IntervalUpdate
 
@@ -113,6 +114,9 @@ class KpiRecord(Handling, frozen=True, kw_only=True):
     forecast_offered: Annotated[float | None, Meta(description="Forecast contacts; null without a forecast.")]
     forecast_aht_seconds: Average
     offered_vs_forecast: Annotated[float | None, Meta(description="(offered - forecast) / forecast.")]
+    agents_required: Annotated[int | None, Meta(description=(
+        "Fewest agents for the headline target at this interval's observed traffic (Erlang A/C); null "
+        "without handled contacts, and for hour and day records."))]
     aht_vs_forecast: Annotated[float | None, Meta(description="(AHT - forecast AHT) / forecast AHT.")]
 
     @property
@@ -202,7 +206,13 @@ def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple
         forecast_aht_seconds=fc.aht_seconds if fc else None,
         offered_vs_forecast=k.forecast_error(c.offered, fc.offered if fc else None),
         aht_vs_forecast=k.forecast_error(aht, fc.aht_seconds if fc else None) if aht is not None else None,
+        agents_required=_required(c, interval_seconds, rules) if u.window == "interval" else None,
     )
+
+
+def _required(c: QueueCounts, span_seconds: float, rules) -> int | None:
+    traffic = observed_traffic(c, span_seconds)
+    return requirement(traffic, rules).agents if traffic else None
 
 
 def encode_record(r: KpiRecord) -> bytes:

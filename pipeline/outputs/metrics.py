@@ -16,13 +16,16 @@ from pipeline.kpis.catalogue import AGENT_HANDLING, COUNTS, GAUGE, WAIT_HISTOGRA
 from pipeline.kpis.counts import QueueCounts, cumulative
 from pipeline.outputs.agent_metrics import AgentCollector
 from pipeline.processor import AgentProcessor, ContactProcessor, PipelineStats
+from pipeline.staffing.live import observed_traffic, prediction, requirement
 from pipeline.state.queues import Forecast
 
 
 class KpiCollector:
-    def __init__(self, processor: ContactProcessor, stats: PipelineStats) -> None:
+    def __init__(self, processor: ContactProcessor, stats: PipelineStats, agents: AgentProcessor | None = None
+                 ) -> None:
         self.processor = processor
         self.stats = stats
+        self.agents = agents  # for the staffed agents per queue
 
     def collect(self) -> Iterator[Metric]:
         yield from self._queue_metrics()
@@ -66,6 +69,7 @@ class KpiCollector:
         yield forecast_offered
         yield forecast_aht
         yield from self._targets(sorted({q for q, _ in totals}))
+        yield from self._staffing()
         if self.processor.settings.export_agent_metrics:
             for count in AGENT_HANDLING:
                 fam = CounterMetricFamily(count.metric.removesuffix("_total"), count.help, labels=["agent"])
@@ -83,6 +87,33 @@ class KpiCollector:
                 buckets = list(zip(les, cumulative(c, outcome, bounds), strict=True))
                 fam.add_metric([q, ch, outcome], buckets, wait_sum / 1000)
         return fam
+
+    def _staffing(self) -> Iterator[Metric]:
+        """Required agents from the recent traffic; staffed (logged in for the queue) as this worker sees them."""
+        labels = ["queue", "channel"]
+        required, staffed_g, gap = (_gauge(m, labels) for m in (
+            "cc_queue_agents_required", "cc_queue_agents_staffed", "cc_queue_agents_gap"))
+        predicted_sl, predicted_asa = (_gauge(m, labels) for m in (
+            "cc_queue_predicted_service_level", "cc_queue_predicted_asa_seconds"))
+        logged_in = self.agents.logged_in_by_queue() if self.agents is not None else None
+        for state in list(self.processor.partitions.values()):
+            for q, ch, counts, span in state.recent():
+                traffic = observed_traffic(counts, span)
+                if traffic is None:
+                    continue
+                rules = self.processor.queues.for_queue(q)
+                need = requirement(traffic, rules)
+                required.add_metric([q, ch], need.agents)
+                if logged_in is None:
+                    continue
+                staffed = logged_in.get(q, 0)
+                staffed_g.add_metric([q, ch], staffed)
+                gap.add_metric([q, ch], need.agents - staffed)
+                p = prediction(traffic, rules, staffed)
+                if p is not None:
+                    predicted_sl.add_metric([q, ch], p.service_level)
+                    predicted_asa.add_metric([q, ch], min(p.asa, 1e9))
+        yield from (required, staffed_g, gap, predicted_sl, predicted_asa)
 
     def _targets(self, queues: list[str]) -> Iterator[Metric]:
         """The queue configuration's thresholds and targets, for dashboards and alert rules to compare with."""
@@ -162,7 +193,7 @@ def _gauge(metric: str, labels: list[str]) -> GaugeMetricFamily:
 def build_registry(processor: ContactProcessor, stats: PipelineStats, agents: AgentProcessor | None = None
                    ) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(KpiCollector(processor, stats))
+    registry.register(KpiCollector(processor, stats, agents))
     if agents is not None:
         registry.register(AgentCollector(agents))
     return registry

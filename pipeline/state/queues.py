@@ -150,6 +150,8 @@ class QueueState:
         self.agent_totals: dict[str, QueueCounts] = {}  # handling per agent, all queues of this partition
         # hour and day rollups in each queue's time zone: (queue, channel, window, start ms) -> end ms, counts
         self.rollups: dict[tuple[str, str, str, int], tuple[int, OpenInterval]] = {}
+        # the newest final interval per (queue, channel): with the open one, the recent traffic for staffing
+        self.last_final: dict[tuple[str, str], tuple[int, QueueCounts]] = {}
         self._bounds: dict[tuple[str, str, int], tuple[int, int]] = {}  # (zone, window, interval start) cache
         # expired legs by (queue, channel, reason), for the pipeline's own metrics
         self.expired: dict[tuple[str, str, str], int] = {}
@@ -300,6 +302,8 @@ class QueueState:
                 continue
             ivl = self.intervals.pop((q, ch, start))
             ivl.revision += 1
+            if start >= self.last_final.get((q, ch), (NO_TIME,))[0]:
+                self.last_final[(q, ch)] = (start, ivl.counts)
             finals.append(IntervalUpdate(q, ch, start // 1000, ivl.revision, True, ivl.counts, self.rules_of(q),
                                          ivl.agents, ivl.forecast))
         # A complete leg is kept while any interval it touched is open, so that a re-delivered event of it is
@@ -369,6 +373,17 @@ class QueueState:
 
     # ---- real time -------------------------------------------------------------------------------------
 
+    def recent(self) -> Iterator[tuple[str, str, QueueCounts, float]]:
+        """(queue, channel, counts, span in seconds) of the newest final interval and everything open after it,
+        up to the watermark: the recent traffic that live staffing is estimated from."""
+        for (q, ch), (start, final) in self.last_final.items():
+            counts = QueueCounts()
+            counts.add(final)
+            for (iq, ich, s), ivl in self.intervals.items():
+                if (iq, ich) == (q, ch) and s > start:
+                    counts.add(ivl.counts)
+            yield q, ch, counts, max(self.watermark - start, self.interval_ms) / 1000
+
     def waiting(self) -> Iterator[tuple[str, str, int, float]]:
         """(queue, channel, contacts waiting now, age in seconds of the oldest, measured at the watermark)."""
         for (q, ch), since in self.waiting_since.items():
@@ -388,6 +403,7 @@ class QueueState:
                           for (q, ch, s), i in self.intervals.items()],
             "totals": [[q, ch, c.as_dict()] for (q, ch), c in self.totals.items()],
             "agent_totals": {a: c.as_dict() for a, c in self.agent_totals.items()},
+            "last_final": [[q, ch, start, c.as_dict()] for (q, ch), (start, c) in self.last_final.items()],
             "rollups": [[q, ch, w, s, end, r.counts.as_dict(), r.revision, r.changed, r.published_at,
                          {a: c.as_dict() for a, c in r.agents.items()}]
                         for (q, ch, w, s), (end, r) in self.rollups.items()],
@@ -409,6 +425,7 @@ class QueueState:
         }
         self.totals = {(q, ch): QueueCounts.from_dict(c) for q, ch, c in d["totals"]}
         self.agent_totals = {a: QueueCounts.from_dict(c) for a, c in d["agent_totals"].items()}
+        self.last_final = {(q, ch): (start, QueueCounts.from_dict(c)) for q, ch, start, c in d["last_final"]}
         self.rollups = {
             (q, ch, w, s): (end, OpenInterval(QueueCounts.from_dict(c), rev, changed, pub,
                                               {a: QueueCounts.from_dict(x) for a, x in agents.items()}))
