@@ -1,4 +1,4 @@
-"""`python -m pipeline <command>`: run, worker, replay, simulate, schemas, catalogue, ops-config."""
+"""`python -m pipeline <command>`: run, worker, replay, simulate, staffing, schemas, catalogue, ops-config."""
 
 from __future__ import annotations
 
