@@ -1,0 +1,513 @@
+"""Faults on the embedded broker: duplicates, disorder, late events, kill -9, two workers, a frozen broker, and a
+broker missing at start. Each case runs the real worker process(es) on its own topics and consumer group and
+compares the final KPI records (and the /metrics totals) with the independent batch computation of the same
+events: zero differences and zero unaccounted events, or the test fails.
+
+Each case prints one `FAULTS ...` line (events, messages, differences) for the README's reliability section:
+`.venv/bin/python -m pytest tests/test_faults.py -q -s | grep FAULTS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from batch_kpis import compute
+from prometheus_client.parser import text_string_to_metric_families
+
+from pipeline.broker import EmbeddedBroker, ensure_topics, free_port
+from pipeline.ingest import events as ev
+from pipeline.ingest.producer import EventWriter
+from pipeline.kpis.catalogue import COUNTS
+from pipeline.kpis.record import KpiRecord, decode_record
+from pipeline.run import worker_process
+from pipeline.settings import Settings, load_settings
+from pipeline.simulate import CenterConfig, simulate
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+THRESHOLD = 20.0  # no queue file: every queue has the default service level threshold
+WAIT = 120.0  # longest any one wait of a case may take before the case fails
+
+
+def threshold_of(queue: str) -> float:
+    return THRESHOLD
+
+
+# ---- one isolated pipeline on a broker ------------------------------------------------------------------------
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    overrides: dict
+    log_dir: Path
+
+    @classmethod
+    def create(cls, bootstrap: str, log_dir: Path, name: str, **extra) -> Pipeline:
+        run = f"faults-{name}-{uuid.uuid4().hex[:6]}"
+        overrides = {"app_id": run, "topic_prefix": run, "session_timeout_seconds": 6,
+                     "kpi_update_seconds": 3600, **extra}
+        settings = load_settings(broker_url=bootstrap, **overrides)
+        return cls(settings, overrides, log_dir)
+
+    @contextmanager
+    def worker(self, name: str = "worker"):
+        """A worker process of this pipeline; yields (process, base URL of its HTTP server)."""
+        port = free_port()
+        with worker_process(self.settings, self.log_dir / f"{name}.log", **self.overrides, web_port=port) as proc:
+            yield proc, f"http://127.0.0.1:{port}"
+
+    def topic(self, name: str) -> str:
+        return self.settings.topic(name)
+
+    def closing_time(self, events):
+        s = self.settings
+        return max(e.time for e in events) + timedelta(
+            seconds=s.interval_seconds * 2 + s.allowed_lateness_seconds + s.contact_timeout_seconds)
+
+    async def send(self, events, closing=None) -> int:
+        """Events in the given order, one per message; then, if given, a heartbeat at `closing` on every partition."""
+        async with EventWriter(self.settings, self.settings.broker_url) as writer:
+            if events:
+                await writer.write(events)
+            if closing is not None:
+                await writer.heartbeat(closing)
+            return writer.sent_messages + (len(await writer.producer.partitions_for(writer.contact_topic))
+                                           if closing is not None else 0)
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.broker_url)
+        await consumer.start()
+        try:
+            await consumer.topics()  # fetches fresh metadata
+            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+            return {tp.partition: off for tp, off in (await consumer.end_offsets(tps)).items()}
+        finally:
+            await consumer.stop()
+
+    async def committed(self, topic: str) -> dict[int, int]:
+        """The consumer group's committed offsets (next offset to read) on a topic; it does not join the group."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.broker_url, group_id=self.settings.app_id,
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            out = {}
+            for p in range(self.settings.partitions):
+                offset = await consumer.committed(TopicPartition(topic, p))
+                if offset is not None and offset >= 0:
+                    out[p] = offset
+            return out
+        finally:
+            await consumer.stop()
+
+    async def read_topic(self, name: str) -> list:
+        """Every message of one of the pipeline's topics, up to its current end."""
+        topic = self.topic(name)
+        ends = {p: e for p, e in (await self.end_offsets(topic)).items() if e > 0}
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.broker_url, enable_auto_commit=False)
+        await consumer.start()
+        out = []
+        try:
+            tps = [TopicPartition(topic, p) for p in ends]
+            if not tps:
+                return out
+            consumer.assign(tps)
+            for tp in tps:
+                consumer.seek(tp, 0)
+            remaining = set(tps)
+            while remaining:
+                batch = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), 30)
+                for tp, msgs in batch.items():
+                    out += msgs
+                    if msgs and msgs[-1].offset + 1 >= ends[tp.partition]:
+                        remaining.discard(tp)
+        finally:
+            await consumer.stop()
+        return out
+
+    async def kpi_records(self) -> list[KpiRecord]:
+        """Every queue KPI record on the KPI topic (agent and other kinds share the topic), in topic order."""
+        return [decode_record(m.value) for m in await self.read_topic("kpis")
+                if orjson.loads(m.value).get("kind", "queue") == "queue"]
+
+
+# ---- talking to a worker --------------------------------------------------------------------------------------
+
+def get_json(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (loopback)
+            return resp.status, orjson.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())
+
+
+def metrics(base: str) -> dict[tuple[str, tuple], float]:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as resp:  # noqa: S310 (loopback)
+        text = resp.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def wait_for(what: str, condition, timeout: float = WAIT, workers=()):
+    """Poll `condition()` until it returns something truthy; fail (with `what`) on a timeout or a dead worker."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        for w in workers:
+            assert w.poll() is None, f"worker exited with status {w.returncode} while waiting for {what}"
+        try:
+            last = condition()
+        except OSError as exc:  # the worker's HTTP server is not up yet
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(0.3)
+    raise AssertionError(f"not reached within {timeout:g} s: {what} (last: {last!r})")
+
+
+def progress(base: str) -> dict:
+    return get_json(f"{base}/progress")[1]
+
+
+def applied_all(bases: list[str], ends: dict[int, int], settled: bool = True):
+    """Every contact partition applied up to its end offset (and closed) on exactly one of these workers."""
+    def check():
+        held = Counter()
+        for base in bases:
+            for p, s in progress(base)["partitions"].items():
+                if s["offset"] >= ends[int(p)] - 1 and (not settled or (s["open_intervals"] == 0 and s["legs"] == 0)):
+                    held[int(p)] += 1
+        return set(held) == set(ends) and all(n == 1 for n in held.values())
+    return check
+
+
+# ---- comparing with the batch computation ---------------------------------------------------------------------
+
+def record_differences(records: list[KpiRecord], events) -> list[str]:
+    """Differences between the final KPI records (last revision per key) and the batch computation; [] if none."""
+    expected, _ = compute(events, 900, threshold_of)
+    latest: dict[str, KpiRecord] = {}
+    for r in records:
+        if r.key not in latest or r.revision >= latest[r.key].revision:
+            latest[r.key] = r
+    got = {(r.queue_id, r.channel, int(r.interval_start.timestamp()) * 1000): r for r in latest.values()}
+    out = [f"not final: {k}" for k, r in got.items() if not r.final]
+    out += [f"missing record {k}" for k in set(expected) - set(got)]
+    out += [f"unexpected record {k}" for k in set(got) - set(expected)]
+    for key in set(expected) & set(got):
+        for count in COUNTS:
+            want = getattr(expected[key], count.field) * count.scale
+            have = getattr(got[key], count.record_field)
+            if abs(have - want) > 1e-6:
+                out.append(f"{key} {count.record_field}: {have} != {want}")
+    return out
+
+
+def conflicting_finals(records: list[KpiRecord]) -> list[str]:
+    """Keys published final more than once with different counts (a double count would show here)."""
+    seen: dict[str, tuple] = {}
+    out = []
+    for r in records:
+        if not r.final:
+            continue
+        counts = tuple(getattr(r, c.record_field) for c in COUNTS)
+        if r.key in seen and seen[r.key] != counts:
+            out.append(r.key)
+        seen.setdefault(r.key, counts)
+    return out
+
+
+def metric_differences(samples: list[dict], events) -> list[str]:
+    """The queue counters summed over these workers' scrapes against the batch totals; [] if equal."""
+    _, totals = compute(events, 900, threshold_of)
+    out = []
+    for count in COUNTS:
+        summed = Counter()
+        for m in samples:
+            for (name, labels), v in m.items():
+                if name == count.metric:
+                    summed[(dict(labels)["queue"], dict(labels)["channel"])] += v
+        for qc in set(totals) | set(summed):
+            want = getattr(totals[qc], count.field) * count.scale if qc in totals else 0
+            if abs(summed.get(qc, 0) - want) > 1e-6:
+                out.append(f"{count.metric}{qc}: {summed.get(qc, 0)} != {want}")
+    return out
+
+
+def finals(records: list[KpiRecord]) -> list[KpiRecord]:
+    return sorted((r for r in records if r.final), key=lambda r: (r.key, r.revision))
+
+
+def contact_events(events) -> list[ev.Event]:
+    return [e for e in events if isinstance(e, ev.ContactEvent)]
+
+
+def metric_sum(m: dict, name: str, **labels) -> float:
+    return sum(v for (n, ls), v in m.items() if n == name and all(dict(ls).get(k) == x for k, x in labels.items()))
+
+
+def figures(case: str, **values) -> None:
+    print(f"\nFAULTS case={case} " + " ".join(f"{k}={v}" for k, v in values.items()), flush=True)
+
+
+def day(hours: float, seed: int) -> list[ev.Event]:
+    return list(simulate(CenterConfig(duration_hours=hours), seed=seed))
+
+
+# ---- the cases ------------------------------------------------------------------------------------------------
+
+def test_every_event_twice_gives_the_same_kpis_and_counts_each_duplicate(broker, tmp_path):
+    pipe = Pipeline.create(broker.bootstrap, tmp_path, "dup")
+    asyncio.run(ensure_topics(pipe.settings))
+    events = day(1.0, seed=11)
+    doubled = [e for e in events for _ in range(2)]  # each copy its own message, at its own offset
+    messages = asyncio.run(pipe.send(doubled, closing=pipe.closing_time(events)))
+    ends = asyncio.run(pipe.end_offsets(pipe.topic("contact-events")))
+    with pipe.worker() as (proc, base):
+        wait_for("every partition applied", applied_all([base], ends), workers=[proc])
+        m = metrics(base)
+    records = asyncio.run(pipe.kpi_records())
+    diffs = record_differences(records, events) + metric_differences([m], events)
+    contacts = contact_events(events)
+    figures("duplicate_every_event", events=len(doubled), messages=messages, duplicates=len(contacts),
+            differences=len(diffs))
+    assert diffs == []
+    assert metric_sum(m, "cc_pipeline_duplicate_events_total") == len(contacts)
+    # accounted: every contact event sent was decoded, and is applied or a counted duplicate; nothing else
+    assert metric_sum(m, "cc_pipeline_events_total", topic=pipe.topic("contact-events")) == 2 * len(contacts) + len(ends)
+    assert metric_sum(m, "cc_pipeline_rejected_events_total") == 0
+    assert metric_sum(m, "cc_pipeline_late_events_total") == 0
+
+
+def test_events_shuffled_within_the_allowed_lateness_give_the_same_kpis(broker, tmp_path):
+    pipe = Pipeline.create(broker.bootstrap, tmp_path, "shuffle")
+    asyncio.run(ensure_topics(pipe.settings))
+    events = day(1.0, seed=12)
+    rng = random.Random(12)
+    spread = pipe.settings.allowed_lateness_seconds * 0.9  # every event is at most this much behind any before it
+    shuffled = sorted(events, key=lambda e: e.time.timestamp() + rng.uniform(0, spread))
+    inversions = sum(1 for a, b in zip(shuffled, shuffled[1:], strict=False) if b.time < a.time)
+    assert inversions > len(events) // 10  # the input really is out of order
+    messages = asyncio.run(pipe.send(shuffled, closing=pipe.closing_time(events)))
+    ends = asyncio.run(pipe.end_offsets(pipe.topic("contact-events")))
+    with pipe.worker() as (proc, base):
+        wait_for("every partition applied", applied_all([base], ends), workers=[proc])
+        m = metrics(base)
+    records = asyncio.run(pipe.kpi_records())
+    diffs = record_differences(records, events) + metric_differences([m], events)
+    figures("shuffle_within_lateness", events=len(events), messages=messages, out_of_order=inversions,
+            differences=len(diffs))
+    assert diffs == []
+    assert metric_sum(m, "cc_pipeline_events_total", topic=pipe.topic("contact-events")) == \
+        len(contact_events(events)) + len(ends)
+    assert metric_sum(m, "cc_pipeline_late_events_total") == 0
+    assert metric_sum(m, "cc_pipeline_duplicate_events_total") == 0
+    assert metric_sum(m, "cc_pipeline_rejected_events_total") == 0
+
+
+def test_events_past_the_lateness_go_to_the_late_topic_counted_and_change_nothing(broker, tmp_path):
+    pipe = Pipeline.create(broker.bootstrap, tmp_path, "late")
+    asyncio.run(ensure_topics(pipe.settings))
+    events = day(1.0, seed=13)
+    rng = random.Random(13)
+    legs = sorted({(e.queue_id, e.contact_id) for e in contact_events(events)})
+    withheld_legs = set(rng.sample(legs, 25))
+    late = [e for e in events if isinstance(e, ev.ContactEvent) and (e.queue_id, e.contact_id) in withheld_legs]
+    on_time = [e for e in events if not (isinstance(e, ev.ContactEvent) and (e.queue_id, e.contact_id)
+                                         in withheld_legs)]
+    messages = asyncio.run(pipe.send(on_time, closing=pipe.closing_time(events)))
+    ends = asyncio.run(pipe.end_offsets(pipe.topic("contact-events")))
+    with pipe.worker() as (proc, base):
+        wait_for("every partition applied", applied_all([base], ends), workers=[proc])
+        finals_before = [r for r in asyncio.run(pipe.kpi_records()) if r.final]
+        # every interval is final now: the withheld events arrive far past the allowed lateness
+        messages += asyncio.run(pipe.send(late))
+        ends = asyncio.run(pipe.end_offsets(pipe.topic("contact-events")))
+        wait_for("the late events applied", applied_all([base], ends), workers=[proc])
+        m = metrics(base)
+    records = asyncio.run(pipe.kpi_records())
+    letters = asyncio.run(pipe.read_topic("late-events"))
+    diffs = record_differences(records, on_time) + metric_differences([m], on_time)
+    figures("past_lateness", events=len(events), messages=messages, late=len(late), differences=len(diffs))
+    assert diffs == []
+    assert finals(records) == finals(finals_before)  # no final record was revised, added or published again
+    by_queue = Counter((e.queue_id, e.channel) for e in late)
+    assert {(dict(ls)["queue"], dict(ls)["channel"]): v for (n, ls), v in m.items()
+            if n == "cc_pipeline_late_events_total"} == by_queue
+    assert sorted(orjson.loads(x.value)["event_id"] for x in letters) == sorted(e.event_id for e in late)
+    for x in letters:
+        h = dict(x.headers)
+        assert h["dlq.reason"] == b"late" and h["dlq.topic"].decode() == pipe.topic("contact-events")
+        assert int(h["dlq.offset"]) >= 0
+    assert metric_sum(m, "cc_pipeline_rejected_events_total") == 0
+
+
+def test_a_worker_killed_with_sigkill_three_times_recovers_without_double_counting(broker, tmp_path):
+    pipe = Pipeline.create(broker.bootstrap, tmp_path, "kill", batch_max_messages=100, flush_seconds=0.2)
+    asyncio.run(ensure_topics(pipe.settings))
+    events = day(3.0, seed=14)
+    size = len(events) // 6 + 1
+    chunks = [events[i:i + size] for i in range(0, len(events), size)]
+    rng = random.Random(14)
+    messages = kills = redelivered = 0
+    for i, chunk in enumerate(chunks):
+        last = i == len(chunks) - 1
+        with pipe.worker(f"worker-{i}") as (proc, base):
+            messages += asyncio.run(pipe.send(chunk, closing=pipe.closing_time(events) if last else None))
+            ends = asyncio.run(pipe.end_offsets(pipe.topic("contact-events")))
+            if last:
+                wait_for("every partition applied", applied_all([base], ends), workers=[proc])
+                m = metrics(base)
+                break
+            if i % 2 == 0:
+                # mid-stream: as soon as this worker has applied anything, at a random moment of its batches
+                wait_for("the worker applying messages",
+                         lambda b=base: sum(progress(b)["messages"].values()) > 0, workers=[proc])
+                time.sleep(rng.uniform(0, 0.3))
+            else:
+                # after a checkpoint: everything so far applied, offsets possibly not yet committed
+                wait_for("the chunk applied", applied_all([base], ends, settled=False), workers=[proc])
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            if i % 2:
+                # applied but not committed: Kafka delivers these again to the next worker, which must not count
+                # them twice (its restored checkpoint already holds them)
+                committed = asyncio.run(pipe.committed(pipe.topic("contact-events")))
+                redelivered += sum(end - committed.get(p, 0) for p, end in ends.items())
+    records = asyncio.run(pipe.kpi_records())
+    diffs = record_differences(records, events) + metric_differences([m], events)
+    conflicts = conflicting_finals(records)
+    figures("kill_9_restart", events=len(events), messages=messages, kills=kills, applied_not_committed=redelivered,
+            differences=len(diffs), conflicting_final_records=len(conflicts))
+    assert kills >= 3
+    assert redelivered > 0  # the kills did catch applied messages not yet committed: re-delivery happened
+    assert diffs == []
+    assert conflicts == []
+    assert metric_sum(m, "cc_pipeline_rejected_events_total") == 0
+    assert metric_sum(m, "cc_pipeline_late_events_total") == 0
+
+
+def queues_of(m: dict) -> set[tuple[str, str]]:
+    return {(dict(ls)["queue"], dict(ls)["channel"]) for (n, ls), _ in m.items() if n == "cc_queue_offered_total"}
+
+
+def test_two_workers_split_the_partitions_and_one_takes_over_when_the_other_stops(broker, tmp_path):
+    pipe = Pipeline.create(broker.bootstrap, tmp_path, "two")
+    asyncio.run(ensure_topics(pipe.settings))
+    events = day(1.0, seed=15)
+    messages = asyncio.run(pipe.send(events, closing=pipe.closing_time(events)))
+    ends = asyncio.run(pipe.end_offsets(pipe.topic("contact-events")))
+    owned = "cc_pipeline_owned_partitions"
+    diffs_total = 0
+    with pipe.worker("a") as (a, base_a):
+        wait_for("worker a applied everything", applied_all([base_a], ends), workers=[a])
+        alone = metrics(base_a)
+        assert metric_differences([alone], events) == []
+        with pipe.worker("b") as (b, base_b):
+            def split():
+                ma, mb = metrics(base_a), metrics(base_b)
+                ready = all(get_json(f"{x}/health/ready")[0] == 200 for x in (base_a, base_b))
+                if ready and ma[(owned, ())] > 0 and mb[(owned, ())] > 0 and \
+                        ma[(owned, ())] + mb[(owned, ())] == len(ends):
+                    return ma, mb
+            ma, mb = wait_for("the partitions split between a and b", split, workers=[a, b])
+            wait_for("every partition applied", applied_all([base_a, base_b], ends), workers=[a, b])
+            ma, mb = metrics(base_a), metrics(base_b)
+            diffs = metric_differences([ma, mb], events)
+            diffs_total += len(diffs)
+            assert diffs == []
+            assert ma[(owned, ())] + mb[(owned, ())] == len(ends)
+            assert queues_of(ma).isdisjoint(queues_of(mb))  # a queue is exported by exactly one worker
+            assert queues_of(ma) < queues_of(alone)  # a's revoked partitions' series are gone
+        # b stopped (SIGTERM): a takes every partition back, with the state b checkpointed
+        def alone_again():
+            m = metrics(base_a)
+            return m if m[(owned, ())] == len(ends) and get_json(f"{base_a}/health/ready")[0] == 200 else None
+        wait_for("a owning every partition again", alone_again, workers=[a])
+        final = metrics(base_a)
+        diffs = metric_differences([final], events)
+        diffs_total += len(diffs)
+    records = asyncio.run(pipe.kpi_records())
+    diffs += record_differences(records, events)
+    figures("two_workers_stop_one", events=len(events), messages=messages, differences=diffs_total + len(diffs))
+    assert diffs == []
+    assert conflicting_finals(records) == []
+
+
+@contextmanager
+def frozen(proc: subprocess.Popen):
+    """The broker process stopped (SIGSTOP) for the block, and always resumed."""
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+
+
+def test_a_broker_frozen_for_30_seconds_mid_run_loses_nothing(broker, tmp_path):
+    pipe = Pipeline.create(broker.bootstrap, tmp_path, "pause")
+    asyncio.run(ensure_topics(pipe.settings))
+    events = day(1.0, seed=16)
+    half = len(events) // 2
+    with pipe.worker() as (proc, base):
+        messages = asyncio.run(pipe.send(events[:half]))
+        ends = asyncio.run(pipe.end_offsets(pipe.topic("contact-events")))
+        wait_for("the first half applied", applied_all([base], ends, settled=False), workers=[proc])
+        pause_ends = time.monotonic() + 30
+        with frozen(broker.proc):
+            # the worker notices and says so; it neither exits nor reports ready
+            status, report = wait_for("/health/ready answering 503",
+                                      lambda: (lambda r: r if r[0] == 503 else None)(get_json(f"{base}/health/ready")),
+                                      timeout=25, workers=[proc])
+            assert report["broker_up"] is False
+            time.sleep(max(0.0, pause_ends - time.monotonic()))
+            assert proc.poll() is None
+        wait_for("ready again", lambda: get_json(f"{base}/health/ready")[0] == 200, workers=[proc])
+        messages += asyncio.run(pipe.send(events[half:], closing=pipe.closing_time(events)))
+        ends = asyncio.run(pipe.end_offsets(pipe.topic("contact-events")))
+        wait_for("every partition applied", applied_all([base], ends), workers=[proc])
+        m = metrics(base)
+    records = asyncio.run(pipe.kpi_records())
+    diffs = record_differences(records, events) + metric_differences([m], events)
+    figures("broker_frozen_30s", events=len(events), messages=messages, differences=len(diffs))
+    assert diffs == []
+    assert conflicting_finals(records) == []
+    assert m[("cc_pipeline_broker_outages_total", ())] >= 1
+    assert metric_sum(m, "cc_pipeline_events_total", topic=pipe.topic("contact-events")) == \
+        len(contact_events(events)) + len(ends)
+
+
+def test_a_worker_started_before_its_broker_waits_and_then_works(tmp_path):
+    port = free_port()
+    pipe = Pipeline.create(f"127.0.0.1:{port}", tmp_path, "nobroker")
+    events = day(1.0, seed=17)
+    with pipe.worker() as (proc, base):
+        log = tmp_path / "worker.log"
+        wait_for("the worker saying it waits for Kafka",
+                 lambda: log.exists() and log.read_text().count("waiting for Kafka") >= 2, timeout=60, workers=[proc])
+        with EmbeddedBroker(port=port):
+            asyncio.run(ensure_topics(pipe.settings))
+            messages = asyncio.run(pipe.send(events, closing=pipe.closing_time(events)))
+            ends = asyncio.run(pipe.end_offsets(pipe.topic("contact-events")))
+            wait_for("every partition applied", applied_all([base], ends), workers=[proc])
+            m = metrics(base)
+            records = asyncio.run(pipe.kpi_records())
+    diffs = record_differences(records, events) + metric_differences([m], events)
+    figures("broker_missing_at_start", events=len(events), messages=messages, differences=len(diffs))
+    assert diffs == []
