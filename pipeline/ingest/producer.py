@@ -48,8 +48,8 @@ class EventWriter:
         await self.producer.stop()
 
     def _route(self, e: ev.Event) -> tuple[str, bytes]:
-        if isinstance(e, ev.ContactEvent):
-            return self.contact_topic, e.queue_id.encode()
+        if isinstance(e, ev.ContactEvent | ev.SurveyCompleted | ev.IvrSessionEnded | ev.ForecastPublished):
+            return self.contact_topic, e.queue_id.encode()  # everything of a queue on one partition
         if isinstance(e, ev.AgentEvent):
             return self.agent_topic, e.agent_id.encode()
         raise ValueError(f"{type(e).__name__} is not routed by key; use heartbeat()")

@@ -30,13 +30,21 @@ from pipeline.ingest.events import (
     ContactOffered,
     ContactTransferred,
     Event,
+    ForecastPublished,
     HoldEnded,
     HoldStarted,
+    IvrSessionEnded,
+    ScheduleActivityPlanned,
+    SurveyCompleted,
 )
 from pipeline.simulate.config import CenterConfig, QueueSpec
 from pipeline.simulate.roster import Session, agent_sessions, chat_agents
 
 BATCH_EVENTS = 1000  # the simulation runs about this many events ahead of the consumer
+SURVEY_PROB = 0.25  # handled contacts whose customer answers the post-contact survey
+SURVEY_SCORES = ((1, 0.05), (2, 0.07), (3, 0.13), (4, 0.35), (5, 0.40))
+IVR_CONTAINED_PER_CALL = 0.35  # self-service sessions per voice call that reaches a queue
+FORECAST_SECONDS = 900.0
 
 
 def simulate(config: CenterConfig, seed: int) -> Iterator[Event]:
@@ -127,6 +135,7 @@ class _Center:
         # Separate random streams, so that e.g. the staffing does not change the arrivals.
         self.rng_customers = random.Random(f"{seed}:customers")
         self.rng_handling = random.Random(f"{seed}:handling")
+        self.rng_extras = random.Random(f"{seed}:extras")  # surveys, IVR, forecasts: the rest is unchanged
         self.queues = [_Queue(spec) for spec in config.queues]
         for queue in self.queues:
             queue.transfer_targets = [q for q in self.queues if q.channel == queue.channel and q is not queue]
@@ -148,7 +157,9 @@ class _Center:
         env = self.env
         for queue in self.queues:
             env.process(self._arrivals(queue))
+        self._publish_forecasts()
         for agent, sessions in self._staff():
+            self._publish_schedule(agent, sessions)
             env.process(self._work(agent, sessions))
         step = env.step
         while True:
@@ -187,6 +198,39 @@ class _Center:
 
     def _agent_event(self, cls: type, agent: _Agent, **fields: object) -> None:
         self.events.append(cls(event_id=self._event_id(), time=self._time(), agent_id=agent.agent_id, **fields))
+
+    def _ivr_session(self, queue: _Queue, contained: bool) -> None:
+        self.events.append(IvrSessionEnded(event_id=self._event_id(), time=self._time(),
+                                           session_id=f"ivr-{self.seed}-{self.event_count}",
+                                           queue_id=queue.queue_id, channel=queue.channel, contained=contained))
+
+    def _publish_forecasts(self) -> None:
+        """The WFM forecast of every queue and quarter hour, published at the start: the expected arrivals
+        (the intraday curve, off by a random few percent, as forecasts are) and the mean handle time."""
+        config, rng = self.config, self.rng_extras
+        for queue in self.queues:
+            spec = queue.spec
+            t = 0.0
+            while t < config.duration:
+                mid = t + FORECAST_SECONDS / 2
+                expected = spec.peak_rate * config.rate_scale * config.load_at(mid) * FORECAST_SECONDS / 3600
+                self.events.append(ForecastPublished(
+                    event_id=self._event_id(), time=self._time(), queue_id=queue.queue_id, channel=queue.channel,
+                    interval_start=self.start + timedelta(seconds=t), offered=round(expected * rng.uniform(0.9, 1.1), 1),
+                    aht_seconds=round(spec.mean_handle(config), 1)))
+                t += FORECAST_SECONDS
+
+    def _publish_schedule(self, agent: _Agent, sessions: list[_Session]) -> None:
+        """The agent's planned shifts and breaks, published at the start (breaks as version 2 over the shift)."""
+        for session in sessions:
+            entries = [(1, "contact_handling", session.login_at, session.logout_at)]
+            entries += [(2, reason, at, at + length) for at, reason, length in session.breaks]
+            for version, activity, start, end in entries:
+                if end > start:
+                    self._agent_event(ScheduleActivityPlanned, agent, schedule_id=f"roster-{self.seed}",
+                                      version=version, activity=activity,
+                                      start=self.start + timedelta(seconds=start),
+                                      end=self.start + timedelta(seconds=end))
 
     def _set_state(self, agent: _Agent, state: str, reason_code: str | None = None) -> None:
         agent.state = state
@@ -247,6 +291,10 @@ class _Center:
         leg = _Leg(contact, queue, self.env.now)
         contact.visited.append(queue.queue_id)
         self._contact_event(ContactOffered, leg, customer_id=contact.customer_id)
+        if queue.channel == "voice" and len(contact.visited) == 1:  # came through the IVR
+            self._ivr_session(queue, contained=False)
+            if self.rng_extras.random() < IVR_CONTAINED_PER_CALL:
+                self._ivr_session(queue, contained=True)
         if queue.available:
             agent = next(iter(queue.available))
             self._answer(agent, leg)
@@ -343,6 +391,9 @@ class _Center:
 
         yield env.timeout(self._lognormal(queue.spec.acw_mean))
         self._contact_event(AcwEnded, leg, agent_id=agent_id, disposition=disposition)
+        if self.rng_extras.random() < SURVEY_PROB:
+            score = self.rng_extras.choices([s for s, _ in SURVEY_SCORES], [w for _, w in SURVEY_SCORES])[0]
+            self._contact_event(SurveyCompleted, leg, score=score)
         agent.wrapping -= 1
         if agent.ready:
             self._pull(agent)
