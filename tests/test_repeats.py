@@ -275,6 +275,25 @@ def test_forgotten_contacts_leave_their_decisions_pinned_on_the_contacts_kept():
     }
 
 
+def test_a_forgotten_later_contact_leaves_the_earlier_one_unresolved():
+    o = Offers()
+    s = make_state()
+    # d in Q2 (2 h) at 0; c in Q1 at 1800 s is within d's window. c is forgotten at horizon > 5400 s
+    # (1800 s + 1 h); d is kept (to 7200 s) with its outcome pinned. e at 6400 s is within d's window too:
+    # d stays counted once as unresolved.
+    feed(s, [o(0, contact="d", queue="Q2"), o(1800, contact="c")])
+    at_wm(s, 6300 + 120)
+    [c_final] = s.advance()  # c's own outcome is final: its window ended at 5400 s
+    assert (c_final.start, c_final.counts) == (BASE_S + 1800, FcrCounts(eligible=1, repeats=1))
+    [customer] = s.customers.values()
+    assert set(customer) == {"d"} and customer["d"].unresolved_pinned and not customer["d"].repeat_pinned
+    feed(s, [o(6400, contact="e")])
+    assert close_all(s) == {
+        ("Q2", "voice", 0): FcrCounts(eligible=1, unresolved=1),
+        ("Q1", "voice", 6300): FcrCounts(eligible=1, repeats=1),
+    }
+
+
 def test_snapshot_and_restore_carry_on_exactly():
     o = Offers()
     records = [o(0, contact="c1"), o(1800, contact="c2", queue="Q2"), o(50, customer=None, contact="a"),

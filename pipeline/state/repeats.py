@@ -111,7 +111,13 @@ class FcrInterval:
     changed: bool = False
     published_at: float = 0.0
     settled: bool = False  # arrivals closed: eligible, ineligible and repeats added to the totals
-    window_end: int = NO_TIME  # latest (first time + window) of its contacts; final once before the horizon
+    # window end (first time + window) -> contacts first offered in this interval with it; the interval's FCR is
+    # final once the latest is before the horizon
+    window_ends: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def window_end(self) -> int:
+        return max(self.window_ends, default=NO_TIME)
 
 
 @dataclass(slots=True)
@@ -200,11 +206,19 @@ class RepeatState:
             setattr(ivl.counts, name, getattr(ivl.counts, name) + n)
             ivl.changed = True
         first = contact.first
-        ivl = self.intervals.get((first.queue_id, first.channel, interval_start(first.time, self.interval_ms)))
-        if ivl is not None:
-            ivl.window_end = max(ivl.window_end, first.time + first.window)
+        if old is None or old.first is not first:  # a new contact, or an earlier first leg: it moves interval
+            if old is not None:
+                self._window_end(old.first, -1)
+            self._window_end(first, +1)
         heapq.heappush(self._expiry, (contact.keep_until(self.contact_timeout), key))
         return None
+
+    def _window_end(self, first: Leg, n: int) -> None:
+        ivl = self.intervals[(first.queue_id, first.channel, interval_start(first.time, self.interval_ms))]
+        end = first.time + first.window
+        ivl.window_ends[end] = ivl.window_ends.get(end, 0) + n
+        if not ivl.window_ends[end]:
+            del ivl.window_ends[end]
 
     def _is_final(self, queue_id: str, channel: str, start: int) -> bool:
         return (queue_id, channel, start) not in self.intervals and start < self.horizon()
@@ -316,7 +330,7 @@ class RepeatState:
                 for key, contacts in self.customers.items()
             ],
             "intervals": [[q, ch, s, i.counts.as_dict(), i.revision, i.changed, i.published_at, i.settled,
-                           i.window_end] for (q, ch, s), i in self.intervals.items()],
+                           list(i.window_ends.items())] for (q, ch, s), i in self.intervals.items()],
             "totals": [[q, ch, t.as_dict()] for (q, ch), t in self.totals.items()],
         })
 
@@ -330,8 +344,8 @@ class RepeatState:
             key: {cid: Contact([Leg(*g) for g in legs], rp, up) for cid, rp, up, legs in contacts}
             for key, contacts in d["customers"]
         }
-        self.intervals = {(q, ch, s): FcrInterval(FcrCounts.from_dict(c), rev, changed, pub, settled, end)
-                          for q, ch, s, c, rev, changed, pub, settled, end in d["intervals"]}
+        self.intervals = {(q, ch, s): FcrInterval(FcrCounts.from_dict(c), rev, changed, pub, settled, dict(ends))
+                          for q, ch, s, c, rev, changed, pub, settled, ends in d["intervals"]}
         self.totals = {(q, ch): FcrTotals.from_dict(t) for q, ch, t in d["totals"]}
         self._expiry = [(min(c.keep_until(self.contact_timeout) for c in contacts.values()), key)
                         for key, contacts in self.customers.items()]
