@@ -79,6 +79,7 @@ class BrokerProbe:
         self.down_since: float | None = None  # monotonic time of the first failed probe of the current outage
         self.last_error = ""
         self._bootstrapped = False
+        self.ever_up = False
 
     async def check(self, client) -> bool:  # noqa: ANN001  (an aiokafka client)
         try:
@@ -100,7 +101,7 @@ class BrokerProbe:
         self.last_error = error
         if self.down_since is None:
             self.down_since = time.monotonic()
-            if self.up:
+            if self.ever_up:
                 self.outages += 1
                 log.warning("Kafka at %s is not answering (%s); Faust keeps retrying, this worker is not ready",
                             self.bootstrap, error)
@@ -110,11 +111,12 @@ class BrokerProbe:
 
     def _answered(self) -> None:
         self.checks += 1
-        if self.down_since is not None:
+        if self.down_since is not None and self.ever_up:
             log.warning("Kafka at %s is answering again after %.0f s", self.bootstrap,
                         time.monotonic() - self.down_since)
         elif not self.up:
             log.info("Kafka at %s is answering", self.bootstrap)
+        self.ever_up = True
         self.down_since = None
         self.up = True
         self.last_error = ""
