@@ -18,6 +18,7 @@ from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pipeline.broker import bootstrap_servers
+from pipeline.fcr import wire_fcr
 from pipeline.kpis.agents import encode_agent_record
 from pipeline.kpis.record import encode_record
 from pipeline.outputs.health import BrokerProbe, Health, HealthCollector, HealthReport, Throughput, WorkerView
@@ -105,6 +106,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     late_topic = app.topic(
         settings.topic("late-events"), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
+    fcr = wire_fcr(app, settings, queues, stats, registry, kpi_topic, dead_letter_topic)  # FCR: pipeline/fcr.py
     def state_table(name: str, source: str) -> PartitionStateTable:
         return app.tables.add(PartitionStateTable(app, name=name, key_type=int, value_type=bytes,
                                                   partitions=settings.partitions,
@@ -137,6 +139,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     async def contact_events(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_max_messages, within=settings.flush_seconds):
             result = contacts.process([_message(e) for e in batch], stored_snapshot)
+            await fcr.forward(result, contacts)  # before the checkpoint that covers these offers
             await publish(result)
             throughput.observe_batch(_positions(batch))
 

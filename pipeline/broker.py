@@ -91,6 +91,8 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.topic("kpis"): {"cleanup.policy": "compact", "retention.ms": "-1"},
         settings.topic("dead-letters"): {"cleanup.policy": "delete", "retention.ms": week},
         settings.topic("late-events"): {"cleanup.policy": "delete", "retention.ms": week},
+        # internal, keyed by customer hash (FCR); holds no customer id. Needed only until consumed.
+        settings.topic("customer-contacts"): {"cleanup.policy": "delete", "retention.ms": week},
     }
 
 
