@@ -15,9 +15,11 @@ import orjson
 from pipeline.ingest import events as ev
 from pipeline.kpis.agents import AgentCounts, AgentIntervalUpdate, AgentKpiRecord, build_agent_record
 from pipeline.kpis.counts import QueueCounts
+from pipeline.kpis.quality import FcrCounts, FcrRecord, build_fcr_record
 from pipeline.kpis.record import KpiRecord, build_record
 from pipeline.settings import QueueSettings
 from pipeline.state.queues import Forecast, IntervalUpdate
+from pipeline.state.repeats import CustomerContact, CustomerContactMessage, FcrUpdate, SourceWatermark
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 T = datetime(2026, 1, 5, 9, 0, 12, 250000, tzinfo=UTC)
@@ -91,6 +93,20 @@ def _example_record() -> KpiRecord:
     return build_record(update, 900, (5000, 20000, 60000))
 
 
+def _example_fcr_record() -> FcrRecord:
+    counts = FcrCounts(eligible=40, unresolved=7, repeats=5, ineligible=2)
+    return build_fcr_record(FcrUpdate("support", "voice", 1767603600, 2, True, counts), 900, 24.0)
+
+
+def _examples_customer_contact() -> list:
+    customer = "5a1c0f9e" * 8  # a keyed hash (HMAC-SHA256, hex) of a customer id, never the id itself
+    return [CustomerContact(customer=customer, contact_id="c-1001", queue_id="support", channel="voice",
+                            time_ms=1767603612250, event_id="e-1"),
+            CustomerContact(customer=None, contact_id="c-1002", queue_id="sales-chat", channel="chat",
+                            time_ms=1767603612250, event_id="e-7"),
+            SourceWatermark(partition=0, watermark_ms=1767604212250)]
+
+
 def _schema(name: str, title: str, typ, examples) -> dict:
     schema = msgspec.json.schema(typ)
     return {
@@ -114,6 +130,11 @@ def generate() -> dict[str, str]:
                                       [_example_record()]),
         "agent-kpi-record.v1.json": _schema("agent-kpi-record.v1.json", "Agent KPI record (topic <prefix>.kpis, "
                                             "kind `agent`)", AgentKpiRecord, [_example_agent_record()]),
+        "fcr-record.v1.json": _schema("fcr-record.v1.json", "FCR record (topic <prefix>.kpis, kind `fcr`)",
+                                      FcrRecord, [_example_fcr_record()]),
+        "customer-contact.v1.json": _schema("customer-contact.v1.json", "Customer contact (internal topic "
+                                            "<prefix>.customer-contacts)", CustomerContactMessage,
+                                            _examples_customer_contact()),
     }
     return {name: orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
             for name, doc in docs.items()}
