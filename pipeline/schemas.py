@@ -42,6 +42,8 @@ def _examples_contact() -> list[ev.Event]:
         ev.ContactFlowedOut(event_id="e-10", time=T.replace(minute=3), to_queue_id="support", contact_id="c-1004",
                             queue_id="sales", channel="voice"),
         ev.CallbackRequested(event_id="e-11", time=T.replace(minute=2), **{**leg, "contact_id": "c-1005"}),
+        ev.ChatMessage(event_id="e-15", time=T.replace(minute=1), sender="agent", agent_id="agent-003",
+                       contact_id="c-1002", queue_id="sales-chat", channel="chat"),
         ev.SurveyCompleted(event_id="e-12", time=T.replace(minute=8), score=4, **leg),
         ev.IvrSessionEnded(event_id="e-13", time=T.replace(minute=1), session_id="ivr-88", queue_id="support",
                            channel="voice", contained=True),

@@ -47,6 +47,8 @@ class _Leg:
     hold_ends: list[int] = field(default_factory=list)
     flowed_out: list[int] = field(default_factory=list)
     callback: list[int] = field(default_factory=list)
+    customer_messages: list[int] = field(default_factory=list)
+    agent_messages: list[int] = field(default_factory=list)
     agent: str | None = None
 
 
@@ -68,6 +70,23 @@ def _one(times: list[int], what: str, leg: tuple[str, str]) -> int | None:
     if len(times) > 1:
         raise ValueError(f"leg {leg}: {len(times)} {what} events in a complete log")
     return times[0] if times else None
+
+
+def _chat(customer: list[int], agent: list[int]) -> dict[str, int]:
+    """Chat responses, as the catalogue defines them: walk the messages in time order (customer first at the
+    same millisecond); an agent message after customer messages answers them, timed from the first of them."""
+    timeline = sorted([(t, "customer") for t in customer] + [(t, "zagent") for t in agent])
+    waiting_since = None
+    times = []
+    for t, who in timeline:
+        if who == "customer":
+            if waiting_since is None:
+                waiting_since = t
+        elif waiting_since is not None:
+            times.append(t - waiting_since)
+            waiting_since = None
+    return {"chat_first_responses": 1 if times else 0, "chat_first_response_ms": times[0] if times else 0,
+            "chat_responses": len(times), "chat_response_ms": sum(times)}
 
 
 def compute(
@@ -93,6 +112,10 @@ def compute(
         if isinstance(e, ev.SurveyCompleted | ev.IvrSessionEnded) and e.event_id not in seen:
             seen.add(e.event_id)
             standalone.append(e)
+        if isinstance(e, ev.ChatMessage) and e.event_id not in seen:
+            seen.add(e.event_id)
+            leg = legs.setdefault((e.queue_id, e.contact_id), _Leg(e.channel))
+            (leg.customer_messages if e.sender == "customer" else leg.agent_messages).append(ms(e))
         slot = _SLOT.get(type(e))
         if slot is None:  # heartbeats, agent events, surveys, IVR sessions, forecasts
             continue
@@ -177,6 +200,7 @@ def compute(
             parts = {"handled": 1, "handle_ms": acw_ended - answered, "talk_ms": conversation_end - answered - hold,
                      "hold_ms": hold, "acw_ms": acw_ended - conversation_end,
                      "held": int(bool(leg.hold_starts)), "transferred_out": int(transferred is not None)}
+            parts.update(_chat(leg.customer_messages, leg.agent_messages))
             for name, amount in parts.items():
                 bump(queue, ch, acw_ended, name, amount)
                 if agents is not None:

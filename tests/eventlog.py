@@ -66,6 +66,9 @@ class Events:
     def callback(self, at, queue="Q1", contact="c1", channel="voice"):
         return ev.CallbackRequested(**self._common(at, queue, contact, channel))
 
+    def message(self, at, sender, queue="Q1", contact="c1", channel="chat", agent=None):
+        return ev.ChatMessage(**self._common(at, queue, contact, channel), sender=sender, agent_id=agent)
+
     def survey(self, at, score, queue="Q1", contact="c1", channel="voice"):
         return ev.SurveyCompleted(**self._common(at, queue, contact, channel), score=score)
 

@@ -113,3 +113,25 @@ def test_hours_and_days_follow_the_queue_time_zone_including_a_daylight_saving_d
     mar8 = (mar7[1], int(datetime(2026, 3, 9, 4, tzinfo=UTC).timestamp()))  # 23 hours
     mar9 = (mar8[1], mar8[1] + 24 * 3600)
     assert days == {mar7: 1, mar8: 2, mar9: 1}
+
+
+def test_chat_response_times_whatever_order_the_messages_arrive_in():
+    from pipeline.state.queues import chat_figures
+
+    # customer at 0 and 5 s, agent at 12 s (answers the run from 0: 12 s), customer 20 s, agent 21 s (1 s),
+    # agent 30 s (nothing pending: not a response)
+    assert chat_figures([0, 5000, 20000], [12000, 21000, 30000]) == [1, 12000, 2, 13000]
+    assert chat_figures([7], [7]) == [1, 0, 1, 0]  # same millisecond: the customer's comes first
+    assert chat_figures([], [1000]) == [0, 0, 0, 0]
+
+    E = Events()
+    chat = dict(channel="chat", contact="c1")
+    events = [E.offered(0, **chat), E.message(0, "customer", **chat), E.answered(10, **chat),
+              E.message(12, "agent", agent="a1", **chat), E.message(20, "customer", **chat),
+              E.message(21, "agent", agent="a1", **chat), E.ended(40, **chat), E.acw_ended(45, **chat)]
+    for order in (events, events[::-1], events[:5] + events[6:] + [events[5]]):  # last: a message after ACW end
+        s = state()
+        assert [s.apply(e) for e in order] == [None] * len(events)
+        c = finals(s)[("Q1", 0)].counts
+        assert (c.chat_first_responses, c.chat_first_response_ms, c.chat_responses, c.chat_response_ms) \
+            == (1, 12000, 2, 13000)

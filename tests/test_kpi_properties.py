@@ -87,6 +87,14 @@ def event_logs(draw) -> list[ev.Event]:
                 break
             timed.append((t, E.answered(at(t), agent=f"a{i}", **common)))
             talk = draw(st.integers(0, 300_000))
+            if channel == "chat":  # messages from the arrival to the end of the conversation
+                offered_at = next(x for x, e in reversed(timed) if isinstance(e, ev.ContactOffered))
+                for m in draw(st.lists(st.tuples(st.integers(0, t - offered_at + talk), st.booleans()),
+                                       max_size=6)):
+                    when_ms = offered_at + m[0]
+                    by_agent = m[1] and when_ms >= t
+                    timed.append((when_ms, E.message(at(when_ms), "agent" if by_agent else "customer",
+                                                     agent=f"a{i}" if by_agent else None, **common)))
             points = sorted(draw(st.lists(st.integers(0, talk), min_size=0, max_size=6)))
             points = points[: len(points) // 2 * 2]  # 0..3 hold pairs: (start, end), (start, end), ...
             for k, p in enumerate(points):

@@ -17,6 +17,7 @@ from pipeline.ingest.events import (
     AgentLoggedOut,
     AgentStateChanged,
     AgentTopicEvent,
+    ChatMessage,
     ContactAbandoned,
     ContactAnswered,
     ContactEnded,
@@ -78,6 +79,11 @@ def test_every_leg_follows_the_contract_sequence(logs: dict[str, list[Event]], r
         if not isinstance(event, ContactEvent):
             continue
         key = (event.queue_id, event.contact_id)
+        if isinstance(event, ChatMessage):  # during the leg: after the offer, agents' only once answered
+            kinds = [type(e) for e in open_legs[key]]
+            assert event.channel == "chat" and kinds[-1] is not AcwEnded
+            assert event.sender == "customer" or (ContactAnswered in kinds and ContactEnded not in kinds)
+            continue
         if isinstance(event, ContactOffered):
             assert key not in open_legs, f"offered again while its leg is unfinished: {event}"
             assert key not in seen, f"(queue, contact) identifies one leg for the whole log: {event}"

@@ -99,6 +99,13 @@ class AcwEnded(ContactEvent, frozen=True, kw_only=True, tag="contact.acw_ended")
     disposition: Annotated[str, Meta(min_length=1, max_length=64, description="Wrap-up / outcome code.")]
 
 
+class ChatMessage(ContactEvent, frozen=True, kw_only=True, tag="chat.message"):
+    """A message in a chat, from the customer (also while waiting) or from the agent who accepted it."""
+
+    sender: Annotated[Literal["customer", "agent"], Meta(description="Who wrote it.")]
+    agent_id: Id | None = None
+
+
 class ContactFlowedOut(ContactEvent, frozen=True, kw_only=True, tag="contact.flowed_out"):
     """Routing moved the waiting contact out of this queue unanswered (overflow to another queue or target).
 
@@ -224,6 +231,7 @@ ContactTopicEvent = (
     | ContactTransferred
     | ContactEnded
     | AcwEnded
+    | ChatMessage
     | ContactFlowedOut
     | CallbackRequested
     | SurveyCompleted

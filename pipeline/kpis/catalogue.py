@@ -79,6 +79,14 @@ COUNTS: tuple[Count, ...] = (
           "Handled contacts put on hold at least once.", COMPLETION),
     Count("cc_queue_transferred_out_total", "transferred_out", "transferred_out", "contacts",
           "Handled contacts that the agent transferred out instead of ending.", COMPLETION),
+    Count("cc_queue_chat_first_responses_total", "chat_first_responses", "chat_first_responses", "chats",
+          "Handled chats with a first agent response to a customer message.", COMPLETION),
+    Count("cc_queue_chat_first_response_seconds_total", "chat_first_response_ms", "chat_first_response_seconds_sum",
+          "seconds", "Sum of chat first response times.", COMPLETION),
+    Count("cc_queue_chat_responses_total", "chat_responses", "chat_responses", "responses",
+          "Agent responses to runs of customer chat messages.", COMPLETION),
+    Count("cc_queue_chat_response_seconds_total", "chat_response_ms", "chat_response_seconds_sum", "seconds",
+          "Sum of chat response times.", COMPLETION),
     Count("cc_queue_surveys_total", "surveys", "surveys", "surveys",
           "Customer satisfaction surveys completed.", SURVEY),
     Count("cc_queue_survey_score_total", "survey_score_sum", "survey_score_sum", "points",
@@ -268,6 +276,16 @@ KPIS: tuple[Kpi, ...] = (
         "contacts", COMPLETION, "agents[].handled", "sum by (agent) (increase(cc_agent_handled_total[15m]))",
         "Per-agent AHT and its parts are in `agents[]` too; `PIPELINE_EXPORT_AGENT_METRICS` switches the "
         "`cc_agent_*` series off."),
+    Kpi("chat_first_response", "Chat first response time",
+        "chat_first_response_seconds_sum / chat_first_responses; a chat's first response time = its agent's first "
+        "message - the customer's first message before it", "seconds", COMPLETION, "first_response_seconds",
+        _ratio(_inc("cc_queue_chat_first_response_seconds_total"), _inc("cc_queue_chat_first_responses_total")),
+        "From `chat.message` events. Zendesk and LivePerson measure from the visitor's first message too; some "
+        "tools measure from the acceptance instead (that is ASA + this, roughly). Per agent in `agents[]`."),
+    Kpi("chat_response", "Chat average response time",
+        "chat_response_seconds_sum / chat_responses; each agent message after a run of customer messages is a "
+        "response, timed from the run's first message", "seconds", COMPLETION, "average_response_seconds",
+        _ratio(_inc("cc_queue_chat_response_seconds_total"), _inc("cc_queue_chat_responses_total"))),
     Kpi("csat", "Customer satisfaction (average score)", "survey_score_sum / surveys", "score 1..5", SURVEY,
         "satisfaction_avg", _ratio(_inc("cc_queue_survey_score_total"), _inc("cc_queue_surveys_total"))),
     Kpi("csat_satisfied", "Share satisfied", "surveys_satisfied / surveys (scores 4 and 5: top-two box)",

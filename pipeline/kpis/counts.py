@@ -62,6 +62,14 @@ class QueueCounts:
     """Handled contacts put on hold at least once."""
     transferred_out: int = 0
     """Handled contacts that the agent transferred out instead of ending."""
+    chat_first_responses: int = 0
+    """Handled chats with a first agent response to a customer message."""
+    chat_first_response_ms: int = 0
+    """Sum of first response times: the agent's first message - the customer's first message before it."""
+    chat_responses: int = 0
+    """Agent responses: each run of customer messages answered by an agent message."""
+    chat_response_ms: int = 0
+    """Sum of response times: the agent's message - the first customer message of the run it answers."""
     surveys: int = 0
     """Customer satisfaction surveys completed."""
     survey_score_sum: int = 0
@@ -180,6 +188,16 @@ def hold_rate(c: QueueCounts) -> float | None:
 def transfer_rate(c: QueueCounts) -> float | None:
     """Handled contacts transferred out, over handled contacts."""
     return _ratio(c.transferred_out, c.handled)
+
+
+def first_response_time(c: QueueCounts) -> float | None:
+    """Mean chat first response time, in seconds."""
+    return _ratio(c.chat_first_response_ms / 1000, c.chat_first_responses)
+
+
+def average_response_time(c: QueueCounts) -> float | None:
+    """Mean chat response time, in seconds."""
+    return _ratio(c.chat_response_ms / 1000, c.chat_responses)
 
 
 def average_satisfaction(c: QueueCounts) -> float | None:

@@ -41,6 +41,12 @@ class Handling(msgspec.Struct, frozen=True, kw_only=True):
     acw_seconds_avg: Average
     hold_rate: Ratio
     transfer_rate: Ratio
+    chat_first_responses: int
+    chat_first_response_seconds_sum: Seconds
+    chat_responses: int
+    chat_response_seconds_sum: Seconds
+    first_response_seconds: Average
+    average_response_seconds: Average
 
 
 class AgentHandling(Handling, frozen=True, kw_only=True):
@@ -148,6 +154,12 @@ def handling(c: QueueCounts) -> dict:
         acw_seconds_avg=k.average_part(c, c.acw_ms),
         hold_rate=k.hold_rate(c),
         transfer_rate=k.transfer_rate(c),
+        chat_first_responses=c.chat_first_responses,
+        chat_first_response_seconds_sum=c.chat_first_response_ms / 1000,
+        chat_responses=c.chat_responses,
+        chat_response_seconds_sum=c.chat_response_ms / 1000,
+        first_response_seconds=k.first_response_time(c),
+        average_response_seconds=k.average_response_time(c),
     )
 
 

@@ -24,6 +24,7 @@ from pipeline.ingest.events import (
     AgentLoggedIn,
     AgentLoggedOut,
     AgentStateChanged,
+    ChatMessage,
     ContactAbandoned,
     ContactAnswered,
     ContactEnded,
@@ -199,6 +200,21 @@ class _Center:
     def _agent_event(self, cls: type, agent: _Agent, **fields: object) -> None:
         self.events.append(cls(event_id=self._event_id(), time=self._time(), agent_id=agent.agent_id, **fields))
 
+    def _chat_messages(self, leg: _Leg, agent_id: str, talk: float):
+        """The conversation of an accepted chat: the agent's first reply, then exchanges, all within `talk`."""
+        env, rng = self.env, self.rng_extras
+        end = env.now + talk
+        at = env.now + min(rng.uniform(5, 30), talk * 0.2)
+        while at < end:
+            yield env.timeout(at - env.now)
+            self._contact_event(ChatMessage, leg, sender="agent", agent_id=agent_id)
+            ask = env.now + rng.uniform(20, 90)
+            if ask >= end:
+                break
+            yield env.timeout(ask - env.now)
+            self._contact_event(ChatMessage, leg, sender="customer")
+            at = env.now + rng.uniform(5, 60)
+
     def _ivr_session(self, queue: _Queue, contained: bool) -> None:
         self.events.append(IvrSessionEnded(event_id=self._event_id(), time=self._time(),
                                            session_id=f"ivr-{self.seed}-{self.event_count}",
@@ -291,6 +307,8 @@ class _Center:
         leg = _Leg(contact, queue, self.env.now)
         contact.visited.append(queue.queue_id)
         self._contact_event(ContactOffered, leg, customer_id=contact.customer_id)
+        if queue.channel == "chat":
+            self._contact_event(ChatMessage, leg, sender="customer")  # the question that opens the chat
         if queue.channel == "voice" and len(contact.visited) == 1:  # came through the IVR
             self._ivr_session(queue, contained=False)
             if self.rng_extras.random() < IVR_CONTAINED_PER_CALL:
@@ -361,6 +379,8 @@ class _Center:
         agent_id = agent.agent_id
         talk = self._lognormal(queue.spec.talk_mean)
         voice = queue.channel == "voice"
+        if not voice:
+            env.process(self._chat_messages(leg, agent_id, talk))
         if voice and rng.random() < config.hold_prob:
             holds = 2 if rng.random() < config.second_hold_prob else 1
             talked = 0.0

@@ -32,7 +32,8 @@ from pipeline.kpis.counts import QueueCounts, bucket_name
 from pipeline.settings import QueueSettings
 from pipeline.state.intervals import NO_TIME, epoch_ms, interval_start, local_bounds
 
-SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSION = 4
+MAX_CHAT_MESSAGES = 2000  # per leg: more is not a chat but a flood (rejected as impossible)
 
 # apply() results that are not "applied"
 DUPLICATE = "duplicate"
@@ -63,6 +64,9 @@ class Leg:
     holds_ended: int = 0
     hold_start_sum: int = 0  # hold time = sum of ends - sum of starts, whatever order they came in
     hold_end_sum: int = 0
+    customer_messages: list[int] = field(default_factory=list)  # chat message times
+    agent_messages: list[int] = field(default_factory=list)
+    chat_counted: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # as CHAT_FIELDS, counted so far
     outcome_counted: bool = False
     handled_counted: bool = False
     hold_counted: int = 0
@@ -478,6 +482,15 @@ def _record(leg: Leg, e: ev.ContactEvent, t: int) -> bool:
             if leg.acw_end_at is not None or gone:
                 return False
             leg.acw_end_at = t
+        case ev.ChatMessage():
+            if len(leg.customer_messages) + len(leg.agent_messages) >= MAX_CHAT_MESSAGES:
+                return False
+            if e.sender == "customer":
+                leg.customer_messages = [*leg.customer_messages, t]
+            elif gone:
+                return False  # nobody accepted it: no agent to write
+            else:
+                leg.agent_messages = [*leg.agent_messages, t]
         case _:
             return False
     return True
@@ -536,6 +549,7 @@ def _contribution(leg: Leg, newly_offered: bool, threshold: int, short: int, bou
         if held != leg.held_counted:
             out.append((completed, "held", held - leg.held_counted, agent))
             leg.held_counted = held
+        out += _chat_delta(leg, completed)
     elif leg.answered_at is not None and leg.conversation_end_at is not None and leg.acw_end_at is not None:
         if not leg.answered_at <= leg.conversation_end_at <= leg.acw_end_at:
             return None
@@ -552,4 +566,39 @@ def _contribution(leg: Leg, newly_offered: bool, threshold: int, short: int, bou
         leg.handled_counted = True
         leg.hold_counted = hold
         leg.held_counted = held
+        out += _chat_delta(leg, completed)
+    return out
+
+
+CHAT_FIELDS = ("chat_first_responses", "chat_first_response_ms", "chat_responses", "chat_response_ms")
+
+
+def chat_figures(customer: list[int], agent: list[int]) -> list[int]:
+    """[first responses, first response ms, responses, response ms] of one chat's messages.
+
+    A response is an agent message after one or more customer messages: its time is measured from the first
+    customer message of that run. The first response is the first of them. At the same millisecond the
+    customer's message comes first.
+    """
+    messages = sorted([(t, 0) for t in customer] + [(t, 1) for t in agent])
+    pending, responses = None, []
+    for t, by_agent in messages:
+        if not by_agent:
+            pending = t if pending is None else pending
+        elif pending is not None:
+            responses.append(t - pending)
+            pending = None
+    if not responses:
+        return [0, 0, 0, 0]
+    return [1, responses[0], len(responses), sum(responses)]
+
+
+def _chat_delta(leg: Leg, completed: int) -> list[Increment]:
+    """Chat response counts of a handled leg not yet counted (messages may arrive after the handling ended)."""
+    if not leg.customer_messages and not leg.agent_messages:
+        return []
+    figures = chat_figures(leg.customer_messages, leg.agent_messages)
+    out = [(completed, name, now - before, leg.agent_id)
+           for name, now, before in zip(CHAT_FIELDS, figures, leg.chat_counted, strict=True) if now != before]
+    leg.chat_counted = figures
     return out
