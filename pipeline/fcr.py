@@ -28,7 +28,7 @@ import msgspec
 from pipeline.ingest import events as ev
 from pipeline.ingest.decode import Rejection
 from pipeline.kpis.quality import FcrRecord, build_fcr_record, encode_fcr_record
-from pipeline.processor import DeadLetter, Ingest, Message, PipelineStats
+from pipeline.processor import DeadLetter, Ingest, Message, PipelineStats, pack, unpack
 from pipeline.settings import ENV_PREFIX, QueueConfig, Settings, SettingsError
 from pipeline.state.intervals import epoch_ms
 from pipeline.state.repeats import (
@@ -135,7 +135,7 @@ class FcrProcessor:
     def load(self, partition: int, snapshot: bytes | None) -> RepeatState:
         state = self.new_state()
         if snapshot:
-            state.restore(snapshot)
+            state.restore(unpack(snapshot))
         self.partitions[partition] = state
         return state
 
@@ -167,7 +167,7 @@ class FcrProcessor:
             for u in state.advance() + state.provisional(wall, self.settings.kpi_update_seconds):
                 out.records.append(build_fcr_record(u, interval, self.window_hours(u.queue_id)))
                 self.records_published["true" if u.final else "false"] += 1
-            out.snapshots[p] = state.snapshot()
+            out.snapshots[p] = pack(state.snapshot())
         return out
 
     def _apply(self, state: RepeatState, r: CustomerContact | SourceWatermark) -> None:

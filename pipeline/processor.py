@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -128,7 +129,7 @@ class ContactProcessor:
         """Take ownership of a partition, from its last snapshot if there is one."""
         state = self.new_state()
         if snapshot:
-            state.restore(snapshot)
+            state.restore(unpack(snapshot))
         self.partitions[partition] = state
         return state
 
@@ -165,7 +166,7 @@ class ContactProcessor:
             for u in updates:
                 out.records.append(build_record(u, interval, self.wait_bounds_ms))
                 self.stats.records_published["true" if u.final else "false"] += 1
-            out.snapshots[p] = state.snapshot()
+            out.snapshots[p] = pack(state.snapshot())
         self.stats.batches += 1
         self.stats.last_batch_seconds = time.perf_counter() - started
         return out
@@ -224,7 +225,7 @@ class AgentProcessor:
         """Take ownership of a partition, from its last snapshot if there is one."""
         state = self.new_state()
         if snapshot:
-            state.restore(snapshot)
+            state.restore(unpack(snapshot))
         self.partitions[partition] = state
         return state
 
@@ -267,7 +268,7 @@ class AgentProcessor:
             for u in state.advance() + state.provisional(wall, self.settings.kpi_update_seconds):
                 out.records.append(build_agent_record(u, interval))  # type: ignore[arg-type]
                 self.stats.records_published["true" if u.final else "false"] += 1
-            out.snapshots[p] = state.snapshot()
+            out.snapshots[p] = pack(state.snapshot())
         return out
 
     def _apply(self, state: AgentState, e: ev.Event, m: Message, out: BatchResult, max_future: int) -> None:
@@ -290,6 +291,17 @@ class AgentProcessor:
             out.late.append(DeadLetter("late", f"{tag} of agent {e.agent_id} would change a final interval",  # type: ignore[attr-defined]
                                        _original(m, e), m.key, m.topic, m.partition, m.offset))
 
+
+
+def pack(snapshot: bytes) -> bytes:
+    """A state checkpoint as stored: zlib-compressed JSON (about a tenth of the size, so a busy partition's
+    checkpoint stays far below Kafka's message size limit)."""
+    return zlib.compress(snapshot, 1)
+
+
+def unpack(stored: bytes) -> bytes:
+    """The JSON of a stored checkpoint (plain JSON from before compression is read as it is)."""
+    return stored if stored[:1] == b"{" else zlib.decompress(stored)
 
 
 def wait_bounds(queues: QueueConfig) -> tuple[float, ...]:
