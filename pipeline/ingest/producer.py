@@ -5,9 +5,9 @@ shows adapters how to produce.
   keyed by `agent_id` (Kafka's default partitioner, so any Kafka client produces compatible keys);
 - with `events_per_message > 1`, consecutive events of the same key are sent as one JSON array message (the
   batching option of the contract): fewer, larger messages are what lifts a Faust worker's ceiling. A batch
-  never spans more than `max_batch_span` of event time, so batching reorders events of a partition by at most
-  that much (far less than the allowed lateness);
-- `heartbeat(t)` tells every contact partition that the source's clock has reached `t`.
+  never spans more than `max_batch_span` of event time (default 60 s), so batching reorders events of a
+  partition by at most that much: keep it well under the allowed lateness (default 120 s);
+- `heartbeat(t)` tells every contact and agent partition that the source's clock has reached `t`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pipeline.settings import Settings
 
 class EventWriter:
     def __init__(self, settings: Settings, bootstrap: str, events_per_message: int = 1,
-                 max_batch_span: timedelta = timedelta(seconds=5)) -> None:
+                 max_batch_span: timedelta = timedelta(seconds=60)) -> None:
         self.contact_topic = settings.topic("contact-events")
         self.agent_topic = settings.topic("agent-events")
         self.events_per_message = max(1, events_per_message)
