@@ -348,14 +348,14 @@ def pipeline_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
         Alert("CCPipelineDeadLettersRising", "warning",
               "sum by (topic, reason) (increase(cc_pipeline_rejected_events_total[{rejected_window}])) > 0", 60,
               "Events are being rejected to the dead-letter topic.",
-              "{{ $value | humanize }} events from topic {{ $labels.topic }} were dead-lettered in the last "
-              "10 minutes (reason {{ $labels.reason }}).",
+              "Events from topic {{ $labels.topic }} were dead-lettered in the last 10 minutes "
+              "(reason {{ $labels.reason }}); the dead-letter topic has each one with its reason.",
               "sum by (topic, reason) (cc_pipeline_rejected_events_total)", team),
         Alert("CCPipelineLateEventsRising", "warning",
               "sum by (queue, channel) (increase(cc_pipeline_late_events_total[{late_window}])) > 0", 60,
               "Events arrive after their interval was final.",
-              "{{ $value | humanize }} events of queue {{ $labels.queue }} ({{ $labels.channel }}) arrived too late to "
-              "be applied in the last 10 minutes.",
+              "Events of queue {{ $labels.queue }} ({{ $labels.channel }}) arrived too late to be applied in the "
+              "last 10 minutes; the late-events topic has each one.",
               "sum by (queue, channel) (cc_pipeline_late_events_total)", team),
     ]
 
