@@ -23,7 +23,8 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -224,3 +225,16 @@ class OpsStack:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+@contextmanager
+def ops_stack_for(web_host: str, web_port: int, queues: QueueConfig, log_dir: Path) -> Iterator[OpsStack | None]:
+    """`run`'s ops stack: Prometheus + Alertmanager scraping the worker, or None (with a hint) when not installed."""
+    if binaries() is None:
+        print("  (Prometheus and Alertmanager are not installed, so no alerting: "
+              "apt-get install prometheus prometheus-alertmanager)", flush=True)
+        yield None
+        return
+    target = f"{'127.0.0.1' if web_host in ('0.0.0.0', '::') else web_host}:{web_port}"
+    with OpsStack([target], queues, log_dir=log_dir) as stack:
+        yield stack

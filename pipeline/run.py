@@ -137,7 +137,7 @@ def run_demo(hours: float, speed: float, seed: int, agents: int | None, log_dir:
     from pipeline.simulate import CenterConfig
 
     settings = load_settings()
-    QueueConfig.load(settings.queues_file)  # fail now, not in the worker, on a bad queue file
+    queues = QueueConfig.load(settings.queues_file)  # fail now, not in the worker, on a bad queue file
     configure_logging(settings)
     _terminate_on_sigterm()
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -149,7 +149,10 @@ def run_demo(hours: float, speed: float, seed: int, agents: int | None, log_dir:
     try:
         with broker_for(settings, log_dir) as settings:
             asyncio.run(ensure_topics(settings))
-            with worker_process(settings, log_dir / "worker.log") as worker:
+            from pipeline.opsstack import ops_stack_for
+
+            with worker_process(settings, log_dir / "worker.log") as worker, \
+                    ops_stack_for(settings.web_host, settings.web_port, queues, log_dir) as ops:
                 base = f"http://{settings.web_host}:{settings.web_port}"
                 print(
                     f"\nContact-center KPI pipeline is running.\n"
@@ -160,6 +163,9 @@ def run_demo(hours: float, speed: float, seed: int, agents: int | None, log_dir:
                     f" (seed {seed})\n  Logs:     {log_dir}/\n  Stop with Ctrl-C.\n",
                     flush=True,
                 )
+                if ops:  # alerts are printed here as Alertmanager notifies them
+                    print(f"  Prometheus:   {ops.prometheus_url}  (the project's rules loaded)\n"
+                          f"  Alertmanager: {ops.alertmanager_url}  (alerts print below)\n", flush=True)
                 asyncio.run(_simulate_live(settings, config, seed, speed, worker))
                 print("Simulation finished; the worker keeps serving metrics. Ctrl-C to stop.", flush=True)
                 while worker.poll() is None:
