@@ -3,8 +3,10 @@ shows adapters how to produce.
 
 - contact events go to `<prefix>.contact-events` keyed by `queue_id`, agent events to `<prefix>.agent-events`
   keyed by `agent_id` (Kafka's default partitioner, so any Kafka client produces compatible keys);
-- with `events_per_message > 1`, consecutive events of the same key are sent as one JSON array message (the
-  batching option of the contract): fewer, larger messages are what lifts a Faust worker's ceiling. A batch
+- with `events_per_message > 1`, consecutive events bound for the same partition are sent as one JSON array
+  message (the batching option of the contract): fewer, larger messages are what lifts a Faust worker's
+  ceiling. The partition is the one Kafka's default partitioner gives each event's key, so a batch holds events
+  of several agents (or queues) only when they share a partition anyway. A batch
   never spans more than `max_batch_span` of event time (default 60 s), so batching reorders events of a
   partition by at most that much: keep it well under the allowed lateness (default 120 s);
 - `heartbeat(t)` tells every contact and agent partition that the source's clock has reached `t`.
@@ -19,6 +21,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from pipeline.ingest import events as ev
 from pipeline.settings import Settings
@@ -37,6 +40,8 @@ class EventWriter:
             enable_idempotence=False,
         )
         self._encoder = msgspec.json.Encoder()
+        self._partitioner = DefaultPartitioner()  # murmur2, as Kafka's Java and librdkafka clients do
+        self._partitions: dict[str, list[int]] = {}
         self.sent_events = 0
         self.sent_messages = 0
 
@@ -56,7 +61,7 @@ class EventWriter:
 
     async def write(self, events: Iterable[ev.Event]) -> None:
         """Send events, in order per key; returns once Kafka has acknowledged them all."""
-        pending: dict[tuple[str, bytes], list[ev.Event]] = {}
+        pending: dict[tuple[str, int], list[ev.Event]] = {}
         futures = []
         oldest: datetime | None = None
         for e in events:
@@ -67,8 +72,8 @@ class EventWriter:
                     futures.append(await self._send(route, group))
                 pending.clear()
                 oldest = e.time
-            route = self._route(e)
-            group = pending.setdefault(route, [])
+            route = await self._partition(*self._route(e))
+            group = pending.setdefault(route, [])  # one batch per partition
             group.append(e)
             if len(group) >= self.events_per_message:
                 futures.append(await self._send(route, pending.pop(route)))
@@ -76,12 +81,19 @@ class EventWriter:
             futures.append(await self._send(route, group))
         await asyncio.gather(*futures)
 
-    async def _send(self, route: tuple[str, bytes], group: list[ev.Event]):
-        topic, key = route
+    async def _partition(self, topic: str, key: bytes) -> tuple[str, int]:
+        partitions = self._partitions.get(topic)
+        if partitions is None:
+            partitions = self._partitions[topic] = sorted(await self.producer.partitions_for(topic))
+        return topic, self._partitioner(key, partitions, partitions)
+
+    async def _send(self, route: tuple[str, int], group: list[ev.Event]):
+        topic, partition = route
+        key = self._route(group[0])[1]  # the first event's key (the partition is what counts)
         value = self._encoder.encode(group[0] if self.events_per_message == 1 else group)
         self.sent_events += len(group)
         self.sent_messages += 1
-        return await self.producer.send(topic, value, key=key)
+        return await self.producer.send(topic, value, key=key, partition=partition)
 
     async def heartbeat(self, at: datetime) -> None:
         """A `source.heartbeat` at time `at` to every partition of the contact- and agent-event topics, so that
