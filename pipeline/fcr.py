@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
+from aiokafka.partitioner import DefaultPartitioner
 
 from pipeline.ingest import events as ev
 from pipeline.ingest.decode import Rejection
@@ -85,23 +86,33 @@ class CustomerContactForwarder:
         self.partitions = partitions  # of the customer-contacts topic
         self.sent_watermarks: dict[int, int] = {}
         self._encode = msgspec.json.Encoder().encode
+        self._partitioner = DefaultPartitioner()
 
     def messages(self, offered: list[ev.ContactOffered], watermarks: dict[int, int]) -> list[Outgoing]:
-        """Offers first, then the watermarks that moved (to every partition), so that a watermark never
-        overtakes an offer it covers on the same partition."""
-        out = []
+        """At most one message per partition of the internal topic: a JSON array of the batch's offers keyed
+        to it (by customer hash, with Kafka's default partitioner), then the watermarks that moved, so that a
+        watermark never overtakes an offer it covers. One message per partition, not per offer: a Faust
+        worker's cost is per message."""
+        every = list(range(self.partitions))
+        batches: dict[int, list] = {}
+        keys: dict[int, bytes] = {}
         for e in offered:
             customer = customer_hash(self.key, e.customer_id) if e.customer_id else None
             record = CustomerContact(customer=customer, contact_id=e.contact_id, queue_id=e.queue_id,
                                      channel=e.channel, time_ms=epoch_ms(e.time), event_id=e.event_id)
-            key = customer if customer is not None else ANONYMOUS + e.contact_id
-            out.append(Outgoing(key.encode(), self._encode(record), None))
+            key = (customer if customer is not None else ANONYMOUS + e.contact_id).encode()
+            p = self._partitioner(key, every, every)
+            batches.setdefault(p, []).append(record)
+            keys.setdefault(p, key)
+        moved = []
         for source, wm in sorted(watermarks.items()):
             if wm > self.sent_watermarks.get(source, -(2**62)):
                 self.sent_watermarks[source] = wm
-                value = self._encode(SourceWatermark(partition=source, watermark_ms=wm))
-                out += [Outgoing(None, value, p) for p in range(self.partitions)]
-        return out
+                moved.append(SourceWatermark(partition=source, watermark_ms=wm))
+        if moved:
+            for p in every:
+                batches.setdefault(p, []).extend(moved)
+        return [Outgoing(keys.get(p), self._encode(records), p) for p, records in sorted(batches.items())]
 
 
 @dataclass(slots=True)
@@ -165,7 +176,7 @@ class FcrProcessor:
         for p in touched:
             state = self.partitions[p]
             for u in state.advance() + state.provisional(wall, self.settings.kpi_update_seconds):
-                out.records.append(build_fcr_record(u, interval, self.window_hours(u.queue_id)))
+                out.records.append(build_fcr_record(u, interval, self.window_hours(u.queue_id), p))
                 self.records_published["true" if u.final else "false"] += 1
             out.snapshots[p] = pack(state.snapshot())
         return out

@@ -339,17 +339,26 @@ def offered(contact: str, queue: str, minutes: float, customer: str | None, chan
 
 
 def test_forwarder_hashes_customers_and_sends_watermarks_to_every_partition_once():
+    from aiokafka.partitioner import DefaultPartitioner
+
     f = fcr.CustomerContactForwarder(KEY, partitions=3)
     out = f.messages([offered("c1", "Q1", 0, "cust-secret-1"), offered("c2", "Q1", 1, None)], {0: 5, 1: 7})
-    decoded = [msgspec.json.decode(m.value, type=fcr.CustomerContactMessage) for m in out]
-    assert decoded[0].customer == fcr.customer_hash(KEY, "cust-secret-1") and out[0].key == decoded[0].customer.encode()
-    assert out[0].partition is None and b"cust-secret-1" not in out[0].value + out[0].key
-    assert decoded[1].customer is None and out[1].key == b"anon:c2"
-    marks = [(d.partition, d.watermark_ms, m.partition) for d, m in zip(decoded[2:], out[2:], strict=True)]
-    assert marks == [(0, 5, 0), (0, 5, 1), (0, 5, 2), (1, 7, 0), (1, 7, 1), (1, 7, 2)]
+    # one message per partition of the internal topic, a JSON array each
+    assert sorted(m.partition for m in out) == [0, 1, 2]
+    batches = {m.partition: msgspec.json.decode(m.value, type=list[fcr.CustomerContactMessage]) for m in out}
+    hashed = fcr.customer_hash(KEY, "cust-secret-1")
+    partition_of = {k: DefaultPartitioner()(k.encode(), [0, 1, 2], [0, 1, 2]) for k in (hashed, "anon:c2")}
+    contacts = {p: [r for r in b if isinstance(r, fcr.CustomerContact)] for p, b in batches.items()}
+    assert [r.customer for r in contacts[partition_of[hashed]] if r.contact_id == "c1"] == [hashed]
+    assert [r.customer for r in contacts[partition_of["anon:c2"]] if r.contact_id == "c2"] == [None]
+    assert all(b"cust-secret-1" not in m.value + (m.key or b"") for m in out)
+    for p, b in batches.items():
+        marks = [(r.partition, r.watermark_ms) for r in b if isinstance(r, SourceWatermark)]
+        assert marks == [(0, 5), (1, 7)]
+        assert all(isinstance(r, SourceWatermark) for r in b[len(contacts[p]):])  # offers first
     # only watermarks that moved are sent again
     assert f.messages([], {0: 5, 1: 8}) == [
-        fcr.Outgoing(None, msgspec.json.encode(SourceWatermark(partition=1, watermark_ms=8)), p) for p in range(3)
+        fcr.Outgoing(None, msgspec.json.encode([SourceWatermark(partition=1, watermark_ms=8)]), p) for p in range(3)
     ]
     assert f.messages([], {0: 4, 1: 8}) == []
 
@@ -407,13 +416,19 @@ def run_pipeline(events, partitions: int = 2):
 
 def test_processor_publishes_final_fcr_records():
     proc, result, _ = run_pipeline(contact_stream())
-    finals = {(r.queue_id, r.channel): r for r in result.records if r.final}
-    q1 = finals[("Q1", "voice")]
-    assert (q1.fcr_eligible, q1.fcr_resolved, q1.fcr_unresolved, q1.repeat_contacts, q1.fcr_ineligible) == (2, 1, 1, 0, 1)
-    assert q1.fcr_rate == 0.5 and q1.repeat_rate == 0.0 and q1.fcr_window_hours == 24.0
-    assert q1.key == f"fcr|Q1|voice|{q1.interval_start.isoformat()}" and q1.kind == "fcr"
-    q2 = finals[("Q2", "chat")]
-    assert (q2.fcr_eligible, q2.fcr_resolved, q2.repeat_contacts, q2.repeat_rate) == (1, 1, 1, 1.0)
+    finals = [r for r in result.records if r.final]
+    # one record per customer-contacts partition: distinct keys, so a compacted topic keeps them all
+    assert len({r.key for r in finals}) == len(finals)
+
+    def summed(queue, channel):
+        rs = [r for r in finals if (r.queue_id, r.channel) == (queue, channel)]
+        assert all(r.key == f"fcr|{queue}|{channel}|{r.interval_start.isoformat()}|{r.partition}" for r in rs)
+        return tuple(sum(getattr(r, f) for r in rs) for f in (
+            "fcr_eligible", "fcr_resolved", "fcr_unresolved", "repeat_contacts", "fcr_ineligible"))
+
+    assert summed("Q1", "voice") == (2, 1, 1, 0, 1)
+    assert summed("Q2", "chat") == (1, 1, 0, 1, 0)
+    assert all(r.kind == "fcr" and r.fcr_window_hours == 24.0 for r in finals)
     assert set(result.snapshots) == set(proc.partitions)
 
 
@@ -454,9 +469,10 @@ def test_collector_exports_settled_and_final_counts_per_partition():
 def test_provisional_counters_do_not_count_unfinished_outcomes():
     events = contact_stream()[:-1] + [ev.SourceHeartbeat(event_id="hb", time=T0 + timedelta(hours=2))]
     proc, result, _ = run_pipeline(events)
-    assert result.records and not any(r.final for r in result.records)
-    q1 = next(r for r in result.records if r.queue_id == "Q1")
-    assert q1.fcr_unresolved == 1 and q1.fcr_resolved == 1  # so far: bob has not called again (yet)
+    # a partition holding only an anonymous contact has nothing to wait for; the others are provisional
+    assert result.records and not any(r.final for r in result.records if r.fcr_eligible)
+    q1 = [r for r in result.records if r.queue_id == "Q1"]
+    assert sum(r.fcr_unresolved for r in q1) == 1 and sum(r.fcr_resolved for r in q1) == 1  # bob: not yet
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FcrCollector(proc))
     resolved = [s.value for f in registry.collect() if f.name == "cc_queue_fcr_resolved" for s in f.samples]

@@ -106,8 +106,11 @@ Rate = Annotated[float | None, Meta(description="Ratio 0..1; null with no eligib
 class FcrRecord(msgspec.Struct, frozen=True, kw_only=True):
     """FCR and repeat contacts of one queue and channel over one interval (the contacts' first legs).
 
-    Published on the KPI topic with the key `fcr|<queue>|<channel>|<interval_start>`; a compacted topic keeps
-    the latest revision. `final` false means provisional: contacts of the interval may still be found repeated.
+    Published on the KPI topic with the key `fcr|<queue>|<channel>|<interval_start>|<partition>`; a compacted
+    topic keeps the latest revision. Customers are spread over the partitions of the internal customer-contacts
+    topic, so one queue's interval has a record per such partition: **sum the counts over `partition`** (then
+    divide) for the queue's figures. `final` false means provisional: contacts of the interval may still be
+    found repeated.
     """
 
     kind: Annotated[Literal["fcr"], Meta(description="Record kind: `fcr`.")] = "fcr"
@@ -115,6 +118,7 @@ class FcrRecord(msgspec.Struct, frozen=True, kw_only=True):
     channel: str
     interval_start: Annotated[datetime, Meta(description="Start of the interval (UTC).")]
     interval_end: Annotated[datetime, Meta(description="End of the interval (UTC), exclusive.")]
+    partition: Annotated[int, Meta(ge=0, description="The customer-contacts partition these counts come from.")] = 0
     revision: Annotated[int, Meta(ge=1, description="Grows by one with each record published for this key.")]
     final: Annotated[bool, Meta(description="True once the repeat window of every contact of the interval has "
                                             "passed (plus the allowed lateness): no later revision will come. "
@@ -133,20 +137,21 @@ class FcrRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def key(self) -> str:
-        return fcr_record_key(self.queue_id, self.channel, self.interval_start)
+        return fcr_record_key(self.queue_id, self.channel, self.interval_start, self.partition)
 
 
-def fcr_record_key(queue_id: str, channel: str, start: datetime) -> str:
-    return f"fcr|{queue_id}|{channel}|{start.isoformat()}"
+def fcr_record_key(queue_id: str, channel: str, start: datetime, partition: int) -> str:
+    return f"fcr|{queue_id}|{channel}|{start.isoformat()}|{partition}"
 
 
-def build_fcr_record(u: FcrUpdate, interval_seconds: int, window_hours: float) -> FcrRecord:
+def build_fcr_record(u: FcrUpdate, interval_seconds: int, window_hours: float, partition: int = 0) -> FcrRecord:
     c = u.counts
     return FcrRecord(
         queue_id=u.queue_id,
         channel=u.channel,
         interval_start=as_datetime(u.start),
         interval_end=as_datetime(u.start + interval_seconds),
+        partition=partition,
         revision=u.revision,
         final=u.final,
         fcr_window_hours=window_hours,
