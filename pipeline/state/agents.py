@@ -32,7 +32,7 @@ the events of the last interval plus the allowed lateness, and the published pla
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import orjson
 
@@ -372,9 +372,9 @@ class AgentState:
             "seq": self.seq,
             "agents": {
                 a: {
-                    "settled": asdict(t.settled),
-                    "changes": [asdict(c) for c in t.changes],
-                    "plan": [asdict(p) for p in t.plan],
+                    "settled": t.settled,  # orjson writes dataclasses itself, far faster than asdict
+                    "changes": t.changes,
+                    "plan": t.plan,
                     "revisions": [[s, r] for s, r in t.revisions.items()],
                     "changed": t.changed,
                     "published_at": t.published_at,

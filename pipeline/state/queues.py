@@ -256,14 +256,17 @@ class QueueState:
         total = self.totals.get((queue_id, channel))
         if total is None:
             total = self.totals[(queue_id, channel)] = QueueCounts()
+        targets_of: dict[int, list[OpenInterval]] = {}  # an event's increments share one or two starts
         for start, name, amount, agent in increments:
-            ivl = self.intervals.get((queue_id, channel, start))
-            if ivl is None:
-                ivl = self.intervals[(queue_id, channel, start)] = OpenInterval()
-            ivl.changed = True
+            targets = targets_of.get(start)
+            if targets is None:
+                ivl = self.intervals.get((queue_id, channel, start))
+                if ivl is None:
+                    ivl = self.intervals[(queue_id, channel, start)] = OpenInterval()
+                ivl.changed = True
+                targets = targets_of[start] = [ivl, *self._rollups_of(queue_id, channel, start)]
             if not name:
                 continue
-            targets = [ivl, *self._rollups_of(queue_id, channel, start)]
             for target in targets:
                 target.changed = True
                 target.counts.bump(name, amount)
