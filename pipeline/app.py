@@ -21,7 +21,15 @@ from pipeline.broker import bootstrap_servers
 from pipeline.fcr import wire_fcr
 from pipeline.kpis.agents import encode_agent_record
 from pipeline.kpis.record import encode_record
-from pipeline.outputs.health import BrokerProbe, Health, HealthCollector, HealthReport, Throughput, WorkerView
+from pipeline.outputs.health import (
+    STALL_SECONDS,
+    BrokerProbe,
+    Health,
+    HealthCollector,
+    HealthReport,
+    Throughput,
+    WorkerView,
+)
 from pipeline.outputs.metrics import build_registry, exposition
 from pipeline.processor import (
     AgentProcessor,
@@ -176,9 +184,11 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
             return None
 
     def applied(topic: str, partition: int) -> int | None:
-        state = contacts.partitions.get(partition) if topic == contact_topic.get_topic_name() else None
-        if state is not None and state.offset >= 0:
-            return state.offset
+        # the state's own offset (held for every owned partition after a rebalance; -1: nothing applied yet)
+        held = {contact_topic.get_topic_name(): contacts.partitions, agent_topic.get_topic_name(): agents.partitions}
+        state = held.get(topic, {}).get(partition)
+        if state is not None:
+            return state.offset if state.offset >= 0 else None
         return throughput.processed.get((topic, partition))
 
     sources = {contact_topic.get_topic_name(), agent_topic.get_topic_name()}
@@ -189,7 +199,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
         joined=lambda: app.rebalancing_count > 0,
         rebalancing=lambda: bool(app.rebalancing),
         crashed=lambda: bool(app.crashed),
-    ), probe, throughput)
+    ), probe, throughput, stall_seconds=max(STALL_SECONDS, 10 * settings.session_timeout_seconds))
     registry.register(HealthCollector(health))
 
     @app.task

@@ -39,7 +39,7 @@ from pipeline.run import worker_process
 from pipeline.settings import Settings, load_settings
 from pipeline.simulate import CenterConfig, simulate
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
 THRESHOLD = 20.0  # no queue file: every queue has the default service level threshold
 WAIT = 120.0  # longest any one wait of a case may take before the case fails
@@ -380,6 +380,15 @@ def test_events_past_the_lateness_go_to_the_late_topic_counted_and_change_nothin
     assert metric_sum(m, "cc_pipeline_rejected_events_total") == 0
 
 
+def reached_or_stalled(what: str, condition, proc, base: str) -> bool:
+    """Wait for `condition()`; False if the worker reports itself stalled on /health/live first (503)."""
+    def check():
+        if condition():
+            return "reached"
+        return "stalled" if get_json(f"{base}/health/live")[0] == 503 else None
+    return wait_for(what, check, timeout=WAIT + 60, workers=[proc], bases=[base]) == "reached"
+
+
 def test_a_worker_killed_with_sigkill_three_times_recovers_without_double_counting(broker, tmp_path):
     pipe = Pipeline.create(broker.bootstrap, tmp_path, "kill", batch_max_messages=100, flush_seconds=0.2)
     asyncio.run(ensure_topics(pipe.settings))
@@ -387,37 +396,51 @@ def test_a_worker_killed_with_sigkill_three_times_recovers_without_double_counti
     size = len(events) // 6 + 1
     chunks = [events[i:i + size] for i in range(0, len(events), size)]
     rng = random.Random(14)
-    messages = kills = redelivered = 0
+    messages = kills = redelivered = stalls = 0
     for i, chunk in enumerate(chunks):
         last = i == len(chunks) - 1
-        with pipe.worker(f"worker-{i}") as (proc, base):
-            messages += asyncio.run(pipe.send(chunk, closing=pipe.closing_time(events) if last else None))
-            ends = asyncio.run(pipe.end_offsets(pipe.topic("contact-events")))
-            if last:
-                wait_for("every partition applied", applied_all([base], ends), workers=[proc], bases=[base])
-                m = metrics(base)
+        sent = False
+        while True:
+            with pipe.worker(f"worker-{i}-{stalls}") as (proc, base):
+                if not sent:
+                    messages += asyncio.run(pipe.send(chunk, closing=pipe.closing_time(events) if last else None))
+                    sent = True
+                ends = asyncio.run(pipe.end_offsets(pipe.topic("contact-events")))
+                if last:
+                    what, condition = "every partition applied", applied_all([base], ends)
+                elif i % 2 == 0:
+                    # mid-stream: as soon as this worker has applied anything, at a random moment of its batches
+                    what, condition = "the worker applying", lambda b=base: sum(progress(b)["messages"].values()) > 0
+                else:
+                    # after a checkpoint: everything so far applied, offsets possibly not yet committed
+                    what, condition = "the chunk applied", applied_all([base], ends, settled=False)
+                if not reached_or_stalled(what, condition, proc, base):
+                    # a restarted Faust worker that never fetches (seen about once in 40 restarts here; cf.
+                    # faust-streaming #523, #629): its supervisor restarts it on /health/live, and so do we
+                    stalls += 1
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    continue
+                if last:
+                    m = metrics(base)
+                    break
+                if i % 2 == 0:
+                    time.sleep(rng.uniform(0, 0.3))
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                kills += 1
+                if i % 2:
+                    # applied but not committed: Kafka delivers these again to the next worker, which must not
+                    # count them twice (its restored checkpoint already holds them)
+                    committed = asyncio.run(pipe.committed(pipe.topic("contact-events")))
+                    ends = asyncio.run(pipe.end_offsets(pipe.topic("contact-events")))
+                    redelivered += sum(max(0, end - committed.get(p, 0)) for p, end in ends.items())
                 break
-            if i % 2 == 0:
-                # mid-stream: as soon as this worker has applied anything, at a random moment of its batches
-                wait_for("the worker applying messages",
-                         lambda b=base: sum(progress(b)["messages"].values()) > 0, workers=[proc], bases=[base])
-                time.sleep(rng.uniform(0, 0.3))
-            else:
-                # after a checkpoint: everything so far applied, offsets possibly not yet committed
-                wait_for("the chunk applied", applied_all([base], ends, settled=False), workers=[proc], bases=[base])
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            if i % 2:
-                # applied but not committed: Kafka delivers these again to the next worker, which must not count
-                # them twice (its restored checkpoint already holds them)
-                committed = asyncio.run(pipe.committed(pipe.topic("contact-events")))
-                redelivered += sum(end - committed.get(p, 0) for p, end in ends.items())
     records = asyncio.run(pipe.kpi_records())
     diffs = record_differences(records, events) + metric_differences([m], events)
     conflicts = conflicting_finals(records)
     figures("kill_9_restart", events=len(events), messages=messages, kills=kills, applied_not_committed=redelivered,
-            differences=len(diffs), conflicting_final_records=len(conflicts))
+            stalled_restarts=stalls, differences=len(diffs), conflicting_final_records=len(conflicts))
     assert kills >= 3
     assert redelivered > 0  # the kills did catch applied messages not yet committed: re-delivery happened
     assert diffs == [], diffs[:10]

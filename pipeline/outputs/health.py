@@ -27,9 +27,11 @@ log = logging.getLogger(__name__)
 # Latency buckets in seconds: from a fast batch (tens of ms) to a backlog after an outage (minutes).
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
 
-# Not live: messages are waiting on an owned partition, the broker answers, and no batch has finished for this
-# long. A worker in that state is stuck (faust-streaming #175: stalled agents) and is better restarted.
-STALL_SECONDS = 300.0
+# Not live: messages are waiting on an owned partition, the broker answers, no rebalance runs, and no batch has
+# finished for this long (at least; the app uses 10 x the session timeout when that is longer). A worker in that
+# state is stuck and is better restarted: seen here about once in 40 restarts after a kill -9, a worker that
+# joined, recovered and reported ready but never fetched (cf. faust-streaming #523, #629; #175 stalled agents).
+STALL_SECONDS = 60.0
 
 
 class Throughput:
