@@ -18,18 +18,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 from aiokafka.partitioner import DefaultPartitioner
 
 from pipeline.ingest import events as ev
-from pipeline.ingest.decode import Rejection
 from pipeline.kpis.quality import FcrRecord, build_fcr_record, encode_fcr_record
-from pipeline.processor import DeadLetter, Ingest, Message, PipelineStats, pack, unpack
+from pipeline.processor import BatchResult, Message, PartitionedProcessor, PipelineStats
 from pipeline.settings import ENV_PREFIX, QueueConfig, Settings, SettingsError
 from pipeline.state.intervals import epoch_ms
 from pipeline.state.repeats import (
@@ -115,25 +113,13 @@ class CustomerContactForwarder:
         return [Outgoing(keys.get(p), self._encode(records), p) for p, records in sorted(batches.items())]
 
 
-@dataclass(slots=True)
-class FcrBatchResult:
-    records: list[FcrRecord] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    snapshots: dict[int, bytes] = field(default_factory=dict)
-
-
-class FcrProcessor:
+class FcrProcessor(PartitionedProcessor):
     """Customer-contact messages → repeat state per partition → FCR records. No Faust."""
 
     def __init__(self, settings: Settings, queues: QueueConfig, stats: PipelineStats) -> None:
-        self.settings = settings
+        super().__init__(settings, stats, settings.topic(TOPIC), CustomerContactMessage)
         self.queues = queues
-        self.stats = stats
-        self.topic = settings.topic(TOPIC)
-        self.ingest = Ingest(self.topic, CustomerContactMessage, settings, stats)
-        self.partitions: dict[int, RepeatState] = {}
         self.late: Counter = Counter()  # (queue, channel): offers that came after the FCR horizon
-        self.records_published: Counter = Counter()  # final: "true"/"false"
 
     def window_hours(self, queue_id: str) -> float:
         return self.queues.for_queue(queue_id).fcr_window_hours
@@ -143,45 +129,15 @@ class FcrProcessor:
         return RepeatState(s.interval_seconds, s.allowed_lateness_seconds, s.contact_timeout_seconds,
                            self.window_hours, s.partitions)
 
-    def load(self, partition: int, snapshot: bytes | None) -> RepeatState:
-        state = self.new_state()
-        if snapshot:
-            state.restore(unpack(snapshot))
-        self.partitions[partition] = state
-        return state
+    def _record(self, update, partition: int) -> FcrRecord:
+        return build_fcr_record(update, self.settings.interval_seconds, self.window_hours(update.queue_id),
+                                partition)
 
-    def drop(self, partition: int) -> None:
-        self.partitions.pop(partition, None)
+    def _original(self, m: Message, item) -> bytes:
+        return msgspec.json.encode(item)
 
-    def process(self, messages: list[Message], load_snapshot, wall_now: float | None = None) -> FcrBatchResult:
-        out = FcrBatchResult()
-        touched: set[int] = set()
-        for m in messages:
-            state = self.partitions.get(m.partition)
-            if state is None:
-                state = self.load(m.partition, load_snapshot(m.partition))
-            if m.offset <= state.offset:
-                continue  # in the restored checkpoint already
-            state.offset = m.offset
-            touched.add(m.partition)
-            for r in self.ingest.decode(m, out.dead_letters):
-                try:
-                    self._apply(state, r)
-                except Exception as exc:  # one error policy: a bug costs one record, not the worker
-                    log.exception("error applying a customer contact at %s[%d]@%d", m.topic, m.partition, m.offset)
-                    self.ingest.reject(m, Rejection("processing_error", repr(exc), msgspec.json.encode(r)),
-                                       out.dead_letters)
-        wall = time.time() if wall_now is None else wall_now
-        interval = self.settings.interval_seconds
-        for p in touched:
-            state = self.partitions[p]
-            for u in state.advance() + state.provisional(wall, self.settings.kpi_update_seconds):
-                out.records.append(build_fcr_record(u, interval, self.window_hours(u.queue_id), p))
-                self.records_published["true" if u.final else "false"] += 1
-            out.snapshots[p] = pack(state.snapshot())
-        return out
-
-    def _apply(self, state: RepeatState, r: CustomerContact | SourceWatermark) -> None:
+    def _handle(self, state: RepeatState, r: CustomerContact | SourceWatermark, m: Message, out: BatchResult,
+                max_future: int) -> None:
         if isinstance(r, SourceWatermark):
             state.observe_source(r.partition, r.watermark_ms)
             return

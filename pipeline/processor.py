@@ -14,7 +14,7 @@ import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pipeline.ingest import events as ev
 from pipeline.ingest.decode import MessageDecoder, Rejection
@@ -105,28 +105,27 @@ class Ingest:
         dead.append(DeadLetter(r.reason, r.detail, r.raw, m.key, m.topic, m.partition, m.offset))
 
 
-class ContactProcessor:
-    """Contact events → queue state per partition → KPI records."""
+class PartitionedProcessor:
+    """One input topic → a pure state per partition → records, dead letters and checkpoints, per batch.
 
-    def __init__(self, settings: Settings, queues: QueueConfig, stats: PipelineStats) -> None:
+    What every processor shares: ownership of partitions (load from a checkpoint, drop on revoke), skipping
+    offsets a restored checkpoint already holds, the one error policy, and publishing each touched
+    partition's updates and checkpoint once per batch. Subclasses say how to build a state, apply one item
+    (`_handle`) and turn an update into a record (`_updates`, `_record`).
+    """
+
+    def __init__(self, settings: Settings, stats: PipelineStats, topic: str, item_type) -> None:
         self.settings = settings
-        self.queues = queues
         self.stats = stats
-        self.topic = settings.topic("contact-events")
-        self.ingest = Ingest(self.topic, ev.ContactTopicEvent, settings, stats)
-        self.partitions: dict[int, QueueState] = {}
-        # the wait histogram's buckets: standard ones plus every configured threshold, so that "within the
-        # threshold" can be read off the histogram for every queue
-        self.wait_bounds_seconds = wait_bounds(queues)
-        self.wait_bounds_ms = tuple(sorted({round(b * 1000) for b in self.wait_bounds_seconds}))
+        self.topic = topic
+        self.ingest = Ingest(topic, item_type, settings, stats)
+        self.partitions: dict[int, Any] = {}
 
-    def new_state(self) -> QueueState:
-        s = self.settings
-        return QueueState(s.interval_seconds, s.allowed_lateness_seconds, s.contact_timeout_seconds,
-                          self.queues.for_queue, self.wait_bounds_seconds)
+    def new_state(self) -> Any:
+        raise NotImplementedError
 
-    def load(self, partition: int, snapshot: bytes | None) -> QueueState:
-        """Take ownership of a partition, from its last snapshot if there is one."""
+    def load(self, partition: int, snapshot: bytes | None) -> Any:
+        """Take ownership of a partition, from its last checkpoint if there is one."""
         state = self.new_state()
         if snapshot:
             state.restore(unpack(snapshot))
@@ -137,8 +136,9 @@ class ContactProcessor:
         """Forget a partition this worker no longer owns (its series disappear from /metrics)."""
         self.partitions.pop(partition, None)
 
-    def process(self, messages: list[Message], load_snapshot, wall_now: float | None = None) -> BatchResult:
-        """Apply a batch. `load_snapshot(partition)` returns the stored snapshot of a partition not yet held."""
+    def process(self, messages: list[Message], load_snapshot=lambda partition: None,
+                wall_now: float | None = None) -> BatchResult:
+        """Apply a batch. `load_snapshot(partition)` returns the stored checkpoint of a partition not yet held."""
         started = time.perf_counter()
         out = BatchResult()
         touched: set[int] = set()
@@ -148,54 +148,93 @@ class ContactProcessor:
             if state is None:
                 state = self.load(m.partition, load_snapshot(m.partition))
             if m.offset <= state.offset:
-                continue  # already in the restored snapshot: applying it again would count it twice
+                continue  # already in the restored checkpoint: applying it again would count it twice
             state.offset = m.offset
             touched.add(m.partition)
-            for e in self.ingest.decode(m, out.dead_letters):
+            for item in self.ingest.decode(m, out.dead_letters):
                 try:
-                    self._apply(state, e, m, out, max_future)
+                    self._handle(state, item, m, out, max_future)
                 except Exception as exc:  # a bug must cost one event, not the worker (faust-streaming #175)
-                    log.exception("error applying %s at %s[%d]@%d", e.event_id, m.topic, m.partition, m.offset)
-                    self.ingest.reject(m, Rejection("processing_error", repr(exc), _original(m, e)), out.dead_letters)
+                    log.exception("error applying an item at %s[%d]@%d", m.topic, m.partition, m.offset)
+                    self.ingest.reject(m, Rejection("processing_error", repr(exc), self._original(m, item)),
+                                       out.dead_letters)
         wall = time.time() if wall_now is None else wall_now
-        interval = self.settings.interval_seconds
         for p in touched:
             state = self.partitions[p]
-            every = self.settings.kpi_update_seconds
-            updates = state.advance() + state.provisional(wall, every) + state.rollup_updates(wall, every)
-            for u in updates:
-                out.records.append(build_record(u, interval, self.wait_bounds_ms))
+            for u in self._updates(state, wall, self.settings.kpi_update_seconds):
+                out.records.append(self._record(u, p))
                 self.stats.records_published["true" if u.final else "false"] += 1
             out.snapshots[p] = pack(state.snapshot())
         self.stats.batches += 1
         self.stats.last_batch_seconds = time.perf_counter() - started
         return out
 
-    def _apply(self, state: QueueState, e: ev.Event, m: Message, out: BatchResult, max_future: int) -> None:
-        etype = type(e)
-        self.stats.events[(self.topic, etype.__struct_config__.tag)] += 1
+    def _updates(self, state, wall: float, every: float) -> list:
+        return state.advance() + state.provisional(wall, every)
+
+    def _record(self, update, partition: int):
+        raise NotImplementedError
+
+    def _original(self, m: Message, item) -> bytes:
+        return _original(m, item)
+
+    def _handle(self, state, e: ev.Event, m: Message, out: BatchResult, max_future: int) -> None:
+        """Count the event, guard against a bad clock, let heartbeats move the watermark, apply the rest."""
+        tag = type(e).__struct_config__.tag
+        self.stats.events[(self.topic, tag)] += 1
         t = epoch_ms(e.time)
         if t > max_future:  # one bad clock must not push the watermark past every open interval
             self.ingest.reject(m, Rejection("future_event_time", f"event time {e.time.isoformat()} is ahead "
                                             "of this worker's clock by more than the allowed skew",
                                             _original(m, e)), out.dead_letters)
             return
-        if etype is ev.SourceHeartbeat:
+        if isinstance(e, ev.SourceHeartbeat):
             state.observe_time(t)
             return
-        result = state.apply(e)  # type: ignore[arg-type]
+        self._apply(state, e, m, out)
+
+    def _apply(self, state, e: ev.Event, m: Message, out: BatchResult) -> None:
+        raise NotImplementedError
+
+    def _late(self, m: Message, e: ev.Event, why: str, out: BatchResult) -> None:
+        out.late.append(DeadLetter("late", why, _original(m, e), m.key, m.topic, m.partition, m.offset))
+
+
+class ContactProcessor(PartitionedProcessor):
+    """Contact events → queue state per partition → queue KPI records."""
+
+    def __init__(self, settings: Settings, queues: QueueConfig, stats: PipelineStats) -> None:
+        super().__init__(settings, stats, settings.topic("contact-events"), ev.ContactTopicEvent)
+        self.queues = queues
+        # the wait histogram's buckets: standard ones plus every configured threshold, so that "within the
+        # threshold" can be read off the histogram for every queue
+        self.wait_bounds_seconds = wait_bounds(queues)
+        self.wait_bounds_ms = tuple(sorted({round(b * 1000) for b in self.wait_bounds_seconds}))
+
+    def new_state(self) -> QueueState:
+        s = self.settings
+        return QueueState(s.interval_seconds, s.allowed_lateness_seconds, s.contact_timeout_seconds,
+                          self.queues.for_queue, self.wait_bounds_seconds)
+
+    def _updates(self, state: QueueState, wall: float, every: float) -> list:
+        return state.advance() + state.provisional(wall, every) + state.rollup_updates(wall, every)
+
+    def _record(self, update, partition: int) -> KpiRecord:
+        return build_record(update, self.settings.interval_seconds, self.wait_bounds_ms)
+
+    def _apply(self, state: QueueState, e: ev.Event, m: Message, out: BatchResult) -> None:
+        result = state.apply(e)
         if result is None:
-            if etype is ev.ContactOffered:
-                out.offered.append(e)  # type: ignore[arg-type]  (FCR hook)
+            if type(e) is ev.ContactOffered:
+                out.offered.append(e)  # the FCR hook: applied offers only, never duplicates or late ones
             return
         if result == DUPLICATE:
             self.stats.duplicates[self.topic] += 1
         elif result == LATE:
             self.stats.late[(e.queue_id, e.channel)] += 1  # type: ignore[attr-defined]
-            out.late.append(DeadLetter("late", f"event time {e.time.isoformat()} is in a final interval",
-                                       _original(m, e), m.key, m.topic, m.partition, m.offset))
+            self._late(m, e, f"event time {e.time.isoformat()} is in a final interval", out)
         elif result == IMPOSSIBLE:
-            self.ingest.reject(m, Rejection(IMPOSSIBLE, f"{etype.__struct_config__.tag} "
+            self.ingest.reject(m, Rejection(IMPOSSIBLE, f"{type(e).__struct_config__.tag} "
                                             f"contradicts contact {e.contact_id} in queue {e.queue_id}",  # type: ignore[attr-defined]
                                             _original(m, e)), out.dead_letters)
 
@@ -207,31 +246,15 @@ def _original(m: Message, e: ev.Event) -> bytes:
     return ev.encode(e)
 
 
-class AgentProcessor:
-    """Agent events → agent state per partition → agent KPI records; the same error policy as for contacts."""
+class AgentProcessor(PartitionedProcessor):
+    """Agent events → agent state per partition → agent KPI records."""
 
     def __init__(self, settings: Settings, stats: PipelineStats) -> None:
-        self.settings = settings
-        self.stats = stats
-        self.topic = settings.topic("agent-events")
-        self.ingest = Ingest(self.topic, ev.AgentTopicEvent, settings, stats)
-        self.partitions: dict[int, AgentState] = {}
+        super().__init__(settings, stats, settings.topic("agent-events"), ev.AgentTopicEvent)
         self.late: Counter = Counter()  # event type -> late agent events (not applied)
 
     def new_state(self) -> AgentState:
         return AgentState(self.settings.interval_seconds, self.settings.allowed_lateness_seconds)
-
-    def load(self, partition: int, snapshot: bytes | None) -> AgentState:
-        """Take ownership of a partition, from its last snapshot if there is one."""
-        state = self.new_state()
-        if snapshot:
-            state.restore(unpack(snapshot))
-        self.partitions[partition] = state
-        return state
-
-    def drop(self, partition: int) -> None:
-        """Forget a partition this worker no longer owns (its series disappear from /metrics)."""
-        self.partitions.pop(partition, None)
 
     def logged_in_by_queue(self) -> dict[str, int]:
         """Agents logged in and serving each queue now, over the partitions this worker owns."""
@@ -241,56 +264,17 @@ class AgentProcessor:
                 out[q] = out.get(q, 0) + counts["logged_in"]
         return out
 
-    def process(self, messages: list[Message], load_snapshot=lambda partition: None,
-                wall_now: float | None = None) -> BatchResult:
-        """Apply a batch. `load_snapshot(partition)` returns the stored snapshot of a partition not yet held."""
-        out = BatchResult()
-        touched: set[int] = set()
-        max_future = epoch_ms_now() + round(self.settings.max_clock_skew_seconds * 1000)
-        for m in messages:
-            state = self.partitions.get(m.partition)
-            if state is None:
-                state = self.load(m.partition, load_snapshot(m.partition))
-            if m.offset <= state.offset:
-                continue  # already in the restored snapshot: applying it again would count it twice
-            state.offset = m.offset
-            touched.add(m.partition)
-            for e in self.ingest.decode(m, out.dead_letters):
-                try:
-                    self._apply(state, e, m, out, max_future)
-                except Exception as exc:  # a bug must cost one event, not the worker
-                    log.exception("error applying %s at %s[%d]@%d", e.event_id, m.topic, m.partition, m.offset)
-                    self.ingest.reject(m, Rejection("processing_error", repr(exc), _original(m, e)), out.dead_letters)
-        wall = time.time() if wall_now is None else wall_now
-        interval = self.settings.interval_seconds
-        for p in touched:
-            state = self.partitions[p]
-            for u in state.advance() + state.provisional(wall, self.settings.kpi_update_seconds):
-                out.records.append(build_agent_record(u, interval))  # type: ignore[arg-type]
-                self.stats.records_published["true" if u.final else "false"] += 1
-            out.snapshots[p] = pack(state.snapshot())
-        return out
+    def _record(self, update, partition: int):
+        return build_agent_record(update, self.settings.interval_seconds)
 
-    def _apply(self, state: AgentState, e: ev.Event, m: Message, out: BatchResult, max_future: int) -> None:
-        tag = type(e).__struct_config__.tag
-        self.stats.events[(self.topic, tag)] += 1
-        t = epoch_ms(e.time)
-        if t > max_future:
-            self.ingest.reject(m, Rejection("future_event_time", f"event time {e.time.isoformat()} is ahead "
-                                            "of this worker's clock by more than the allowed skew",
-                                            _original(m, e)), out.dead_letters)
-            return
-        if isinstance(e, ev.SourceHeartbeat):
-            state.observe_time(t)
-            return
-        result = state.apply(e)  # type: ignore[arg-type]
+    def _apply(self, state: AgentState, e: ev.Event, m: Message, out: BatchResult) -> None:
+        result = state.apply(e)
         if result == AGENT_DUPLICATE:
             self.stats.duplicates[self.topic] += 1
         elif result == AGENT_LATE:
+            tag = type(e).__struct_config__.tag
             self.late[tag] += 1
-            out.late.append(DeadLetter("late", f"{tag} of agent {e.agent_id} would change a final interval",  # type: ignore[attr-defined]
-                                       _original(m, e), m.key, m.topic, m.partition, m.offset))
-
+            self._late(m, e, f"{tag} of agent {e.agent_id} would change a final interval", out)  # type: ignore[attr-defined]
 
 
 def pack(snapshot: bytes) -> bytes:
