@@ -415,7 +415,7 @@ def test_a_worker_killed_with_sigkill_three_times_recovers_without_double_counti
                     # after a checkpoint: everything so far applied, offsets possibly not yet committed
                     what, condition = "the chunk applied", applied_all([base], ends, settled=False)
                 if not reached_or_stalled(what, condition, proc, base):
-                    # a restarted Faust worker that never fetches (seen about once in 40 restarts here; cf.
+                    # a restarted Faust worker that never fetches (3 times in about 75 restarts here; cf.
                     # faust-streaming #523, #629): its supervisor restarts it on /health/live, and so do we
                     stalls += 1
                     os.killpg(proc.pid, signal.SIGKILL)
