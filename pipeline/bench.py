@@ -341,7 +341,7 @@ async def _read_probe_records(settings: Settings, seen: list[tuple[float, int]],
     try:
         parts = consumer.partitions_for_topic(topic)
         while not parts:
-            await consumer.client.force_metadata_update()
+            await consumer.topics()  # refreshes the metadata
             parts = consumer.partitions_for_topic(topic)
         consumer.assign([TopicPartition(topic, p) for p in parts])
         latest: dict[str, tuple[int, int]] = {}  # interval start -> (revision, offered)

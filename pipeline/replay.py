@@ -65,7 +65,7 @@ async def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         if not tps:
-            await consumer.client.force_metadata_update()
+            await consumer.topics()  # refreshes the metadata
             tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         return {tp.partition: off for tp, off in (await consumer.end_offsets(tps)).items()}
     finally:
