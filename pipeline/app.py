@@ -62,6 +62,12 @@ def kafka_urls(broker_url: str) -> list[str]:
     return [f"kafka://{h}" for h in hosts]
 
 
+def raw_topic(app: faust.App, name: str, **options) -> faust.TopicT:
+    """A topic of raw bytes: Faust must not deserialise (a non-JSON message would stall the agent); our decoder
+    applies the error policy instead."""
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", **options)
+
+
 def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     """Build the worker's Faust app. Nothing is started."""
     app = faust.App(
@@ -89,32 +95,13 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     throughput = Throughput()
     probe = BrokerProbe(bootstrap_servers(settings))
 
-    contact_topic = app.topic(
-        settings.topic("contact-events"),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
-    agent_topic = app.topic(
-        settings.topic("agent-events"),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
-    kpi_topic = app.topic(
-        settings.topic("kpis"), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
-    dead_letter_topic = app.topic(
-        settings.topic("dead-letters"), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
-    late_topic = app.topic(
-        settings.topic("late-events"), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
+    contact_topic = raw_topic(app, settings.topic("contact-events"), partitions=settings.partitions)
+    agent_topic = raw_topic(app, settings.topic("agent-events"), partitions=settings.partitions)
+    kpi_topic = raw_topic(app, settings.topic("kpis"))
+    dead_letter_topic = raw_topic(app, settings.topic("dead-letters"))
+    late_topic = raw_topic(app, settings.topic("late-events"))
     fcr = wire_fcr(app, settings, queues, stats, registry, kpi_topic, dead_letter_topic)  # FCR: pipeline/fcr.py
+
     def state_table(name: str, source: str) -> PartitionStateTable:
         return app.tables.add(PartitionStateTable(app, name=name, key_type=int, value_type=bytes,
                                                   partitions=settings.partitions,

@@ -167,13 +167,12 @@ class FcrWiring:
 def wire_fcr(app: faust.App, settings: Settings, queues: QueueConfig, stats: PipelineStats,
              registry: CollectorRegistry, kpi_topic: faust.TopicT, dead_letter_topic: faust.TopicT) -> FcrWiring:
     """The internal topic, the FCR agent and its checkpoint table, and the FCR metrics collector."""
-    from pipeline.app import PartitionStateTable
+    from pipeline.app import PartitionStateTable, raw_topic
     from pipeline.outputs.quality_metrics import FcrCollector
 
     processor = FcrProcessor(settings, queues, stats)
     forwarder = CustomerContactForwarder(hash_key(settings), settings.partitions)
-    topic = app.topic(settings.topic(TOPIC), key_type=bytes, value_type=bytes, key_serializer="raw",
-                      value_serializer="raw", partitions=settings.partitions)
+    topic = raw_topic(app, settings.topic(TOPIC), partitions=settings.partitions)
     snapshots = app.tables.add(PartitionStateTable(
         app, name="fcr-state", key_type=int, value_type=bytes, partitions=settings.partitions,
         help="Repeat-contact state checkpoint per customer-contacts partition.",

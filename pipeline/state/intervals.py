@@ -39,3 +39,14 @@ def local_bounds(t: int, window: str, zone: ZoneInfo) -> tuple[int, int]:
     start = datetime(day.year, day.month, day.day, tzinfo=zone)
     end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
     return epoch_ms(start), epoch_ms(end)
+
+
+def due_for_revision(interval, wall_now: float, every: float) -> bool:
+    """Whether an open interval (anything with `changed`, `published_at` and `revision`) that changed was last
+    published at least `every` seconds ago; if so, it takes its next revision now."""
+    if not interval.changed or wall_now - interval.published_at < every:
+        return False
+    interval.revision += 1
+    interval.changed = False
+    interval.published_at = wall_now
+    return True

@@ -30,7 +30,7 @@ import orjson
 from pipeline.ingest import events as ev
 from pipeline.kpis.counts import QueueCounts, bucket_name
 from pipeline.settings import QueueSettings
-from pipeline.state.intervals import NO_TIME, epoch_ms, interval_start, local_bounds
+from pipeline.state.intervals import NO_TIME, due_for_revision, epoch_ms, interval_start, local_bounds
 
 SNAPSHOT_VERSION = 4
 MAX_CHAT_MESSAGES = 2000  # per leg: more is not a chat but a flood (rejected as impossible)
@@ -343,10 +343,7 @@ class QueueState:
             finals.append(IntervalUpdate(q, ch, start // 1000, roll.revision, True, roll.counts, self.rules_of(q),
                                          roll.agents, None, window, end // 1000))
         for (q, ch, window, start), (end, roll) in self.rollups.items():
-            if roll.changed and wall_now - roll.published_at >= every:
-                roll.revision += 1
-                roll.changed = False
-                roll.published_at = wall_now
+            if due_for_revision(roll, wall_now, every):
                 finals.append(IntervalUpdate(q, ch, start // 1000, roll.revision, False, copy.deepcopy(roll.counts),
                                              self.rules_of(q), copy.deepcopy(roll.agents), None, window, end // 1000))
         return finals
@@ -370,10 +367,7 @@ class QueueState:
         """Updates for open intervals that changed and were last published at least `every` seconds ago."""
         out = []
         for (q, ch, start), ivl in self.intervals.items():
-            if ivl.changed and wall_now - ivl.published_at >= every:
-                ivl.revision += 1
-                ivl.changed = False
-                ivl.published_at = wall_now
+            if due_for_revision(ivl, wall_now, every):
                 out.append(IntervalUpdate(q, ch, start // 1000, ivl.revision, False, copy.deepcopy(ivl.counts),
                                           self.rules_of(q), copy.deepcopy(ivl.agents), ivl.forecast))
         return out

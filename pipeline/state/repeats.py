@@ -46,7 +46,7 @@ import orjson
 from msgspec import Meta
 
 from pipeline.kpis.quality import FcrCounts, FcrTotals
-from pipeline.state.intervals import NO_TIME, interval_start
+from pipeline.state.intervals import NO_TIME, due_for_revision, interval_start
 
 SNAPSHOT_VERSION = 1
 DUPLICATE = "duplicate"
@@ -305,10 +305,7 @@ class RepeatState:
         """Updates of open intervals that changed and were last published at least `every` seconds ago."""
         out = []
         for (q, ch, start), ivl in self.intervals.items():
-            if ivl.changed and wall_now - ivl.published_at >= every:
-                ivl.revision += 1
-                ivl.changed = False
-                ivl.published_at = wall_now
+            if due_for_revision(ivl, wall_now, every):
                 out.append(FcrUpdate(q, ch, start // 1000, ivl.revision, False,
                                      FcrCounts.from_dict(ivl.counts.as_dict())))
         return out
