@@ -17,6 +17,7 @@ from pipeline.ingest.events import (
     AgentLoggedOut,
     AgentStateChanged,
     AgentTopicEvent,
+    CallbackRequested,
     ChatMessage,
     ContactAbandoned,
     ContactAnswered,
@@ -103,7 +104,7 @@ def test_every_leg_follows_the_contract_sequence(logs: dict[str, list[Event]], r
                 and e.queue_id == event.to_queue_id
             ]
             assert offered and offered[0].time == event.time and offered[0].channel == event.channel
-        if isinstance(event, ContactAbandoned | AcwEnded):
+        if isinstance(event, ContactAbandoned | CallbackRequested | AcwEnded):
             _check_leg(leg)
             del open_legs[key]
             finished += 1
@@ -112,12 +113,13 @@ def test_every_leg_follows_the_contract_sequence(logs: dict[str, list[Event]], r
 
 
 def _check_leg(leg: list[ContactEvent]) -> None:
-    """offered, then abandoned; or answered, hold pairs, ended or transferred, acw_ended (same agent)."""
+    """offered, then abandoned or a callback request (voice only); or answered, hold pairs, ended or
+    transferred, acw_ended (same agent)."""
     kinds = [type(e) for e in leg]
     assert kinds[0] is ContactOffered
     assert len({(e.channel, e.queue_id, e.contact_id) for e in leg}) == 1
-    if kinds[1] is ContactAbandoned:
-        assert len(kinds) == 2
+    if kinds[1] in (ContactAbandoned, CallbackRequested):
+        assert len(kinds) == 2 and (kinds[1] is ContactAbandoned or leg[0].channel == "voice")
         return
     assert kinds[1] is ContactAnswered
     assert kinds[-2] in (ContactEnded, ContactTransferred) and kinds[-1] is AcwEnded

@@ -24,6 +24,7 @@ from pipeline.ingest.events import (
     AgentLoggedIn,
     AgentLoggedOut,
     AgentStateChanged,
+    CallbackRequested,
     ChatMessage,
     ContactAbandoned,
     ContactAnswered,
@@ -44,6 +45,7 @@ from pipeline.simulate.roster import Session, agent_sessions, chat_agents
 BATCH_EVENTS = 1000  # the simulation runs about this many events ahead of the consumer
 SURVEY_PROB = 0.25  # handled contacts whose customer answers the post-contact survey
 SURVEY_SCORES = ((1, 0.05), (2, 0.07), (3, 0.13), (4, 0.35), (5, 0.40))
+CALLBACK_SHARE = 0.2  # impatient voice callers who ask for a callback rather than abandon
 IVR_CONTAINED_PER_CALL = 0.35  # self-service sessions per voice call that reaches a queue
 FORECAST_SECONDS = 900.0
 
@@ -327,7 +329,9 @@ class _Center:
         if not leg.waiting:
             return  # answered in time
         leg.waiting = False
-        self._contact_event(ContactAbandoned, leg)
+        # Out of patience on the phone, some take the offered callback instead of hanging up.
+        callback = leg.queue.channel == "voice" and self.rng_extras.random() < CALLBACK_SHARE
+        self._contact_event(CallbackRequested if callback else ContactAbandoned, leg)
         line = leg.queue.line
         while line and not line[0].waiting:
             line.popleft()
