@@ -21,8 +21,9 @@ final is *late*: it is counted and reported, never applied.
 from __future__ import annotations
 
 import copy
+import operator
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -72,6 +73,10 @@ class Leg:
     hold_counted: int = 0
     held_counted: int = 0
 
+    def clone(self) -> Leg:
+        """A shallow copy (lists are replaced, never changed in place), several times faster than copy.copy."""
+        return Leg(*_leg_fields(self))
+
     @property
     def left_at(self) -> int | None:
         """When the contact left the queue unanswered (abandoned, flowed out or asked for a callback)."""
@@ -87,6 +92,9 @@ class Leg:
     @property
     def complete(self) -> bool:
         return self.outcome_counted and (self.left_at is not None or self.handled_counted)
+
+
+_leg_fields = operator.attrgetter(*(f.name for f in fields(Leg)))
 
 
 @dataclass(slots=True)
@@ -205,7 +213,7 @@ class QueueState:
         elif old.channel != e.channel:
             return IMPOSSIBLE
         else:
-            leg = copy.copy(old)
+            leg = old.clone()
         newly_offered = leg.offered_at is None
         if not _record(leg, e, t):
             return IMPOSSIBLE
