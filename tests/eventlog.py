@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from pipeline.ingest import events as ev
@@ -83,3 +84,41 @@ class Events:
 
     def heartbeat(self, at):
         return ev.SourceHeartbeat(event_id=f"{self.prefix}{next(self._ids)}", time=when(at, self.tz))
+
+
+# ---- stream shapes shared by the property tests ------------------------------------------------------------
+
+
+def ms(e: ev.Event) -> int:
+    """An event's time in integer epoch milliseconds."""
+    return round(e.time.timestamp() * 1000)
+
+
+def perturbed(events: list[ev.Event], rnd: random.Random, max_shift_ms: int) -> list[ev.Event]:
+    """Processing order = event time + a random shift in [0, max_shift_ms]: an event is processed at most
+    max_shift_ms (<= allowed lateness) after a newer one, so no interval it touches can be final yet."""
+    keyed = [(ms(e) + rnd.randint(0, max_shift_ms), rnd.random(), e) for e in events]
+    keyed.sort(key=lambda x: (x[0], x[1]))
+    return [e for _, _, e in keyed]
+
+
+def redelivered(events: list[ev.Event], rnd: random.Random, max_delay_ms: int) -> list[ev.Event]:
+    """The originals in event order, each event but heartbeats delivered once more up to `max_delay_ms` later."""
+    keyed = []
+    for e in events:
+        keyed.append((ms(e), rnd.random(), e))
+        if not isinstance(e, ev.SourceHeartbeat):
+            keyed.append((ms(e) + rnd.randint(0, max_delay_ms), rnd.random(), e))
+    keyed.sort(key=lambda x: (x[0], x[1]))
+    return [e for _, _, e in keyed]
+
+
+def assert_first_applied_then_dropped(stream: list[ev.Event], results: list, dropped: tuple) -> None:
+    """Each event's first delivery was applied (None); every later one came back as one of `dropped`."""
+    first_seen: set[str] = set()
+    for e, r in zip((e for e in stream if not isinstance(e, ev.SourceHeartbeat)), results, strict=True):
+        if e.event_id in first_seen:
+            assert r in dropped, (e, r)
+        else:
+            assert r is None, (e, r)
+            first_seen.add(e.event_id)

@@ -16,7 +16,7 @@ from datetime import UTC, timedelta, timezone
 import batch_agents
 import msgspec
 from agentlog import AgentEvents
-from eventlog import BASE_MS
+from eventlog import BASE_MS, assert_first_applied_then_dropped, ms, perturbed, redelivered
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -76,9 +76,6 @@ def agent_logs(draw) -> list[ev.Event]:
     return [e for _, e in timed]
 
 
-def ms(e: ev.Event) -> int:
-    return round(e.time.timestamp() * 1000)
-
 
 def end_of(events: list[ev.Event]) -> int:
     """A watermark past every event and every planned activity."""
@@ -125,12 +122,6 @@ def check_against_batch(events, finals, state, until):
     assert state.totals == totals
     assert {q: (x.scheduled_ms, x.adherent_ms) for q, x in state.queue_totals.items()} == queues
 
-
-def perturbed(events, rnd: random.Random, max_shift_ms: int):
-    """Processing order = event time + a random shift in [0, max_shift_ms] (at most the allowed lateness)."""
-    keyed = [(ms(e) + rnd.randint(0, max_shift_ms), rnd.random(), e) for e in events]
-    keyed.sort(key=lambda x: (x[0], x[1]))
-    return [e for _, _, e in keyed]
 
 
 @SETTINGS
@@ -210,21 +201,8 @@ def test_shuffled_and_duplicated_with_snapshot_restore_midway(events, seed):
        max_delay=st.integers(0, 20 * INTERVAL * 1000))
 def test_redelivery_at_any_later_time_is_duplicate_or_late_never_counted_again(events, advance_every, seed,
                                                                               max_delay):
-    rnd = random.Random(seed)
-    keyed = []
-    for e in events:
-        keyed.append((ms(e), rnd.random(), e))
-        if not isinstance(e, ev.SourceHeartbeat):
-            keyed.append((ms(e) + rnd.randint(0, max_delay), rnd.random(), e))
-    keyed.sort(key=lambda x: (x[0], x[1]))
-    stream = [e for _, _, e in keyed]
+    stream = redelivered(events, random.Random(seed), max_delay)
     finals, results, state = run(stream, advance_every)
-    first_seen: set[str] = set()
-    for e, r in zip((e for e in stream if not isinstance(e, ev.SourceHeartbeat)), results, strict=True):
-        if e.event_id in first_seen:
-            assert r in (DUPLICATE, LATE), (e, r)
-        else:
-            assert r is None, (e, r)
-            first_seen.add(e.event_id)
+    assert_first_applied_then_dropped(stream, results, (DUPLICATE, LATE))
     until = finish(state, end_of(events), finals)
     check_against_batch(events, finals, state, until)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import batch_kpis
 import msgspec
-from eventlog import BASE_MS, Events
+from eventlog import BASE_MS, Events, assert_first_applied_then_dropped, ms, perturbed, redelivered
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -130,9 +130,6 @@ def event_logs(draw) -> list[ev.Event]:
     return [e for _, e in timed]
 
 
-def ms(e: ev.Event) -> int:
-    return round(e.time.timestamp() * 1000)
-
 
 def run(events: list[ev.Event], advance_every: int):
     """Feed a QueueState like the processor does; collect every final update. Returns (finals, results, state)."""
@@ -205,13 +202,6 @@ def check_rollups(intervals, rollups):
             assert len(holders) == 1, (window, q, ch, s)
 
 
-def perturbed(events: list[ev.Event], rnd: random.Random, max_shift_ms: int) -> list[ev.Event]:
-    """Processing order = event time + a random shift in [0, max_shift_ms]: an event is processed at most
-    max_shift_ms (<= allowed lateness) after a newer one, so no interval it touches can be final yet."""
-    keyed = [(ms(e) + rnd.randint(0, max_shift_ms), rnd.random(), e) for e in events]
-    keyed.sort(key=lambda x: (x[0], x[1]))
-    return [e for _, _, e in keyed]
-
 
 @SETTINGS
 @given(events=event_logs(), advance_every=st.integers(1, 10))
@@ -252,23 +242,9 @@ def test_every_event_duplicated_gives_the_same_counts(events, advance_every, see
        max_delay=st.integers(0, 20 * INTERVAL * 1000))
 def test_redelivery_at_any_later_time_is_duplicate_or_late_never_counted_again(
         events, advance_every, seed, max_delay):
-    rnd = random.Random(seed)
-    # originals in event order; each contact event re-delivered once, up to 20 intervals of event time later
-    keyed = []
-    for e in events:
-        keyed.append((ms(e), rnd.random(), e))
-        if not isinstance(e, ev.SourceHeartbeat):
-            keyed.append((ms(e) + rnd.randint(0, max_delay), rnd.random(), e))
-    keyed.sort(key=lambda x: (x[0], x[1]))
-    stream = [e for _, _, e in keyed]
+    stream = redelivered(events, random.Random(seed), max_delay)
     finals, results, state = run(stream, advance_every)
-    first_seen: set[str] = set()
-    for e, r in zip((e for e in stream if not isinstance(e, ev.SourceHeartbeat)), results, strict=True):
-        if e.event_id in first_seen:
-            assert r in (DUPLICATE, LATE), (e, r)
-        else:
-            assert r is None, (e, r)
-            first_seen.add(e.event_id)
+    assert_first_applied_then_dropped(stream, results, (DUPLICATE, LATE))
     check_against_batch(events, finals, state)
 
 
