@@ -14,13 +14,12 @@ import logging
 from typing import Any
 
 import faust
+import msgspec
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pipeline.broker import bootstrap_servers
 from pipeline.fcr import wire_fcr
-from pipeline.kpis.agents import encode_agent_record
-from pipeline.kpis.record import encode_record
 from pipeline.outputs.health import (
     STALL_SECONDS,
     BrokerProbe,
@@ -100,8 +99,6 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     kpi_topic = raw_topic(app, settings.topic("kpis"))
     dead_letter_topic = raw_topic(app, settings.topic("dead-letters"))
     late_topic = raw_topic(app, settings.topic("late-events"))
-    fcr = wire_fcr(app, settings, queues, stats, registry, kpi_topic, dead_letter_topic)  # FCR: pipeline/fcr.py
-
     def state_table(name: str, source: str) -> PartitionStateTable:
         return app.tables.add(PartitionStateTable(app, name=name, key_type=int, value_type=bytes,
                                                   partitions=settings.partitions,
@@ -122,27 +119,30 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     def owned_contact_partitions() -> set[int]:
         return owned_partitions(contact_topic)
 
-    async def publish(result: BatchResult, table: PartitionStateTable = snapshots, encode=encode_record) -> None:
+    async def publish(result: BatchResult, table: PartitionStateTable) -> None:
+        """A batch's records (every kind is a msgspec struct with a `key`), dead letters, late events, checkpoints."""
         for r in result.records:
-            await kpi_topic.send(key=r.key.encode(), value=encode(r))
+            await kpi_topic.send(key=r.key.encode(), value=msgspec.json.encode(r))
         await _send_dead(dead_letter_topic, result.dead_letters)
         await _send_dead(late_topic, result.late)
         for partition, data in result.snapshots.items():
             table[partition] = data
 
+    fcr = wire_fcr(app, settings, queues, stats, registry, publish)  # FCR: pipeline/fcr.py
+
     @app.agent(contact_topic, name="contact-events")
     async def contact_events(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_max_messages, within=settings.flush_seconds):
-            result = contacts.process([_message(e) for e in batch], stored_snapshot)
+            result = contacts.process([to_message(e) for e in batch], stored_snapshot)
             await fcr.forward(result, contacts)  # before the checkpoint that covers these offers
-            await publish(result)
+            await publish(result, snapshots)
             throughput.observe_batch(_positions(batch))
 
     @app.agent(agent_topic, name="agent-events")
     async def agent_events(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_max_messages, within=settings.flush_seconds):
-            result = agents.process([_message(e) for e in batch], stored_agent_snapshot)
-            await publish(result, agent_snapshots, encode_agent_record)
+            result = agents.process([to_message(e) for e in batch], stored_agent_snapshot)
+            await publish(result, agent_snapshots)
             throughput.observe_batch(_positions(batch))
 
     @app.on_partitions_revoked.connect
@@ -242,7 +242,7 @@ def _positions(batch: list[faust.EventT]):
         yield m.topic, m.partition, m.offset, m.timestamp
 
 
-def _message(e: faust.EventT) -> Message:
+def to_message(e: faust.EventT) -> Message:
     m = e.message
     return Message(m.topic, m.partition, m.offset, m.key, m.value)
 

@@ -26,7 +26,7 @@ import msgspec
 from aiokafka.partitioner import DefaultPartitioner
 
 from pipeline.ingest import events as ev
-from pipeline.kpis.quality import FcrRecord, build_fcr_record, encode_fcr_record
+from pipeline.kpis.quality import FcrRecord, build_fcr_record
 from pipeline.processor import BatchResult, Message, PartitionedProcessor, PipelineStats
 from pipeline.settings import ENV_PREFIX, QueueConfig, Settings, SettingsError
 from pipeline.state.intervals import epoch_ms
@@ -165,9 +165,10 @@ class FcrWiring:
 
 
 def wire_fcr(app: faust.App, settings: Settings, queues: QueueConfig, stats: PipelineStats,
-             registry: CollectorRegistry, kpi_topic: faust.TopicT, dead_letter_topic: faust.TopicT) -> FcrWiring:
-    """The internal topic, the FCR agent and its checkpoint table, and the FCR metrics collector."""
-    from pipeline.app import PartitionStateTable, raw_topic
+             registry: CollectorRegistry, publish) -> FcrWiring:
+    """The internal topic, the FCR agent and its checkpoint table, and the FCR metrics collector. `publish` is
+    the app's (records, dead letters and checkpoints of a batch, like the other agents')."""
+    from pipeline.app import PartitionStateTable, raw_topic, to_message
     from pipeline.outputs.quality_metrics import FcrCollector
 
     processor = FcrProcessor(settings, queues, stats)
@@ -185,14 +186,8 @@ def wire_fcr(app: faust.App, settings: Settings, queues: QueueConfig, stats: Pip
     @app.agent(topic, name="customer-contacts")
     async def customer_contacts(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_max_messages, within=settings.flush_seconds):
-            result = processor.process([Message(e.message.topic, e.message.partition, e.message.offset,
-                                                e.message.key, e.message.value) for e in batch], stored_snapshot)
-            for r in result.records:
-                await kpi_topic.send(key=r.key.encode(), value=encode_fcr_record(r))
-            for d in result.dead_letters:
-                await dead_letter_topic.send(key=d.key, value=d.original, headers=d.headers())
-            for partition, data in result.snapshots.items():
-                snapshots[partition] = data
+            result = processor.process([to_message(e) for e in batch], stored_snapshot)
+            await publish(result, snapshots)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: faust.App, revoked: set, **kwargs: Any) -> None:

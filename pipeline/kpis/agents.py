@@ -190,9 +190,6 @@ def build_agent_record(u: AgentIntervalUpdate, interval_seconds: int) -> AgentKp
     )
 
 
-def encode_agent_record(r: AgentKpiRecord) -> bytes:
-    return msgspec.json.encode(r)
-
 
 def decode_agent_record(b: bytes) -> AgentKpiRecord:
     return msgspec.json.decode(b, type=AgentKpiRecord)

@@ -165,9 +165,6 @@ def build_fcr_record(u: FcrUpdate, interval_seconds: int, window_hours: float, p
     )
 
 
-def encode_fcr_record(r: FcrRecord) -> bytes:
-    return msgspec.json.encode(r)
-
 
 def decode_fcr_record(b: bytes) -> FcrRecord:
     return msgspec.json.decode(b, type=FcrRecord)

@@ -227,9 +227,6 @@ def _required(c: QueueCounts, span_seconds: float, rules) -> int | None:
     return requirement(traffic, rules).agents if traffic else None
 
 
-def encode_record(r: KpiRecord) -> bytes:
-    return msgspec.json.encode(r)
-
 
 def decode_record(b: bytes) -> KpiRecord:
     return msgspec.json.decode(b, type=KpiRecord)
