@@ -207,7 +207,8 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
 
     @app.page("/progress")
     async def progress(web, request):  # noqa: ANN001
-        """Per owned partition: last offset applied, watermark, open intervals and legs (replay waits on it)."""
+        """Per owned partition: last offset applied, watermark, open intervals, hour/day rollups and legs, and the
+        FCR partitions' open intervals (replay waits on them)."""
         return web.json(
             {
                 "partitions": {
@@ -215,9 +216,14 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
                         "offset": s.offset,
                         "watermark_ms": s.watermark,
                         "open_intervals": len(s.intervals),
+                        "open_rollups": len(s.rollups),
                         "legs": len(s.legs),
                     }
                     for p, s in sorted(contacts.partitions.items())
+                },
+                "fcr_partitions": {
+                    str(p): {"offset": s.offset, "open_intervals": len(s.intervals)}
+                    for p, s in sorted(fcr.processor.partitions.items())
                 },
                 "messages": dict(stats.messages),
                 "batches": stats.batches,

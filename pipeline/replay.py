@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pipeline.broker import bootstrap_servers, ensure_topics, free_port
 from pipeline.ingest.producer import EventWriter
 from pipeline.run import broker_for, worker_process
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import QueueConfig, Settings, load_settings
 
 
 @dataclass
@@ -45,11 +45,12 @@ def read_events(path: Path):
     return list(read_jsonl(path))
 
 
-async def _produce(settings: Settings, events, events_per_message: int) -> int:
+async def _produce(settings: Settings, events, events_per_message: int, horizon_seconds: float = 0.0) -> int:
     last = max(e.time for e in events)
-    # Past every interval, the allowed lateness and the contact timeout: the worker closes everything.
-    closing = last + timedelta(seconds=settings.interval_seconds * 2 + settings.allowed_lateness_seconds
-                               + settings.contact_timeout_seconds)
+    # Past every interval, the allowed lateness and the longest of the contact timeout, `horizon_seconds` (the
+    # longest FCR window) and a day (every local day record): the worker closes everything.
+    longest = max(settings.contact_timeout_seconds, horizon_seconds, 86400.0)
+    closing = last + timedelta(seconds=settings.interval_seconds * 2 + settings.allowed_lateness_seconds + longest)
     async with EventWriter(settings, bootstrap_servers(settings), events_per_message) as writer:
         step = 50_000
         for i in range(0, len(events), step):
@@ -121,10 +122,14 @@ def wait_until_done(base_url: str, ends: dict[int, int], worker, timeout: float)
             continue
         parts = last["partitions"]
         done = sum(1 for p, end in ends.items()
-                   if str(p) in parts and parts[str(p)]["offset"] >= end - 1
-                   and parts[str(p)]["open_intervals"] == 0 and parts[str(p)]["legs"] == 0)
-        _progress(f"worker: {done}/{len(ends)} partitions done, {last.get('messages', {})} messages consumed")
-        if done == len(ends):
+                   if str(p) in parts and parts[str(p)]["offset"] >= end - 1 and parts[str(p)]["legs"] == 0
+                   and parts[str(p)]["open_intervals"] == 0 and parts[str(p)].get("open_rollups", 0) == 0)
+        # every contact partition forwards its watermark to every FCR partition, so all of them get messages
+        fcr = last.get("fcr_partitions", {})
+        fcr_done = len(fcr) == len(ends) and all(x["open_intervals"] == 0 for x in fcr.values())
+        _progress(f"worker: {done}/{len(ends)} partitions done, FCR {'done' if fcr_done else 'pending'}, "
+                  f"{last.get('messages', {})} messages consumed")
+        if done == len(ends) and fcr_done:
             return last
         time.sleep(0.5)
     raise TimeoutError(f"replay not finished after {timeout}s; last progress: {last}")
@@ -145,7 +150,9 @@ def replay(events_file: Path, kpi_out: Path, events_per_message: int = 100, time
                      "max_clock_skew_seconds": 7 * 86400, "kpi_update_seconds": 3600}
         settings = load_settings(broker_url=settings.broker_url, **overrides)
         asyncio.run(ensure_topics(settings))
-        messages = asyncio.run(_produce(settings, events, events_per_message))
+        queues = QueueConfig.load(settings.queues_file)
+        fcr_window = max(r.fcr_window_hours for r in (queues.defaults, *queues.queues.values())) * 3600
+        messages = asyncio.run(_produce(settings, events, events_per_message, fcr_window))
         ends = asyncio.run(_end_offsets(settings, settings.topic("contact-events")))
         with worker_process(settings, log_dir / "worker.log", **overrides) as worker:
             base_url = f"http://{settings.web_host}:{port}"

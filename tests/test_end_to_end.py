@@ -62,6 +62,9 @@ def test_replay_matches_the_independent_batch_computation(broker, tmp_path, monk
     lines = (tmp_path / "kpis.jsonl").read_bytes().splitlines()
     queue_records = [decode_record(line) for line in lines if orjson.loads(line)["kind"] == "queue"]
     records = [r for r in queue_records if r.window == "interval"]
+    # every kind and window is written, final: the closing heartbeat passes the FCR window and the local day
+    assert {orjson.loads(line)["kind"] for line in lines} == {"queue", "agent", "fcr"}
+    assert {r.window for r in queue_records} == {"interval", "hour", "day"}
     assert summary.rejected == summary.duplicates == summary.late == 0
     assert all(r.final for r in queue_records)
     # the demo queues' time zone is UTC here: each hour record is the sum of its four quarter hours
