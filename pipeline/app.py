@@ -1,16 +1,19 @@
 """The Faust application: topics, agents, the state table and the HTTP endpoints. Wiring only.
 
-Hot path: agents take messages in batches (`take_events`), the processor applies a whole batch in plain
-Python, then each touched partition's state is checkpointed with ONE table write (a table write costs
-~150 us in Faust here, so one per event would cap the worker near 2,000 events/s). The checkpoint carries the
-offset of the last message it includes; after a crash the messages up to that offset are skipped on
-re-delivery, so nothing is counted twice, and Faust flushes the producer before it commits offsets, so the
-checkpoint is always stored before the offsets it covers are committed.
+Hot path: agents take messages in batches of at most `flush_seconds` and the processor applies a whole batch in
+plain Python, so /metrics is that fresh. State is checkpointed separately, every `checkpoint_seconds`: each
+changed partition's state is ONE table write (a table write costs ~150 us in Faust here; one per event would
+cap the worker near 2,000 events/s, and one per small batch grows with the state). The checkpoint carries the
+offset of the last message it includes, and the events it covers are acked only once it is written: Faust
+commits acked offsets only, and flushes the producer before it commits, so a committed offset is never ahead
+of the stored checkpoint. After a crash the events since the checkpoint are re-delivered and applied again;
+those up to its offset are skipped, so nothing is counted twice.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import faust
@@ -36,6 +39,7 @@ from pipeline.processor import (
     ContactProcessor,
     DeadLetter,
     Message,
+    PartitionedProcessor,
     PipelineStats,
 )
 from pipeline.settings import QueueConfig, Settings
@@ -53,6 +57,40 @@ class PartitionStateTable(faust.Table):
 
     def partition_for_key(self, key: Any) -> int:
         return int(key)
+
+
+class Checkpoints:
+    """One processor's checkpoints and the acks they hold back (see the module docstring)."""
+
+    def __init__(self, processor: PartitionedProcessor, table: PartitionStateTable, every: float) -> None:
+        self.processor = processor
+        self.table = table
+        self.every = every
+        self.stream: faust.StreamT | None = None
+        self.held: list[faust.EventT] = []  # applied, not yet covered by a stored checkpoint
+        self.since = 0.0  # monotonic time the oldest held event was applied
+
+    def stored(self, partition: int) -> bytes | None:
+        return self.table.data.get(partition)
+
+    async def applied(self, stream: faust.StreamT, events: list[faust.EventT]) -> None:
+        """A batch was applied and its results published: hold its acks, and checkpoint when one is due."""
+        if not self.held:
+            self.since = time.monotonic()
+        self.stream = stream
+        self.held.extend(events)
+        await self.maybe_write()
+
+    async def maybe_write(self, now: bool = False) -> None:
+        """Checkpoint and release the held acks if `every` has passed (or `now`: a rebalance waits for them)."""
+        if not self.held or not (now or time.monotonic() - self.since >= self.every):
+            return
+        # No await until the acks are swapped out: a batch applied meanwhile is not acked unchecked.
+        for partition, data in self.processor.checkpoint().items():
+            self.table[partition] = data
+        held, self.held = self.held, []
+        for e in held:
+            await self.stream.ack(e)  # type: ignore[union-attr]
 
 
 def kafka_urls(broker_url: str) -> list[str]:
@@ -99,51 +137,55 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     kpi_topic = raw_topic(app, settings.topic("kpis"))
     dead_letter_topic = raw_topic(app, settings.topic("dead-letters"))
     late_topic = raw_topic(app, settings.topic("late-events"))
-    def state_table(name: str, source: str) -> PartitionStateTable:
-        return app.tables.add(PartitionStateTable(app, name=name, key_type=int, value_type=bytes,
-                                                  partitions=settings.partitions,
-                                                  help=f"State checkpoint per {source} partition."))
+    def checkpoints(processor: PartitionedProcessor, name: str, source: str) -> Checkpoints:
+        table = app.tables.add(PartitionStateTable(app, name=name, key_type=int, value_type=bytes,
+                                                   partitions=settings.partitions,
+                                                   help=f"State checkpoint per {source} partition."))
+        return Checkpoints(processor, table, settings.checkpoint_seconds)
 
-    snapshots = state_table("queue-state", "contact-event")
-    agent_snapshots = state_table("agent-state", "agent-event")
-
-    def stored_snapshot(partition: int) -> bytes | None:
-        return snapshots.data.get(partition)
-
-    def stored_agent_snapshot(partition: int) -> bytes | None:
-        return agent_snapshots.data.get(partition)
+    contact_checkpoints = checkpoints(contacts, "queue-state", "contact-event")
+    agent_checkpoints = checkpoints(agents, "agent-state", "agent-event")
 
     def owned_partitions(topic: faust.TopicT) -> set[int]:
         return {tp.partition for tp in app.consumer.assignment() if tp.topic == topic.get_topic_name()}
 
-    def owned_contact_partitions() -> set[int]:
-        return owned_partitions(contact_topic)
-
-    async def publish(result: BatchResult, table: PartitionStateTable) -> None:
-        """A batch's records (every kind is a msgspec struct with a `key`), dead letters, late events, checkpoints."""
+    async def publish(result: BatchResult) -> None:
+        """A batch's records (every kind is a msgspec struct with a `key`), dead letters and late events."""
         for r in result.records:
             await kpi_topic.send(key=r.key.encode(), value=msgspec.json.encode(r))
         await _send_dead(dead_letter_topic, result.dead_letters)
         await _send_dead(late_topic, result.late)
-        for partition, data in result.snapshots.items():
-            table[partition] = data
 
-    fcr = wire_fcr(app, settings, queues, stats, registry, publish)  # FCR: pipeline/fcr.py
+    def batches(stream: faust.StreamT):
+        # acks are ours: `Checkpoints` releases them once a checkpoint covers the events
+        return stream.noack_take(settings.batch_max_messages, within=settings.flush_seconds)
+
+    fcr = wire_fcr(app, settings, queues, stats, registry, publish, checkpoints, batches)  # pipeline/fcr.py
+    every_checkpoints = (contact_checkpoints, agent_checkpoints, fcr.checkpoints)
 
     @app.agent(contact_topic, name="contact-events")
     async def contact_events(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_max_messages, within=settings.flush_seconds):
-            result = contacts.process([to_message(e) for e in batch], stored_snapshot)
+        async for batch in batches(stream):
+            result = contacts.process([to_message(e) for e in batch], contact_checkpoints.stored)
             await fcr.forward(result, contacts)  # before the checkpoint that covers these offers
-            await publish(result, snapshots)
+            await publish(result)
+            await contact_checkpoints.applied(stream, batch)
             throughput.observe_batch(_positions(batch))
 
     @app.agent(agent_topic, name="agent-events")
     async def agent_events(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_max_messages, within=settings.flush_seconds):
-            result = agents.process([to_message(e) for e in batch], stored_agent_snapshot)
-            await publish(result, agent_snapshots)
+        async for batch in batches(stream):
+            result = agents.process([to_message(e) for e in batch], agent_checkpoints.stored)
+            await publish(result)
+            await agent_checkpoints.applied(stream, batch)
             throughput.observe_batch(_positions(batch))
+
+    @app.timer(interval=min(settings.checkpoint_seconds, 0.5))
+    async def write_due_checkpoints() -> None:
+        """Checkpoints of partitions whose input went quiet, and at once in a rebalance: Faust's revocation waits
+        until every event taken is acked."""
+        for c in every_checkpoints:
+            await c.maybe_write(now=bool(app.rebalancing))
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: faust.App, revoked: set, **kwargs: Any) -> None:
@@ -159,10 +201,10 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
         # State is recovered now: hold every owned partition's state at once, not at its next message, so that
         # /metrics shows all of them after a rebalance even when no new message comes (the sum over workers
         # must equal the truth at every scrape once the rebalance has settled).
-        for partition in owned_contact_partitions() - set(contacts.partitions):
-            contacts.load(partition, stored_snapshot(partition))
+        for partition in owned_partitions(contact_topic) - set(contacts.partitions):
+            contacts.load(partition, contact_checkpoints.stored(partition))
         for partition in owned_partitions(agent_topic) - set(agents.partitions):
-            agents.load(partition, stored_agent_snapshot(partition))
+            agents.load(partition, agent_checkpoints.stored(partition))
 
     def highwater(topic: str, partition: int) -> int | None:
         try:

@@ -44,7 +44,7 @@ from pathlib import Path
 import orjson
 
 from pipeline.broker import bootstrap_servers, ensure_topics, free_port
-from pipeline.replay import _end_offsets, _get, _produce, replay, wait_until_done
+from pipeline.replay import _get, _produce, replay, wait_until_done
 from pipeline.run import broker_for, worker_process
 from pipeline.settings import Settings, load_settings
 
@@ -518,9 +518,8 @@ def memory(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path)
     _say(f"memory: simulating {opts.agents} agents, {opts.queues} queues, {opts.memory_hours:g} h")
     events = list(events_of(opts.agents, opts.memory_hours, opts.seed, opts.queues))
     _say(f"memory: pre-loading {len(events)} events, {opts.events_per_message} per message")
-    asyncio.run(_produce(settings, events, opts.events_per_message))
+    _, ends = asyncio.run(_produce(settings, events, opts.events_per_message))
     print(file=sys.stderr)
-    ends = asyncio.run(_end_offsets(settings, settings.topic("contact-events")))
     n_events = len(events)
     del events
     log_file = log_dir / "worker-memory.log"

@@ -150,44 +150,41 @@ class FcrProcessor(PartitionedProcessor):
 
 @dataclass
 class FcrWiring:
-    """What `create_app` needs back: the forward hook for the contact agent, and the processor (tests)."""
+    """What `create_app` needs back: the forward hook for the contact agent, the processor (tests) and its
+    checkpoints."""
 
     processor: FcrProcessor
     forwarder: CustomerContactForwarder
     topic: Any  # faust.TopicT
+    checkpoints: Any  # pipeline.app.Checkpoints
 
     async def forward(self, result: BatchResult, contacts: ContactProcessor) -> None:
-        """Send a contact batch's applied offers and its partitions' watermarks. Call before publishing the
-        contact batch's checkpoint, so that a checkpoint never covers an offer that was not sent."""
-        watermarks = {p: contacts.partitions[p].watermark for p in result.snapshots if p in contacts.partitions}
+        """Send a contact batch's applied offers and its partitions' watermarks. Call before the contact
+        checkpoint that covers the batch, so that a checkpoint never covers an offer that was not sent."""
+        watermarks = {p: contacts.partitions[p].watermark for p in result.touched if p in contacts.partitions}
         for o in self.forwarder.messages(result.offered, watermarks):
             await self.topic.send(key=o.key, value=o.value, partition=o.partition)
 
 
 def wire_fcr(app: faust.App, settings: Settings, queues: QueueConfig, stats: PipelineStats,
-             registry: CollectorRegistry, publish) -> FcrWiring:
-    """The internal topic, the FCR agent and its checkpoint table, and the FCR metrics collector. `publish` is
-    the app's (records, dead letters and checkpoints of a batch, like the other agents')."""
-    from pipeline.app import PartitionStateTable, raw_topic, to_message
+             registry: CollectorRegistry, publish, checkpoints, batches) -> FcrWiring:
+    """The internal topic, the FCR agent and its checkpoints, and the FCR metrics collector. `publish`,
+    `checkpoints` and `batches` are the app's, so that FCR batches are handled like the other agents'."""
+    from pipeline.app import raw_topic, to_message
     from pipeline.outputs.quality_metrics import FcrCollector
 
     processor = FcrProcessor(settings, queues, stats)
     forwarder = CustomerContactForwarder(hash_key(settings), settings.partitions)
     topic = raw_topic(app, settings.topic(TOPIC), partitions=settings.partitions)
-    snapshots = app.tables.add(PartitionStateTable(
-        app, name="fcr-state", key_type=int, value_type=bytes, partitions=settings.partitions,
-        help="Repeat-contact state checkpoint per customer-contacts partition.",
-    ))
+    held = checkpoints(processor, "fcr-state", "customer-contacts")
     registry.register(FcrCollector(processor))
-
-    def stored_snapshot(partition: int) -> bytes | None:
-        return snapshots.data.get(partition)
 
     @app.agent(topic, name="customer-contacts")
     async def customer_contacts(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_max_messages, within=settings.flush_seconds):
-            result = processor.process([to_message(e) for e in batch], stored_snapshot)
-            await publish(result, snapshots)
+        async for batch in batches(stream):
+            result = processor.process([to_message(e) for e in batch], held.stored)
+            await publish(result)
+            await held.applied(stream, batch)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: faust.App, revoked: set, **kwargs: Any) -> None:
@@ -195,4 +192,4 @@ def wire_fcr(app: faust.App, settings: Settings, queues: QueueConfig, stats: Pip
             if tp.topic == topic.get_topic_name():
                 processor.drop(tp.partition)
 
-    return FcrWiring(processor, forwarder, topic)
+    return FcrWiring(processor, forwarder, topic, held)

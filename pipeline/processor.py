@@ -1,6 +1,6 @@
 """One batch of Kafka messages in, everything it causes out: the pipeline's logic without Faust.
 
-ingest (decode + validate) → state (QueueState per partition) → KPI records, dead letters, state snapshots.
+ingest (decode + validate) → state (QueueState per partition) → KPI records, dead letters; state checkpoints on demand.
 The Faust wiring in `pipeline.app` only moves messages in and results out; tests drive this class directly.
 
 The error policy lives here, in one place: every message or event that cannot be used is counted by reason
@@ -65,7 +65,7 @@ class BatchResult:
     records: list[KpiRecord] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     late: list[DeadLetter] = field(default_factory=list)  # late events, for the late-events topic
-    snapshots: dict[int, bytes] = field(default_factory=dict)
+    touched: set[int] = field(default_factory=set)  # partitions this batch applied messages to
     # FCR hook (pipeline.fcr): the contact.offered events applied in this batch, to forward by customer
     offered: list[ev.ContactOffered] = field(default_factory=list)
 
@@ -109,8 +109,9 @@ class PartitionedProcessor:
     """One input topic → a pure state per partition → records, dead letters and checkpoints, per batch.
 
     What every processor shares: ownership of partitions (load from a checkpoint, drop on revoke), skipping
-    offsets a restored checkpoint already holds, the one error policy, and publishing each touched
-    partition's updates and checkpoint once per batch. Subclasses say how to build a state, apply one item
+    offsets a restored checkpoint already holds, the one error policy, each touched partition's updates once
+    per batch, and checkpoints of the partitions changed since the last one (`checkpoint`), taken as often as
+    the caller chooses: batches can then be small (fresh metrics) without a checkpoint each. Subclasses say how to build a state, apply one item
     (`_handle`) and turn an update into a record (`_updates`, `_record`).
     """
 
@@ -120,6 +121,7 @@ class PartitionedProcessor:
         self.topic = topic
         self.ingest = Ingest(topic, item_type, settings, stats)
         self.partitions: dict[int, Any] = {}
+        self.dirty: set[int] = set()  # changed since their last checkpoint
 
     def new_state(self) -> Any:
         raise NotImplementedError
@@ -135,13 +137,14 @@ class PartitionedProcessor:
     def drop(self, partition: int) -> None:
         """Forget a partition this worker no longer owns (its series disappear from /metrics)."""
         self.partitions.pop(partition, None)
+        self.dirty.discard(partition)
 
     def process(self, messages: list[Message], load_snapshot=lambda partition: None,
                 wall_now: float | None = None) -> BatchResult:
         """Apply a batch. `load_snapshot(partition)` returns the stored checkpoint of a partition not yet held."""
         started = time.perf_counter()
         out = BatchResult()
-        touched: set[int] = set()
+        touched = out.touched
         max_future = epoch_ms_now() + round(self.settings.max_clock_skew_seconds * 1000)
         for m in messages:
             state = self.partitions.get(m.partition)
@@ -164,9 +167,15 @@ class PartitionedProcessor:
             for u in self._updates(state, wall, self.settings.kpi_update_seconds):
                 out.records.append(self._record(u, p))
                 self.stats.records_published["true" if u.final else "false"] += 1
-            out.snapshots[p] = pack(state.snapshot())
+        self.dirty |= touched
         self.stats.batches += 1
         self.stats.last_batch_seconds = time.perf_counter() - started
+        return out
+
+    def checkpoint(self) -> dict[int, bytes]:
+        """The stored form of every partition changed since the last checkpoint (each carries its offset)."""
+        out = {p: pack(self.partitions[p].snapshot()) for p in sorted(self.dirty) if p in self.partitions}
+        self.dirty.clear()
         return out
 
     def _updates(self, state, wall: float, every: float) -> list:

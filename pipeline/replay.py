@@ -45,7 +45,9 @@ def read_events(path: Path):
     return list(read_jsonl(path))
 
 
-async def _produce(settings: Settings, events, events_per_message: int, horizon_seconds: float = 0.0) -> int:
+async def _produce(settings: Settings, events, events_per_message: int, horizon_seconds: float = 0.0
+                   ) -> tuple[int, dict[int, int]]:
+    """Write the events and a closing heartbeat; the messages written and the contact topic's end offsets."""
     last = max(e.time for e in events)
     # Past every interval, the allowed lateness and the longest of the contact timeout, `horizon_seconds` (the
     # longest FCR window) and a day (every local day record): the worker closes everything.
@@ -57,7 +59,7 @@ async def _produce(settings: Settings, events, events_per_message: int, horizon_
             await writer.write(events[i:i + step])
             _progress(f"sent {min(i + step, len(events))}/{len(events)} events")
         await writer.heartbeat(closing)
-        return writer.sent_messages
+        return writer.sent_messages, writer.ends[settings.topic("contact-events")]
 
 
 async def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
@@ -152,8 +154,7 @@ def replay(events_file: Path, kpi_out: Path, events_per_message: int = 100, time
         asyncio.run(ensure_topics(settings))
         queues = QueueConfig.load(settings.queues_file)
         fcr_window = max(r.fcr_window_hours for r in (queues.defaults, *queues.queues.values())) * 3600
-        messages = asyncio.run(_produce(settings, events, events_per_message, fcr_window))
-        ends = asyncio.run(_end_offsets(settings, settings.topic("contact-events")))
+        messages, ends = asyncio.run(_produce(settings, events, events_per_message, fcr_window))
         with worker_process(settings, log_dir / "worker.log", **overrides) as worker:
             base_url = f"http://{settings.web_host}:{port}"
             progress = wait_until_done(base_url, ends, worker, timeout)

@@ -182,8 +182,12 @@ class Settings(BaseSettings):
     batch_max_messages: Annotated[int, Field(ge=1, le=100_000)] = 2000
     """Most messages the worker takes from Kafka in one batch."""
 
-    flush_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
-    """Longest a batch waits to fill; state is checkpointed and KPI records published at most this often."""
+    flush_seconds: Annotated[float, Field(gt=0, le=60)] = 0.25
+    """Longest a batch waits to fill: how stale /metrics may be behind Kafka (plus the batch's own time)."""
+
+    checkpoint_seconds: Annotated[float, Field(gt=0, le=300)] = 2.0
+    """How often changed state is checkpointed; input offsets are committed only up to a checkpoint, so this
+    is also about how much input a restarted worker reads and applies again."""
 
     kpi_update_seconds: Annotated[float, Field(ge=0, le=3600)] = 5.0
     """How often a provisional revision of an open interval's KPI record is published (final ones at once)."""

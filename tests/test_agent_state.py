@@ -337,7 +337,7 @@ def test_processor_publishes_final_agent_records_and_a_checkpoint():
     assert r0.not_ready_seconds_by_reason == {"break": 340.0}
     assert r0.key == "agent|A1|2024-01-01T00:00:00+00:00"
     assert decode_agent_record(msgspec.json.encode(r0)) == r0
-    assert set(out.snapshots) == {0}
+    assert set(p.checkpoint()) == {0}
     assert stats.events[(TOPIC, "schedule.activity_planned")] == 1
 
 
@@ -347,8 +347,9 @@ def test_processor_restart_from_checkpoint_with_redelivery_counts_nothing_twice(
     expected = [r for r in whole.process(messages(events), lambda part: None).records if r.final]
     first, _ = processor()
     out = first.process(messages(events[:5]), lambda part: None)
+    checkpoint = first.checkpoint()[0]
     again, stats = processor()
-    out2 = again.process(messages(events[2:], first_offset=2), lambda part: out.snapshots[0])
+    out2 = again.process(messages(events[2:], first_offset=2), lambda part: checkpoint)
     got = [r for r in out.records + out2.records if r.final]
     assert [msgspec.structs.replace(r, revision=0) for r in got] == \
         [msgspec.structs.replace(r, revision=0) for r in expected]

@@ -429,7 +429,7 @@ def test_processor_publishes_final_fcr_records():
     assert summed("Q1", "voice") == (2, 1, 1, 0, 1)
     assert summed("Q2", "chat") == (1, 1, 0, 1, 0)
     assert all(r.kind == "fcr" and r.fcr_window_hours == 24.0 for r in finals)
-    assert set(result.snapshots) == set(proc.partitions)
+    assert set(proc.checkpoint()) == set(proc.partitions)
 
 
 def test_privacy_no_customer_id_or_hash_in_records_or_metrics():

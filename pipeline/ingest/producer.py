@@ -44,6 +44,9 @@ class EventWriter:
         self._partitions: dict[str, list[int]] = {}
         self.sent_events = 0
         self.sent_messages = 0
+        # topic -> partition -> next offset, from the produce acknowledgements (Tansu's ListOffsets(latest) is
+        # short by the last batch's other records, so readers that must see everything wait on these)
+        self.ends: dict[str, dict[int, int]] = {}
 
     async def __aenter__(self) -> EventWriter:
         await self.producer.start()
@@ -79,7 +82,12 @@ class EventWriter:
                 futures.append(await self._send(route, pending.pop(route)))
         for route, group in pending.items():
             futures.append(await self._send(route, group))
-        await asyncio.gather(*futures)
+        await self._acknowledged(futures)
+
+    async def _acknowledged(self, futures: list) -> None:
+        for md in await asyncio.gather(*futures):
+            ends = self.ends.setdefault(md.topic, {})
+            ends[md.partition] = max(ends.get(md.partition, 0), md.offset + 1)
 
     async def _partition(self, topic: str, key: bytes) -> tuple[str, int]:
         partitions = self._partitions.get(topic)
@@ -103,4 +111,4 @@ class EventWriter:
             for p in sorted(await self.producer.partitions_for(topic)):
                 beat = ev.SourceHeartbeat(event_id=f"hb-{uuid.uuid4()}", time=at)
                 futures.append(await self.producer.send(topic, ev.encode(beat), partition=p))
-        await asyncio.gather(*futures)
+        await self._acknowledged(futures)
