@@ -18,6 +18,7 @@ from typing import Any
 
 import faust
 import msgspec
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -43,6 +44,7 @@ from pipeline.processor import (
     PipelineStats,
 )
 from pipeline.settings import QueueConfig, Settings
+from pipeline.transport import App
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +109,9 @@ def raw_topic(app: faust.App, name: str, **options) -> faust.TopicT:
 
 def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     """Build the worker's Faust app. Nothing is started."""
-    app = faust.App(
+    app = App(
         settings.app_id,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         broker=kafka_urls(settings.broker_url),
         store="memory://",
         topic_partitions=settings.partitions,
@@ -146,8 +149,14 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     contact_checkpoints = checkpoints(contacts, "queue-state", "contact-event")
     agent_checkpoints = checkpoints(agents, "agent-state", "agent-event")
 
+    def assignment() -> set[TP]:
+        try:
+            return app.consumer.assignment()
+        except ConsumerNotStarted:  # a health check or scrape before the consumer started: nothing owned yet
+            return set()
+
     def owned_partitions(topic: faust.TopicT) -> set[int]:
-        return {tp.partition for tp in app.consumer.assignment() if tp.topic == topic.get_topic_name()}
+        return {tp.partition for tp in assignment() if tp.topic == topic.get_topic_name()}
 
     async def publish(result: BatchResult) -> None:
         """A batch's records (every kind is a msgspec struct with a `key`), dead letters and late events."""
@@ -222,7 +231,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
 
     sources = {contact_topic.get_topic_name(), agent_topic.get_topic_name()}
     health = Health(WorkerView(
-        assigned=lambda: [(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in sources],
+        assigned=lambda: [(tp.topic, tp.partition) for tp in assignment() if tp.topic in sources],
         highwater=highwater,
         applied=applied,
         joined=lambda: app.rebalancing_count > 0,
@@ -237,7 +246,8 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
 
     @app.page("/metrics")
     async def metrics(web, request):  # noqa: ANN001
-        return web.bytes(exposition(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        names = request.query.getall("name[]", [])  # Prometheus' own filter: only these metrics
+        return web.bytes(exposition(registry, names), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/health/live")
     async def live(web, request):  # noqa: ANN001

@@ -185,6 +185,10 @@ class Settings(BaseSettings):
     flush_seconds: Annotated[float, Field(gt=0, le=60)] = 0.25
     """Longest a batch waits to fill: how stale /metrics may be behind Kafka (plus the batch's own time)."""
 
+    fetch_max_wait_ms: Annotated[int, Field(ge=1, le=10_000)] = 100
+    """Longest a Kafka fetch waits at the broker for new records. Tansu answers only when this is up (Kafka at
+    once when records arrive), so on Tansu it adds up to this much latency (Faust's own value: 1,500)."""
+
     checkpoint_seconds: Annotated[float, Field(gt=0, le=300)] = 2.0
     """How often changed state is checkpointed; input offsets are committed only up to a checkpoint, so this
     is also about how much input a restarted worker reads and applies again."""

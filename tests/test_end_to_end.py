@@ -47,6 +47,33 @@ def metric_values(text: str) -> dict[tuple[str, tuple], float]:
     return out
 
 
+def assert_every_metric_can_be_scraped_alone(url: str) -> None:
+    """`/metrics?name[]=X` gives exactly the series named X of a full scrape. Names are sample names, as in
+    Prometheus: `_total` of a counter, `_bucket` etc. of a histogram. The worker is live (the FCR agent, for
+    one, may still be catching up), so a series may appear between scrapes: the restricted scrape must hold
+    every series of the full scrape before it and only series of the full scrape after it."""
+    def scrape(query: str = "") -> dict:
+        with urllib.request.urlopen(url + query, timeout=5) as resp:
+            return {f.name: f for f in text_string_to_metric_families(resp.read().decode())}
+
+    def series(family) -> set:
+        return {(x.name, tuple(sorted(x.labels.items()))) for x in family.samples} if family else set()
+
+    families = scrape()
+    assert len(families) > 40
+    for name, family in families.items():
+        names = sorted({x.name for x in family.samples}) or [name + ("_total" if family.type == "counter" else "")]
+        before = scrape()
+        alone = scrape("?" + "&".join(f"name[]={n}" for n in names))
+        after = scrape()
+        assert set(alone) <= {name}, name
+        if series(before.get(name)):  # an empty family is left out of a restricted scrape
+            assert set(alone) == {name}, name
+        assert series(before.get(name)) <= series(alone.get(name)) <= series(after.get(name)), name
+    two = scrape("?name[]=cc_queue_offered_total&name[]=cc_pipeline_rejected_events_total")
+    assert sorted(two) == ["cc_pipeline_rejected_events", "cc_queue_offered"]
+
+
 @pytest.mark.parametrize("events_per_message", [1, 50])
 def test_replay_matches_the_independent_batch_computation(broker, tmp_path, monkeypatch, queues_file,
                                                           events_per_message):
@@ -144,6 +171,7 @@ def test_bad_messages_are_dead_lettered_counted_and_the_worker_carries_on(broker
             time.sleep(0.5)
         assert rejected == {reason: 1 for reason in bad.values()}
         assert metrics[("cc_queue_offered_total", (("channel", "voice"), ("queue", "sales")))] == 1
+        assert_every_metric_can_be_scraped_alone(f"http://127.0.0.1:{port}/metrics")
 
     async def read_dead_letters():
         c = AIOKafkaConsumer(settings.topic("dead-letters"), bootstrap_servers=broker.bootstrap,

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from pipeline.kpis.agents import AGENT_COUNTS, AGENT_GAUGES, QUEUE_ADHERENCE_COUNTS, STATE_LABEL, STATES, AgentCounts
+from pipeline.outputs.described import Described
 from pipeline.processor import AgentProcessor
 from pipeline.state.agents import NOW_STATES
 
@@ -29,7 +30,7 @@ def _counter(metric: str, labels: list[str], help_text: str | None = None) -> Co
     return CounterMetricFamily(metric.removesuffix("_total"), help_text or _HELP[metric], labels=labels)
 
 
-class AgentCollector:
+class AgentCollector(Described):
     def __init__(self, processor: AgentProcessor) -> None:
         self.processor = processor
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from pipeline.outputs.described import Described
+
 log = logging.getLogger(__name__)
 
 # Latency buckets in seconds: from a fast batch (tens of ms) to a backlog after an outage (minutes).
@@ -201,7 +203,7 @@ class Health:
         return HealthReport(bool(ok), checks)
 
 
-class HealthCollector:
+class HealthCollector(Described):
     """Health metrics at scrape time (registered next to the KPI collector)."""
 
     def __init__(self, health: Health) -> None:

@@ -7,7 +7,7 @@ sum over workers never counts a queue twice. Metric names come from the KPI cata
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -15,33 +15,32 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from pipeline.kpis.catalogue import AGENT_HANDLING, COUNTS, GAUGE, WAIT_HISTOGRAM
 from pipeline.kpis.counts import QueueCounts, cumulative
 from pipeline.outputs.agent_metrics import AgentCollector
+from pipeline.outputs.described import Part
 from pipeline.processor import AgentProcessor, ContactProcessor, PipelineStats
 from pipeline.staffing.live import observed_traffic, prediction, requirement
 from pipeline.state.queues import Forecast
 
 
 class KpiCollector:
+    """Queue KPIs, per-agent handling, live staffing and the pipeline's own counts, each registered as a `Part`."""
+
     def __init__(self, processor: ContactProcessor, stats: PipelineStats, agents: AgentProcessor | None = None
                  ) -> None:
         self.processor = processor
         self.stats = stats
         self.agents = agents  # for the staffed agents per queue
 
-    def collect(self) -> Iterator[Metric]:
-        yield from self._queue_metrics()
-        yield from self._pipeline_metrics()
+    def parts(self) -> list[Part]:
+        return [Part(f) for f in (self._queue_metrics, self._agent_handling, self._staffing, self._pipeline_metrics)]
 
     def _queue_metrics(self) -> Iterator[Metric]:
         labels = ["queue", "channel"]
         totals: dict[tuple[str, str], QueueCounts] = {}
-        agents: dict[str, QueueCounts] = {}
         current: dict[tuple[str, str], Forecast] = {}
         waiting = _gauge("cc_queue_contacts_waiting", labels)
         oldest = _gauge("cc_queue_oldest_waiting_age_seconds", labels)
         for state in list(self.processor.partitions.values()):
             totals.update(state.totals)  # a queue lives on exactly one partition
-            for agent, c in state.agent_totals.items():
-                agents.setdefault(agent, QueueCounts()).add(c)  # an agent may serve queues on several
             for (q, ch, start), ivl in state.intervals.items():
                 if ivl.forecast and start <= state.watermark < start + state.interval_ms:
                     current[(q, ch)] = ivl.forecast
@@ -69,13 +68,20 @@ class KpiCollector:
         yield forecast_offered
         yield forecast_aht
         yield from self._targets(sorted({q for q, _ in totals}))
-        yield from self._staffing()
-        if self.processor.settings.export_agent_metrics:
-            for count in AGENT_HANDLING:
-                fam = CounterMetricFamily(count.metric.removesuffix("_total"), count.help, labels=["agent"])
-                for agent, c in sorted(agents.items()):
-                    fam.add_metric([agent], getattr(c, count.field) * count.scale)
-                yield fam
+
+    def _agent_handling(self) -> Iterator[Metric]:
+        """Per-agent handling (talk, hold, ACW, transfers) from the contact events, unless turned off."""
+        if not self.processor.settings.export_agent_metrics:
+            return
+        agents: dict[str, QueueCounts] = {}
+        for state in list(self.processor.partitions.values()):
+            for agent, c in state.agent_totals.items():
+                agents.setdefault(agent, QueueCounts()).add(c)  # an agent may serve queues on several
+        for count in AGENT_HANDLING:
+            fam = CounterMetricFamily(count.metric.removesuffix("_total"), count.help, labels=["agent"])
+            for agent, c in sorted(agents.items()):
+                fam.add_metric([agent], getattr(c, count.field) * count.scale)
+            yield fam
 
     def _wait_histogram(self, totals: dict[tuple[str, str], QueueCounts]) -> Metric:
         bounds = self.processor.wait_bounds_ms
@@ -193,11 +199,15 @@ def _gauge(metric: str, labels: list[str]) -> GaugeMetricFamily:
 def build_registry(processor: ContactProcessor, stats: PipelineStats, agents: AgentProcessor | None = None
                    ) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(KpiCollector(processor, stats, agents))
+    for part in KpiCollector(processor, stats, agents).parts():
+        registry.register(part)
     if agents is not None:
         registry.register(AgentCollector(agents))
     return registry
 
 
-def exposition(registry: CollectorRegistry) -> bytes:
-    return generate_latest(registry)
+def exposition(registry: CollectorRegistry, names: Iterable[str] = ()) -> bytes:
+    """The text exposition; with `names` (the `name[]` query parameters), only those metrics: a cheap scrape of
+    a few headline series, e.g. for a fast Prometheus job on the service level beside the full scrape."""
+    names = list(names)
+    return generate_latest(registry.restricted_registry(names) if names else registry)

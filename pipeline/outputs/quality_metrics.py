@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from pipeline.kpis.quality import FCR_COUNTS
+from pipeline.outputs.described import Described
 
 if TYPE_CHECKING:
     from pipeline.fcr import FcrProcessor
 
 
-class FcrCollector:
+class FcrCollector(Described):
     def __init__(self, processor: FcrProcessor) -> None:
         self.processor = processor
 
