@@ -29,7 +29,7 @@ EXPECTED = [
     "latency to KPI topic p50",
     "latency to KPI topic p99",
     "latency to KPI topic max",
-    "/metrics scrape, median, during the latency run",
+    "/metrics?name[]=cc_queue_offered_total scrape, median, latency run",
     "worker resident memory, first minute of the latency run",
     "worker resident memory, last minute of the latency run",
     "worker peak resident memory, 20 agents, 12 queues",
