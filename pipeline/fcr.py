@@ -79,17 +79,20 @@ class Outgoing(NamedTuple):
 class CustomerContactForwarder:
     """Contact-worker side: applied offers and the partitions' watermarks → messages for the internal topic."""
 
-    def __init__(self, key: bytes, partitions: int) -> None:
+    def __init__(self, key: bytes, partitions: int, max_message_bytes: int = 1_048_576) -> None:
         self.key = key
         self.partitions = partitions  # of the customer-contacts topic
+        # a record is at most ~600 bytes (ids of at most 128 characters), so 1 KiB each keeps a message within
+        # the limit the FCR agent enforces: a contact batch of 200,000 events once made 1.1 MB messages
+        self.max_records = max(1, max_message_bytes // 1024)
         self.sent_watermarks: dict[int, int] = {}
         self._encode = msgspec.json.Encoder().encode
         self._partitioner = DefaultPartitioner()
 
     def messages(self, offered: list[ev.ContactOffered], watermarks: dict[int, int]) -> list[Outgoing]:
-        """At most one message per partition of the internal topic: a JSON array of the batch's offers keyed
-        to it (by customer hash, with Kafka's default partitioner), then the watermarks that moved, so that a
-        watermark never overtakes an offer it covers. One message per partition, not per offer: a Faust
+        """Per partition of the internal topic, JSON arrays of the batch's offers keyed to it (by customer
+        hash, with Kafka's default partitioner), then the watermarks that moved, so that a watermark never
+        overtakes an offer it covers. As few messages as the size limit allows, not one per offer: a Faust
         worker's cost is per message."""
         every = list(range(self.partitions))
         batches: dict[int, list] = {}
@@ -110,7 +113,9 @@ class CustomerContactForwarder:
         if moved:
             for p in every:
                 batches.setdefault(p, []).extend(moved)
-        return [Outgoing(keys.get(p), self._encode(records), p) for p, records in sorted(batches.items())]
+        n = self.max_records
+        return [Outgoing(keys.get(p), self._encode(records[i:i + n]), p)
+                for p, records in sorted(batches.items()) for i in range(0, len(records), n)]
 
 
 class FcrProcessor(PartitionedProcessor):
@@ -174,7 +179,7 @@ def wire_fcr(app: faust.App, settings: Settings, queues: QueueConfig, stats: Pip
     from pipeline.outputs.quality_metrics import FcrCollector
 
     processor = FcrProcessor(settings, queues, stats)
-    forwarder = CustomerContactForwarder(hash_key(settings), settings.partitions)
+    forwarder = CustomerContactForwarder(hash_key(settings), settings.partitions, settings.max_message_bytes)
     topic = raw_topic(app, settings.topic(TOPIC), partitions=settings.partitions)
     held = checkpoints(processor, "fcr-state", "customer-contacts")
     registry.register(FcrCollector(processor))

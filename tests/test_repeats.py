@@ -363,6 +363,20 @@ def test_forwarder_hashes_customers_and_sends_watermarks_to_every_partition_once
     assert f.messages([], {0: 4, 1: 8}) == []
 
 
+def test_forwarder_splits_a_big_batch_within_the_message_limit_and_keeps_watermarks_last():
+    limit = 4096
+    f = fcr.CustomerContactForwarder(KEY, partitions=2, max_message_bytes=limit)
+    offers = [offered(f"c{i}", "Q1", i / 60, f"cust-{i}") for i in range(200)]
+    out = f.messages(offers, {0: 5})
+    assert len(out) > 2 and all(len(m.value) <= limit for m in out)
+    decoded = [(m.partition, msgspec.json.decode(m.value, type=list[fcr.CustomerContactMessage])) for m in out]
+    assert sorted(r.contact_id for _, b in decoded for r in b if isinstance(r, fcr.CustomerContact)) == \
+        sorted(f"c{i}" for i in range(200))
+    for p in (0, 1):
+        in_order = [r for q, b in decoded if q == p for r in b]
+        assert [type(r) for r in in_order].index(SourceWatermark) == len(in_order) - 1  # after every offer
+
+
 def test_the_hash_is_keyed():
     assert fcr.customer_hash(KEY, "cust-1") == fcr.customer_hash(KEY, "cust-1")
     assert fcr.customer_hash(KEY, "cust-1") != fcr.customer_hash(b"another-key-0123456", "cust-1")
