@@ -751,7 +751,7 @@ def empty_agent(messages: int, out: Path) -> int:
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.session_timeout_seconds / 3,
         consumer_max_fetch_size=max(4 * 1_048_576, settings.max_message_bytes * 2),
-        stream_buffer_maxsize=max(256, settings.batch_max_messages),
+        stream_buffer_maxsize=max(4096, settings.batch_max_messages * 2),
     )
     state: dict = {"messages": 0, "idle": None, "first": None}
 
