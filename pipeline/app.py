@@ -72,7 +72,8 @@ class Checkpoints:
     A checkpoint larger than `chunk_bytes` (a day of a 5,000-agent center's FCR state was 2.6 MB compressed:
     the producer refused it and the worker crashed) is written in chunks to one of two slots of keys, then a
     header naming the slot at the partition's own key. All go to the same changelog partition in order, so a
-    crash before the header leaves the previous header and its slot intact.
+    crash before the header leaves the previous header and its slot intact; the previous slot's chunks are
+    deleted after the header, so the table (held in memory) keeps one checkpoint per partition.
     """
 
     def __init__(self, processor: PartitionedProcessor, table: PartitionStateTable, every: float,
@@ -89,25 +90,38 @@ class Checkpoints:
     def _key(self, partition: int, slot: int, chunk: int) -> int:
         return partition + self.partitions * (1 + slot * MAX_CHUNKS + chunk)
 
-    def stored(self, partition: int) -> bytes | None:
+    def _chunked(self, partition: int) -> tuple[int, int] | None:
+        """(slot, chunk count) when the partition's stored checkpoint is chunked."""
         value = self.table.data.get(partition)
         if value is None or not value.startswith(CHUNKED):
-            return value
+            return None
         slot, count = map(int, value[len(CHUNKED):].split(b","))
+        return slot, count
+
+    def stored(self, partition: int) -> bytes | None:
+        chunked = self._chunked(partition)
+        if chunked is None:
+            return self.table.data.get(partition)
+        slot, count = chunked
         return b"".join(self.table.data[self._key(partition, slot, i)] for i in range(count))
 
     def _store(self, partition: int, data: bytes) -> None:
+        previous = self._chunked(partition)
         if len(data) <= self.chunk_bytes:
             self.table[partition] = data
-            return
-        header = self.table.data.get(partition)
-        slot = 1 - int(header[len(CHUNKED):].split(b",")[0]) if header and header.startswith(CHUNKED) else 0
-        chunks = [data[i:i + self.chunk_bytes] for i in range(0, len(data), self.chunk_bytes)]
-        if len(chunks) > MAX_CHUNKS:
-            raise ValueError(f"checkpoint of partition {partition} is {len(data)} bytes, over {MAX_CHUNKS} chunks")
-        for i, chunk in enumerate(chunks):
-            self.table[self._key(partition, slot, i)] = chunk
-        self.table[partition] = CHUNKED + f"{slot},{len(chunks)}".encode()
+        else:
+            slot = 1 - previous[0] if previous else 0
+            chunks = [data[i:i + self.chunk_bytes] for i in range(0, len(data), self.chunk_bytes)]
+            if len(chunks) > MAX_CHUNKS:
+                raise ValueError(f"checkpoint of partition {partition} is {len(data)} bytes, over {MAX_CHUNKS} "
+                                 "chunks")
+            for i, chunk in enumerate(chunks):
+                self.table[self._key(partition, slot, i)] = chunk
+            self.table[partition] = CHUNKED + f"{slot},{len(chunks)}".encode()
+        if previous:  # superseded by what was just written after them
+            old_slot, old_count = previous
+            for i in range(old_count):
+                del self.table[self._key(partition, old_slot, i)]
 
     async def applied(self, stream: faust.StreamT, events: list[faust.EventT]) -> None:
         """A batch was applied and its results published: hold its acks, and checkpoint when one is due."""

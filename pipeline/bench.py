@@ -13,8 +13,7 @@ the simulator's events, and every worker is a real child process (`pipeline.run.
   offered in a queue of its own, and the time from writing it to Kafka to the moment it is counted on /metrics
   (polled every 50 ms for that one metric, `?name[]=cc_queue_offered_total`, so that polling does not load the
   worker as 20 full scrapes a second of a 1,000-agent center would) and in a KPI record read from the KPI
-  topic gives p50/p99/max; the worker's resident
-  memory is sampled all along (a long run is the soak);
+  topic gives p50/p99/max; the worker's resident memory is sampled all along (a long run is the soak);
 - memory: a simulated day of a large center (agents, queues) through the worker; peak resident memory (VmHWM)
   and the time a /metrics scrape takes with that many queues;
 - replay: a simulated day of a 1,000-agent center through `pipeline.replay.replay`, end to end.

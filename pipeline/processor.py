@@ -1,6 +1,7 @@
 """One batch of Kafka messages in, everything it causes out: the pipeline's logic without Faust.
 
-ingest (decode + validate) → state (QueueState per partition) → KPI records, dead letters; state checkpoints on demand.
+ingest (decode + validate) → state (QueueState per partition) → KPI records, dead letters; state checkpoints
+on demand.
 The Faust wiring in `pipeline.app` only moves messages in and results out; tests drive this class directly.
 
 The error policy lives here, in one place: every message or event that cannot be used is counted by reason
@@ -111,8 +112,8 @@ class PartitionedProcessor:
     What every processor shares: ownership of partitions (load from a checkpoint, drop on revoke), skipping
     offsets a restored checkpoint already holds, the one error policy, each touched partition's updates once
     per batch, and checkpoints of the partitions changed since the last one (`checkpoint`), taken as often as
-    the caller chooses: batches can then be small (fresh metrics) without a checkpoint each. Subclasses say how to build a state, apply one item
-    (`_handle`) and turn an update into a record (`_updates`, `_record`).
+    the caller chooses: batches can then be small (fresh metrics) without a checkpoint each. Subclasses say
+    how to build a state, apply one item (`_handle`) and turn an update into a record (`_updates`, `_record`).
     """
 
     def __init__(self, settings: Settings, stats: PipelineStats, topic: str, item_type) -> None:

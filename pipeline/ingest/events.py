@@ -9,7 +9,8 @@ Two topics carry events:
 - agent events (`agent.*`), keyed by `agent_id`.
 
 A Kafka message holds one event (a JSON object) or, for producers that batch, a JSON array of events whose
-keys all map to the message's partition (schemas/README.md). This module only describes and decodes; it must not know about state or KPIs.
+keys all map to the message's partition (schemas/README.md). This module only describes and decodes; it must
+not know about state or KPIs.
 """
 
 from __future__ import annotations

@@ -190,7 +190,6 @@ def build_agent_record(u: AgentIntervalUpdate, interval_seconds: int) -> AgentKp
     )
 
 
-
 def decode_agent_record(b: bytes) -> AgentKpiRecord:
     return msgspec.json.decode(b, type=AgentKpiRecord)
 

@@ -165,7 +165,6 @@ def build_fcr_record(u: FcrUpdate, interval_seconds: int, window_hours: float, p
     )
 
 
-
 def decode_fcr_record(b: bytes) -> FcrRecord:
     return msgspec.json.decode(b, type=FcrRecord)
 

@@ -227,6 +227,5 @@ def _required(c: QueueCounts, span_seconds: float, rules) -> int | None:
     return requirement(traffic, rules).agents if traffic else None
 
 
-
 def decode_record(b: bytes) -> KpiRecord:
     return msgspec.json.decode(b, type=KpiRecord)
