@@ -31,7 +31,6 @@ from pipeline.processor import BatchResult, Message, PartitionedProcessor, Pipel
 from pipeline.settings import ENV_PREFIX, QueueConfig, Settings, SettingsError
 from pipeline.state.intervals import epoch_ms
 from pipeline.state.repeats import (
-    ANONYMOUS,
     DUPLICATE,
     LATE,
     CustomerContact,
@@ -49,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TOPIC = "customer-contacts"
+ANONYMOUS = "anon:"  # message key prefix of a contact without a customer id (a hex hash never contains ':')
 # Public on purpose: a deployment that does not set PIPELINE_CUSTOMER_HASH_KEY has no secret at all.
 DEVELOPMENT_HASH_KEY = b"cc-kpi development key: NOT SECRET, set PIPELINE_CUSTOMER_HASH_KEY in production"
 

@@ -221,7 +221,7 @@ def test_memory_holds_only_contacts_a_window_can_use(records):
     for r in records:
         run.feed([r])
         h = run.state.horizon()
-        for contacts in run.state.customers.values():
+        for contacts in run.state.held_contacts():
             for c in contacts.values():
                 assert c.keep_until(TIMEOUT * 1000) >= h
     run.finish()

@@ -11,6 +11,7 @@ import logging
 from datetime import timedelta
 
 import msgspec
+import orjson
 import pytest
 from eventlog import BASE, BASE_MS, BASE_S
 from prometheus_client import CollectorRegistry, generate_latest
@@ -22,7 +23,15 @@ from pipeline.kpis.quality import FCR_COUNTS, FCR_KPIS, FcrCounts, FcrRecord, bu
 from pipeline.outputs.quality_metrics import FcrCollector
 from pipeline.processor import ContactProcessor, Message, PipelineStats
 from pipeline.settings import QueueConfig, QueueSettings, SettingsError, load_settings
-from pipeline.state.repeats import DUPLICATE, LATE, CustomerContact, FcrUpdate, RepeatState, SourceWatermark
+from pipeline.state.repeats import (
+    DUPLICATE,
+    LATE,
+    CustomerContact,
+    FcrUpdate,
+    RepeatState,
+    SourceWatermark,
+    digest,
+)
 
 INTERVAL = 900
 LATENESS = 120
@@ -266,8 +275,9 @@ def test_forgotten_contacts_leave_their_decisions_pinned_on_the_contacts_kept():
     at_wm(s, 4500 + 120)
     [first] = s.advance()
     assert (first.queue_id, first.start, first.counts) == ("Q1", BASE_S, FcrCounts(eligible=1, unresolved=1))
-    [customer] = s.customers.values()
-    assert set(customer) == {"c2"} and customer["c2"].repeat_pinned and not customer["c2"].unresolved_pinned
+    [customer] = s.held_contacts()
+    c2 = customer[digest("c2")]
+    assert set(customer) == {digest("c2")} and c2.repeat_pinned and not c2.unresolved_pinned
     feed(s, [o(8000, contact="c3")])
     assert close_all(s) == {
         ("Q2", "voice", 1800): FcrCounts(eligible=1, unresolved=1, repeats=1),
@@ -285,8 +295,9 @@ def test_a_forgotten_later_contact_leaves_the_earlier_one_unresolved():
     at_wm(s, 6300 + 120)
     [c_final] = s.advance()  # c's own outcome is final: its window ended at 5400 s
     assert (c_final.start, c_final.counts) == (BASE_S + 1800, FcrCounts(eligible=1, repeats=1))
-    [customer] = s.customers.values()
-    assert set(customer) == {"d"} and customer["d"].unresolved_pinned and not customer["d"].repeat_pinned
+    [customer] = s.held_contacts()
+    d = customer[digest("d")]
+    assert set(customer) == {digest("d")} and d.unresolved_pinned and not d.repeat_pinned
     feed(s, [o(6400, contact="e")])
     assert close_all(s) == {
         ("Q2", "voice", 0): FcrCounts(eligible=1, unresolved=1),
@@ -323,8 +334,48 @@ def test_snapshot_and_restore_carry_on_exactly():
 
 def test_restore_refuses_another_snapshot_version():
     s = make_state()
-    with pytest.raises(ValueError, match="version"):
+    with pytest.raises(ValueError, match="version 99"):
         s.restore(b'{"v": 99}')
+
+
+def held(state: RepeatState) -> dict:
+    return {key: {cid: (c.repeat_pinned, c.unresolved_pinned, c.legs) for cid, c in state._contacts(key).items()}
+            for key in state.customers}
+
+
+def test_a_version_1_checkpoint_is_read_and_carries_on_exactly():
+    """Version 1 (up to this release) held the ids as strings: its contacts restore to the same state."""
+    o = Offers()
+    records = [o(0, contact="c1"), o(60, contact="c1", queue="Q2"), o(1800, contact="c2", queue="Q2"),
+               o(50, customer=None, contact="a"), o(8000, contact="c3"), o(8100, customer="bob", contact="c4")]
+    whole = make_state()
+    feed(whole, records)
+    expected = close_all(whole)
+
+    s = make_state()
+    feed(s, records[:4])
+    at_wm(s, 4620)
+    s.advance()  # c1 forgotten, c2 pinned as a repeat, the anonymous contact forgotten
+    feed(s, records[4:5])
+    # the same state written as version 1 did: ids as strings, "anon:<contact id>" for no customer
+    by_event = {digest(r.event_id): r for r in records}
+    v1_customers = {}
+    for legs in s.held_contacts():
+        for c in legs.values():
+            r = by_event[c.legs[0].event_id]
+            customer = r.customer or "anon:" + r.contact_id
+            v1_customers.setdefault(customer, []).append(
+                [r.contact_id, c.repeat_pinned, c.unresolved_pinned,
+                 [[g.time, g.queue_id, g.channel, by_event[g.event_id].event_id, g.window] for g in c.legs]])
+    v1 = {**orjson.loads(s.snapshot()), "v": 1, "customers": list(v1_customers.items())}
+    del v1["pairs"]
+    restored = make_state()
+    restored.restore(orjson.dumps(v1))
+    assert held(restored) == held(s) and restored.contacts_held() == s.contacts_held() == 2
+    assert restored.apply(records[4]) == DUPLICATE
+    feed(restored, records[5:])
+    got = close_all(restored)
+    assert {k: v for k, v in expected.items() if k[2] >= 1800} == got
 
 
 # ---- forwarder, processor, collector, settings -----------------------------------------------------------
