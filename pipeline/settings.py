@@ -182,6 +182,11 @@ class Settings(BaseSettings):
     batch_max_messages: Annotated[int, Field(ge=1, le=100_000)] = 2000
     """Most messages the worker takes from Kafka in one batch."""
 
+    stream_buffer_messages: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
+    """Most messages each of the worker's three streams holds ahead of its batches (at least two batches' worth
+    is used). During a catch-up they are full: about 3 x this x the message size of memory (~100 MB at 100 events
+    per message). Lower it when producers batch many events per message; 4,096 keeps one event per message fast."""
+
     flush_seconds: Annotated[float, Field(gt=0, le=60)] = 0.25
     """Longest a batch waits to fill: how stale /metrics may be behind Kafka (plus the batch's own time)."""
 
@@ -251,7 +256,7 @@ def settings_markdown() -> str:
            "| variable | default | meaning |", "| --- | --- | --- |"]
     for name, f in Settings.model_fields.items():
         default = "" if f.default is None else f.default
-        out.append(f"| `{ENV_PREFIX}{name.upper()}` | `{default}` | {f.description} |")
+        out.append(f"| `{ENV_PREFIX}{name.upper()}` | `{default}` | {' '.join(f.description.split())} |")
     out += ["", "## Queue file (`PIPELINE_QUEUES_FILE`, TOML)", "",
             "`[defaults]` applies to every queue; `[queues.<queue_id>]` overrides it for one queue.", "",
             "| field | default | meaning |", "| --- | --- | --- |"]

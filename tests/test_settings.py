@@ -77,3 +77,12 @@ def test_a_wrong_queue_field_names_the_queue_and_the_field(tmp_path, text, named
 def test_the_demo_queue_file_loads() -> None:
     config = QueueConfig.load(Path(__file__).parent.parent / "deploy" / "queues.toml")
     assert config.for_queue("sales").team == "sales"
+
+
+@pytest.mark.parametrize(("buffer", "batch", "expected"), [(300, 100, 300), (300, 200, 400), (4096, 2000, 4096)])
+def test_the_stream_buffer_is_the_setting_but_at_least_two_batches(buffer, batch, expected) -> None:
+    from pipeline.app import create_app
+
+    settings = load_settings(broker_url="127.0.0.1:1", stream_buffer_messages=buffer, batch_max_messages=batch)
+    app = create_app(settings, QueueConfig.load(settings.queues_file))
+    assert app.conf.stream_buffer_maxsize == expected
