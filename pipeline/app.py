@@ -136,9 +136,15 @@ class Checkpoints:
         if not self.held or not (now or time.monotonic() - self.since >= self.every):
             return
         # No await until the acks are swapped out: a batch applied meanwhile is not acked unchecked.
-        for partition, data in self.processor.checkpoint().items():
+        started = time.perf_counter()
+        written = self.processor.checkpoint()
+        for partition, data in written.items():
             self._store(partition, data)
         held, self.held = self.held, []
+        stats, topic = self.processor.stats, self.processor.topic
+        stats.checkpoints[topic] += len(written)
+        stats.checkpoint_bytes[topic] += sum(map(len, written.values()))
+        stats.checkpoint_seconds[topic] += time.perf_counter() - started
         for e in held:
             await self.stream.ack(e)  # type: ignore[union-attr]
 

@@ -83,6 +83,9 @@ class PipelineStats:
     records_published: Counter = field(default_factory=Counter)  # final: "true"/"false"
     batches: int = 0
     last_batch_seconds: float = 0.0
+    checkpoints: Counter = field(default_factory=Counter)  # topic: partition checkpoints written
+    checkpoint_bytes: Counter = field(default_factory=Counter)  # topic
+    checkpoint_seconds: Counter = field(default_factory=Counter)  # topic: time taking and writing them
 
 
 class Ingest:

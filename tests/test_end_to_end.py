@@ -171,6 +171,17 @@ def test_bad_messages_are_dead_lettered_counted_and_the_worker_carries_on(broker
             time.sleep(0.5)
         assert rejected == {reason: 1 for reason in bad.values()}
         assert metrics[("cc_queue_offered_total", (("channel", "voice"), ("queue", "sales")))] == 1
+        # the applied events are covered by a checkpoint within PIPELINE_CHECKPOINT_SECONDS (2 s)
+        topic = (("topic", settings.topic("contact-events")),)
+        for _ in range(40):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+                metrics = metric_values(resp.read().decode())
+            if metrics.get(("cc_pipeline_checkpoints_total", topic), 0) >= 1:
+                break
+            time.sleep(0.25)
+        assert metrics[("cc_pipeline_checkpoints_total", topic)] >= 1
+        assert metrics[("cc_pipeline_checkpoint_bytes_total", topic)] > 0
+        assert 0 < metrics[("cc_pipeline_checkpoint_seconds_total", topic)] < 10
         assert_every_metric_can_be_scraped_alone(f"http://127.0.0.1:{port}/metrics")
 
     async def read_dead_letters():

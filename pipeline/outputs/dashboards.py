@@ -212,6 +212,10 @@ PIPELINE = DashboardSpec(
         PanelSpec("Duplicates dropped", "Events dropped as duplicates per second.", "ops",
                   (("sum by (topic) (rate(cc_pipeline_duplicate_events_total[$__rate_interval]))", "{{topic}}"),),
                   width=12),
+        PanelSpec("Checkpoint time", "Share of the workers' time spent taking and writing state checkpoints (nothing "
+                  "is processed meanwhile), by input topic.", "percentunit",
+                  (("sum by (topic) (rate(cc_pipeline_checkpoint_seconds_total[$__rate_interval]))", "{{topic}}"),),
+                  width=12),
     ),
     variables=(),
 )

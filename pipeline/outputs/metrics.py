@@ -190,6 +190,16 @@ class KpiCollector:
         yield owned
         yield GaugeMetricFamily("cc_pipeline_last_batch_seconds", "Processing time of the last batch.",
                                 value=s.last_batch_seconds)
+        for name, help_text, counts in (
+                ("cc_pipeline_checkpoints", "Partition state checkpoints written, by input topic.", s.checkpoints),
+                ("cc_pipeline_checkpoint_bytes", "Bytes of state checkpoints written (compressed), by input topic.",
+                 s.checkpoint_bytes),
+                ("cc_pipeline_checkpoint_seconds", "Time spent taking and writing state checkpoints (the worker "
+                 "processes nothing meanwhile), by input topic.", s.checkpoint_seconds)):
+            fam = CounterMetricFamily(name, help_text, labels=["topic"])
+            for topic, n in sorted(counts.items()):
+                fam.add_metric([topic], n)
+            yield fam
 
 
 def _gauge(metric: str, labels: list[str]) -> GaugeMetricFamily:
