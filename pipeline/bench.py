@@ -532,15 +532,17 @@ def memory(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path)
         wait_until_done(base_url, ends, worker, timeout=600 + n_events / 1000)
         print(file=sys.stderr)
         seconds = time.monotonic() - started
-        peak = rss.peak_mb()
+        before_scrapes = max(rss.mb_over(started, time.monotonic()), default=0.0)
         scrapes = []
         for _ in range(5):
             asked = time.monotonic()
             text = _get(f"{base_url}/metrics").decode()
             scrapes.append(time.monotonic() - asked)
         end_rss = (proc_status_kb(worker.pid, "VmRSS") or 0) / 1024
+        peak = rss.peak_mb()
     return {"agents": opts.agents, "queues": opts.queues, "hours": opts.memory_hours, "events": n_events,
             "seconds_with_start_up": seconds, "peak_rss_mb": peak, "rss_mb_after": end_rss,
+            "peak_rss_mb_before_scrapes": before_scrapes,
             "scrape_seconds": percentile(scrapes, 0.5), "series": _series(text), "exposition_bytes": len(text)}
 
 
@@ -628,6 +630,8 @@ def figures(results: dict) -> list[dict]:
         what = f"{mem['agents']:,} agents, {mem['queues']} queues, {mem['hours']:g} h ({mem['events']:,} events)"
         row(f"worker peak resident memory, {what}", mem["peak_rss_mb"], "MB", "<= 300 MB",
             mem["peak_rss_mb"] <= 300)
+        row("worker peak resident memory before the five full /metrics scrapes", mem["peak_rss_mb_before_scrapes"],
+            "MB")
         row(f"/metrics scrape with {mem['queues']} queues ({mem['series']:,} series)", mem["scrape_seconds"], "s")
     rep = results.get("replay")
     if rep:

@@ -33,6 +33,7 @@ EXPECTED = [
     "worker resident memory, first minute of the latency run",
     "worker resident memory, last minute of the latency run",
     "worker peak resident memory, 20 agents, 12 queues",
+    "worker peak resident memory before the five full /metrics scrapes",
     "/metrics scrape with 12 queues",
     "replay of a simulated 10-agent day",
 ]
@@ -60,6 +61,7 @@ def test_bench_reports_every_figure(broker, tmp_path, monkeypatch, capsys):
     assert results["latency"]["metrics"]["missing"] == 0
     assert results["latency"]["kpi_topic"]["missing"] == 0
     assert results["memory"]["queues"] == 12 and results["memory"]["series"] > 0
+    assert 0 < results["memory"]["peak_rss_mb_before_scrapes"] <= results["memory"]["peak_rss_mb"]
     assert results["machine"]["cpus"] >= 1 and results["command"].startswith("python -m pipeline bench")
     table = capsys.readouterr().out  # the same figures, as one table
     for expected in EXPECTED:
