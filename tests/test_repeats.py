@@ -305,20 +305,27 @@ def test_a_forgotten_later_contact_leaves_the_earlier_one_unresolved():
     }
 
 
+def interrupted(records: list, first: int, later: int) -> tuple[RepeatState, dict, RepeatState, list]:
+    """The whole run and its final counts; and a run of records[:first], advanced to a horizon of 4500 s (so
+    c1 at 0 s is forgotten), then records[first:later]: the state to checkpoint, with the finals published."""
+    whole = make_state()
+    feed(whole, records)
+    expected = close_all(whole)
+    s = make_state()
+    feed(s, records[:first])
+    at_wm(s, 4620)
+    finals = s.advance()
+    feed(s, records[first:later])
+    return whole, expected, s, finals
+
+
 def test_snapshot_and_restore_carry_on_exactly():
     o = Offers()
     records = [o(0, contact="c1"), o(1800, contact="c2", queue="Q2"), o(50, customer=None, contact="a"),
                o(8000, contact="c3"), o(8100, customer="bob", contact="c4", channel="chat")]
-    whole = make_state()
-    feed(whole, records)
-    expected = close_all(whole)
-
-    s = make_state()
-    feed(s, records[:3])
-    at_wm(s, 4620)
-    before = {(u.queue_id, u.channel, u.start - BASE_S): u.counts for u in s.advance()}  # c1 forgotten, c2 pinned
+    whole, expected, s, finals = interrupted(records, 3, 4)
+    before = {(u.queue_id, u.channel, u.start - BASE_S): u.counts for u in finals}  # c1 forgotten, c2 pinned
     assert set(before) == {("Q1", "voice", 0)}
-    feed(s, records[3:4])
     s.offset = 41
     restored = make_state()
     restored.restore(s.snapshot())
@@ -348,15 +355,7 @@ def test_a_version_1_checkpoint_is_read_and_carries_on_exactly():
     o = Offers()
     records = [o(0, contact="c1"), o(60, contact="c1", queue="Q2"), o(1800, contact="c2", queue="Q2"),
                o(50, customer=None, contact="a"), o(8000, contact="c3"), o(8100, customer="bob", contact="c4")]
-    whole = make_state()
-    feed(whole, records)
-    expected = close_all(whole)
-
-    s = make_state()
-    feed(s, records[:4])
-    at_wm(s, 4620)
-    s.advance()  # c1 forgotten, c2 pinned as a repeat, the anonymous contact forgotten
-    feed(s, records[4:5])
+    _, expected, s, _ = interrupted(records, 4, 5)  # c1 and the anonymous a forgotten, c2 pinned as a repeat
     # the same state written as version 1 did: ids as strings, "anon:<contact id>" for no customer
     by_event = {digest(r.event_id): r for r in records}
     v1_customers = {}
