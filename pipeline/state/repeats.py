@@ -18,9 +18,9 @@ the queue's window), and two flags per contact for what forgotten contacts decid
 
 A day of a large center is about a million contacts held, so they are stored densely: one `bytes` per customer
 (a fixed-size record per leg, `LEG`), keyed by 63 bits of the customer hash, with 64-bit digests of the contact
-and event ids. That is about 170 bytes per customer instead of about 800 as objects, and nothing for the
-garbage collector to traverse (its full collections over a million leg objects paused the worker for 0.2 s
-every second or two). Digests are compared only within one customer's few contacts (a collision of two of
+and event ids. That is about 220 bytes per held contact instead of about 780 as objects, and nothing for the
+garbage collector to traverse (its full collections over the leg objects paused the worker for 0.2 s every
+second or two). Digests are compared only within one customer's few contacts (a collision of two of
 them is a 1 in 10^19 event); two customers sharing 63 bits of an HMAC, about 1 in 10^7 a day at a million
 customers per partition, would only merge their repeat windows.
 
