@@ -249,6 +249,11 @@ def _explain(exc: ValidationError, where: str, name_of) -> str:
     return "\n".join(lines)
 
 
+def _row(name: str, default: object, description: str) -> str:
+    """A table row; a multi-line docstring would end the row at its first line break."""
+    return f"| `{name}` | `{default}` | {' '.join(description.split())} |"
+
+
 def settings_markdown() -> str:
     """docs/settings.md: every setting with its variable, default and meaning (generated; a test checks it)."""
     out = ["# Settings", "", "Generated from `pipeline/settings.py` by `python -m pipeline catalogue`. Every setting "
@@ -256,13 +261,13 @@ def settings_markdown() -> str:
            "| variable | default | meaning |", "| --- | --- | --- |"]
     for name, f in Settings.model_fields.items():
         default = "" if f.default is None else f.default
-        out.append(f"| `{ENV_PREFIX}{name.upper()}` | `{default}` | {' '.join(f.description.split())} |")
+        out.append(_row(f"{ENV_PREFIX}{name.upper()}", default, f.description))
     out += ["", "## Queue file (`PIPELINE_QUEUES_FILE`, TOML)", "",
             "`[defaults]` applies to every queue; `[queues.<queue_id>]` overrides it for one queue.", "",
             "| field | default | meaning |", "| --- | --- | --- |"]
     for name, f in QueueSettings.model_fields.items():
         default = ", ".join(f.default) if isinstance(f.default, tuple) else f.default
-        out.append(f"| `{name}` | `{default}` | {' '.join(f.description.split())} |")
+        out.append(_row(name, default, f.description))
     out += ["", "An example: `deploy/queues.toml` (the demo center's queues).", ""]
     return "\n".join(out)
 

@@ -95,11 +95,11 @@ def digest(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
-def customer_key(record: CustomerContact) -> int:
-    """The state's key of a record's customer: >= 0 from the customer hash, < 0 for a contact without one."""
-    if record.customer is not None:
-        return int(record.customer[:16], 16) >> 1
-    return -1 - (digest(record.contact_id) >> 1)
+def customer_key(customer: str | None, contact_id: str) -> int:
+    """The state's key of a contact's customer: >= 0 from the customer hash, < 0 for a contact without one."""
+    if customer is not None:
+        return int(customer[:16], 16) >> 1
+    return -1 - (digest(contact_id) >> 1)
 
 
 @dataclass(slots=True)
@@ -246,7 +246,7 @@ class RepeatState:
         h = self.horizon()
         if r.time_ms < h:
             return LATE
-        key = customer_key(r)
+        key = customer_key(r.customer, r.contact_id)
         contacts = self._contacts(key)
         event_id = digest(r.event_id)
         if any(leg.event_id == event_id for c in contacts.values() for leg in c.legs):
@@ -323,7 +323,8 @@ class RepeatState:
         """
         h = self.horizon()
         while self._expiry_starts and self._expiry_starts[0] < h:
-            for key in self._expiry.pop(heapq.heappop(self._expiry_starts)):
+            # a customer is listed once per offer applied: look at it once
+            for key in dict.fromkeys(self._expiry.pop(heapq.heappop(self._expiry_starts))):
                 self._forget(key, h)
         finals: list[FcrUpdate] = []
         for (q, ch, start) in sorted(self.intervals, key=lambda k: k[2]):
@@ -426,8 +427,7 @@ class RepeatState:
         for customer, contacts in customers:
             anonymous = customer.startswith("anon:")
             for contact_id, repeat_pinned, unresolved_pinned, legs in contacts:
-                key = customer_key(CustomerContact(customer=None if anonymous else customer, contact_id=contact_id,
-                                                   queue_id="", channel="", time_ms=0, event_id=""))
+                key = customer_key(None if anonymous else customer, contact_id)
                 stored = self._contacts(key)
                 stored[digest(contact_id)] = Contact(
                     [Leg(t, q, ch, digest(event_id), window) for t, q, ch, event_id, window in legs],
