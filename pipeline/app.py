@@ -335,6 +335,9 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
                     for p, s in sorted(fcr.processor.partitions.items())
                 },
                 "messages": dict(stats.messages),
+                "source_messages": throughput.messages,
+                "first_batch": throughput.first_batch,
+                "last_batch_monotonic": throughput.last_batch_monotonic,
                 "batches": stats.batches,
                 "rejected": {f"{topic}|{reason}": n for (topic, reason), n in stats.rejected.items()},
                 "duplicates": sum(stats.duplicates.values()),

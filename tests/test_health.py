@@ -87,3 +87,13 @@ def test_latency_histogram_and_exported_series():
     assert get("cc_pipeline_broker_up") == 1 and get("cc_pipeline_ready") == 1
     t.forget("t", 0)
     assert ("t", 0) not in t.processed
+
+
+def test_throughput_times_its_own_batches_for_the_benchmark():
+    t = Throughput()
+    assert (t.messages, t.first_batch) == (0, None)
+    t.observe_batch([("t", 0, 4, None)])
+    first = t.first_batch
+    t.observe_batch([("t", 0, 5, None), ("t", 1, 0, None)])
+    assert t.messages == 3 and first is not None and first[1] == 1 and t.first_batch == first
+    assert t.last_batch_monotonic >= first[0]

@@ -77,6 +77,45 @@ def test_the_newest_forecast_by_event_time_wins_whatever_the_arrival_order():
         assert r.offered_vs_forecast == pytest.approx((1 - 40) / 40)
 
 
+def test_a_forecast_interval_without_traffic_gets_a_final_record_of_nothing_against_its_forecast():
+    E = Events()
+    s = state()
+    fc = E.forecast(-600, 120, 12.0, 240.0)
+    assert [s.apply(e) for e in (fc, fc, E.forecast(-600, 0, 5.0, 200.0), E.offered(5, contact="c1"),
+                                 E.abandoned(9, contact="c1"))] == [None, DUPLICATE, None, None, None]
+    assert not s.intervals.keys() & {("Q1", "voice", (BASE_S + 120) * 1000)}  # a forecast opens no interval
+    s.observe_time((BASE_S + 60 + 120) * 1000)  # the first minute is closable, the one at 120 s is not yet
+    assert [(u.start - BASE_S, u.counts.offered, u.forecast.offered) for u in s.advance()] == [(0, 1, 5.0)]
+    assert not s.is_final("Q1", "voice", (BASE_S + 120) * 1000)
+    s.observe_time((BASE_S + 180 + 120) * 1000)
+    [u] = s.advance()
+    assert (u.start - BASE_S, u.final, u.revision, u.counts, u.forecast.offered) == (120, True, 1, QueueCounts(), 12.0)
+    r = build_record(u, 60)
+    assert (r.offered, r.forecast_offered, r.offered_vs_forecast) == (0, 12.0, pytest.approx(-1.0))
+    assert s.forecasts == {} and s.advance() == [] and s.apply(fc) == LATE
+
+
+def test_a_version_4_snapshot_with_forecasts_in_open_intervals_is_converted():
+    import orjson
+
+    E = Events()
+    s = state()
+    for e in (E.forecast(-600, 0, 5.0, 200.0), E.forecast(-600, 120, 12.0, 240.0), E.offered(5, contact="c1")):
+        s.apply(e)
+    v5 = orjson.loads(s.snapshot())
+    v4 = {**v5, "v": 4, "intervals": [[*row[:8], {"published_at": -600_000 + BASE_S * 1000, "offered": 5.0,
+                                                  "aht_seconds": 200.0}, row[8]] for row in v5["intervals"]]}
+    del v4["forecasts"]
+    v4["intervals"].append(["Q1", "voice", (BASE_S + 120) * 1000, {}, 0, True, 0.0, {},
+                            {"published_at": -600_000 + BASE_S * 1000, "offered": 12.0, "aht_seconds": 240.0}, []])
+    restored = state()
+    restored.restore(orjson.dumps(v4))
+    assert restored.forecasts == s.forecasts
+    assert {u.start - BASE_S: u.forecast.offered for u in finals(restored).values()} == {0: 5.0, 120: 12.0}
+    with pytest.raises(ValueError, match="version 3"):
+        state().restore(orjson.dumps({**v5, "v": 3}))
+
+
 def test_a_flow_out_or_a_callback_ends_the_wait_and_is_not_an_abandon():
     E = Events()
     s = state()

@@ -46,6 +46,10 @@ class Throughput:
         self.latency_count = 0
         self.processed: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset processed
         self.last_batch_at = 0.0  # wall clock of the end of the last batch (0: none yet)
+        # for the benchmark, which reads them from /progress instead of timing the worker by polling it often:
+        self.messages = 0  # source messages processed
+        self.first_batch: tuple[float, int] | None = None  # (time.monotonic(), messages) after the first batch
+        self.last_batch_monotonic = 0.0
 
     def observe_batch(self, messages: Iterable[tuple[str, int, int, float | None]], now: float | None = None) -> None:
         """(topic, partition, offset, Kafka timestamp in seconds or None) of each message of a finished batch."""
@@ -53,7 +57,9 @@ class Throughput:
         processed = self.processed
         counts = self.bucket_counts
         buckets = self.buckets
+        n = 0
         for topic, partition, offset, written in messages:
+            n += 1
             key = (topic, partition)
             if offset > processed.get(key, -1):
                 processed[key] = offset
@@ -63,6 +69,10 @@ class Throughput:
                 self.latency_sum += latency
                 self.latency_count += 1
         self.last_batch_at = now
+        self.messages += n
+        self.last_batch_monotonic = time.monotonic()
+        if self.first_batch is None:
+            self.first_batch = (self.last_batch_monotonic, self.messages)
 
     def forget(self, topic: str, partition: int) -> None:
         """A revoked partition: its lag is no longer this worker's to report."""

@@ -18,6 +18,7 @@ from pipeline.outputs.agent_metrics import AgentCollector
 from pipeline.outputs.described import Part
 from pipeline.processor import AgentProcessor, ContactProcessor, PipelineStats
 from pipeline.staffing.live import observed_traffic, prediction, requirement
+from pipeline.state.intervals import interval_start
 from pipeline.state.queues import Forecast
 
 
@@ -41,9 +42,10 @@ class KpiCollector:
         oldest = _gauge("cc_queue_oldest_waiting_age_seconds", labels)
         for state in list(self.processor.partitions.values()):
             totals.update(state.totals)  # a queue lives on exactly one partition
-            for (q, ch, start), ivl in state.intervals.items():
-                if ivl.forecast and start <= state.watermark < start + state.interval_ms:
-                    current[(q, ch)] = ivl.forecast
+            now = interval_start(state.watermark, state.interval_ms)
+            for (q, ch), of_queue in state.forecasts.items():
+                if now in of_queue:
+                    current[(q, ch)] = of_queue[now]
             for q, ch, n, age in state.waiting():
                 waiting.add_metric([q, ch], n)
                 oldest.add_metric([q, ch], age)

@@ -21,6 +21,7 @@ final is *late*: it is counted and reported, never applied.
 from __future__ import annotations
 
 import copy
+import heapq
 import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
@@ -33,7 +34,7 @@ from pipeline.kpis.counts import QueueCounts, bucket_name
 from pipeline.settings import QueueSettings
 from pipeline.state.intervals import NO_TIME, due_for_revision, epoch_ms, interval_start, local_bounds
 
-SNAPSHOT_VERSION = 4
+SNAPSHOT_VERSION = 5
 MAX_CHAT_MESSAGES = 2000  # per leg: more is not a chat but a flood (rejected as impossible)
 
 # apply() results that are not "applied"
@@ -113,8 +114,7 @@ class OpenInterval:
     changed: bool = False
     published_at: float = 0.0  # wall clock (seconds) of the last published revision
     agents: dict[str, QueueCounts] = field(default_factory=dict)  # handling per agent who answered
-    forecast: Forecast | None = None
-    event_ids: set[str] = field(default_factory=set)  # of events that belong to no leg (surveys, IVR, forecasts)
+    event_ids: set[str] = field(default_factory=set)  # of events that belong to no leg (surveys, IVR)
 
 
 @dataclass(slots=True)
@@ -169,6 +169,11 @@ class QueueState:
         self.expired: dict[tuple[str, str, str], int] = {}
         # contacts waiting now: (queue, channel) -> {contact id: arrival time}; derived from the legs
         self.waiting_since: dict[tuple[str, str], dict[str, int]] = {}
+        # WFM forecasts, (queue, channel) -> interval start -> the newest, until the interval's final record. Kept
+        # apart from the open intervals: a day's forecasts come at once, in the morning, and an open interval per
+        # forecast (57,600 for 200 queues) cost ~40 MB and a sort of all of them per batch.
+        self.forecasts: dict[tuple[str, str], dict[int, Forecast]] = {}
+        self._forecast_due: list[tuple[int, str, str]] = []  # heap of (start, queue, channel) of self.forecasts
 
     # ---- applying events -------------------------------------------------------------------------------
 
@@ -179,7 +184,20 @@ class QueueState:
 
     def is_final(self, queue_id: str, channel: str, start: int) -> bool:
         """Closed for good: past its end by the allowed lateness, and nothing arrived in or before it waits."""
-        return (queue_id, channel, start) not in self.intervals and self._closable(queue_id, channel, start)
+        return (queue_id, channel, start) not in self.intervals and self._closable(queue_id, channel, start) \
+            and start not in self.forecasts.get((queue_id, channel), ())
+
+    def forecast(self, queue_id: str, channel: str, start: int) -> Forecast | None:
+        return self.forecasts.get((queue_id, channel), {}).get(start)
+
+    def _pop_forecast(self, queue_id: str, channel: str, start: int) -> Forecast | None:
+        of_queue = self.forecasts.get((queue_id, channel))
+        if not of_queue or start not in of_queue:
+            return None
+        fc = of_queue.pop(start)
+        if not of_queue:
+            del self.forecasts[(queue_id, channel)]
+        return fc
 
     def _closable(self, queue_id: str, channel: str, start: int) -> bool:
         if start + self.interval_ms + self.allowed_lateness > self.watermark:
@@ -241,6 +259,8 @@ class QueueState:
         start = interval_start(at, self.interval_ms)
         if self.is_final(e.queue_id, e.channel, start):
             return LATE
+        if isinstance(e, ev.ForecastPublished):
+            return self._forecast(e, t, start)
         ivl = self.intervals.get((e.queue_id, e.channel, start))
         if ivl is not None and e.event_id in ivl.event_ids:
             return DUPLICATE
@@ -248,15 +268,24 @@ class QueueState:
             case ev.SurveyCompleted():
                 increments = [(start, "surveys", 1, None), (start, "survey_score_sum", e.score, None),
                               (start, "surveys_satisfied", int(e.score >= 4), None)]
-            case ev.IvrSessionEnded():
-                increments = [(start, "ivr_sessions", 1, None), (start, "ivr_contained", int(e.contained), None)]
             case _:
-                increments = [(start, "", 0, None)]  # opens the interval; the forecast is set below
+                increments = [(start, "ivr_sessions", 1, None), (start, "ivr_contained", int(e.contained), None)]
         self._add(e.queue_id, e.channel, increments)
-        ivl = self.intervals[(e.queue_id, e.channel, start)]
-        ivl.event_ids.add(e.event_id)
-        if isinstance(e, ev.ForecastPublished) and (ivl.forecast is None or t >= ivl.forecast.published_at):
-            ivl.forecast = Forecast(t, e.offered, e.aht_seconds)
+        self.intervals[(e.queue_id, e.channel, start)].event_ids.add(e.event_id)
+        self.observe_time(t)
+        return None
+
+    def _forecast(self, e: ev.ForecastPublished, t: int, start: int) -> str | None:
+        """The newest forecast by event time wins; the same one again is a duplicate."""
+        new = Forecast(t, e.offered, e.aht_seconds)
+        of_queue = self.forecasts.setdefault((e.queue_id, e.channel), {})
+        old = of_queue.get(start)
+        if old == new:
+            return DUPLICATE
+        if old is None:
+            heapq.heappush(self._forecast_due, (start, e.queue_id, e.channel))
+        if old is None or t >= old.published_at:
+            of_queue[start] = new
         self.observe_time(t)
         return None
 
@@ -273,8 +302,6 @@ class QueueState:
                     ivl = self.intervals[(queue_id, channel, start)] = OpenInterval()
                 ivl.changed = True
                 targets = targets_of[start] = [ivl, *self._rollups_of(queue_id, channel, start)]
-            if not name:
-                continue
             for target in targets:
                 target.changed = True
                 target.counts.bump(name, amount)
@@ -320,7 +347,9 @@ class QueueState:
             if start >= self.last_final.get((q, ch), (NO_TIME,))[0]:
                 self.last_final[(q, ch)] = (start, ivl.counts)
             finals.append(IntervalUpdate(q, ch, start // 1000, ivl.revision, True, ivl.counts, self.rules_of(q),
-                                         ivl.agents, ivl.forecast))
+                                         ivl.agents, self._pop_forecast(q, ch, start)))
+        finals += self._forecasts_without_traffic()
+        finals.sort(key=lambda u: u.start)
         # A complete leg is kept while any interval it touched is open, so that a re-delivered event of it is
         # still recognised as a duplicate; after that every event of it would be late anyway.
         for key, leg in list(self.legs.items()):
@@ -328,6 +357,25 @@ class QueueState:
                                     for t in (leg.offered_at, leg.acw_end_at, leg.last_seen) if t is not None):
                 del self.legs[key]
         return finals
+
+    def _forecasts_without_traffic(self) -> list[IntervalUpdate]:
+        """Final records of closable intervals that had a forecast and no event: forecast against nothing."""
+        out, blocked = [], []
+        due = self._forecast_due
+        while due and due[0][0] + self.interval_ms + self.allowed_lateness <= self.watermark:
+            start, q, ch = heapq.heappop(due)
+            if self.forecast(q, ch, start) is None:
+                continue  # published with its interval
+            if (q, ch, start) in self.intervals or not self._closable(q, ch, start):
+                blocked.append((start, q, ch))  # a contact that arrived in it still waits
+                continue
+            if start >= self.last_final.get((q, ch), (NO_TIME,))[0]:
+                self.last_final[(q, ch)] = (start, QueueCounts())
+            out.append(IntervalUpdate(q, ch, start // 1000, 1, True, QueueCounts(), self.rules_of(q),
+                                      forecast=self._pop_forecast(q, ch, start)))
+        for item in blocked:
+            heapq.heappush(due, item)
+        return out
 
     def rollup_updates(self, wall_now: float, every: float) -> list[IntervalUpdate]:
         """Final hours and days (call after `advance`), then provisional ones that changed `every` seconds ago.
@@ -377,7 +425,7 @@ class QueueState:
         for (q, ch, start), ivl in self.intervals.items():
             if due_for_revision(ivl, wall_now, every):
                 out.append(IntervalUpdate(q, ch, start // 1000, ivl.revision, False, copy.deepcopy(ivl.counts),
-                                          self.rules_of(q), copy.deepcopy(ivl.agents), ivl.forecast))
+                                          self.rules_of(q), copy.deepcopy(ivl.agents), self.forecast(q, ch, start)))
         return out
 
     # ---- real time -------------------------------------------------------------------------------------
@@ -407,9 +455,9 @@ class QueueState:
             "watermark": self.watermark,
             "offset": self.offset,
             "legs": list(self.legs.values()),
-            "intervals": [[q, ch, s, i.counts, i.revision, i.changed, i.published_at, i.agents, i.forecast,
-                           sorted(i.event_ids)]
+            "intervals": [[q, ch, s, i.counts, i.revision, i.changed, i.published_at, i.agents, sorted(i.event_ids)]
                           for (q, ch, s), i in self.intervals.items()],
+            "forecasts": [[q, ch, s, f] for (q, ch), of_queue in self.forecasts.items() for s, f in of_queue.items()],
             "totals": [[q, ch, c] for (q, ch), c in self.totals.items()],
             "agent_totals": self.agent_totals,
             "last_final": [[q, ch, start, c] for (q, ch), (start, c) in self.last_final.items()],
@@ -420,17 +468,30 @@ class QueueState:
 
     def restore(self, data: bytes) -> None:
         d = orjson.loads(data)
-        if d.get("v") != SNAPSHOT_VERSION:
-            raise ValueError(f"queue state snapshot version {d.get('v')!r}, expected {SNAPSHOT_VERSION}")
+        version = d.get("v")
+        if version not in (4, SNAPSHOT_VERSION):
+            raise ValueError(f"queue state snapshot version {version!r}, expected {SNAPSHOT_VERSION} (or 4, which is "
+                             "converted)")
         self.watermark = d["watermark"]
         self.offset = d["offset"]
         self.legs = {(x["queue_id"], x["contact_id"]): Leg(**x) for x in d["legs"]}
+        forecasts = d.get("forecasts", [])
+        if version == 4:  # forecasts were held in open intervals
+            forecasts = []
+            for row in d["intervals"]:
+                fc = row.pop(8)
+                if fc:
+                    forecasts.append([*row[:3], fc])
         self.intervals = {
             (q, ch, s): OpenInterval(QueueCounts.from_dict(c), rev, changed, pub,
-                                     {a: QueueCounts.from_dict(x) for a, x in agents.items()},
-                                     Forecast(**fc) if fc else None, set(ids))
-            for q, ch, s, c, rev, changed, pub, agents, fc, ids in d["intervals"]
+                                     {a: QueueCounts.from_dict(x) for a, x in agents.items()}, set(ids))
+            for q, ch, s, c, rev, changed, pub, agents, ids in d["intervals"]
         }
+        self.forecasts = {}
+        for q, ch, s, fc in forecasts:
+            self.forecasts.setdefault((q, ch), {})[s] = Forecast(**fc)
+        self._forecast_due = [(s, q, ch) for (q, ch), of_queue in self.forecasts.items() for s in of_queue]
+        heapq.heapify(self._forecast_due)
         self.totals = {(q, ch): QueueCounts.from_dict(c) for q, ch, c in d["totals"]}
         self.agent_totals = {a: QueueCounts.from_dict(c) for a, c in d["agent_totals"].items()}
         self.last_final = {(q, ch): (start, QueueCounts.from_dict(c)) for q, ch, start, c in d["last_final"]}
