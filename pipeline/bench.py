@@ -7,8 +7,10 @@ the simulator's events, and every worker is a real child process (`pipeline.run.
   read by (a) a raw aiokafka consumer that only decodes the JSON (the floor of the machine), (b) an empty Faust
   agent with the worker's batching (Faust's own ceiling here) and (c) the real worker with the full KPI set, at
   1 and at K events per message. Every consumer reports when it first got messages (and how many) and when it
-  had them all; the rate is the messages after the first batch over that time, so a consumer group's start-up
-  is not counted (the last batch's wait is), and all three are measured the same way;
+  had them all, on the machine's monotonic clock (the worker in /progress); the rate is the messages after the
+  first batch over that time, so a consumer group's start-up is not counted (the last batch's wait is), and all
+  three are measured the same way. The empty agent and the worker at 1 event per message run back to back
+  `--rounds` times; the pair with the median ratio is reported;
 - latency: a steady offered rate (one event per message) for a fixed time; every tick a probe contact is
   offered in a queue of its own, and the time from writing it to Kafka to the moment it is counted on /metrics
   (polled every 50 ms for that one metric, `?name[]=cc_queue_offered_total`, so that polling does not load the
@@ -38,7 +40,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -250,6 +252,38 @@ def run_pipeline(settings: Settings, overrides: dict, messages: int, log_file: P
                 "end": progress["last_batch_monotonic"], "peak_rss_mb": rss.peak_mb()}
 
 
+@dataclass
+class Loaded:
+    """Events pre-loaded on one set of topics, for the consumers measured over them."""
+
+    base: Settings
+    run_id: str
+    log_dir: Path
+    topic_prefix: str
+    events: int
+    messages: int
+    per_message: int
+    achieved: dict
+
+    def pipeline(self, name: str) -> dict:
+        _say(f"throughput: full pipeline over {self.messages} messages ({self.per_message} event(s) per message)")
+        settings, overrides = phase_settings(self.base, name, self.run_id, topic_prefix=self.topic_prefix)
+        r = run_pipeline(settings, overrides, self.messages, self.log_dir / f"worker-{name}.log",
+                         f"pipeline, {self.per_message}/message", self.timeout)
+        return {**_rate(self.events, self.messages, r), "peak_rss_mb": r["peak_rss_mb"],
+                "events_per_message": self.per_message, "achieved_per_message": self.achieved}
+
+    def reference(self, kind: str, name: str) -> dict:
+        _say(f"throughput: {kind} over {self.messages} messages")
+        settings, overrides = phase_settings(self.base, name, self.run_id, topic_prefix=self.topic_prefix)
+        r = run_reference(kind, settings, overrides, self.messages, self.log_dir, self.timeout)
+        return {**_rate(self.events, self.messages, r), "peak_rss_mb": r["peak_rss_mb"]}
+
+    @property
+    def timeout(self) -> float:
+        return 120 + self.messages / 200
+
+
 def throughput(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path) -> dict:
     n, k = opts.events, opts.events_per_message
     _say(f"throughput: simulating {n} events")
@@ -269,20 +303,21 @@ def throughput(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: P
         # time (EventWriter), so agent events, keyed by agent, rarely share a message.
         achieved = {"contact-events": (n_events - agent_events) / max(1, per_topic["contact-events"]),
                     "agent-events": agent_events / max(1, per_topic["agent-events"]), "all": n_events / messages}
-        timeout = 120 + messages / 200
-        if per_message == 1:
-            for kind in ("raw-consumer", "empty-agent"):
-                _say(f"throughput: {kind} over {messages} messages")
-                ref_settings, ref_overrides = phase_settings(base, f"k1-{kind}", run_id,
-                                                             topic_prefix=overrides["topic_prefix"])
-                r = run_reference(kind, ref_settings, ref_overrides, messages, log_dir, timeout)
-                out[kind.replace("-", "_")] = {**_rate(n_events, messages, r),
-                                               "peak_rss_mb": r["peak_rss_mb"]}
-        _say(f"throughput: full pipeline over {messages} messages ({per_message} event(s) per message)")
-        label = f"pipeline, {per_message}/message"
-        r = run_pipeline(settings, overrides, messages, log_dir / f"worker-k{per_message}.log", label, timeout)
-        out[f"pipeline_{per_message}"] = {**_rate(n_events, messages, r), "peak_rss_mb": r["peak_rss_mb"],
-                                          "events_per_message": per_message, "achieved_per_message": achieved}
+        loaded = Loaded(base, run_id, log_dir, overrides["topic_prefix"], n_events, messages, per_message, achieved)
+        if per_message > 1:
+            out[f"pipeline_{per_message}"] = loaded.pipeline(f"k{per_message}")
+            continue
+        out["raw_consumer"] = loaded.reference("raw-consumer", "k1-raw-consumer")
+        # The ratio to the empty agent is taken in pairs run back to back, several times: this machine's speed
+        # drifts within a minute by more than the margin to the target (one run gave 0.90, the next 0.63).
+        rounds = []
+        for i in range(opts.rounds):
+            empty, one = loaded.reference("empty-agent", f"k1-empty-agent-{i}"), loaded.pipeline(f"k1-{i}")
+            rounds.append({"empty_agent": empty, "pipeline_1": one,
+                           "ratio": one["events_per_second"] / empty["events_per_second"]})
+        median = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
+        out.update(empty_agent=median["empty_agent"], pipeline_1=median["pipeline_1"],
+                   ratios_1=[r["ratio"] for r in rounds])
     return out
 
 
@@ -595,11 +630,14 @@ def figures(results: dict) -> list[dict]:
     if t:
         raw, empty, one = t["raw_consumer"], t["empty_agent"], t["pipeline_1"]
         row("raw aiokafka consumer + JSON decode (floor), 1 event/message", raw["events_per_second"], "events/s")
-        row("empty Faust agent (Faust's ceiling), 1 event/message", empty["events_per_second"], "events/s")
+        ratios = t.get("ratios_1") or [one["events_per_second"] / empty["events_per_second"]]
         ratio = one["events_per_second"] / empty["events_per_second"]
-        row("full KPI pipeline, 1 event/message", one["events_per_second"], "events/s",
+        of = f" (the median of {len(ratios)} back-to-back pairs)" if len(ratios) > 1 else ""
+        row(f"empty Faust agent (Faust's ceiling), 1 event/message{of}", empty["events_per_second"], "events/s")
+        row(f"full KPI pipeline, 1 event/message{of}", one["events_per_second"], "events/s",
             ">= 0.75 x empty agent", ratio >= 0.75)
-        row("  ratio full pipeline / empty Faust agent", ratio, "", ">= 0.75", ratio >= 0.75)
+        each = f" (each pair, in the order run: {', '.join(f'{r:.3f}' for r in ratios)})" if len(ratios) > 1 else ""
+        row(f"  ratio full pipeline / empty Faust agent{each}", ratio, "", ">= 0.75", ratio >= 0.75)
         row("  ratio full pipeline / raw floor", one["events_per_second"] / raw["events_per_second"], "")
         row("  ratio empty Faust agent / raw floor", empty["events_per_second"] / raw["events_per_second"], "")
         batched = [v for key, v in t.items() if key.startswith("pipeline_") and v["events_per_message"] > 1]
@@ -704,6 +742,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=100_000, help="events pre-loaded for the throughput runs")
     p.add_argument("--events-per-message", type=int, default=100,
                    help="events per Kafka message of the batched runs (the pipeline also runs at 1)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="back-to-back pairs of empty agent and pipeline at 1 event/message; the median ratio counts")
     p.add_argument("--latency-rate", type=float, default=2000.0, help="offered events/s of the latency run")
     p.add_argument("--latency-seconds", type=float, default=300.0,
                    help="how long the latency run offers events (3600: a one-hour soak)")

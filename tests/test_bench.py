@@ -45,7 +45,7 @@ def test_bench_reports_every_figure(broker, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PIPELINE_SESSION_TIMEOUT_SECONDS", "3")  # quicker group joins for the many workers
     out = tmp_path / "bench.json"
 
-    status = main(["bench", "--events", "1500", "--events-per-message", "10", "--latency-rate", "100",
+    status = main(["bench", "--events", "1500", "--events-per-message", "10", "--rounds", "2", "--latency-rate", "100",
                    "--latency-seconds", "3", "--agents", "20", "--queues", "12", "--memory-hours", "0.5",
                    "--replay-agents", "10", "--json", str(out), "--log-dir", str(tmp_path / "logs")])
 
@@ -58,6 +58,7 @@ def test_bench_reports_every_figure(broker, tmp_path, monkeypatch, capsys):
     assert len(rows) == len(EXPECTED)
     for r in rows:
         assert isinstance(r["value"], numbers.Real) and r["value"] > 0, r
+    assert len(results["throughput"]["ratios_1"]) == 2
     assert results["latency"]["metrics"]["missing"] == 0
     assert results["latency"]["kpi_topic"]["missing"] == 0
     assert results["memory"]["queues"] == 12 and results["memory"]["series"] > 0
