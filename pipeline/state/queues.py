@@ -35,6 +35,7 @@ from pipeline.settings import QueueSettings
 from pipeline.state.intervals import NO_TIME, due_for_revision, epoch_ms, interval_start, local_bounds
 
 SNAPSHOT_VERSION = 5
+FAR_FUTURE = 2**62
 MAX_CHAT_MESSAGES = 2000  # per leg: more is not a chat but a flood (rejected as impossible)
 
 # apply() results that are not "applied"
@@ -174,6 +175,8 @@ class QueueState:
         # forecast (57,600 for 200 queues) cost ~40 MB and a sort of all of them per batch.
         self.forecasts: dict[tuple[str, str], dict[int, Forecast]] = {}
         self._forecast_due: list[tuple[int, str, str]] = []  # heap of (start, queue, channel) of self.forecasts
+        self._next_expiry = NO_TIME  # no incomplete leg expires before this (a bound: advance() recomputes it)
+        self._closable_upto: int | None = None  # the newest interval start closable by time at the last advance()
 
     # ---- applying events -------------------------------------------------------------------------------
 
@@ -247,6 +250,8 @@ class QueueState:
         leg.first_seen = min(leg.first_seen, t)
         leg.last_seen = max(leg.last_seen, t)
         self.legs[key] = leg
+        if not leg.complete:
+            self._next_expiry = min(self._next_expiry, _expires_at(leg, self.contact_timeout))
         self._track_waiting(leg)
         self._add(leg.queue_id, leg.channel, increments)
         self.observe_time(t)
@@ -334,10 +339,15 @@ class QueueState:
         """
         wm = self.watermark
         length = self.interval_ms
-        for key, leg in list(self.legs.items()):
-            if not leg.complete and (leg.offered_at if leg.offered_at is not None else leg.first_seen) \
-                    + self.contact_timeout <= wm:
-                self._expire(key, leg)
+        if wm >= self._next_expiry:  # both passes over the legs run only when they can change something
+            self._next_expiry = FAR_FUTURE
+            for key, leg in list(self.legs.items()):
+                if not leg.complete:
+                    due = _expires_at(leg, self.contact_timeout)
+                    if due <= wm:
+                        self._expire(key, leg)
+                    elif due < self._next_expiry:
+                        self._next_expiry = due
         finals: list[IntervalUpdate] = []
         for (q, ch, start) in sorted(self.intervals, key=lambda k: k[2]):
             if not self._closable(q, ch, start):
@@ -351,7 +361,12 @@ class QueueState:
         finals += self._forecasts_without_traffic()
         finals.sort(key=lambda u: u.start)
         # A complete leg is kept while any interval it touched is open, so that a re-delivered event of it is
-        # still recognised as a duplicate; after that every event of it would be late anyway.
+        # still recognised as a duplicate; after that every event of it would be late anyway. An interval becomes
+        # final when time passes its end (by the lateness) or when it is closed here: otherwise nothing to forget.
+        closable_upto = interval_start(wm - self.allowed_lateness - length, length)
+        if not finals and closable_upto == self._closable_upto:
+            return finals
+        self._closable_upto = closable_upto
         for key, leg in list(self.legs.items()):
             if leg.complete and all(self.is_final(leg.queue_id, leg.channel, interval_start(t, length))
                                     for t in (leg.offered_at, leg.acw_end_at, leg.last_seen) if t is not None):
@@ -504,6 +519,12 @@ class QueueState:
         self.waiting_since = {}
         for leg in self.legs.values():
             self._track_waiting(leg)
+        self._next_expiry, self._closable_upto = NO_TIME, None
+
+
+def _expires_at(leg: Leg, timeout: int) -> int:
+    """When an incomplete leg is given up on: the contact timeout after its arrival (or first event)."""
+    return (leg.offered_at if leg.offered_at is not None else leg.first_seen) + timeout
 
 
 def _record(leg: Leg, e: ev.ContactEvent, t: int) -> bool:
