@@ -234,9 +234,13 @@ class AgentState:
         self.seq += 1
         if track is None:
             track = self.agents[e.agent_id] = AgentTrack()
-        track.changes.append(change)
-        track.changes.sort(key=lambda c: (c.t, c.seq))
-        track.now = self._fold(track.settled, track.changes)
+        changes = track.changes
+        changes.append(change)
+        if len(changes) > 1 and change.t < changes[-2].t:  # out of order: re-sort, and fold from the horizon
+            changes.sort(key=lambda c: (c.t, c.seq))
+            track.now = self._fold(track.settled, changes)
+        else:  # the newest (the usual case): `now` is the fold of the changes before it
+            track.now = apply_change(track.now, change)
         track.changed = True
         self.observe_time(t)
         return None
