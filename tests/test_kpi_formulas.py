@@ -174,3 +174,16 @@ def test_chat_response_times_whatever_order_the_messages_arrive_in():
         c = finals(s)[("Q1", 0)].counts
         assert (c.chat_first_responses, c.chat_first_response_ms, c.chat_responses, c.chat_response_ms) \
             == (1, 12000, 2, 13000)
+
+
+def test_counts_copy_is_equal_and_independent_and_an_unknown_count_is_an_error():
+    c = QueueCounts(offered=3, handle_ms=9_000, longest_wait_ms=40, waits={"answered:20000": 2})
+    d = c.copy()
+    assert d == c
+    d.bump("offered", 1)
+    d.bump("answered:20000", 1)
+    d.bump("longest_wait_ms", 50)
+    assert (c.offered, c.waits, c.longest_wait_ms) == (3, {"answered:20000": 2}, 40)
+    assert (d.offered, d.waits, d.longest_wait_ms) == (4, {"answered:20000": 3}, 50)
+    with pytest.raises(AttributeError, match="no count 'offerd'"):
+        c.bump("offerd", 1)

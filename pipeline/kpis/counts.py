@@ -7,6 +7,7 @@ Faust, no Prometheus. Durations are integer milliseconds so that sums are exact 
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
@@ -94,13 +95,21 @@ class QueueCounts:
                 setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def bump(self, name: str, amount: int) -> None:
-        """Apply one increment (see pipeline.state.queues): a histogram bucket, the maximum, or a sum."""
-        if name.startswith(("answered:", "abandoned:")):
-            self.waits[name] = self.waits.get(name, 0) + amount
+        """Apply one increment (see pipeline.state.queues): a sum, the maximum or a histogram bucket."""
+        if name in SUMS:  # the hot path: ~10 increments per event
+            setattr(self, name, getattr(self, name) + amount)
         elif name == "longest_wait_ms":
             self.longest_wait_ms = max(self.longest_wait_ms, amount)
+        elif name.startswith(("answered:", "abandoned:")):
+            self.waits[name] = self.waits.get(name, 0) + amount
         else:
-            setattr(self, name, getattr(self, name) + amount)
+            raise AttributeError(f"no count {name!r}")
+
+    def copy(self) -> QueueCounts:
+        """An independent copy (a provisional record's), several times faster than copy.deepcopy."""
+        c = QueueCounts(*_values(self))
+        c.waits = dict(self.waits)
+        return c
 
     def as_dict(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -113,6 +122,8 @@ class QueueCounts:
 
 
 COUNT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(QueueCounts))
+SUMS = frozenset(COUNT_FIELDS) - {"waits", "longest_wait_ms"}
+_values = operator.attrgetter(*COUNT_FIELDS)
 
 
 def bucket_name(outcome: str, wait_ms: int, bounds_ms: tuple[int, ...]) -> str:

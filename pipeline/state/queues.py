@@ -20,7 +20,6 @@ final is *late*: it is counted and reported, never applied.
 
 from __future__ import annotations
 
-import copy
 import heapq
 import operator
 from collections.abc import Callable, Iterator
@@ -415,8 +414,8 @@ class QueueState:
                                          roll.agents, None, window, end // 1000))
         for (q, ch, window, start), (end, roll) in self.rollups.items():
             if due_for_revision(roll, wall_now, every):
-                finals.append(IntervalUpdate(q, ch, start // 1000, roll.revision, False, copy.deepcopy(roll.counts),
-                                             self.rules_of(q), copy.deepcopy(roll.agents), None, window, end // 1000))
+                finals.append(IntervalUpdate(q, ch, start // 1000, roll.revision, False, roll.counts.copy(),
+                                             self.rules_of(q), _copied(roll.agents), None, window, end // 1000))
         return finals
 
     def _expire(self, key: tuple[str, str], leg: Leg) -> None:
@@ -439,8 +438,8 @@ class QueueState:
         out = []
         for (q, ch, start), ivl in self.intervals.items():
             if due_for_revision(ivl, wall_now, every):
-                out.append(IntervalUpdate(q, ch, start // 1000, ivl.revision, False, copy.deepcopy(ivl.counts),
-                                          self.rules_of(q), copy.deepcopy(ivl.agents), self.forecast(q, ch, start)))
+                out.append(IntervalUpdate(q, ch, start // 1000, ivl.revision, False, ivl.counts.copy(),
+                                          self.rules_of(q), _copied(ivl.agents), self.forecast(q, ch, start)))
         return out
 
     # ---- real time -------------------------------------------------------------------------------------
@@ -520,6 +519,10 @@ class QueueState:
         for leg in self.legs.values():
             self._track_waiting(leg)
         self._next_expiry, self._closable_upto = NO_TIME, None
+
+
+def _copied(agents: dict[str, QueueCounts]) -> dict[str, QueueCounts]:
+    return {a: c.copy() for a, c in agents.items()}
 
 
 def _expires_at(leg: Leg, timeout: int) -> int:
