@@ -3,6 +3,8 @@
 All phases run on the embedded broker (or on `PIPELINE_BROKER_URL`, under fresh, uniquely-prefixed topics), with
 the simulator's events, and every worker is a real child process (`pipeline.run.worker_process`):
 
+- processors: the contact and agent processors alone, without Kafka or Faust (microseconds per message): the
+  pipeline's own share of the per-message cost, quick to compare before and after a change;
 - throughput: N events are pre-loaded once with one event per Kafka message and once with K per message, then
   read by (a) a raw aiokafka consumer that only decodes the JSON (the floor of the machine), (b) an empty Faust
   agent with the worker's batching (Faust's own ceiling here) and (c) the real worker with the full KPI set, at
@@ -51,7 +53,7 @@ from pipeline.replay import _get, _produce, replay, wait_until_done
 from pipeline.run import broker_for, worker_process
 from pipeline.settings import Settings, load_settings
 
-PHASES = ("throughput", "latency", "memory", "replay")
+PHASES = ("processors", "throughput", "latency", "memory", "replay")
 PROBE_QUEUE = "bench-probe"
 EVENTS_PER_AGENT_DAY = 430  # a simulated day gives about this many events per agent (1,000 agents: ~436,000)
 
@@ -80,9 +82,9 @@ def events_of(agents: int, hours: float, seed: int, queues: int = 0) -> Iterator
     return simulate(center(agents, hours, queues), seed)
 
 
-def agents_for(n_events: int) -> int:
-    """Agents of a one-day center that gives at least `n_events` (at least 1,000: a realistic mix)."""
-    return max(1000, math.ceil(n_events * 1.2 / EVENTS_PER_AGENT_DAY))
+def agents_for(n_events: int, days: float = 1.0) -> int:
+    """Agents of a center that gives at least `n_events` in `days` (at least 1,000: a realistic mix)."""
+    return max(1000, math.ceil(n_events * 1.2 / EVENTS_PER_AGENT_DAY / days))
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -488,9 +490,10 @@ def latency(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path
     settings, overrides = phase_settings(base, "latency", run_id)
     asyncio.run(ensure_topics(settings))
     needed = int(rate * seconds * 1.1) + 1000
-    agents = agents_for(needed)
-    _say(f"latency: {rate:g} events/s for {seconds:g}s, from a simulated {agents}-agent day")
-    events = events_of(agents, 24, opts.seed)
+    days = opts.latency_days
+    agents = agents_for(needed, days)
+    _say(f"latency: {rate:g} events/s for {seconds:g}s, from a simulated {agents}-agent center over {days:g} day(s)")
+    events = events_of(agents, 24 * days, opts.seed)
     first = next(events)
     log_file = log_dir / "worker-latency.log"
     base_url = f"http://{settings.web_host}:{overrides['web_port']}"
@@ -507,6 +510,9 @@ def latency(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path
         window = min(60.0, (ended - began) / 2)
         first_minute = rss.mb_over(began, began + window)
         last_minute = rss.mb_over(ended - window, ended)
+        # a soak: the minute before the end of each third (over several simulated days, FCR windows expire)
+        thirds = [rss.mb_over(began + (ended - began) * k / 3 - window, began + (ended - began) * k / 3)
+                  for k in (1, 2, 3)]
         peak = rss.peak_mb()
     metrics = _summary(*_latencies(result["sent_at"], poller.seen))
     kpis = _summary(*_latencies(result["sent_at"], kpi_seen))
@@ -518,6 +524,8 @@ def latency(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path
         "scrape_seconds_p50": percentile(poller.scrapes, 0.5) if poller.scrapes else None,
         "rss_mb_start": sum(first_minute) / len(first_minute) if first_minute else None,
         "rss_mb_end": sum(last_minute) / len(last_minute) if last_minute else None,
+        "rss_mb_thirds": [sum(t) / len(t) if t else None for t in thirds],
+        "simulated_days": days, "agents": agents,
         "peak_rss_mb": peak,
     }
 
@@ -599,6 +607,43 @@ def replay_day(opts: argparse.Namespace, log_dir: Path) -> dict:
             "final_records": summary.final_records, "seconds": summary.seconds}
 
 
+# ---------------------------------------------------------------------------------------------- processors
+
+
+def processors(opts: argparse.Namespace) -> dict:
+    """The contact and agent processors alone, without Kafka or Faust: the pipeline's own cost per message at one
+    event per message, in batches of 1,000 taken every 0.25 s of a simulated wall clock (so provisional records
+    come every 20 batches, as in the worker). Quick to A/B a change of the KPI code."""
+    import msgspec
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from pipeline.ingest import events as ev
+    from pipeline.processor import AgentProcessor, ContactProcessor, Message, PipelineStats
+    from pipeline.settings import QueueConfig
+
+    n = opts.events
+    _say(f"processors: simulating {n} events")
+    settings = load_settings()
+    partitioner, partitions = DefaultPartitioner(), list(range(settings.partitions))
+    contact, agent = ContactProcessor(settings, QueueConfig(), PipelineStats()), AgentProcessor(settings, PipelineStats())
+    messages: dict[str, list[Message]] = {"contact": [], "agent": []}
+    for e in itertools.islice(events_of(agents_for(n), 24, opts.seed), n):
+        to = "agent" if isinstance(e, ev.AGENT_EVENT_TYPES) and not isinstance(e, ev.SourceHeartbeat) else "contact"
+        key = (e.agent_id if to == "agent" else getattr(e, "queue_id", "")).encode()
+        batch = messages[to]
+        batch.append(Message(to, partitioner(key, partitions, partitions), len(batch), key, msgspec.json.encode(e)))
+    out = {}
+    for name, processor in (("contact", contact), ("agent", agent)):
+        batch, wall, started = messages[name], 0.0, time.perf_counter()
+        for i in range(0, len(batch), 1000):
+            wall += 0.25
+            processor.process(batch[i:i + 1000], wall_now=wall)
+        seconds = time.perf_counter() - started
+        out[name] = {"messages": len(batch), "seconds": seconds, "us_per_message": 1e6 * seconds / max(1, len(batch))}
+        _say(f"processors: {name}: {len(batch)} messages, {out[name]['us_per_message']:.1f} us each")
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- the run
 
 
@@ -626,6 +671,8 @@ def figures(results: dict) -> list[dict]:
     def row(name: str, value, unit: str, target: str = "", ok: bool | None = None) -> None:
         rows.append({"figure": name, "value": value, "unit": unit, "target": target, "ok": ok})
 
+    for name, p in results.get("processors", {}).items():
+        row(f"{name} processor alone (no Kafka, no Faust), 1 event/message", p["us_per_message"], "us/message")
     t = results.get("throughput")
     if t:
         raw, empty, one = t["raw_consumer"], t["empty_agent"], t["pipeline_1"]
@@ -665,6 +712,10 @@ def figures(results: dict) -> list[dict]:
         row("/metrics?name[]=cc_queue_offered_total scrape, median, latency run", lat["scrape_seconds_p50"], "s")
         row("worker resident memory, first minute of the latency run", lat["rss_mb_start"], "MB")
         row("worker resident memory, last minute of the latency run", lat["rss_mb_end"], "MB", "flat")
+        if lat.get("simulated_days", 1) > 1:
+            a, b, c = (round(x or 0) for x in lat["rss_mb_thirds"])
+            row(f"  worker resident memory at the end of each third ({lat['agents']:,} agents over "
+                f"{lat['simulated_days']:g} simulated days): {a}, {b}, {c} MB; peak", lat["peak_rss_mb"], "MB")
     mem = results.get("memory")
     if mem:
         what = f"{mem['agents']:,} agents, {mem['queues']} queues, {mem['hours']:g} h ({mem['events']:,} events)"
@@ -714,14 +765,15 @@ def bench(opts: argparse.Namespace) -> dict:
     options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items() if k != "json"}
     results: dict = {"machine": machine(), "options": options,
                      "started": datetime.now(UTC).isoformat(timespec="seconds")}
-    with broker_for(base, log_dir) as settings:
-        results["broker"] = "external" if base.broker_url else "embedded Tansu (same machine)"
-        if "throughput" in opts.phases:
-            results["throughput"] = throughput(settings, opts, run_id, log_dir)
-        if "latency" in opts.phases:
-            results["latency"] = latency(settings, opts, run_id, log_dir)
-        if "memory" in opts.phases:
-            results["memory"] = memory(settings, opts, run_id, log_dir)
+    if "processors" in opts.phases:
+        results["processors"] = processors(opts)
+    on_broker = [(name, phase) for name, phase in (("throughput", throughput), ("latency", latency),
+                                                   ("memory", memory)) if name in opts.phases]
+    if on_broker:
+        with broker_for(base, log_dir) as settings:
+            results["broker"] = "external" if base.broker_url else "embedded Tansu (same machine)"
+            for name, phase in on_broker:
+                results[name] = phase(settings, opts, run_id, log_dir)
     if "replay" in opts.phases and opts.replay_agents > 0:
         results["replay"] = replay_day(opts, log_dir)  # like the command: its own embedded broker
     results["figures"] = figures(results)
@@ -747,6 +799,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-rate", type=float, default=2000.0, help="offered events/s of the latency run")
     p.add_argument("--latency-seconds", type=float, default=300.0,
                    help="how long the latency run offers events (3600: a one-hour soak)")
+    p.add_argument("--latency-days", type=float, default=1.0,
+                   help="simulated days the latency run's events span (a soak over several lets FCR windows expire)")
     p.add_argument("--agents", type=int, default=5000, help="agents of the memory run's center")
     p.add_argument("--queues", type=int, default=200, help="queues of the memory run's center")
     p.add_argument("--memory-hours", type=float, default=24.0, help="simulated hours of the memory run")

@@ -14,6 +14,8 @@ from pipeline.__main__ import main
 pytestmark = pytest.mark.integration
 
 EXPECTED = [
+    "contact processor alone",
+    "agent processor alone",
     "raw aiokafka consumer",
     "empty Faust agent",
     "full KPI pipeline, 1 event/message",
@@ -32,6 +34,7 @@ EXPECTED = [
     "/metrics?name[]=cc_queue_offered_total scrape, median, latency run",
     "worker resident memory, first minute of the latency run",
     "worker resident memory, last minute of the latency run",
+    "worker resident memory at the end of each third",
     "worker peak resident memory, 20 agents, 12 queues",
     "worker peak resident memory before the five full /metrics scrapes",
     "/metrics scrape with 12 queues",
@@ -45,8 +48,9 @@ def test_bench_reports_every_figure(broker, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PIPELINE_SESSION_TIMEOUT_SECONDS", "3")  # quicker group joins for the many workers
     out = tmp_path / "bench.json"
 
-    status = main(["bench", "--events", "1500", "--events-per-message", "10", "--rounds", "2", "--latency-rate", "100",
-                   "--latency-seconds", "3", "--agents", "20", "--queues", "12", "--memory-hours", "0.5",
+    status = main(["bench", "--events", "1500", "--events-per-message", "10", "--rounds", "2",
+                   "--latency-rate", "100", "--latency-seconds", "3", "--latency-days", "2",
+                   "--agents", "20", "--queues", "12", "--memory-hours", "0.5",
                    "--replay-agents", "10", "--json", str(out), "--log-dir", str(tmp_path / "logs")])
 
     assert status == 0
@@ -59,6 +63,7 @@ def test_bench_reports_every_figure(broker, tmp_path, monkeypatch, capsys):
     for r in rows:
         assert isinstance(r["value"], numbers.Real) and r["value"] > 0, r
     assert len(results["throughput"]["ratios_1"]) == 2
+    assert results["latency"]["simulated_days"] == 2 and len(results["latency"]["rss_mb_thirds"]) == 3
     assert results["latency"]["metrics"]["missing"] == 0
     assert results["latency"]["kpi_topic"]["missing"] == 0
     assert results["memory"]["queues"] == 12 and results["memory"]["series"] > 0
