@@ -6,6 +6,7 @@ committed files differ from what this module generates, and validates every exam
 
 from __future__ import annotations
 
+import inspect
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,8 +110,19 @@ def _examples_customer_contact() -> list:
             SourceWatermark(partition=0, watermark_ms=1767604212250)]
 
 
+def _cleaned(node):
+    """Descriptions dedented the same way whatever msgspec's version (0.23 started to dedent docstrings itself,
+    which made the committed schemas stale on a fresh install)."""
+    if isinstance(node, dict):
+        return {k: inspect.cleandoc(v) if k == "description" and isinstance(v, str) else _cleaned(v)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_cleaned(v) for v in node]
+    return node
+
+
 def _schema(name: str, title: str, typ, examples) -> dict:
-    schema = msgspec.json.schema(typ)
+    schema = _cleaned(msgspec.json.schema(typ))
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"https://github.com/cc-kpi-pipeline/schemas/{name}",
