@@ -780,6 +780,13 @@ def bench(opts: argparse.Namespace) -> dict:
     return results
 
 
+def _at_least_one(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: at least 1")
+    return n
+
+
 def _phases(text: str) -> tuple[str, ...]:
     names = tuple(p.strip() for p in text.split(",") if p.strip())
     unknown = [p for p in names if p not in PHASES]
@@ -794,7 +801,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=100_000, help="events pre-loaded for the throughput runs")
     p.add_argument("--events-per-message", type=int, default=100,
                    help="events per Kafka message of the batched runs (the pipeline also runs at 1)")
-    p.add_argument("--rounds", type=int, default=3,
+    p.add_argument("--rounds", type=_at_least_one, default=3,
                    help="back-to-back pairs of empty agent and pipeline at 1 event/message; the median ratio counts")
     p.add_argument("--latency-rate", type=float, default=2000.0, help="offered events/s of the latency run")
     p.add_argument("--latency-seconds", type=float, default=300.0,
