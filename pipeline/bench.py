@@ -617,7 +617,7 @@ def processors(opts: argparse.Namespace) -> dict:
     import msgspec
     from aiokafka.partitioner import DefaultPartitioner
 
-    from pipeline.ingest import events as ev
+    from pipeline.ingest.producer import route
     from pipeline.processor import AgentProcessor, ContactProcessor, Message, PipelineStats
     from pipeline.settings import QueueConfig
 
@@ -628,10 +628,9 @@ def processors(opts: argparse.Namespace) -> dict:
     contact, agent = ContactProcessor(settings, QueueConfig(), PipelineStats()), AgentProcessor(settings, PipelineStats())
     messages: dict[str, list[Message]] = {"contact": [], "agent": []}
     for e in itertools.islice(events_of(agents_for(n), 24, opts.seed), n):
-        to = "agent" if isinstance(e, ev.AGENT_EVENT_TYPES) and not isinstance(e, ev.SourceHeartbeat) else "contact"
-        key = (e.agent_id if to == "agent" else getattr(e, "queue_id", "")).encode()
-        batch = messages[to]
-        batch.append(Message(to, partitioner(key, partitions, partitions), len(batch), key, msgspec.json.encode(e)))
+        topic, key = route(e)  # as EventWriter sends them
+        batch = messages[topic.removesuffix("-events")]
+        batch.append(Message(topic, partitioner(key, partitions, partitions), len(batch), key, msgspec.json.encode(e)))
     out = {}
     for name, processor in (("contact", contact), ("agent", agent)):
         batch, wall, started = messages[name], 0.0, time.perf_counter()

@@ -27,6 +27,15 @@ from pipeline.ingest import events as ev
 from pipeline.settings import Settings
 
 
+def route(e: ev.Event) -> tuple[str, bytes]:
+    """The topic (unprefixed name) and Kafka key an event goes to."""
+    if isinstance(e, ev.ContactEvent | ev.SurveyCompleted | ev.IvrSessionEnded | ev.ForecastPublished):
+        return "contact-events", e.queue_id.encode()  # everything of a queue on one partition
+    if isinstance(e, ev.AgentEvent):
+        return "agent-events", e.agent_id.encode()
+    raise ValueError(f"{type(e).__name__} is not routed by key; use heartbeat()")
+
+
 class EventWriter:
     def __init__(self, settings: Settings, bootstrap: str, events_per_message: int = 1,
                  max_batch_span: timedelta = timedelta(seconds=60)) -> None:
@@ -56,11 +65,8 @@ class EventWriter:
         await self.producer.stop()
 
     def _route(self, e: ev.Event) -> tuple[str, bytes]:
-        if isinstance(e, ev.ContactEvent | ev.SurveyCompleted | ev.IvrSessionEnded | ev.ForecastPublished):
-            return self.contact_topic, e.queue_id.encode()  # everything of a queue on one partition
-        if isinstance(e, ev.AgentEvent):
-            return self.agent_topic, e.agent_id.encode()
-        raise ValueError(f"{type(e).__name__} is not routed by key; use heartbeat()")
+        name, key = route(e)
+        return self.contact_topic if name == "contact-events" else self.agent_topic, key
 
     async def write(self, events: Iterable[ev.Event]) -> None:
         """Send events, in order per key; returns once Kafka has acknowledged them all."""
