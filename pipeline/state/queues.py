@@ -353,10 +353,7 @@ class QueueState:
                 continue
             ivl = self.intervals.pop((q, ch, start))
             ivl.revision += 1
-            if start >= self.last_final.get((q, ch), (NO_TIME,))[0]:
-                self.last_final[(q, ch)] = (start, ivl.counts)
-            finals.append(IntervalUpdate(q, ch, start // 1000, ivl.revision, True, ivl.counts, self.rules_of(q),
-                                         ivl.agents, self._pop_forecast(q, ch, start)))
+            finals.append(self._final(q, ch, start, ivl.revision, ivl.counts, ivl.agents))
         finals += self._forecasts_without_traffic()
         finals.sort(key=lambda u: u.start)
         # A complete leg is kept while any interval it touched is open, so that a re-delivered event of it is
@@ -372,21 +369,27 @@ class QueueState:
                 del self.legs[key]
         return finals
 
+    def _final(self, q: str, ch: str, start: int, revision: int, counts: QueueCounts,
+               agents: dict[str, QueueCounts]) -> IntervalUpdate:
+        """The final update of a closed interval, with its forecast; the newest final is kept for staffing."""
+        if start >= self.last_final.get((q, ch), (NO_TIME,))[0]:
+            self.last_final[(q, ch)] = (start, counts)
+        return IntervalUpdate(q, ch, start // 1000, revision, True, counts, self.rules_of(q), agents,
+                              self._pop_forecast(q, ch, start))
+
     def _forecasts_without_traffic(self) -> list[IntervalUpdate]:
-        """Final records of closable intervals that had a forecast and no event: forecast against nothing."""
+        """Final records of closable intervals that had a forecast and no event: forecast against nothing.
+        (Call after the open intervals are closed: one still open is not closable.)"""
         out, blocked = [], []
         due = self._forecast_due
         while due and due[0][0] + self.interval_ms + self.allowed_lateness <= self.watermark:
             start, q, ch = heapq.heappop(due)
             if self.forecast(q, ch, start) is None:
                 continue  # published with its interval
-            if (q, ch, start) in self.intervals or not self._closable(q, ch, start):
-                blocked.append((start, q, ch))  # a contact that arrived in it still waits
+            if not self._closable(q, ch, start):
+                blocked.append((start, q, ch))  # a contact that arrived in it or earlier still waits
                 continue
-            if start >= self.last_final.get((q, ch), (NO_TIME,))[0]:
-                self.last_final[(q, ch)] = (start, QueueCounts())
-            out.append(IntervalUpdate(q, ch, start // 1000, 1, True, QueueCounts(), self.rules_of(q),
-                                      forecast=self._pop_forecast(q, ch, start)))
+            out.append(self._final(q, ch, start, 1, QueueCounts(), {}))
         for item in blocked:
             heapq.heappush(due, item)
         return out
