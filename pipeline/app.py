@@ -166,6 +166,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     app = App(
         settings.app_id,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        monitor_sensor=False,  # Faust's per-event statistics: unread (pipeline.transport)
         broker=kafka_urls(settings.broker_url),
         store="memory://",
         topic_partitions=settings.partitions,
