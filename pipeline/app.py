@@ -180,7 +180,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.session_timeout_seconds / 3,
         producer_max_request_size=max(1_048_576, settings.max_message_bytes * 2),
-        consumer_max_fetch_size=max(4 * 1_048_576, settings.max_message_bytes * 2),
+        consumer_max_fetch_size=settings.fetch_partition_bytes,
         # Measured: 256 instead of 4,096 saved ~85 MB of a 5,000-agent backlog at 100 events per message, but one
         # batch's worth (2,000) cut the 1-event-per-message rate by ~10%
         stream_buffer_maxsize=max(settings.stream_buffer_messages, settings.batch_max_messages * 2),

@@ -194,6 +194,11 @@ class Settings(BaseSettings):
     """Longest a Kafka fetch waits at the broker for new records. Tansu answers only when this is up (Kafka at
     once when records arrive), so on Tansu it adds up to this much latency (Faust's own value: 1,500)."""
 
+    fetch_partition_bytes: Annotated[int, Field(ge=16 * 1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    """Most bytes one Kafka fetch reads per partition (Kafka's `max.partition.fetch.bytes`). What is fetched and
+    not yet applied is held in memory, so during a catch-up about this much per source partition is buffered. A
+    bigger message still comes whole (Kafka and Tansu return an oversized first batch)."""
+
     checkpoint_seconds: Annotated[float, Field(gt=0, le=300)] = 2.0
     """How often changed state is checkpointed; input offsets are committed only up to a checkpoint, so this
     is also about how much input a restarted worker reads and applies again."""
