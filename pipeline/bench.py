@@ -615,22 +615,21 @@ def processors(opts: argparse.Namespace) -> dict:
     event per message, in batches of 1,000 taken every 0.25 s of a simulated wall clock (so provisional records
     come every 20 batches, as in the worker). Quick to A/B a change of the KPI code."""
     import msgspec
-    from aiokafka.partitioner import DefaultPartitioner
 
     from pipeline.ingest.producer import route
+    from pipeline.partitioner import partition_of
     from pipeline.processor import AgentProcessor, ContactProcessor, Message, PipelineStats
     from pipeline.settings import QueueConfig
 
     n = opts.events
     _say(f"processors: simulating {n} events")
     settings = load_settings()
-    partitioner, partitions = DefaultPartitioner(), list(range(settings.partitions))
     contact, agent = ContactProcessor(settings, QueueConfig(), PipelineStats()), AgentProcessor(settings, PipelineStats())
     messages: dict[str, list[Message]] = {"contact": [], "agent": []}
     for e in itertools.islice(events_of(agents_for(n), 24, opts.seed), n):
         topic, key = route(e)  # as EventWriter sends them
         batch = messages[topic.removesuffix("-events")]
-        batch.append(Message(topic, partitioner(key, partitions, partitions), len(batch), key, msgspec.json.encode(e)))
+        batch.append(Message(topic, partition_of(key, settings.partitions), len(batch), key, msgspec.json.encode(e)))
     out = {}
     for name, processor in (("contact", contact), ("agent", agent)):
         batch, wall, started = messages[name], 0.0, time.perf_counter()

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
-from aiokafka.partitioner import DefaultPartitioner
 
 from pipeline.ingest import events as ev
 from pipeline.kpis.quality import FcrRecord, build_fcr_record
+from pipeline.partitioner import partition_of
 from pipeline.processor import BatchResult, Message, PartitionedProcessor, PipelineStats
 from pipeline.settings import ENV_PREFIX, QueueConfig, Settings, SettingsError
 from pipeline.state.intervals import epoch_ms
@@ -87,7 +87,6 @@ class CustomerContactForwarder:
         self.max_records = max(1, max_message_bytes // 1024)
         self.sent_watermarks: dict[int, int] = {}
         self._encode = msgspec.json.Encoder().encode
-        self._partitioner = DefaultPartitioner()
 
     def messages(self, offered: list[ev.ContactOffered], watermarks: dict[int, int]) -> list[Outgoing]:
         """Per partition of the internal topic, JSON arrays of the batch's offers keyed to it (by customer
@@ -102,7 +101,7 @@ class CustomerContactForwarder:
             record = CustomerContact(customer=customer, contact_id=e.contact_id, queue_id=e.queue_id,
                                      channel=e.channel, time_ms=epoch_ms(e.time), event_id=e.event_id)
             key = (customer if customer is not None else ANONYMOUS + e.contact_id).encode()
-            p = self._partitioner(key, every, every)
+            p = partition_of(key, self.partitions)
             batches.setdefault(p, []).append(record)
             keys.setdefault(p, key)
         moved = []

@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 
 import msgspec
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
 
 from pipeline.ingest import events as ev
+from pipeline.partitioner import KeyPartitioner
 from pipeline.settings import Settings
 
 
@@ -49,7 +49,7 @@ class EventWriter:
             enable_idempotence=False,
         )
         self._encoder = msgspec.json.Encoder()
-        self._partitioner = DefaultPartitioner()  # murmur2, as Kafka's Java and librdkafka clients do
+        self._partitioner = KeyPartitioner()  # murmur2, as Kafka's Java and librdkafka clients do
         self._partitions: dict[str, list[int]] = {}
         self.sent_events = 0
         self.sent_messages = 0
