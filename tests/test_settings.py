@@ -86,3 +86,15 @@ def test_the_stream_buffer_is_the_setting_but_at_least_two_batches(buffer, batch
     settings = load_settings(broker_url="127.0.0.1:1", stream_buffer_messages=buffer, batch_max_messages=batch)
     app = create_app(settings, QueueConfig.load(settings.queues_file))
     assert app.conf.stream_buffer_maxsize == expected
+
+
+def test_the_worker_app_takes_the_fetch_size_the_partitioner_and_leaves_fausts_monitor_out() -> None:
+    from pipeline.app import create_app
+    from pipeline.partitioner import KeyPartitioner
+
+    settings = load_settings(broker_url="127.0.0.1:1", fetch_partition_bytes=65536)
+    app = create_app(settings, QueueConfig.load(settings.queues_file))
+    assert app.conf.consumer_max_fetch_size == 65536
+    assert isinstance(app.conf.producer_partitioner, KeyPartitioner)
+    app.on_init_dependencies()  # where Faust adds its Monitor to the sensors
+    assert app.monitor not in set(app.sensors)
