@@ -110,3 +110,21 @@ def test_metrics_are_read_at_scrape_time_and_vanish_with_a_revoked_partition():
     assert "cust-secret-1" not in exposition(registry).decode()
     p.drop(0)
     assert ("cc_queue_offered_total", labels) not in samples(exposition(registry).decode())
+
+
+def test_the_state_held_is_on_metrics_and_falls_when_intervals_close():
+    p, stats = processor()
+    registry = build_registry(p, stats)
+
+    def held() -> dict[str, float]:
+        return {dict(labels)["kind"]: v for (name, labels), v in samples(exposition(registry).decode()).items()
+                if name == "cc_pipeline_state_entries"}
+
+    events = stream()
+    p.process(messages(events[:-1]), lambda part: None)  # both contacts done, their interval still open
+    assert held() == {"contact_legs": 2, "open_intervals": 1, "open_rollups": 2, "forecasts": 0, "agents": 0}
+    p.process(messages(events[-1:], first_offset=len(events) - 1), lambda part: None)  # an hour later
+    assert held() == {"contact_legs": 0, "open_intervals": 0, "open_rollups": 2, "forecasts": 0, "agents": 0}
+    next_day = ev.SourceHeartbeat(event_id="hb2", time=T0 + timedelta(days=1, hours=1))
+    p.process(messages([next_day], first_offset=len(events)), lambda part: None)  # the hour and the day closed
+    assert held() == {"contact_legs": 0, "open_intervals": 0, "open_rollups": 0, "forecasts": 0, "agents": 0}

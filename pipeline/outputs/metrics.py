@@ -190,6 +190,20 @@ class KpiCollector:
                 wm.add_metric([str(p)], state.watermark / 1000)
         yield wm
         yield owned
+        held = GaugeMetricFamily("cc_pipeline_state_entries",
+                                 "What the worker holds for its partitions, by kind: contacts in progress or "
+                                 "recently ended (legs), open intervals, open hour and day rollups, interval "
+                                 "forecasts, agents. Level from day to day: what can change nothing is dropped.",
+                                 labels=["kind"])
+        queues = list(self.processor.partitions.values())
+        agents = list(self.agents.partitions.values()) if self.agents is not None else []
+        for kind, n in (("contact_legs", sum(len(q.legs) for q in queues)),
+                        ("open_intervals", sum(len(q.intervals) for q in queues)),
+                        ("open_rollups", sum(len(q.rollups) for q in queues)),
+                        ("forecasts", sum(len(f) for q in queues for f in q.forecasts.values())),
+                        ("agents", sum(len(a.agents) for a in agents))):
+            held.add_metric([kind], n)
+        yield held
         yield GaugeMetricFamily("cc_pipeline_last_batch_seconds", "Processing time of the last batch.",
                                 value=s.last_batch_seconds)
         for name, help_text, counts in (
