@@ -106,24 +106,26 @@ def proc_status_kb(pid: int, field: str) -> int | None:
     return None
 
 
-class RssSampler:
-    """Samples a process's resident memory in a thread, every `every` seconds."""
+class Sampler:
+    """Calls `sample()` in a thread every `every` seconds and keeps what it returns, with the monotonic time."""
 
-    def __init__(self, pid: int, every: float = 0.5) -> None:
-        self.pid = pid
+    def __init__(self, every: float) -> None:
         self.every = every
-        self.samples: list[tuple[float, int]] = []  # (monotonic, kB)
+        self.samples: list[tuple[float, object]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def sample(self) -> object | None:
+        raise NotImplementedError
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            kb = proc_status_kb(self.pid, "VmRSS")
-            if kb is not None:
-                self.samples.append((time.monotonic(), kb))
+            value = self.sample()
+            if value is not None:
+                self.samples.append((time.monotonic(), value))
             self._stop.wait(self.every)
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> Sampler:
         self._thread.start()
         return self
 
@@ -131,13 +133,49 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
 
+    def over(self, start: float, end: float) -> list:
+        return [v for t, v in self.samples if start <= t <= end]
+
+
+class RssSampler(Sampler):
+    """A process's resident memory (kB)."""
+
+    def __init__(self, pid: int, every: float = 0.5) -> None:
+        super().__init__(every)
+        self.pid = pid
+
+    def sample(self) -> int | None:
+        return proc_status_kb(self.pid, "VmRSS")
+
     def peak_mb(self) -> float:
         hwm = proc_status_kb(self.pid, "VmHWM")
         seen = max((kb for _, kb in self.samples), default=0)
         return max(hwm or 0, seen) / 1024
 
     def mb_over(self, start: float, end: float) -> list[float]:
-        return [kb / 1024 for t, kb in self.samples if start <= t <= end]
+        return [kb / 1024 for kb in self.over(start, end)]
+
+
+class StateSampler(Sampler):
+    """What the worker holds, from its /metrics: `cc_pipeline_state_entries` by kind, and the FCR contacts held."""
+
+    def __init__(self, base_url: str, every: float = 2.0) -> None:
+        super().__init__(every)
+        self.url = f"{base_url}/metrics?name[]=cc_pipeline_state_entries&name[]=cc_pipeline_fcr_contacts_held"
+
+    def sample(self) -> dict[str, int] | None:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        try:
+            text = _get(self.url).decode()
+        except OSError:
+            return None
+        held: dict[str, int] = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                kind = s.labels.get("kind", "fcr_contacts")
+                held[kind] = held.get(kind, 0) + int(s.value)
+        return held
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -497,7 +535,8 @@ def latency(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path
     first = next(events)
     log_file = log_dir / "worker-latency.log"
     base_url = f"http://{settings.web_host}:{overrides['web_port']}"
-    with worker_process(settings, log_file, **overrides) as worker, RssSampler(worker.pid, every=1.0) as rss:
+    with worker_process(settings, log_file, **overrides) as worker, RssSampler(worker.pid, every=1.0) as rss, \
+            StateSampler(base_url) as state:
         _await_partitions(settings, base_url, worker, first.time, log_file)
         kpi_seen: list[tuple[float, int]] = []
         with MetricsPoller(f"{base_url}/metrics?name[]=cc_queue_offered_total") as poller:
@@ -511,8 +550,9 @@ def latency(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path
         first_minute = rss.mb_over(began, began + window)
         last_minute = rss.mb_over(ended - window, ended)
         # a soak: the minute before the end of each third (over several simulated days, FCR windows expire)
-        thirds = [rss.mb_over(began + (ended - began) * k / 3 - window, began + (ended - began) * k / 3)
-                  for k in (1, 2, 3)]
+        ends = [began + (ended - began) * k / 3 for k in (1, 2, 3)]
+        thirds = [rss.mb_over(end - window, end) for end in ends]
+        held = [(state.over(began, end) or [None])[-1] for end in ends]  # what the state held, for the same ends
         peak = rss.peak_mb()
     metrics = _summary(*_latencies(result["sent_at"], poller.seen))
     kpis = _summary(*_latencies(result["sent_at"], kpi_seen))
@@ -525,6 +565,7 @@ def latency(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path
         "rss_mb_start": sum(first_minute) / len(first_minute) if first_minute else None,
         "rss_mb_end": sum(last_minute) / len(last_minute) if last_minute else None,
         "rss_mb_thirds": [sum(t) / len(t) if t else None for t in thirds],
+        "state_thirds": held,
         "simulated_days": days, "agents": agents,
         "peak_rss_mb": peak,
     }
@@ -714,6 +755,11 @@ def figures(results: dict) -> list[dict]:
             a, b, c = (round(x or 0) for x in lat["rss_mb_thirds"])
             row(f"  worker resident memory at the end of each third ({lat['agents']:,} agents over "
                 f"{lat['simulated_days']:g} simulated days): {a}, {b}, {c} MB; peak", lat["peak_rss_mb"], "MB")
+            held = [h or {} for h in lat["state_thirds"]]
+            kinds = "; ".join(f"{kind.replace('_', ' ')} " + "/".join(f"{h.get(kind, 0):,}" for h in held)
+                              for kind in sorted({k for h in held for k in h}))
+            row(f"  state held at the end of each third ({kinds}); entries at the end", sum(held[-1].values()),
+                "", "flat")
     mem = results.get("memory")
     if mem:
         what = f"{mem['agents']:,} agents, {mem['queues']} queues, {mem['hours']:g} h ({mem['events']:,} events)"

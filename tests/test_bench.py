@@ -35,6 +35,7 @@ EXPECTED = [
     "worker resident memory, first minute of the latency run",
     "worker resident memory, last minute of the latency run",
     "worker resident memory at the end of each third",
+    "state held at the end of each third",
     "worker peak resident memory, 20 agents, 12 queues",
     "worker peak resident memory before the five full /metrics scrapes",
     "/metrics scrape with 12 queues",
@@ -64,6 +65,7 @@ def test_bench_reports_every_figure(broker, tmp_path, monkeypatch, capsys):
         assert isinstance(r["value"], numbers.Real) and r["value"] > 0, r
     assert len(results["throughput"]["ratios_1"]) == 2
     assert results["latency"]["simulated_days"] == 2 and len(results["latency"]["rss_mb_thirds"]) == 3
+    assert {"contact_legs", "open_intervals", "agents", "fcr_contacts"} <= set(results["latency"]["state_thirds"][-1])
     assert results["latency"]["metrics"]["missing"] == 0
     assert results["latency"]["kpi_topic"]["missing"] == 0
     assert results["memory"]["queues"] == 12 and results["memory"]["series"] > 0
