@@ -1,5 +1,5 @@
 """Faust's app and Kafka transport with two changes: how long a fetch may wait at the broker for new records, and
-no per-event statistics nobody reads.
+no per-event statistics that nobody reads.
 
 Faust builds its aiokafka consumer with `fetch_max_wait_ms=1500` and offers no setting for it. Kafka answers a
 waiting fetch as soon as records arrive, but the embedded Tansu broker (like some other Kafka-compatible
@@ -9,12 +9,17 @@ with one record every 50 ms, p50 / p99 delivery 0.37 / 0.74 s at 1,500 ms, 0.03 
 
 Faust's `Monitor` sensor does bookkeeping for every message, event and record sent (counters, timestamps, a
 dict per event) for Faust's own web views, which the worker does not serve: its own figures are on /metrics.
-The worker leaves it out (`monitor_sensor=False`); the bench's empty reference agent keeps Faust's default.
+The worker's `StallMonitor` keeps only what Faust's stall check reads (when each partition's stream last took an
+event; without it Faust logs "Stream has not started processing" for busy partitions). The bench's empty
+reference agent keeps Faust's default.
 """
 
 from __future__ import annotations
 
+from time import monotonic
+
 import faust
+from faust.sensors import Monitor
 from faust.transport.drivers import aiokafka as driver
 
 
@@ -34,20 +39,35 @@ class _Transport(driver.Transport):
     Consumer = _Consumer
 
 
+class StallMonitor(Monitor):
+    """Faust's Monitor without the per-message statistics: only the time each partition's stream last took an
+    event, which Faust's consumer checks to report a stalled stream (`verify_event_path`)."""
+
+    def on_message_in(self, tp, offset, message) -> None:  # noqa: ANN001
+        pass
+
+    def on_stream_event_in(self, tp, offset, stream, event) -> None:  # noqa: ANN001
+        self.stream_inbound_time[tp] = monotonic()
+
+    def on_stream_event_out(self, tp, offset, stream, event, state=None) -> None:  # noqa: ANN001
+        pass
+
+    def on_message_out(self, tp, offset, message) -> None:  # noqa: ANN001
+        pass
+
+    def on_send_initiated(self, producer, topic, message, keysize, valsize) -> None:  # noqa: ANN001
+        pass
+
+    def on_send_completed(self, producer, state, metadata) -> None:  # noqa: ANN001
+        pass
+
+
 class App(faust.App):
-    """A Faust app on Kafka (aiokafka) whose consumer waits at most `fetch_max_wait_ms` per fetch, with or without
-    Faust's `Monitor` sensor."""
+    """A Faust app on Kafka (aiokafka) whose consumer waits at most `fetch_max_wait_ms` per fetch."""
 
-    def __init__(self, *args, fetch_max_wait_ms: int, monitor_sensor: bool = True, **kwargs) -> None:
+    def __init__(self, *args, fetch_max_wait_ms: int, **kwargs) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
-        self.monitor_sensor = monitor_sensor
         super().__init__(*args, **kwargs)
-
-    def on_init_dependencies(self):  # noqa: ANN201
-        dependencies = super().on_init_dependencies()  # adds the Monitor to the sensors
-        if not self.monitor_sensor:
-            self.sensors.remove(self.monitor)
-        return dependencies
 
     def _new_transport(self) -> _Transport:
         return _Transport(self.conf.broker_consumer, self)

@@ -88,13 +88,15 @@ def test_the_stream_buffer_is_the_setting_but_at_least_two_batches(buffer, batch
     assert app.conf.stream_buffer_maxsize == expected
 
 
-def test_the_worker_app_takes_the_fetch_size_the_partitioner_and_leaves_fausts_monitor_out() -> None:
+def test_the_worker_app_takes_the_fetch_size_the_partitioner_and_a_lean_monitor() -> None:
     from pipeline.app import create_app
     from pipeline.partitioner import KeyPartitioner
+    from pipeline.transport import StallMonitor
 
     settings = load_settings(broker_url="127.0.0.1:1", fetch_partition_bytes=65536)
     app = create_app(settings, QueueConfig.load(settings.queues_file))
     assert app.conf.consumer_max_fetch_size == 65536
+    assert app.conf.broker_max_poll_records == settings.batch_max_messages
     assert isinstance(app.conf.producer_partitioner, KeyPartitioner)
     app.on_init_dependencies()  # where Faust adds its Monitor to the sensors
-    assert app.monitor not in set(app.sensors)
+    assert isinstance(app.monitor, StallMonitor) and app.monitor in set(app.sensors)
