@@ -900,7 +900,7 @@ def empty_agent(messages: int, out: Path) -> int:
         web_enabled=False, consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.session_timeout_seconds / 3,
-        consumer_max_fetch_size=settings.fetch_partition_bytes,
+        consumer_max_fetch_size=settings.fetch_partition_bytes, broker_max_poll_records=settings.batch_max_messages,
         stream_buffer_maxsize=max(4096, settings.batch_max_messages * 2),
     )
     state: dict = {"messages": 0, "idle": None, "first": None}
