@@ -247,19 +247,21 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     @app.agent(contact_topic, name="contact-events")
     async def contact_events(stream: faust.StreamT) -> None:
         async for batch in batches(stream):
+            started = time.monotonic()
             result = contacts.process([to_message(e) for e in batch], contact_checkpoints.stored)
             await fcr.forward(result, contacts)  # before the checkpoint that covers these offers
             await publish(result)
             await contact_checkpoints.applied(stream, batch)
-            throughput.observe_batch(_positions(batch))
+            throughput.observe_batch(_positions(batch), started=started)
 
     @app.agent(agent_topic, name="agent-events")
     async def agent_events(stream: faust.StreamT) -> None:
         async for batch in batches(stream):
+            started = time.monotonic()
             result = agents.process([to_message(e) for e in batch], agent_checkpoints.stored)
             await publish(result)
             await agent_checkpoints.applied(stream, batch)
-            throughput.observe_batch(_positions(batch))
+            throughput.observe_batch(_positions(batch), started=started)
 
     @app.timer(interval=min(settings.checkpoint_seconds, 0.5))
     async def write_due_checkpoints() -> None:

@@ -214,9 +214,9 @@ async def preload(settings: Settings, events: list, per_message: int) -> dict[st
 
 
 def _rate(events: int, messages: int, r: dict) -> dict:
-    """Events/s of a consumer's run: `r` has `idle` (nothing consumed yet), `first` ([time, messages] when the
-    first batch was seen) and `end` (all consumed). The rate is taken after the first batch; a run that fits in
-    one batch (tiny smoke runs) falls back to everything since `idle`."""
+    """Events/s of a consumer's run: `r` has `idle` (nothing consumed yet), `first` ([time, messages before it]
+    when the first batch began: its fetch is not counted, its processing is) and `end` (all consumed). A run with
+    no time between the two (a tiny smoke run) falls back to everything since `idle`."""
     (seen_at, first_batch), end = r["first"], r["end"]
     if first_batch < messages and end > seen_at:
         seconds, counted = end - seen_at, messages - first_batch
@@ -906,10 +906,10 @@ def empty_agent(messages: int, out: Path) -> int:
     state: dict = {"messages": 0, "idle": None, "first": None}
 
     def count(batch) -> None:
-        state["messages"] += len(batch)
-        if state["first"] is None:
+        if state["first"] is None:  # as the worker's: when the first batch began (no work to do here)
             state["first"] = [time.monotonic(), state["messages"]]
             state["idle"] = state["idle"] or state["first"][0]
+        state["messages"] += len(batch)
         if state["messages"] >= messages and "end" not in state:
             state["end"] = time.monotonic()
             _write_result(out, state)
@@ -953,6 +953,8 @@ def raw_consumer(messages: int, out: Path) -> int:
             first = None
             while n < messages:
                 batches = await consumer.getmany(timeout_ms=500)
+                if first is None and any(batches.values()):  # when the first batch began, as the worker's
+                    first = [time.monotonic(), n]
                 for msgs in batches.values():
                     for m in msgs:
                         value = orjson.loads(m.value)
@@ -960,8 +962,6 @@ def raw_consumer(messages: int, out: Path) -> int:
                     n += len(msgs)
                 if not n:
                     idle = time.monotonic()
-                elif first is None:
-                    first = [time.monotonic(), n]
             return {"messages": n, "events": events, "idle": idle, "first": first, "end": time.monotonic()}
         finally:
             await consumer.stop()

@@ -95,5 +95,12 @@ def test_throughput_times_its_own_batches_for_the_benchmark():
     t.observe_batch([("t", 0, 4, None)])
     first = t.first_batch
     t.observe_batch([("t", 0, 5, None), ("t", 1, 0, None)])
-    assert t.messages == 3 and first is not None and first[1] == 1 and t.first_batch == first
+    assert t.messages == 3 and first is not None and first[1] == 0 and t.first_batch == first
     assert t.last_batch_monotonic >= first[0]
+
+
+def test_the_first_batch_is_timed_from_when_it_began():
+    t = Throughput()
+    t.observe_batch([("t", 0, 0, None)], started=5.0)  # the agent passes time.monotonic() at the batch's start
+    t.observe_batch([("t", 0, 1, None)], started=9.0)
+    assert t.first_batch == (5.0, 0) and t.messages == 2

@@ -48,11 +48,13 @@ class Throughput:
         self.last_batch_at = 0.0  # wall clock of the end of the last batch (0: none yet)
         # for the benchmark, which reads them from /progress instead of timing the worker by polling it often:
         self.messages = 0  # source messages processed
-        self.first_batch: tuple[float, int] | None = None  # (time.monotonic(), messages) after the first batch
+        self.first_batch: tuple[float, int] | None = None  # (time.monotonic(), 0) when the first batch began
         self.last_batch_monotonic = 0.0
 
-    def observe_batch(self, messages: Iterable[tuple[str, int, int, float | None]], now: float | None = None) -> None:
-        """(topic, partition, offset, Kafka timestamp in seconds or None) of each message of a finished batch."""
+    def observe_batch(self, messages: Iterable[tuple[str, int, int, float | None]], now: float | None = None,
+                      started: float | None = None) -> None:
+        """(topic, partition, offset, Kafka timestamp in seconds or None) of each message of a finished batch, and
+        when (`time.monotonic()`) it began."""
         now = time.time() if now is None else now
         processed = self.processed
         counts = self.bucket_counts
@@ -72,7 +74,7 @@ class Throughput:
         self.messages += n
         self.last_batch_monotonic = time.monotonic()
         if self.first_batch is None:
-            self.first_batch = (self.last_batch_monotonic, self.messages)
+            self.first_batch = (self.last_batch_monotonic if started is None else started, self.messages - n)
 
     def forget(self, topic: str, partition: int) -> None:
         """A revoked partition: its lag is no longer this worker's to report."""
