@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from pipeline.broker import bootstrap_servers
 from pipeline.fcr import wire_fcr
+from pipeline.memory import release_free_memory
 from pipeline.outputs.health import (
     STALL_SECONDS,
     BrokerProbe,
@@ -49,6 +50,7 @@ from pipeline.settings import QueueConfig, Settings
 from pipeline.transport import App, StallMonitor
 
 log = logging.getLogger(__name__)
+RELEASE_MEMORY_SECONDS = 10.0
 
 
 class PartitionStateTable(faust.Table):
@@ -269,6 +271,10 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
         until every event taken is acked."""
         for c in every_checkpoints:
             await c.maybe_write(now=bool(app.rebalancing))
+
+    @app.timer(interval=RELEASE_MEMORY_SECONDS)
+    async def release_memory() -> None:
+        release_free_memory()  # what big transient buffers left free inside the heap (pipeline.memory)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: faust.App, revoked: set, **kwargs: Any) -> None:
