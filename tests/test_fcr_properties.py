@@ -149,7 +149,7 @@ def check(run: Run, records: list[CustomerContact]) -> None:
     for h, done in run.horizons:
         assert {k for k, end in ends.items() if end < h} <= done
     s = run.state
-    assert s.customers == {} and s.intervals == {} and s.advance() == []  # everything forgotten at the end
+    assert len(s.customers) == 0 and s.intervals == {} and s.advance() == []  # everything forgotten at the end
     for (q, ch), t in s.totals.items():
         mine = [c for (q2, ch2, _), c in expected.items() if (q2, ch2) == (q, ch)]
         assert t.eligible == t.decided == sum(c.eligible for c in mine)

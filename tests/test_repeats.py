@@ -262,7 +262,7 @@ def test_customer_state_is_forgotten_when_no_window_can_use_it():
     assert s.contacts_held() == 2
     at_wm(s, 4500 + 120)  # horizon 4500 s > 3700 s and > 3800 s
     s.advance()
-    assert s.customers == {} and s.contacts_held() == 0
+    assert len(s.customers) == 0 and s.contacts_held() == 0
     assert s.intervals == {}
 
 
@@ -560,3 +560,33 @@ def test_window_comes_from_the_queue_file():
     r = build_fcr_record(FcrUpdate("Q9", "voice", BASE_S, 1, True, FcrCounts(eligible=4, unresolved=1, repeats=2)),
                          900, 1.0)
     assert (r.fcr_resolved, r.fcr_rate, r.repeat_rate, r.final) == (3, 0.75, 0.5, True)
+
+
+def test_customer_legs_store_behaves_as_a_dict_and_never_matches_across_two_keys(monkeypatch):
+    import random
+    import struct
+
+    from pipeline.state.repeats import LEG, CustomerLegs
+
+    monkeypatch.setattr(CustomerLegs, "BUCKETS", 3)  # many customers per bucket
+    store, model = CustomerLegs(), {}
+    rnd = random.Random(5)
+    keys = [rnd.getrandbits(63) - (1 << 62) for _ in range(60)]
+    for _ in range(3000):
+        key = rnd.choice(keys)
+        if rnd.random() < 0.3 and key in model:
+            del store[key], model[key]
+        else:
+            model[key] = rnd.randbytes(LEG.size * rnd.randint(1, 4))
+            store[key] = model[key]
+        assert store.get(key) == model.get(key, b"")
+    assert len(store) == len(model) and dict(store.items()) == model and set(store) == set(model)
+    with pytest.raises(KeyError):
+        del store[1 << 62]  # never stored
+
+    # a key whose 8 bytes are the last 4 of one stored key and the first 4 of the next is not in the store
+    a, b, c = b"AAAA", b"BBBB", b"CCCC"
+    first, second, straddling = (struct.unpack("<q", x + y)[0] for x, y in ((a, b), (c, a), (b, c)))
+    monkeypatch.setattr(CustomerLegs, "BUCKETS", 1)
+    store = CustomerLegs([(first, b"x" * LEG.size), (second, b"y" * LEG.size)])
+    assert store.get(straddling) == b"" and store.get(second) == b"y" * LEG.size
