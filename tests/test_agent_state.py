@@ -28,7 +28,7 @@ from pipeline.kpis.agents import (
 from pipeline.outputs.agent_metrics import AgentCollector
 from pipeline.processor import AgentProcessor, Message, PipelineStats
 from pipeline.settings import load_settings
-from pipeline.state.agents import DUPLICATE, LATE, AgentState
+from pipeline.state.agents import DUPLICATE, LATE, AgentState, Status
 
 INTERVAL = 900
 LATENESS = 120
@@ -66,6 +66,18 @@ def counts(**kw) -> AgentCounts:
 # ---- states, spans and intervals --------------------------------------------------------------------------
 
 
+def test_a_state_change_long_after_a_logout_logs_in_to_the_last_sessions_queues():
+    """Found by the shuffled/snapshot property test: the agent's track was forgotten once its logout was final,
+    and with it the queues a later state change logs it in to."""
+    E = AgentEvents()
+    s = AgentState(INTERVAL, LATENESS)
+    feed(s, [E.login(100, queues=["Q1"]), E.logout(200)])
+    close_all(s, BASE_MS + s_ms(3 * INTERVAL))  # the logout's interval is final long before the next event
+    feed(s, [E.state(3 * INTERVAL + 60, "available")])
+    finals = close_all(s, BASE_MS + s_ms(5 * INTERVAL))
+    assert finals[("A1", 3 * INTERVAL)].queues == {"Q1"}
+
+
 def test_state_spans_are_split_at_interval_boundaries():
     E = AgentEvents()
     s = AgentState(INTERVAL, LATENESS)
@@ -100,7 +112,10 @@ def test_state_spans_are_split_at_interval_boundaries():
         total.add(x)
     assert s.totals == {"A1": total}
     assert total.logged_in_ms == s_ms(1900)  # 100 .. 2000
-    assert s.agents == {}  # logged out, nothing buffered or planned: forgotten (its totals stay)
+    # logged out, nothing buffered or planned: only the queues of its last session are kept (a state change
+    # while logged out logs it in to them); its totals stay
+    track = s.agents["A1"]
+    assert (track.settled, track.changes, track.plan, track.revisions) == (Status(False, queues=("Q1", "Q2")), [], [], {})
 
 
 def test_chat_concurrency_from_active_contacts():

@@ -99,6 +99,9 @@ class AgentTrack:
     published_at: float = 0.0
 
 
+LOGGED_OUT = Status()  # before any event, and after a logout from a session without queues
+
+
 def apply_change(s: Status, c: Change) -> Status:
     """The status after one presence event."""
     if c.kind == "login":
@@ -312,8 +315,10 @@ class AgentState:
             track.settled = self._fold(track.settled, settling)
             track.changes = [c for c in track.changes if c.t >= new]
             track.plan = [p for p in track.plan if p.end > new]
-            if not track.settled.logged_in and not track.changes and not track.plan and not track.revisions:
-                del self.agents[agent_id]  # nothing left that could make a record; its totals stay
+            if track.settled == LOGGED_OUT and not track.changes and not track.plan and not track.revisions:
+                # nothing left that could make a record; its totals stay. (A logged-out agent that had queues
+                # keeps them: an agent.state_changed while logged out logs it in to the queues of its last session.)
+                del self.agents[agent_id]
         finals.sort(key=lambda u: (u.start, u.agent_id))
         return finals
 
