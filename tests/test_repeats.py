@@ -590,3 +590,10 @@ def test_customer_legs_store_behaves_as_a_dict_and_never_matches_across_two_keys
     monkeypatch.setattr(CustomerLegs, "BUCKETS", 1)
     store = CustomerLegs([(first, b"x" * LEG.size), (second, b"y" * LEG.size)])
     assert store.get(straddling) == b"" and store.get(second) == b"y" * LEG.size
+
+
+def test_window_ends_are_counted_per_minute_rounded_up_also_from_an_older_checkpoint():
+    from pipeline.state.repeats import _window_ends, window_end_key
+
+    assert [window_end_key(t) for t in (60_000, 60_001, 119_999)] == [60_000, 120_000, 120_000]
+    assert _window_ends([[60_001, 1], [119_999, 2], [120_000, 1], [30_000, 1]]) == {120_000: 4, 60_000: 1}

@@ -121,8 +121,8 @@ class FcrRecord(msgspec.Struct, frozen=True, kw_only=True):
     partition: Annotated[int, Meta(ge=0, description="The customer-contacts partition these counts come from.")] = 0
     revision: Annotated[int, Meta(ge=1, description="Grows by one with each record published for this key.")]
     final: Annotated[bool, Meta(description="True once the repeat window of every contact of the interval has "
-                                            "passed (plus the allowed lateness): no later revision will come. "
-                                            "False: provisional.")]
+                                            "passed (its end rounded up to the minute, plus the allowed "
+                                            "lateness): no later revision will come. False: provisional.")]
     fcr_window_hours: Annotated[float, Meta(gt=0, description="The queue's repeat window, from the queue file.")]
     fcr_eligible: Annotated[int, Meta(ge=0, description="Contacts with a customer id.")]
     fcr_resolved: Annotated[int, Meta(ge=0, description="Eligible contacts with no repeat within the window "
@@ -204,8 +204,8 @@ FCR_KPIS: tuple[Kpi, ...] = (
         f"{_sum_increase('cc_queue_fcr_resolved_total')} / {_sum_increase('cc_queue_fcr_decided_total')}",
         "Window per queue (`fcr_window_hours` in the queue file, default 24 h), that of the first contact's "
         "queue. The edge is inclusive. Transfer legs of the same contact_id are the same contact, not repeats. "
-        "Provisional (`final` false) until the window of every contact of the interval has passed plus the "
-        "allowed lateness; a provisional rate can only fall. The counters count final outcomes only, so the "
+        "Provisional (`final` false) until the window of every contact of the interval has passed (its end "
+        "rounded up to the minute) plus the allowed lateness; a provisional rate can only fall. The counters count final outcomes only, so the "
         "PromQL rate is over decided contacts. Contacts without a customer id are not eligible "
         "(`fcr_ineligible`). Customer ids are matched by a keyed hash (HMAC-SHA256, "
         "`PIPELINE_CUSTOMER_HASH_KEY`) kept only while a window can still use it; neither appears in a record "

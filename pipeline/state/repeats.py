@@ -67,6 +67,7 @@ LATE = "late"
 # repeat, bit 1: unresolved; the same on every leg of a contact).
 LEG = struct.Struct("<QQqqIB")
 KEY = struct.Struct("<q")  # a customer key in `CustomerLegs`
+WINDOW_END_STEP_MS = 60_000
 
 CustomerHash = Annotated[str, Meta(pattern="^[0-9a-f]{64}$", description="HMAC-SHA256 of the customer id "
                                    "(hex) with the deployment's key; never the customer id itself.")]
@@ -217,6 +218,22 @@ class Contact:
         return max(first.time + first.window, max(leg.time for leg in self.legs) + timeout)
 
 
+def window_end_key(end: int) -> int:
+    """A contact's window end rounded up to the minute: an interval then keeps a few counts (one per minute and
+    window) instead of one per contact (~80 bytes each, a whole day's worth held), and is final at most a minute
+    later than the exact latest end."""
+    return -(-end // WINDOW_END_STEP_MS) * WINDOW_END_STEP_MS
+
+
+def _window_ends(ends: list) -> dict[int, int]:
+    """Restored window ends (a checkpoint from before the rounding has exact ones)."""
+    out: dict[int, int] = {}
+    for end, n in ends:
+        key = window_end_key(end)
+        out[key] = out.get(key, 0) + n
+    return {k: n for k, n in out.items() if n}
+
+
 @dataclass(slots=True)
 class FcrInterval:
     counts: FcrCounts = field(default_factory=FcrCounts)
@@ -224,8 +241,8 @@ class FcrInterval:
     changed: bool = False
     published_at: float = 0.0
     settled: bool = False  # arrivals closed: eligible, ineligible and repeats added to the totals
-    # window end (first time + window) -> contacts first offered in this interval with it; the interval's FCR is
-    # final once the latest is before the horizon
+    # window end (first time + window, rounded up: `window_end_key`) -> contacts first offered in this interval
+    # with it; the interval's FCR is final once the latest is before the horizon
     window_ends: dict[int, int] = field(default_factory=dict)
 
     @property
@@ -373,7 +390,7 @@ class RepeatState:
 
     def _window_end(self, first: Leg, n: int) -> None:
         ivl = self.intervals[(first.queue_id, first.channel, interval_start(first.time, self.interval_ms))]
-        end = first.time + first.window
+        end = window_end_key(first.time + first.window)
         ivl.window_ends[end] = ivl.window_ends.get(end, 0) + n
         if not ivl.window_ends[end]:
             del ivl.window_ends[end]
@@ -496,7 +513,8 @@ class RepeatState:
                              f"{SNAPSHOT_VERSION} (a checkpoint of a newer release?)")
         self.offset = d["offset"]
         self.source_watermarks = {p: wm for p, wm in d["sources"]}
-        self.intervals = {(q, ch, s): FcrInterval(FcrCounts.from_dict(c), rev, changed, pub, settled, dict(ends))
+        self.intervals = {(q, ch, s): FcrInterval(FcrCounts.from_dict(c), rev, changed, pub, settled,
+                                                  _window_ends(ends))
                           for q, ch, s, c, rev, changed, pub, settled, ends in d["intervals"]}
         self.totals = {(q, ch): FcrTotals.from_dict(t) for q, ch, t in d["totals"]}
         self._pairs, self._pair_index, self.customers = [], {}, CustomerLegs()
