@@ -3,15 +3,15 @@
 All phases run on the embedded broker (or on `PIPELINE_BROKER_URL`, under fresh, uniquely-prefixed topics), with
 the simulator's events, and every worker is a real child process (`pipeline.run.worker_process`):
 
-- processors: the contact and agent processors alone, without Kafka or Faust (microseconds per message): the
-  pipeline's own share of the per-message cost, quick to compare before and after a change;
+- processors: the contact, agent and FCR processors alone, without Kafka or Faust (microseconds per message):
+  the pipeline's own share of the per-message cost, quick to compare before and after a change;
 - throughput: N events are pre-loaded once with one event per Kafka message and once with K per message, then
   read by (a) a raw aiokafka consumer that only decodes the JSON (the floor of the machine), (b) an empty Faust
   agent with the worker's batching (Faust's own ceiling here) and (c) the real worker with the full KPI set, at
   1 and at K events per message. Every consumer reports when it first got messages (and how many) and when it
-  had them all, on the machine's monotonic clock (the worker in /progress); the rate is the messages after the
-  first batch over that time, so a consumer group's start-up is not counted (the last batch's wait is), and all
-  three are measured the same way. The empty agent and the worker at 1 event per message run back to back
+  had them all, on the machine's monotonic clock (the worker in /progress); the rate is the messages from the
+  start of the first batch to the end of the last, so a consumer group's start-up is not counted (the first
+  batch's processing is), and all three are measured the same way. The empty agent and the worker at 1 event per message run back to back
   `--rounds` times; the pair with the median ratio is reported;
 - latency: a steady offered rate (one event per message) for a fixed time; every tick a probe contact is
   offered in a queue of its own, and the time from writing it to Kafka to the moment it is counted on /metrics
@@ -652,11 +652,13 @@ def replay_day(opts: argparse.Namespace, log_dir: Path) -> dict:
 
 
 def processors(opts: argparse.Namespace) -> dict:
-    """The contact and agent processors alone, without Kafka or Faust: the pipeline's own cost per message at one
-    event per message, in batches of 1,000 taken every 0.25 s of a simulated wall clock (so provisional records
-    come every 20 batches, as in the worker). Quick to A/B a change of the KPI code."""
+    """The contact, agent and FCR processors alone, without Kafka or Faust: the pipeline's own cost per message at
+    one event per message, in batches of 1,000 taken every 0.25 s of a simulated wall clock (so provisional records
+    come every 20 batches, as in the worker). FCR: forwarding each contact batch's offers (as the contact agent
+    does) and applying them (as the FCR agent does), per contact message. Quick to A/B a change of the KPI code."""
     import msgspec
 
+    from pipeline.fcr import CustomerContactForwarder, FcrProcessor, hash_key
     from pipeline.ingest.producer import route
     from pipeline.partitioner import partition_of
     from pipeline.processor import AgentProcessor, ContactProcessor, Message, PipelineStats
@@ -671,15 +673,30 @@ def processors(opts: argparse.Namespace) -> dict:
         topic, key = route(e)  # as EventWriter sends them
         batch = messages[topic.removesuffix("-events")]
         batch.append(Message(topic, partition_of(key, settings.partitions), len(batch), key, msgspec.json.encode(e)))
-    out = {}
+    fcr = FcrProcessor(settings, QueueConfig(), PipelineStats())
+    forwarder = CustomerContactForwarder(hash_key(settings), settings.partitions, settings.max_message_bytes)
+    seconds = {"contact": 0.0, "agent": 0.0, "fcr": 0.0}
+    forwarded = 0
     for name, processor in (("contact", contact), ("agent", agent)):
-        batch, wall, started = messages[name], 0.0, time.perf_counter()
+        batch, wall = messages[name], 0.0
         for i in range(0, len(batch), 1000):
             wall += 0.25
-            processor.process(batch[i:i + 1000], wall_now=wall)
-        seconds = time.perf_counter() - started
-        out[name] = {"messages": len(batch), "seconds": seconds, "us_per_message": 1e6 * seconds / max(1, len(batch))}
-        _say(f"processors: {name}: {len(batch)} messages, {out[name]['us_per_message']:.1f} us each")
+            started = time.perf_counter()
+            result = processor.process(batch[i:i + 1000], wall_now=wall)
+            seconds[name] += time.perf_counter() - started
+            if processor is contact:
+                started = time.perf_counter()
+                watermarks = {p: s.watermark for p, s in contact.partitions.items()}
+                offers = [Message(fcr.topic, o.partition, forwarded + j, o.key, o.value)
+                          for j, o in enumerate(forwarder.messages(result.offered, watermarks))]
+                forwarded += len(offers)
+                fcr.process(offers, wall_now=wall)
+                seconds["fcr"] += time.perf_counter() - started
+    out = {}
+    for name, n in (("contact", len(messages["contact"])), ("agent", len(messages["agent"])),
+                    ("fcr", len(messages["contact"]))):
+        out[name] = {"messages": n, "seconds": seconds[name], "us_per_message": 1e6 * seconds[name] / max(1, n)}
+        _say(f"processors: {name}: {n} messages, {out[name]['us_per_message']:.1f} us each")
     return out
 
 
@@ -711,7 +728,8 @@ def figures(results: dict) -> list[dict]:
         rows.append({"figure": name, "value": value, "unit": unit, "target": target, "ok": ok})
 
     for name, p in results.get("processors", {}).items():
-        row(f"{name} processor alone (no Kafka, no Faust), 1 event/message", p["us_per_message"], "us/message")
+        what = "FCR forwarding and processor, per contact message" if name == "fcr" else f"{name} processor"
+        row(f"{what} alone (no Kafka, no Faust), 1 event/message", p["us_per_message"], "us/message")
     t = results.get("throughput")
     if t:
         raw, empty, one = t["raw_consumer"], t["empty_agent"], t["pipeline_1"]

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.integration
 EXPECTED = [
     "contact processor alone",
     "agent processor alone",
+    "FCR forwarding and processor, per contact message alone",
     "raw aiokafka consumer",
     "empty Faust agent",
     "full KPI pipeline, 1 event/message",
