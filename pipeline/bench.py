@@ -11,8 +11,8 @@ the simulator's events, and every worker is a real child process (`pipeline.run.
   1 and at K events per message. Every consumer reports when it first got messages (and how many) and when it
   had them all, on the machine's monotonic clock (the worker in /progress); the rate is the messages from the
   start of the first batch to the end of the last, so a consumer group's start-up is not counted (the first
-  batch's processing is), and all three are measured the same way. The empty agent and the worker at 1 event per message run back to back
-  `--rounds` times; the pair with the median ratio is reported;
+  batch's processing is), and all three are measured the same way. The empty agent and the worker at 1 event
+  per message run back to back `--rounds` times; the pair with the median ratio is reported;
 - latency: a steady offered rate (one event per message) for a fixed time; every tick a probe contact is
   offered in a queue of its own, and the time from writing it to Kafka to the moment it is counted on /metrics
   (polled every 50 ms for that one metric, `?name[]=cc_queue_offered_total`, so that polling does not load the
