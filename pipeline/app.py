@@ -1,9 +1,10 @@
 """The Faust application: topics, agents, the state table and the HTTP endpoints. Wiring only.
 
 Hot path: agents take messages in batches of at most `flush_seconds` and the processor applies a whole batch in
-plain Python, so /metrics is that fresh. State is checkpointed separately, every `checkpoint_seconds`: each
-changed partition's state is ONE table write (a table write costs ~150 us in Faust here; one per event would
-cap the worker near 2,000 events/s, and one per small batch grows with the state). The checkpoint carries the
+plain Python, so /metrics is that fresh. State is checkpointed separately, every `checkpoint_seconds`: a few
+table writes per changed partition, its changes since the last checkpoint or now and then its whole state
+(`pipeline.checkpoints`; a table write costs ~150 us in Faust here, so one per event would cap the worker near
+2,000 events/s). The checkpoint carries the
 offset of the last message it includes, and the events it covers are acked only once it is written: Faust
 commits acked offsets only, and flushes the producer before it commits, so a committed offset is never ahead
 of the stored checkpoint. After a crash the events since the checkpoint are re-delivered and applied again;
@@ -24,6 +25,7 @@ from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pipeline.broker import bootstrap_servers
+from pipeline.checkpoints import Checkpoints, PartitionStateTable
 from pipeline.fcr import wire_fcr
 from pipeline.memory import release_free_memory
 from pipeline.outputs.health import (
@@ -51,106 +53,6 @@ from pipeline.transport import App, StallMonitor
 
 log = logging.getLogger(__name__)
 RELEASE_MEMORY_SECONDS = 10.0
-
-
-class PartitionStateTable(faust.Table):
-    """State checkpoints keyed by the source partition they belong to.
-
-    The key modulo the partition count *is* the partition (the checkpoint itself at key p, the chunks of a big
-    one at p + k × partitions), so each lives in the changelog partition of the same number and Faust restores
-    it to whichever worker is assigned that source partition. This lets us write it from a batch or a timer,
-    where Faust has no current event to take the partition from.
-    """
-
-    def partition_for_key(self, key: Any) -> int:
-        return int(key) % self.partitions
-
-
-CHUNKED = b"chunks:"  # a checkpoint too big for one Kafka message: "chunks:<slot>,<count>" at key p
-MAX_CHUNKS = 10_000
-
-
-class Checkpoints:
-    """One processor's checkpoints and the acks they hold back (see the module docstring).
-
-    A checkpoint larger than `chunk_bytes` (a day of a 5,000-agent center's FCR state was 2.6 MB compressed:
-    the producer refused it and the worker crashed) is written in chunks to one of two slots of keys, then a
-    header naming the slot at the partition's own key. All go to the same changelog partition in order, so a
-    crash before the header leaves the previous header and its slot intact; the previous slot's chunks are
-    deleted after the header, so the table (held in memory) keeps one checkpoint per partition.
-    """
-
-    def __init__(self, processor: PartitionedProcessor, table: PartitionStateTable, every: float,
-                 partitions: int, chunk_bytes: int) -> None:
-        self.processor = processor
-        self.table = table
-        self.every = every
-        self.partitions = partitions
-        self.chunk_bytes = chunk_bytes
-        self.stream: faust.StreamT | None = None
-        self.held: list[faust.EventT] = []  # applied, not yet covered by a stored checkpoint
-        self.since = 0.0  # monotonic time the oldest held event was applied
-
-    def _key(self, partition: int, slot: int, chunk: int) -> int:
-        return partition + self.partitions * (1 + slot * MAX_CHUNKS + chunk)
-
-    def _chunked(self, partition: int) -> tuple[int, int] | None:
-        """(slot, chunk count) when the partition's stored checkpoint is chunked."""
-        value = self.table.data.get(partition)
-        if value is None or not value.startswith(CHUNKED):
-            return None
-        slot, count = map(int, value[len(CHUNKED):].split(b","))
-        return slot, count
-
-    def stored(self, partition: int) -> bytes | None:
-        chunked = self._chunked(partition)
-        if chunked is None:
-            return self.table.data.get(partition)
-        slot, count = chunked
-        return b"".join(self.table.data[self._key(partition, slot, i)] for i in range(count))
-
-    def _store(self, partition: int, data: bytes) -> None:
-        previous = self._chunked(partition)
-        if len(data) <= self.chunk_bytes:
-            self.table[partition] = data
-        else:
-            slot = 1 - previous[0] if previous else 0
-            chunks = [data[i:i + self.chunk_bytes] for i in range(0, len(data), self.chunk_bytes)]
-            if len(chunks) > MAX_CHUNKS:
-                raise ValueError(f"checkpoint of partition {partition} is {len(data)} bytes, over {MAX_CHUNKS} "
-                                 "chunks")
-            for i, chunk in enumerate(chunks):
-                self.table[self._key(partition, slot, i)] = chunk
-            self.table[partition] = CHUNKED + f"{slot},{len(chunks)}".encode()
-        if previous:  # superseded by what was just written after them
-            old_slot, old_count = previous
-            for i in range(old_count):
-                del self.table[self._key(partition, old_slot, i)]
-
-    async def applied(self, stream: faust.StreamT, events: list[faust.EventT]) -> None:
-        """A batch was applied and its results published: hold its acks, and checkpoint when one is due."""
-        if not self.held:
-            self.since = time.monotonic()
-        self.stream = stream
-        self.held.extend(events)
-        await self.maybe_write()
-
-    async def maybe_write(self, now: bool = False) -> None:
-        """Checkpoint and release the held acks if `every` has passed (or `now`: a rebalance waits for them)."""
-        if not self.held or not (now or time.monotonic() - self.since >= self.every):
-            return
-        # No await until the acks are swapped out: a batch applied meanwhile is not acked unchecked.
-        started = time.perf_counter()
-        written = self.processor.checkpoint()
-        for partition, data in written.items():
-            self._store(partition, data)
-        held, self.held = self.held, []
-        stats, topic = self.processor.stats, self.processor.topic
-        stats.checkpoints[topic] += len(written)
-        stats.checkpoint_bytes[topic] += sum(map(len, written.values()))
-        stats.checkpoint_seconds[topic] += time.perf_counter() - started
-        for e in held:
-            await self.stream.ack(e)  # type: ignore[union-attr]
 
 
 def kafka_urls(broker_url: str) -> list[str]:

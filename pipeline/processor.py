@@ -14,7 +14,9 @@ import logging
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, NamedTuple
 
 from pipeline.ingest import events as ev
@@ -30,6 +32,14 @@ from pipeline.state.intervals import epoch_ms
 from pipeline.state.queues import DUPLICATE, IMPOSSIBLE, LATE, QueueState
 
 log = logging.getLogger(__name__)
+
+
+class Change(NamedTuple):
+    """What a checkpoint of one partition can store (`pipeline.checkpoints`): the whole state, or the changes
+    since the last checkpoint when the state can tell them (None when it cannot)."""
+
+    whole: Callable[[], bytes]
+    delta: bytes | None = None
 
 
 class Message(NamedTuple):
@@ -130,11 +140,16 @@ class PartitionedProcessor:
     def new_state(self) -> Any:
         raise NotImplementedError
 
-    def load(self, partition: int, snapshot: bytes | None) -> Any:
-        """Take ownership of a partition, from its last checkpoint if there is one."""
+    def load(self, partition: int, stored: list[bytes] | None) -> Any:
+        """Take ownership of a partition, from its last checkpoint if there is one: the last whole one, then the
+        changes since, oldest first (`pipeline.checkpoints`)."""
         state = self.new_state()
-        if snapshot:
-            state.restore(unpack(snapshot))
+        if stored:
+            whole, *changes = map(unpack, stored)
+            if changes:
+                state.restore(whole, changes)
+            else:
+                state.restore(whole)
         self.partitions[partition] = state
         return state
 
@@ -176,11 +191,15 @@ class PartitionedProcessor:
         self.stats.last_batch_seconds = time.perf_counter() - started
         return out
 
-    def checkpoint(self) -> dict[int, bytes]:
-        """The stored form of every partition changed since the last checkpoint (each carries its offset)."""
-        out = {p: pack(self.partitions[p].snapshot()) for p in sorted(self.dirty) if p in self.partitions}
+    def checkpoint(self) -> dict[int, Change]:
+        """What to store of every partition changed since the last checkpoint (each carries its offset)."""
+        out = {p: self._change(self.partitions[p]) for p in sorted(self.dirty) if p in self.partitions}
         self.dirty.clear()
         return out
+
+    def _change(self, state) -> Change:
+        """The whole state; a state that can tell its changes says so (`pipeline.fcr`)."""
+        return Change(partial(_whole, state))
 
     def _updates(self, state, wall: float, every: float) -> list:
         return state.advance() + state.provisional(wall, every)
@@ -290,14 +309,17 @@ class AgentProcessor(PartitionedProcessor):
             self._late(m, e, f"{tag} of agent {e.agent_id} would change a final interval", out)  # type: ignore[attr-defined]
 
 
+def _whole(state) -> bytes:
+    return pack(state.snapshot())
+
+
 def pack(snapshot: bytes) -> bytes:
-    """A state checkpoint as stored: zlib-compressed JSON (about a tenth of the size, so a busy partition's
-    checkpoint stays far below Kafka's message size limit)."""
+    """A state checkpoint as stored: zlib-compressed (JSON to about a tenth of its size)."""
     return zlib.compress(snapshot, 1)
 
 
 def unpack(stored: bytes) -> bytes:
-    """The JSON of a stored checkpoint (plain JSON from before compression is read as it is)."""
+    """A stored checkpoint's snapshot (plain JSON from before compression is read as it is)."""
     return stored if stored[:1] == b"{" else zlib.decompress(stored)
 
 

@@ -362,7 +362,7 @@ def test_processor_restart_from_checkpoint_with_redelivery_counts_nothing_twice(
     expected = [r for r in whole.process(messages(events), lambda part: None).records if r.final]
     first, _ = processor()
     out = first.process(messages(events[:5]), lambda part: None)
-    checkpoint = first.checkpoint()[0]
+    checkpoint = [first.checkpoint()[0].whole()]
     again, stats = processor()
     out2 = again.process(messages(events[2:], first_offset=2), lambda part: checkpoint)
     got = [r for r in out.records + out2.records if r.final]

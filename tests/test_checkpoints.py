@@ -1,12 +1,14 @@
-"""Checkpoints too big for one Kafka message: chunked into alternating slots, read back whole."""
+"""Checkpoint storage: whole checkpoints and the changes since, chunked into alternating regions of keys."""
 
 from __future__ import annotations
 
 import os
 
+import orjson
 import pytest
 
-from pipeline.app import CHUNKED, Checkpoints
+from pipeline.checkpoints import CHUNKED, LOGGED, REGION, Checkpoints
+from pipeline.processor import Change, PipelineStats
 
 
 class Table(dict):
@@ -34,18 +36,19 @@ class Table(dict):
 
 
 class Processor:
+    topic = "t"
+
     def __init__(self) -> None:
-        self.pending: dict[int, bytes] = {}
-
-    def checkpoint(self) -> dict[int, bytes]:
-        out, self.pending = self.pending, {}
-        return out
+        self.stats = PipelineStats()
 
 
-def store(c: Checkpoints, partition: int, data: bytes) -> None:
-    c.processor.pending = {partition: data}
-    for p, d in c.processor.checkpoint().items():
-        c._store(p, d)
+def store(c: Checkpoints, partition: int, whole: bytes, delta: bytes | None = None) -> None:
+    c._write(partition, Change(lambda: whole, delta))
+
+
+def header(c: Checkpoints, partition: int) -> dict:
+    assert c.table[partition].startswith(LOGGED)
+    return orjson.loads(c.table[partition][len(LOGGED):])
 
 
 @pytest.fixture
@@ -53,36 +56,72 @@ def checkpoints() -> Checkpoints:
     return Checkpoints(Processor(), Table(), every=2.0, partitions=4, chunk_bytes=1000)
 
 
-def test_a_small_checkpoint_is_one_value_at_the_partition_key(checkpoints):
+def test_a_small_checkpoint_is_one_chunk_and_a_header(checkpoints):
     store(checkpoints, 3, b"x" * 1000)
-    assert checkpoints.table == {3: b"x" * 1000}
-    assert checkpoints.stored(3) == b"x" * 1000 and checkpoints.stored(2) is None
+    assert checkpoints.stored(3) == [b"x" * 1000] and checkpoints.stored(2) is None
+    assert checkpoints.table.writes == [3 + 4, 3]  # the data, then the header naming it
+    assert header(checkpoints, 3) == {"region": 0, "blobs": [[1, 1, 1000]]}
 
 
 def test_a_big_checkpoint_is_chunked_on_its_partition_and_read_back_whole(checkpoints):
     first, second = os.urandom(4500), os.urandom(2500)
     store(checkpoints, 1, first)
-    assert checkpoints.stored(1) == first
+    assert checkpoints.stored(1) == [first]
     # every key lands on the same changelog partition, the header last
     assert all(k % 4 == 1 for k in checkpoints.table.writes) and checkpoints.table.writes[-1] == 1
-    assert checkpoints.table[1] == CHUNKED + b"0,5"
-    slot0 = set(checkpoints.table) - {1}
+    assert header(checkpoints, 1)["blobs"] == [[1, 5, 4500]]
+    region0 = set(checkpoints.table) - {1}
     checkpoints.table.writes.clear()
-    store(checkpoints, 1, second)  # the other slot, then the header, then the first slot's chunks go
-    assert checkpoints.table[1] == CHUNKED + b"1,3"
-    assert checkpoints.stored(1) == second
-    assert checkpoints.table.writes.index(1) == 3 and checkpoints.table.deletes == sorted(slot0)
-    assert not slot0 & set(checkpoints.table) and len(checkpoints.table) == 4  # header and 3 chunks
-    store(checkpoints, 1, b"small again")
-    assert checkpoints.stored(1) == b"small again" and checkpoints.table == {1: b"small again"}
+    store(checkpoints, 1, second)  # the other region, then the header, then the first region's chunks go
+    assert header(checkpoints, 1)["blobs"] == [[1 + REGION, 3, 2500]]
+    assert checkpoints.stored(1) == [second]
+    assert checkpoints.table.writes.index(1) == 3 and checkpoints.table.deletes == sorted(region0)
+    assert not region0 & set(checkpoints.table) and len(checkpoints.table) == 4  # header and 3 chunks
 
 
-def test_a_crash_before_the_header_leaves_the_previous_checkpoint_whole(checkpoints):
+def test_changes_are_appended_until_they_reach_a_share_of_the_whole_then_a_whole_one_replaces_them(checkpoints):
+    whole = os.urandom(3000)
+    store(checkpoints, 2, whole)
+    changes = [os.urandom(600), os.urandom(700)]
+    for delta in changes:
+        store(checkpoints, 2, b"never asked for", delta)
+    assert checkpoints.stored(2) == [whole, *changes]
+    assert header(checkpoints, 2)["blobs"] == [[1, 3, 3000], [4, 1, 600], [5, 1, 700]]
+    # 600 + 700 + 300 > half of 3000: the whole state instead, in the other region; the first one's keys go
+    later = os.urandom(2000)
+    store(checkpoints, 2, later, os.urandom(300))
+    assert checkpoints.stored(2) == [later]
+    assert sorted(checkpoints.table) == [2, *(2 + 4 * (1 + REGION + i) for i in range(2))]
+    assert checkpoints.table.deletes == [2 + 4 * i for i in range(1, 6)]
+
+
+def test_changes_without_a_stored_checkpoint_store_the_whole_state(checkpoints):
+    store(checkpoints, 0, b"whole", b"changes")
+    assert checkpoints.stored(0) == [b"whole"]
+
+
+@pytest.mark.parametrize("delta", [None, os.urandom(200)], ids=["whole", "changes"])
+def test_a_crash_before_the_header_leaves_the_previous_checkpoint_whole(checkpoints, delta):
     first = os.urandom(4500)
     store(checkpoints, 1, first)
-    header = checkpoints.table[1]
+    before = checkpoints.table[1]
     checkpoints.table.fail_at = 1  # the header write of the next checkpoint never happens
 
     with pytest.raises(ConnectionError):
-        store(checkpoints, 1, os.urandom(2500))
-    assert checkpoints.table[1] == header and checkpoints.stored(1) == first
+        store(checkpoints, 1, os.urandom(2500), delta)
+    assert checkpoints.table[1] == before and checkpoints.stored(1) == [first]
+
+
+def test_an_earlier_releases_checkpoints_are_read_and_replaced(checkpoints):
+    table = checkpoints.table
+    table[3] = b"plain"
+    assert checkpoints.stored(3) == [b"plain"]
+    chunks = [os.urandom(1000), os.urandom(500)]
+    table[1] = CHUNKED + b"1,2"  # chunks at 1 + 4 * (1 + slot * 10,000 + i)
+    for i, chunk in enumerate(chunks):
+        table[1 + 4 * (1 + REGION + i)] = chunk
+    assert checkpoints.stored(1) == [b"".join(chunks)]
+    store(checkpoints, 1, b"x" * 10, b"y")  # changes may follow a chunked checkpoint of before
+    assert checkpoints.stored(1) == [b"".join(chunks), b"y"]
+    store(checkpoints, 1, b"new", None)
+    assert checkpoints.stored(1) == [b"new"] and sorted(k for k in table if k % 4 == 1) == [1, 1 + 4]

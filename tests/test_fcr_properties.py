@@ -9,6 +9,7 @@ far ahead, every interval's final counts must equal the batch's, and nothing mus
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 from collections import defaultdict
@@ -202,13 +203,19 @@ def test_duplicated_and_shuffled_equals_batch(records, advance_every, seed):
 def test_snapshot_restore_midway_equals_batch(records, seed):
     rnd = random.Random(seed)
     stream = shifted(records + records[: rnd.randint(0, len(records))], rnd, LATENESS * 1000)
-    cut = rnd.randint(0, len(stream))
+    # a whole checkpoint, then two of the changes only (pipeline.checkpoints)
+    whole_at, *changes_at = sorted(rnd.randint(0, len(stream)) for _ in range(3))
     run = Run(advance_every=3)
-    run.feed(stream[:cut])
+    run.feed(stream[:whole_at])
+    whole, changes = run.state.snapshot(), []
+    for start, end in itertools.pairwise([whole_at, *changes_at]):
+        run.feed(stream[start:end])
+        changes.append(run.state.changes())
     restored = new_state()
-    restored.restore(run.state.snapshot())
+    restored.restore(whole, changes)
+    assert restored.contacts_held() == run.state.contacts_held()
     run.state = restored
-    run.feed(stream[cut:])
+    run.feed(stream[changes_at[-1]:])
     run.finish()
     assert run.results.count(None) == len(records)
     check(run, records)

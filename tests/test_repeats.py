@@ -27,6 +27,7 @@ from pipeline.state.repeats import (
     DUPLICATE,
     LATE,
     CustomerContact,
+    CustomerLegs,
     FcrUpdate,
     RepeatState,
     SourceWatermark,
@@ -366,7 +367,7 @@ def test_a_version_1_checkpoint_is_read_and_carries_on_exactly():
             v1_customers.setdefault(customer, []).append(
                 [r.contact_id, c.repeat_pinned, c.unresolved_pinned,
                  [[g.time, g.queue_id, g.channel, by_event[g.event_id].event_id, g.window] for g in c.legs]])
-    v1 = {**orjson.loads(s.snapshot()), "v": 1, "customers": list(v1_customers.items())}
+    v1 = {**s._head(), "v": 1, "customers": list(v1_customers.items())}
     del v1["pairs"]
     restored = make_state()
     restored.restore(orjson.dumps(v1))
@@ -375,6 +376,41 @@ def test_a_version_1_checkpoint_is_read_and_carries_on_exactly():
     feed(restored, records[5:])
     got = close_all(restored)
     assert {k: v for k, v in expected.items() if k[2] >= 1800} == got
+
+
+def test_a_version_2_checkpoint_is_read_and_carries_on_exactly():
+    """Version 2 (up to this release) was JSON with each customer's legs in hex, and its expiry lists."""
+    o = Offers()
+    records = [o(0, contact="c1"), o(1800, contact="c2", queue="Q2"), o(50, customer=None, contact="a"),
+               o(8000, contact="c3"), o(8100, customer="bob", contact="c4", channel="chat")]
+    _, expected, s, finals = interrupted(records, 3, 4)
+    v2 = {**s._head(), "v": 2, "customers": [[key, legs.hex()] for key, legs in s.customers.items()],
+          "held": s.held, "expiry": [[start, list(keys)] for start, keys in s._expiry.items()]}
+    restored = make_state()
+    restored.restore(orjson.dumps(v2))
+    assert held(restored) == held(s) and restored.contacts_held() == s.contacts_held() == 2
+    feed(restored, records[4:])
+    got = close_all(restored)
+    assert {**got, **{(u.queue_id, u.channel, u.start - BASE_S): u.counts for u in finals}} == expected
+
+
+def test_changes_hold_only_the_customers_changed_and_too_many_ask_for_a_snapshot(monkeypatch):
+    o = Offers()
+    s = make_state()
+    feed(s, [o(0, contact="c1"), o(60, customer="bob", contact="c2")])
+    whole = s.snapshot()
+    assert s.changes() is not None and len(s.changes()) < len(whole)  # nothing changed: the head only
+    feed(s, [o(120, customer="carol", contact="c3")])
+    delta = s.changes()
+    restored = make_state()
+    restored.restore(whole, [delta])
+    assert held(restored) == held(s) and restored.contacts_held() == 3
+    monkeypatch.setattr(CustomerLegs, "MIN_CHANGED", 1)
+    feed(s, [o(180, customer="dave", contact="c4"), o(240, customer="erin", contact="c5")])
+    assert s.changes() is None  # more customers changed than worth listing
+    assert s.changes() is None  # until a snapshot is taken
+    s.snapshot()
+    assert s.changes() is not None
 
 
 # ---- forwarder, processor, collector, settings -----------------------------------------------------------
@@ -566,7 +602,7 @@ def test_customer_legs_store_behaves_as_a_dict_and_never_matches_across_two_keys
     import random
     import struct
 
-    from pipeline.state.repeats import LEG, CustomerLegs
+    from pipeline.state.repeats import LEG
 
     monkeypatch.setattr(CustomerLegs, "BUCKETS", 3)  # many customers per bucket
     store, model = CustomerLegs(), {}

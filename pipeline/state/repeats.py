@@ -60,7 +60,7 @@ from msgspec import Meta
 from pipeline.kpis.quality import FcrCounts, FcrTotals
 from pipeline.state.intervals import NO_TIME, due_for_revision, interval_start
 
-SNAPSHOT_VERSION = 2  # 1: contacts as JSON lists (read, and converted, by `restore`)
+SNAPSHOT_VERSION = 3  # binary customers (`_encode`); 2: JSON with hex legs, 1: contacts as JSON lists (both read)
 DUPLICATE = "duplicate"
 LATE = "late"
 # One leg: contact digest, event digest, time (ms), window (ms), index of its (queue, channel), pins (bit 0:
@@ -115,12 +115,22 @@ class CustomerLegs:
     change rebuilds the bucket (a few KB copied)."""
 
     BUCKETS = 4096
+    MIN_CHANGED = 4096  # keys of changed customers kept at least, then at most a quarter of all (`changed`)
 
     def __init__(self, items: Iterable[tuple[int, bytes]] = ()) -> None:
         self._buckets: dict[int, tuple[bytes, array, bytes]] = {}
         self._len = 0
-        for key, legs in items:
-            self[key] = legs
+        by_bucket: dict[int, list[tuple[int, bytes]]] = {}
+        for key, legs in items:  # built per bucket: one customer at a time would copy each bucket every time
+            by_bucket.setdefault(key % self.BUCKETS, []).append((key, legs))
+        for b, customers in by_bucket.items():
+            self._buckets[b] = (b"".join(KEY.pack(k) for k, _ in customers),
+                                array("H", [len(legs) // LEG.size for _, legs in customers]),
+                                b"".join(legs for _, legs in customers))
+            self._len += len(customers)
+        # customers changed since `changed` was last reset (for a checkpoint of the changes only); None: too many
+        # to be worth it (nothing resets it in a replay, say)
+        self.changed: set[int] | None = set()
 
     def __len__(self) -> int:
         return self._len
@@ -155,6 +165,11 @@ class CustomerLegs:
 
     def _replace(self, key: int, value: bytes | None) -> bool:
         """Put (or with None remove) a customer's legs; True if it was there."""
+        changed = self.changed
+        if changed is not None:
+            changed.add(key)
+            if len(changed) > max(self.MIN_CHANGED, self._len // 4):
+                self.changed = None
         b = key % self.BUCKETS
         keys, counts, legs = self._buckets.get(b, (b"", array("H"), b""))
         i = self._index(keys, key)
@@ -492,45 +507,67 @@ class RepeatState:
 
     # ---- checkpoint ---------------------------------------------------------------------------------------
 
-    def snapshot(self) -> bytes:
-        return orjson.dumps({
+    def _head(self) -> dict:
+        return {
             "v": SNAPSHOT_VERSION,
             "offset": self.offset,
             "sources": [[p, wm] for p, wm in self.source_watermarks.items()],
             "pairs": self._pairs,
-            "customers": [[key, legs.hex()] for key, legs in self.customers.items()],
-            "held": self.held,
-            "expiry": [[start, list(dict.fromkeys(keys))] for start, keys in self._expiry.items()],
             "intervals": [[q, ch, s, i.counts.as_dict(), i.revision, i.changed, i.published_at, i.settled,
                            list(i.window_ends.items())] for (q, ch, s), i in self.intervals.items()],
             "totals": [[q, ch, t.as_dict()] for (q, ch), t in self.totals.items()],
-        })
+        }
 
-    def restore(self, data: bytes) -> None:
-        d = orjson.loads(data)
-        if d.get("v") not in (1, SNAPSHOT_VERSION):
-            raise ValueError(f"repeat state snapshot version {d.get('v')!r}: this version reads 1 to "
+    def snapshot(self) -> bytes:
+        """The whole state (resets what `changes` reports)."""
+        self.customers.changed = set()
+        return _encode(self._head(), self.customers.items())
+
+    def changes(self) -> bytes | None:
+        """What changed since the last `snapshot` or `changes` (None: too much to tell; take a snapshot): the
+        intervals whole (a few thousand at most), the customers changed (a customer gone has no legs).
+        `restore(snapshot, [changes, ...])` gives the state back."""
+        keys = self.customers.changed
+        if keys is None:
+            return None
+        self.customers.changed = set()
+        return _encode(self._head(), ((key, self.customers.get(key)) for key in keys))
+
+    def restore(self, data: bytes, changes: Iterable[bytes] = ()) -> None:
+        """From a `snapshot` (or one of an earlier release) and the `changes` since, oldest first."""
+        head, customers = _decode(data)
+        if head.get("v") not in (1, 2, SNAPSHOT_VERSION):
+            raise ValueError(f"repeat state snapshot version {head.get('v')!r}: this version reads 1 to "
                              f"{SNAPSHOT_VERSION} (a checkpoint of a newer release?)")
-        self.offset = d["offset"]
-        self.source_watermarks = {p: wm for p, wm in d["sources"]}
+        self._pairs, self._pair_index = [], {}
+        if head["v"] == 1:
+            customers = self._customers_v1(head["customers"])
+        for later in changes:
+            head, changed = _decode(later)
+            for key, legs in changed.items():
+                if legs:
+                    customers[key] = legs
+                else:
+                    customers.pop(key, None)
+        self.offset = head["offset"]
+        self.source_watermarks = {p: wm for p, wm in head["sources"]}
         self.intervals = {(q, ch, s): FcrInterval(FcrCounts.from_dict(c), rev, changed, pub, settled,
                                                   _window_ends(ends))
-                          for q, ch, s, c, rev, changed, pub, settled, ends in d["intervals"]}
-        self.totals = {(q, ch): FcrTotals.from_dict(t) for q, ch, t in d["totals"]}
-        self._pairs, self._pair_index, self.customers = [], {}, CustomerLegs()
-        self._expiry, self._expiry_starts = {}, []
-        if d["v"] == 1:
-            self._restore_v1(d["customers"])
-            return
-        for queue_id, channel in d["pairs"]:
+                          for q, ch, s, c, rev, changed, pub, settled, ends in head["intervals"]}
+        self.totals = {(q, ch): FcrTotals.from_dict(t) for q, ch, t in head["totals"]}
+        for queue_id, channel in head.get("pairs", [])[len(self._pairs):]:  # version 1: made by _customers_v1
             self._pair(queue_id, channel)
-        self.customers = CustomerLegs((key, bytes.fromhex(legs)) for key, legs in d["customers"])
-        self.held = d["held"]
-        self._expiry = {start: array("q", keys) for start, keys in d["expiry"]}
-        self._expiry_starts = sorted(self._expiry)  # a sorted list is a heap
+        self.customers = CustomerLegs(customers.items())
+        # Derived, so not stored: the contacts held, and when to look at each customer again
+        self.held, self._expiry, self._expiry_starts = 0, {}, []
+        for key in customers:
+            contacts = self._contacts(key)
+            self.held += len(contacts)
+            self._expire(key, contacts)
 
-    def _restore_v1(self, customers: list) -> None:
+    def _customers_v1(self, customers: list) -> dict[int, bytes]:
         """Version 1 kept the customer hash, contact ids and event ids as strings; the digests follow from them."""
+        self.customers = CustomerLegs()
         for customer, contacts in customers:
             anonymous = customer.startswith("anon:")
             for contact_id, repeat_pinned, unresolved_pinned, legs in contacts:
@@ -540,8 +577,38 @@ class RepeatState:
                     [Leg(t, q, ch, digest(event_id), window) for t, q, ch, event_id, window in legs],
                     repeat_pinned, unresolved_pinned)
                 self._store(key, stored)
-        self.held = 0
-        for key in self.customers:
-            contacts = self._contacts(key)
-            self.held += len(contacts)
-            self._expire(key, contacts)
+        return dict(self.customers.items())
+
+
+IMAGE = struct.Struct("<4sII")  # magic, bytes of the JSON head, customers; then their keys, leg counts and legs
+MAGIC = b"FCR3"
+
+
+def _encode(head: dict, customers: Iterable[tuple[int, bytes]]) -> bytes:
+    keys, counts, legs = array("q"), array("I"), []
+    for key, customer_legs in customers:
+        keys.append(key)
+        counts.append(len(customer_legs) // LEG.size)
+        legs.append(customer_legs)
+    head_json = orjson.dumps(head)
+    return b"".join((IMAGE.pack(MAGIC, len(head_json), len(keys)), head_json, keys.tobytes(), counts.tobytes(),
+                     *legs))
+
+
+def _decode(data: bytes) -> tuple[dict, dict[int, bytes]]:
+    """(head, customer key -> legs) of a snapshot or changes; an earlier release's JSON snapshot too."""
+    if data[:1] == b"{":
+        d = orjson.loads(data)
+        return d, {key: bytes.fromhex(legs) for key, legs in d["customers"]} if d.get("v") == 2 else {}
+    magic, head_bytes, n = IMAGE.unpack_from(data)
+    if magic != MAGIC:
+        raise ValueError(f"not a repeat state snapshot (starts with {data[:4]!r})")
+    at = IMAGE.size + head_bytes
+    head = orjson.loads(data[IMAGE.size:at])
+    keys = array("q", data[at:at + 8 * n])
+    counts = array("I", data[at + 8 * n:at + 12 * n])
+    customers, at = {}, at + 12 * n
+    for key, count in zip(keys, counts, strict=True):
+        customers[key] = data[at:at + count * LEG.size]
+        at += count * LEG.size
+    return head, customers
