@@ -27,7 +27,7 @@ import msgspec
 from pipeline.ingest import events as ev
 from pipeline.kpis.quality import FcrRecord, build_fcr_record
 from pipeline.partitioner import partition_of
-from pipeline.processor import BatchResult, Change, Message, PartitionedProcessor, PipelineStats, pack
+from pipeline.processor import BatchResult, Message, PartitionedProcessor, PipelineStats
 from pipeline.settings import ENV_PREFIX, QueueConfig, Settings, SettingsError
 from pipeline.state.intervals import epoch_ms
 from pipeline.state.repeats import (
@@ -139,12 +139,6 @@ class FcrProcessor(PartitionedProcessor):
 
     def _original(self, m: Message, item) -> bytes:
         return msgspec.json.encode(item)
-
-    def _change(self, state: RepeatState) -> Change:
-        """Days of customers' contacts are held: a checkpoint stores the customers changed since the last one."""
-        change = super()._change(state)
-        delta = state.changes()
-        return change if delta is None else change._replace(delta=pack(delta))
 
     def _handle(self, state: RepeatState, r: CustomerContact | SourceWatermark, m: Message, out: BatchResult,
                 max_future: int) -> None:

@@ -198,8 +198,9 @@ class PartitionedProcessor:
         return out
 
     def _change(self, state) -> Change:
-        """The whole state; a state that can tell its changes says so (`pipeline.fcr`)."""
-        return Change(partial(_whole, state))
+        """The changes since the last checkpoint if the state can tell them, and the whole state if asked."""
+        delta = state.changes()
+        return Change(partial(_whole, state), None if delta is None else pack(delta))
 
     def _updates(self, state, wall: float, every: float) -> list:
         return state.advance() + state.provisional(wall, every)

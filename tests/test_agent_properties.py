@@ -9,6 +9,7 @@ or before they start. Heartbeats are sprinkled in; they only move the watermark 
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 from datetime import UTC, timedelta, timezone
@@ -185,9 +186,19 @@ def test_shuffled_and_duplicated_with_snapshot_restore_midway(events, seed):
     finals: dict = {}
     results: list = []
     first = AgentState(INTERVAL, LATENESS)
-    feed(first, stream[:cut], 3, finals, results)
+    # a whole checkpoint, then two of the changes only, or the whole state when every agent settled
+    whole_at, *changes_at = sorted([cut, rnd.randint(0, cut), rnd.randint(0, cut)])
+    feed(first, stream[:whole_at], 3, finals, results)
+    whole, changes = first.snapshot(), []
+    for start, end in itertools.pairwise([whole_at, *changes_at]):
+        feed(first, stream[start:end], 3, finals, results)
+        delta = first.changes()
+        if delta is None:
+            whole, changes = first.snapshot(), []
+        else:
+            changes.append(delta)
     restored = AgentState(INTERVAL, LATENESS)
-    restored.restore(first.snapshot())
+    restored.restore(whole, changes)
     assert restored.snapshot() == first.snapshot()
     feed(restored, stream[cut:], 3, finals, results)
     until = finish(restored, end_of(events), finals)

@@ -31,7 +31,7 @@ the events of the last interval plus the allowed lateness, and the published pla
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import orjson
@@ -207,6 +207,8 @@ class AgentState:
         self.agents: dict[str, AgentTrack] = {}
         self.totals: dict[str, AgentCounts] = {}  # per agent, final intervals only (so they never go down)
         self.queue_totals: dict[str, QueueAdherence] = {}
+        # agents changed since the last `snapshot` or `changes`; None: every agent (the horizon moved)
+        self._changed: set[str] | None = set()
 
     # ---- applying events -------------------------------------------------------------------------------
 
@@ -244,7 +246,7 @@ class AgentState:
             track.now = self._fold(track.settled, changes)
         else:  # the newest (the usual case): `now` is the fold of the changes before it
             track.now = apply_change(track.now, change)
-        track.changed = True
+        self._changed_one(e.agent_id, track)
         self.observe_time(t)
         return None
 
@@ -258,9 +260,14 @@ class AgentState:
         if track is None:
             track = self.agents[e.agent_id] = AgentTrack()
         track.plan.append(Planned(e.event_id, e.version, e.activity, start, end))
-        track.changed = True
+        self._changed_one(e.agent_id, track)
         self.observe_time(epoch_ms(e.time))
         return None
+
+    def _changed_one(self, agent_id: str, track: AgentTrack) -> None:
+        track.changed = True
+        if self._changed is not None:
+            self._changed.add(agent_id)
 
     @staticmethod
     def _fold(status: Status, changes: list[Change]) -> Status:
@@ -279,6 +286,7 @@ class AgentState:
         if new <= self.horizon:
             return []
         old, self.horizon = self.horizon, new
+        self._changed = None  # every agent settles (once an interval)
         finals: list[AgentIntervalUpdate] = []
         for agent_id, track in list(self.agents.items()):
             settling = [c for c in track.changes if c.t < new]
@@ -345,6 +353,8 @@ class AgentState:
                 continue
             track.changed = False
             track.published_at = wall_now
+            if self._changed is not None:
+                self._changed.add(agent_id)
             for ivl, c in sorted(self.open_counts(agent_id).items()):
                 if c.empty and ivl not in track.revisions:
                     continue
@@ -373,7 +383,24 @@ class AgentState:
     # ---- checkpoint ------------------------------------------------------------------------------------
 
     def snapshot(self) -> bytes:
-        return orjson.dumps({
+        """The whole state (resets what `changes` reports)."""
+        self._changed = set()
+        return orjson.dumps(self._document(self.agents))
+
+    def changes(self) -> bytes | None:
+        """The agents changed since the last `snapshot` or `changes` (None: every agent, once an interval, when
+        they settle: take a snapshot). Totals change only then. `restore(snapshot, [changes, ...])` gives the
+        state back."""
+        changed = self._changed
+        if changed is None:
+            return None
+        self._changed = set()
+        d = self._document({a: self.agents[a] for a in changed})
+        del d["totals"], d["queue_totals"]
+        return orjson.dumps(d)
+
+    def _document(self, agents: dict[str, AgentTrack]) -> dict:
+        return {
             "v": SNAPSHOT_VERSION,
             "watermark": self.watermark,
             "horizon": self.horizon,
@@ -388,14 +415,18 @@ class AgentState:
                     "changed": t.changed,
                     "published_at": t.published_at,
                 }
-                for a, t in self.agents.items()
+                for a, t in agents.items()
             },
             "totals": {a: c.as_dict() for a, c in self.totals.items()},
             "queue_totals": {q: [x.scheduled_ms, x.adherent_ms] for q, x in self.queue_totals.items()},
-        })
+        }
 
-    def restore(self, data: bytes) -> None:
+    def restore(self, data: bytes, changes: Iterable[bytes] = ()) -> None:
+        """From a `snapshot` and the `changes` since, oldest first."""
         d = orjson.loads(data)
+        for later in changes:
+            c = orjson.loads(later)
+            d = {**d, **c, "agents": {**d["agents"], **c["agents"]}}
         if d.get("v") != SNAPSHOT_VERSION:
             raise ValueError(f"agent state snapshot version {d.get('v')!r}, expected {SNAPSHOT_VERSION}")
         self.watermark = d["watermark"]
@@ -416,6 +447,7 @@ class AgentState:
             self.agents[a] = track
         self.totals = {a: AgentCounts.from_dict(c) for a, c in d["totals"].items()}
         self.queue_totals = {q: QueueAdherence(s, a) for q, (s, a) in d["queue_totals"].items()}
+        self._changed = set()
 
 
 def _status(d: dict) -> Status:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import heapq
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from zoneinfo import ZoneInfo
 
@@ -176,6 +176,9 @@ class QueueState:
         self._forecast_due: list[tuple[int, str, str]] = []  # heap of (start, queue, channel) of self.forecasts
         self._next_expiry = NO_TIME  # no incomplete leg expires before this (a bound: advance() recomputes it)
         self._closable_upto: int | None = None  # the newest interval start closable by time at the last advance()
+        # since the last `snapshot` or `changes`: legs changed or gone (None: too many to list), agents counted
+        self._changed_legs: set[tuple[str, str]] | None = set()
+        self._changed_agents: set[str] = set()
 
     # ---- applying events -------------------------------------------------------------------------------
 
@@ -249,6 +252,8 @@ class QueueState:
         leg.first_seen = min(leg.first_seen, t)
         leg.last_seen = max(leg.last_seen, t)
         self.legs[key] = leg
+        if self._changed_legs is not None:
+            self._changed_legs.add(key)
         if not leg.complete:
             self._next_expiry = min(self._next_expiry, _expires_at(leg, self.contact_timeout))
         self._track_waiting(leg)
@@ -314,6 +319,7 @@ class QueueState:
             total.bump(name, amount)
             if agent is not None:
                 self.agent_totals.setdefault(agent, QueueCounts()).bump(name, amount)
+                self._changed_agents.add(agent)
 
     def _rollups_of(self, queue_id: str, channel: str, start: int) -> list[OpenInterval]:
         """The open hour and day (in the queue's time zone) that hold the interval starting at `start`."""
@@ -366,8 +372,15 @@ class QueueState:
         for key, leg in list(self.legs.items()):
             if leg.complete and all(self.is_final(leg.queue_id, leg.channel, interval_start(t, length))
                                     for t in (leg.offered_at, leg.acw_end_at, leg.last_seen) if t is not None):
-                del self.legs[key]
+                self._forget(key)
+        if self._changed_legs is not None and len(self._changed_legs) > 4096 + 2 * len(self.legs):
+            self._changed_legs = None  # nothing takes checkpoints (a replay, say): do not keep listing
         return finals
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        del self.legs[key]
+        if self._changed_legs is not None:
+            self._changed_legs.add(key)
 
     def _final(self, q: str, ch: str, start: int, revision: int, counts: QueueCounts,
                agents: dict[str, QueueCounts]) -> IntervalUpdate:
@@ -432,7 +445,7 @@ class QueueState:
             reason = "no_handling_end"
         k = (leg.queue_id, leg.channel, reason)
         self.expired[k] = self.expired.get(k, 0) + 1
-        del self.legs[key]
+        self._forget(key)
         leg.outcome_counted = True  # no longer waiting
         self._track_waiting(leg)
 
@@ -466,25 +479,49 @@ class QueueState:
     # ---- checkpoint ------------------------------------------------------------------------------------
 
     def snapshot(self) -> bytes:
+        """The whole state (resets what `changes` reports)."""
+        self._changed_legs, self._changed_agents = set(), set()
+        return orjson.dumps(self._document(self.legs.values(), None))
+
+    def changes(self) -> bytes | None:
+        """What changed since the last `snapshot` or `changes` (None: too much to tell; take a snapshot): the legs
+        changed or gone, and of the per-agent counts only the agents counted since; the rest whole (open
+        intervals and rollups, totals: a few dozen entries). `restore(snapshot, [changes, ...])` gives the state
+        back."""
+        legs, agents = self._changed_legs, self._changed_agents
+        if legs is None:
+            return None
+        self._changed_legs, self._changed_agents = set(), set()
+        held = [self.legs[k] for k in legs if k in self.legs]
+        return orjson.dumps({**self._document(held, agents), "legs_gone": [k for k in legs if k not in self.legs]})
+
+    def _document(self, legs, agents: set[str] | None) -> dict:
+        """The stored form: every agent's counts, or only those of `agents`."""
+        def of(counts: dict[str, QueueCounts]) -> dict[str, QueueCounts]:
+            return counts if agents is None else {a: counts[a] for a in agents if a in counts}
+
         # orjson writes the dataclasses itself (much faster than asdict); restore() reads the same shape
-        return orjson.dumps({
+        return {
             "v": SNAPSHOT_VERSION,
             "watermark": self.watermark,
             "offset": self.offset,
-            "legs": list(self.legs.values()),
-            "intervals": [[q, ch, s, i.counts, i.revision, i.changed, i.published_at, i.agents, sorted(i.event_ids)]
-                          for (q, ch, s), i in self.intervals.items()],
+            "legs": list(legs),
+            "intervals": [[q, ch, s, i.counts, i.revision, i.changed, i.published_at, of(i.agents),
+                           sorted(i.event_ids)] for (q, ch, s), i in self.intervals.items()],
             "forecasts": [[q, ch, s, f] for (q, ch), of_queue in self.forecasts.items() for s, f in of_queue.items()],
             "totals": [[q, ch, c] for (q, ch), c in self.totals.items()],
-            "agent_totals": self.agent_totals,
+            "agent_totals": of(self.agent_totals),
             "last_final": [[q, ch, start, c] for (q, ch), (start, c) in self.last_final.items()],
-            "rollups": [[q, ch, w, s, end, r.counts, r.revision, r.changed, r.published_at, r.agents]
+            "rollups": [[q, ch, w, s, end, r.counts, r.revision, r.changed, r.published_at, of(r.agents)]
                         for (q, ch, w, s), (end, r) in self.rollups.items()],
             "expired": [[*k, n] for k, n in self.expired.items()],
-        })
+        }
 
-    def restore(self, data: bytes) -> None:
+    def restore(self, data: bytes, changes: Iterable[bytes] = ()) -> None:
+        """From a `snapshot` (or one of an earlier release) and the `changes` since, oldest first."""
         d = orjson.loads(data)
+        for later in changes:
+            d = _merged(d, orjson.loads(later))
         version = d.get("v")
         if version not in (4, SNAPSHOT_VERSION):
             raise ValueError(f"queue state snapshot version {version!r}, expected {SNAPSHOT_VERSION} (or 4, which is "
@@ -522,6 +559,22 @@ class QueueState:
         for leg in self.legs.values():
             self._track_waiting(leg)
         self._next_expiry, self._closable_upto = NO_TIME, None
+        self._changed_legs, self._changed_agents = set(), set()
+
+
+def _merged(d: dict, changes: dict) -> dict:
+    """A stored document with `changes` applied: their legs and agents' counts over its own, the rest theirs."""
+    legs = {(x["queue_id"], x["contact_id"]): x for x in d["legs"]}
+    legs.update(((x["queue_id"], x["contact_id"]), x) for x in changes["legs"])
+    for key in changes["legs_gone"]:
+        legs.pop(tuple(key), None)
+    agents = {tuple(row[:3]): row[7] for row in d["intervals"]}
+    for row in changes["intervals"]:
+        row[7] = {**agents.get(tuple(row[:3]), {}), **row[7]}
+    agents = {tuple(row[:4]): row[9] for row in d["rollups"]}
+    for row in changes["rollups"]:
+        row[9] = {**agents.get(tuple(row[:4]), {}), **row[9]}
+    return {**changes, "legs": list(legs.values()), "agent_totals": {**d["agent_totals"], **changes["agent_totals"]}}
 
 
 def _copied(agents: dict[str, QueueCounts]) -> dict[str, QueueCounts]:
