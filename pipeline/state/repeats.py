@@ -302,6 +302,7 @@ class RepeatState:
         self.customers = CustomerLegs()  # customer key -> its legs (`LEG` records)
         self.held = 0  # contacts in `customers`
         self.intervals: dict[tuple[str, str, int], FcrInterval] = {}
+        self._changed_intervals: set[tuple[str, str, int]] = set()  # since the last `snapshot` or `changes`
         self.totals: dict[tuple[str, str], FcrTotals] = {}
         self._pairs: list[tuple[str, str]] = []  # (queue, channel) of a leg's index
         self._pair_index: dict[tuple[str, str], int] = {}
@@ -395,6 +396,7 @@ class RepeatState:
                 ivl = self.intervals[(q, ch, start)] = FcrInterval()
             setattr(ivl.counts, name, getattr(ivl.counts, name) + n)
             ivl.changed = True
+            self._changed_intervals.add((q, ch, start))
         first = contact.first
         if old is None or old.first is not first:  # a new contact, or an earlier first leg: it moves interval
             if old is not None:
@@ -404,7 +406,9 @@ class RepeatState:
         return None
 
     def _window_end(self, first: Leg, n: int) -> None:
-        ivl = self.intervals[(first.queue_id, first.channel, interval_start(first.time, self.interval_ms))]
+        key = (first.queue_id, first.channel, interval_start(first.time, self.interval_ms))
+        ivl = self.intervals[key]
+        self._changed_intervals.add(key)
         end = window_end_key(first.time + first.window)
         ivl.window_ends[end] = ivl.window_ends.get(end, 0) + n
         if not ivl.window_ends[end]:
@@ -458,11 +462,13 @@ class RepeatState:
             c = ivl.counts
             if not ivl.settled:
                 ivl.settled = True
+                self._changed_intervals.add((q, ch, start))
                 total.eligible += c.eligible
                 total.repeats += c.repeats
                 total.ineligible += c.ineligible
             if ivl.window_end < h:
                 del self.intervals[(q, ch, start)]
+                self._changed_intervals.add((q, ch, start))
                 total.decided += c.eligible
                 total.resolved += c.eligible - c.unresolved
                 if ivl.revision or not c.is_zero():  # an interval whose only contact moved away stays unseen
@@ -498,6 +504,7 @@ class RepeatState:
         out = []
         for (q, ch, start), ivl in self.intervals.items():
             if due_for_revision(ivl, wall_now, every):
+                self._changed_intervals.add((q, ch, start))
                 out.append(FcrUpdate(q, ch, start // 1000, ivl.revision, False,
                                      FcrCounts.from_dict(ivl.counts.as_dict())))
         return out
@@ -507,31 +514,36 @@ class RepeatState:
 
     # ---- checkpoint ---------------------------------------------------------------------------------------
 
-    def _head(self) -> dict:
+    def _head(self, intervals: Iterable[tuple[str, str, int]] | None = None) -> dict:
+        """Everything but the customers; of the intervals, all or those named."""
+        items = self.intervals.items() if intervals is None else \
+            [(k, self.intervals[k]) for k in intervals if k in self.intervals]
         return {
             "v": SNAPSHOT_VERSION,
             "offset": self.offset,
             "sources": [[p, wm] for p, wm in self.source_watermarks.items()],
             "pairs": self._pairs,
             "intervals": [[q, ch, s, i.counts.as_dict(), i.revision, i.changed, i.published_at, i.settled,
-                           list(i.window_ends.items())] for (q, ch, s), i in self.intervals.items()],
+                           list(i.window_ends.items())] for (q, ch, s), i in items],
             "totals": [[q, ch, t.as_dict()] for (q, ch), t in self.totals.items()],
         }
 
     def snapshot(self) -> bytes:
         """The whole state (resets what `changes` reports)."""
-        self.customers.changed = set()
+        self.customers.changed, self._changed_intervals = set(), set()
         return _encode(self._head(), self.customers.items())
 
     def changes(self) -> bytes | None:
         """What changed since the last `snapshot` or `changes` (None: too much to tell; take a snapshot): the
-        intervals whole (a few thousand at most), the customers changed (a customer gone has no legs).
+        intervals and customers changed (a customer gone has no legs), the totals and watermarks whole.
         `restore(snapshot, [changes, ...])` gives the state back."""
-        keys = self.customers.changed
-        if keys is None:
+        keys, intervals = self.customers.changed, self._changed_intervals
+        if keys is None or len(intervals) > 1024 + 2 * len(self.intervals):  # (nothing took checkpoints)
             return None
-        self.customers.changed = set()
-        return _encode(self._head(), ((key, self.customers.get(key)) for key in keys))
+        self.customers.changed, self._changed_intervals = set(), set()
+        head = self._head(intervals)
+        head["intervals_gone"] = [k for k in intervals if k not in self.intervals]
+        return _encode(head, ((key, self.customers.get(key)) for key in keys))
 
     def restore(self, data: bytes, changes: Iterable[bytes] = ()) -> None:
         """From a `snapshot` (or one of an earlier release) and the `changes` since, oldest first."""
@@ -542,8 +554,12 @@ class RepeatState:
         self._pairs, self._pair_index = [], {}
         if head["v"] == 1:
             customers = self._customers_v1(head["customers"])
+        intervals = {tuple(row[:3]): row for row in head["intervals"]}
         for later in changes:
             head, changed = _decode(later)
+            intervals.update((tuple(row[:3]), row) for row in head["intervals"])
+            for key in head["intervals_gone"]:
+                intervals.pop(tuple(key), None)
             for key, legs in changed.items():
                 if legs:
                     customers[key] = legs
@@ -553,11 +569,12 @@ class RepeatState:
         self.source_watermarks = {p: wm for p, wm in head["sources"]}
         self.intervals = {(q, ch, s): FcrInterval(FcrCounts.from_dict(c), rev, changed, pub, settled,
                                                   _window_ends(ends))
-                          for q, ch, s, c, rev, changed, pub, settled, ends in head["intervals"]}
+                          for q, ch, s, c, rev, changed, pub, settled, ends in intervals.values()}
         self.totals = {(q, ch): FcrTotals.from_dict(t) for q, ch, t in head["totals"]}
         for queue_id, channel in head.get("pairs", [])[len(self._pairs):]:  # version 1: made by _customers_v1
             self._pair(queue_id, channel)
         self.customers = CustomerLegs(customers.items())
+        self._changed_intervals = set()
         # Derived, so not stored: the contacts held, and when to look at each customer again
         self.held, self._expiry, self._expiry_starts = 0, {}, []
         for key in customers:
