@@ -95,6 +95,50 @@ def test_a_forecast_interval_without_traffic_gets_a_final_record_of_nothing_agai
     assert s.forecasts == {} and s.advance() == [] and s.apply(fc) == LATE
 
 
+def as_version_5(d: dict) -> dict:
+    """A snapshot as version 5 wrote it: each hour and day held its open intervals' counts too."""
+    for q, ch, _, start, end, counts, *_, agents in d["rollups"]:
+        total, by_agent = QueueCounts.from_dict(counts), {a: QueueCounts.from_dict(c) for a, c in agents.items()}
+        for iq, ich, s, c, *_, ivl_agents, _ in d["intervals"]:
+            if (iq, ich) == (q, ch) and start <= s < end:
+                total.add(QueueCounts.from_dict(c))
+                for a, x in ivl_agents.items():
+                    by_agent.setdefault(a, QueueCounts()).add(QueueCounts.from_dict(x))
+        counts.update(total.as_dict())
+        agents.update({a: c.as_dict() for a, c in by_agent.items()})
+    return {**d, "v": 5}
+
+
+def test_a_version_5_snapshot_with_open_intervals_in_hours_and_days_is_converted():
+    import orjson
+
+    E = Events()
+    s = state()
+    for e in (E.offered(5, contact="c1"), E.answered(15, contact="c1"), E.ended(100, contact="c1"),
+              E.acw_ended(110, contact="c1"), E.offered(200, contact="c2"), E.answered(230, contact="c2"),
+              E.ended(260, contact="c2"), E.acw_ended(270, contact="c2", agent="a1"), E.offered(300, contact="c3")):
+        s.apply(e)
+    s.advance()  # the first minutes are final: in their hour and day already; the later ones still open
+    assert s.intervals and any(r.counts.offered for _, r in s.rollups.values())
+    restored = state()
+    restored.restore(orjson.dumps(as_version_5(orjson.loads(s.snapshot()))))
+
+    def provisional_rollups(x: QueueState):
+        return {(u.window, u.start): (u.counts, u.agents) for u in x.rollup_updates(10**9, 0)}
+
+    published = provisional_rollups(s)
+    # open hours and days count their final intervals and the open ones: all three offers, both answers
+    assert {(w, c.offered, c.answered, agents["a1"].handled) for (w, _), (c, agents) in published.items()} \
+        == {("hour", 3, 2, 2), ("day", 3, 2, 2)}
+    assert provisional_rollups(restored) == published
+    for x in (s, restored):
+        x.observe_time(10**13)
+        x.advance()
+    assert [(u.window, u.counts, u.agents) for u in restored.rollup_updates(0, 1)] == \
+        [(u.window, u.counts, u.agents) for u in s.rollup_updates(0, 1)]
+    assert restored.changes() is None  # the next checkpoint is whole, in this version's form
+
+
 def test_a_version_4_snapshot_with_forecasts_in_open_intervals_is_converted():
     import orjson
 
@@ -102,7 +146,7 @@ def test_a_version_4_snapshot_with_forecasts_in_open_intervals_is_converted():
     s = state()
     for e in (E.forecast(-600, 0, 5.0, 200.0), E.forecast(-600, 120, 12.0, 240.0), E.offered(5, contact="c1")):
         s.apply(e)
-    v5 = orjson.loads(s.snapshot())
+    v5 = as_version_5(orjson.loads(s.snapshot()))
     v4 = {**v5, "v": 4, "intervals": [[*row[:8], {"published_at": -600_000 + BASE_S * 1000, "offered": 5.0,
                                                   "aht_seconds": 200.0}, row[8]] for row in v5["intervals"]]}
     del v4["forecasts"]

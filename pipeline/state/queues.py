@@ -29,11 +29,11 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from pipeline.ingest import events as ev
-from pipeline.kpis.counts import QueueCounts, bucket_name
+from pipeline.kpis.counts import SUMS, QueueCounts, bucket_name
 from pipeline.settings import QueueSettings
 from pipeline.state.intervals import NO_TIME, due_for_revision, epoch_ms, interval_start, local_bounds
 
-SNAPSHOT_VERSION = 5
+SNAPSHOT_VERSION = 6  # 5: hours and days held the open intervals too; 4: forecasts in intervals (both read)
 FAR_FUTURE = 2**62
 MAX_CHAT_MESSAGES = 2000  # per leg: more is not a chat but a flood (rejected as impossible)
 
@@ -115,6 +115,7 @@ class OpenInterval:
     published_at: float = 0.0  # wall clock (seconds) of the last published revision
     agents: dict[str, QueueCounts] = field(default_factory=dict)  # handling per agent who answered
     event_ids: set[str] = field(default_factory=set)  # of events that belong to no leg (surveys, IVR)
+    rollups: list[OpenInterval] = field(default_factory=list)  # the open hour and day it is added to when final
 
 
 @dataclass(slots=True)
@@ -302,20 +303,23 @@ class QueueState:
         total = self.totals.get((queue_id, channel))
         if total is None:
             total = self.totals[(queue_id, channel)] = QueueCounts()
-        targets_of: dict[int, list[OpenInterval]] = {}  # an event's increments share one or two starts
+        # Hours and days get an interval's counts when it is final (`_fold`), not every increment: that was
+        # two thirds of the counting (measured: ~10.6 increments per event, a third of the contact processor).
+        intervals: dict[int, OpenInterval] = {}  # an event's increments share one or two starts
         for start, name, amount, agent in increments:
-            targets = targets_of.get(start)
-            if targets is None:
+            ivl = intervals.get(start)
+            if ivl is None:
                 ivl = self.intervals.get((queue_id, channel, start))
                 if ivl is None:
-                    ivl = self.intervals[(queue_id, channel, start)] = OpenInterval()
+                    ivl = self.intervals[(queue_id, channel, start)] = OpenInterval(
+                        rollups=self._rollups_of(queue_id, channel, start))
                 ivl.changed = True
-                targets = targets_of[start] = [ivl, *self._rollups_of(queue_id, channel, start)]
-            for target in targets:
-                target.changed = True
-                target.counts.bump(name, amount)
-                if agent is not None:
-                    target.agents.setdefault(agent, QueueCounts()).bump(name, amount)
+                for roll in ivl.rollups:
+                    roll.changed = True
+                intervals[start] = ivl
+            ivl.counts.bump(name, amount)
+            if agent is not None:
+                ivl.agents.setdefault(agent, QueueCounts()).bump(name, amount)
             total.bump(name, amount)
             if agent is not None:
                 self.agent_totals.setdefault(agent, QueueCounts()).bump(name, amount)
@@ -358,6 +362,7 @@ class QueueState:
             if not self._closable(q, ch, start):
                 continue
             ivl = self.intervals.pop((q, ch, start))
+            self._fold(ivl)
             ivl.revision += 1
             finals.append(self._final(q, ch, start, ivl.revision, ivl.counts, ivl.agents))
         finals += self._forecasts_without_traffic()
@@ -381,6 +386,13 @@ class QueueState:
         del self.legs[key]
         if self._changed_legs is not None:
             self._changed_legs.add(key)
+
+    def _fold(self, ivl: OpenInterval) -> None:
+        """A final interval's counts into its hour and day."""
+        for roll in ivl.rollups:
+            roll.counts.add(ivl.counts)
+            _add_agents(roll.agents, ivl.agents)
+        self._changed_agents.update(ivl.agents)
 
     def _final(self, q: str, ch: str, start: int, revision: int, counts: QueueCounts,
                agents: dict[str, QueueCounts]) -> IntervalUpdate:
@@ -430,8 +442,13 @@ class QueueState:
                                          roll.agents, None, window, end // 1000))
         for (q, ch, window, start), (end, roll) in self.rollups.items():
             if due_for_revision(roll, wall_now, every):
-                finals.append(IntervalUpdate(q, ch, start // 1000, roll.revision, False, roll.counts.copy(),
-                                             self.rules_of(q), _copied(roll.agents), None, window, end // 1000))
+                counts, agents = roll.counts.copy(), _copied(roll.agents)
+                for (iq, ich, s), ivl in self.intervals.items():  # open ones: added when final
+                    if iq == q and ich == ch and start <= s < end:
+                        counts.add(ivl.counts)
+                        _add_agents(agents, ivl.agents)
+                finals.append(IntervalUpdate(q, ch, start // 1000, roll.revision, False, counts,
+                                             self.rules_of(q), agents, None, window, end // 1000))
         return finals
 
     def _expire(self, key: tuple[str, str], leg: Leg) -> None:
@@ -523,9 +540,9 @@ class QueueState:
         for later in changes:
             d = _merged(d, orjson.loads(later))
         version = d.get("v")
-        if version not in (4, SNAPSHOT_VERSION):
-            raise ValueError(f"queue state snapshot version {version!r}, expected {SNAPSHOT_VERSION} (or 4, which is "
-                             "converted)")
+        if version not in (4, 5, SNAPSHOT_VERSION):
+            raise ValueError(f"queue state snapshot version {version!r}, expected {SNAPSHOT_VERSION} (or 4 or 5, "
+                             "which are converted)")
         self.watermark = d["watermark"]
         self.offset = d["offset"]
         self.legs = {(x["queue_id"], x["contact_id"]): Leg(**x) for x in d["legs"]}
@@ -560,6 +577,13 @@ class QueueState:
             self._track_waiting(leg)
         self._next_expiry, self._closable_upto = NO_TIME, None
         self._changed_legs, self._changed_agents = set(), set()
+        for (q, ch, s), ivl in self.intervals.items():
+            ivl.rollups = self._rollups_of(q, ch, s)
+            if version < 6:  # its hour and day held its counts already: they are added when it is final now
+                for roll in ivl.rollups:
+                    _take_out(roll, ivl)
+        if version < 6:
+            self._changed_legs = None  # the next checkpoint whole, in this version's form
 
 
 def _merged(d: dict, changes: dict) -> dict:
@@ -575,6 +599,28 @@ def _merged(d: dict, changes: dict) -> dict:
     for row in changes["rollups"]:
         row[9] = {**agents.get(tuple(row[:4]), {}), **row[9]}
     return {**changes, "legs": list(legs.values()), "agent_totals": {**d["agent_totals"], **changes["agent_totals"]}}
+
+
+def _take_out(roll: OpenInterval, ivl: OpenInterval) -> None:
+    """Take an open interval's counts out of its hour or day (restoring version 5). The longest wait stays: it
+    is a maximum, and the interval's is added back when it is final."""
+    for counts, part in ((roll.counts, ivl.counts),
+                         *((roll.agents[a], c) for a, c in ivl.agents.items() if a in roll.agents)):
+        for name in SUMS:
+            setattr(counts, name, getattr(counts, name) - getattr(part, name))
+        for bucket, n in part.waits.items():
+            counts.waits[bucket] = counts.waits.get(bucket, 0) - n
+            if not counts.waits[bucket]:
+                del counts.waits[bucket]
+
+
+def _add_agents(into: dict[str, QueueCounts], agents: dict[str, QueueCounts]) -> None:
+    for a, c in agents.items():
+        mine = into.get(a)
+        if mine is None:
+            into[a] = c.copy()
+        else:
+            mine.add(c)
 
 
 def _copied(agents: dict[str, QueueCounts]) -> dict[str, QueueCounts]:
