@@ -380,10 +380,14 @@ class RepeatState:
         contact = Contact([leg]) if old is None else Contact([*old.legs, leg], old.repeat_pinned,
                                                              old.unresolved_pinned)
         updated = {**contacts, contact_id: contact}
-        before = self._contribution(key, contacts)
-        after = self._contribution(key, updated)
-        diff = {k: after.get(k, 0) - before.get(k, 0) for k in before.keys() | after.keys()}
-        diff = {k: n for k, n in diff.items() if n}
+        if contacts:
+            before = self._contribution(key, contacts)
+            after = self._contribution(key, updated)
+            diff = {k: after.get(k, 0) - before.get(k, 0) for k in before.keys() | after.keys()}
+            diff = {k: n for k, n in diff.items() if n}
+        else:  # the customer's only contact held (most offers): eligible, or not without a customer id; no more
+            diff = {(r.queue_id, r.channel, interval_start(r.time_ms, self.interval_ms),
+                     "ineligible" if key < 0 else "eligible"): 1}
         for q, ch, start, name in diff:
             # cannot happen given the check above (see the module docstring); kept as the state's guarantee
             if (start < h if name in SETTLED_FIELDS else self._is_final(q, ch, start)):
