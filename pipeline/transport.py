@@ -16,6 +16,8 @@ reference agent keeps Faust's default.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from time import monotonic
 
 import faust
@@ -67,6 +69,9 @@ class App(faust.App):
 
     def __init__(self, *args, fetch_max_wait_ms: int, **kwargs) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        # Tables are in memory (and Kafka); Faust still makes a directory for table files, in the working
+        # directory by default: one per app id, and tests and benches use many.
+        kwargs.setdefault("datadir", os.path.join(tempfile.gettempdir(), "cc-kpi-pipeline", "{conf.name}-data"))
         super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> _Transport:
