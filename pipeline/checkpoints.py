@@ -7,9 +7,10 @@ the producer refused it as one message and the worker crashed): the first blob i
 others the changes since, oldest first. The header names them and is written last, so a crash before it
 leaves the previous checkpoint readable.
 
-A state that can tell what changed (`pipeline.processor.Change`) gets a blob of its changes appended until they add up to
-`LOG_RATIO` of the whole; then a whole one is written in the other region of keys and the previous region's
-keys are deleted, so the table (held in memory) keeps one whole checkpoint and its changes per partition.
+A state that can tell what changed (`pipeline.processor.Change`) gets a blob of its changes appended until
+they add up to `LOG_RATIO` of the whole; then a whole one is written in the other region of keys and the
+previous region's keys are deleted, so the table (held in memory) keeps one whole checkpoint and its changes
+per partition (a crash between a header and those deletes leaves the keys until their region is written again).
 Writing every partition's state whole every few seconds grew with the state: the FCR state of a few days
 (~465,000 contacts held) took over 3 s per checkpoint round, and the embedded broker kept every changelog
 record (~23 GB in an hour).
