@@ -385,7 +385,11 @@ class AgentState:
     def snapshot(self) -> bytes:
         """The whole state (resets what `changes` reports)."""
         self._changed = set()
-        return orjson.dumps(self._document(self.agents))
+        return orjson.dumps({
+            **self._document(self.agents),
+            "totals": {a: c.as_dict() for a, c in self.totals.items()},
+            "queue_totals": {q: [x.scheduled_ms, x.adherent_ms] for q, x in self.queue_totals.items()},
+        })
 
     def changes(self) -> bytes | None:
         """The agents changed since the last `snapshot` or `changes` (None: every agent, once an interval, when
@@ -395,11 +399,11 @@ class AgentState:
         if changed is None:
             return None
         self._changed = set()
-        d = self._document({a: self.agents[a] for a in changed})
-        del d["totals"], d["queue_totals"]
-        return orjson.dumps(d)
+        # in the state's own order, so that a restored state lists its agents as this one does
+        return orjson.dumps(self._document({a: t for a, t in self.agents.items() if a in changed}))
 
     def _document(self, agents: dict[str, AgentTrack]) -> dict:
+        """The stored form of the state but its totals, with these agents."""
         return {
             "v": SNAPSHOT_VERSION,
             "watermark": self.watermark,
@@ -417,8 +421,6 @@ class AgentState:
                 }
                 for a, t in agents.items()
             },
-            "totals": {a: c.as_dict() for a, c in self.totals.items()},
-            "queue_totals": {q: [x.scheduled_ms, x.adherent_ms] for q, x in self.queue_totals.items()},
         }
 
     def restore(self, data: bytes, changes: Iterable[bytes] = ()) -> None:
