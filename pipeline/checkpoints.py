@@ -63,6 +63,7 @@ class Checkpoints:
         self.stream: faust.StreamT | None = None
         self.held: list[faust.EventT] = []  # applied, not yet covered by a stored checkpoint
         self.since = 0.0  # monotonic time the oldest held event was applied
+        self.turn = 0  # the partition first in line for its whole state this round
 
     def _key(self, partition: int, index: int) -> int:
         return partition + self.partitions * index
@@ -92,19 +93,20 @@ class Checkpoints:
         return [b"".join(data[self._key(partition, first + i)] for i in range(count))
                 for first, count, _ in header.blobs]
 
-    def _write(self, partition: int, change: Change) -> int:
-        """Store a partition's change (or its whole state); returns the bytes written."""
+    def _write(self, partition: int, change: Change, whole_due: bool = True) -> tuple[int, bool]:
+        """Store a partition's change, or its whole state if there is none or if `whole_due` and the changes
+        reach `LOG_RATIO` of the whole. Returns the bytes written and whether they were the whole state."""
         header = self._header(partition)
         if change.delta is not None and header is not None:
             whole_bytes = header.blobs[0][2]
             logged = sum(size for _, _, size in header.blobs[1:]) + len(change.delta)
             first, count, _ = header.blobs[-1]
             end = first + count + -(-len(change.delta) // self.chunk_bytes)
-            if logged <= LOG_RATIO * whole_bytes and end <= 1 + (header.region + 1) * REGION:
+            if (logged <= LOG_RATIO * whole_bytes or not whole_due) and end <= 1 + (header.region + 1) * REGION:
                 self._put(partition, first + count, change.delta)
                 blob = (first + count, end - first - count, len(change.delta))
                 self._put_header(partition, Header(header.region, [*header.blobs, blob]))
-                return len(change.delta)
+                return len(change.delta), False
         data = change.whole()
         region = 0 if header is None else 1 - header.region
         first = 1 + region * REGION
@@ -113,7 +115,7 @@ class Checkpoints:
         for old_first, old_count, _ in header.blobs if header else ():  # superseded by what was just written
             for i in range(old_count):
                 del self.table[self._key(partition, old_first + i)]
-        return len(data)
+        return len(data), True
 
     def _put(self, partition: int, first: int, data: bytes) -> int:
         chunks = [data[i:i + self.chunk_bytes] for i in range(0, len(data), self.chunk_bytes)] or [b""]
@@ -141,7 +143,16 @@ class Checkpoints:
         # No await until the acks are swapped out: a batch applied meanwhile is not acked unchecked.
         started = time.perf_counter()
         changes = self.processor.checkpoint()
-        written = sum(self._write(partition, change) for partition, change in changes.items())
+        # One partition's whole state per round at most, by turns: partitions fed alike reach the ratio together,
+        # and a contact partition's whole state took ~0.15 s at 5,000 agents (the worker processes nothing
+        # meanwhile). The others append their changes this round.
+        order = sorted(changes, key=lambda p: (p - self.turn) % self.partitions)
+        self.turn += 1
+        written, whole_due = 0, True
+        for partition in order:
+            size, whole = self._write(partition, changes[partition], whole_due)
+            written += size
+            whole_due = whole_due and not (whole and changes[partition].delta is not None)
         held, self.held = self.held, []
         stats, topic = self.processor.stats, self.processor.topic
         stats.checkpoints[topic] += len(changes)

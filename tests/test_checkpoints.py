@@ -95,6 +95,42 @@ def test_changes_are_appended_until_they_reach_a_share_of_the_whole_then_a_whole
     assert checkpoints.table.deletes == [2 + 4 * i for i in range(1, 6)]
 
 
+def test_a_whole_state_not_due_this_round_waits_and_the_changes_are_appended(checkpoints):
+    whole = os.urandom(1000)
+    store(checkpoints, 2, whole)
+    late = os.urandom(800)  # past half of the whole: a whole one is due, but another partition took this round's
+    assert checkpoints._write(2, Change(lambda: b"not now", late), whole_due=False) == (800, False)
+    assert checkpoints.stored(2) == [whole, late]
+    assert checkpoints._write(2, Change(lambda: b"now", b"x"), whole_due=True) == (3, True)
+    assert checkpoints.stored(2) == [b"now"]
+
+
+class Stream:
+    def __init__(self) -> None:
+        self.acked: list = []
+
+    async def ack(self, event) -> None:
+        self.acked.append(event)
+
+
+async def test_a_round_writes_one_partitions_whole_state_at_most_and_then_releases_the_acks(checkpoints):
+    for p in range(3):
+        store(checkpoints, p, os.urandom(1000))
+    checkpoints.every = 0.0
+    checkpoints.processor.checkpoint = lambda: {p: Change(lambda p=p: b"whole %d" % p, os.urandom(600))
+                                                for p in range(3)}
+    stream = Stream()
+    await checkpoints.applied(stream, ["e1", "e2"])
+    assert [len(checkpoints.stored(p)) for p in range(3)] == [1, 2, 2]  # partition 0 whole, the others appended
+    assert stream.acked == ["e1", "e2"] and checkpoints.held == []
+    stats = checkpoints.processor.stats
+    assert stats.checkpoints["t"] == 3 and stats.checkpoint_bytes["t"] == len(b"whole 0") + 2 * 600
+    await checkpoints.applied(stream, ["e3"])
+    assert [len(checkpoints.stored(p)) for p in range(3)] == [2, 1, 3]  # by turns: partition 1 first this round
+    await checkpoints.applied(stream, ["e4"])
+    assert [len(checkpoints.stored(p)) for p in range(3)] == [3, 2, 1]
+
+
 def test_changes_without_a_stored_checkpoint_store_the_whole_state(checkpoints):
     store(checkpoints, 0, b"whole", b"changes")
     assert checkpoints.stored(0) == [b"whole"]
