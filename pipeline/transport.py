@@ -71,7 +71,10 @@ class App(faust.App):
         self.fetch_max_wait_ms = fetch_max_wait_ms
         # Tables are in memory (and Kafka); Faust still makes a directory for table files, in the working
         # directory by default: one per app id, and tests and benches use many.
-        kwargs.setdefault("datadir", os.path.join(tempfile.gettempdir(), "cc-kpi-pipeline", "{conf.name}-data"))
+        if "datadir" not in kwargs:
+            base = os.path.join(tempfile.gettempdir(), "cc-kpi-pipeline")
+            os.makedirs(base, exist_ok=True)  # Faust makes the directory itself, not its parents
+            kwargs["datadir"] = os.path.join(base, "{conf.name}-data")
         super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> _Transport:
