@@ -4,10 +4,9 @@ Hot path: agents take messages in batches of at most `flush_seconds` and the pro
 plain Python, so /metrics is that fresh. State is checkpointed separately, every `checkpoint_seconds`: a few
 table writes per changed partition, its changes since the last checkpoint or now and then its whole state
 (`pipeline.checkpoints`; a table write costs ~150 us in Faust here, so one per event would cap the worker near
-2,000 events/s). The checkpoint carries the
-offset of the last message it includes, and the events it covers are acked only once it is written: Faust
-commits acked offsets only, and flushes the producer before it commits, so a committed offset is never ahead
-of the stored checkpoint. After a crash the events since the checkpoint are re-delivered and applied again;
+2,000 events/s). The checkpoint carries the offset of the last message it includes, and the events it covers
+are acked only once it is written: Faust commits acked offsets only, and flushes the producer before it
+commits, so a committed offset is never ahead of the stored checkpoint. After a crash the events since the checkpoint are re-delivered and applied again;
 those up to its offset are skipped, so nothing is counted twice.
 """
 
