@@ -379,7 +379,7 @@ def test_a_version_1_checkpoint_is_read_and_carries_on_exactly():
 
 
 def test_a_version_2_checkpoint_is_read_and_carries_on_exactly():
-    """Version 2 (up to this release) was JSON with each customer's legs in hex, and its expiry lists."""
+    """Version 2 (the previous release) was JSON with each customer's legs in hex, and its expiry lists."""
     o = Offers()
     records = [o(0, contact="c1"), o(1800, contact="c2", queue="Q2"), o(50, customer=None, contact="a"),
                o(8000, contact="c3"), o(8100, customer="bob", contact="c4", channel="chat")]
