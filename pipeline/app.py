@@ -6,8 +6,8 @@ table writes per changed partition, its changes since the last checkpoint or now
 (`pipeline.checkpoints`; a table write costs ~150 us in Faust here, so one per event would cap the worker near
 2,000 events/s). The checkpoint carries the offset of the last message it includes, and the events it covers
 are acked only once it is written: Faust commits acked offsets only, and flushes the producer before it
-commits, so a committed offset is never ahead of the stored checkpoint. After a crash the events since the checkpoint are re-delivered and applied again;
-those up to its offset are skipped, so nothing is counted twice.
+commits, so a committed offset is never ahead of the stored checkpoint. After a crash the events since the
+checkpoint are re-delivered and applied again; those up to its offset are skipped, so nothing is counted twice.
 """
 
 from __future__ import annotations
