@@ -146,10 +146,7 @@ class PartitionedProcessor:
         state = self.new_state()
         if stored:
             whole, *changes = map(unpack, stored)
-            if changes:
-                state.restore(whole, changes)
-            else:
-                state.restore(whole)
+            state.restore(whole, changes)
         self.partitions[partition] = state
         return state
 
