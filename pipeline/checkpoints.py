@@ -78,7 +78,7 @@ class Checkpoints:
             return Header(h["region"], [tuple(b) for b in h["blobs"]])
         if value.startswith(CHUNKED):
             region, count = map(int, value[len(CHUNKED):].split(b","))
-            first = 1 + region * REGION
+            first = _first_index(region)
             size = sum(len(self.table.data[self._key(partition, first + i)]) for i in range(count))
             return Header(region, [(first, count, size)])
         return None
@@ -102,14 +102,14 @@ class Checkpoints:
             logged = sum(size for _, _, size in header.blobs[1:]) + len(change.delta)
             first, count, _ = header.blobs[-1]
             end = first + count + -(-len(change.delta) // self.chunk_bytes)
-            if (logged <= LOG_RATIO * whole_bytes or not whole_due) and end <= 1 + (header.region + 1) * REGION:
+            if (logged <= LOG_RATIO * whole_bytes or not whole_due) and end <= _first_index(header.region + 1):
                 self._put(partition, first + count, change.delta)
                 blob = (first + count, end - first - count, len(change.delta))
                 self._put_header(partition, Header(header.region, [*header.blobs, blob]))
                 return len(change.delta), False
         data = change.whole()
         region = 0 if header is None else 1 - header.region
-        first = 1 + region * REGION
+        first = _first_index(region)
         count = self._put(partition, first, data)
         self._put_header(partition, Header(region, [(first, count, len(data))]))
         for old_first, old_count, _ in header.blobs if header else ():  # superseded by what was just written
@@ -119,7 +119,7 @@ class Checkpoints:
 
     def _put(self, partition: int, first: int, data: bytes) -> int:
         chunks = [data[i:i + self.chunk_bytes] for i in range(0, len(data), self.chunk_bytes)] or [b""]
-        if first + len(chunks) > 1 + (first - 1) // REGION * REGION + REGION:
+        if first + len(chunks) > _first_index((first - 1) // REGION + 1):
             raise ValueError(f"checkpoint of partition {partition} is {len(data)} bytes, over {REGION} chunks")
         for i, chunk in enumerate(chunks):
             self.table[self._key(partition, first + i)] = chunk
@@ -160,3 +160,8 @@ class Checkpoints:
         stats.checkpoint_seconds[topic] += time.perf_counter() - started
         for e in held:
             await self.stream.ack(e)  # type: ignore[union-attr]
+
+
+def _first_index(region: int) -> int:
+    """The first key index of a region (index 0, the key p itself, is the header)."""
+    return 1 + region * REGION
