@@ -221,9 +221,9 @@ class PartitionedProcessor:
         if isinstance(e, ev.SourceHeartbeat):
             state.observe_time(t)
             return
-        self._apply(state, e, m, out)
+        self._apply(state, e, t, m, out)
 
-    def _apply(self, state, e: ev.Event, m: Message, out: BatchResult) -> None:
+    def _apply(self, state, e: ev.Event, t: int, m: Message, out: BatchResult) -> None:
         raise NotImplementedError
 
     def _late(self, m: Message, e: ev.Event, why: str, out: BatchResult) -> None:
@@ -252,8 +252,8 @@ class ContactProcessor(PartitionedProcessor):
     def _record(self, update, partition: int) -> KpiRecord:
         return build_record(update, self.settings.interval_seconds, self.wait_bounds_ms)
 
-    def _apply(self, state: QueueState, e: ev.Event, m: Message, out: BatchResult) -> None:
-        result = state.apply(e)
+    def _apply(self, state: QueueState, e: ev.Event, t: int, m: Message, out: BatchResult) -> None:
+        result = state.apply(e, t)
         if result is None:
             if type(e) is ev.ContactOffered:
                 out.offered.append(e)  # the FCR hook: applied offers only, never duplicates or late ones
@@ -297,8 +297,8 @@ class AgentProcessor(PartitionedProcessor):
     def _record(self, update, partition: int):
         return build_agent_record(update, self.settings.interval_seconds)
 
-    def _apply(self, state: AgentState, e: ev.Event, m: Message, out: BatchResult) -> None:
-        result = state.apply(e)
+    def _apply(self, state: AgentState, e: ev.Event, t: int, m: Message, out: BatchResult) -> None:
+        result = state.apply(e, t)
         if result == AGENT_DUPLICATE:
             self.stats.duplicates[self.topic] += 1
         elif result == AGENT_LATE:

@@ -80,10 +80,10 @@ def test_an_unexpected_error_costs_one_event_not_the_batch(monkeypatch):
 
     original = queues.QueueState.apply
 
-    def flaky(self, e):
+    def flaky(self, e, t=None):
         if e.event_id == "c2-a":
             raise ZeroDivisionError("boom")
-        return original(self, e)
+        return original(self, e, t)
 
     monkeypatch.setattr(queues.QueueState, "apply", flaky)
     out = p.process(messages(stream()), lambda part: None)

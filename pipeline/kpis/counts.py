@@ -84,15 +84,11 @@ class QueueCounts:
 
     def add(self, other: QueueCounts) -> None:
         """Merge `other` into this: sums, except the longest wait (a maximum) and the histogram (per bucket)."""
-        for f in fields(self):
-            name = f.name
-            if name == "longest_wait_ms":
-                self.longest_wait_ms = max(self.longest_wait_ms, other.longest_wait_ms)
-            elif name == "waits":
-                for bucket, n in other.waits.items():
-                    self.waits[bucket] = self.waits.get(bucket, 0) + n
-            else:
-                setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name, mine, theirs in zip(SUM_FIELDS, _sums(self), _sums(other), strict=True):
+            setattr(self, name, mine + theirs)
+        self.longest_wait_ms = max(self.longest_wait_ms, other.longest_wait_ms)
+        for bucket, n in other.waits.items():
+            self.waits[bucket] = self.waits.get(bucket, 0) + n
 
     def bump(self, name: str, amount: int) -> None:
         """Apply one increment (see pipeline.state.queues): a sum, the maximum or a histogram bucket."""
@@ -122,8 +118,10 @@ class QueueCounts:
 
 
 COUNT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(QueueCounts))
-SUMS = frozenset(COUNT_FIELDS) - {"waits", "longest_wait_ms"}
+SUM_FIELDS: tuple[str, ...] = tuple(n for n in COUNT_FIELDS if n not in ("waits", "longest_wait_ms"))
+SUMS = frozenset(SUM_FIELDS)
 _values = operator.attrgetter(*COUNT_FIELDS)
+_sums = operator.attrgetter(*SUM_FIELDS)
 
 
 def bucket_name(outcome: str, wait_ms: int, bounds_ms: tuple[int, ...]) -> str:

@@ -217,11 +217,13 @@ class AgentState:
         if t > self.watermark:
             self.watermark = t
 
-    def apply(self, e: ev.AgentEvent) -> str | None:
-        """Apply one agent event. Returns None when applied, else DUPLICATE or LATE."""
+    def apply(self, e: ev.AgentEvent, t: int | None = None) -> str | None:
+        """Apply one agent event (`t`: its time in epoch ms, if the caller has it already). Returns None when
+        applied, else DUPLICATE or LATE."""
         if isinstance(e, ev.ScheduleActivityPlanned):
             return self._plan(e)
-        t = epoch_ms(e.time)
+        if t is None:
+            t = epoch_ms(e.time)
         track = self.agents.get(e.agent_id)
         if track is not None and any(c.event_id == e.event_id for c in track.changes):
             return DUPLICATE

@@ -135,6 +135,8 @@ class IntervalUpdate:
     end: int | None = None  # epoch seconds; None: start + the interval length
 
 
+_STANDALONE = (ev.SurveyCompleted, ev.IvrSessionEnded, ev.ForecastPublished)  # events that belong to no leg
+
 # (interval start in epoch ms, count name, amount, the answering agent when it is also an agent's count)
 Increment = tuple[int, str, int, str | None]
 
@@ -180,6 +182,7 @@ class QueueState:
         # since the last `snapshot` or `changes`: legs changed or gone (None: too many to list), agents counted
         self._changed_legs: set[tuple[str, str]] | None = set()
         self._changed_agents: set[str] = set()
+        self._thresholds: dict[str, tuple[int, int]] = {}  # queue id -> (service level threshold, short abandon) ms
 
     # ---- applying events -------------------------------------------------------------------------------
 
@@ -220,11 +223,13 @@ class QueueState:
             if not self.waiting_since[qc]:
                 del self.waiting_since[qc]
 
-    def apply(self, e: ev.Event) -> str | None:
-        """Apply one contact-topic event. Returns None when applied, else DUPLICATE, LATE or IMPOSSIBLE."""
-        if isinstance(e, ev.SurveyCompleted | ev.IvrSessionEnded | ev.ForecastPublished):
-            return self._apply_standalone(e)
-        t = epoch_ms(e.time)
+    def apply(self, e: ev.Event, t: int | None = None) -> str | None:
+        """Apply one contact-topic event (`t`: its time in epoch ms, if the caller has it already). Returns None
+        when applied, else DUPLICATE, LATE or IMPOSSIBLE."""
+        if t is None:
+            t = epoch_ms(e.time)
+        if isinstance(e, _STANDALONE):
+            return self._apply_standalone(e, t)
         length = self.interval_ms
         if self.is_final(e.queue_id, e.channel, interval_start(t, length)):
             return LATE
@@ -242,13 +247,16 @@ class QueueState:
         if not _record(leg, e, t):
             return IMPOSSIBLE
         newly_offered = newly_offered and leg.offered_at is not None
-        rules = self.rules_of(leg.queue_id)
-        increments = _contribution(leg, newly_offered, round(rules.service_level_threshold_seconds * 1000),
-                                   round(rules.short_abandon_seconds * 1000), self.wait_bounds_ms, length)
+        threshold, short = self._thresholds_ms(leg.queue_id)
+        increments = _contribution(leg, newly_offered, threshold, short, self.wait_bounds_ms, length)
         if increments is None:
             return IMPOSSIBLE
-        if any(self.is_final(leg.queue_id, leg.channel, start) for start, _, _, _ in increments):
-            return LATE
+        checked = None
+        for start, _, _, _ in increments:  # an event's increments share one or two starts, mostly in a row
+            if start != checked:
+                if self.is_final(leg.queue_id, leg.channel, start):
+                    return LATE
+                checked = start
         leg.event_ids = [*leg.event_ids, e.event_id]
         leg.first_seen = min(leg.first_seen, t)
         leg.last_seen = max(leg.last_seen, t)
@@ -262,9 +270,19 @@ class QueueState:
         self.observe_time(t)
         return None
 
-    def _apply_standalone(self, e: ev.SurveyCompleted | ev.IvrSessionEnded | ev.ForecastPublished) -> str | None:
+    def _thresholds_ms(self, queue_id: str) -> tuple[int, int]:
+        """The queue's service level threshold and short abandon time in ms (looked up once per queue: the
+        rules do not change while the worker runs)."""
+        found = self._thresholds.get(queue_id)
+        if found is None:
+            rules = self.rules_of(queue_id)
+            found = self._thresholds[queue_id] = (round(rules.service_level_threshold_seconds * 1000),
+                                                  round(rules.short_abandon_seconds * 1000))
+        return found
+
+    def _apply_standalone(self, e: ev.SurveyCompleted | ev.IvrSessionEnded | ev.ForecastPublished,
+                          t: int) -> str | None:
         """Events that belong to an interval but to no leg: deduplicated per interval, while it is open."""
-        t = epoch_ms(e.time)
         at = epoch_ms(e.interval_start) if isinstance(e, ev.ForecastPublished) else t
         start = interval_start(at, self.interval_ms)
         if self.is_final(e.queue_id, e.channel, start):
