@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.ingest import events as ev
 from pipeline.outputs.metrics import build_registry, exposition
-from pipeline.processor import ContactProcessor, Message, PipelineStats
+from pipeline.processor import ZSTD_MAGIC, ContactProcessor, Message, PipelineStats, unpack
 from pipeline.settings import QueueConfig, load_settings
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -72,6 +74,25 @@ def test_restart_from_checkpoint_with_redelivery_counts_nothing_twice():
 
     assert finals(out.records + out2.records) == finals(expected.records)
     assert sum(stats.duplicates.values()) == 0  # skipped by offset, not even seen as duplicates
+
+
+@pytest.mark.parametrize("stored_as", ["zstd (this release)", "zlib (earlier releases)", "plain JSON (the first)"])
+def test_a_checkpoint_is_read_however_an_earlier_release_compressed_it(stored_as):
+    events = stream()
+    expected, _ = processor()
+    expected_out = expected.process(messages(events), lambda part: None)
+    first, _ = processor()
+    first.process(messages(events[:5]), lambda part: None)
+    stored = first.checkpoint()[0].whole()
+    assert stored[:4] == ZSTD_MAGIC
+    snapshot = unpack(stored)
+    assert snapshot[:1] == b"{"
+    stored = {"zstd (this release)": stored, "zlib (earlier releases)": zlib.compress(snapshot, 1),
+              "plain JSON (the first)": snapshot}[stored_as]
+    again, _ = processor()
+    out = again.process(messages(events[5:], first_offset=5), lambda part: [stored])
+    assert [(r.offered, r.answered, r.aht_seconds) for r in out.records if r.final] == \
+        [(r.offered, r.answered, r.aht_seconds) for r in expected_out.records if r.final]
 
 
 def test_an_unexpected_error_costs_one_event_not_the_batch(monkeypatch):
