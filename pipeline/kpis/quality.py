@@ -206,8 +206,8 @@ FCR_KPIS: tuple[Kpi, ...] = (
         "queue. The edge is inclusive. Transfer legs of the same contact_id are the same contact, not repeats. "
         "Provisional (`final` false) until the window of every contact of the interval has passed (its end "
         "rounded up to the minute) plus the allowed lateness; a provisional rate can only fall. The counters "
-        "count final outcomes only, so the PromQL rate is over decided contacts. Contacts without a customer id are not eligible "
-        "(`fcr_ineligible`). Customer ids are matched by a keyed hash (HMAC-SHA256, "
+        "count final outcomes only, so the PromQL rate is over decided contacts. Contacts without a customer id "
+        "are not eligible (`fcr_ineligible`). Customer ids are matched by a keyed hash (HMAC-SHA256, "
         "`PIPELINE_CUSTOMER_HASH_KEY`) kept only while a window can still use it; neither appears in a record "
         "or metric. Vendors differ: some count FCR per case or by a survey question, or only on the same "
         "channel or queue; here any channel and any queue counts.",
