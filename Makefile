@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint generate check-generated clean
+.PHONY: run test lint format generate check-generated clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,13 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
+	$(BIN)/ruff format --check pipeline tests
 	$(BIN)/ruff check pipeline tests
+
+## Let the formatter format.
+format: $(STAMP)
+	$(BIN)/ruff format pipeline tests
+	$(BIN)/ruff check --fix pipeline tests
 
 ## Regenerate schemas/ and docs/kpis.md from the code (tests fail when they are stale).
 generate: $(STAMP)

@@ -26,14 +26,18 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("replay", help="push a JSONL file of events through a worker; write the final KPI records")
     p.add_argument("events", type=Path)
     p.add_argument("--kpi-out", type=Path, required=True)
-    p.add_argument("--events-per-message", type=int, default=100,
-                   help="events batched into one Kafka message (the contract's batching option)")
+    p.add_argument(
+        "--events-per-message",
+        type=int,
+        default=100,
+        help="events batched into one Kafka message (the contract's batching option)",
+    )
 
     sub.add_parser("simulate", help="write a simulated center's events to a JSONL file", add_help=False)
-    sub.add_parser("bench", help="throughput, latency and memory of the real worker, with references",
-                   add_help=False)
-    sub.add_parser("staffing", help="what-if staffing: agents for a service level target (Erlang C / A)",
-                   add_help=False)
+    sub.add_parser("bench", help="throughput, latency and memory of the real worker, with references", add_help=False)
+    sub.add_parser(
+        "staffing", help="what-if staffing: agents for a service level target (Erlang C / A)", add_help=False
+    )
     sub.add_parser("schemas", help="regenerate schemas/*.json from the contract's classes")
     sub.add_parser("catalogue", help="regenerate docs/kpis.md and docs/settings.md from the code")
     sub.add_parser("ops-config", help="regenerate deploy/ rules and configs, and grafana/ dashboards", add_help=False)
@@ -75,9 +79,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from pipeline.replay import replay
 
         s = replay(args.events, args.kpi_out, args.events_per_message)
-        print(f"\nreplayed {s.events} events ({s.messages} messages) in {s.seconds:.1f}s: "
-              f"{s.final_records} final KPI records -> {args.kpi_out}; "
-              f"rejected {s.rejected}, duplicates {s.duplicates}, late {s.late}")
+        print(
+            f"\nreplayed {s.events} events ({s.messages} messages) in {s.seconds:.1f}s: "
+            f"{s.final_records} final KPI records -> {args.kpi_out}; "
+            f"rejected {s.rejected}, duplicates {s.duplicates}, late {s.late}"
+        )
         return 0
     if args.command == "schemas":
         from pipeline import schemas

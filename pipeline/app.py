@@ -106,12 +106,25 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     kpi_topic = raw_topic(app, settings.topic("kpis"))
     dead_letter_topic = raw_topic(app, settings.topic("dead-letters"))
     late_topic = raw_topic(app, settings.topic("late-events"))
+
     def checkpoints(processor: PartitionedProcessor, name: str, source: str) -> Checkpoints:
-        table = app.tables.add(PartitionStateTable(app, name=name, key_type=int, value_type=bytes,
-                                                   partitions=settings.partitions,
-                                                   help=f"State checkpoint per {source} partition."))
-        return Checkpoints(processor, table, settings.checkpoint_seconds, settings.partitions,
-                           chunk_bytes=settings.max_message_bytes // 2)
+        table = app.tables.add(
+            PartitionStateTable(
+                app,
+                name=name,
+                key_type=int,
+                value_type=bytes,
+                partitions=settings.partitions,
+                help=f"State checkpoint per {source} partition.",
+            )
+        )
+        return Checkpoints(
+            processor,
+            table,
+            settings.checkpoint_seconds,
+            settings.partitions,
+            chunk_bytes=settings.max_message_bytes // 2,
+        )
 
     contact_checkpoints = checkpoints(contacts, "queue-state", "contact-event")
     agent_checkpoints = checkpoints(agents, "agent-state", "agent-event")
@@ -211,14 +224,19 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
         return throughput.processed.get((topic, partition))
 
     sources = {contact_topic.get_topic_name(), agent_topic.get_topic_name()}
-    health = Health(WorkerView(
-        assigned=lambda: [(tp.topic, tp.partition) for tp in assignment() if tp.topic in sources],
-        highwater=highwater,
-        applied=applied,
-        joined=lambda: app.rebalancing_count > 0,
-        rebalancing=lambda: bool(app.rebalancing),
-        crashed=lambda: bool(app.crashed),
-    ), probe, throughput, stall_seconds=max(STALL_SECONDS, 10 * settings.session_timeout_seconds))
+    health = Health(
+        WorkerView(
+            assigned=lambda: [(tp.topic, tp.partition) for tp in assignment() if tp.topic in sources],
+            highwater=highwater,
+            applied=applied,
+            joined=lambda: app.rebalancing_count > 0,
+            rebalancing=lambda: bool(app.rebalancing),
+            crashed=lambda: bool(app.crashed),
+        ),
+        probe,
+        throughput,
+        stall_seconds=max(STALL_SECONDS, 10 * settings.session_timeout_seconds),
+    )
     registry.register(HealthCollector(health))
 
     @app.task

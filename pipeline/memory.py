@@ -37,8 +37,11 @@ def tune_allocator() -> bool:
     """Fixed mmap and trim thresholds and at most two arenas. Call once, early. False: not glibc."""
     if _LIBC is None:
         return False
-    for option, value in ((M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES), (M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES),
-                          (M_ARENA_MAX, 2)):
+    for option, value in (
+        (M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
+        (M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES),
+        (M_ARENA_MAX, 2),
+    ):
         if not _LIBC.mallopt(option, value):
             log.warning("mallopt(%d, %d) was refused", option, value)
     return True

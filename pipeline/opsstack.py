@@ -93,22 +93,36 @@ def print_notification(n: Notification) -> None:
     for a in n.alerts:
         labels = a.get("labels", {})
         where = " ".join(f"{k}={labels[k]}" for k in ("queue", "channel", "team") if k in labels)
-        print(f"  ALERT {a.get('status', '?').upper():8} {labels.get('alertname')} [{labels.get('severity')}] "
-              f"{where} -> {n.path}: {a.get('annotations', {}).get('summary', '')}", flush=True)
+        print(
+            f"  ALERT {a.get('status', '?').upper():8} {labels.get('alertname')} [{labels.get('severity')}] "
+            f"{where} -> {n.path}: {a.get('annotations', {}).get('summary', '')}",
+            flush=True,
+        )
 
 
 class OpsStack:
     """Prometheus scraping `targets` with the project's rules, sending to an Alertmanager with the project's
     routes whose webhooks go to `receiver` (started here if not given)."""
 
-    def __init__(self, targets: list[str], queues: QueueConfig, work_dir: Path | None = None,
-                 timing: alerting.Timing = alerting.DEPLOYED, scrape_interval: str = "5s",
-                 evaluation_interval: str = "5s", group_wait: str = "10s", group_interval: str = "1m",
-                 receiver: WebhookReceiver | None = None, log_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        targets: list[str],
+        queues: QueueConfig,
+        work_dir: Path | None = None,
+        timing: alerting.Timing = alerting.DEPLOYED,
+        scrape_interval: str = "5s",
+        evaluation_interval: str = "5s",
+        group_wait: str = "10s",
+        group_interval: str = "1m",
+        receiver: WebhookReceiver | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
         found = binaries()
         if found is None:
-            raise RuntimeError("prometheus and alertmanager are not on PATH "
-                               "(Debian/Ubuntu: apt-get install prometheus prometheus-alertmanager)")
+            raise RuntimeError(
+                "prometheus and alertmanager are not on PATH "
+                "(Debian/Ubuntu: apt-get install prometheus prometheus-alertmanager)"
+            )
         self.bin = found
         self.targets, self.queues, self.timing = targets, queues, timing
         self.scrape_interval, self.evaluation_interval = scrape_interval, evaluation_interval
@@ -134,13 +148,25 @@ class OpsStack:
         rules = self.dir / "rules"
         rules.mkdir(parents=True, exist_ok=True)
         (rules / "recording.rules.yml").write_text(
-            alerting.dump({"groups": alerting.recording_groups(self.queues, self.timing)}))
+            alerting.dump({"groups": alerting.recording_groups(self.queues, self.timing)})
+        )
         (rules / "alerts.rules.yml").write_text(alerting.dump({"groups": alerting.alert_groups(self.timing)}))
-        (self.dir / "prometheus.yml").write_text(alerting.dump(alerting.prometheus_config(
-            self.targets, [f"127.0.0.1:{self.alertmanager_port}"], [str(rules / "*.rules.yml")],
-            self.scrape_interval, self.evaluation_interval)))
-        (self.dir / "alertmanager.yml").write_text(alerting.dump(alerting.alertmanager_config(
-            self.queues, self.receiver.url, self.group_wait, self.group_interval, "1h")))
+        (self.dir / "prometheus.yml").write_text(
+            alerting.dump(
+                alerting.prometheus_config(
+                    self.targets,
+                    [f"127.0.0.1:{self.alertmanager_port}"],
+                    [str(rules / "*.rules.yml")],
+                    self.scrape_interval,
+                    self.evaluation_interval,
+                )
+            )
+        )
+        (self.dir / "alertmanager.yml").write_text(
+            alerting.dump(
+                alerting.alertmanager_config(self.queues, self.receiver.url, self.group_wait, self.group_interval, "1h")
+            )
+        )
 
     def start(self, timeout: float = 30.0) -> OpsStack:
         if self.receiver is None:
@@ -148,19 +174,27 @@ class OpsStack:
             self.receiver.start()
         self.write_configs()
         try:
-            self._spawn("alertmanager", [
-                self.bin["alertmanager"], f"--config.file={self.dir / 'alertmanager.yml'}",
-                f"--storage.path={self.dir / 'alertmanager-data'}",
-                f"--web.listen-address=127.0.0.1:{self.alertmanager_port}",
-                "--cluster.listen-address=",  # no gossip port on 0.0.0.0: a single local instance
-            ])
-            self._spawn("prometheus", [
-                self.bin["prometheus"], f"--config.file={self.dir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={self.dir / 'prometheus-data'}",
-                f"--web.listen-address=127.0.0.1:{self.prometheus_port}",
-                # resend firing alerts often, so a short test or demo sees state changes quickly
-                "--rules.alert.resend-delay=1s" if self.timing.scale < 1 else "--rules.alert.resend-delay=1m",
-            ])
+            self._spawn(
+                "alertmanager",
+                [
+                    self.bin["alertmanager"],
+                    f"--config.file={self.dir / 'alertmanager.yml'}",
+                    f"--storage.path={self.dir / 'alertmanager-data'}",
+                    f"--web.listen-address=127.0.0.1:{self.alertmanager_port}",
+                    "--cluster.listen-address=",  # no gossip port on 0.0.0.0: a single local instance
+                ],
+            )
+            self._spawn(
+                "prometheus",
+                [
+                    self.bin["prometheus"],
+                    f"--config.file={self.dir / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={self.dir / 'prometheus-data'}",
+                    f"--web.listen-address=127.0.0.1:{self.prometheus_port}",
+                    # resend firing alerts often, so a short test or demo sees state changes quickly
+                    "--rules.alert.resend-delay=1s" if self.timing.scale < 1 else "--rules.alert.resend-delay=1m",
+                ],
+            )
             self._wait_ready(f"{self.alertmanager_url}/-/ready", timeout)
             self._wait_ready(f"{self.prometheus_url}/-/ready", timeout)
         except BaseException:
@@ -191,8 +225,9 @@ class OpsStack:
     def query(self, expr: str, at: float | None = None) -> list[dict]:
         """Instant query through Prometheus's HTTP API; raises with Prometheus's error on a bad expression."""
         params = {"query": expr, **({"time": str(at)} if at else {})}
-        req = urllib.request.Request(f"{self.prometheus_url}/api/v1/query",
-                                     data=urllib.parse.urlencode(params).encode(), method="POST")
+        req = urllib.request.Request(
+            f"{self.prometheus_url}/api/v1/query", data=urllib.parse.urlencode(params).encode(), method="POST"
+        )
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 body = json.loads(resp.read())
@@ -231,8 +266,11 @@ class OpsStack:
 def ops_stack_for(web_host: str, web_port: int, queues: QueueConfig, log_dir: Path) -> Iterator[OpsStack | None]:
     """`run`'s ops stack: Prometheus + Alertmanager scraping the worker, or None (with a hint) when not installed."""
     if binaries() is None:
-        print("  (Prometheus and Alertmanager are not installed, so no alerting: "
-              "apt-get install prometheus prometheus-alertmanager)", flush=True)
+        print(
+            "  (Prometheus and Alertmanager are not installed, so no alerting: "
+            "apt-get install prometheus prometheus-alertmanager)",
+            flush=True,
+        )
         yield None
         return
     target = f"{'127.0.0.1' if web_host in ('0.0.0.0', '::') else web_host}:{web_port}"

@@ -28,7 +28,7 @@ def murmur2(data: bytes) -> int:
         h = ((h * M) ^ ((k * M) & MASK)) & MASK
     extra = length & 3
     if extra:
-        tail = data[words * 4:]
+        tail = data[words * 4 :]
         if extra == 3:
             h ^= tail[2] << 16
         if extra >= 2:

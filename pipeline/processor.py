@@ -160,8 +160,9 @@ class PartitionedProcessor:
         self.partitions.pop(partition, None)
         self.dirty.discard(partition)
 
-    def process(self, messages: list[Message], load_snapshot=lambda partition: None,
-                wall_now: float | None = None) -> BatchResult:
+    def process(
+        self, messages: list[Message], load_snapshot=lambda partition: None, wall_now: float | None = None
+    ) -> BatchResult:
         """Apply a batch. `load_snapshot(partition)` returns the stored checkpoint of a partition not yet held."""
         started = time.perf_counter()
         out = BatchResult()
@@ -180,8 +181,9 @@ class PartitionedProcessor:
                     self._handle(state, item, m, out, max_future)
                 except Exception as exc:  # a bug must cost one event, not the worker (faust-streaming #175)
                     log.exception("error applying an item at %s[%d]@%d", m.topic, m.partition, m.offset)
-                    self.ingest.reject(m, Rejection("processing_error", repr(exc), self._original(m, item)),
-                                       out.dead_letters)
+                    self.ingest.reject(
+                        m, Rejection("processing_error", repr(exc), self._original(m, item)), out.dead_letters
+                    )
         wall = time.time() if wall_now is None else wall_now
         for p in touched:
             state = self.partitions[p]
@@ -219,9 +221,15 @@ class PartitionedProcessor:
         self.stats.events[(self.topic, tag)] += 1
         t = epoch_ms(e.time)
         if t > max_future:  # one bad clock must not push the watermark past every open interval
-            self.ingest.reject(m, Rejection("future_event_time", f"event time {e.time.isoformat()} is ahead "
-                                            "of this worker's clock by more than the allowed skew",
-                                            _original(m, e)), out.dead_letters)
+            self.ingest.reject(
+                m,
+                Rejection(
+                    "future_event_time",
+                    f"event time {e.time.isoformat()} is ahead of this worker's clock by more than the allowed skew",
+                    _original(m, e),
+                ),
+                out.dead_letters,
+            )
             return
         if isinstance(e, ev.SourceHeartbeat):
             state.observe_time(t)
@@ -248,8 +256,13 @@ class ContactProcessor(PartitionedProcessor):
 
     def new_state(self) -> QueueState:
         s = self.settings
-        return QueueState(s.interval_seconds, s.allowed_lateness_seconds, s.contact_timeout_seconds,
-                          self.queues.for_queue, self.wait_bounds_seconds)
+        return QueueState(
+            s.interval_seconds,
+            s.allowed_lateness_seconds,
+            s.contact_timeout_seconds,
+            self.queues.for_queue,
+            self.wait_bounds_seconds,
+        )
 
     def _updates(self, state: QueueState, wall: float, every: float) -> list:
         return state.advance() + state.provisional(wall, every) + state.rollup_updates(wall, every)
@@ -269,9 +282,15 @@ class ContactProcessor(PartitionedProcessor):
             self.stats.late[(e.queue_id, e.channel)] += 1  # type: ignore[attr-defined]
             self._late(m, e, f"event time {e.time.isoformat()} is in a final interval", out)
         elif result == IMPOSSIBLE:
-            self.ingest.reject(m, Rejection(IMPOSSIBLE, f"{type(e).__struct_config__.tag} "
-                                            f"contradicts contact {e.contact_id} in queue {e.queue_id}",  # type: ignore[attr-defined]
-                                            _original(m, e)), out.dead_letters)
+            self.ingest.reject(
+                m,
+                Rejection(
+                    IMPOSSIBLE,
+                    f"{type(e).__struct_config__.tag} contradicts contact {e.contact_id} in queue {e.queue_id}",  # type: ignore[attr-defined]
+                    _original(m, e),
+                ),
+                out.dead_letters,
+            )
 
 
 def _original(m: Message, e: ev.Event) -> bytes:

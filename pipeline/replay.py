@@ -45,8 +45,9 @@ def read_events(path: Path):
     return list(read_jsonl(path))
 
 
-async def _produce(settings: Settings, events, events_per_message: int, horizon_seconds: float = 0.0
-                   ) -> tuple[int, dict[int, int]]:
+async def _produce(
+    settings: Settings, events, events_per_message: int, horizon_seconds: float = 0.0
+) -> tuple[int, dict[int, int]]:
     """Write the events and a closing heartbeat; the messages written and the contact topic's end offsets."""
     last = max(e.time for e in events)
     # Past every interval, the allowed lateness and the longest of the contact timeout, `horizon_seconds` (the
@@ -56,7 +57,7 @@ async def _produce(settings: Settings, events, events_per_message: int, horizon_
     async with EventWriter(settings, bootstrap_servers(settings), events_per_message) as writer:
         step = 50_000
         for i in range(0, len(events), step):
-            await writer.write(events[i:i + step])
+            await writer.write(events[i : i + step])
             _progress(f"sent {min(i + step, len(events))}/{len(events)} events")
         await writer.heartbeat(closing)
         return writer.sent_messages, writer.ends[settings.topic("contact-events")]
@@ -80,8 +81,9 @@ async def read_final_records(settings: Settings) -> list[dict]:
     revision of each key, read up to the topic's current end."""
     topic = settings.topic("kpis")
     ends = await _end_offsets(settings, topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(settings), enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(settings), enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     latest: dict[bytes, dict] = {}
     try:
@@ -123,14 +125,22 @@ def wait_until_done(base_url: str, ends: dict[int, int], worker, timeout: float)
             time.sleep(0.5)
             continue
         parts = last["partitions"]
-        done = sum(1 for p, end in ends.items()
-                   if str(p) in parts and parts[str(p)]["offset"] >= end - 1 and parts[str(p)]["legs"] == 0
-                   and parts[str(p)]["open_intervals"] == 0 and parts[str(p)].get("open_rollups", 0) == 0)
+        done = sum(
+            1
+            for p, end in ends.items()
+            if str(p) in parts
+            and parts[str(p)]["offset"] >= end - 1
+            and parts[str(p)]["legs"] == 0
+            and parts[str(p)]["open_intervals"] == 0
+            and parts[str(p)].get("open_rollups", 0) == 0
+        )
         # every contact partition forwards its watermark to every FCR partition, so all of them get messages
         fcr = last.get("fcr_partitions", {})
         fcr_done = len(fcr) == len(ends) and all(x["open_intervals"] == 0 for x in fcr.values())
-        _progress(f"worker: {done}/{len(ends)} partitions done, FCR {'done' if fcr_done else 'pending'}, "
-                  f"{last.get('messages', {})} messages consumed")
+        _progress(
+            f"worker: {done}/{len(ends)} partitions done, FCR {'done' if fcr_done else 'pending'}, "
+            f"{last.get('messages', {})} messages consumed"
+        )
         if done == len(ends) and fcr_done:
             return last
         time.sleep(0.5)
@@ -148,8 +158,13 @@ def replay(events_file: Path, kpi_out: Path, events_per_message: int = 100, time
     with broker_for(base, log_dir) as settings:
         # A fresh consumer group and fresh topics: a replay never mixes with live data on a shared cluster.
         port = free_port(settings.web_host)
-        overrides = {"app_id": f"replay-{run_id}", "topic_prefix": f"replay-{run_id}", "web_port": port,
-                     "max_clock_skew_seconds": 7 * 86400, "kpi_update_seconds": 3600}
+        overrides = {
+            "app_id": f"replay-{run_id}",
+            "topic_prefix": f"replay-{run_id}",
+            "web_port": port,
+            "max_clock_skew_seconds": 7 * 86400,
+            "kpi_update_seconds": 3600,
+        }
         settings = load_settings(broker_url=settings.broker_url, **overrides)
         asyncio.run(ensure_topics(settings))
         queues = QueueConfig.load(settings.queues_file)
@@ -165,9 +180,14 @@ def replay(events_file: Path, kpi_out: Path, events_per_message: int = 100, time
         for r in records:
             f.write(orjson.dumps(r) + b"\n")
     return ReplaySummary(
-        events=len(events), messages=messages, final_records=len(records),
-        rejected=sum(progress.get("rejected", {}).values()), duplicates=progress.get("duplicates", 0),
-        late=progress.get("late", 0), seconds=time.monotonic() - started, metrics=metrics,
+        events=len(events),
+        messages=messages,
+        final_records=len(records),
+        rejected=sum(progress.get("rejected", {}).values()),
+        duplicates=progress.get("duplicates", 0),
+        late=progress.get("late", 0),
+        seconds=time.monotonic() - started,
+        metrics=metrics,
     )
 
 

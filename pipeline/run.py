@@ -39,8 +39,10 @@ def run_worker() -> int:
     settings = load_settings()
     queues = QueueConfig.load(settings.queues_file)
     if not settings.broker_url:
-        raise SettingsError(f"{ENV_PREFIX}BROKER_URL is empty: a worker needs a Kafka broker (host:port[,host:port]);"
-                            " `run` and `replay` start the embedded broker for you")
+        raise SettingsError(
+            f"{ENV_PREFIX}BROKER_URL is empty: a worker needs a Kafka broker (host:port[,host:port]);"
+            " `run` and `replay` start the embedded broker for you"
+        )
     configure_logging(settings)
     # Faust exits with status 1 when Kafka is down at start (seen with 0.15.3), so wait for it here.
     asyncio.run(wait_for_broker(settings))
@@ -56,8 +58,9 @@ def run_worker() -> int:
     return 0
 
 
-async def wait_for_broker(settings: Settings, first_delay: float = 0.5, max_delay: float = 15.0,
-                          timeout: float | None = None) -> None:
+async def wait_for_broker(
+    settings: Settings, first_delay: float = 0.5, max_delay: float = 15.0, timeout: float | None = None
+) -> None:
     """Return once Kafka answers a metadata request; retry with a bounded backoff, one log line per attempt.
 
     Waits for ever unless `timeout` is given: a worker started before its broker (or during an outage) simply
@@ -75,16 +78,27 @@ async def wait_for_broker(settings: Settings, first_delay: float = 0.5, max_dela
             await asyncio.wait_for(client.bootstrap(), 10)
             await asyncio.wait_for(client.fetch_all_metadata(), 10)
             if attempt > 1:
-                log.warning("Kafka at %s answers after %d attempts (%.0f s); starting the worker",
-                            settings.broker_url, attempt, time.monotonic() - started)
+                log.warning(
+                    "Kafka at %s answers after %d attempts (%.0f s); starting the worker",
+                    settings.broker_url,
+                    attempt,
+                    time.monotonic() - started,
+                )
             return
         except Exception as exc:  # connection refused, timeouts, no broker in the metadata: all "not yet"
             waited = time.monotonic() - started
             if timeout is not None and waited + delay > timeout:
-                raise RuntimeError(f"Kafka at {settings.broker_url} did not answer within {timeout:g} s: "
-                                   f"{exc!r}") from exc
-            log.warning("waiting for Kafka at %s (attempt %d, %.0f s so far): %s; retrying in %.1f s",
-                        settings.broker_url, attempt, waited, str(exc) or type(exc).__name__, delay)
+                raise RuntimeError(
+                    f"Kafka at {settings.broker_url} did not answer within {timeout:g} s: {exc!r}"
+                ) from exc
+            log.warning(
+                "waiting for Kafka at %s (attempt %d, %.0f s so far): %s; retrying in %.1f s",
+                settings.broker_url,
+                attempt,
+                waited,
+                str(exc) or type(exc).__name__,
+                delay,
+            )
         finally:
             await client.close()
         await asyncio.sleep(delay)
@@ -105,8 +119,9 @@ def broker_for(settings: Settings, log_dir: Path) -> Iterator[Settings]:
 
 
 @contextmanager
-def worker_process(settings: Settings, log_file: Path, module_args: tuple[str, ...] = ("pipeline", "worker"),
-                   **env_overrides: object) -> Iterator[subprocess.Popen]:
+def worker_process(
+    settings: Settings, log_file: Path, module_args: tuple[str, ...] = ("pipeline", "worker"), **env_overrides: object
+) -> Iterator[subprocess.Popen]:
     """A worker child process with these settings (passed through the environment).
 
     `module_args` is what follows `python -m`: the pipeline's worker unless told otherwise (the benchmark starts
@@ -114,8 +129,9 @@ def worker_process(settings: Settings, log_file: Path, module_args: tuple[str, .
     env = {**os.environ, f"{ENV_PREFIX}BROKER_URL": settings.broker_url}
     env.update({f"{ENV_PREFIX}{k.upper()}": str(v) for k, v in env_overrides.items()})
     with open(log_file, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", *module_args], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *module_args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         yield proc
     finally:
@@ -136,6 +152,7 @@ def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> None:
 def _terminate_on_sigterm() -> None:
     def handler(signum, frame):  # noqa: ANN001
         raise KeyboardInterrupt
+
     signal.signal(signal.SIGTERM, handler)
 
 
@@ -158,8 +175,10 @@ def run_demo(hours: float, speed: float, seed: int, agents: int | None, log_dir:
             asyncio.run(ensure_topics(settings))
             from pipeline.opsstack import ops_stack_for
 
-            with worker_process(settings, log_dir / "worker.log") as worker, \
-                    ops_stack_for(settings.web_host, settings.web_port, queues, log_dir) as ops:
+            with (
+                worker_process(settings, log_dir / "worker.log") as worker,
+                ops_stack_for(settings.web_host, settings.web_port, queues, log_dir) as ops,
+            ):
                 base = f"http://{settings.web_host}:{settings.web_port}"
                 print(
                     f"\nContact-center KPI pipeline is running.\n"
@@ -171,8 +190,11 @@ def run_demo(hours: float, speed: float, seed: int, agents: int | None, log_dir:
                     flush=True,
                 )
                 if ops:  # alerts are printed here as Alertmanager notifies them
-                    print(f"  Prometheus:   {ops.prometheus_url}  (the project's rules loaded)\n"
-                          f"  Alertmanager: {ops.alertmanager_url}  (alerts print below)\n", flush=True)
+                    print(
+                        f"  Prometheus:   {ops.prometheus_url}  (the project's rules loaded)\n"
+                        f"  Alertmanager: {ops.alertmanager_url}  (alerts print below)\n",
+                        flush=True,
+                    )
                 asyncio.run(_simulate_live(settings, config, seed, speed, worker))
                 print("Simulation finished; the worker keeps serving metrics. Ctrl-C to stop.", flush=True)
                 while worker.poll() is None:

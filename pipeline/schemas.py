@@ -36,21 +36,54 @@ def _examples_contact() -> list[ev.Event]:
         ev.ContactEnded(event_id="e-5", time=T.replace(minute=5), agent_id="agent-007", **leg),
         ev.AcwEnded(event_id="e-6", time=T.replace(minute=6), agent_id="agent-007", disposition="resolved", **leg),
         ev.ContactOffered(event_id="e-7", time=T, contact_id="c-1002", queue_id="sales-chat", channel="chat"),
-        ev.ContactAbandoned(event_id="e-8", time=T.replace(minute=1), contact_id="c-1002", queue_id="sales-chat",
-                            channel="chat"),
-        ev.ContactTransferred(event_id="e-9", time=T.replace(minute=4), agent_id="agent-003", to_queue_id="billing",
-                              contact_id="c-1003", queue_id="sales", channel="voice"),
-        ev.ContactFlowedOut(event_id="e-10", time=T.replace(minute=3), to_queue_id="support", contact_id="c-1004",
-                            queue_id="sales", channel="voice"),
+        ev.ContactAbandoned(
+            event_id="e-8", time=T.replace(minute=1), contact_id="c-1002", queue_id="sales-chat", channel="chat"
+        ),
+        ev.ContactTransferred(
+            event_id="e-9",
+            time=T.replace(minute=4),
+            agent_id="agent-003",
+            to_queue_id="billing",
+            contact_id="c-1003",
+            queue_id="sales",
+            channel="voice",
+        ),
+        ev.ContactFlowedOut(
+            event_id="e-10",
+            time=T.replace(minute=3),
+            to_queue_id="support",
+            contact_id="c-1004",
+            queue_id="sales",
+            channel="voice",
+        ),
         ev.CallbackRequested(event_id="e-11", time=T.replace(minute=2), **{**leg, "contact_id": "c-1005"}),
-        ev.ChatMessage(event_id="e-15", time=T.replace(minute=1), sender="agent", agent_id="agent-003",
-                       contact_id="c-1002", queue_id="sales-chat", channel="chat"),
+        ev.ChatMessage(
+            event_id="e-15",
+            time=T.replace(minute=1),
+            sender="agent",
+            agent_id="agent-003",
+            contact_id="c-1002",
+            queue_id="sales-chat",
+            channel="chat",
+        ),
         ev.SurveyCompleted(event_id="e-12", time=T.replace(minute=8), score=4, **leg),
-        ev.IvrSessionEnded(event_id="e-13", time=T.replace(minute=1), session_id="ivr-88", queue_id="support",
-                           channel="voice", contained=True),
-        ev.ForecastPublished(event_id="e-14", time=T.replace(hour=6), queue_id="support", channel="voice",
-                             interval_start=T.replace(minute=0, second=0, microsecond=0), offered=45.0,
-                             aht_seconds=300.0),
+        ev.IvrSessionEnded(
+            event_id="e-13",
+            time=T.replace(minute=1),
+            session_id="ivr-88",
+            queue_id="support",
+            channel="voice",
+            contained=True,
+        ),
+        ev.ForecastPublished(
+            event_id="e-14",
+            time=T.replace(hour=6),
+            queue_id="support",
+            channel="voice",
+            interval_start=T.replace(minute=0, second=0, microsecond=0),
+            offered=45.0,
+            aht_seconds=300.0,
+        ),
         ev.SourceHeartbeat(event_id="hb-1", time=T.replace(minute=10)),
     ]
 
@@ -59,40 +92,95 @@ def _examples_agent() -> list[ev.Event]:
     return [
         ev.AgentLoggedIn(event_id="a-1", time=T, agent_id="agent-007", queue_ids=["support", "billing"]),
         ev.AgentStateChanged(event_id="a-2", time=T.replace(second=5), agent_id="agent-007", state="available"),
-        ev.AgentStateChanged(event_id="a-3", time=T.replace(minute=30), agent_id="agent-007", state="not_ready",
-                             reason_code="break"),
+        ev.AgentStateChanged(
+            event_id="a-3", time=T.replace(minute=30), agent_id="agent-007", state="not_ready", reason_code="break"
+        ),
         ev.AgentLoggedOut(event_id="a-4", time=T.replace(hour=17), agent_id="agent-007"),
-        ev.AgentStateChanged(event_id="a-5", time=T.replace(minute=40), agent_id="agent-012", state="on_contact",
-                             active_contacts=2),
-        ev.ScheduleActivityPlanned(event_id="s-1", time=T.replace(hour=6), agent_id="agent-007",
-                                   schedule_id="wfm-2026-01-05", version=1, activity="contact_handling",
-                                   start=T.replace(minute=0, second=0, microsecond=0),
-                                   end=T.replace(hour=12, minute=0, second=0, microsecond=0)),
-        ev.ScheduleActivityPlanned(event_id="s-2", time=T.replace(hour=10), agent_id="agent-007",
-                                   schedule_id="wfm-2026-01-05", version=2, activity="break",
-                                   start=T.replace(hour=10, minute=30, second=0, microsecond=0),
-                                   end=T.replace(hour=10, minute=45, second=0, microsecond=0)),
+        ev.AgentStateChanged(
+            event_id="a-5", time=T.replace(minute=40), agent_id="agent-012", state="on_contact", active_contacts=2
+        ),
+        ev.ScheduleActivityPlanned(
+            event_id="s-1",
+            time=T.replace(hour=6),
+            agent_id="agent-007",
+            schedule_id="wfm-2026-01-05",
+            version=1,
+            activity="contact_handling",
+            start=T.replace(minute=0, second=0, microsecond=0),
+            end=T.replace(hour=12, minute=0, second=0, microsecond=0),
+        ),
+        ev.ScheduleActivityPlanned(
+            event_id="s-2",
+            time=T.replace(hour=10),
+            agent_id="agent-007",
+            schedule_id="wfm-2026-01-05",
+            version=2,
+            activity="break",
+            start=T.replace(hour=10, minute=30, second=0, microsecond=0),
+            end=T.replace(hour=10, minute=45, second=0, microsecond=0),
+        ),
         ev.SourceHeartbeat(event_id="hb-a-1", time=T.replace(minute=10)),
     ]
 
 
 def _example_agent_record() -> AgentKpiRecord:
-    c = AgentCounts(logged_in_ms=900_000, available_ms=120_000, on_contact_ms=540_000, acw_ms=90_000,
-                    not_ready_ms=150_000, contact_ms=720_000, scheduled_ms=900_000, adherent_ms=840_000,
-                    not_ready_by_reason_ms={"break": 150_000}, queues={"support", "billing"})
+    c = AgentCounts(
+        logged_in_ms=900_000,
+        available_ms=120_000,
+        on_contact_ms=540_000,
+        acw_ms=90_000,
+        not_ready_ms=150_000,
+        contact_ms=720_000,
+        scheduled_ms=900_000,
+        adherent_ms=840_000,
+        not_ready_by_reason_ms={"break": 150_000},
+        queues={"support", "billing"},
+    )
     return build_agent_record(AgentIntervalUpdate("agent-007", 1767603600, 2, True, c), 900)
 
 
 def _example_record() -> KpiRecord:
-    c = QueueCounts(offered=42, answered=38, abandoned=3, short_abandoned=1, answered_within_threshold=33,
-                    abandoned_within_threshold=2, answer_wait_ms=304_500, abandon_wait_ms=41_000,
-                    longest_wait_ms=61_250, waits={"answered:20000": 33, "answered:60000": 5, "abandoned:5000": 1,
-                                                   "abandoned:20000": 1, "abandoned:60000": 1},
-                    handled=2, handle_ms=636_000, hold_ms=40_000, acw_ms=80_000, held=1, transferred_out=1,
-                    surveys=1, survey_score_sum=4, surveys_satisfied=1, ivr_sessions=3, ivr_contained=1)
+    c = QueueCounts(
+        offered=42,
+        answered=38,
+        abandoned=3,
+        short_abandoned=1,
+        answered_within_threshold=33,
+        abandoned_within_threshold=2,
+        answer_wait_ms=304_500,
+        abandon_wait_ms=41_000,
+        longest_wait_ms=61_250,
+        waits={
+            "answered:20000": 33,
+            "answered:60000": 5,
+            "abandoned:5000": 1,
+            "abandoned:20000": 1,
+            "abandoned:60000": 1,
+        },
+        handled=2,
+        handle_ms=636_000,
+        hold_ms=40_000,
+        acw_ms=80_000,
+        held=1,
+        transferred_out=1,
+        surveys=1,
+        survey_score_sum=4,
+        surveys_satisfied=1,
+        ivr_sessions=3,
+        ivr_contained=1,
+    )
     agent = QueueCounts(handled=1, handle_ms=330_000, hold_ms=40_000, acw_ms=50_000, held=1)
-    update = IntervalUpdate("support", "voice", 1767603600, 3, True, c, QueueSettings(), {"agent-007": agent},
-                            Forecast(1767592800000, 45.0, 300.0))
+    update = IntervalUpdate(
+        "support",
+        "voice",
+        1767603600,
+        3,
+        True,
+        c,
+        QueueSettings(),
+        {"agent-007": agent},
+        Forecast(1767592800000, 45.0, 300.0),
+    )
     return build_record(update, 900, (5000, 20000, 60000))
 
 
@@ -103,19 +191,35 @@ def _example_fcr_record() -> FcrRecord:
 
 def _examples_customer_contact() -> list:
     customer = "5a1c0f9e" * 8  # a keyed hash (HMAC-SHA256, hex) of a customer id, never the id itself
-    return [CustomerContact(customer=customer, contact_id="c-1001", queue_id="support", channel="voice",
-                            time_ms=1767603612250, event_id="e-1"),
-            CustomerContact(customer=None, contact_id="c-1002", queue_id="sales-chat", channel="chat",
-                            time_ms=1767603612250, event_id="e-7"),
-            SourceWatermark(partition=0, watermark_ms=1767604212250)]
+    return [
+        CustomerContact(
+            customer=customer,
+            contact_id="c-1001",
+            queue_id="support",
+            channel="voice",
+            time_ms=1767603612250,
+            event_id="e-1",
+        ),
+        CustomerContact(
+            customer=None,
+            contact_id="c-1002",
+            queue_id="sales-chat",
+            channel="chat",
+            time_ms=1767603612250,
+            event_id="e-7",
+        ),
+        SourceWatermark(partition=0, watermark_ms=1767604212250),
+    ]
 
 
 def _cleaned(node):
     """Descriptions dedented the same way whatever msgspec's version (0.23 started to dedent docstrings itself,
     which made the committed schemas stale on a fresh install)."""
     if isinstance(node, dict):
-        return {k: inspect.cleandoc(v) if k == "description" and isinstance(v, str) else _cleaned(v)
-                for k, v in node.items()}
+        return {
+            k: inspect.cleandoc(v) if k == "description" and isinstance(v, str) else _cleaned(v)
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_cleaned(v) for v in node]
     return node
@@ -136,22 +240,41 @@ def generate() -> dict[str, str]:
     """File name → content of every generated schema."""
     batch = list[ev.ContactTopicEvent]  # the batching option: a message may be an array of events
     docs = {
-        "contact-event.v1.json": _schema("contact-event.v1.json", "Contact event (topic <prefix>.contact-events)",
-                                         ev.ContactTopicEvent | batch, _examples_contact()),
-        "agent-event.v1.json": _schema("agent-event.v1.json", "Agent event (topic <prefix>.agent-events)",
-                                       ev.AgentTopicEvent | list[ev.AgentTopicEvent], _examples_agent()),
-        "kpi-record.v1.json": _schema("kpi-record.v1.json", "KPI record (topic <prefix>.kpis)", KpiRecord,
-                                      [_example_record()]),
-        "agent-kpi-record.v1.json": _schema("agent-kpi-record.v1.json", "Agent KPI record (topic <prefix>.kpis, "
-                                            "kind `agent`)", AgentKpiRecord, [_example_agent_record()]),
-        "fcr-record.v1.json": _schema("fcr-record.v1.json", "FCR record (topic <prefix>.kpis, kind `fcr`)",
-                                      FcrRecord, [_example_fcr_record()]),
-        "customer-contact.v1.json": _schema("customer-contact.v1.json", "Customer contact (internal topic "
-                                            "<prefix>.customer-contacts)", CustomerContactMessage,
-                                            _examples_customer_contact()),
+        "contact-event.v1.json": _schema(
+            "contact-event.v1.json",
+            "Contact event (topic <prefix>.contact-events)",
+            ev.ContactTopicEvent | batch,
+            _examples_contact(),
+        ),
+        "agent-event.v1.json": _schema(
+            "agent-event.v1.json",
+            "Agent event (topic <prefix>.agent-events)",
+            ev.AgentTopicEvent | list[ev.AgentTopicEvent],
+            _examples_agent(),
+        ),
+        "kpi-record.v1.json": _schema(
+            "kpi-record.v1.json", "KPI record (topic <prefix>.kpis)", KpiRecord, [_example_record()]
+        ),
+        "agent-kpi-record.v1.json": _schema(
+            "agent-kpi-record.v1.json",
+            "Agent KPI record (topic <prefix>.kpis, kind `agent`)",
+            AgentKpiRecord,
+            [_example_agent_record()],
+        ),
+        "fcr-record.v1.json": _schema(
+            "fcr-record.v1.json", "FCR record (topic <prefix>.kpis, kind `fcr`)", FcrRecord, [_example_fcr_record()]
+        ),
+        "customer-contact.v1.json": _schema(
+            "customer-contact.v1.json",
+            "Customer contact (internal topic <prefix>.customer-contacts)",
+            CustomerContactMessage,
+            _examples_customer_contact(),
+        ),
     }
-    return {name: orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
-            for name, doc in docs.items()}
+    return {
+        name: orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+        for name, doc in docs.items()
+    }
 
 
 def write(directory: Path = SCHEMA_DIR) -> list[Path]:

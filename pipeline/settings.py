@@ -109,8 +109,10 @@ class QueueConfig(BaseModel):
         if isinstance(raw, dict) and isinstance(raw.get("queues"), dict):
             base = raw.get("defaults") or {}
             if isinstance(base, dict):
-                raw = {**raw, "queues": {q: {**base, **v} if isinstance(v, dict) else v
-                                         for q, v in raw["queues"].items()}}
+                raw = {
+                    **raw,
+                    "queues": {q: {**base, **v} if isinstance(v, dict) else v for q, v in raw["queues"].items()},
+                }
         return raw
 
     def for_queue(self, queue_id: str) -> QueueSettings:
@@ -134,8 +136,9 @@ class QueueConfig(BaseModel):
 class Settings(BaseSettings):
     """Every setting, with its environment variable `PIPELINE_<NAME>`."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True,
-                                      use_attribute_docstrings=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True, use_attribute_docstrings=True
+    )
 
     broker_url: str = ""
     """Kafka bootstrap servers, `host:port[,host:port...]`. Empty: `run` and `replay` start the embedded broker."""
@@ -261,15 +264,27 @@ def _row(name: str, default: object, description: str) -> str:
 
 def settings_markdown() -> str:
     """docs/settings.md: every setting with its variable, default and meaning (generated; a test checks it)."""
-    out = ["# Settings", "", "Generated from `pipeline/settings.py` by `python -m pipeline catalogue`. Every setting "
-           "is an environment variable (or a line in `.env`); a wrong value stops the command at start.", "",
-           "| variable | default | meaning |", "| --- | --- | --- |"]
+    out = [
+        "# Settings",
+        "",
+        "Generated from `pipeline/settings.py` by `python -m pipeline catalogue`. Every setting "
+        "is an environment variable (or a line in `.env`); a wrong value stops the command at start.",
+        "",
+        "| variable | default | meaning |",
+        "| --- | --- | --- |",
+    ]
     for name, f in Settings.model_fields.items():
         default = "" if f.default is None else f.default
         out.append(_row(f"{ENV_PREFIX}{name.upper()}", default, f.description))
-    out += ["", "## Queue file (`PIPELINE_QUEUES_FILE`, TOML)", "",
-            "`[defaults]` applies to every queue; `[queues.<queue_id>]` overrides it for one queue.", "",
-            "| field | default | meaning |", "| --- | --- | --- |"]
+    out += [
+        "",
+        "## Queue file (`PIPELINE_QUEUES_FILE`, TOML)",
+        "",
+        "`[defaults]` applies to every queue; `[queues.<queue_id>]` overrides it for one queue.",
+        "",
+        "| field | default | meaning |",
+        "| --- | --- | --- |",
+    ]
     for name, f in QueueSettings.model_fields.items():
         default = ", ".join(f.default) if isinstance(f.default, tuple) else f.default
         out.append(_row(name, default, f.description))
@@ -282,6 +297,4 @@ def load_settings(**overrides) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise SettingsError(
-            _explain(exc, "settings", lambda loc: ENV_PREFIX + "_".join(loc).upper())
-        ) from None
+        raise SettingsError(_explain(exc, "settings", lambda loc: ENV_PREFIX + "_".join(loc).upper())) from None

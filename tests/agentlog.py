@@ -28,15 +28,27 @@ class AgentEvents:
         return ev.AgentLoggedOut(event_id=self._id(), time=when(at, self.tz), agent_id=agent)
 
     def state(self, at, state, agent="A1", reason=None, active=None):
-        return ev.AgentStateChanged(event_id=self._id(), time=when(at, self.tz), agent_id=agent, state=state,
-                                    reason_code=reason, active_contacts=active)
+        return ev.AgentStateChanged(
+            event_id=self._id(),
+            time=when(at, self.tz),
+            agent_id=agent,
+            state=state,
+            reason_code=reason,
+            active_contacts=active,
+        )
 
-    def plan(self, start, end, activity="contact_handling", agent="A1", version=1, published=None,
-             schedule="S1"):
+    def plan(self, start, end, activity="contact_handling", agent="A1", version=1, published=None, schedule="S1"):
         published = start if published is None else published
-        return ev.ScheduleActivityPlanned(event_id=self._id(), time=when(published, self.tz), agent_id=agent,
-                                          schedule_id=schedule, version=version, activity=activity,
-                                          start=when(start, self.tz), end=when(end, self.tz))
+        return ev.ScheduleActivityPlanned(
+            event_id=self._id(),
+            time=when(published, self.tz),
+            agent_id=agent,
+            schedule_id=schedule,
+            version=version,
+            activity=activity,
+            start=when(start, self.tz),
+            end=when(end, self.tz),
+        )
 
     def heartbeat(self, at):
         return ev.SourceHeartbeat(event_id=self._id(), time=when(at, self.tz))

@@ -41,8 +41,13 @@ def _status_after(events: list[ev.Event]) -> dict:
             if s["logged_in"]:
                 s["queues"] = tuple(e.queue_ids)
             else:
-                s = {"logged_in": True, "state": "not_ready", "reason": "unspecified", "queues": tuple(e.queue_ids),
-                     "active": 0}
+                s = {
+                    "logged_in": True,
+                    "state": "not_ready",
+                    "reason": "unspecified",
+                    "queues": tuple(e.queue_ids),
+                    "active": 0,
+                }
         elif isinstance(e, ev.AgentLoggedOut):
             s = {"logged_in": False, "state": None, "reason": None, "queues": s["queues"], "active": 0}
         elif isinstance(e, ev.AgentStateChanged):
@@ -50,9 +55,13 @@ def _status_after(events: list[ev.Event]) -> dict:
                 active = e.active_contacts
             else:
                 active = 1 if e.state in ("on_contact", "acw") else 0
-            s = {"logged_in": True, "state": e.state,
-                 "reason": (e.reason_code or "unspecified") if e.state == "not_ready" else None,
-                 "queues": s["queues"], "active": active}
+            s = {
+                "logged_in": True,
+                "state": e.state,
+                "reason": (e.reason_code or "unspecified") if e.state == "not_ready" else None,
+                "queues": s["queues"],
+                "active": active,
+            }
     return s
 
 

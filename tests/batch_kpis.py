@@ -85,8 +85,12 @@ def _chat(customer: list[int], agent: list[int]) -> dict[str, int]:
         elif waiting_since is not None:
             times.append(t - waiting_since)
             waiting_since = None
-    return {"chat_first_responses": 1 if times else 0, "chat_first_response_ms": times[0] if times else 0,
-            "chat_responses": len(times), "chat_response_ms": sum(times)}
+    return {
+        "chat_first_responses": 1 if times else 0,
+        "chat_first_response_ms": times[0] if times else 0,
+        "chat_responses": len(times),
+        "chat_response_ms": sum(times),
+    }
 
 
 def compute(
@@ -197,9 +201,15 @@ def compute(
             and len(leg.hold_starts) == len(leg.hold_ends)
         ):
             hold = sum(leg.hold_ends) - sum(leg.hold_starts)
-            parts = {"handled": 1, "handle_ms": acw_ended - answered, "talk_ms": conversation_end - answered - hold,
-                     "hold_ms": hold, "acw_ms": acw_ended - conversation_end,
-                     "held": int(bool(leg.hold_starts)), "transferred_out": int(transferred is not None)}
+            parts = {
+                "handled": 1,
+                "handle_ms": acw_ended - answered,
+                "talk_ms": conversation_end - answered - hold,
+                "hold_ms": hold,
+                "acw_ms": acw_ended - conversation_end,
+                "held": int(bool(leg.hold_starts)),
+                "transferred_out": int(transferred is not None),
+            }
             parts.update(_chat(leg.customer_messages, leg.agent_messages))
             for name, amount in parts.items():
                 bump(queue, ch, acw_ended, name, amount)

@@ -55,8 +55,7 @@ class Events:
         return ev.ContactEnded(**self._common(at, queue, contact, channel), agent_id=agent)
 
     def transferred(self, at, queue="Q1", contact="c1", channel="voice", agent="a1", to_queue=None):
-        return ev.ContactTransferred(**self._common(at, queue, contact, channel), agent_id=agent,
-                                     to_queue_id=to_queue)
+        return ev.ContactTransferred(**self._common(at, queue, contact, channel), agent_id=agent, to_queue_id=to_queue)
 
     def acw_ended(self, at, queue="Q1", contact="c1", channel="voice", agent="a1", disposition="done"):
         return ev.AcwEnded(**self._common(at, queue, contact, channel), agent_id=agent, disposition=disposition)
@@ -74,13 +73,25 @@ class Events:
         return ev.SurveyCompleted(**self._common(at, queue, contact, channel), score=score)
 
     def ivr(self, at, contained, queue="Q1", session="s1", channel="voice"):
-        return ev.IvrSessionEnded(event_id=f"{self.prefix}{next(self._ids)}", time=when(at, self.tz),
-                                  session_id=session, queue_id=queue, channel=channel, contained=contained)
+        return ev.IvrSessionEnded(
+            event_id=f"{self.prefix}{next(self._ids)}",
+            time=when(at, self.tz),
+            session_id=session,
+            queue_id=queue,
+            channel=channel,
+            contained=contained,
+        )
 
     def forecast(self, at, interval_at, offered, aht, queue="Q1", channel="voice"):
-        return ev.ForecastPublished(event_id=f"{self.prefix}{next(self._ids)}", time=when(at, self.tz),
-                                    queue_id=queue, channel=channel, interval_start=when(interval_at, self.tz),
-                                    offered=offered, aht_seconds=aht)
+        return ev.ForecastPublished(
+            event_id=f"{self.prefix}{next(self._ids)}",
+            time=when(at, self.tz),
+            queue_id=queue,
+            channel=channel,
+            interval_start=when(interval_at, self.tz),
+            offered=offered,
+            aht_seconds=aht,
+        )
 
     def heartbeat(self, at):
         return ev.SourceHeartbeat(event_id=f"{self.prefix}{next(self._ids)}", time=when(at, self.tz))

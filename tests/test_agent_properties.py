@@ -31,8 +31,12 @@ QUEUES = ("Q1", "Q2", "Q3")
 REASONS = (None, "break", "lunch", "training")
 ACTIVITIES = ("contact_handling", "contact_handling", "break", "lunch", "training", "meeting", "off")
 
-SETTINGS = settings(max_examples=int(os.environ.get("KPI_PROPERTY_EXAMPLES", "100")), deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow], database=None)
+SETTINGS = settings(
+    max_examples=int(os.environ.get("KPI_PROPERTY_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+)
 
 
 @st.composite
@@ -64,8 +68,14 @@ def agent_logs(draw) -> list[ev.Event]:
             s = start + draw(st.integers(0, span))
             end = s + draw(st.integers(1, 3 * INTERVAL * 1000))
             published = draw(st.integers(start, s))
-            e = E.plan(s / 1000, end / 1000, draw(st.sampled_from(ACTIVITIES)), agent,
-                       version=draw(st.integers(1, 3)), published=published / 1000)
+            e = E.plan(
+                s / 1000,
+                end / 1000,
+                draw(st.sampled_from(ACTIVITIES)),
+                agent,
+                version=draw(st.integers(1, 3)),
+                published=published / 1000,
+            )
             timed.append((published, e))
     if not timed:
         timed.append((start, E.login(start / 1000, "A0", ["Q1"])))
@@ -77,11 +87,11 @@ def agent_logs(draw) -> list[ev.Event]:
     return [e for _, e in timed]
 
 
-
 def end_of(events: list[ev.Event]) -> int:
     """A watermark past every event and every planned activity."""
-    times = [ms(e) for e in events] + [round(e.end.timestamp() * 1000) for e in events
-                                       if isinstance(e, ev.ScheduleActivityPlanned)]
+    times = [ms(e) for e in events] + [
+        round(e.end.timestamp() * 1000) for e in events if isinstance(e, ev.ScheduleActivityPlanned)
+    ]
     return BASE_MS + (max(times) - BASE_MS) + 3 * INTERVAL * 1000 + LATENESS * 1000
 
 
@@ -124,7 +134,6 @@ def check_against_batch(events, finals, state, until):
     assert {q: (x.scheduled_ms, x.adherent_ms) for q, x in state.queue_totals.items()} == queues
 
 
-
 @SETTINGS
 @given(events=agent_logs(), advance_every=st.integers(1, 10))
 def test_ordered_input_equals_batch(events, advance_every):
@@ -135,12 +144,19 @@ def test_ordered_input_equals_batch(events, advance_every):
 
 
 @SETTINGS
-@given(events=agent_logs(), advance_every=st.integers(1, 10), seed=st.integers(0, 2**32 - 1),
-       max_shift=st.integers(0, LATENESS * 1000))
+@given(
+    events=agent_logs(),
+    advance_every=st.integers(1, 10),
+    seed=st.integers(0, 2**32 - 1),
+    max_shift=st.integers(0, LATENESS * 1000),
+)
 def test_shuffled_within_lateness_and_duplicated_gives_the_same_counts(events, advance_every, seed, max_shift):
     rnd = random.Random(seed)
-    copies = [msgspec.json.decode(ev.encode(e), type=ev.AgentTopicEvent) for e in events
-              if not isinstance(e, ev.SourceHeartbeat)]
+    copies = [
+        msgspec.json.decode(ev.encode(e), type=ev.AgentTopicEvent)
+        for e in events
+        if not isinstance(e, ev.SourceHeartbeat)
+    ]
     stream = perturbed(events + copies, rnd, max_shift)
     finals, results, state = run(stream, advance_every)
     assert LATE not in results
@@ -164,13 +180,22 @@ def test_real_time_view_does_not_depend_on_arrival_order(events, seed, max_shift
     # and it is what the batch says every agent is doing after its last event
     expected: dict = {}
     for agent in {e.agent_id for e in events if isinstance(e, ev.AgentEvent)}:
-        mine = sorted((e for e in events if isinstance(e, ev.AgentEvent) and e.agent_id == agent
-                       and not isinstance(e, ev.ScheduleActivityPlanned)), key=ms)
+        mine = sorted(
+            (
+                e
+                for e in events
+                if isinstance(e, ev.AgentEvent)
+                and e.agent_id == agent
+                and not isinstance(e, ev.ScheduleActivityPlanned)
+            ),
+            key=ms,
+        )
         s = batch_agents._status_after(mine)
         if s["logged_in"]:
             for q in s["queues"]:
-                row = expected.setdefault(q, dict.fromkeys(("available", "on_contact", "acw", "not_ready",
-                                                            "logged_in"), 0))
+                row = expected.setdefault(
+                    q, dict.fromkeys(("available", "on_contact", "acw", "not_ready", "logged_in"), 0)
+                )
                 row[s["state"]] += 1
                 row["logged_in"] += 1
     assert ordered.agents_by_state() == expected
@@ -208,10 +233,13 @@ def test_shuffled_and_duplicated_with_snapshot_restore_midway(events, seed):
 
 
 @SETTINGS
-@given(events=agent_logs(), advance_every=st.integers(1, 10), seed=st.integers(0, 2**32 - 1),
-       max_delay=st.integers(0, 20 * INTERVAL * 1000))
-def test_redelivery_at_any_later_time_is_duplicate_or_late_never_counted_again(events, advance_every, seed,
-                                                                              max_delay):
+@given(
+    events=agent_logs(),
+    advance_every=st.integers(1, 10),
+    seed=st.integers(0, 2**32 - 1),
+    max_delay=st.integers(0, 20 * INTERVAL * 1000),
+)
+def test_redelivery_at_any_later_time_is_duplicate_or_late_never_counted_again(events, advance_every, seed, max_delay):
     stream = redelivered(events, random.Random(seed), max_delay)
     finals, results, state = run(stream, advance_every)
     assert_first_applied_then_dropped(stream, results, (DUPLICATE, LATE))

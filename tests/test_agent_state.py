@@ -81,27 +81,48 @@ def test_a_state_change_long_after_a_logout_logs_in_to_the_last_sessions_queues(
 def test_state_spans_are_split_at_interval_boundaries():
     E = AgentEvents()
     s = AgentState(INTERVAL, LATENESS)
-    assert feed(s, [
-        E.login(100, queues=["Q1", "Q2"]),  # not ready (unspecified) until the first state
-        E.state(130, "available"),
-        E.state(800, "on_contact"),  # 800 .. 1000 crosses the boundary at 900
-        E.state(1000, "acw"),
-        E.state(1060, "not_ready", reason="break"),
-        E.state(1960, "available"),  # 1060 .. 1960: 740 s in interval 1, 160 s in interval 2
-        E.logout(2000),
-    ]) == [None] * 7
+    assert (
+        feed(
+            s,
+            [
+                E.login(100, queues=["Q1", "Q2"]),  # not ready (unspecified) until the first state
+                E.state(130, "available"),
+                E.state(800, "on_contact"),  # 800 .. 1000 crosses the boundary at 900
+                E.state(1000, "acw"),
+                E.state(1060, "not_ready", reason="break"),
+                E.state(1960, "available"),  # 1060 .. 1960: 740 s in interval 1, 160 s in interval 2
+                E.logout(2000),
+            ],
+        )
+        == [None] * 7
+    )
     finals = close_all(s)
     q = ["Q1", "Q2"]
     assert finals == {
         # logged in 100..900 = 800 s: not ready 30 (100..130), available 670 (130..800), on contact 100
-        ("A1", 0): counts(logged_in_ms=800, not_ready_ms=30, available_ms=670, on_contact_ms=100, contact_ms=100,
-                          not_ready_by_reason_ms={"unspecified": 30}, queues=q),
+        ("A1", 0): counts(
+            logged_in_ms=800,
+            not_ready_ms=30,
+            available_ms=670,
+            on_contact_ms=100,
+            contact_ms=100,
+            not_ready_by_reason_ms={"unspecified": 30},
+            queues=q,
+        ),
         # on contact 900..1000, ACW 1000..1060, break 1060..1800
-        ("A1", 900): counts(logged_in_ms=900, on_contact_ms=100, acw_ms=60, not_ready_ms=740, contact_ms=160,
-                            not_ready_by_reason_ms={"break": 740}, queues=q),
+        ("A1", 900): counts(
+            logged_in_ms=900,
+            on_contact_ms=100,
+            acw_ms=60,
+            not_ready_ms=740,
+            contact_ms=160,
+            not_ready_by_reason_ms={"break": 740},
+            queues=q,
+        ),
         # break 1800..1960, available 1960..2000
-        ("A1", 1800): counts(logged_in_ms=200, not_ready_ms=160, available_ms=40,
-                             not_ready_by_reason_ms={"break": 160}, queues=q),
+        ("A1", 1800): counts(
+            logged_in_ms=200, not_ready_ms=160, available_ms=40, not_ready_by_reason_ms={"break": 160}, queues=q
+        ),
     }
     c = finals[("A1", 0)]
     assert occupancy(c) == pytest.approx(100 / (100 + 670))
@@ -115,21 +136,30 @@ def test_state_spans_are_split_at_interval_boundaries():
     # logged out, nothing buffered or planned: only the queues of its last session are kept (a state change
     # while logged out logs it in to them); its totals stay
     track = s.agents["A1"]
-    assert (track.settled, track.changes, track.plan, track.revisions) == (Status(False, queues=("Q1", "Q2")), [], [], {})
+    assert (track.settled, track.changes, track.plan, track.revisions) == (
+        Status(False, queues=("Q1", "Q2")),
+        [],
+        [],
+        {},
+    )
 
 
 def test_chat_concurrency_from_active_contacts():
     E = AgentEvents()
     s = AgentState(INTERVAL, LATENESS)
-    feed(s, [
-        E.login(0, queues=["chat"]), E.state(0, "available"),
-        E.state(100, "on_contact", active=1),
-        E.state(200, "on_contact", active=3),  # same state, more chats: only the number changes
-        E.state(500, "acw", active=2),
-        E.state(600, "available"),  # active 0 (absent: 0 outside on_contact/acw)
-        E.state(700, "on_contact"),  # absent in on_contact: 1
-        E.logout(800),
-    ])
+    feed(
+        s,
+        [
+            E.login(0, queues=["chat"]),
+            E.state(0, "available"),
+            E.state(100, "on_contact", active=1),
+            E.state(200, "on_contact", active=3),  # same state, more chats: only the number changes
+            E.state(500, "acw", active=2),
+            E.state(600, "available"),  # active 0 (absent: 0 outside on_contact/acw)
+            E.state(700, "on_contact"),  # absent in on_contact: 1
+            E.logout(800),
+        ],
+    )
     c = close_all(s)[("A1", 0)]
     # contact-time: 100 s x1 + 300 s x3 + 100 s x2 + 100 s x1 = 1300 s over handling 100+300+100+100 = 600 s
     assert c.contact_ms == s_ms(1300) and c.on_contact_ms + c.acw_ms == s_ms(600)
@@ -139,31 +169,45 @@ def test_chat_concurrency_from_active_contacts():
 def test_state_change_while_logged_out_logs_in_and_second_login_replaces_queues():
     E = AgentEvents()
     s = AgentState(INTERVAL, LATENESS)
-    feed(s, [
-        E.state(0, "available"),  # no login seen: logged in from here, no queues known
-        E.login(100, queues=["Q1"]),  # already logged in: queues replaced, state kept (available)
-        E.login(200, queues=["Q2"]),
-    ])
-    assert s.agents_by_state() == {"Q2": {"available": 1, "on_contact": 0, "acw": 0, "not_ready": 0,
-                                          "logged_in": 1}}
+    feed(
+        s,
+        [
+            E.state(0, "available"),  # no login seen: logged in from here, no queues known
+            E.login(100, queues=["Q1"]),  # already logged in: queues replaced, state kept (available)
+            E.login(200, queues=["Q2"]),
+        ],
+    )
+    assert s.agents_by_state() == {"Q2": {"available": 1, "on_contact": 0, "acw": 0, "not_ready": 0, "logged_in": 1}}
     feed(s, [E.logout(300), E.state(400, "not_ready")])  # logged in again, with the last session's queues
-    assert s.agents_by_state() == {"Q2": {"available": 0, "on_contact": 0, "acw": 0, "not_ready": 1,
-                                          "logged_in": 1}}
+    assert s.agents_by_state() == {"Q2": {"available": 0, "on_contact": 0, "acw": 0, "not_ready": 1, "logged_in": 1}}
     c = close_all(s, BASE_MS + s_ms(1800 + LATENESS))[("A1", 0)]
     # logged in 0..300 (available) and 400..900 (not ready, unspecified)
-    assert c == counts(logged_in_ms=800, available_ms=300, not_ready_ms=500,
-                       not_ready_by_reason_ms={"unspecified": 500}, queues=["Q1", "Q2"])
+    assert c == counts(
+        logged_in_ms=800,
+        available_ms=300,
+        not_ready_ms=500,
+        not_ready_by_reason_ms={"unspecified": 500},
+        queues=["Q1", "Q2"],
+    )
 
 
 def test_agents_by_state_now_per_queue():
     E = AgentEvents()
     s = AgentState(INTERVAL, LATENESS)
-    feed(s, [
-        E.login(0, "A1", ["Q1", "Q2"]), E.state(1, "available", "A1"),
-        E.login(0, "A2", ["Q1"]), E.state(1, "on_contact", "A2"), E.state(5, "acw", "A2"),
-        E.login(0, "A3", ["Q2"]), E.state(2, "not_ready", "A3", reason="lunch"),
-        E.login(0, "A4", ["Q1"]), E.logout(3, "A4"),
-    ])
+    feed(
+        s,
+        [
+            E.login(0, "A1", ["Q1", "Q2"]),
+            E.state(1, "available", "A1"),
+            E.login(0, "A2", ["Q1"]),
+            E.state(1, "on_contact", "A2"),
+            E.state(5, "acw", "A2"),
+            E.login(0, "A3", ["Q2"]),
+            E.state(2, "not_ready", "A3", reason="lunch"),
+            E.login(0, "A4", ["Q1"]),
+            E.logout(3, "A4"),
+        ],
+    )
     zero = {"available": 0, "on_contact": 0, "acw": 0, "not_ready": 0, "logged_in": 0}
     assert s.agents_by_state() == {
         "Q1": {**zero, "available": 1, "acw": 1, "logged_in": 2},
@@ -177,21 +221,26 @@ def test_agents_by_state_now_per_queue():
 def test_adherence_per_activity():
     E = AgentEvents()
     s = AgentState(INTERVAL, LATENESS)
-    feed(s, [
-        E.plan(0, 600, "contact_handling", published=-3600),
-        E.plan(600, 900, "break", published=-3600),
-        E.login(60, queues=["Q1"]), E.state(60, "available"),  # late start: 0..60 not adherent
-        E.state(300, "not_ready", reason="personal"),  # 300..400 not ready in contact handling: not adherent
-        E.state(400, "on_contact"),  # adherent until 600; 600..660 on contact during the break: not adherent
-        E.state(660, "not_ready", reason="break"),  # adherent (any not-ready reason would do)
-        E.logout(800),  # logged out during a break: adherent
-    ])
+    feed(
+        s,
+        [
+            E.plan(0, 600, "contact_handling", published=-3600),
+            E.plan(600, 900, "break", published=-3600),
+            E.login(60, queues=["Q1"]),
+            E.state(60, "available"),  # late start: 0..60 not adherent
+            E.state(300, "not_ready", reason="personal"),  # 300..400 not ready in contact handling: not adherent
+            E.state(400, "on_contact"),  # adherent until 600; 600..660 on contact during the break: not adherent
+            E.state(660, "not_ready", reason="break"),  # adherent (any not-ready reason would do)
+            E.logout(800),  # logged out during a break: adherent
+        ],
+    )
     c = close_all(s)[("A1", 0)]
     # scheduled 900; adherent (300-60) + (600-400) + (900-660) = 240 + 200 + 240 = 680
     assert (c.scheduled_ms, c.adherent_ms) == (s_ms(900), s_ms(680))
     assert adherence(c) == pytest.approx(680 / 900)
     assert {q: (x.scheduled_ms, x.adherent_ms) for q, x in s.queue_totals.items()} == {
-        "Q1": (s_ms(840), s_ms(680))}  # 0..60: no session yet, so no queue to attribute it to
+        "Q1": (s_ms(840), s_ms(680))
+    }  # 0..60: no session yet, so no queue to attribute it to
 
 
 def test_schedule_replaced_mid_shift():
@@ -201,11 +250,13 @@ def test_schedule_replaced_mid_shift():
     # version 1 again for 3300..3600 must not win over version 2 whatever the order of arrival
     events = [
         E.plan(0, 3600, "contact_handling", version=1, published=-600),
-        E.login(0, queues=["Q1"]), E.state(0, "available"),
+        E.login(0, queues=["Q1"]),
+        E.state(0, "available"),
         E.plan(1800, 2100, "break", version=2, published=1000, schedule="S1-v2"),
         E.plan(3000, 3600, "off", version=2, published=1000, schedule="S1-v2"),
         E.plan(3300, 3600, "training", version=1, published=1000),
-        E.state(1800, "not_ready", reason="break"), E.state(2100, "available"),
+        E.state(1800, "not_ready", reason="break"),
+        E.state(2100, "available"),
         E.logout(3000),
     ]
     forward = close_all(_fed(events))
@@ -232,14 +283,18 @@ def test_login_across_midnight_in_a_queue_time_zone():
     s = AgentState(3600, LATENESS)
     local_midnight = 5 * 3600  # 2024-01-01T00:00-05:00 = BASE + 5 h
     start, end = local_midnight - 2 * 3600, local_midnight + 6 * 3600
-    feed(s, [
-        E.plan(start, end, "contact_handling", published=start - 3600),
-        E.plan(local_midnight + 5400, local_midnight + 7200, "lunch", version=2, published=start - 3600),
-        E.login(start, queues=["night"]), E.state(start, "available"),
-        E.state(local_midnight + 5400, "not_ready", reason="lunch"),
-        E.state(local_midnight + 7200, "available"),
-        E.logout(end),
-    ])
+    feed(
+        s,
+        [
+            E.plan(start, end, "contact_handling", published=start - 3600),
+            E.plan(local_midnight + 5400, local_midnight + 7200, "lunch", version=2, published=start - 3600),
+            E.login(start, queues=["night"]),
+            E.state(start, "available"),
+            E.state(local_midnight + 5400, "not_ready", reason="lunch"),
+            E.state(local_midnight + 7200, "available"),
+            E.logout(end),
+        ],
+    )
     assert e_time_offset(E.login(0)) == "-05:00"
     finals = close_all(s)
     assert sorted(start for _, start in finals) == list(range(start, end, 3600))  # 8 whole hours, no gap
@@ -276,8 +331,9 @@ def test_duplicates_are_dropped_and_late_events_not_applied():
     assert s.apply(plan) == DUPLICATE
     assert s.apply(E.state(900, "on_contact")) is None  # interval 1 is open
     c = close_all(s, BASE_MS + s_ms(2 * INTERVAL + LATENESS))[("A1", 900)]
-    assert c == counts(logged_in_ms=900, on_contact_ms=900, contact_ms=900, scheduled_ms=900, adherent_ms=900,
-                       queues=["Q1"])
+    assert c == counts(
+        logged_in_ms=900, on_contact_ms=900, contact_ms=900, scheduled_ms=900, adherent_ms=900, queues=["Q1"]
+    )
 
 
 def test_provisional_revisions_then_final_with_a_higher_revision():
@@ -322,8 +378,7 @@ def test_snapshot_restore_keeps_everything():
 
 
 def messages(events, partition: int = 0, first_offset: int = 0) -> list[Message]:
-    return [Message(TOPIC, partition, first_offset + i, b"A1", msgspec.json.encode(e))
-            for i, e in enumerate(events)]
+    return [Message(TOPIC, partition, first_offset + i, b"A1", msgspec.json.encode(e)) for i, e in enumerate(events)]
 
 
 def processor(**overrides) -> tuple[AgentProcessor, PipelineStats]:
@@ -332,9 +387,17 @@ def processor(**overrides) -> tuple[AgentProcessor, PipelineStats]:
 
 
 def day(E: AgentEvents) -> list[ev.Event]:
-    return [E.plan(0, 1800, published=-60), E.login(0, queues=["Q1"]), E.state(0, "available"),
-            E.state(300, "on_contact"), E.state(500, "acw"), E.state(560, "not_ready", reason="break"),
-            E.state(1000, "available"), E.logout(1700), E.heartbeat(1800 + 900 + LATENESS)]
+    return [
+        E.plan(0, 1800, published=-60),
+        E.login(0, queues=["Q1"]),
+        E.state(0, "available"),
+        E.state(300, "on_contact"),
+        E.state(500, "acw"),
+        E.state(560, "not_ready", reason="break"),
+        E.state(1000, "available"),
+        E.logout(1700),
+        E.heartbeat(1800 + 900 + LATENESS),
+    ]
 
 
 def test_processor_publishes_final_agent_records_and_a_checkpoint():
@@ -343,7 +406,9 @@ def test_processor_publishes_final_agent_records_and_a_checkpoint():
     finals = [r for r in out.records if r.final]
     assert all(isinstance(r, AgentKpiRecord) and r.kind == "agent" for r in out.records)
     assert [(r.agent_id, r.interval_start.isoformat(), r.logged_in_seconds) for r in finals] == [
-        ("A1", "2024-01-01T00:00:00+00:00", 900.0), ("A1", "2024-01-01T00:15:00+00:00", 800.0)]
+        ("A1", "2024-01-01T00:00:00+00:00", 900.0),
+        ("A1", "2024-01-01T00:15:00+00:00", 800.0),
+    ]
     r0 = finals[0]
     # 0..900: available 300 + 340, on contact 200, ACW 60, break 340 (560..900)
     assert (r0.available_seconds, r0.on_contact_seconds, r0.acw_seconds, r0.not_ready_seconds) == (300, 200, 60, 340)
@@ -366,8 +431,9 @@ def test_processor_restart_from_checkpoint_with_redelivery_counts_nothing_twice(
     again, stats = processor()
     out2 = again.process(messages(events[2:], first_offset=2), lambda part: checkpoint)
     got = [r for r in out.records + out2.records if r.final]
-    assert [msgspec.structs.replace(r, revision=0) for r in got] == \
-        [msgspec.structs.replace(r, revision=0) for r in expected]
+    assert [msgspec.structs.replace(r, revision=0) for r in got] == [
+        msgspec.structs.replace(r, revision=0) for r in expected
+    ]
     assert sum(stats.duplicates.values()) == 0  # skipped by offset, not even seen as duplicates
 
 
@@ -377,12 +443,18 @@ def test_processor_reports_late_duplicate_future_and_invalid_events():
     events = day(E)
     p.process(messages(events), lambda part: None)
     late = E.state(10, "available")
-    bad = b'{"type": "schedule.activity_planned", "event_id": "x", "time": "2024-01-01T00:00:00Z", ' \
-          b'"agent_id": "A1", "schedule_id": "s", "version": 1, "activity": "nap", ' \
-          b'"start": "2024-01-01T00:00:00Z", "end": "2024-01-01T01:00:00Z"}'
+    bad = (
+        b'{"type": "schedule.activity_planned", "event_id": "x", "time": "2024-01-01T00:00:00Z", '
+        b'"agent_id": "A1", "schedule_id": "s", "version": 1, "activity": "nap", '
+        b'"start": "2024-01-01T00:00:00Z", "end": "2024-01-01T01:00:00Z"}'
+    )
     future = E.state(20 * 365 * 24 * 3600, "available")  # years ahead of the wall clock
-    out = p.process(messages([late, events[1]], first_offset=100) + [Message(TOPIC, 0, 102, b"A1", bad)]
-                    + messages([future], first_offset=103), lambda part: None)
+    out = p.process(
+        messages([late, events[1]], first_offset=100)
+        + [Message(TOPIC, 0, 102, b"A1", bad)]
+        + messages([future], first_offset=103),
+        lambda part: None,
+    )
     assert [d.reason for d in out.late] == ["late", "late"]  # the login is settled by now: late, not duplicate
     assert p.late == {"agent.state_changed": 1, "agent.logged_in": 1}
     assert sorted(d.reason for d in out.dead_letters) == ["future_event_time", "invalid_field"]

@@ -24,7 +24,9 @@ DEPLOY = ROOT / "deploy"
 QUEUES = QueueConfig.load(DEPLOY / "queues.toml")
 PROMTOOL, AMTOOL = shutil.which("promtool"), shutil.which("amtool")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (apt-get install prometheus)")
-needs_amtool = pytest.mark.skipif(AMTOOL is None, reason="amtool not installed (apt-get install prometheus-alertmanager)")
+needs_amtool = pytest.mark.skipif(
+    AMTOOL is None, reason="amtool not installed (apt-get install prometheus-alertmanager)"
+)
 
 
 def run(*argv: str) -> subprocess.CompletedProcess:
@@ -32,6 +34,7 @@ def run(*argv: str) -> subprocess.CompletedProcess:
 
 
 # ------------------------------------------------------------------------------------------ generated, not stale
+
 
 def test_generated_rules_and_configs_are_up_to_date():
     for rel, text in alerting.generated_files(QUEUES).items():
@@ -46,10 +49,21 @@ def test_generated_dashboards_are_up_to_date():
 
 
 def test_targets_teams_and_variants_come_from_the_queue_file():
-    config = QueueConfig.model_validate({
-        "defaults": {"team": "frontline"},
-        "queues": {"vip": {"service_level_target": 0.9, "service_level_variant": "abandons_ignored", "team": "vip-desk",
-                           "abandon_rate_target": 0.02, "time_zone": "America/New_York", "open_days": ["sat", "sun"]}}})
+    config = QueueConfig.model_validate(
+        {
+            "defaults": {"team": "frontline"},
+            "queues": {
+                "vip": {
+                    "service_level_target": 0.9,
+                    "service_level_variant": "abandons_ignored",
+                    "team": "vip-desk",
+                    "abandon_rate_target": 0.02,
+                    "time_zone": "America/New_York",
+                    "open_days": ["sat", "sun"],
+                }
+            },
+        }
+    )
     rules = {(r["record"], r["expr"]): r.get("labels") for g in alerting.recording_groups(config) for r in g["rules"]}
     assert rules[("queue:cc_queue_service_level_target:ratio", "vector(0.9)")] == {"queue": "vip", "team": "vip-desk"}
     assert rules[("queue:cc_queue_abandon_rate_target:ratio", "vector(0.02)")] == {"queue": "vip", "team": "vip-desk"}
@@ -66,6 +80,7 @@ def test_targets_teams_and_variants_come_from_the_queue_file():
 
 
 # -------------------------------------------------------------------------------------------------- promtool
+
 
 @needs_promtool
 def test_promtool_accepts_the_rules_and_the_prometheus_config():
@@ -130,8 +145,15 @@ def test_amtool_accepts_the_alertmanager_config():
 @needs_amtool
 @pytest.mark.parametrize(("labels", "receiver"), ROUTES)
 def test_alerts_route_by_team_then_severity(labels, receiver):
-    out = run(AMTOOL, "config", "routes", "test", f"--config.file={DEPLOY / 'alertmanager' / 'alertmanager.yml'}",
-              f"--verify.receivers={receiver}", *labels.split())
+    out = run(
+        AMTOOL,
+        "config",
+        "routes",
+        "test",
+        f"--config.file={DEPLOY / 'alertmanager' / 'alertmanager.yml'}",
+        f"--verify.receivers={receiver}",
+        *labels.split(),
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -142,9 +164,17 @@ def test_a_pipeline_outage_inhibits_the_service_level_alerts_it_causes(tmp_path)
     receiver = WebhookReceiver().start()
     port = free_port()
     (tmp_path / "am.yml").write_text(alerting.dump(alerting.alertmanager_config(QUEUES, receiver.url, "1s", "1s")))
-    proc = subprocess.Popen([binaries()["alertmanager"], f"--config.file={tmp_path / 'am.yml'}",
-                             f"--storage.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-                             "--cluster.listen-address="], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            binaries()["alertmanager"],
+            f"--config.file={tmp_path / 'am.yml'}",
+            f"--storage.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -157,15 +187,33 @@ def test_a_pipeline_outage_inhibits_the_service_level_alerts_it_causes(tmp_path)
                 time.sleep(0.2)
 
         def post(alerts):
-            req = urllib.request.Request(f"{base}/api/v2/alerts", data=json.dumps(alerts).encode(),
-                                         headers={"Content-Type": "application/json"}, method="POST")
+            req = urllib.request.Request(
+                f"{base}/api/v2/alerts",
+                data=json.dumps(alerts).encode(),
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            )
             urllib.request.urlopen(req, timeout=5)
 
         down = {"labels": {"alertname": "CCPipelineDown", "severity": "critical", "team": "platform"}}
-        sl = {"labels": {"alertname": "CCQueueServiceLevelBelowTargetFast", "severity": "critical", "team": "support",
-                         "queue": "support", "channel": "voice"}}
-        oldest = {"labels": {"alertname": "CCQueueOldestWaitAboveLimit", "severity": "critical", "team": "sales",
-                             "queue": "sales", "channel": "voice"}}
+        sl = {
+            "labels": {
+                "alertname": "CCQueueServiceLevelBelowTargetFast",
+                "severity": "critical",
+                "team": "support",
+                "queue": "support",
+                "channel": "voice",
+            }
+        }
+        oldest = {
+            "labels": {
+                "alertname": "CCQueueOldestWaitAboveLimit",
+                "severity": "critical",
+                "team": "sales",
+                "queue": "sales",
+                "channel": "voice",
+            }
+        }
         post([down])
         deadline = time.monotonic() + 20
         while not any(n.path == "/page/platform" for n in receiver.notifications):
@@ -196,8 +244,9 @@ PENDING_ANCHORS = {"agents-by-state-now", "occupancy", "schedule-adherence", "re
 
 def test_every_panel_has_a_unit_a_description_a_catalogue_link_and_the_datasource():
     catalogue = (ROOT / "docs" / "kpis.md").read_text()
-    headings = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
-                for h in re.findall(r"^#+ (.+)$", catalogue, re.M)}
+    headings = {
+        re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", catalogue, re.M)
+    }
     uids = set()
     for spec in dashboards.DASHBOARDS:
         board = dashboards.build(spec, QUEUES)
@@ -218,15 +267,19 @@ def test_every_panel_has_a_unit_a_description_a_catalogue_link_and_the_datasourc
 def test_the_wallboard_colours_each_queue_against_its_own_target():
     board = dashboards.build(dashboards.WALLBOARD, QUEUES)
     sl = next(p for p in board["panels"] if p["title"] == "Service level (30 min)")
-    steps = {o["matcher"]["options"]: o["properties"][0]["value"]["steps"][1]["value"]
-             for o in sl["fieldConfig"]["overrides"]}
+    steps = {
+        o["matcher"]["options"]: o["properties"][0]["value"]["steps"][1]["value"]
+        for o in sl["fieldConfig"]["overrides"]
+    }
     for queue, settings in QUEUES.queues.items():
         pattern = next(p for p in steps if re.fullmatch(p, f"{queue} voice"))
         assert steps[pattern] == settings.service_level_target
     assert steps[r"^billing \S+$"] == 0.75  # billing's own target in deploy/queues.toml
     oldest = next(p for p in board["panels"] if p["title"] == "Oldest wait now")
-    limits = {o["matcher"]["options"]: o["properties"][0]["value"]["steps"][1]["value"]
-              for o in oldest["fieldConfig"]["overrides"]}
+    limits = {
+        o["matcher"]["options"]: o["properties"][0]["value"]["steps"][1]["value"]
+        for o in oldest["fieldConfig"]["overrides"]
+    }
     assert limits[r"^support\-chat \S+$"] == 180 and limits[r"^sales \S+$"] == 120
 
 
@@ -244,8 +297,17 @@ def test_the_compose_file_is_valid_and_mounts_what_exists():
     out = run("docker-compose", "-f", str(DEPLOY / "compose.yaml"), "config", "-q")
     assert out.returncode == 0, out.stdout + out.stderr
     services = compose["services"]
-    assert {"kafka-1", "kafka-2", "kafka-3", "worker-1", "worker-2", "worker-3", "prometheus", "alertmanager",
-            "grafana"} <= set(services)
+    assert {
+        "kafka-1",
+        "kafka-2",
+        "kafka-3",
+        "worker-1",
+        "worker-2",
+        "worker-3",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    } <= set(services)
     assert all(services[k]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller" for k in ("kafka-1", "kafka-2"))
     scraped = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())["scrape_configs"][0]
     assert {t.split(":")[0] for t in scraped["static_configs"][0]["targets"]} == {"worker-1", "worker-2", "worker-3"}

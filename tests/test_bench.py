@@ -50,10 +50,35 @@ def test_bench_reports_every_figure(broker, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PIPELINE_SESSION_TIMEOUT_SECONDS", "3")  # quicker group joins for the many workers
     out = tmp_path / "bench.json"
 
-    status = main(["bench", "--events", "1500", "--events-per-message", "10", "--rounds", "2",
-                   "--latency-rate", "100", "--latency-seconds", "3", "--latency-days", "2",
-                   "--agents", "20", "--queues", "12", "--memory-hours", "0.5",
-                   "--replay-agents", "10", "--json", str(out), "--log-dir", str(tmp_path / "logs")])
+    status = main(
+        [
+            "bench",
+            "--events",
+            "1500",
+            "--events-per-message",
+            "10",
+            "--rounds",
+            "2",
+            "--latency-rate",
+            "100",
+            "--latency-seconds",
+            "3",
+            "--latency-days",
+            "2",
+            "--agents",
+            "20",
+            "--queues",
+            "12",
+            "--memory-hours",
+            "0.5",
+            "--replay-agents",
+            "10",
+            "--json",
+            str(out),
+            "--log-dir",
+            str(tmp_path / "logs"),
+        ]
+    )
 
     assert status == 0
     results = orjson.loads(out.read_bytes())

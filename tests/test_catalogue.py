@@ -43,9 +43,23 @@ def test_every_kpi_names_a_record_field_and_an_attribution():
 
 def test_every_kpi_record_field_is_documented():
     """Each field of the queue record is a count in the table, or named by a KPI (or is the record's identity)."""
-    identity = {"kind", "queue_id", "channel", "window", "interval_start", "interval_end", "revision", "final",
-                "service_level_threshold_seconds", "short_abandon_seconds", "service_level_variant", "agents",
-                "survey_score_sum", "forecast_offered", "forecast_aht_seconds"}
+    identity = {
+        "kind",
+        "queue_id",
+        "channel",
+        "window",
+        "interval_start",
+        "interval_end",
+        "revision",
+        "final",
+        "service_level_threshold_seconds",
+        "short_abandon_seconds",
+        "service_level_variant",
+        "agents",
+        "survey_score_sum",
+        "forecast_offered",
+        "forecast_aht_seconds",
+    }
     named = {c.record_field for c in catalogue.COUNTS} | {k.record_field for k in catalogue.KPIS}
     undocumented = set(KpiRecord.__struct_fields__) - named - identity
     assert not undocumented, f"record fields missing from the catalogue: {sorted(undocumented)}"

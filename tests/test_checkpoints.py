@@ -48,7 +48,7 @@ def store(c: Checkpoints, partition: int, whole: bytes, delta: bytes | None = No
 
 def header(c: Checkpoints, partition: int) -> dict:
     assert c.table[partition].startswith(LOGGED)
-    return orjson.loads(c.table[partition][len(LOGGED):])
+    return orjson.loads(c.table[partition][len(LOGGED) :])
 
 
 @pytest.fixture
@@ -117,8 +117,9 @@ async def test_a_round_writes_one_partitions_whole_state_at_most_and_then_releas
     for p in range(3):
         store(checkpoints, p, os.urandom(1000))
     checkpoints.every = 0.0
-    checkpoints.processor.checkpoint = lambda: {p: Change(lambda p=p: b"whole %d" % p, os.urandom(600))
-                                                for p in range(3)}
+    checkpoints.processor.checkpoint = lambda: {
+        p: Change(lambda p=p: b"whole %d" % p, os.urandom(600)) for p in range(3)
+    }
     stream = Stream()
     await checkpoints.applied(stream, ["e1", "e2"])
     assert [len(checkpoints.stored(p)) for p in range(3)] == [1, 2, 2]  # partition 0 whole, the others appended

@@ -32,17 +32,33 @@ def test_schema_and_decoder_agree_on_what_is_invalid():
     """An independent JSON Schema validator rejects what the decoder rejects (and accepts what it accepts)."""
     validator = jsonschema.Draft202012Validator(json.loads(schemas.generate()["contact-event.v1.json"]))
     decoder = MessageDecoder(ev.ContactTopicEvent, 65536, 1 << 20)
-    good = {"type": "contact.answered", "event_id": "e1", "time": "2026-01-05T09:00:00Z", "contact_id": "c1",
-            "queue_id": "q", "channel": "voice", "agent_id": "a1"}
-    cases = [good, {**good, "channel": "fax"}, {k: v for k, v in good.items() if k != "agent_id"},
-             {**good, "type": "contact.teleported"}, {**good, "event_id": ""}, {**good, "v": 2},
-             [good, {**good, "event_id": "e2"}]]
+    good = {
+        "type": "contact.answered",
+        "event_id": "e1",
+        "time": "2026-01-05T09:00:00Z",
+        "contact_id": "c1",
+        "queue_id": "q",
+        "channel": "voice",
+        "agent_id": "a1",
+    }
+    cases = [
+        good,
+        {**good, "channel": "fax"},
+        {k: v for k, v in good.items() if k != "agent_id"},
+        {**good, "type": "contact.teleported"},
+        {**good, "event_id": ""},
+        {**good, "v": 2},
+        [good, {**good, "event_id": "e2"}],
+    ]
     for case in cases:
         events, rejections = decoder.decode(json.dumps(case).encode())
         assert validator.is_valid(case) == (not rejections), case
 
 
 def test_every_contract_type_has_an_example():
-    documented = {e["type"] for name in ("contact-event.v1.json", "agent-event.v1.json")
-                  for e in json.loads(schemas.generate()[name])["examples"]}
+    documented = {
+        e["type"]
+        for name in ("contact-event.v1.json", "agent-event.v1.json")
+        for e in json.loads(schemas.generate()[name])["examples"]
+    }
     assert documented == {ev.event_type(c) for c in ev.CONTACT_EVENT_TYPES + ev.AGENT_EVENT_TYPES}

@@ -10,8 +10,15 @@ import pytest
 from pipeline.ingest import events as ev
 from pipeline.ingest.decode import REJECTION_REASONS, MessageDecoder
 
-GOOD = {"type": "contact.offered", "event_id": "e1", "time": "2026-01-05T09:00:00+01:00", "contact_id": "c1",
-        "queue_id": "sales", "channel": "voice", "customer_id": "cust-1"}
+GOOD = {
+    "type": "contact.offered",
+    "event_id": "e1",
+    "time": "2026-01-05T09:00:00+01:00",
+    "contact_id": "c1",
+    "queue_id": "sales",
+    "channel": "voice",
+    "customer_id": "cust-1",
+}
 
 
 @pytest.fixture
@@ -30,21 +37,24 @@ def test_one_valid_event(decoder):
     assert events[0].time.utcoffset().total_seconds() == 3600
 
 
-@pytest.mark.parametrize("payload, reason", [
-    (b"not json", "not_json"),
-    (b"\xff\xfe", "not_json"),
-    (None, "not_json"),
-    (enc(7), "not_an_object"),
-    (enc("text"), "not_an_object"),
-    (enc({k: v for k, v in GOOD.items() if k != "queue_id"}), "missing_field"),
-    (enc({**GOOD, "type": "contact.teleported"}), "unknown_event_type"),
-    (enc({**GOOD, "type": "agent.logged_in"}), "unknown_event_type"),
-    (enc({**GOOD, "event_id": 17}), "invalid_field"),
-    (enc({**GOOD, "time": "2026-01-05T09:00:00"}), "invalid_field"),  # no UTC offset: ambiguous
-    (enc({**GOOD, "channel": "fax"}), "invalid_field"),
-    (enc({**GOOD, "queue_id": "q" * 200}), "invalid_field"),
-    (enc({**GOOD, "customer_id": "x" * 2000}), "oversized"),
-])
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        (b"not json", "not_json"),
+        (b"\xff\xfe", "not_json"),
+        (None, "not_json"),
+        (enc(7), "not_an_object"),
+        (enc("text"), "not_an_object"),
+        (enc({k: v for k, v in GOOD.items() if k != "queue_id"}), "missing_field"),
+        (enc({**GOOD, "type": "contact.teleported"}), "unknown_event_type"),
+        (enc({**GOOD, "type": "agent.logged_in"}), "unknown_event_type"),
+        (enc({**GOOD, "event_id": 17}), "invalid_field"),
+        (enc({**GOOD, "time": "2026-01-05T09:00:00"}), "invalid_field"),  # no UTC offset: ambiguous
+        (enc({**GOOD, "channel": "fax"}), "invalid_field"),
+        (enc({**GOOD, "queue_id": "q" * 200}), "invalid_field"),
+        (enc({**GOOD, "customer_id": "x" * 2000}), "oversized"),
+    ],
+)
 def test_bad_input_is_rejected_by_reason_with_original_bytes(decoder, payload, reason):
     events, rejections = decoder.decode(payload)
     assert events == []
@@ -64,8 +74,10 @@ def test_a_bad_event_in_a_batch_costs_only_itself(decoder):
 
 def test_each_non_event_in_an_array_is_rejected_on_its_own(decoder):
     events, rejections = decoder.decode(b"[1, 2]")
-    assert events == [] and [(r.reason, r.raw) for r in rejections] == [("not_an_object", b"1"),
-                                                                         ("not_an_object", b"2")]
+    assert events == [] and [(r.reason, r.raw) for r in rejections] == [
+        ("not_an_object", b"1"),
+        ("not_an_object", b"2"),
+    ]
 
 
 def test_oversized_message(decoder):

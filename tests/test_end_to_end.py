@@ -34,8 +34,10 @@ def threshold_of(queue: str) -> float:
 @pytest.fixture
 def queues_file(tmp_path):
     path = tmp_path / "queues.toml"
-    path.write_text("[defaults]\nservice_level_threshold_seconds = 20\n" + "".join(
-        f"[queues.{q}]\nservice_level_threshold_seconds = {t}\n" for q, t in THRESHOLDS.items()))
+    path.write_text(
+        "[defaults]\nservice_level_threshold_seconds = 20\n"
+        + "".join(f"[queues.{q}]\nservice_level_threshold_seconds = {t}\n" for q, t in THRESHOLDS.items())
+    )
     return path
 
 
@@ -52,6 +54,7 @@ def assert_every_metric_can_be_scraped_alone(url: str) -> None:
     Prometheus: `_total` of a counter, `_bucket` etc. of a histogram. The worker is live (the FCR agent, for
     one, may still be catching up), so a series may appear between scrapes: the restricted scrape must hold
     every series of the full scrape before it and only series of the full scrape after it."""
+
     def scrape(query: str = "") -> dict:
         with urllib.request.urlopen(url + query, timeout=5) as resp:
             return {f.name: f for f in text_string_to_metric_families(resp.read().decode())}
@@ -75,8 +78,9 @@ def assert_every_metric_can_be_scraped_alone(url: str) -> None:
 
 
 @pytest.mark.parametrize("events_per_message", [1, 50])
-def test_replay_matches_the_independent_batch_computation(broker, tmp_path, monkeypatch, queues_file,
-                                                          events_per_message):
+def test_replay_matches_the_independent_batch_computation(
+    broker, tmp_path, monkeypatch, queues_file, events_per_message
+):
     monkeypatch.setenv("PIPELINE_BROKER_URL", broker.bootstrap)
     monkeypatch.setenv("PIPELINE_QUEUES_FILE", str(queues_file))
     events = list(simulate(CenterConfig(duration_hours=1.5), seed=7))
@@ -96,8 +100,12 @@ def test_replay_matches_the_independent_batch_computation(broker, tmp_path, monk
     assert all(r.final for r in queue_records)
     # the demo queues' time zone is UTC here: each hour record is the sum of its four quarter hours
     for hour in (r for r in queue_records if r.window == "hour"):
-        quarters = [r for r in records if (r.queue_id, r.channel) == (hour.queue_id, hour.channel)
-                    and hour.interval_start <= r.interval_start < hour.interval_end]
+        quarters = [
+            r
+            for r in records
+            if (r.queue_id, r.channel) == (hour.queue_id, hour.channel)
+            and hour.interval_start <= r.interval_start < hour.interval_end
+        ]
         assert hour.offered == sum(r.offered for r in quarters) and hour.handled == sum(r.handled for r in quarters)
     got = {(r.queue_id, r.channel, int(r.interval_start.timestamp()) * 1000): r for r in records}
     assert set(got) == set(expected_intervals)
@@ -106,11 +114,14 @@ def test_replay_matches_the_independent_batch_computation(broker, tmp_path, monk
         r = got[key]
         assert r.service_level_threshold_seconds == threshold_of(r.queue_id)
         for count in COUNTS:
-            assert getattr(r, count.record_field) == pytest.approx(getattr(c, count.field) * count.scale,
-                                                                   abs=1e-9), (key, count.field)
+            assert getattr(r, count.record_field) == pytest.approx(getattr(c, count.field) * count.scale, abs=1e-9), (
+                key,
+                count.field,
+            )
         answered_or_abandoned = c.answered + c.abandoned
-        assert r.service_level == (c.answered_within_threshold / answered_or_abandoned
-                                   if answered_or_abandoned else None)
+        assert r.service_level == (
+            c.answered_within_threshold / answered_or_abandoned if answered_or_abandoned else None
+        )
         assert r.asa_seconds == (pytest.approx(c.answer_wait_ms / 1000 / c.answered) if c.answered else None)
         assert r.aht_seconds == (pytest.approx(c.handle_ms / 1000 / c.handled) if c.handled else None)
         assert r.talk_seconds_sum == pytest.approx((c.handle_ms - c.hold_ms - c.acw_ms) / 1000)
@@ -119,8 +130,10 @@ def test_replay_matches_the_independent_batch_computation(broker, tmp_path, monk
     for (queue, channel), c in expected_totals.items():
         labels = (("channel", channel), ("queue", queue))
         for count in COUNTS:
-            assert metrics[(count.metric, labels)] == pytest.approx(getattr(c, count.field) * count.scale,
-                                                                    abs=1e-6), (queue, count.metric)
+            assert metrics[(count.metric, labels)] == pytest.approx(getattr(c, count.field) * count.scale, abs=1e-6), (
+                queue,
+                count.metric,
+            )
         assert metrics[("cc_queue_contacts_waiting", labels)] == 0
         assert metrics[("cc_queue_service_level_threshold_seconds", (("queue", queue),))] == threshold_of(queue)
 
@@ -131,16 +144,41 @@ def test_bad_messages_are_dead_lettered_counted_and_the_worker_carries_on(broker
     overrides = {"app_id": "dlq-test", "topic_prefix": "dlq-test", "web_port": port}
     settings = load_settings(**overrides)
     asyncio.run(ensure_topics(settings))
-    good = orjson.dumps({"type": "contact.offered", "event_id": "ok-1", "time": "2026-01-05T09:00:00Z",
-                         "contact_id": "c1", "queue_id": "sales", "channel": "voice"})
+    good = orjson.dumps(
+        {
+            "type": "contact.offered",
+            "event_id": "ok-1",
+            "time": "2026-01-05T09:00:00Z",
+            "contact_id": "c1",
+            "queue_id": "sales",
+            "channel": "voice",
+        }
+    )
     bad = {
         b"not json at all": "not_json",
-        orjson.dumps({"type": "contact.teleported", "event_id": "x", "time": "2026-01-05T09:00:00Z"}):
-            "unknown_event_type",
-        orjson.dumps({"type": "contact.answered", "event_id": "x2", "time": "2026-01-05T09:00:10Z",
-                      "contact_id": "c1", "queue_id": "sales", "channel": "voice"}): "missing_field",
-        orjson.dumps({"type": "contact.offered", "event_id": "ok-2", "time": "2026-01-05T09:00:00Z",
-                      "contact_id": "c1", "queue_id": "sales", "channel": "voice"}): "impossible_sequence",
+        orjson.dumps(
+            {"type": "contact.teleported", "event_id": "x", "time": "2026-01-05T09:00:00Z"}
+        ): "unknown_event_type",
+        orjson.dumps(
+            {
+                "type": "contact.answered",
+                "event_id": "x2",
+                "time": "2026-01-05T09:00:10Z",
+                "contact_id": "c1",
+                "queue_id": "sales",
+                "channel": "voice",
+            }
+        ): "missing_field",
+        orjson.dumps(
+            {
+                "type": "contact.offered",
+                "event_id": "ok-2",
+                "time": "2026-01-05T09:00:00Z",
+                "contact_id": "c1",
+                "queue_id": "sales",
+                "channel": "voice",
+            }
+        ): "impossible_sequence",
     }
 
     async def produce():
@@ -164,8 +202,11 @@ def test_bad_messages_are_dead_lettered_counted_and_the_worker_carries_on(broker
             except OSError:
                 time.sleep(0.5)
                 continue
-            rejected = {dict(labels)["reason"]: v for (name, labels), v in metrics.items()
-                        if name == "cc_pipeline_rejected_events_total"}
+            rejected = {
+                dict(labels)["reason"]: v
+                for (name, labels), v in metrics.items()
+                if name == "cc_pipeline_rejected_events_total"
+            }
             if sum(rejected.values()) >= len(bad):
                 break
             time.sleep(0.5)
@@ -185,8 +226,12 @@ def test_bad_messages_are_dead_lettered_counted_and_the_worker_carries_on(broker
         assert_every_metric_can_be_scraped_alone(f"http://127.0.0.1:{port}/metrics")
 
     async def read_dead_letters():
-        c = AIOKafkaConsumer(settings.topic("dead-letters"), bootstrap_servers=broker.bootstrap,
-                             auto_offset_reset="earliest", group_id=None)
+        c = AIOKafkaConsumer(
+            settings.topic("dead-letters"),
+            bootstrap_servers=broker.bootstrap,
+            auto_offset_reset="earliest",
+            group_id=None,
+        )
         await c.start()
         try:
             out = []

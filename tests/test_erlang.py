@@ -30,8 +30,7 @@ from pipeline.staffing.erlang import VARIANTS
 EXAMPLE_1 = {"rate_per_second": 100 / 1800, "aht": 180.0, "threshold": 20.0, "target": 0.8}  # 10 Erlangs
 
 
-@pytest.mark.parametrize(("agents", "expected"), [(11, 0.3896), (12, 0.6402), (13, 0.7956), (14, 0.8884),
-                                                  (15, 0.9415)])
+@pytest.mark.parametrize(("agents", "expected"), [(11, 0.3896), (12, 0.6402), (13, 0.7956), (14, 0.8884), (15, 0.9415)])
 def test_erlang_c_example_1_service_levels(agents, expected):
     """Call Centre Helper's worked example: 100 calls / 30 min, AHT 180 s, 20 s threshold."""
     assert round(service_level(agents, 10.0, 180.0, 20.0), 4) == expected
@@ -211,7 +210,12 @@ def test_erlang_a_matches_brute_force(agents, load, aht, patience, threshold):
 # ---------------------------------------------------------------------------------------------------------------
 
 PYWORKFORCE_GRID = [  # (transactions per interval, AHT minutes, interval minutes)
-    (100, 3, 30), (20, 4, 60), (250, 2.5, 15), (600, 5, 30), (1500, 3, 60), (3000, 6, 60),
+    (100, 3, 30),
+    (20, 4, 60),
+    (250, 2.5, 15),
+    (600, 5, 30),
+    (1500, 3, 60),
+    (3000, 6, 60),
 ]
 
 
@@ -225,8 +229,7 @@ def test_erlang_c_agrees_with_pyworkforce(transactions, aht_minutes, interval):
         assert theirs.intensity == pytest.approx(load)
         for agents in range(math.floor(load) + 1, math.ceil(load * 1.3) + 6):
             assert erlang_c(agents, load) == pytest.approx(theirs.waiting_probability(agents), rel=1e-9, abs=1e-15)
-            assert service_level(agents, load, aht, threshold) == pytest.approx(theirs.service_level(agents),
-                                                                                rel=1e-9)
+            assert service_level(agents, load, aht, threshold) == pytest.approx(theirs.service_level(agents), rel=1e-9)
             assert occupancy(agents, load) == pytest.approx(theirs.achieved_occupancy(agents), rel=1e-12)
         for target in (0.7, 0.8, 0.9, 0.95):
             for cap in (1.0, 0.85):
@@ -242,8 +245,9 @@ def test_erlang_c_agrees_with_pyworkforce(transactions, aht_minutes, interval):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _simulate_erlang_a(agents, rate_per_minute, service_minutes, patience_minutes, threshold_minutes, seeds,
-                       minutes, warm_up):
+def _simulate_erlang_a(
+    agents, rate_per_minute, service_minutes, patience_minutes, threshold_minutes, seeds, minutes, warm_up
+):
     """Per replication: P(abandon), SL (abandons against), SL over answered, ASA of answered (minutes)."""
     network = ciw.create_network(
         arrival_distributions=[ciw.dists.Exponential(rate=rate_per_minute)],
@@ -260,12 +264,14 @@ def _simulate_erlang_a(agents, rate_per_minute, service_minutes, patience_minute
         records = [r for r in simulation.get_all_records() if warm_up <= r.arrival_date <= minutes - 60]
         answered = [r for r in records if r.record_type == "service"]
         in_time = sum(r.waiting_time <= threshold_minutes for r in answered)
-        runs.append({
-            "p_abandon": sum(r.record_type == "renege" for r in records) / len(records),
-            "abandons_against": in_time / len(records),
-            "abandons_ignored": in_time / len(answered),
-            "asa": statistics.fmean(r.waiting_time for r in answered),
-        })
+        runs.append(
+            {
+                "p_abandon": sum(r.record_type == "renege" for r in records) / len(records),
+                "abandons_against": in_time / len(records),
+                "abandons_ignored": in_time / len(answered),
+                "asa": statistics.fmean(r.waiting_time for r in answered),
+            }
+        )
     return runs
 
 
@@ -279,8 +285,16 @@ def test_erlang_a_agrees_with_ciw_simulation(agents, rate_per_minute, service_mi
     probability ~0.001; the seeds are fixed, so the test is deterministic), and the standard errors must be
     small enough (0.005 on a probability, 5% on the ASA) for the comparison to mean something."""
     threshold = 1 / 3  # 20 s
-    runs = _simulate_erlang_a(agents, rate_per_minute, service_minutes, patience_minutes, threshold,
-                              seeds=range(16), minutes=3_000, warm_up=60)
+    runs = _simulate_erlang_a(
+        agents,
+        rate_per_minute,
+        service_minutes,
+        patience_minutes,
+        threshold,
+        seeds=range(16),
+        minutes=3_000,
+        warm_up=60,
+    )
     load = rate_per_minute * service_minutes
     exact = {
         variant: erlang_a(agents, load, service_minutes * 60, patience_minutes * 60, 20.0, variant=variant)
@@ -368,8 +382,15 @@ def test_edge_cases():
     # Abandons in favour: those who give up within T count as served in time, so 0 agents can meet a target.
     favour = required_agents(1.0, 180.0, 120.0, 0.8, patience=10.0, variant="abandons_in_favour")
     assert favour.agents == 0
-    for bad in ({"target": 1.0}, {"target": 0.0}, {"shrinkage": 1.0}, {"max_occupancy": 0.0},
-                {"variant": "nonsense"}, {"patience": -1.0}, {"aht": 0.0}):
+    for bad in (
+        {"target": 1.0},
+        {"target": 0.0},
+        {"shrinkage": 1.0},
+        {"max_occupancy": 0.0},
+        {"variant": "nonsense"},
+        {"patience": -1.0},
+        {"aht": 0.0},
+    ):
         with pytest.raises(ValueError):
             required_agents(**{**EXAMPLE_1, **bad})
 
@@ -385,15 +406,17 @@ def test_edge_cases():
 def test_service_level_rises_with_agents(load, aht, threshold, patience, variant):
     start = max(0, math.floor(load) - 10)
     sl_c = [service_level(n, load, aht, threshold) for n in range(start, start + 25)]
-    sl_a = [erlang_a(n, load, aht, patience, threshold, variant=variant).service_level
-            for n in range(start, start + 25)]
+    sl_a = [
+        erlang_a(n, load, aht, patience, threshold, variant=variant).service_level for n in range(start, start + 25)
+    ]
     for series in (sl_c, sl_a):
         assert all(b >= a - 1e-12 for a, b in zip(series, series[1:], strict=False))
 
 
 @settings(max_examples=40, deadline=None)
-@given(load=st.floats(0.1, 100.0), extra=st.integers(1, 20), aht=st.floats(10.0, 900.0),
-       threshold=st.floats(0.0, 120.0))
+@given(
+    load=st.floats(0.1, 100.0), extra=st.integers(1, 20), aht=st.floats(10.0, 900.0), threshold=st.floats(0.0, 120.0)
+)
 def test_erlang_a_with_endless_patience_is_erlang_c(load, extra, aht, threshold):
     agents = math.floor(load) + extra
     if agents < load + 0.5:  # keep the queue's tail short enough to sum quickly at patience 1e7 AHT
@@ -440,8 +463,25 @@ def test_required_agents_is_the_fewest(load, aht, threshold, target, patience, c
 
 
 def test_cli_prints_the_table_and_the_answer(capsys):
-    assert main_staffing(["--calls", "100", "--per", "30m", "--aht", "180", "--target", "80/20",
-                          "--shrinkage", "0.3", "--max-occupancy", "0.7"]) == 0
+    assert (
+        main_staffing(
+            [
+                "--calls",
+                "100",
+                "--per",
+                "30m",
+                "--aht",
+                "180",
+                "--target",
+                "80/20",
+                "--shrinkage",
+                "0.3",
+                "--max-occupancy",
+                "0.7",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "load 10.00 Erlangs" in out
     assert "     14     88.8%      7.8      71.4%    17.4%  <- fewest for 80/20" in out
@@ -450,21 +490,28 @@ def test_cli_prints_the_table_and_the_answer(capsys):
 
 
 def test_cli_erlang_a_shows_abandons(capsys):
-    assert main_staffing(["--calls", "252", "--per", "1h", "--aht", "120", "--target", "80/20",
-                          "--patience", "60", "--agents", "12"]) == 0
+    assert (
+        main_staffing(
+            ["--calls", "252", "--per", "1h", "--aht", "120", "--target", "80/20", "--patience", "60", "--agents", "12"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "P(abandon)" in out
     assert "     12     94.5%      1.4      67.9%    12.7%        3.0%  <- --agents" in out
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--per", "20x"], "argument --per: allowed: a positive number with a unit s, m or h"),
-    (["--target", "80"], "argument --target: allowed: PERCENT/SECONDS"),
-    (["--target", "100/20"], "argument --target: allowed: PERCENT/SECONDS with 0 < PERCENT < 100"),
-    (["--shrinkage", "1"], "argument --shrinkage: allowed: a fraction in [0, 1)"),
-    (["--max-occupancy", "0"], "argument --max-occupancy: allowed: a fraction in (0, 1]"),
-    (["--aht", "0"], "argument --aht: allowed: a number > 0"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--per", "20x"], "argument --per: allowed: a positive number with a unit s, m or h"),
+        (["--target", "80"], "argument --target: allowed: PERCENT/SECONDS"),
+        (["--target", "100/20"], "argument --target: allowed: PERCENT/SECONDS with 0 < PERCENT < 100"),
+        (["--shrinkage", "1"], "argument --shrinkage: allowed: a fraction in [0, 1)"),
+        (["--max-occupancy", "0"], "argument --max-occupancy: allowed: a fraction in (0, 1]"),
+        (["--aht", "0"], "argument --aht: allowed: a number > 0"),
+    ],
+)
 def test_cli_rejects_bad_arguments(capsys, args, message):
     base = {"--calls": "100", "--per": "30m", "--aht": "180", "--target": "80/20"}
     base.update(dict(zip(args[::2], args[1::2], strict=True)))

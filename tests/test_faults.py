@@ -51,6 +51,7 @@ def threshold_of(queue: str) -> float:
 
 # ---- one isolated pipeline on a broker ------------------------------------------------------------------------
 
+
 @dataclass
 class Pipeline:
     settings: Settings
@@ -62,8 +63,13 @@ class Pipeline:
     @classmethod
     def create(cls, bootstrap: str, log_dir: Path, name: str, **extra) -> Pipeline:
         run = f"faults-{name}-{uuid.uuid4().hex[:6]}"
-        overrides = {"app_id": run, "topic_prefix": run, "session_timeout_seconds": 6,
-                     "kpi_update_seconds": 3600, **extra}
+        overrides = {
+            "app_id": run,
+            "topic_prefix": run,
+            "session_timeout_seconds": 6,
+            "kpi_update_seconds": 3600,
+            **extra,
+        }
         settings = load_settings(broker_url=bootstrap, **overrides)
         return cls(settings, overrides, log_dir)
 
@@ -80,7 +86,8 @@ class Pipeline:
     def closing_time(self, events):
         s = self.settings
         return max(e.time for e in events) + timedelta(
-            seconds=s.interval_seconds * 2 + s.allowed_lateness_seconds + s.contact_timeout_seconds)
+            seconds=s.interval_seconds * 2 + s.allowed_lateness_seconds + s.contact_timeout_seconds
+        )
 
     async def send(self, events, closing=None) -> int:
         """Events in the given order, one per message; then, if given, a heartbeat at `closing` on every partition.
@@ -110,8 +117,9 @@ class Pipeline:
 
     async def committed(self, topic: str) -> dict[int, int]:
         """The consumer group's committed offsets (next offset to read) on a topic; it does not join the group."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.broker_url, group_id=self.settings.app_id,
-                                    enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.broker_url, group_id=self.settings.app_id, enable_auto_commit=False
+        )
         await consumer.start()
         try:
             out = {}
@@ -161,6 +169,7 @@ class Pipeline:
 
 # ---- talking to a worker --------------------------------------------------------------------------------------
 
+
 def get_json(url: str) -> tuple[int, dict]:
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (loopback)
@@ -172,16 +181,22 @@ def get_json(url: str) -> tuple[int, dict]:
 def metrics(base: str) -> dict[tuple[str, tuple], float]:
     with urllib.request.urlopen(f"{base}/metrics", timeout=5) as resp:  # noqa: S310 (loopback)
         text = resp.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def diagnose(base: str) -> str:
     """What a worker says about itself, for the message of a failed wait."""
     try:
         live, ready = get_json(f"{base}/health/live")[1], get_json(f"{base}/health/ready")[1]
-        lag = {dict(ls)["topic"].rsplit(".", 1)[-1] + dict(ls)["partition"]: v for (n, ls), v in metrics(base).items()
-               if n == "cc_pipeline_consumer_lag_messages"}
+        lag = {
+            dict(ls)["topic"].rsplit(".", 1)[-1] + dict(ls)["partition"]: v
+            for (n, ls), v in metrics(base).items()
+            if n == "cc_pipeline_consumer_lag_messages"
+        }
         return f"{base}: live={live} ready={ready} lag={lag} progress={progress(base)}"
     except (OSError, ValueError) as exc:
         return f"{base}: {exc!r}"
@@ -201,8 +216,9 @@ def wait_for(what: str, condition, timeout: float = WAIT, workers=(), bases=()):
         if last and not isinstance(last, Exception):
             return last
         time.sleep(0.3)
-    raise AssertionError(f"not reached within {timeout:g} s: {what} (last: {last!r}); "
-                         + "; ".join(diagnose(b) for b in bases))
+    raise AssertionError(
+        f"not reached within {timeout:g} s: {what} (last: {last!r}); " + "; ".join(diagnose(b) for b in bases)
+    )
 
 
 def progress(base: str) -> dict:
@@ -211,6 +227,7 @@ def progress(base: str) -> dict:
 
 def applied_all(bases: list[str], ends: dict[int, int], settled: bool = True):
     """Every contact partition applied up to its end offset (and closed) on exactly one of these workers."""
+
     def check():
         held = Counter()
         for base in bases:
@@ -218,10 +235,12 @@ def applied_all(bases: list[str], ends: dict[int, int], settled: bool = True):
                 if s["offset"] >= ends[int(p)] - 1 and (not settled or (s["open_intervals"] == 0 and s["legs"] == 0)):
                     held[int(p)] += 1
         return set(held) == set(ends) and all(n == 1 for n in held.values())
+
     return check
 
 
 # ---- comparing with the batch computation ---------------------------------------------------------------------
+
 
 def record_differences(records: list[KpiRecord], events) -> list[str]:
     """Differences between the final KPI records (last revision per key) and the batch computation; [] if none."""
@@ -296,6 +315,7 @@ def day(hours: float, seed: int) -> list[ev.Event]:
 
 # ---- the cases ------------------------------------------------------------------------------------------------
 
+
 def test_every_event_twice_gives_the_same_kpis_and_counts_each_duplicate(broker, tmp_path):
     pipe = Pipeline.create(broker.bootstrap, tmp_path, "dup")
     asyncio.run(ensure_topics(pipe.settings))
@@ -309,14 +329,21 @@ def test_every_event_twice_gives_the_same_kpis_and_counts_each_duplicate(broker,
     records = asyncio.run(pipe.kpi_records())
     diffs = record_differences(records, events) + metric_differences([m], events)
     duplicates = metric_sum(m, "cc_pipeline_duplicate_events_total")  # both topics: agent events are deduped too
-    figures("duplicate_every_event", events=len(doubled), messages=messages, duplicates=int(duplicates),
-            differences=len(diffs))
+    figures(
+        "duplicate_every_event",
+        events=len(doubled),
+        messages=messages,
+        duplicates=int(duplicates),
+        differences=len(diffs),
+    )
     assert diffs == [], diffs[:10]
     # accounted: every event sent to the contact-event topic was decoded; every second copy counted a duplicate
     decoded = metric_sum(m, "cc_pipeline_events_total", topic=pipe.topic("contact-events"))
     assert decoded == pipe.contact_topic_events
-    assert metric_sum(m, "cc_pipeline_duplicate_events_total", topic=pipe.topic("contact-events")) == \
-        (pipe.contact_topic_events - len(ends)) // 2
+    assert (
+        metric_sum(m, "cc_pipeline_duplicate_events_total", topic=pipe.topic("contact-events"))
+        == (pipe.contact_topic_events - len(ends)) // 2
+    )
     assert metric_sum(m, "cc_pipeline_rejected_events_total") == 0
     assert metric_sum(m, "cc_pipeline_late_events_total") == 0
 
@@ -337,8 +364,13 @@ def test_events_shuffled_within_the_allowed_lateness_give_the_same_kpis(broker, 
         m = metrics(base)
     records = asyncio.run(pipe.kpi_records())
     diffs = record_differences(records, events) + metric_differences([m], events)
-    figures("shuffle_within_lateness", events=len(events), messages=messages, out_of_order=inversions,
-            differences=len(diffs))
+    figures(
+        "shuffle_within_lateness",
+        events=len(events),
+        messages=messages,
+        out_of_order=inversions,
+        differences=len(diffs),
+    )
     assert diffs == [], diffs[:10]
     assert metric_sum(m, "cc_pipeline_events_total", topic=pipe.topic("contact-events")) == pipe.contact_topic_events
     assert metric_sum(m, "cc_pipeline_late_events_total") == 0
@@ -354,8 +386,9 @@ def test_events_past_the_lateness_go_to_the_late_topic_counted_and_change_nothin
     legs = sorted({(e.queue_id, e.contact_id) for e in contact_events(events)})
     withheld_legs = set(rng.sample(legs, 25))
     late = [e for e in events if isinstance(e, ev.ContactEvent) and (e.queue_id, e.contact_id) in withheld_legs]
-    on_time = [e for e in events if not (isinstance(e, ev.ContactEvent) and (e.queue_id, e.contact_id)
-                                         in withheld_legs)]
+    on_time = [
+        e for e in events if not (isinstance(e, ev.ContactEvent) and (e.queue_id, e.contact_id) in withheld_legs)
+    ]
     messages = asyncio.run(pipe.send(on_time, closing=pipe.closing_time(events)))
     ends = dict(pipe.contact_ends)
     with pipe.worker() as (proc, base):
@@ -373,8 +406,9 @@ def test_events_past_the_lateness_go_to_the_late_topic_counted_and_change_nothin
     assert diffs == [], diffs[:10]
     assert finals(records) == finals(finals_before)  # no final record was revised, added or published again
     by_queue = Counter((e.queue_id, e.channel) for e in late)
-    assert {(dict(ls)["queue"], dict(ls)["channel"]): v for (n, ls), v in m.items()
-            if n == "cc_pipeline_late_events_total"} == by_queue
+    assert {
+        (dict(ls)["queue"], dict(ls)["channel"]): v for (n, ls), v in m.items() if n == "cc_pipeline_late_events_total"
+    } == by_queue
     assert sorted(orjson.loads(x.value)["event_id"] for x in letters) == sorted(e.event_id for e in late)
     for x in letters:
         h = dict(x.headers)
@@ -385,10 +419,12 @@ def test_events_past_the_lateness_go_to_the_late_topic_counted_and_change_nothin
 
 def reached_or_stalled(what: str, condition, proc, base: str) -> bool:
     """Wait for `condition()`; False if the worker reports itself stalled on /health/live first (503)."""
+
     def check():
         if condition():
             return "reached"
         return "stalled" if get_json(f"{base}/health/live")[0] == 503 else None
+
     return wait_for(what, check, timeout=WAIT + 60, workers=[proc], bases=[base]) == "reached"
 
 
@@ -397,7 +433,7 @@ def test_a_worker_killed_with_sigkill_three_times_recovers_without_double_counti
     asyncio.run(ensure_topics(pipe.settings))
     events = day(3.0, seed=14)
     size = len(events) // 6 + 1
-    chunks = [events[i:i + size] for i in range(0, len(events), size)]
+    chunks = [events[i : i + size] for i in range(0, len(events), size)]
     rng = random.Random(14)
     messages = kills = redelivered = stalls = 0
     for i, chunk in enumerate(chunks):
@@ -442,8 +478,16 @@ def test_a_worker_killed_with_sigkill_three_times_recovers_without_double_counti
     records = asyncio.run(pipe.kpi_records())
     diffs = record_differences(records, events) + metric_differences([m], events)
     conflicts = conflicting_finals(records)
-    figures("kill_9_restart", events=len(events), messages=messages, kills=kills, applied_not_committed=redelivered,
-            stalled_restarts=stalls, differences=len(diffs), conflicting_final_records=len(conflicts))
+    figures(
+        "kill_9_restart",
+        events=len(events),
+        messages=messages,
+        kills=kills,
+        applied_not_committed=redelivered,
+        stalled_restarts=stalls,
+        differences=len(diffs),
+        conflicting_final_records=len(conflicts),
+    )
     assert kills >= 3
     assert redelivered > 0  # the kills did catch applied messages not yet committed: re-delivery happened
     assert diffs == [], diffs[:10]
@@ -469,12 +513,18 @@ def test_two_workers_split_the_partitions_and_one_takes_over_when_the_other_stop
         alone = metrics(base_a)
         assert metric_differences([alone], events) == []
         with pipe.worker("b") as (b, base_b):
+
             def split():
                 ma, mb = metrics(base_a), metrics(base_b)
                 ready = all(get_json(f"{x}/health/ready")[0] == 200 for x in (base_a, base_b))
-                if ready and ma[(owned, ())] > 0 and mb[(owned, ())] > 0 and \
-                        ma[(owned, ())] + mb[(owned, ())] == len(ends):
+                if (
+                    ready
+                    and ma[(owned, ())] > 0
+                    and mb[(owned, ())] > 0
+                    and ma[(owned, ())] + mb[(owned, ())] == len(ends)
+                ):
                     return ma, mb
+
             ma, mb = wait_for("the partitions split between a and b", split, workers=[a, b])
             wait_for("every partition applied", applied_all([base_a, base_b], ends), workers=[a, b])
             ma, mb = metrics(base_a), metrics(base_b)
@@ -484,10 +534,12 @@ def test_two_workers_split_the_partitions_and_one_takes_over_when_the_other_stop
             assert ma[(owned, ())] + mb[(owned, ())] == len(ends)
             assert queues_of(ma).isdisjoint(queues_of(mb))  # a queue is exported by exactly one worker
             assert queues_of(ma) < queues_of(alone)  # a's revoked partitions' series are gone
+
         # b stopped (SIGTERM): a takes every partition back, with the state b checkpointed
         def alone_again():
             m = metrics(base_a)
             return m if m[(owned, ())] == len(ends) and get_json(f"{base_a}/health/ready")[0] == 200 else None
+
         wait_for("a owning every partition again", alone_again, workers=[a])
         final = metrics(base_a)
         diffs = metric_differences([final], events)
@@ -521,9 +573,12 @@ def test_a_broker_frozen_for_30_seconds_mid_run_loses_nothing(broker, tmp_path):
         pause_ends = time.monotonic() + 30
         with frozen(broker.proc):
             # the worker notices and says so; it neither exits nor reports ready
-            status, report = wait_for("/health/ready answering 503",
-                                      lambda: (lambda r: r if r[0] == 503 else None)(get_json(f"{base}/health/ready")),
-                                      timeout=25, workers=[proc])
+            status, report = wait_for(
+                "/health/ready answering 503",
+                lambda: (lambda r: r if r[0] == 503 else None)(get_json(f"{base}/health/ready")),
+                timeout=25,
+                workers=[proc],
+            )
             assert report["broker_up"] is False
             time.sleep(max(0.0, pause_ends - time.monotonic()))
             assert proc.poll() is None
@@ -547,8 +602,12 @@ def test_a_worker_started_before_its_broker_waits_and_then_works(tmp_path):
     events = day(1.0, seed=17)
     with pipe.worker() as (proc, base):
         log = tmp_path / "worker.log"
-        wait_for("the worker saying it waits for Kafka",
-                 lambda: log.exists() and log.read_text().count("waiting for Kafka") >= 2, timeout=60, workers=[proc])
+        wait_for(
+            "the worker saying it waits for Kafka",
+            lambda: log.exists() and log.read_text().count("waiting for Kafka") >= 2,
+            timeout=60,
+            workers=[proc],
+        )
         with EmbeddedBroker(port=port):
             asyncio.run(ensure_topics(pipe.settings))
             messages = asyncio.run(pipe.send(events, closing=pipe.closing_time(events)))

@@ -29,8 +29,12 @@ QUEUES = tuple(WINDOWS)
 CUSTOMERS = ("a" * 64, "b" * 64, "c" * 64)  # stand-ins for hashes
 FAR = BASE_MS + 365 * 24 * 3600 * 1000
 
-SETTINGS = settings(max_examples=int(os.environ.get("KPI_PROPERTY_EXAMPLES", "100")), deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow], database=None)
+SETTINGS = settings(
+    max_examples=int(os.environ.get("KPI_PROPERTY_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+)
 
 
 # ---- the batch computation: every record at once, the definitions applied literally ---------------------------
@@ -67,8 +71,11 @@ def batch_window_ends(records: list[CustomerContact]) -> dict[tuple[str, str, in
     first: dict[tuple[str | None, str], CustomerContact] = {}
     for r in records:
         k = (r.customer, r.contact_id)
-        if k not in first or (r.time_ms, r.queue_id, r.channel) < (first[k].time_ms, first[k].queue_id,
-                                                                     first[k].channel):
+        if k not in first or (r.time_ms, r.queue_id, r.channel) < (
+            first[k].time_ms,
+            first[k].queue_id,
+            first[k].channel,
+        ):
             first[k] = r
     out: dict[tuple[str, str, int], int] = {}
     for (customer, _), r in first.items():
@@ -95,8 +102,11 @@ def offer_logs(draw) -> list[CustomerContact]:
         t = BASE_MS + draw(st.integers(0, span // grid)) * grid
         for q in chain:
             n += 1
-            out.append(CustomerContact(customer=customer, contact_id=f"c{i}", queue_id=q, channel=channel,
-                                       time_ms=t, event_id=f"e{n}"))
+            out.append(
+                CustomerContact(
+                    customer=customer, contact_id=f"c{i}", queue_id=q, channel=channel, time_ms=t, event_id=f"e{n}"
+                )
+            )
             t += draw(st.integers(0, TIMEOUT * 1000 // grid)) * grid  # the next leg, at most TIMEOUT later
     out.sort(key=lambda r: r.time_ms)
     return out
@@ -177,8 +187,12 @@ def test_in_order_equals_batch(records, advance_every):
 
 
 @SETTINGS
-@given(records=offer_logs(), advance_every=st.integers(1, 8), seed=st.integers(0, 2**32 - 1),
-       max_shift=st.integers(0, LATENESS * 1000))
+@given(
+    records=offer_logs(),
+    advance_every=st.integers(1, 8),
+    seed=st.integers(0, 2**32 - 1),
+    max_shift=st.integers(0, LATENESS * 1000),
+)
 def test_shuffled_within_lateness_equals_batch(records, advance_every, seed, max_shift):
     run = Run(advance_every)
     run.feed(shifted(records, random.Random(seed), max_shift))
@@ -215,7 +229,7 @@ def test_snapshot_restore_midway_equals_batch(records, seed):
     restored.restore(whole, changes)
     assert restored.contacts_held() == run.state.contacts_held()
     run.state = restored
-    run.feed(stream[changes_at[-1]:])
+    run.feed(stream[changes_at[-1] :])
     run.finish()
     assert run.results.count(None) == len(records)
     check(run, records)
@@ -242,8 +256,14 @@ def test_batch_computation_hand_checked():
     cust = CUSTOMERS[0]
 
     def offer(t, contact, queue="Q1", event=None, customer=cust):
-        return CustomerContact(customer=customer, contact_id=contact, queue_id=queue, channel="voice", time_ms=b + t,
-                               event_id=event or f"{contact}-{queue}")
+        return CustomerContact(
+            customer=customer,
+            contact_id=contact,
+            queue_id=queue,
+            channel="voice",
+            time_ms=b + t,
+            event_id=event or f"{contact}-{queue}",
+        )
 
     log = [
         offer(0, "x"),  # unresolved: y is exactly at the window's edge

@@ -28,8 +28,11 @@ def up_probe() -> BrokerProbe:
 
 
 def test_lag_is_the_high_watermark_minus_the_next_offset_to_apply():
-    h = Health(view(assigned=[("t", 0), ("t", 1), ("t", 2)], high={("t", 0): 10, ("t", 1): 10},
-                    applied={("t", 0): 9}), up_probe(), Throughput())
+    h = Health(
+        view(assigned=[("t", 0), ("t", 1), ("t", 2)], high={("t", 0): 10, ("t", 1): 10}, applied={("t", 0): 9}),
+        up_probe(),
+        Throughput(),
+    )
     # partition 0 applied to its end; partition 1 never applied: all 10 wait; partition 2: high unknown, no series
     assert h.lag() == {("t", 0): 0, ("t", 1): 10}
 

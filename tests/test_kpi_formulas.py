@@ -14,8 +14,14 @@ from pipeline.state.queues import DUPLICATE, LATE, QueueState
 # Cisco UCCE manual (../shared/reference-values.md): 100 offered, 70 answered within the threshold, 10 abandoned
 # within it, 20 exceeded it. Here the 20 are answered after the threshold; with the short-abandon threshold set
 # to the service level threshold, the 10 early abandons are the "short" ones.
-CISCO = QueueCounts(offered=100, answered=90, answered_within_threshold=70, abandoned=10,
-                    abandoned_within_threshold=10, short_abandoned=10)
+CISCO = QueueCounts(
+    offered=100,
+    answered=90,
+    answered_within_threshold=70,
+    abandoned=10,
+    abandoned_within_threshold=10,
+    short_abandoned=10,
+)
 
 
 def test_cisco_service_level_variants():
@@ -54,8 +60,13 @@ def test_surveys_and_ivr_count_once_in_their_own_interval_and_late_ones_are_late
     E = Events()
     s = state()
     survey = E.survey(70, 5)
-    assert [s.apply(e) for e in (survey, survey, E.survey(75, 2), E.ivr(10, True), E.ivr(20, False))] \
-        == [None, DUPLICATE, None, None, None]
+    assert [s.apply(e) for e in (survey, survey, E.survey(75, 2), E.ivr(10, True), E.ivr(20, False))] == [
+        None,
+        DUPLICATE,
+        None,
+        None,
+        None,
+    ]
     out = finals(s)
     c = out[("Q1", 60)].counts
     assert (c.surveys, c.survey_score_sum, c.surveys_satisfied) == (2, 7, 1)
@@ -81,8 +92,10 @@ def test_a_forecast_interval_without_traffic_gets_a_final_record_of_nothing_agai
     E = Events()
     s = state()
     fc = E.forecast(-600, 120, 12.0, 240.0)
-    assert [s.apply(e) for e in (fc, fc, E.forecast(-600, 0, 5.0, 200.0), E.offered(5, contact="c1"),
-                                 E.abandoned(9, contact="c1"))] == [None, DUPLICATE, None, None, None]
+    assert [
+        s.apply(e)
+        for e in (fc, fc, E.forecast(-600, 0, 5.0, 200.0), E.offered(5, contact="c1"), E.abandoned(9, contact="c1"))
+    ] == [None, DUPLICATE, None, None, None]
     assert not s.intervals.keys() & {("Q1", "voice", (BASE_S + 120) * 1000)}  # a forecast opens no interval
     s.observe_time((BASE_S + 60 + 120) * 1000)  # the first minute is closable, the one at 120 s is not yet
     assert [(u.start - BASE_S, u.counts.offered, u.forecast.offered) for u in s.advance()] == [(0, 1, 5.0)]
@@ -114,9 +127,17 @@ def test_a_version_5_snapshot_with_open_intervals_in_hours_and_days_is_converted
 
     E = Events()
     s = state()
-    for e in (E.offered(5, contact="c1"), E.answered(15, contact="c1"), E.ended(100, contact="c1"),
-              E.acw_ended(110, contact="c1"), E.offered(200, contact="c2"), E.answered(230, contact="c2"),
-              E.ended(260, contact="c2"), E.acw_ended(270, contact="c2", agent="a1"), E.offered(300, contact="c3")):
+    for e in (
+        E.offered(5, contact="c1"),
+        E.answered(15, contact="c1"),
+        E.ended(100, contact="c1"),
+        E.acw_ended(110, contact="c1"),
+        E.offered(200, contact="c2"),
+        E.answered(230, contact="c2"),
+        E.ended(260, contact="c2"),
+        E.acw_ended(270, contact="c2", agent="a1"),
+        E.offered(300, contact="c3"),
+    ):
         s.apply(e)
     s.advance()  # the first minutes are final: in their hour and day already; the later ones still open
     assert s.intervals and any(r.counts.offered for _, r in s.rollups.values())
@@ -128,14 +149,17 @@ def test_a_version_5_snapshot_with_open_intervals_in_hours_and_days_is_converted
 
     published = provisional_rollups(s)
     # open hours and days count their final intervals and the open ones: all three offers, both answers
-    assert {(w, c.offered, c.answered, agents["a1"].handled) for (w, _), (c, agents) in published.items()} \
-        == {("hour", 3, 2, 2), ("day", 3, 2, 2)}
+    assert {(w, c.offered, c.answered, agents["a1"].handled) for (w, _), (c, agents) in published.items()} == {
+        ("hour", 3, 2, 2),
+        ("day", 3, 2, 2),
+    }
     assert provisional_rollups(restored) == published
     for x in (s, restored):
         x.observe_time(10**13)
         x.advance()
-    assert [(u.window, u.counts, u.agents) for u in restored.rollup_updates(0, 1)] == \
-        [(u.window, u.counts, u.agents) for u in s.rollup_updates(0, 1)]
+    assert [(u.window, u.counts, u.agents) for u in restored.rollup_updates(0, 1)] == [
+        (u.window, u.counts, u.agents) for u in s.rollup_updates(0, 1)
+    ]
     assert restored.changes() is None  # the next checkpoint is whole, in this version's form
 
 
@@ -147,11 +171,29 @@ def test_a_version_4_snapshot_with_forecasts_in_open_intervals_is_converted():
     for e in (E.forecast(-600, 0, 5.0, 200.0), E.forecast(-600, 120, 12.0, 240.0), E.offered(5, contact="c1")):
         s.apply(e)
     v5 = as_version_5(orjson.loads(s.snapshot()))
-    v4 = {**v5, "v": 4, "intervals": [[*row[:8], {"published_at": -600_000 + BASE_S * 1000, "offered": 5.0,
-                                                  "aht_seconds": 200.0}, row[8]] for row in v5["intervals"]]}
+    v4 = {
+        **v5,
+        "v": 4,
+        "intervals": [
+            [*row[:8], {"published_at": -600_000 + BASE_S * 1000, "offered": 5.0, "aht_seconds": 200.0}, row[8]]
+            for row in v5["intervals"]
+        ],
+    }
     del v4["forecasts"]
-    v4["intervals"].append(["Q1", "voice", (BASE_S + 120) * 1000, {}, 0, True, 0.0, {},
-                            {"published_at": -600_000 + BASE_S * 1000, "offered": 12.0, "aht_seconds": 240.0}, []])
+    v4["intervals"].append(
+        [
+            "Q1",
+            "voice",
+            (BASE_S + 120) * 1000,
+            {},
+            0,
+            True,
+            0.0,
+            {},
+            {"published_at": -600_000 + BASE_S * 1000, "offered": 12.0, "aht_seconds": 240.0},
+            [],
+        ]
+    )
     restored = state()
     restored.restore(orjson.dumps(v4))
     assert restored.forecasts == s.forecasts
@@ -183,8 +225,12 @@ def test_hours_and_days_follow_the_queue_time_zone_including_a_daylight_saving_d
     s = QueueState(900, 120, 3600, lambda q: QueueSettings(time_zone="America/New_York"), ())
     E = Events()
     # 2026-03-08 is the spring-forward day in New York: local midnight to midnight is 23 hours.
-    times = [datetime(2026, 3, 8, 4, 59, tzinfo=UTC), datetime(2026, 3, 8, 5, 1, tzinfo=UTC),
-             datetime(2026, 3, 9, 3, 30, tzinfo=UTC), datetime(2026, 3, 9, 4, 10, tzinfo=UTC)]
+    times = [
+        datetime(2026, 3, 8, 4, 59, tzinfo=UTC),
+        datetime(2026, 3, 8, 5, 1, tzinfo=UTC),
+        datetime(2026, 3, 9, 3, 30, tzinfo=UTC),
+        datetime(2026, 3, 9, 4, 10, tzinfo=UTC),
+    ]
     for i, t in enumerate(times):
         s.apply(E.offered((epoch_ms(t) - BASE_S * 1000) / 1000, contact=f"c{i}"))
         s.apply(E.abandoned((epoch_ms(t) - BASE_S * 1000) / 1000 + 1, contact=f"c{i}"))
@@ -209,15 +255,26 @@ def test_chat_response_times_whatever_order_the_messages_arrive_in():
 
     E = Events()
     chat = dict(channel="chat", contact="c1")
-    events = [E.offered(0, **chat), E.message(0, "customer", **chat), E.answered(10, **chat),
-              E.message(12, "agent", agent="a1", **chat), E.message(20, "customer", **chat),
-              E.message(21, "agent", agent="a1", **chat), E.ended(40, **chat), E.acw_ended(45, **chat)]
+    events = [
+        E.offered(0, **chat),
+        E.message(0, "customer", **chat),
+        E.answered(10, **chat),
+        E.message(12, "agent", agent="a1", **chat),
+        E.message(20, "customer", **chat),
+        E.message(21, "agent", agent="a1", **chat),
+        E.ended(40, **chat),
+        E.acw_ended(45, **chat),
+    ]
     for order in (events, events[::-1], events[:5] + events[6:] + [events[5]]):  # last: a message after ACW end
         s = state()
         assert [s.apply(e) for e in order] == [None] * len(events)
         c = finals(s)[("Q1", 0)].counts
-        assert (c.chat_first_responses, c.chat_first_response_ms, c.chat_responses, c.chat_response_ms) \
-            == (1, 12000, 2, 13000)
+        assert (c.chat_first_responses, c.chat_first_response_ms, c.chat_responses, c.chat_response_ms) == (
+            1,
+            12000,
+            2,
+            13000,
+        )
 
 
 def test_counts_copy_is_equal_and_independent_and_an_unknown_count_is_an_error():

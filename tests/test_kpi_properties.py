@@ -40,16 +40,21 @@ ZONE_OF = {"Q1": "UTC", "Q2": "Asia/Kolkata", "Q3": "America/New_York"}  # +05:3
 
 
 def rules_of(queue: str) -> QueueSettings:
-    return QueueSettings(service_level_threshold_seconds=THRESHOLDS[queue], short_abandon_seconds=SHORT[queue],
-                         time_zone=ZONE_OF[queue])
+    return QueueSettings(
+        service_level_threshold_seconds=THRESHOLDS[queue], short_abandon_seconds=SHORT[queue], time_zone=ZONE_OF[queue]
+    )
+
 
 FAR = BASE_MS + 365 * 24 * 3600 * 1000
 ZONES = (UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30)))
 
 # KPI_PROPERTY_EXAMPLES=2000 for a longer search than the default run's
-SETTINGS = settings(max_examples=int(os.environ.get("KPI_PROPERTY_EXAMPLES", "100")), deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow],
-                    database=None)  # no .hypothesis/ directory in the working tree
+SETTINGS = settings(
+    max_examples=int(os.environ.get("KPI_PROPERTY_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+)  # no .hypothesis/ directory in the working tree
 
 # waits around the thresholds (20 s, 30 s, 10.5 s) as well as anywhere
 waits = st.one_of(
@@ -91,12 +96,20 @@ def event_logs(draw) -> list[ev.Event]:
             talk = draw(st.integers(0, 300_000))
             if channel == "chat":  # messages from the arrival to the end of the conversation
                 offered_at = next(x for x, e in reversed(timed) if isinstance(e, ev.ContactOffered))
-                for m in draw(st.lists(st.tuples(st.integers(0, t - offered_at + talk), st.booleans()),
-                                       max_size=6)):
+                for m in draw(st.lists(st.tuples(st.integers(0, t - offered_at + talk), st.booleans()), max_size=6)):
                     when_ms = offered_at + m[0]
                     by_agent = m[1] and when_ms >= t
-                    timed.append((when_ms, E.message(at(when_ms), "agent" if by_agent else "customer",
-                                                     agent=f"a{i}" if by_agent else None, **common)))
+                    timed.append(
+                        (
+                            when_ms,
+                            E.message(
+                                at(when_ms),
+                                "agent" if by_agent else "customer",
+                                agent=f"a{i}" if by_agent else None,
+                                **common,
+                            ),
+                        )
+                    )
             points = sorted(draw(st.lists(st.integers(0, talk), min_size=0, max_size=6)))
             points = points[: len(points) // 2 * 2]  # 0..3 hold pairs: (start, end), (start, end), ...
             for k, p in enumerate(points):
@@ -121,8 +134,13 @@ def event_logs(draw) -> list[ev.Event]:
             t += draw(st.integers(0, 5_000))  # the next queue's leg starts at or after the transfer
     for k in range(draw(st.integers(0, 4))):
         t = start + draw(st.integers(0, span))
-        ivr = E.ivr(at(t), draw(st.booleans()), queue=draw(st.sampled_from(queues)), session=f"s{k}",
-                    channel=draw(st.sampled_from(channels)))
+        ivr = E.ivr(
+            at(t),
+            draw(st.booleans()),
+            queue=draw(st.sampled_from(queues)),
+            session=f"s{k}",
+            channel=draw(st.sampled_from(channels)),
+        )
         timed.append((t, ivr))
     end = max(t for t, _ in timed)
     for _ in range(draw(st.integers(0, 5))):
@@ -130,7 +148,6 @@ def event_logs(draw) -> list[ev.Event]:
         timed.append((h, E.heartbeat(at(h))))
     timed.sort(key=lambda x: x[0])  # stable: a leg's events at the same ms keep their life order
     return [e for _, e in timed]
-
 
 
 def run(events: list[ev.Event], advance_every: int):
@@ -198,11 +215,10 @@ def check_rollups(intervals, rollups):
             if (iq, ich) == (q, ch) and start <= s < end:
                 expected.add(c)
         assert counts == expected, (window, q, ch, start)
-    for (q, ch, s) in intervals:
+    for q, ch, s in intervals:
         for window in ("hour", "day"):
             holders = [k for k, (end, _) in rollups.items() if k[:3] == (window, q, ch) and k[3] <= s < end]
             assert len(holders) == 1, (window, q, ch, s)
-
 
 
 @SETTINGS
@@ -214,8 +230,12 @@ def test_ordered_input_equals_batch(events, advance_every):
 
 
 @SETTINGS
-@given(events=event_logs(), advance_every=st.integers(1, 10), seed=st.integers(0, 2**32 - 1),
-       max_shift=st.integers(0, LATENESS * 1000))
+@given(
+    events=event_logs(),
+    advance_every=st.integers(1, 10),
+    seed=st.integers(0, 2**32 - 1),
+    max_shift=st.integers(0, LATENESS * 1000),
+)
 def test_every_event_duplicated_gives_the_same_counts(events, advance_every, seed, max_shift):
     rnd = random.Random(seed)
     # each contact event is delivered twice: the copy (same event_id, re-decoded from its bytes) comes at
@@ -240,10 +260,13 @@ def test_every_event_duplicated_gives_the_same_counts(events, advance_every, see
 
 
 @SETTINGS
-@given(events=event_logs(), advance_every=st.integers(1, 10), seed=st.integers(0, 2**32 - 1),
-       max_delay=st.integers(0, 20 * INTERVAL * 1000))
-def test_redelivery_at_any_later_time_is_duplicate_or_late_never_counted_again(
-        events, advance_every, seed, max_delay):
+@given(
+    events=event_logs(),
+    advance_every=st.integers(1, 10),
+    seed=st.integers(0, 2**32 - 1),
+    max_delay=st.integers(0, 20 * INTERVAL * 1000),
+)
+def test_redelivery_at_any_later_time_is_duplicate_or_late_never_counted_again(events, advance_every, seed, max_delay):
     stream = redelivered(events, random.Random(seed), max_delay)
     finals, results, state = run(stream, advance_every)
     assert_first_applied_then_dropped(stream, results, (DUPLICATE, LATE))
@@ -251,8 +274,12 @@ def test_redelivery_at_any_later_time_is_duplicate_or_late_never_counted_again(
 
 
 @SETTINGS
-@given(events=event_logs(), advance_every=st.integers(1, 10), seed=st.integers(0, 2**32 - 1),
-       max_shift=st.integers(0, LATENESS * 1000))
+@given(
+    events=event_logs(),
+    advance_every=st.integers(1, 10),
+    seed=st.integers(0, 2**32 - 1),
+    max_shift=st.integers(0, LATENESS * 1000),
+)
 def test_shuffled_within_allowed_lateness_gives_the_same_counts(events, advance_every, seed, max_shift):
     shuffled = perturbed(events, random.Random(seed), max_shift)
     finals, results, state = run(shuffled, advance_every)
@@ -322,40 +349,88 @@ def stored_form(s: QueueState) -> dict:
 def test_batch_compute_hand_checked():
     E = Events()
     log = [
-        E.offered(10, "Q1", "c1"), E.answered(30, "Q1", "c1"),  # wait 20 s: within 20 s
-        E.hold_started(40, "Q1", "c1"), E.hold_ended(45.5, "Q1", "c1"),
-        E.transferred(70, "Q1", "c1", to_queue="Q2"), E.acw_ended(75, "Q1", "c1"),  # completes in [60, 120)
-        E.offered(71, "Q2", "c1"), E.abandoned(90, "Q2", "c1"),  # abandon after 19 s, Q2 threshold 30 s
+        E.offered(10, "Q1", "c1"),
+        E.answered(30, "Q1", "c1"),  # wait 20 s: within 20 s
+        E.hold_started(40, "Q1", "c1"),
+        E.hold_ended(45.5, "Q1", "c1"),
+        E.transferred(70, "Q1", "c1", to_queue="Q2"),
+        E.acw_ended(75, "Q1", "c1"),  # completes in [60, 120)
+        E.offered(71, "Q2", "c1"),
+        E.abandoned(90, "Q2", "c1"),  # abandon after 19 s, Q2 threshold 30 s
         E.heartbeat(100),
-        E.offered(50, "Q1", "c2", channel="chat"), E.answered(50.25, "Q1", "c2", channel="chat"),
-        E.ended(60, "Q1", "c2", channel="chat"), E.acw_ended(60, "Q1", "c2", channel="chat"),
-        E.survey(80, 4, "Q1", "c1"), E.ivr(5, True, "Q2"),
-        E.offered(20, "Q3", "c3"), E.flowed_out(50, "Q3", "c3", to_queue="Q1"),
+        E.offered(50, "Q1", "c2", channel="chat"),
+        E.answered(50.25, "Q1", "c2", channel="chat"),
+        E.ended(60, "Q1", "c2", channel="chat"),
+        E.acw_ended(60, "Q1", "c2", channel="chat"),
+        E.survey(80, 4, "Q1", "c1"),
+        E.ivr(5, True, "Q2"),
+        E.offered(20, "Q3", "c3"),
+        E.flowed_out(50, "Q3", "c3", to_queue="Q1"),
     ]
     log = log + log[:3]  # duplicates count once
     intervals, totals = batch_kpis.compute(reversed(log), INTERVAL, threshold_of, SHORT.__getitem__, BOUNDS)
     b = BASE_MS
     assert intervals == {
-        ("Q1", "voice", b): QueueCounts(offered=1, answered=1, answered_within_threshold=1, answer_wait_ms=20000,
-                                        longest_wait_ms=20000, waits={"answered:20000": 1}),
+        ("Q1", "voice", b): QueueCounts(
+            offered=1,
+            answered=1,
+            answered_within_threshold=1,
+            answer_wait_ms=20000,
+            longest_wait_ms=20000,
+            waits={"answered:20000": 1},
+        ),
         # handle 75 - 30 = 45 s; hold 5.5 s; ACW 75 - 70 = 5 s; the survey at 80 s
-        ("Q1", "voice", b + 60_000): QueueCounts(handled=1, handle_ms=45000, talk_ms=34500, hold_ms=5500, acw_ms=5000,
-                                                 held=1, transferred_out=1, surveys=1, survey_score_sum=4,
-                                                 surveys_satisfied=1),
+        ("Q1", "voice", b + 60_000): QueueCounts(
+            handled=1,
+            handle_ms=45000,
+            talk_ms=34500,
+            hold_ms=5500,
+            acw_ms=5000,
+            held=1,
+            transferred_out=1,
+            surveys=1,
+            survey_score_sum=4,
+            surveys_satisfied=1,
+        ),
         ("Q2", "voice", b): QueueCounts(ivr_sessions=1, ivr_contained=1),
         # Q2's short-abandon threshold is 20 s: the 19 s abandon is short
-        ("Q2", "voice", b + 60_000): QueueCounts(offered=1, abandoned=1, abandoned_within_threshold=1,
-                                                 short_abandoned=1, abandon_wait_ms=19000, longest_wait_ms=19000,
-                                                 waits={"abandoned:20000": 1}),
-        ("Q1", "chat", b): QueueCounts(offered=1, answered=1, answered_within_threshold=1, answer_wait_ms=250,
-                                       longest_wait_ms=250, waits={"answered:5000": 1}),
+        ("Q2", "voice", b + 60_000): QueueCounts(
+            offered=1,
+            abandoned=1,
+            abandoned_within_threshold=1,
+            short_abandoned=1,
+            abandon_wait_ms=19000,
+            longest_wait_ms=19000,
+            waits={"abandoned:20000": 1},
+        ),
+        ("Q1", "chat", b): QueueCounts(
+            offered=1,
+            answered=1,
+            answered_within_threshold=1,
+            answer_wait_ms=250,
+            longest_wait_ms=250,
+            waits={"answered:5000": 1},
+        ),
         # handle 60 - 50.25 = 9.75 s, ACW 0, completes at 60 s: interval [60, 120)
         ("Q1", "chat", b + 60_000): QueueCounts(handled=1, handle_ms=9750, talk_ms=9750),
         ("Q3", "voice", b): QueueCounts(offered=1, flowed_out=1, longest_wait_ms=30000),
     }
-    assert totals[("Q1", "voice")] == QueueCounts(offered=1, answered=1, answered_within_threshold=1,
-                                                  answer_wait_ms=20000, longest_wait_ms=20000,
-                                                  waits={"answered:20000": 1}, handled=1, handle_ms=45000,
-                                                  talk_ms=34500, hold_ms=5500, acw_ms=5000, held=1, transferred_out=1,
-                                                  surveys=1, survey_score_sum=4, surveys_satisfied=1)
+    assert totals[("Q1", "voice")] == QueueCounts(
+        offered=1,
+        answered=1,
+        answered_within_threshold=1,
+        answer_wait_ms=20000,
+        longest_wait_ms=20000,
+        waits={"answered:20000": 1},
+        handled=1,
+        handle_ms=45000,
+        talk_ms=34500,
+        hold_ms=5500,
+        acw_ms=5000,
+        held=1,
+        transferred_out=1,
+        surveys=1,
+        survey_score_sum=4,
+        surveys_satisfied=1,
+    )
     assert set(totals) == {("Q1", "voice"), ("Q2", "voice"), ("Q1", "chat"), ("Q3", "voice")}

@@ -35,8 +35,11 @@ from pipeline.simulate import CenterConfig, QueueSpec, intraday_load, paced, sim
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(binaries() is None, reason="prometheus/alertmanager not installed "
-                       "(apt-get install prometheus prometheus-alertmanager; .ci/run does it)"),
+    pytest.mark.skipif(
+        binaries() is None,
+        reason="prometheus/alertmanager not installed "
+        "(apt-get install prometheus prometheus-alertmanager; .ci/run does it)",
+    ),
 ]
 
 QUEUES_FILE = Path(__file__).resolve().parent.parent / "deploy" / "queues.toml"
@@ -73,8 +76,15 @@ def queue_spec(queue_id: str, per_hour: float, start: datetime) -> QueueSpec:
 
 
 def center(queues: tuple[QueueSpec, ...], agents: int, start: datetime, minutes: float) -> CenterConfig:
-    return CenterConfig(queues=queues, agents=agents, start=start, duration_hours=minutes / 60, transfer_prob=0.0,
-                        hold_prob=0.0, training_prob=0.0)
+    return CenterConfig(
+        queues=queues,
+        agents=agents,
+        start=start,
+        duration_hours=minutes / 60,
+        transfer_prob=0.0,
+        hold_prob=0.0,
+        training_prob=0.0,
+    )
 
 
 class Player:
@@ -126,8 +136,7 @@ def wait_for(predicate, timeout: float, what: str):
 def notification(receiver: WebhookReceiver, status: str) -> dict | None:
     for n in receiver.notifications:
         for a in n.alerts:
-            if a["labels"].get("alertname") == FAST and a["labels"].get("queue") == "support" \
-                    and a["status"] == status:
+            if a["labels"].get("alertname") == FAST and a["labels"].get("queue") == "support" and a["status"] == status:
                 return {"path": n.path, **a}
     return None
 
@@ -150,33 +159,55 @@ def test_understaffed_queue_pages_and_resolves_and_every_query_has_data(broker, 
     (tmp_path / "ops").mkdir()
     players: list[Player | None] = [None, None]
     try:
-        with worker_process(settings, tmp_path / "worker.log", **overrides), \
-                OpsStack([f"127.0.0.1:{port}"], queues, tmp_path / "ops", timing, "1s", "1s", "1s", "2s",
-                         receiver=receiver) as ops:
+        with (
+            worker_process(settings, tmp_path / "worker.log", **overrides),
+            OpsStack(
+                [f"127.0.0.1:{port}"], queues, tmp_path / "ops", timing, "1s", "1s", "1s", "2s", receiver=receiver
+            ) as ops,
+        ):
             # Understaffed: one agent for ~1,200 support calls an hour (about 2 a second of wall-clock time).
-            understaffed = players[0] = Player(settings, center((queue_spec("support", 1200, start),), 1, start, 60), 1).start()
-            fired = wait_for(lambda: understaffed.error or notification(receiver, "firing"), 150,
-                             f"{FAST} firing for support")
+            understaffed = players[0] = Player(
+                settings, center((queue_spec("support", 1200, start),), 1, start, 60), 1
+            ).start()
+            fired = wait_for(
+                lambda: understaffed.error or notification(receiver, "firing"), 150, f"{FAST} firing for support"
+            )
             understaffed.join()
             assert fired["path"] == "/page/support"  # routed by team, then severity, to the team's pager
-            assert fired["labels"] == {"alertname": FAST, "severity": "critical", "team": "support",
-                                       "queue": "support", "channel": "voice", "monitor": "cc-kpi"}
+            assert fired["labels"] == {
+                "alertname": FAST,
+                "severity": "critical",
+                "team": "support",
+                "queue": "support",
+                "channel": "voice",
+                "monitor": "cc-kpi",
+            }
             assert fired["annotations"]["summary"] == "Service level dropped sharply below the queue's target."
             assert fired["annotations"]["runbook_url"] == "docs/runbook.md#ccqueueservicelevelbelowtargetfast"
-            assert re.fullmatch(r"Service level of queue support \(voice\) is \d+(\.\d+)?% over the last 5 minutes, "
-                                r"and below target over 30 minutes too\.", fired["annotations"]["description"])
+            assert re.fullmatch(
+                r"Service level of queue support \(voice\) is \d+(\.\d+)?% over the last 5 minutes, "
+                r"and below target over 30 minutes too\.",
+                fired["annotations"]["description"],
+            )
 
             # Staffing returns: 30 agents for the same traffic, and a queue the file does not name (defaults).
             after = understaffed.last_time
-            healthy = players[1] = Player(settings, center((queue_spec("support", 1200, after), queue_spec("returns", 300, after)),
-                                              30, after, 60), 2).start()
+            healthy = players[1] = Player(
+                settings,
+                center((queue_spec("support", 1200, after), queue_spec("returns", 300, after)), 30, after, 60),
+                2,
+            ).start()
             asyncio.run(_send_dead_letter_and_late_event(settings, after))
-            resolved = wait_for(lambda: healthy.error or notification(receiver, "resolved"), 120,
-                                f"{FAST} resolved for support")
+            resolved = wait_for(
+                lambda: healthy.error or notification(receiver, "resolved"), 120, f"{FAST} resolved for support"
+            )
             assert resolved["path"] == "/page/support"
 
-            wait_for(lambda: ops.query('cc_pipeline_late_events_total') and
-                     ops.query('cc_pipeline_rejected_events_total'), 30, "late and dead-lettered events scraped")
+            wait_for(
+                lambda: ops.query("cc_pipeline_late_events_total") and ops.query("cc_pipeline_rejected_events_total"),
+                30,
+                "late and dead-lettered events scraped",
+            )
             _every_expression_evaluates_with_data(ops, timing, port)
     finally:
         for player in players:
@@ -195,22 +226,32 @@ async def _send_dead_letter_and_late_event(settings, now: datetime) -> None:
         topic = settings.topic("contact-events")
         await p.send_and_wait(topic, b"not json at all", key=b"support")
         t = now.isoformat().replace("+00:00", "Z")
-        offered = (f'{{"type": "contact.offered", "event_id": "dup-1", "time": "{t}", "contact_id": "dup-c1", '
-                   f'"queue_id": "returns", "channel": "voice"}}').encode()
+        offered = (
+            f'{{"type": "contact.offered", "event_id": "dup-1", "time": "{t}", "contact_id": "dup-c1", '
+            f'"queue_id": "returns", "channel": "voice"}}'
+        ).encode()
         await p.send_and_wait(topic, offered, key=b"returns")
         await p.send_and_wait(topic, offered, key=b"returns")  # the same event again: dropped as a duplicate
         late = (now - timedelta(hours=3)).isoformat().replace("+00:00", "Z")
-        await p.send_and_wait(topic, (f'{{"type": "contact.offered", "event_id": "late-1", "time": "{late}", '
-                                      f'"contact_id": "late-c1", "queue_id": "support", "channel": "voice"}}').encode(),
-                              key=b"support")
+        await p.send_and_wait(
+            topic,
+            (
+                f'{{"type": "contact.offered", "event_id": "late-1", "time": "{late}", '
+                f'"contact_id": "late-c1", "queue_id": "support", "channel": "voice"}}'
+            ).encode(),
+            key=b"support",
+        )
     finally:
         await p.stop()
 
 
 def _every_expression_evaluates_with_data(ops: OpsStack, timing: alerting.Timing, port: int) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        exported = {line.split("{")[0].split(" ")[0] for line in resp.read().decode().splitlines()
-                    if line and not line.startswith("#")}
+        exported = {
+            line.split("{")[0].split(" ")[0]
+            for line in resp.read().decode().splitlines()
+            if line and not line.startswith("#")
+        }
     pending = [m for m in NOT_EXPORTED_YET if m not in exported]
 
     def check(kind: str, name: str, expr: str) -> str | None:
@@ -236,7 +277,10 @@ def _every_expression_evaluates_with_data(ops: OpsStack, timing: alerting.Timing
         return [p for p in found if p]
 
     # the template variables are label_values() of cc_queue_offered_total: both queues must be offered
-    assert {r["metric"]["queue"] for r in ops.query("count by (queue) (cc_queue_offered_total)")} >= {"support", "returns"}
+    assert {r["metric"]["queue"] for r in ops.query("count by (queue) (cc_queue_offered_total)")} >= {
+        "support",
+        "returns",
+    }
     # The alert can resolve within a minute of the start; a query over increases needs two scrapes after a change
     # (measured: per-agent AHT had none yet once, under a full test run), so each must have data within 60 s.
     deadline, missing = time.monotonic() + 60, problems()
@@ -246,8 +290,10 @@ def _every_expression_evaluates_with_data(ops: OpsStack, timing: alerting.Timing
     assert not missing, "\n".join(missing)
 
     rules = ops.api("/api/v1/rules")
-    unhealthy = [(r.get("name"), r.get("lastError")) for g in rules["groups"] for r in g["rules"]
-                 if r.get("health") != "ok"]
+    unhealthy = [
+        (r.get("name"), r.get("lastError")) for g in rules["groups"] for r in g["rules"] if r.get("health") != "ok"
+    ]
     assert not unhealthy, unhealthy
     assert sum(len(g["rules"]) for g in rules["groups"]) == sum(
-        len(g["rules"]) for g in alerting.recording_groups(ops.queues, timing) + alerting.alert_groups(timing))
+        len(g["rules"]) for g in alerting.recording_groups(ops.queues, timing) + alerting.alert_groups(timing)
+    )

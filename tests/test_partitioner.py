@@ -18,8 +18,9 @@ def test_murmur2_is_kafkas_for_every_length_and_tail():
 
 def test_partitions_are_the_default_partitioners_and_remembered_keys_stay_right():
     rnd = random.Random(8)
-    keys = [f"agent-{rnd.randrange(10_000)}|2026-11-30T09:{rnd.randrange(60):02d}:00+00:00".encode()
-            for _ in range(300)] + [b"", b"a", b"ab", b"abc"]
+    keys = [
+        f"agent-{rnd.randrange(10_000)}|2026-11-30T09:{rnd.randrange(60):02d}:00+00:00".encode() for _ in range(300)
+    ] + [b"", b"a", b"ab", b"abc"]
     ours, theirs = KeyPartitioner(remember=50), DefaultPartitioner()
     for partitions in ([0], [0, 1, 2], list(range(12))):
         for key in keys + keys:  # the second pass hits remembered hashes (and forgets them when full)

@@ -25,8 +25,13 @@ def leg(contact: str, queue: str, start: timedelta, wait: float, talk: float, ac
         ev.ContactOffered(event_id=f"{contact}-o", time=t, customer_id="cust-secret-1", **ids),
         ev.ContactAnswered(event_id=f"{contact}-a", time=t + timedelta(seconds=wait), agent_id="ag-1", **ids),
         ev.ContactEnded(event_id=f"{contact}-e", time=t + timedelta(seconds=wait + talk), agent_id="ag-1", **ids),
-        ev.AcwEnded(event_id=f"{contact}-w", time=t + timedelta(seconds=wait + talk + acw), agent_id="ag-1",
-                    disposition="resolved", **ids),
+        ev.AcwEnded(
+            event_id=f"{contact}-w",
+            time=t + timedelta(seconds=wait + talk + acw),
+            agent_id="ag-1",
+            disposition="resolved",
+            **ids,
+        ),
     ]
 
 
@@ -68,6 +73,7 @@ def test_restart_from_checkpoint_with_redelivery_counts_nothing_twice():
     again, stats = processor()
     # Kafka re-delivers from the last committed offset, which may be older than the checkpoint.
     out2 = again.process(messages(events[2:], first_offset=2), lambda part: checkpoint)
+
     # Same final figures; only the revision number may differ (the first run also published a provisional one).
     def finals(records):
         return [msgspec.structs.replace(r, revision=0) for r in records if r.final]
@@ -87,8 +93,11 @@ def test_a_checkpoint_is_read_however_an_earlier_release_compressed_it(stored_as
     assert stored[:4] == ZSTD_MAGIC
     snapshot = unpack(stored)
     assert snapshot[:1] == b"{"
-    stored = {"zstd (this release)": stored, "zlib (earlier releases)": zlib.compress(snapshot, 1),
-              "plain JSON (the first)": snapshot}[stored_as]
+    stored = {
+        "zstd (this release)": stored,
+        "zlib (earlier releases)": zlib.compress(snapshot, 1),
+        "plain JSON (the first)": snapshot,
+    }[stored_as]
     again, _ = processor()
     out = again.process(messages(events[5:], first_offset=5), lambda part: [stored])
     want = [(r.offered, r.answered, r.aht_seconds) for r in expected_out.records if r.final]
@@ -115,8 +124,11 @@ def test_an_unexpected_error_costs_one_event_not_the_batch(monkeypatch):
 
 
 def samples(text: str) -> dict:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for f in text_string_to_metric_families(text) for s in f.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
 
 
 def test_metrics_are_read_at_scrape_time_and_vanish_with_a_revoked_partition():
@@ -139,8 +151,11 @@ def test_the_state_held_is_on_metrics_and_falls_when_intervals_close():
     registry = build_registry(p, stats)
 
     def held() -> dict[str, float]:
-        return {dict(labels)["kind"]: v for (name, labels), v in samples(exposition(registry).decode()).items()
-                if name == "cc_pipeline_state_entries"}
+        return {
+            dict(labels)["kind"]: v
+            for (name, labels), v in samples(exposition(registry).decode()).items()
+            if name == "cc_pipeline_state_entries"
+        }
 
     events = stream()
     p.process(messages(events[:-1]), lambda part: None)  # both contacts done, their interval still open

@@ -29,8 +29,9 @@ FAR = BASE_MS + 10 * 24 * 3600 * 1000  # a watermark far in the future (10 days)
 
 
 def make_state(threshold_of=lambda q: 20.0, interval=INTERVAL, lateness=LATENESS, timeout=TIMEOUT):
-    return QueueState(interval, lateness, timeout,
-                      lambda q: QueueSettings(service_level_threshold_seconds=threshold_of(q)))
+    return QueueState(
+        interval, lateness, timeout, lambda q: QueueSettings(service_level_threshold_seconds=threshold_of(q))
+    )
 
 
 def feed(state: QueueState, events) -> list:
@@ -45,8 +46,20 @@ def wm(at: float) -> int:
 # The counts these hand-written cases check. The wait histogram, longest wait, time to abandon, short
 # abandons and holds are checked by tests/test_kpi_properties.py against the batch computation, and by the
 # cases at the end of this file.
-SCOPE = ("offered", "answered", "abandoned", "answered_within_threshold", "abandoned_within_threshold", "expired",
-         "answer_wait_ms", "handled", "handle_ms", "hold_ms", "acw_ms", "transferred_out")
+SCOPE = (
+    "offered",
+    "answered",
+    "abandoned",
+    "answered_within_threshold",
+    "abandoned_within_threshold",
+    "expired",
+    "answer_wait_ms",
+    "handled",
+    "handle_ms",
+    "hold_ms",
+    "acw_ms",
+    "transferred_out",
+)
 
 
 def scoped(c: QueueCounts) -> QueueCounts:
@@ -73,11 +86,17 @@ def qc(**kw) -> QueueCounts:
 def test_service_level_wait_equal_to_threshold_counts_as_within():
     E = Events()
     s = make_state()  # threshold 20 s = 20000 ms
-    results = feed(s, [
-        E.offered(10, contact="c1"), E.answered(30, contact="c1"),  # wait 20.000 s == threshold -> within
-        E.offered(100, contact="c2"), E.answered(120.001, contact="c2"),  # wait 20.001 s -> outside
-        E.offered(200, contact="c3"), E.answered(200, contact="c3"),  # wait 0 -> within
-    ])
+    results = feed(
+        s,
+        [
+            E.offered(10, contact="c1"),
+            E.answered(30, contact="c1"),  # wait 20.000 s == threshold -> within
+            E.offered(100, contact="c2"),
+            E.answered(120.001, contact="c2"),  # wait 20.001 s -> outside
+            E.offered(200, contact="c3"),
+            E.answered(200, contact="c3"),  # wait 0 -> within
+        ],
+    )
     assert results == [None] * 6
     finals = close_all(s)
     # answer_wait_ms = 20000 + 20001 + 0 = 40001
@@ -90,14 +109,26 @@ def test_service_level_wait_equal_to_threshold_counts_as_within():
 def test_abandon_inside_and_outside_threshold():
     E = Events()
     s = make_state()  # threshold 20 s
-    feed(s, [
-        E.offered(0, contact="c1"), E.abandoned(20, contact="c1"),  # wait 20 s == threshold -> within
-        E.offered(50, contact="c2"), E.abandoned(75, contact="c2"),  # wait 25 s -> outside
-        E.offered(100, contact="c3"), E.answered(105, contact="c3"),  # answered after 5 s -> within
-    ])
+    feed(
+        s,
+        [
+            E.offered(0, contact="c1"),
+            E.abandoned(20, contact="c1"),  # wait 20 s == threshold -> within
+            E.offered(50, contact="c2"),
+            E.abandoned(75, contact="c2"),  # wait 25 s -> outside
+            E.offered(100, contact="c3"),
+            E.answered(105, contact="c3"),  # answered after 5 s -> within
+        ],
+    )
     finals = close_all(s)
-    expected = qc(offered=3, answered=1, abandoned=2, answered_within_threshold=1,
-                  abandoned_within_threshold=1, answer_wait_ms=5000)
+    expected = qc(
+        offered=3,
+        answered=1,
+        abandoned=2,
+        answered_within_threshold=1,
+        abandoned_within_threshold=1,
+        answer_wait_ms=5000,
+    )
     assert finals == {("Q1", "voice", I0): expected}
     # "abandons count against": 1 answered within / (1 answered + 2 abandoned)
     assert service_level(expected) == pytest.approx(1 / 3)
@@ -106,12 +137,19 @@ def test_abandon_inside_and_outside_threshold():
 def test_asa_is_mean_wait_of_answered_contacts_only():
     E = Events()
     s = make_state()
-    feed(s, [
-        E.offered(0, contact="c1"), E.answered(5, contact="c1"),  # 5 s
-        E.offered(10, contact="c2"), E.answered(25, contact="c2"),  # 15 s
-        E.offered(20, contact="c3"), E.answered(60, contact="c3"),  # 40 s (outside threshold)
-        E.offered(30, contact="c4"), E.abandoned(130, contact="c4"),  # abandoned: not in ASA
-    ])
+    feed(
+        s,
+        [
+            E.offered(0, contact="c1"),
+            E.answered(5, contact="c1"),  # 5 s
+            E.offered(10, contact="c2"),
+            E.answered(25, contact="c2"),  # 15 s
+            E.offered(20, contact="c3"),
+            E.answered(60, contact="c3"),  # 40 s (outside threshold)
+            E.offered(30, contact="c4"),
+            E.abandoned(130, contact="c4"),  # abandoned: not in ASA
+        ],
+    )
     finals = close_all(s)
     c = finals[("Q1", "voice", I0)]
     # 5000 + 15000 + 40000 = 60000 ms over 3 answered -> ASA 20 s
@@ -125,22 +163,39 @@ def test_asa_is_mean_wait_of_answered_contacts_only():
 def test_aht_with_holds():
     E = Events()
     s = make_state()
-    feed(s, [
-        # c1: answered 10, holds 40..60 (20 s) and 100..130 (30 s), ended 310, ACW ended 340
-        E.offered(0, contact="c1"), E.answered(10, contact="c1"),
-        E.hold_started(40, contact="c1"), E.hold_ended(60, contact="c1"),
-        E.hold_started(100, contact="c1"), E.hold_ended(130, contact="c1"),
-        E.ended(310, contact="c1"), E.acw_ended(340, contact="c1"),
-        # c2: answered at once at 400, ended 460, ACW ended 470, no hold
-        E.offered(400, contact="c2"), E.answered(400, contact="c2"),
-        E.ended(460, contact="c2"), E.acw_ended(470, contact="c2"),
-    ])
+    feed(
+        s,
+        [
+            # c1: answered 10, holds 40..60 (20 s) and 100..130 (30 s), ended 310, ACW ended 340
+            E.offered(0, contact="c1"),
+            E.answered(10, contact="c1"),
+            E.hold_started(40, contact="c1"),
+            E.hold_ended(60, contact="c1"),
+            E.hold_started(100, contact="c1"),
+            E.hold_ended(130, contact="c1"),
+            E.ended(310, contact="c1"),
+            E.acw_ended(340, contact="c1"),
+            # c2: answered at once at 400, ended 460, ACW ended 470, no hold
+            E.offered(400, contact="c2"),
+            E.answered(400, contact="c2"),
+            E.ended(460, contact="c2"),
+            E.acw_ended(470, contact="c2"),
+        ],
+    )
     unscoped = close_all(s, scope=False)[("Q1", "voice", I0)]
     c = scoped(unscoped)
     # c1: handle = 340 - 10 = 330 s; hold = 20 + 30 = 50 s; ACW = 340 - 310 = 30 s
     # c2: handle = 470 - 400 = 70 s; hold 0; ACW = 470 - 460 = 10 s
-    assert c == qc(offered=2, answered=2, answered_within_threshold=2, answer_wait_ms=10000 + 0,
-                   handled=2, handle_ms=330000 + 70000, hold_ms=50000, acw_ms=30000 + 10000)
+    assert c == qc(
+        offered=2,
+        answered=2,
+        answered_within_threshold=2,
+        answer_wait_ms=10000 + 0,
+        handled=2,
+        handle_ms=330000 + 70000,
+        hold_ms=50000,
+        acw_ms=30000 + 10000,
+    )
     assert average_handle_time(c) == pytest.approx(200.0)  # (330 + 70) / 2
     # talk = handle - hold - acw = 400000 - 50000 - 40000 = 310000 = (310-10-50) + (460-400) s
     assert unscoped.talk_ms == 310000
@@ -150,38 +205,66 @@ def test_aht_with_holds():
 def test_transfer_counts_transferred_out_and_a_new_leg_in_the_target_queue():
     E = Events()
     s = make_state(threshold_of={"Q1": 20.0, "Q2": 30.0}.__getitem__)
-    feed(s, [
-        E.offered(0, "Q1", "c1"), E.answered(5, "Q1", "c1"),
-        E.transferred(65, "Q1", "c1", to_queue="Q2"), E.acw_ended(75, "Q1", "c1"),
-        E.offered(66, "Q2", "c1"), E.answered(70, "Q2", "c1"),
-        E.ended(130, "Q2", "c1"), E.acw_ended(140, "Q2", "c1"),
-    ])
+    feed(
+        s,
+        [
+            E.offered(0, "Q1", "c1"),
+            E.answered(5, "Q1", "c1"),
+            E.transferred(65, "Q1", "c1", to_queue="Q2"),
+            E.acw_ended(75, "Q1", "c1"),
+            E.offered(66, "Q2", "c1"),
+            E.answered(70, "Q2", "c1"),
+            E.ended(130, "Q2", "c1"),
+            E.acw_ended(140, "Q2", "c1"),
+        ],
+    )
     finals = close_all(s)
     assert finals == {
         # Q1: wait 5 s; handle 75 - 5 = 70 s; ACW 75 - 65 = 10 s; transferred out
-        ("Q1", "voice", I0): qc(offered=1, answered=1, answered_within_threshold=1, answer_wait_ms=5000,
-                                handled=1, handle_ms=70000, acw_ms=10000, transferred_out=1),
+        ("Q1", "voice", I0): qc(
+            offered=1,
+            answered=1,
+            answered_within_threshold=1,
+            answer_wait_ms=5000,
+            handled=1,
+            handle_ms=70000,
+            acw_ms=10000,
+            transferred_out=1,
+        ),
         # Q2: a new leg: wait 70 - 66 = 4 s; handle 140 - 70 = 70 s; ACW 140 - 130 = 10 s; ended, not transferred
-        ("Q2", "voice", I0): qc(offered=1, answered=1, answered_within_threshold=1, answer_wait_ms=4000,
-                                handled=1, handle_ms=70000, acw_ms=10000),
+        ("Q2", "voice", I0): qc(
+            offered=1,
+            answered=1,
+            answered_within_threshold=1,
+            answer_wait_ms=4000,
+            handled=1,
+            handle_ms=70000,
+            acw_ms=10000,
+        ),
     }
 
 
 def test_outcome_in_arrival_interval_handling_in_completion_interval():
     E = Events()
     s = make_state()
-    feed(s, [
-        # arrives 890 (interval 0), answered 895, ended 950, ACW ended 1000 (interval 1)
-        E.offered(890, contact="c1"), E.answered(895, contact="c1"),
-        E.ended(950, contact="c1"), E.acw_ended(1000, contact="c1"),
-        # arrives 899.5 (interval 0), answered 910 (interval 1): still an interval-0 answer, wait 10.5 s
-        E.offered(899.5, contact="c2"), E.answered(910, contact="c2"),
-        E.ended(1000, contact="c2"), E.acw_ended(1000, contact="c2"),
-    ])
+    feed(
+        s,
+        [
+            # arrives 890 (interval 0), answered 895, ended 950, ACW ended 1000 (interval 1)
+            E.offered(890, contact="c1"),
+            E.answered(895, contact="c1"),
+            E.ended(950, contact="c1"),
+            E.acw_ended(1000, contact="c1"),
+            # arrives 899.5 (interval 0), answered 910 (interval 1): still an interval-0 answer, wait 10.5 s
+            E.offered(899.5, contact="c2"),
+            E.answered(910, contact="c2"),
+            E.ended(1000, contact="c2"),
+            E.acw_ended(1000, contact="c2"),
+        ],
+    )
     finals = close_all(s)
     assert finals == {
-        ("Q1", "voice", I0): qc(offered=2, answered=2, answered_within_threshold=2,
-                                answer_wait_ms=5000 + 10500),
+        ("Q1", "voice", I0): qc(offered=2, answered=2, answered_within_threshold=2, answer_wait_ms=5000 + 10500),
         # c1: handle 1000 - 895 = 105 s, ACW 50 s; c2: handle 1000 - 910 = 90 s, ACW 0
         ("Q1", "voice", I1): qc(handled=2, handle_ms=105000 + 90000, acw_ms=50000),
     }
@@ -223,11 +306,16 @@ def test_final_revision_follows_provisional_revisions_and_watermark_from_events(
 def test_interval_stays_open_while_a_contact_that_arrived_in_it_or_earlier_waits():
     E = Events()
     s = make_state()
-    feed(s, [
-        E.offered(10, contact="c1"),  # waits
-        E.offered(20, contact="c2"), E.abandoned(25, contact="c2"),
-        E.offered(950, contact="c3"), E.abandoned(955, contact="c3"),  # interval 1; c1 arrived earlier
-    ])
+    feed(
+        s,
+        [
+            E.offered(10, contact="c1"),  # waits
+            E.offered(20, contact="c2"),
+            E.abandoned(25, contact="c2"),
+            E.offered(950, contact="c3"),
+            E.abandoned(955, contact="c3"),  # interval 1; c1 arrived earlier
+        ],
+    )
     s.observe_time(wm(2000))  # past the end + lateness of intervals 0 (1020 s) and 1 (1920 s)
     assert s.advance() == []
     assert list(s.waiting()) == [("Q1", "voice", 1, 1990.0)]
@@ -259,10 +347,16 @@ def test_event_in_an_open_interval_that_would_change_a_final_interval_is_late():
     E = Events()
     s = make_state()
     # c1: handling complete except a hold that has not ended; all in interval 0
-    feed(s, [
-        E.offered(10, contact="c1"), E.answered(20, contact="c1"), E.hold_started(30, contact="c1"),
-        E.ended(100, contact="c1"), E.acw_ended(200, contact="c1"),
-    ])
+    feed(
+        s,
+        [
+            E.offered(10, contact="c1"),
+            E.answered(20, contact="c1"),
+            E.hold_started(30, contact="c1"),
+            E.ended(100, contact="c1"),
+            E.acw_ended(200, contact="c1"),
+        ],
+    )
     s.observe_time(wm(1020))
     [u] = s.advance()  # c1 is not waiting (answered), so interval 0 closes without its handling
     assert scoped(u.counts) == qc(offered=1, answered=1, answered_within_threshold=1, answer_wait_ms=10000)
@@ -278,8 +372,12 @@ def test_event_in_an_open_interval_that_would_change_a_final_interval_is_late():
 def test_duplicates_are_reported_and_change_nothing():
     E = Events()
     s = make_state()
-    evs = [E.offered(10, contact="c1"), E.answered(15, contact="c1"), E.ended(60, contact="c1"),
-           E.acw_ended(70, contact="c1")]
+    evs = [
+        E.offered(10, contact="c1"),
+        E.answered(15, contact="c1"),
+        E.ended(60, contact="c1"),
+        E.acw_ended(70, contact="c1"),
+    ]
     assert feed(s, evs) == [None] * 4
     before = s.snapshot()
     assert feed(s, evs) == [DUPLICATE] * 4
@@ -288,9 +386,17 @@ def test_duplicates_are_reported_and_change_nothing():
 
     assert s.apply(msgspec.structs.replace(evs[1], time=evs[1].time.replace(second=40))) == DUPLICATE
     assert s.snapshot() == before
-    assert close_all(s) == {("Q1", "voice", I0): qc(offered=1, answered=1, answered_within_threshold=1,
-                                                    answer_wait_ms=5000, handled=1, handle_ms=55000,
-                                                    acw_ms=10000)}
+    assert close_all(s) == {
+        ("Q1", "voice", I0): qc(
+            offered=1,
+            answered=1,
+            answered_within_threshold=1,
+            answer_wait_ms=5000,
+            handled=1,
+            handle_ms=55000,
+            acw_ms=10000,
+        )
+    }
 
 
 def test_answered_twice_is_impossible_and_changes_nothing():
@@ -303,8 +409,9 @@ def test_answered_twice_is_impossible_and_changes_nothing():
     assert s.apply(E.offered(11, contact="c1")) == IMPOSSIBLE  # offered twice
     assert s.apply(E.ended(20, contact="c1", channel="chat")) == IMPOSSIBLE  # other channel, same leg
     assert s.snapshot() == before
-    assert close_all(s) == {("Q1", "voice", I0): qc(offered=1, answered=1, answered_within_threshold=1,
-                                                    answer_wait_ms=5000)}
+    assert close_all(s) == {
+        ("Q1", "voice", I0): qc(offered=1, answered=1, answered_within_threshold=1, answer_wait_ms=5000)
+    }
 
 
 def test_answered_before_offered_in_event_time_is_impossible():
@@ -337,16 +444,26 @@ def test_conversation_end_before_answer_is_impossible():
 def _scenario(E: Events):
     """A few legs over intervals 0 and 1 (all events within 1000 s, less than interval + lateness)."""
     return [
-        E.offered(0, "Q1", "c1"), E.answered(10, "Q1", "c1"),
-        E.hold_started(40, "Q1", "c1"), E.hold_ended(60, "Q1", "c1"),
-        E.hold_started(100, "Q1", "c1"), E.hold_ended(130, "Q1", "c1"),
-        E.transferred(310, "Q1", "c1", to_queue="Q2"), E.acw_ended(340, "Q1", "c1"),
-        E.offered(311, "Q2", "c1"), E.answered(345, "Q2", "c1"),
-        E.ended(905, "Q2", "c1"), E.acw_ended(920, "Q2", "c1"),
-        E.offered(50, "Q1", "c2", channel="chat"), E.abandoned(80, "Q1", "c2", channel="chat"),
-        E.offered(880, "Q1", "c3"), E.answered(899.999, "Q1", "c3"),
-        E.hold_started(900, "Q1", "c3"), E.hold_ended(901, "Q1", "c3"),
-        E.ended(950, "Q1", "c3"), E.acw_ended(1000, "Q1", "c3"),
+        E.offered(0, "Q1", "c1"),
+        E.answered(10, "Q1", "c1"),
+        E.hold_started(40, "Q1", "c1"),
+        E.hold_ended(60, "Q1", "c1"),
+        E.hold_started(100, "Q1", "c1"),
+        E.hold_ended(130, "Q1", "c1"),
+        E.transferred(310, "Q1", "c1", to_queue="Q2"),
+        E.acw_ended(340, "Q1", "c1"),
+        E.offered(311, "Q2", "c1"),
+        E.answered(345, "Q2", "c1"),
+        E.ended(905, "Q2", "c1"),
+        E.acw_ended(920, "Q2", "c1"),
+        E.offered(50, "Q1", "c2", channel="chat"),
+        E.abandoned(80, "Q1", "c2", channel="chat"),
+        E.offered(880, "Q1", "c3"),
+        E.answered(899.999, "Q1", "c3"),
+        E.hold_started(900, "Q1", "c3"),
+        E.hold_ended(901, "Q1", "c3"),
+        E.ended(950, "Q1", "c3"),
+        E.acw_ended(1000, "Q1", "c3"),
         E.heartbeat(1000),
     ]
 
@@ -374,9 +491,17 @@ SCENARIO_EXPECTED = {
     # c1 in Q1: wait 10 s; handle 340 - 10 = 330 s; hold 20 + 30 = 50 s; ACW 340 - 310 = 30 s; transferred
     # c3 in Q1: arrives 880 (interval 0), wait 19.999 s (within); handled in interval 1:
     #           handle 1000 - 899.999 = 100.001 s; hold 1 s; ACW 50 s
-    ("Q1", "voice", I0): QueueCounts(offered=2, answered=2, answered_within_threshold=2,
-                                     answer_wait_ms=10000 + 19999, handled=1, handle_ms=330000, hold_ms=50000,
-                                     acw_ms=30000, transferred_out=1),
+    ("Q1", "voice", I0): QueueCounts(
+        offered=2,
+        answered=2,
+        answered_within_threshold=2,
+        answer_wait_ms=10000 + 19999,
+        handled=1,
+        handle_ms=330000,
+        hold_ms=50000,
+        acw_ms=30000,
+        transferred_out=1,
+    ),
     ("Q1", "voice", I1): QueueCounts(handled=1, handle_ms=100001, hold_ms=1000, acw_ms=50000),
     # c2 chat in Q1: abandoned after 30 s (outside 20 s)
     ("Q1", "chat", I0): QueueCounts(offered=1, abandoned=1),
@@ -449,12 +574,18 @@ def test_contact_timeout_lets_a_blocked_interval_close():
 def test_waiting_counts_and_oldest_age_at_the_watermark():
     E = Events()
     s = make_state()
-    feed(s, [
-        E.offered(10.5, "Q1", "c1"), E.offered(40, "Q1", "c2"),
-        E.offered(50, "Q1", "c3", channel="chat"),
-        E.offered(30, "Q2", "c5"), E.abandoned(35, "Q2", "c5"),
-        E.offered(60, "Q1", "c4"), E.answered(70, "Q1", "c4"),  # watermark: 70 s
-    ])
+    feed(
+        s,
+        [
+            E.offered(10.5, "Q1", "c1"),
+            E.offered(40, "Q1", "c2"),
+            E.offered(50, "Q1", "c3", channel="chat"),
+            E.offered(30, "Q2", "c5"),
+            E.abandoned(35, "Q2", "c5"),
+            E.offered(60, "Q1", "c4"),
+            E.answered(70, "Q1", "c4"),  # watermark: 70 s
+        ],
+    )
     assert sorted(s.waiting()) == [("Q1", "chat", 1, 20.0), ("Q1", "voice", 2, 59.5)]  # 70 - 50, 70 - 10.5
     s.observe_time(wm(100))
     assert sorted(s.waiting()) == [("Q1", "chat", 1, 50.0), ("Q1", "voice", 2, 89.5)]
@@ -527,14 +658,26 @@ def test_threshold_per_queue():
     E = Events()
     s = make_state(threshold_of=thresholds.__getitem__)
     for q in thresholds:
-        feed(s, [
-            E.offered(0, q, "c1"), E.answered(10.5, q, "c1"),  # wait 10.5 s
-            E.offered(0, q, "c2"), E.answered(30, q, "c2"),  # wait 30 s
-            E.offered(0, q, "c3"), E.abandoned(15, q, "c3"),  # abandoned after 15 s
-        ])
+        feed(
+            s,
+            [
+                E.offered(0, q, "c1"),
+                E.answered(10.5, q, "c1"),  # wait 10.5 s
+                E.offered(0, q, "c2"),
+                E.answered(30, q, "c2"),  # wait 30 s
+                E.offered(0, q, "c3"),
+                E.abandoned(15, q, "c3"),  # abandoned after 15 s
+            ],
+        )
     s.observe_time(FAR)
-    got = {u.queue_id: (scoped(u.counts).answered_within_threshold, scoped(u.counts).abandoned_within_threshold,
-                        u.rules.service_level_threshold_seconds) for u in s.advance()}
+    got = {
+        u.queue_id: (
+            scoped(u.counts).answered_within_threshold,
+            scoped(u.counts).abandoned_within_threshold,
+            u.rules.service_level_threshold_seconds,
+        )
+        for u in s.advance()
+    }
     assert got == {
         "Q1": (1, 1, 20.0),  # 10.5 <= 20; 30 > 20; abandon 15 <= 20
         "Q2": (2, 1, 60.0),  # both within 60; abandon within

@@ -57,11 +57,18 @@ class Offers:
     def __init__(self) -> None:
         self.n = 0
 
-    def __call__(self, at: float, customer: str | None = "alice", contact: str = "c1", queue: str = "Q1",
-                 channel: str = "voice") -> CustomerContact:
+    def __call__(
+        self, at: float, customer: str | None = "alice", contact: str = "c1", queue: str = "Q1", channel: str = "voice"
+    ) -> CustomerContact:
         self.n += 1
-        return CustomerContact(customer=h(customer) if customer else None, contact_id=contact, queue_id=queue,
-                               channel=channel, time_ms=BASE_MS + round(at * 1000), event_id=f"o{self.n}")
+        return CustomerContact(
+            customer=h(customer) if customer else None,
+            contact_id=contact,
+            queue_id=queue,
+            channel=channel,
+            time_ms=BASE_MS + round(at * 1000),
+            event_id=f"o{self.n}",
+        )
 
 
 def at_wm(state: RepeatState, at: float) -> None:
@@ -123,8 +130,14 @@ def test_the_window_is_that_of_the_earlier_contacts_queue():
     s = make_state()
     # c1 in Q2 (window 2 h) at 0; c2 in Q1 (window 1 h) 1.5 h later: inside c1's window (a repeat);
     # c3 at 3 h: 1.5 h after c2, outside c2's 1 h window, and 3 h after c1, outside its 2 h window
-    feed(s, [o(0, contact="c1", queue="Q2"), o(1.5 * HOUR, contact="c2", queue="Q1"),
-             o(3 * HOUR, contact="c3", queue="Q1")])
+    feed(
+        s,
+        [
+            o(0, contact="c1", queue="Q2"),
+            o(1.5 * HOUR, contact="c2", queue="Q1"),
+            o(3 * HOUR, contact="c3", queue="Q1"),
+        ],
+    )
     assert close_all(s) == {
         ("Q2", "voice", 0): FcrCounts(eligible=1, unresolved=1),
         ("Q1", "voice", 5400): FcrCounts(eligible=1, repeats=1),
@@ -135,9 +148,14 @@ def test_the_window_is_that_of_the_earlier_contacts_queue():
 def test_a_contact_on_another_channel_and_queue_counts_as_a_repeat():
     o = Offers()
     s = make_state()
-    feed(s, [o(10, contact="call", queue="Q1", channel="voice"),
-             o(1800, contact="chat", queue="Q2", channel="chat"),
-             o(1900, customer="bob", contact="other")])  # another customer: no effect on alice
+    feed(
+        s,
+        [
+            o(10, contact="call", queue="Q1", channel="voice"),
+            o(1800, contact="chat", queue="Q2", channel="chat"),
+            o(1900, customer="bob", contact="other"),
+        ],
+    )  # another customer: no effect on alice
     assert close_all(s) == {
         ("Q1", "voice", 0): FcrCounts(eligible=1, unresolved=1),
         ("Q2", "chat", 1800): FcrCounts(eligible=1, repeats=1),
@@ -186,9 +204,16 @@ def test_a_repeat_of_a_transferred_contact_counts_from_its_first_leg():
 def test_contacts_without_customer_id_are_ineligible_and_never_match():
     o = Offers()
     s = make_state()
-    feed(s, [o(10, customer=None, contact="a1"), o(20, customer=None, contact="a2"),
-             o(30, customer=None, contact="a1", queue="Q2"),  # a transfer leg of a1: still one contact
-             o(40, contact="c1"), o(50, customer=None, contact="a3")])
+    feed(
+        s,
+        [
+            o(10, customer=None, contact="a1"),
+            o(20, customer=None, contact="a2"),
+            o(30, customer=None, contact="a1", queue="Q2"),  # a transfer leg of a1: still one contact
+            o(40, contact="c1"),
+            o(50, customer=None, contact="a3"),
+        ],
+    )
     assert close_all(s) == {
         ("Q1", "voice", 0): FcrCounts(eligible=1, ineligible=3),  # c1 resolved: anonymous contacts never repeat
     }
@@ -225,8 +250,10 @@ def test_an_offer_before_the_horizon_is_late_and_changes_nothing():
     at_wm(s, 1020)  # horizon: 900 s
     assert s.apply(o(899.999, contact="c0")) == LATE
     assert s.apply(o(900, contact="c2")) is None
-    assert close_all(s) == {("Q1", "voice", 0): FcrCounts(eligible=1, unresolved=1),
-                            ("Q1", "voice", 900): FcrCounts(eligible=1, repeats=1)}
+    assert close_all(s) == {
+        ("Q1", "voice", 0): FcrCounts(eligible=1, unresolved=1),
+        ("Q1", "voice", 900): FcrCounts(eligible=1, repeats=1),
+    }
 
 
 def test_duplicates_count_once():
@@ -322,8 +349,13 @@ def interrupted(records: list, first: int, later: int) -> tuple[RepeatState, dic
 
 def test_snapshot_and_restore_carry_on_exactly():
     o = Offers()
-    records = [o(0, contact="c1"), o(1800, contact="c2", queue="Q2"), o(50, customer=None, contact="a"),
-               o(8000, contact="c3"), o(8100, customer="bob", contact="c4", channel="chat")]
+    records = [
+        o(0, contact="c1"),
+        o(1800, contact="c2", queue="Q2"),
+        o(50, customer=None, contact="a"),
+        o(8000, contact="c3"),
+        o(8100, customer="bob", contact="c4", channel="chat"),
+    ]
     whole, expected, s, finals = interrupted(records, 3, 4)
     before = {(u.queue_id, u.channel, u.start - BASE_S): u.counts for u in finals}  # c1 forgotten, c2 pinned
     assert set(before) == {("Q1", "voice", 0)}
@@ -347,15 +379,23 @@ def test_restore_refuses_another_snapshot_version():
 
 
 def held(state: RepeatState) -> dict:
-    return {key: {cid: (c.repeat_pinned, c.unresolved_pinned, c.legs) for cid, c in state._contacts(key).items()}
-            for key in state.customers}
+    return {
+        key: {cid: (c.repeat_pinned, c.unresolved_pinned, c.legs) for cid, c in state._contacts(key).items()}
+        for key in state.customers
+    }
 
 
 def test_a_version_1_checkpoint_is_read_and_carries_on_exactly():
     """Version 1 (up to this release) held the ids as strings: its contacts restore to the same state."""
     o = Offers()
-    records = [o(0, contact="c1"), o(60, contact="c1", queue="Q2"), o(1800, contact="c2", queue="Q2"),
-               o(50, customer=None, contact="a"), o(8000, contact="c3"), o(8100, customer="bob", contact="c4")]
+    records = [
+        o(0, contact="c1"),
+        o(60, contact="c1", queue="Q2"),
+        o(1800, contact="c2", queue="Q2"),
+        o(50, customer=None, contact="a"),
+        o(8000, contact="c3"),
+        o(8100, customer="bob", contact="c4"),
+    ]
     _, expected, s, _ = interrupted(records, 4, 5)  # c1 and the anonymous a forgotten, c2 pinned as a repeat
     # the same state written as version 1 did: ids as strings, "anon:<contact id>" for no customer
     by_event = {digest(r.event_id): r for r in records}
@@ -365,8 +405,13 @@ def test_a_version_1_checkpoint_is_read_and_carries_on_exactly():
             r = by_event[c.legs[0].event_id]
             customer = r.customer or "anon:" + r.contact_id
             v1_customers.setdefault(customer, []).append(
-                [r.contact_id, c.repeat_pinned, c.unresolved_pinned,
-                 [[g.time, g.queue_id, g.channel, by_event[g.event_id].event_id, g.window] for g in c.legs]])
+                [
+                    r.contact_id,
+                    c.repeat_pinned,
+                    c.unresolved_pinned,
+                    [[g.time, g.queue_id, g.channel, by_event[g.event_id].event_id, g.window] for g in c.legs],
+                ]
+            )
     v1 = {**s._head(), "v": 1, "customers": list(v1_customers.items())}
     del v1["pairs"]
     restored = make_state()
@@ -381,11 +426,21 @@ def test_a_version_1_checkpoint_is_read_and_carries_on_exactly():
 def test_a_version_2_checkpoint_is_read_and_carries_on_exactly():
     """Version 2 (the previous release) was JSON with each customer's legs in hex, and its expiry lists."""
     o = Offers()
-    records = [o(0, contact="c1"), o(1800, contact="c2", queue="Q2"), o(50, customer=None, contact="a"),
-               o(8000, contact="c3"), o(8100, customer="bob", contact="c4", channel="chat")]
+    records = [
+        o(0, contact="c1"),
+        o(1800, contact="c2", queue="Q2"),
+        o(50, customer=None, contact="a"),
+        o(8000, contact="c3"),
+        o(8100, customer="bob", contact="c4", channel="chat"),
+    ]
     _, expected, s, finals = interrupted(records, 3, 4)
-    v2 = {**s._head(), "v": 2, "customers": [[key, legs.hex()] for key, legs in s.customers.items()],
-          "held": s.held, "expiry": [[start, list(keys)] for start, keys in s._expiry.items()]}
+    v2 = {
+        **s._head(),
+        "v": 2,
+        "customers": [[key, legs.hex()] for key, legs in s.customers.items()],
+        "held": s.held,
+        "expiry": [[start, list(keys)] for start, keys in s._expiry.items()],
+    }
     restored = make_state()
     restored.restore(orjson.dumps(v2))
     assert held(restored) == held(s) and restored.contacts_held() == s.contacts_held() == 2
@@ -420,8 +475,14 @@ T0 = BASE + timedelta(hours=9)
 
 
 def offered(contact: str, queue: str, minutes: float, customer: str | None, channel: str = "voice"):
-    return ev.ContactOffered(event_id=f"{contact}-{queue}-o", time=T0 + timedelta(minutes=minutes),
-                             contact_id=contact, queue_id=queue, channel=channel, customer_id=customer)
+    return ev.ContactOffered(
+        event_id=f"{contact}-{queue}-o",
+        time=T0 + timedelta(minutes=minutes),
+        contact_id=contact,
+        queue_id=queue,
+        channel=channel,
+        customer_id=customer,
+    )
 
 
 def test_forwarder_hashes_customers_and_sends_watermarks_to_every_partition_once():
@@ -441,7 +502,7 @@ def test_forwarder_hashes_customers_and_sends_watermarks_to_every_partition_once
     for p, b in batches.items():
         marks = [(r.partition, r.watermark_ms) for r in b if isinstance(r, SourceWatermark)]
         assert marks == [(0, 5), (1, 7)]
-        assert all(isinstance(r, SourceWatermark) for r in b[len(contacts[p]):])  # offers first
+        assert all(isinstance(r, SourceWatermark) for r in b[len(contacts[p]) :])  # offers first
     # only watermarks that moved are sent again
     assert f.messages([], {0: 5, 1: 8}) == [
         fcr.Outgoing(None, msgspec.json.encode([SourceWatermark(partition=1, watermark_ms=8)]), p) for p in range(3)
@@ -456,8 +517,9 @@ def test_forwarder_splits_a_big_batch_within_the_message_limit_and_keeps_waterma
     out = f.messages(offers, {0: 5})
     assert len(out) > 2 and all(len(m.value) <= limit for m in out)
     decoded = [(m.partition, msgspec.json.decode(m.value, type=list[fcr.CustomerContactMessage])) for m in out]
-    assert sorted(r.contact_id for _, b in decoded for r in b if isinstance(r, fcr.CustomerContact)) == \
-        sorted(f"c{i}" for i in range(200))
+    assert sorted(r.contact_id for _, b in decoded for r in b if isinstance(r, fcr.CustomerContact)) == sorted(
+        f"c{i}" for i in range(200)
+    )
     for p in (0, 1):
         in_order = [r for q, b in decoded if q == p for r in b]
         assert [type(r) for r in in_order].index(SourceWatermark) == len(in_order) - 1  # after every offer
@@ -484,8 +546,14 @@ def contact_stream() -> list[ev.Event]:
     30 hours on (past the default 24 h window)."""
     return [
         offered("c1", "Q1", 0, "cust-alice"),
-        ev.ContactAnswered(event_id="c1-a", time=T0 + timedelta(minutes=1), contact_id="c1", queue_id="Q1",
-                           channel="voice", agent_id="ag"),
+        ev.ContactAnswered(
+            event_id="c1-a",
+            time=T0 + timedelta(minutes=1),
+            contact_id="c1",
+            queue_id="Q1",
+            channel="voice",
+            agent_id="ag",
+        ),
         offered("c2", "Q1", 2, "cust-bob"),
         offered("c3", "Q1", 3, None),
         offered("c4", "Q2", 20, "cust-alice", channel="chat"),
@@ -523,8 +591,10 @@ def test_processor_publishes_final_fcr_records():
     def summed(queue, channel):
         rs = [r for r in finals if (r.queue_id, r.channel) == (queue, channel)]
         assert all(r.key == f"fcr|{queue}|{channel}|{r.interval_start.isoformat()}|{r.partition}" for r in rs)
-        return tuple(sum(getattr(r, f) for r in rs) for f in (
-            "fcr_eligible", "fcr_resolved", "fcr_unresolved", "repeat_contacts", "fcr_ineligible"))
+        return tuple(
+            sum(getattr(r, f) for r in rs)
+            for f in ("fcr_eligible", "fcr_resolved", "fcr_unresolved", "repeat_contacts", "fcr_ineligible")
+        )
 
     assert summed("Q1", "voice") == (2, 1, 1, 0, 1)
     assert summed("Q2", "chat") == (1, 1, 0, 1, 0)
@@ -555,8 +625,10 @@ def test_collector_exports_settled_and_final_counts_per_partition():
     registry.register(FcrCollector(proc))
 
     def total(name: str, queue: str, channel: str) -> float:
-        return sum(registry.get_sample_value(name, {"queue": queue, "channel": channel, "partition": str(p)}) or 0
-                   for p in proc.partitions)
+        return sum(
+            registry.get_sample_value(name, {"queue": queue, "channel": channel, "partition": str(p)}) or 0
+            for p in proc.partitions
+        )
 
     assert total("cc_queue_fcr_eligible_total", "Q1", "voice") == 2
     assert total("cc_queue_fcr_decided_total", "Q1", "voice") == 2
@@ -593,8 +665,9 @@ def test_window_comes_from_the_queue_file():
     queues = QueueConfig(defaults=QueueSettings(fcr_window_hours=72), queues={"Q9": QueueSettings(fcr_window_hours=1)})
     proc = fcr.FcrProcessor(load_settings(broker_url="x:1"), queues, PipelineStats())
     assert proc.window_hours("Q1") == 72 and proc.window_hours("Q9") == 1
-    r = build_fcr_record(FcrUpdate("Q9", "voice", BASE_S, 1, True, FcrCounts(eligible=4, unresolved=1, repeats=2)),
-                         900, 1.0)
+    r = build_fcr_record(
+        FcrUpdate("Q9", "voice", BASE_S, 1, True, FcrCounts(eligible=4, unresolved=1, repeats=2)), 900, 1.0
+    )
     assert (r.fcr_resolved, r.fcr_rate, r.repeat_rate, r.final) == (3, 0.75, 0.5, True)
 
 

@@ -16,13 +16,16 @@ def test_defaults_bind_to_loopback_and_use_the_embedded_broker(monkeypatch):
     assert s.web_host == "127.0.0.1" and s.broker_url == "" and s.interval_minutes == 15
 
 
-@pytest.mark.parametrize("var, value, expected", [
-    ("PIPELINE_INTERVAL_MINUTES", "20", "PIPELINE_INTERVAL_MINUTES='20': allowed: 15, 30 or 60"),
-    ("PIPELINE_PARTITIONS", "0", "PIPELINE_PARTITIONS='0'"),
-    ("PIPELINE_ALLOWED_LATENESS_SECONDS", "soon", "PIPELINE_ALLOWED_LATENESS_SECONDS='soon'"),
-    ("PIPELINE_LOG_LEVEL", "loud", "'debug', 'info', 'warning' or 'error'"),
-    ("PIPELINE_TOPIC_PREFIX", "bad prefix!", "PIPELINE_TOPIC_PREFIX"),
-])
+@pytest.mark.parametrize(
+    "var, value, expected",
+    [
+        ("PIPELINE_INTERVAL_MINUTES", "20", "PIPELINE_INTERVAL_MINUTES='20': allowed: 15, 30 or 60"),
+        ("PIPELINE_PARTITIONS", "0", "PIPELINE_PARTITIONS='0'"),
+        ("PIPELINE_ALLOWED_LATENESS_SECONDS", "soon", "PIPELINE_ALLOWED_LATENESS_SECONDS='soon'"),
+        ("PIPELINE_LOG_LEVEL", "loud", "'debug', 'info', 'warning' or 'error'"),
+        ("PIPELINE_TOPIC_PREFIX", "bad prefix!", "PIPELINE_TOPIC_PREFIX"),
+    ],
+)
 def test_wrong_setting_names_variable_and_allowed_values(monkeypatch, var, value, expected):
     monkeypatch.setenv(var, value)
     with pytest.raises(SettingsError) as err:
@@ -33,18 +36,22 @@ def test_wrong_setting_names_variable_and_allowed_values(monkeypatch, var, value
 
 def test_queue_file_overrides_and_defaults(tmp_path):
     path = tmp_path / "queues.toml"
-    path.write_text("[defaults]\nservice_level_threshold_seconds = 30\n"
-                    "[queues.sales]\nservice_level_threshold_seconds = 10\n")
+    path.write_text(
+        "[defaults]\nservice_level_threshold_seconds = 30\n[queues.sales]\nservice_level_threshold_seconds = 10\n"
+    )
     config = QueueConfig.load(path)
     assert config.for_queue("sales").service_level_threshold_seconds == 10
     assert config.for_queue("other").service_level_threshold_seconds == 30
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("[queues.sales]\nservice_level_threshold_seconds = -5\n", "queues.sales.service_level_threshold_seconds=-5"),
-    ("[queues.sales]\nsl_threshold = 20\n", "queues.sales.sl_threshold=20: unknown field"),
-    ("[queues.sales\n", "cannot be read as TOML"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("[queues.sales]\nservice_level_threshold_seconds = -5\n", "queues.sales.service_level_threshold_seconds=-5"),
+        ("[queues.sales]\nsl_threshold = 20\n", "queues.sales.sl_threshold=20: unknown field"),
+        ("[queues.sales\n", "cannot be read as TOML"),
+    ],
+)
 def test_bad_queue_file_names_queue_and_field(tmp_path, text, expected):
     path = tmp_path / "queues.toml"
     path.write_text(text)
@@ -55,18 +62,23 @@ def test_bad_queue_file_names_queue_and_field(tmp_path, text, expected):
 
 def test_a_queue_section_inherits_the_defaults_it_does_not_override(tmp_path) -> None:
     path = tmp_path / "queues.toml"
-    path.write_text('[defaults]\ntime_zone = "Europe/Paris"\nservice_level_target = 0.9\n'
-                    "[queues.sales]\nservice_level_target = 0.7\n")
+    path.write_text(
+        '[defaults]\ntime_zone = "Europe/Paris"\nservice_level_target = 0.9\n'
+        "[queues.sales]\nservice_level_target = 0.7\n"
+    )
     sales = QueueConfig.load(path).for_queue("sales")
     assert (sales.time_zone, sales.service_level_target) == ("Europe/Paris", 0.7)
 
 
-@pytest.mark.parametrize(("text", "named"), [
-    ('[queues.sales]\ntime_zone = "Mars/Olympus"\n', "queues.sales.time_zone"),
-    ('[queues.sales]\nservice_level_variant = "best"\n', "queues.sales.service_level_variant"),
-    ("[queues.sales]\nopens = 18:00:00\ncloses = 08:00:00\n", "closes"),
-    ("[defaults]\nservice_level_target = 80\n", "defaults.service_level_target"),
-])
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('[queues.sales]\ntime_zone = "Mars/Olympus"\n', "queues.sales.time_zone"),
+        ('[queues.sales]\nservice_level_variant = "best"\n', "queues.sales.service_level_variant"),
+        ("[queues.sales]\nopens = 18:00:00\ncloses = 08:00:00\n", "closes"),
+        ("[defaults]\nservice_level_target = 80\n", "defaults.service_level_target"),
+    ],
+)
 def test_a_wrong_queue_field_names_the_queue_and_the_field(tmp_path, text, named) -> None:
     path = tmp_path / "queues.toml"
     path.write_text(text)

@@ -20,8 +20,15 @@ T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 def test_observed_traffic_estimates_rate_aht_and_exponential_patience():
-    c = QueueCounts(offered=120, answered=100, abandoned=20, answer_wait_ms=1_000_000, abandon_wait_ms=200_000,
-                    handled=90, handle_ms=90 * 240_000)
+    c = QueueCounts(
+        offered=120,
+        answered=100,
+        abandoned=20,
+        answer_wait_ms=1_000_000,
+        abandon_wait_ms=200_000,
+        handled=90,
+        handle_ms=90 * 240_000,
+    )
     t = observed_traffic(c, 1800)
     assert t.rate_per_second == pytest.approx(120 / 1800) and t.aht == pytest.approx(240)
     assert t.patience == pytest.approx((1000 + 200) / 20)  # time exposed to abandoning / abandons
@@ -34,11 +41,12 @@ def contact_stream() -> list[ev.Event]:
     for i in range(60):
         t = T0 + timedelta(seconds=30 * i)
         ids = dict(contact_id=f"c{i}", queue_id="sales", channel="voice")
-        out += [ev.ContactOffered(event_id=f"{i}o", time=t, **ids),
-                ev.ContactAnswered(event_id=f"{i}a", time=t + timedelta(seconds=10), agent_id="a1", **ids),
-                ev.ContactEnded(event_id=f"{i}e", time=t + timedelta(seconds=210), agent_id="a1", **ids),
-                ev.AcwEnded(event_id=f"{i}w", time=t + timedelta(seconds=250), agent_id="a1", disposition="x",
-                            **ids)]
+        out += [
+            ev.ContactOffered(event_id=f"{i}o", time=t, **ids),
+            ev.ContactAnswered(event_id=f"{i}a", time=t + timedelta(seconds=10), agent_id="a1", **ids),
+            ev.ContactEnded(event_id=f"{i}e", time=t + timedelta(seconds=210), agent_id="a1", **ids),
+            ev.AcwEnded(event_id=f"{i}w", time=t + timedelta(seconds=250), agent_id="a1", disposition="x", **ids),
+        ]
     out.sort(key=lambda e: e.time)
     return out + [ev.SourceHeartbeat(event_id="hb", time=T0 + timedelta(minutes=20))]
 
@@ -49,18 +57,20 @@ def test_collector_exports_required_staffed_gap_and_prediction():
     contacts = ContactProcessor(settings, QueueConfig(), stats)
     agents = AgentProcessor(settings, stats)
     events = contact_stream()
-    contacts.process([Message("c", 0, i, b"sales", msgspec.json.encode(e)) for i, e in enumerate(events)],
-                     lambda p: None)
+    contacts.process(
+        [Message("c", 0, i, b"sales", msgspec.json.encode(e)) for i, e in enumerate(events)], lambda p: None
+    )
     logins = [ev.AgentLoggedIn(event_id=f"l{n}", time=T0, agent_id=f"ag{n}", queue_ids=["sales"]) for n in range(3)]
     agents.process([Message("a", 0, i, b"x", msgspec.json.encode(e)) for i, e in enumerate(logins)])
     text = exposition(build_registry(contacts, stats, agents)).decode()
-    values = {(s.name, s.labels.get("queue")): s.value
-              for fam in text_string_to_metric_families(text) for s in fam.samples}
+    values = {
+        (s.name, s.labels.get("queue")): s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+    }
 
     # independent: events run to 09:33:40 (the last wrap-up), so 09:15-09:30 is the newest final interval;
     # recent = it and what follows: 30 arrivals, and the 38 wrap-ups ending from 09:15 on (contacts 22..59)
     state = contacts.partitions[0]
-    (_, _, recent, span), = list(state.recent())
+    ((_, _, recent, span),) = list(state.recent())
     assert span == (33 * 60 + 40) - 15 * 60
     assert recent.offered == 30 and recent.handled == 38
     rules = QueueSettings()

@@ -60,9 +60,7 @@ class MessageDecoder:
         if payload is None:
             return [], [Rejection("not_json", "empty message (tombstone)", b"")]
         if len(payload) > self.max_message_bytes:
-            return [], [
-                Rejection("oversized", f"message of {len(payload)} bytes > {self.max_message_bytes}", payload)
-            ]
+            return [], [Rejection("oversized", f"message of {len(payload)} bytes > {self.max_message_bytes}", payload)]
         if payload.lstrip()[:1] != b"[":
             return self._decode_one(payload)
         try:  # fast path: the whole batch is valid
@@ -79,8 +77,9 @@ class MessageDecoder:
         try:
             return [self._one.decode(raw)], []
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            return [], [Rejection(_classify(exc) if isinstance(exc, msgspec.DecodeError) else "not_json",
-                                  str(exc), raw)]
+            return [], [
+                Rejection(_classify(exc) if isinstance(exc, msgspec.DecodeError) else "not_json", str(exc), raw)
+            ]
 
     def _decode_each(self, payload: bytes) -> tuple[list[Any], list[Rejection]]:
         try:

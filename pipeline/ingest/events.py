@@ -50,7 +50,10 @@ class ContactOffered(ContactEvent, frozen=True, kw_only=True, tag="contact.offer
     """The contact arrived in the queue and starts waiting."""
 
     customer_id: (
-        Annotated[str, Meta(max_length=128, description="The customer, where known. Used for repeat contacts; never exported.")]
+        Annotated[
+            str,
+            Meta(max_length=128, description="The customer, where known. Used for repeat contacts; never exported."),
+        ]
         | None
     ) = None
 
@@ -133,7 +136,9 @@ class IvrSessionEnded(Event, frozen=True, kw_only=True, tag="ivr.session_ended")
     """A self-service (IVR or bot) session ended, contained or handed to a queue (key: queue_id)."""
 
     session_id: Id
-    queue_id: Annotated[str, Meta(min_length=1, max_length=128, description="The queue (service) the session belongs to.")]
+    queue_id: Annotated[
+        str, Meta(min_length=1, max_length=128, description="The queue (service) the session belongs to.")
+    ]
     channel: Channel
     contained: Annotated[bool, Meta(description="True when it ended in self-service, without asking for an agent.")]
 
@@ -143,7 +148,10 @@ class ForecastPublished(Event, frozen=True, kw_only=True, tag="forecast.publishe
 
     queue_id: Id
     channel: Channel
-    interval_start: Annotated[datetime, Meta(tz=True, description="Start of the forecast interval; the pipeline interval holding it is meant.")]
+    interval_start: Annotated[
+        datetime,
+        Meta(tz=True, description="Start of the forecast interval; the pipeline interval holding it is meant."),
+    ]
     offered: Annotated[float, Meta(ge=0, description="Contacts expected to arrive in the interval.")]
     aht_seconds: Annotated[float, Meta(gt=0, description="Expected average handle time.")]
 
@@ -175,11 +183,20 @@ class AgentStateChanged(AgentEvent, frozen=True, kw_only=True, tag="agent.state_
     """The agent's state changed."""
 
     state: Annotated[AgentState, Meta(description="available, on_contact, acw (after-contact work) or not_ready.")]
-    reason_code: Annotated[str, Meta(max_length=64, description="Why the agent is not ready (break, lunch, ...).")] | None = None
+    reason_code: (
+        Annotated[str, Meta(max_length=64, description="Why the agent is not ready (break, lunch, ...).")] | None
+    ) = None
     active_contacts: (
-        Annotated[int, Meta(ge=0, le=100, description="Contacts the agent handles at this moment (in conversation "
-                            "or after-contact work), for chat concurrency. Absent: 1 in on_contact and acw, else 0. "
-                            "Send a state_changed with the same state when only this number changes.")]
+        Annotated[
+            int,
+            Meta(
+                ge=0,
+                le=100,
+                description="Contacts the agent handles at this moment (in conversation "
+                "or after-contact work), for chat concurrency. Absent: 1 in on_contact and acw, else 0. "
+                "Send a state_changed with the same state when only this number changes.",
+            ),
+        ]
         | None
     ) = None
 
@@ -207,15 +224,22 @@ class ScheduleActivityPlanned(AgentEvent, frozen=True, kw_only=True, tag="schedu
     change from the time it takes effect.
     """
 
-    schedule_id: Annotated[str, Meta(min_length=1, max_length=128, description="The published schedule this "
-                                     "entry belongs to (for lineage).")]
-    version: Annotated[int, Meta(ge=1, description="Publication version: overlapping entries of the agent with a "
-                                 "higher version replace this one.")]
-    activity: Annotated[ScheduleActivity, Meta(description="contact_handling, break, lunch, training, meeting "
-                                               "or off.")]
+    schedule_id: Annotated[
+        str,
+        Meta(min_length=1, max_length=128, description="The published schedule this entry belongs to (for lineage)."),
+    ]
+    version: Annotated[
+        int,
+        Meta(
+            ge=1,
+            description="Publication version: overlapping entries of the agent with a higher version replace this one.",
+        ),
+    ]
+    activity: Annotated[ScheduleActivity, Meta(description="contact_handling, break, lunch, training, meeting or off.")]
     start: Annotated[datetime, Meta(tz=True, description="Start of the activity (RFC 3339 with offset).")]
-    end: Annotated[datetime, Meta(tz=True, description="End of the activity, exclusive; after `start`, at most "
-                                  "7 days later.")]
+    end: Annotated[
+        datetime, Meta(tz=True, description="End of the activity, exclusive; after `start`, at most 7 days later.")
+    ]
 
     def __post_init__(self) -> None:
         length = (self.end - self.start).total_seconds()

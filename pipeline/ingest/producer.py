@@ -37,15 +37,23 @@ def route(e: ev.Event) -> tuple[str, bytes]:
 
 
 class EventWriter:
-    def __init__(self, settings: Settings, bootstrap: str, events_per_message: int = 1,
-                 max_batch_span: timedelta = timedelta(seconds=60)) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        events_per_message: int = 1,
+        max_batch_span: timedelta = timedelta(seconds=60),
+    ) -> None:
         self.contact_topic = settings.topic("contact-events")
         self.agent_topic = settings.topic("agent-events")
         self.events_per_message = max(1, events_per_message)
         self.max_batch_span = max_batch_span
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20,
-            max_request_size=max(1 << 20, settings.max_message_bytes), acks="all",
+            bootstrap_servers=bootstrap,
+            linger_ms=5,
+            max_batch_size=1 << 20,
+            max_request_size=max(1 << 20, settings.max_message_bytes),
+            acks="all",
             enable_idempotence=False,
         )
         self._encoder = msgspec.json.Encoder()

@@ -19,8 +19,12 @@ from pipeline.state.intervals import as_datetime
 
 # the agent states of the contract, and the label each has in Prometheus (the metric spells out `acw`)
 STATES: tuple[str, ...] = ("available", "on_contact", "acw", "not_ready")
-STATE_LABEL: dict[str, str] = {"available": "available", "on_contact": "on_contact", "acw": "after_contact_work",
-                               "not_ready": "not_ready"}
+STATE_LABEL: dict[str, str] = {
+    "available": "available",
+    "on_contact": "on_contact",
+    "acw": "after_contact_work",
+    "not_ready": "not_ready",
+}
 HANDLING_STATES: frozenset[str] = frozenset({"on_contact", "acw"})
 UNSPECIFIED_REASON = "unspecified"  # not_ready without a reason code, and logged in before the first state
 
@@ -196,45 +200,115 @@ def decode_agent_record(b: bytes) -> AgentKpiRecord:
 
 # ---- catalogue entries (rendered into docs/kpis.md by the catalogue) ---------------------------------------
 
-AGENT_TIME = ("time is split at interval boundaries on event time: each interval gets the part of the agent's "
-              "state spans (and planned activities) that falls in it")
+AGENT_TIME = (
+    "time is split at interval boundaries on event time: each interval gets the part of the agent's "
+    "state spans (and planned activities) that falls in it"
+)
 
 AGENT_COUNTS: tuple[Count, ...] = (
-    Count("cc_agent_logged_in_seconds_total", "logged_in_ms", "logged_in_seconds", "seconds",
-          "Time the agent was logged in.", AGENT_TIME),
-    Count("cc_agent_state_seconds_total", "available_ms", "available_seconds", "seconds",
-          "Time the agent was available (label state=\"available\").", AGENT_TIME),
-    Count("cc_agent_state_seconds_total", "on_contact_ms", "on_contact_seconds", "seconds",
-          "Time the agent was in a conversation, talk and hold (label state=\"on_contact\").", AGENT_TIME),
-    Count("cc_agent_state_seconds_total", "acw_ms", "acw_seconds", "seconds",
-          "Time the agent was in after-contact work (label state=\"after_contact_work\").", AGENT_TIME),
-    Count("cc_agent_state_seconds_total", "not_ready_ms", "not_ready_seconds", "seconds",
-          "Time the agent was not ready, any reason (label state=\"not_ready\").", AGENT_TIME),
-    Count("cc_agent_not_ready_seconds_total", "not_ready_by_reason_ms", "not_ready_seconds_by_reason", "seconds",
-          "Not-ready time by reason code (label reason; `unspecified` when the event gave none).", AGENT_TIME),
-    Count("cc_agent_contact_seconds_total", "contact_ms", "contact_seconds", "seconds",
-          "Integral of the agent's active contacts over handling time (chat concurrency's numerator).",
-          AGENT_TIME),
-    Count("cc_agent_scheduled_seconds_total", "scheduled_ms", "scheduled_seconds", "seconds",
-          "Time the WFM schedule planned the agent in an activity other than `off`.", AGENT_TIME),
-    Count("cc_agent_adherent_seconds_total", "adherent_ms", "adherent_seconds", "seconds",
-          "Scheduled time in which the agent's state matched the planned activity.", AGENT_TIME),
+    Count(
+        "cc_agent_logged_in_seconds_total",
+        "logged_in_ms",
+        "logged_in_seconds",
+        "seconds",
+        "Time the agent was logged in.",
+        AGENT_TIME,
+    ),
+    Count(
+        "cc_agent_state_seconds_total",
+        "available_ms",
+        "available_seconds",
+        "seconds",
+        'Time the agent was available (label state="available").',
+        AGENT_TIME,
+    ),
+    Count(
+        "cc_agent_state_seconds_total",
+        "on_contact_ms",
+        "on_contact_seconds",
+        "seconds",
+        'Time the agent was in a conversation, talk and hold (label state="on_contact").',
+        AGENT_TIME,
+    ),
+    Count(
+        "cc_agent_state_seconds_total",
+        "acw_ms",
+        "acw_seconds",
+        "seconds",
+        'Time the agent was in after-contact work (label state="after_contact_work").',
+        AGENT_TIME,
+    ),
+    Count(
+        "cc_agent_state_seconds_total",
+        "not_ready_ms",
+        "not_ready_seconds",
+        "seconds",
+        'Time the agent was not ready, any reason (label state="not_ready").',
+        AGENT_TIME,
+    ),
+    Count(
+        "cc_agent_not_ready_seconds_total",
+        "not_ready_by_reason_ms",
+        "not_ready_seconds_by_reason",
+        "seconds",
+        "Not-ready time by reason code (label reason; `unspecified` when the event gave none).",
+        AGENT_TIME,
+    ),
+    Count(
+        "cc_agent_contact_seconds_total",
+        "contact_ms",
+        "contact_seconds",
+        "seconds",
+        "Integral of the agent's active contacts over handling time (chat concurrency's numerator).",
+        AGENT_TIME,
+    ),
+    Count(
+        "cc_agent_scheduled_seconds_total",
+        "scheduled_ms",
+        "scheduled_seconds",
+        "seconds",
+        "Time the WFM schedule planned the agent in an activity other than `off`.",
+        AGENT_TIME,
+    ),
+    Count(
+        "cc_agent_adherent_seconds_total",
+        "adherent_ms",
+        "adherent_seconds",
+        "seconds",
+        "Scheduled time in which the agent's state matched the planned activity.",
+        AGENT_TIME,
+    ),
 )
 
 AGENT_GAUGES: tuple[Gauge, ...] = (
-    Gauge("cc_queue_agents", "agents",
-          "Agents logged in and serving the queue now, by state (label state: available, on_contact, "
-          "after_contact_work, not_ready; logged_in = all of them), at the partition's watermark. An agent "
-          "serving several queues counts in each. Sum over workers: sum by (queue, state)."),
+    Gauge(
+        "cc_queue_agents",
+        "agents",
+        "Agents logged in and serving the queue now, by state (label state: available, on_contact, "
+        "after_contact_work, not_ready; logged_in = all of them), at the partition's watermark. An agent "
+        "serving several queues counts in each. Sum over workers: sum by (queue, state).",
+    ),
 )
 
 # per-queue adherence totals: counters exported always (not per agent)
 QUEUE_ADHERENCE_COUNTS: tuple[Count, ...] = (
-    Count("cc_queue_agent_scheduled_seconds_total", "scheduled_ms", "scheduled_seconds", "seconds",
-          "Scheduled time of the agents serving the queue (an agent serving several queues counts in each; "
-          "while logged out, the queues of the agent's last session).", AGENT_TIME),
-    Count("cc_queue_agent_adherent_seconds_total", "adherent_ms", "adherent_seconds", "seconds",
-          "Adherent time of the agents serving the queue (attributed like the scheduled time).", AGENT_TIME),
+    Count(
+        "cc_queue_agent_scheduled_seconds_total",
+        "scheduled_ms",
+        "scheduled_seconds",
+        "seconds",
+        "Scheduled time of the agents serving the queue (an agent serving several queues counts in each; "
+        "while logged out, the queues of the agent's last session).",
+        AGENT_TIME,
+    ),
+    Count(
+        "cc_queue_agent_adherent_seconds_total",
+        "adherent_ms",
+        "adherent_seconds",
+        "seconds",
+        "Adherent time of the agents serving the queue (attributed like the scheduled time).",
+        AGENT_TIME,
+    ),
 )
 
 
@@ -244,30 +318,50 @@ def _agent_increase(selector: str) -> str:
 
 _HANDLING = 'cc_agent_state_seconds_total{state=~"on_contact|after_contact_work"}'
 _READY = 'cc_agent_state_seconds_total{state=~"available|on_contact|after_contact_work"}'
-_NOT_READY_NOTE = ("Logged in before the first `agent.state_changed` counts as not ready (`unspecified`); an "
-                   "`agent.state_changed` while logged out logs the agent in (queues of its last session).")
+_NOT_READY_NOTE = (
+    "Logged in before the first `agent.state_changed` counts as not ready (`unspecified`); an "
+    "`agent.state_changed` while logged out logs the agent in (queues of its last session)."
+)
 
 AGENT_KPIS: tuple[Kpi, ...] = (
     Kpi(
-        "occupancy", "Occupancy (agent)", "(on_contact + acw) / (on_contact + acw + available)", "ratio 0..1",
-        AGENT_TIME, "occupancy",
+        "occupancy",
+        "Occupancy (agent)",
+        "(on_contact + acw) / (on_contact + acw + available)",
+        "ratio 0..1",
+        AGENT_TIME,
+        "occupancy",
         f"{_agent_increase(_HANDLING)} / {_agent_increase(_READY)}",
         "Not-ready time is excluded from both sides (Genesys, Amazon Connect alike). Null when the agent was "
         "neither handling nor available.",
     ),
     Kpi(
-        "utilization", "Utilization (agent)", "(on_contact + acw) / logged-in time", "ratio 0..1", AGENT_TIME,
-        "utilization", f"{_agent_increase(_HANDLING)} / {_agent_increase('cc_agent_logged_in_seconds_total')}",
+        "utilization",
+        "Utilization (agent)",
+        "(on_contact + acw) / logged-in time",
+        "ratio 0..1",
+        AGENT_TIME,
+        "utilization",
+        f"{_agent_increase(_HANDLING)} / {_agent_increase('cc_agent_logged_in_seconds_total')}",
         "Some vendors call this occupancy; here not-ready time counts in the denominator. " + _NOT_READY_NOTE,
     ),
     Kpi(
-        "not_ready_by_reason", "Not-ready time by reason code (agent)", "sum of not_ready time, by reason_code",
-        "seconds", AGENT_TIME, "not_ready_seconds_by_reason",
-        "sum by (agent, reason) (increase(cc_agent_not_ready_seconds_total[15m]))", _NOT_READY_NOTE,
+        "not_ready_by_reason",
+        "Not-ready time by reason code (agent)",
+        "sum of not_ready time, by reason_code",
+        "seconds",
+        AGENT_TIME,
+        "not_ready_seconds_by_reason",
+        "sum by (agent, reason) (increase(cc_agent_not_ready_seconds_total[15m]))",
+        _NOT_READY_NOTE,
     ),
     Kpi(
-        "adherence", "Schedule adherence (agent, queue)", "adherent time / scheduled time", "ratio 0..1",
-        AGENT_TIME, "adherence",
+        "adherence",
+        "Schedule adherence (agent, queue)",
+        "adherent time / scheduled time",
+        "ratio 0..1",
+        AGENT_TIME,
+        "adherence",
         f"{_agent_increase('cc_agent_adherent_seconds_total')} / "
         f"{_agent_increase('cc_agent_scheduled_seconds_total')}; per queue: "
         "sum by (queue) (increase(cc_queue_agent_adherent_seconds_total[15m])) / "
@@ -278,16 +372,24 @@ AGENT_KPIS: tuple[Kpi, ...] = (
         "`meeting` while not_ready (any reason) or logged out; `off` is not scheduled time.",
     ),
     Kpi(
-        "concurrency", "Concurrency (agent, chat)", "contact_seconds / (on_contact + acw)", "contacts",
-        AGENT_TIME, "concurrency",
+        "concurrency",
+        "Concurrency (agent, chat)",
+        "contact_seconds / (on_contact + acw)",
+        "contacts",
+        AGENT_TIME,
+        "concurrency",
         f"{_agent_increase('cc_agent_contact_seconds_total')} / {_agent_increase(_HANDLING)}",
         "Contact-time = the integral of `active_contacts` (from `agent.state_changed`; 1 in on_contact and "
         "acw when absent) over the agent's handling time: the mean number of contacts at once while handling.",
     ),
     Kpi(
-        "agents_by_state", "Agents by state now (queue)", "logged-in agents serving the queue, by state",
-        "agents", "real time (now)", "-", "sum by (queue, state) (cc_queue_agents)",
-        "At the partition's watermark (newest agent event time); agents are partitioned by agent, so sum over "
-        "workers.",
+        "agents_by_state",
+        "Agents by state now (queue)",
+        "logged-in agents serving the queue, by state",
+        "agents",
+        "real time (now)",
+        "-",
+        "sum by (queue, state) (cc_queue_agents)",
+        "At the partition's watermark (newest agent event time); agents are partitioned by agent, so sum over workers.",
     ),
 )

@@ -12,8 +12,12 @@ from dataclasses import dataclass, field, fields
 from typing import Literal
 
 Variant = Literal["abandons_ignored", "abandons_against", "short_abandons_excluded", "abandons_in_favour"]
-VARIANTS: tuple[Variant, ...] = ("abandons_ignored", "abandons_against", "short_abandons_excluded",
-                                 "abandons_in_favour")
+VARIANTS: tuple[Variant, ...] = (
+    "abandons_ignored",
+    "abandons_against",
+    "short_abandons_excluded",
+    "abandons_in_favour",
+)
 INF = "inf"  # the histogram's last bucket
 # Standard wait histogram bounds in seconds; every queue's thresholds are added to them (see the processor).
 WAIT_BUCKETS_SECONDS: tuple[float, ...] = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200)

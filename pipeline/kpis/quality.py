@@ -120,17 +120,25 @@ class FcrRecord(msgspec.Struct, frozen=True, kw_only=True):
     interval_end: Annotated[datetime, Meta(description="End of the interval (UTC), exclusive.")]
     partition: Annotated[int, Meta(ge=0, description="The customer-contacts partition these counts come from.")] = 0
     revision: Annotated[int, Meta(ge=1, description="Grows by one with each record published for this key.")]
-    final: Annotated[bool, Meta(description="True once the repeat window of every contact of the interval has "
-                                            "passed (its end rounded up to the minute, plus the allowed "
-                                            "lateness): no later revision will come. False: provisional.")]
+    final: Annotated[
+        bool,
+        Meta(
+            description="True once the repeat window of every contact of the interval has "
+            "passed (its end rounded up to the minute, plus the allowed "
+            "lateness): no later revision will come. False: provisional."
+        ),
+    ]
     fcr_window_hours: Annotated[float, Meta(gt=0, description="The queue's repeat window, from the queue file.")]
     fcr_eligible: Annotated[int, Meta(ge=0, description="Contacts with a customer id.")]
-    fcr_resolved: Annotated[int, Meta(ge=0, description="Eligible contacts with no repeat within the window "
-                                                        "(so far, while provisional).")]
-    fcr_unresolved: Annotated[int, Meta(ge=0, description="Eligible contacts whose customer contacted again "
-                                                          "within the window.")]
-    repeat_contacts: Annotated[int, Meta(ge=0, description="Eligible contacts within the window of an earlier "
-                                                           "contact of the same customer.")]
+    fcr_resolved: Annotated[
+        int, Meta(ge=0, description="Eligible contacts with no repeat within the window (so far, while provisional).")
+    ]
+    fcr_unresolved: Annotated[
+        int, Meta(ge=0, description="Eligible contacts whose customer contacted again within the window.")
+    ]
+    repeat_contacts: Annotated[
+        int, Meta(ge=0, description="Eligible contacts within the window of an earlier contact of the same customer.")
+    ]
     fcr_ineligible: Annotated[int, Meta(ge=0, description="Contacts without a customer id (no FCR outcome).")]
     fcr_rate: Rate
     repeat_rate: Rate
@@ -171,23 +179,54 @@ def decode_fcr_record(b: bytes) -> FcrRecord:
 
 # ---- catalogue ------------------------------------------------------------------------------------------
 
-FIRST_ARRIVAL = ("the interval in which the contact first arrived (its earliest `contact.offered`, in the queue "
-                 "and channel of that leg)")
+FIRST_ARRIVAL = (
+    "the interval in which the contact first arrived (its earliest `contact.offered`, in the queue "
+    "and channel of that leg)"
+)
 FIRST_ARRIVAL_FINAL = FIRST_ARRIVAL + "; counted once the FCR of that interval is final"
 
 FCR_COUNTS: tuple[Count, ...] = (
-    Count("cc_queue_fcr_eligible_total", "eligible", "fcr_eligible", "contacts",
-          "Contacts with a customer id (eligible for FCR), counted when their interval's arrivals are closed.",
-          FIRST_ARRIVAL),
-    Count("cc_queue_fcr_decided_total", "decided", "fcr_eligible", "contacts",
-          "Eligible contacts whose FCR outcome is final (their repeat window has passed).", FIRST_ARRIVAL_FINAL),
-    Count("cc_queue_fcr_resolved_total", "resolved", "fcr_resolved", "contacts",
-          "Eligible contacts resolved on first contact: no other contact of the customer within the window. "
-          "Final outcomes only.", FIRST_ARRIVAL_FINAL),
-    Count("cc_queue_repeat_contacts_total", "repeats", "repeat_contacts", "contacts",
-          "Eligible contacts within the repeat window of an earlier contact of the same customer.", FIRST_ARRIVAL),
-    Count("cc_queue_fcr_ineligible_total", "ineligible", "fcr_ineligible", "contacts",
-          "Contacts without a customer id: no FCR outcome.", FIRST_ARRIVAL),
+    Count(
+        "cc_queue_fcr_eligible_total",
+        "eligible",
+        "fcr_eligible",
+        "contacts",
+        "Contacts with a customer id (eligible for FCR), counted when their interval's arrivals are closed.",
+        FIRST_ARRIVAL,
+    ),
+    Count(
+        "cc_queue_fcr_decided_total",
+        "decided",
+        "fcr_eligible",
+        "contacts",
+        "Eligible contacts whose FCR outcome is final (their repeat window has passed).",
+        FIRST_ARRIVAL_FINAL,
+    ),
+    Count(
+        "cc_queue_fcr_resolved_total",
+        "resolved",
+        "fcr_resolved",
+        "contacts",
+        "Eligible contacts resolved on first contact: no other contact of the customer within the window. "
+        "Final outcomes only.",
+        FIRST_ARRIVAL_FINAL,
+    ),
+    Count(
+        "cc_queue_repeat_contacts_total",
+        "repeats",
+        "repeat_contacts",
+        "contacts",
+        "Eligible contacts within the repeat window of an earlier contact of the same customer.",
+        FIRST_ARRIVAL,
+    ),
+    Count(
+        "cc_queue_fcr_ineligible_total",
+        "ineligible",
+        "fcr_ineligible",
+        "contacts",
+        "Contacts without a customer id: no FCR outcome.",
+        FIRST_ARRIVAL,
+    ),
 )
 
 
@@ -197,10 +236,13 @@ def _sum_increase(metric: str, window: str = "1d") -> str:
 
 FCR_KPIS: tuple[Kpi, ...] = (
     Kpi(
-        "fcr_rate", "First contact resolution (FCR)",
+        "fcr_rate",
+        "First contact resolution (FCR)",
         "fcr_resolved / fcr_eligible, where a contact is resolved when the same customer has no other contact "
         "(any queue, any channel) first offered at t2 with t1 < t2 <= t1 + window",
-        "ratio 0..1", FIRST_ARRIVAL, "fcr_rate",
+        "ratio 0..1",
+        FIRST_ARRIVAL,
+        "fcr_rate",
         f"{_sum_increase('cc_queue_fcr_resolved_total')} / {_sum_increase('cc_queue_fcr_decided_total')}",
         "Window per queue (`fcr_window_hours` in the queue file, default 24 h), that of the first contact's "
         "queue. The edge is inclusive. Transfer legs of the same contact_id are the same contact, not repeats. "
@@ -213,7 +255,11 @@ FCR_KPIS: tuple[Kpi, ...] = (
         "channel or queue; here any channel and any queue counts.",
     ),
     Kpi(
-        "repeat_rate", "Repeat contact rate", "repeat_contacts / fcr_eligible", "ratio 0..1", FIRST_ARRIVAL,
+        "repeat_rate",
+        "Repeat contact rate",
+        "repeat_contacts / fcr_eligible",
+        "ratio 0..1",
+        FIRST_ARRIVAL,
         "repeat_rate",
         f"{_sum_increase('cc_queue_repeat_contacts_total', '15m')} / "
         f"{_sum_increase('cc_queue_fcr_eligible_total', '15m')}",

@@ -72,9 +72,13 @@ class KpiRecord(Handling, frozen=True, kw_only=True):
     kind: Annotated[str, Meta(description="Record kind: `queue`.")] = "queue"
     queue_id: str
     channel: str
-    window: Annotated[Literal["interval", "hour", "day"], Meta(
-        description="`interval` (15/30/60 min, aligned in UTC), or the `hour` or `day` in the queue's time zone: "
-                    "the sum of the intervals in it. A provisional `day` record is 'today so far'.")] = "interval"
+    window: Annotated[
+        Literal["interval", "hour", "day"],
+        Meta(
+            description="`interval` (15/30/60 min, aligned in UTC), or the `hour` or `day` in the queue's time zone: "
+            "the sum of the intervals in it. A provisional `day` record is 'today so far'."
+        ),
+    ] = "interval"
     interval_start: Annotated[datetime, Meta(description="Start of the interval (UTC).")]
     interval_end: Annotated[datetime, Meta(description="End of the interval (UTC), exclusive.")]
     revision: Annotated[int, Meta(ge=1, description="Grows by one with each record published for this key.")]
@@ -120,9 +124,15 @@ class KpiRecord(Handling, frozen=True, kw_only=True):
     forecast_offered: Annotated[float | None, Meta(description="Forecast contacts; null without a forecast.")]
     forecast_aht_seconds: Average
     offered_vs_forecast: Annotated[float | None, Meta(description="(offered - forecast) / forecast.")]
-    agents_required: Annotated[int | None, Meta(description=(
-        "Fewest agents for the headline target at this interval's observed traffic (Erlang A/C); null "
-        "without handled contacts, and for hour and day records."))]
+    agents_required: Annotated[
+        int | None,
+        Meta(
+            description=(
+                "Fewest agents for the headline target at this interval's observed traffic (Erlang A/C); null "
+                "without handled contacts, and for hour and day records."
+            )
+        ),
+    ]
     aht_vs_forecast: Annotated[float | None, Meta(description="(AHT - forecast AHT) / forecast AHT.")]
 
     @property
@@ -167,7 +177,9 @@ def wait_histogram(c: QueueCounts, bounds_ms: tuple[int, ...]) -> list[WaitBucke
     answered = k.cumulative(c, "answered", bounds_ms)
     abandoned = k.cumulative(c, "abandoned", bounds_ms)
     les = [b / 1000 for b in bounds_ms] + [None]
-    return [WaitBucket(le_seconds=le, answered=a, abandoned=b) for le, a, b in zip(les, answered, abandoned, strict=True)]
+    return [
+        WaitBucket(le_seconds=le, answered=a, abandoned=b) for le, a, b in zip(les, answered, abandoned, strict=True)
+    ]
 
 
 def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple[int, ...] = ()) -> KpiRecord:

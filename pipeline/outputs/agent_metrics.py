@@ -39,9 +39,11 @@ class AgentCollector(Described):
         yield from self._queue_metrics(states)
         if self.processor.settings.export_agent_metrics:
             yield from self._agent_metrics(states)
-        late = CounterMetricFamily("cc_pipeline_late_agent_events",
-                                   "Agent-topic events that would change a final interval; not applied.",
-                                   labels=["type"])
+        late = CounterMetricFamily(
+            "cc_pipeline_late_agent_events",
+            "Agent-topic events that would change a final interval; not applied.",
+            labels=["type"],
+        )
         for etype, n in sorted(self.processor.late.items()):
             late.add_metric([etype], n)
         yield late
@@ -77,8 +79,11 @@ class AgentCollector(Described):
             totals.update(state.totals)  # an agent lives on exactly one partition
         by_state = _counter("cc_agent_state_seconds_total", ["agent", "state"], _STATE_HELP)
         reasons = _counter("cc_agent_not_ready_seconds_total", ["agent", "reason"])
-        plain = {c.metric: _counter(c.metric, ["agent"]) for c in AGENT_COUNTS
-                 if c.metric not in ("cc_agent_state_seconds_total", "cc_agent_not_ready_seconds_total")}
+        plain = {
+            c.metric: _counter(c.metric, ["agent"])
+            for c in AGENT_COUNTS
+            if c.metric not in ("cc_agent_state_seconds_total", "cc_agent_not_ready_seconds_total")
+        }
         fields = {c.metric: c.field for c in AGENT_COUNTS if c.metric in plain}
         for agent, c in sorted(totals.items()):
             for s in STATES:

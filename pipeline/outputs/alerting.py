@@ -46,8 +46,15 @@ VARIANTS = {
     "short_abandons_excluded": ("answered_within_threshold", "answered + abandoned - short_abandoned"),
     "abandons_in_favour": ("answered_within_threshold + abandoned_within_threshold", "answered + abandoned"),
 }
-COUNTS = ("offered", "answered", "abandoned", "answered_within_threshold", "abandoned_within_threshold",
-          "short_abandoned", "answer_wait_seconds")
+COUNTS = (
+    "offered",
+    "answered",
+    "abandoned",
+    "answered_within_threshold",
+    "abandoned_within_threshold",
+    "short_abandoned",
+    "answer_wait_seconds",
+)
 
 
 @dataclass(frozen=True)
@@ -196,17 +203,23 @@ def recording_groups(config: QueueConfig, timing: Timing = DEPLOYED) -> list[dic
     counts_rules: list[dict] = []
     for w in WINDOWS:
         for name in COUNTS:
-            counts_rules.append({"record": inc(name, w),
-                                 "expr": f"sum by (queue, channel) (increase(cc_queue_{name}_total[{timing.window(w)}]))"})
-        counts_rules.append({"record": inc("answered_or_abandoned", w),
-                             "expr": f"{inc('answered', w)} + {inc('abandoned', w)}"})
+            counts_rules.append(
+                {
+                    "record": inc(name, w),
+                    "expr": f"sum by (queue, channel) (increase(cc_queue_{name}_total[{timing.window(w)}]))",
+                }
+            )
+        counts_rules.append(
+            {"record": inc("answered_or_abandoned", w), "expr": f"{inc('answered', w)} + {inc('abandoned', w)}"}
+        )
     ratio_rules: list[dict] = []
     for w in WINDOWS:
         for variant, (num, den) in VARIANTS.items():
             # Ratios of summed counts, never averages of ratios; `> 0` drops a window with no contacts
             # (no data rather than NaN).
-            ratio_rules.append({"record": service_level(w, variant),
-                                "expr": f"({_formula(num, w)})\n/\n(({_formula(den, w)}) > 0)"})
+            ratio_rules.append(
+                {"record": service_level(w, variant), "expr": f"({_formula(num, w)})\n/\n(({_formula(den, w)}) > 0)"}
+            )
         # The headline service level of each queue is its configured variant; unnamed queues take [defaults].
         by_variant: dict[str, list[str]] = {}
         for queue, s in _configured(config):
@@ -215,31 +228,45 @@ def recording_groups(config: QueueConfig, timing: Timing = DEPLOYED) -> list[dic
         parts.append(f"{service_level(w, config.defaults.service_level_variant)}{_others(config)}")
         ratio_rules.append({"record": service_level(w), "expr": "\nor ".join(parts)})
         ratio_rules.append({"record": abandon_rate(w), "expr": f"{inc('abandoned', w)} / ({inc('offered', w)} > 0)"})
-        ratio_rules.append({"record": asa(w),
-                            "expr": f"{inc('answer_wait_seconds', w)} / ({inc('answered', w)} > 0)"})
+        ratio_rules.append({"record": asa(w), "expr": f"{inc('answer_wait_seconds', w)} / ({inc('answered', w)} > 0)"})
 
     target_rules: list[dict] = []
     for _kpi, (record, field) in TARGETS.items():
         for queue, s in _configured(config):
-            target_rules.append({"record": record, "expr": f"vector({getattr(s, field)})",
-                                 "labels": {"queue": queue, "team": s.team}})
+            target_rules.append(
+                {"record": record, "expr": f"vector({getattr(s, field)})", "labels": {"queue": queue, "team": s.team}}
+            )
         # Queues the file does not name: the defaults, for every queue the pipeline reports a threshold for.
-        target_rules.append({"record": record,
-                             "expr": f"0 * group by (queue) (cc_queue_service_level_threshold_seconds{_others(config)})"
-                                     f" + {getattr(config.defaults, field)}",
-                             "labels": {"team": config.defaults.team}})
+        target_rules.append(
+            {
+                "record": record,
+                "expr": f"0 * group by (queue) (cc_queue_service_level_threshold_seconds{_others(config)})"
+                f" + {getattr(config.defaults, field)}",
+                "labels": {"team": config.defaults.team},
+            }
+        )
 
     hours_rules: list[dict] = []
     schedules: dict[tuple, list[str]] = {}
     for queue, s in _configured(config):
         # PromQL's hour() and day_of_week() read UTC: the local wall clock is UTC plus the zone's offset then.
-        hours_rules.append({"record": "queue:cc_queue_local_time:seconds",
-                            "expr": f"time() + (\n  {_offset_expr(s.time_zone)}\n)",
-                            "labels": {"queue": queue, "team": s.team}})
+        hours_rules.append(
+            {
+                "record": "queue:cc_queue_local_time:seconds",
+                "expr": f"time() + (\n  {_offset_expr(s.time_zone)}\n)",
+                "labels": {"queue": queue, "team": s.team},
+            }
+        )
         schedules.setdefault((s.open_days, s.opens, s.closes), []).append(queue)
     if schedules:  # 1 within the queue's business hours (in its time zone), 0 outside them
-        hours_rules.append({"record": "queue:cc_queue_open:bool", "expr": "\nor\n".join(
-            f"({_open_expr(queues, config.queues[queues[0]])})" for _, queues in sorted(schedules.items()))})
+        hours_rules.append(
+            {
+                "record": "queue:cc_queue_open:bool",
+                "expr": "\nor\n".join(
+                    f"({_open_expr(queues, config.queues[queues[0]])})" for _, queues in sorted(schedules.items())
+                ),
+            }
+        )
 
     return [
         {"name": "cc-queue-counts", "rules": counts_rules},
@@ -276,87 +303,132 @@ def queue_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
     sl_target = _target("service_level")
     return [
         Alert(
-            "CCQueueServiceLevelBelowTargetFast", "critical",
+            "CCQueueServiceLevelBelowTargetFast",
+            "critical",
             f"(\n  {service_level('5m')}\n  < on (queue) group_left (team) {sl_target}\n)\n"
             f"and on (queue, channel)\n  ({service_level('30m')} < on (queue) group_left () {sl_target})\n"
             f"and on (queue, channel)\n  ({inc('answered_or_abandoned', '5m')} >= {t.sl_min_contacts_fast})",
-            300, "Service level dropped sharply below the queue's target.",
+            300,
+            "Service level dropped sharply below the queue's target.",
             "Service level of queue {{ $labels.queue }} ({{ $labels.channel }}) is {{ $value | humanizePercentage }} "
             "over the last 5 minutes, and below target over 30 minutes too.",
-            service_level("5m")),
+            service_level("5m"),
+        ),
         Alert(
-            "CCQueueServiceLevelBelowTargetSlow", "warning",
+            "CCQueueServiceLevelBelowTargetSlow",
+            "warning",
             f"(\n  {service_level('1h')}\n  < on (queue) group_left (team) {sl_target}\n)\n"
             f"and on (queue, channel)\n  ({inc('answered_or_abandoned', '1h')} >= {t.sl_min_contacts_slow})",
-            1800, "Service level has been below the queue's target for the last hour.",
+            1800,
+            "Service level has been below the queue's target for the last hour.",
             "Service level of queue {{ $labels.queue }} ({{ $labels.channel }}) is {{ $value | humanizePercentage }} "
             "over the last hour.",
-            service_level("1h")),
+            service_level("1h"),
+        ),
         Alert(
-            "CCQueueAbandonRateAboveTarget", "warning",
+            "CCQueueAbandonRateAboveTarget",
+            "warning",
             f"(\n  {abandon_rate('30m')}\n  > on (queue) group_left (team) {_target('abandon_rate')}\n)\n"
             f"and on (queue, channel)\n  ({inc('offered', '30m')} >= {t.abandon_min_offered})",
-            900, "Abandonment rate is above the queue's target.",
+            900,
+            "Abandonment rate is above the queue's target.",
             "{{ $value | humanizePercentage }} of the contacts offered to queue {{ $labels.queue }} "
             "({{ $labels.channel }}) in the last 30 minutes abandoned.",
-            abandon_rate("30m")),
+            abandon_rate("30m"),
+        ),
         Alert(
-            "CCQueueOldestWaitAboveLimit", "critical",
+            "CCQueueOldestWaitAboveLimit",
+            "critical",
             "max by (queue, channel) (cc_queue_oldest_waiting_age_seconds)\n"
             f"> on (queue) group_left (team) {_target('oldest_wait')}",
-            180, "A contact has been waiting longer than the queue's limit.",
+            180,
+            "A contact has been waiting longer than the queue's limit.",
             "The oldest contact waiting in queue {{ $labels.queue }} ({{ $labels.channel }}) has waited "
             "{{ $value | humanizeDuration }}.",
-            "max by (queue, channel) (cc_queue_oldest_waiting_age_seconds)"),
+            "max by (queue, channel) (cc_queue_oldest_waiting_age_seconds)",
+        ),
         Alert(
-            "CCQueueStaffingGap", "warning",
+            "CCQueueStaffingGap",
+            "warning",
             "(\n  sum by (queue, channel) (cc_queue_agents_required)\n  - sum by (queue, channel) (cc_queue_agents_staffed)\n)"
             f"\n> on (queue) group_left (team) (0 * {sl_target})",
-            900, "Fewer agents are staffed than the queue needs for its service level target.",
+            900,
+            "Fewer agents are staffed than the queue needs for its service level target.",
             "Queue {{ $labels.queue }} ({{ $labels.channel }}) needs {{ $value }} more agents than are staffed "
             "to meet its service level target.",
-            "sum by (queue, channel) (cc_queue_agents_required) - sum by (queue, channel) (cc_queue_agents_staffed)"),
+            "sum by (queue, channel) (cc_queue_agents_required) - sum by (queue, channel) (cc_queue_agents_staffed)",
+        ),
         Alert(
-            "CCQueueNoContacts", "warning",
+            "CCQueueNoContacts",
+            "warning",
             # min_over_time: open for the whole window, so the first minutes after opening do not count.
             "min_over_time(queue:cc_queue_open:bool[{no_contacts}]) == 1\n"
             "unless on (queue)\n  sum by (queue) (increase(cc_queue_offered_total[{no_contacts}])) > 0",
-            900, "A queue that should be busy has received no contacts.",
+            900,
+            "A queue that should be busy has received no contacts.",
             "Queue {{ $labels.queue }} is within its business hours and has received no contacts for "
             f"{t.no_contacts_window // 60} minutes.",
-            "queue:cc_queue_open:bool"),
+            "queue:cc_queue_open:bool",
+        ),
     ]
 
 
 def pipeline_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
     team = (("team", PIPELINE_TEAM),)
     return [
-        Alert("CCPipelineDown", "critical", f'sum(up{{job="{JOB}"}}) == 0', 120,
-              "No worker of the KPI pipeline answers Prometheus's scrapes.",
-              "Every scrape target of job " + JOB + " is down: no KPI is computed or exported.",
-              f'sum(up{{job="{JOB}"}})', team),
-        Alert("CCPipelineNotScraped", "critical", f'absent(up{{job="{JOB}"}})', 300,
-              "Prometheus has no scrape target for the KPI pipeline.",
-              "Prometheus has no target of job " + JOB + ": its configuration or service discovery lost the workers.",
-              f'count(up{{job="{JOB}"}})', team),
-        Alert("CCPipelineConsumerLagRising", "warning",
-              f"sum by (topic) (cc_pipeline_consumer_lag_messages) > {t.consumer_lag_messages}\n"
-              "and on (topic)\n  sum by (topic) (delta(cc_pipeline_consumer_lag_messages[{lag_window}])) > 0",
-              600, "The pipeline's consumer lag is high and still growing.",
-              "The workers are {{ $value }} messages behind on topic {{ $labels.topic }}, and falling further behind.",
-              "sum by (topic) (cc_pipeline_consumer_lag_messages)", team),
-        Alert("CCPipelineDeadLettersRising", "warning",
-              "sum by (topic, reason) (increase(cc_pipeline_rejected_events_total[{rejected_window}])) > 0", 60,
-              "Events are being rejected to the dead-letter topic.",
-              "Events from topic {{ $labels.topic }} were dead-lettered in the last 10 minutes "
-              "(reason {{ $labels.reason }}); the dead-letter topic has each one with its reason.",
-              "sum by (topic, reason) (cc_pipeline_rejected_events_total)", team),
-        Alert("CCPipelineLateEventsRising", "warning",
-              "sum by (queue, channel) (increase(cc_pipeline_late_events_total[{late_window}])) > 0", 60,
-              "Events arrive after their interval was final.",
-              "Events of queue {{ $labels.queue }} ({{ $labels.channel }}) arrived too late to be applied in the "
-              "last 10 minutes; the late-events topic has each one.",
-              "sum by (queue, channel) (cc_pipeline_late_events_total)", team),
+        Alert(
+            "CCPipelineDown",
+            "critical",
+            f'sum(up{{job="{JOB}"}}) == 0',
+            120,
+            "No worker of the KPI pipeline answers Prometheus's scrapes.",
+            "Every scrape target of job " + JOB + " is down: no KPI is computed or exported.",
+            f'sum(up{{job="{JOB}"}})',
+            team,
+        ),
+        Alert(
+            "CCPipelineNotScraped",
+            "critical",
+            f'absent(up{{job="{JOB}"}})',
+            300,
+            "Prometheus has no scrape target for the KPI pipeline.",
+            "Prometheus has no target of job " + JOB + ": its configuration or service discovery lost the workers.",
+            f'count(up{{job="{JOB}"}})',
+            team,
+        ),
+        Alert(
+            "CCPipelineConsumerLagRising",
+            "warning",
+            f"sum by (topic) (cc_pipeline_consumer_lag_messages) > {t.consumer_lag_messages}\n"
+            "and on (topic)\n  sum by (topic) (delta(cc_pipeline_consumer_lag_messages[{lag_window}])) > 0",
+            600,
+            "The pipeline's consumer lag is high and still growing.",
+            "The workers are {{ $value }} messages behind on topic {{ $labels.topic }}, and falling further behind.",
+            "sum by (topic) (cc_pipeline_consumer_lag_messages)",
+            team,
+        ),
+        Alert(
+            "CCPipelineDeadLettersRising",
+            "warning",
+            "sum by (topic, reason) (increase(cc_pipeline_rejected_events_total[{rejected_window}])) > 0",
+            60,
+            "Events are being rejected to the dead-letter topic.",
+            "Events from topic {{ $labels.topic }} were dead-lettered in the last 10 minutes "
+            "(reason {{ $labels.reason }}); the dead-letter topic has each one with its reason.",
+            "sum by (topic, reason) (cc_pipeline_rejected_events_total)",
+            team,
+        ),
+        Alert(
+            "CCPipelineLateEventsRising",
+            "warning",
+            "sum by (queue, channel) (increase(cc_pipeline_late_events_total[{late_window}])) > 0",
+            60,
+            "Events arrive after their interval was final.",
+            "Events of queue {{ $labels.queue }} ({{ $labels.channel }}) arrived too late to be applied in the "
+            "last 10 minutes; the late-events topic has each one.",
+            "sum by (queue, channel) (cc_pipeline_late_events_total)",
+            team,
+        ),
     ]
 
 
@@ -366,16 +438,19 @@ def all_alerts() -> list[Alert]:
 
 def _alert_rule(a: Alert, timing: Timing, runbook: str) -> dict:
     expr = a.expr
-    for name, seconds in (("no_contacts", THRESHOLDS.no_contacts_window), ("lag_window", 600),
-                          ("rejected_window", 600), ("late_window", 600)):
+    for name, seconds in (
+        ("no_contacts", THRESHOLDS.no_contacts_window),
+        ("lag_window", 600),
+        ("rejected_window", 600),
+        ("late_window", 600),
+    ):
         expr = expr.replace("{" + name + "}", timing.dur(seconds))
     return {
         "alert": a.name,
         "expr": expr,
         "for": timing.dur(a.for_seconds),
         "labels": {"severity": a.severity, **dict(a.labels)},
-        "annotations": {"summary": a.summary, "description": a.description,
-                        "runbook_url": f"{runbook}#{a.anchor}"},
+        "annotations": {"summary": a.summary, "description": a.description, "runbook_url": f"{runbook}#{a.anchor}"},
     }
 
 
@@ -394,11 +469,19 @@ def alert_probes(timing: Timing = DEPLOYED) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------- Prometheus, Alertmanager
 
 
-def prometheus_config(targets: list[str], alertmanagers: list[str], rule_files: list[str],
-                      scrape_interval: str = "15s", evaluation_interval: str = "15s") -> dict:
+def prometheus_config(
+    targets: list[str],
+    alertmanagers: list[str],
+    rule_files: list[str],
+    scrape_interval: str = "15s",
+    evaluation_interval: str = "15s",
+) -> dict:
     return {
-        "global": {"scrape_interval": scrape_interval, "evaluation_interval": evaluation_interval,
-                   "external_labels": {"monitor": "cc-kpi"}},
+        "global": {
+            "scrape_interval": scrape_interval,
+            "evaluation_interval": evaluation_interval,
+            "external_labels": {"monitor": "cc-kpi"},
+        },
         "rule_files": rule_files,
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": alertmanagers}]}]},
         "scrape_configs": [
@@ -407,47 +490,64 @@ def prometheus_config(targets: list[str], alertmanagers: list[str], rule_files: 
     }
 
 
-SERVICE_LEVEL_ALERTS = ("CCQueueServiceLevelBelowTargetFast", "CCQueueServiceLevelBelowTargetSlow",
-                        "CCQueueAbandonRateAboveTarget", "CCQueueNoContacts")
+SERVICE_LEVEL_ALERTS = (
+    "CCQueueServiceLevelBelowTargetFast",
+    "CCQueueServiceLevelBelowTargetSlow",
+    "CCQueueAbandonRateAboveTarget",
+    "CCQueueNoContacts",
+)
 """Alerts that a pipeline outage would cause by itself (no counts move): inhibited while it is down."""
 
 
-def alertmanager_config(config: QueueConfig, webhook_base: str, group_wait: str = "30s",
-                        group_interval: str = "5m", repeat_interval: str = "4h") -> dict:
+def alertmanager_config(
+    config: QueueConfig,
+    webhook_base: str,
+    group_wait: str = "30s",
+    group_interval: str = "5m",
+    repeat_interval: str = "4h",
+) -> dict:
     """Routes: by team (from the queue file; `platform` for the pipeline), then by severity: critical to the
     team's paging receiver, warning to its ticket receiver, anything else nowhere."""
     teams = _teams(config)
     routes = []
     for team in teams:
-        routes.append({
-            "matchers": [f'team="{team}"'],
-            "receiver": f"{team}-ticket",
-            "routes": [
-                {"matchers": ['severity="critical"'], "receiver": f"{team}-page"},
-                {"matchers": ['severity="warning"'], "receiver": f"{team}-ticket"},
-                {"matchers": ['severity!~"critical|warning"'], "receiver": "nowhere"},
-            ],
-        })
+        routes.append(
+            {
+                "matchers": [f'team="{team}"'],
+                "receiver": f"{team}-ticket",
+                "routes": [
+                    {"matchers": ['severity="critical"'], "receiver": f"{team}-page"},
+                    {"matchers": ['severity="warning"'], "receiver": f"{team}-ticket"},
+                    {"matchers": ['severity!~"critical|warning"'], "receiver": "nowhere"},
+                ],
+            }
+        )
     receivers = [{"name": "nowhere"}]
     for team in teams:
         for kind in ("page", "ticket"):
-            receivers.append({"name": f"{team}-{kind}", "webhook_configs": [
-                {"url": f"{webhook_base.rstrip('/')}/{kind}/{team}", "send_resolved": True}]})
+            receivers.append(
+                {
+                    "name": f"{team}-{kind}",
+                    "webhook_configs": [{"url": f"{webhook_base.rstrip('/')}/{kind}/{team}", "send_resolved": True}],
+                }
+            )
     return {
         "global": {"resolve_timeout": "5m"},
         "route": {
             # Unknown teams still reach a person: the default team's tickets (its pages for critical).
             "receiver": f"{config.defaults.team}-ticket",
             "group_by": ["alertname", "team", "queue", "channel"],
-            "group_wait": group_wait, "group_interval": group_interval, "repeat_interval": repeat_interval,
+            "group_wait": group_wait,
+            "group_interval": group_interval,
+            "repeat_interval": repeat_interval,
             "routes": [*routes, {"matchers": ['severity="critical"'], "receiver": f"{config.defaults.team}-page"}],
         },
         "inhibit_rules": [
-            {   # a pipeline outage would make every queue look silent or slow: say it once
+            {  # a pipeline outage would make every queue look silent or slow: say it once
                 "source_matchers": ['alertname=~"CCPipelineDown|CCPipelineNotScraped"'],
                 "target_matchers": [f'alertname=~"{"|".join(SERVICE_LEVEL_ALERTS)}"'],
             },
-            {   # the page says it already; no ticket for the same queue on top
+            {  # the page says it already; no ticket for the same queue on top
                 "source_matchers": ['alertname="CCQueueServiceLevelBelowTargetFast"'],
                 "target_matchers": ['alertname="CCQueueServiceLevelBelowTargetSlow"'],
                 "equal": ["queue", "channel"],
@@ -471,19 +571,28 @@ def dump(data: dict, source: str = "deploy/queues.toml") -> str:
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
 
     _Dumper.add_representer(str, _str)
-    return HEADER.format(source=source) + yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=120,
-                                                    allow_unicode=True)
+    return HEADER.format(source=source) + yaml.dump(
+        data, Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True
+    )
 
 
-def generated_files(config: QueueConfig, runbook: str = RUNBOOK, webhook_base: str = "http://oncall-webhook:9095",
-                    timing: Timing = DEPLOYED) -> dict[str, str]:
+def generated_files(
+    config: QueueConfig,
+    runbook: str = RUNBOOK,
+    webhook_base: str = "http://oncall-webhook:9095",
+    timing: Timing = DEPLOYED,
+) -> dict[str, str]:
     """Relative path under deploy/ -> content, for the production-shaped stack (compose service names)."""
     return {
         "prometheus/rules/recording.rules.yml": dump({"groups": recording_groups(config, timing)}),
         "prometheus/rules/alerts.rules.yml": dump({"groups": alert_groups(timing, runbook)}),
-        "prometheus/prometheus.yml": dump(prometheus_config(
-            ["worker-1:6066", "worker-2:6066", "worker-3:6066"], ["alertmanager:9093"],
-            ["/etc/prometheus/rules/*.rules.yml"])),
+        "prometheus/prometheus.yml": dump(
+            prometheus_config(
+                ["worker-1:6066", "worker-2:6066", "worker-3:6066"],
+                ["alertmanager:9093"],
+                ["/etc/prometheus/rules/*.rules.yml"],
+            )
+        ),
         "alertmanager/alertmanager.yml": dump(alertmanager_config(config, webhook_base)),
     }
 

@@ -51,8 +51,12 @@ class Throughput:
         self.first_batch: tuple[float, int] | None = None  # (time.monotonic(), 0) when the first batch began
         self.last_batch_monotonic = 0.0
 
-    def observe_batch(self, messages: Iterable[tuple[str, int, int, float | None]], now: float | None = None,
-                      started: float | None = None) -> None:
+    def observe_batch(
+        self,
+        messages: Iterable[tuple[str, int, int, float | None]],
+        now: float | None = None,
+        started: float | None = None,
+    ) -> None:
         """(topic, partition, offset, Kafka timestamp in seconds or None) of each message of a finished batch, and
         when (`time.monotonic()`) it began."""
         now = time.time() if now is None else now
@@ -119,8 +123,11 @@ class BrokerProbe:
             self.down_since = time.monotonic()
             if self.ever_up:
                 self.outages += 1
-                log.warning("Kafka at %s is not answering (%s); Faust keeps retrying, this worker is not ready",
-                            self.bootstrap, error)
+                log.warning(
+                    "Kafka at %s is not answering (%s); Faust keeps retrying, this worker is not ready",
+                    self.bootstrap,
+                    error,
+                )
             else:
                 log.warning("Kafka at %s is not answering yet (%s); waiting", self.bootstrap, error)
         self.up = False
@@ -128,8 +135,9 @@ class BrokerProbe:
     def _answered(self) -> None:
         self.checks += 1
         if self.down_since is not None and self.ever_up:
-            log.warning("Kafka at %s is answering again after %.0f s", self.bootstrap,
-                        time.monotonic() - self.down_since)
+            log.warning(
+                "Kafka at %s is answering again after %.0f s", self.bootstrap, time.monotonic() - self.down_since
+            )
         elif not self.up:
             log.info("Kafka at %s is answering", self.bootstrap)
         self.ever_up = True
@@ -141,8 +149,9 @@ class BrokerProbe:
         """Probe until cancelled (a Faust app task)."""
         from aiokafka.client import AIOKafkaClient
 
-        client = AIOKafkaClient(bootstrap_servers=self.bootstrap, request_timeout_ms=int(self.timeout * 1000),
-                                client_id="cc-kpi-health")
+        client = AIOKafkaClient(
+            bootstrap_servers=self.bootstrap, request_timeout_ms=int(self.timeout * 1000), client_id="cc-kpi-health"
+        )
         try:
             while True:
                 await self.check(client)
@@ -170,8 +179,9 @@ class HealthReport:
 
 
 class Health:
-    def __init__(self, view: WorkerView, probe: BrokerProbe, throughput: Throughput,
-                 stall_seconds: float = STALL_SECONDS) -> None:
+    def __init__(
+        self, view: WorkerView, probe: BrokerProbe, throughput: Throughput, stall_seconds: float = STALL_SECONDS
+    ) -> None:
         self.view = view
         self.probe = probe
         self.throughput = throughput
@@ -196,10 +206,15 @@ class Health:
         waiting = sum(self.lag().values())
         last = self.throughput.last_batch_at or self.started_at
         stalled = waiting > 0 and self.probe.up and not self.view.rebalancing() and now - last > self.stall_seconds
-        return HealthReport(not crashed and not stalled, {
-            "crashed": crashed, "stalled": stalled, "messages_waiting": waiting,
-            "seconds_since_last_batch": round(now - last, 3),
-        })
+        return HealthReport(
+            not crashed and not stalled,
+            {
+                "crashed": crashed,
+                "stalled": stalled,
+                "messages_waiting": waiting,
+                "seconds_since_last_batch": round(now - last, 3),
+            },
+        )
 
     def ready(self) -> HealthReport:
         """Send me traffic (scrapes) if true: Kafka answers, the group is joined and state is recovered."""
@@ -223,17 +238,23 @@ class HealthCollector(Described):
 
     def collect(self) -> Iterator[Metric]:
         h = self.health
-        yield GaugeMetricFamily("cc_pipeline_broker_up", "1 while Kafka answers this worker's metadata probe.",
-                                value=1 if h.probe.up else 0)
-        yield CounterMetricFamily("cc_pipeline_broker_outages", "Times Kafka stopped answering after answering.",
-                                  value=h.probe.outages)
-        yield CounterMetricFamily("cc_pipeline_broker_probe_failures", "Failed Kafka metadata probes.",
-                                  value=h.probe.failures)
-        yield GaugeMetricFamily("cc_pipeline_ready", "1 when /health/ready answers 200.",
-                                value=1 if h.ready().ok else 0)
-        lag = GaugeMetricFamily("cc_pipeline_consumer_lag_messages",
-                                "Messages written to an owned source partition and not yet processed.",
-                                labels=["topic", "partition"])
+        yield GaugeMetricFamily(
+            "cc_pipeline_broker_up", "1 while Kafka answers this worker's metadata probe.", value=1 if h.probe.up else 0
+        )
+        yield CounterMetricFamily(
+            "cc_pipeline_broker_outages", "Times Kafka stopped answering after answering.", value=h.probe.outages
+        )
+        yield CounterMetricFamily(
+            "cc_pipeline_broker_probe_failures", "Failed Kafka metadata probes.", value=h.probe.failures
+        )
+        yield GaugeMetricFamily(
+            "cc_pipeline_ready", "1 when /health/ready answers 200.", value=1 if h.ready().ok else 0
+        )
+        lag = GaugeMetricFamily(
+            "cc_pipeline_consumer_lag_messages",
+            "Messages written to an owned source partition and not yet processed.",
+            labels=["topic", "partition"],
+        )
         for (topic, partition), n in sorted(h.lag().items()):
             lag.add_metric([topic, str(partition)], n)
         yield lag
@@ -242,8 +263,14 @@ class HealthCollector(Described):
         for bound, n in zip((*map(str, t.buckets), "+Inf"), t.bucket_counts, strict=True):
             cumulative += n
             buckets.append((bound, cumulative))
-        yield HistogramMetricFamily("cc_pipeline_processing_latency_seconds",
-                                    "From a message's Kafka timestamp (written) to the end of its batch (processed).",
-                                    buckets=buckets, sum_value=t.latency_sum)
-        yield GaugeMetricFamily("cc_pipeline_last_batch_timestamp_seconds",
-                                "Wall-clock time the last batch finished (0: none yet).", value=t.last_batch_at)
+        yield HistogramMetricFamily(
+            "cc_pipeline_processing_latency_seconds",
+            "From a message's Kafka timestamp (written) to the end of its batch (processed).",
+            buckets=buckets,
+            sum_value=t.latency_sum,
+        )
+        yield GaugeMetricFamily(
+            "cc_pipeline_last_batch_timestamp_seconds",
+            "Wall-clock time the last batch finished (0: none yet).",
+            value=t.last_batch_at,
+        )

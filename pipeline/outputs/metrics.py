@@ -25,8 +25,7 @@ from pipeline.state.queues import Forecast
 class KpiCollector:
     """Queue KPIs, per-agent handling, live staffing and the pipeline's own counts, each registered as a `Part`."""
 
-    def __init__(self, processor: ContactProcessor, stats: PipelineStats, agents: AgentProcessor | None = None
-                 ) -> None:
+    def __init__(self, processor: ContactProcessor, stats: PipelineStats, agents: AgentProcessor | None = None) -> None:
         self.processor = processor
         self.stats = stats
         self.agents = agents  # for the staffed agents per queue
@@ -55,7 +54,7 @@ class KpiCollector:
                 fam.add_metric([q, ch], getattr(c, count.field) * count.scale)
             yield fam
         yield self._wait_histogram(totals)
-        for (q, ch) in sorted(totals):
+        for q, ch in sorted(totals):
             # queues with nothing waiting show 0 rather than no series
             if not any(s.labels == {"queue": q, "channel": ch} for s in waiting.samples):
                 waiting.add_metric([q, ch], 0)
@@ -87,8 +86,7 @@ class KpiCollector:
 
     def _wait_histogram(self, totals: dict[tuple[str, str], QueueCounts]) -> Metric:
         bounds = self.processor.wait_bounds_ms
-        fam = HistogramMetricFamily(WAIT_HISTOGRAM.metric, WAIT_HISTOGRAM.help,
-                                    labels=["queue", "channel", "outcome"])
+        fam = HistogramMetricFamily(WAIT_HISTOGRAM.metric, WAIT_HISTOGRAM.help, labels=["queue", "channel", "outcome"])
         les = [f"{b / 1000:g}" for b in bounds] + ["+Inf"]
         for (q, ch), c in sorted(totals.items()):
             for outcome, wait_sum in (("answered", c.answer_wait_ms), ("abandoned", c.abandon_wait_ms)):
@@ -99,10 +97,12 @@ class KpiCollector:
     def _staffing(self) -> Iterator[Metric]:
         """Required agents from the recent traffic; staffed (logged in for the queue) as this worker sees them."""
         labels = ["queue", "channel"]
-        required, staffed_g, gap = (_gauge(m, labels) for m in (
-            "cc_queue_agents_required", "cc_queue_agents_staffed", "cc_queue_agents_gap"))
-        predicted_sl, predicted_asa = (_gauge(m, labels) for m in (
-            "cc_queue_predicted_service_level", "cc_queue_predicted_asa_seconds"))
+        required, staffed_g, gap = (
+            _gauge(m, labels) for m in ("cc_queue_agents_required", "cc_queue_agents_staffed", "cc_queue_agents_gap")
+        )
+        predicted_sl, predicted_asa = (
+            _gauge(m, labels) for m in ("cc_queue_predicted_service_level", "cc_queue_predicted_asa_seconds")
+        )
         logged_in = self.agents.logged_in_by_queue() if self.agents is not None else None
         for state in list(self.processor.partitions.values()):
             for q, ch, counts, span in state.recent():
@@ -151,67 +151,90 @@ class KpiCollector:
         for (topic, etype), n in sorted(s.events.items()):
             fam.add_metric([topic, etype], n)
         yield fam
-        fam = CounterMetricFamily("cc_pipeline_rejected_events",
-                                  "Events rejected and dead-lettered, by reason.", labels=["topic", "reason"])
+        fam = CounterMetricFamily(
+            "cc_pipeline_rejected_events", "Events rejected and dead-lettered, by reason.", labels=["topic", "reason"]
+        )
         for (topic, reason), n in sorted(s.rejected.items()):
             fam.add_metric([topic, reason], n)
         yield fam
-        fam = CounterMetricFamily("cc_pipeline_duplicate_events", "Events dropped as duplicates (same event_id).",
-                                  labels=["topic"])
+        fam = CounterMetricFamily(
+            "cc_pipeline_duplicate_events", "Events dropped as duplicates (same event_id).", labels=["topic"]
+        )
         for topic, n in sorted(s.duplicates.items()):
             fam.add_metric([topic], n)
         yield fam
-        fam = CounterMetricFamily("cc_pipeline_late_events",
-                                  "Events that arrived after their interval was final; not applied.",
-                                  labels=["queue", "channel"])
+        fam = CounterMetricFamily(
+            "cc_pipeline_late_events",
+            "Events that arrived after their interval was final; not applied.",
+            labels=["queue", "channel"],
+        )
         for (q, ch), n in sorted(s.late.items()):
             fam.add_metric([q, ch], n)
         yield fam
-        fam = CounterMetricFamily("cc_pipeline_expired_contacts",
-                                  "Contacts given up on after the contact timeout, by what was missing.",
-                                  labels=["queue", "channel", "reason"])
+        fam = CounterMetricFamily(
+            "cc_pipeline_expired_contacts",
+            "Contacts given up on after the contact timeout, by what was missing.",
+            labels=["queue", "channel", "reason"],
+        )
         for state in list(self.processor.partitions.values()):
             for (q, ch, reason), n in sorted(state.expired.items()):
                 fam.add_metric([q, ch, reason], n)
         yield fam
-        fam = CounterMetricFamily("cc_pipeline_kpi_records_published", "KPI records published on the KPI topic.",
-                                  labels=["final"])
+        fam = CounterMetricFamily(
+            "cc_pipeline_kpi_records_published", "KPI records published on the KPI topic.", labels=["final"]
+        )
         for final, n in sorted(s.records_published.items()):
             fam.add_metric([final], n)
         yield fam
-        wm = GaugeMetricFamily("cc_pipeline_watermark_timestamp_seconds",
-                               "Newest event time seen on each owned partition of the contact-event topic.",
-                               labels=["partition"])
-        owned = GaugeMetricFamily("cc_pipeline_owned_partitions",
-                                  "Partitions of the contact-event topic this worker holds state for.")
+        wm = GaugeMetricFamily(
+            "cc_pipeline_watermark_timestamp_seconds",
+            "Newest event time seen on each owned partition of the contact-event topic.",
+            labels=["partition"],
+        )
+        owned = GaugeMetricFamily(
+            "cc_pipeline_owned_partitions", "Partitions of the contact-event topic this worker holds state for."
+        )
         owned.add_metric([], len(self.processor.partitions))
         for p, state in sorted(self.processor.partitions.items()):
             if state.watermark > 0:
                 wm.add_metric([str(p)], state.watermark / 1000)
         yield wm
         yield owned
-        held = GaugeMetricFamily("cc_pipeline_state_entries",
-                                 "What the worker holds for its partitions, by kind: contacts in progress or "
-                                 "recently ended (legs), open intervals, open hour and day rollups, interval "
-                                 "forecasts, agents. Level from day to day: what can change nothing is dropped.",
-                                 labels=["kind"])
+        held = GaugeMetricFamily(
+            "cc_pipeline_state_entries",
+            "What the worker holds for its partitions, by kind: contacts in progress or "
+            "recently ended (legs), open intervals, open hour and day rollups, interval "
+            "forecasts, agents. Level from day to day: what can change nothing is dropped.",
+            labels=["kind"],
+        )
         queues = list(self.processor.partitions.values())
         agents = list(self.agents.partitions.values()) if self.agents is not None else []
-        for kind, n in (("contact_legs", sum(len(q.legs) for q in queues)),
-                        ("open_intervals", sum(len(q.intervals) for q in queues)),
-                        ("open_rollups", sum(len(q.rollups) for q in queues)),
-                        ("forecasts", sum(len(f) for q in queues for f in q.forecasts.values())),
-                        ("agents", sum(len(a.agents) for a in agents))):
+        for kind, n in (
+            ("contact_legs", sum(len(q.legs) for q in queues)),
+            ("open_intervals", sum(len(q.intervals) for q in queues)),
+            ("open_rollups", sum(len(q.rollups) for q in queues)),
+            ("forecasts", sum(len(f) for q in queues for f in q.forecasts.values())),
+            ("agents", sum(len(a.agents) for a in agents)),
+        ):
             held.add_metric([kind], n)
         yield held
-        yield GaugeMetricFamily("cc_pipeline_last_batch_seconds", "Processing time of the last batch.",
-                                value=s.last_batch_seconds)
+        yield GaugeMetricFamily(
+            "cc_pipeline_last_batch_seconds", "Processing time of the last batch.", value=s.last_batch_seconds
+        )
         for name, help_text, counts in (
-                ("cc_pipeline_checkpoints", "Partition state checkpoints written, by input topic.", s.checkpoints),
-                ("cc_pipeline_checkpoint_bytes", "Bytes of state checkpoints written (compressed), by input topic.",
-                 s.checkpoint_bytes),
-                ("cc_pipeline_checkpoint_seconds", "Time spent taking and writing state checkpoints (the worker "
-                 "processes nothing meanwhile), by input topic.", s.checkpoint_seconds)):
+            ("cc_pipeline_checkpoints", "Partition state checkpoints written, by input topic.", s.checkpoints),
+            (
+                "cc_pipeline_checkpoint_bytes",
+                "Bytes of state checkpoints written (compressed), by input topic.",
+                s.checkpoint_bytes,
+            ),
+            (
+                "cc_pipeline_checkpoint_seconds",
+                "Time spent taking and writing state checkpoints (the worker "
+                "processes nothing meanwhile), by input topic.",
+                s.checkpoint_seconds,
+            ),
+        ):
             fam = CounterMetricFamily(name, help_text, labels=["topic"])
             for topic, n in sorted(counts.items()):
                 fam.add_metric([topic], n)
@@ -222,8 +245,9 @@ def _gauge(metric: str, labels: list[str]) -> GaugeMetricFamily:
     return GaugeMetricFamily(metric, GAUGE[metric].help, labels=labels)
 
 
-def build_registry(processor: ContactProcessor, stats: PipelineStats, agents: AgentProcessor | None = None
-                   ) -> CollectorRegistry:
+def build_registry(
+    processor: ContactProcessor, stats: PipelineStats, agents: AgentProcessor | None = None
+) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     for part in KpiCollector(processor, stats, agents).parts():
         registry.register(part)

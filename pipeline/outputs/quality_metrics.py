@@ -35,18 +35,25 @@ class FcrCollector(Described):
                 for (q, ch), t in sorted(state.totals.items()):
                     fam.add_metric([q, ch, str(p)], getattr(t, count.field))
             yield fam
-        fam = CounterMetricFamily("cc_pipeline_fcr_late_contacts",
-                                  "Offers that reached the FCR state after its horizon (watermark - allowed "
-                                  "lateness); not applied.", labels=["queue", "channel"])
+        fam = CounterMetricFamily(
+            "cc_pipeline_fcr_late_contacts",
+            "Offers that reached the FCR state after its horizon (watermark - allowed lateness); not applied.",
+            labels=["queue", "channel"],
+        )
         for (q, ch), n in sorted(self.processor.late.items()):
             fam.add_metric([q, ch], n)
         yield fam
-        held = GaugeMetricFamily("cc_pipeline_fcr_contacts_held",
-                                 "Contacts the FCR state holds for repeat matching (bounded by the longest window "
-                                 "or the contact timeout).", labels=["partition"])
-        wm = GaugeMetricFamily("cc_pipeline_fcr_watermark_timestamp_seconds",
-                               "FCR watermark of each owned customer-contacts partition: the lowest watermark "
-                               "of the contact-event partitions.", labels=["partition"])
+        held = GaugeMetricFamily(
+            "cc_pipeline_fcr_contacts_held",
+            "Contacts the FCR state holds for repeat matching (bounded by the longest window or the contact timeout).",
+            labels=["partition"],
+        )
+        wm = GaugeMetricFamily(
+            "cc_pipeline_fcr_watermark_timestamp_seconds",
+            "FCR watermark of each owned customer-contacts partition: the lowest watermark "
+            "of the contact-event partitions.",
+            labels=["partition"],
+        )
         for p, state in parts:
             held.add_metric([str(p)], state.contacts_held())
             if state.watermark > 0:

@@ -218,9 +218,16 @@ class _Center:
             at = env.now + rng.uniform(5, 60)
 
     def _ivr_session(self, queue: _Queue, contained: bool) -> None:
-        self.events.append(IvrSessionEnded(event_id=self._event_id(), time=self._time(),
-                                           session_id=f"ivr-{self.seed}-{self.event_count}",
-                                           queue_id=queue.queue_id, channel=queue.channel, contained=contained))
+        self.events.append(
+            IvrSessionEnded(
+                event_id=self._event_id(),
+                time=self._time(),
+                session_id=f"ivr-{self.seed}-{self.event_count}",
+                queue_id=queue.queue_id,
+                channel=queue.channel,
+                contained=contained,
+            )
+        )
 
     def _publish_forecasts(self) -> None:
         """The WFM forecast of every queue and quarter hour, published at the start: the expected arrivals
@@ -232,10 +239,17 @@ class _Center:
             while t < config.duration:
                 mid = t + FORECAST_SECONDS / 2
                 expected = spec.peak_rate * config.rate_scale * config.load_at(mid) * FORECAST_SECONDS / 3600
-                self.events.append(ForecastPublished(
-                    event_id=self._event_id(), time=self._time(), queue_id=queue.queue_id, channel=queue.channel,
-                    interval_start=self.start + timedelta(seconds=t), offered=round(expected * rng.uniform(0.9, 1.1), 1),
-                    aht_seconds=round(spec.mean_handle(config), 1)))
+                self.events.append(
+                    ForecastPublished(
+                        event_id=self._event_id(),
+                        time=self._time(),
+                        queue_id=queue.queue_id,
+                        channel=queue.channel,
+                        interval_start=self.start + timedelta(seconds=t),
+                        offered=round(expected * rng.uniform(0.9, 1.1), 1),
+                        aht_seconds=round(spec.mean_handle(config), 1),
+                    )
+                )
                 t += FORECAST_SECONDS
 
     def _publish_schedule(self, agent: _Agent, sessions: list[_Session]) -> None:
@@ -245,10 +259,15 @@ class _Center:
             entries += [(2, reason, at, at + length) for at, reason, length in session.breaks]
             for version, activity, start, end in entries:
                 if end > start:
-                    self._agent_event(ScheduleActivityPlanned, agent, schedule_id=f"roster-{self.seed}",
-                                      version=version, activity=activity,
-                                      start=self.start + timedelta(seconds=start),
-                                      end=self.start + timedelta(seconds=end))
+                    self._agent_event(
+                        ScheduleActivityPlanned,
+                        agent,
+                        schedule_id=f"roster-{self.seed}",
+                        version=version,
+                        activity=activity,
+                        start=self.start + timedelta(seconds=start),
+                        end=self.start + timedelta(seconds=end),
+                    )
 
     def _set_state(self, agent: _Agent, state: str, reason_code: str | None = None) -> None:
         agent.state = state

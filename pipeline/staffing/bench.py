@@ -38,8 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.staffing.bench", description=__doc__)
     parser.add_argument("--repeat", type=int, default=5, help="timed batches per case (default: %(default)s)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    print(f"required_agents, AHT {AHT:g} s, target {TARGET:.0%} within {THRESHOLD:g} s; "
-          f"median of {args.repeat} batches, Python {sys.version.split()[0]}")
+    print(
+        f"required_agents, AHT {AHT:g} s, target {TARGET:.0%} within {THRESHOLD:g} s; "
+        f"median of {args.repeat} batches, Python {sys.version.split()[0]}"
+    )
     print(f"{'load (Erlangs)':>15} {'model':>24} {'agents':>7} {'us per call':>12}")
     for load in LOADS:
         for patience in PATIENCES:

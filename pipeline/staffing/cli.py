@@ -90,26 +90,58 @@ def _parser() -> argparse.ArgumentParser:
         "(Erlang C, or Erlang A with --patience), and what each number of agents gives. Formulas: docs/staffing.md.",
     )
     parser.add_argument("--calls", type=_not_negative, required=True, help="contacts offered per period")
-    parser.add_argument("--per", type=_period, default=_period("30m"), metavar="PERIOD",
-                        help="the period of --calls: 15m, 30m, 1h, ... (default: 30m)")
+    parser.add_argument(
+        "--per",
+        type=_period,
+        default=_period("30m"),
+        metavar="PERIOD",
+        help="the period of --calls: 15m, 30m, 1h, ... (default: 30m)",
+    )
     parser.add_argument("--aht", type=_positive, required=True, help="average handle time, seconds")
-    parser.add_argument("--target", type=_target, required=True, metavar="PERCENT/SECONDS",
-                        help="service level target, e.g. 80/20: 80%% answered within 20 s")
-    parser.add_argument("--shrinkage", type=_fraction(low_open=False, high_open=True), default=0.0,
-                        help="share of scheduled time off the phones (breaks, training), e.g. 0.3 or 30%% "
-                        "(default: 0)")
-    parser.add_argument("--max-occupancy", type=_fraction(low_open=True, high_open=False), default=1.0,
-                        help="occupancy cap, e.g. 0.85 or 85%%: add agents until occupancy is at most this "
-                        "(default: 1, no cap)")
-    parser.add_argument("--patience", type=_positive, default=None,
-                        help="mean patience in seconds: Erlang A, where callers abandon (default: Erlang C)")
-    parser.add_argument("--variant", choices=VARIANTS, default="abandons_against",
-                        help="service level definition, as in the queue file (matters only with --patience; "
-                        "default: %(default)s)")
-    parser.add_argument("--short-abandon", type=_not_negative, default=5.0, metavar="SECONDS",
-                        help="short abandon limit for short_abandons_excluded (default: 5)")
-    parser.add_argument("--agents", type=_agents, default=None,
-                        help="also show what this many agents on the phones give (e.g. those staffed now)")
+    parser.add_argument(
+        "--target",
+        type=_target,
+        required=True,
+        metavar="PERCENT/SECONDS",
+        help="service level target, e.g. 80/20: 80%% answered within 20 s",
+    )
+    parser.add_argument(
+        "--shrinkage",
+        type=_fraction(low_open=False, high_open=True),
+        default=0.0,
+        help="share of scheduled time off the phones (breaks, training), e.g. 0.3 or 30%% (default: 0)",
+    )
+    parser.add_argument(
+        "--max-occupancy",
+        type=_fraction(low_open=True, high_open=False),
+        default=1.0,
+        help="occupancy cap, e.g. 0.85 or 85%%: add agents until occupancy is at most this (default: 1, no cap)",
+    )
+    parser.add_argument(
+        "--patience",
+        type=_positive,
+        default=None,
+        help="mean patience in seconds: Erlang A, where callers abandon (default: Erlang C)",
+    )
+    parser.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default="abandons_against",
+        help="service level definition, as in the queue file (matters only with --patience; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--short-abandon",
+        type=_not_negative,
+        default=5.0,
+        metavar="SECONDS",
+        help="short abandon limit for short_abandons_excluded (default: 5)",
+    )
+    parser.add_argument(
+        "--agents",
+        type=_agents,
+        default=None,
+        help="also show what this many agents on the phones give (e.g. those staffed now)",
+    )
     return parser
 
 
@@ -172,13 +204,18 @@ def report(
     out = sys.stdout if out is None else out
     rate = calls / per_seconds
     options = {"patience": patience, "variant": variant, "short_abandon_seconds": short_abandon_seconds}
-    answer = required_agents(rate, aht, threshold, target, shrinkage=shrinkage, max_occupancy=max_occupancy,
-                             **options)
+    answer = required_agents(rate, aht, threshold, target, shrinkage=shrinkage, max_occupancy=max_occupancy, **options)
     with_abandons = patience is not None
-    model = (f"Erlang A, mean patience {patience:g} s, service level {variant}" if with_abandons
-             else "Erlang C: nobody abandons")
-    print(f"{calls:g} contacts per {_period_text(per_seconds)} = {rate:.4g}/s, AHT {aht:g} s "
-          f"-> load {answer.load:.2f} Erlangs ({model})", file=out)
+    model = (
+        f"Erlang A, mean patience {patience:g} s, service level {variant}"
+        if with_abandons
+        else "Erlang C: nobody abandons"
+    )
+    print(
+        f"{calls:g} contacts per {_period_text(per_seconds)} = {rate:.4g}/s, AHT {aht:g} s "
+        f"-> load {answer.load:.2f} Erlangs ({model})",
+        file=out,
+    )
     print(f"target: {target * 100:g}% answered within {threshold:g} s", file=out)
     print(file=out)
     header = f"{'agents':>7} {'SL':>9} {'ASA (s)':>8} {'occupancy':>10} {'P(wait)':>8}"
@@ -196,15 +233,24 @@ def report(
     if answer.limited_by == "no load":
         print("answer: 0 agents (nothing offered)", file=out)
         return answer
-    print(f"answer: {answer.agents} agents on the phones: SL {_percent(answer.service_level)}, "
-          f"ASA {_seconds(answer.asa)} s, occupancy {_percent(answer.occupancy)}, P(wait) {_percent(answer.p_wait)}"
-          + (f", P(abandon) {_percent(answer.p_abandon)}" if with_abandons else ""), file=out)
+    print(
+        f"answer: {answer.agents} agents on the phones: SL {_percent(answer.service_level)}, "
+        f"ASA {_seconds(answer.asa)} s, occupancy {_percent(answer.occupancy)}, P(wait) {_percent(answer.p_wait)}"
+        + (f", P(abandon) {_percent(answer.p_abandon)}" if with_abandons else ""),
+        file=out,
+    )
     if answer.limited_by == "occupancy cap":
-        print(f"  the target alone needs {answer.for_target}; the occupancy cap of {_percent(max_occupancy)} "
-              f"needs {answer.agents}", file=out)
+        print(
+            f"  the target alone needs {answer.for_target}; the occupancy cap of {_percent(max_occupancy)} "
+            f"needs {answer.agents}",
+            file=out,
+        )
     if shrinkage:
-        print(f"  with {_percent(shrinkage)} shrinkage, schedule {answer.scheduled} = "
-              f"ceil({answer.agents} / (1 - {shrinkage:g}))", file=out)
+        print(
+            f"  with {_percent(shrinkage)} shrinkage, schedule {answer.scheduled} = "
+            f"ceil({answer.agents} / (1 - {shrinkage:g}))",
+            file=out,
+        )
     return answer
 
 

@@ -139,8 +139,12 @@ def _check_not_negative(name: str, value: float) -> None:
 
 
 Variant = Literal["abandons_ignored", "abandons_against", "short_abandons_excluded", "abandons_in_favour"]
-VARIANTS: tuple[Variant, ...] = ("abandons_ignored", "abandons_against", "short_abandons_excluded",
-                                 "abandons_in_favour")
+VARIANTS: tuple[Variant, ...] = (
+    "abandons_ignored",
+    "abandons_against",
+    "short_abandons_excluded",
+    "abandons_in_favour",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +190,9 @@ def erlang_a(
     _check_positive("patience", patience)
     _check_not_negative("threshold", threshold)
     _check_variant(variant, short_abandon_seconds)
-    return _erlang_a(int(agents), load, aht, patience, threshold, erlang_b(agents, load), variant,
-                     short_abandon_seconds)
+    return _erlang_a(
+        int(agents), load, aht, patience, threshold, erlang_b(agents, load), variant, short_abandon_seconds
+    )
 
 
 def _check_variant(variant: str, short_abandon_seconds: float) -> None:

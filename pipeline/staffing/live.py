@@ -36,14 +36,27 @@ def observed_traffic(c: QueueCounts, span_seconds: float) -> Traffic | None:
 
 def requirement(t: Traffic, rules: QueueSettings) -> Staffing:
     """The fewest agents meeting the queue's headline service level target (Erlang A when customers abandon)."""
-    return required_agents(t.rate_per_second, t.aht, rules.service_level_threshold_seconds,
-                           min(rules.service_level_target, 0.999), patience=t.patience,
-                           variant=rules.service_level_variant, short_abandon_seconds=rules.short_abandon_seconds)
+    return required_agents(
+        t.rate_per_second,
+        t.aht,
+        rules.service_level_threshold_seconds,
+        min(rules.service_level_target, 0.999),
+        patience=t.patience,
+        variant=rules.service_level_variant,
+        short_abandon_seconds=rules.short_abandon_seconds,
+    )
 
 
 def prediction(t: Traffic, rules: QueueSettings, staffed: int) -> Prediction | None:
     """Service level and ASA that `staffed` agents give at this traffic (None without agents)."""
     if staffed <= 0:
         return None
-    return predict(staffed, t.rate_per_second, t.aht, rules.service_level_threshold_seconds, patience=t.patience,
-                   variant=rules.service_level_variant, short_abandon_seconds=rules.short_abandon_seconds)
+    return predict(
+        staffed,
+        t.rate_per_second,
+        t.aht,
+        rules.service_level_threshold_seconds,
+        patience=t.patience,
+        variant=rules.service_level_variant,
+        short_abandon_seconds=rules.short_abandon_seconds,
+    )

@@ -135,8 +135,7 @@ def planned_activity(plan: list[Planned], t: int) -> str | None:
 Piece = tuple[int, int, Status, str | None]  # (start, end, status, planned activity), inside one interval
 
 
-def pieces(status: Status, changes: list[Change], plan: list[Planned], a: int, b: int, length: int
-           ) -> Iterator[Piece]:
+def pieces(status: Status, changes: list[Change], plan: list[Planned], a: int, b: int, length: int) -> Iterator[Piece]:
     """Split [a, b) into pieces of constant status and planned activity, each inside one interval.
 
     `status` holds at `a`; `changes` are sorted and none is before `a`; those before `b` are applied. Pieces
@@ -338,10 +337,14 @@ class AgentState:
         out: dict[int, AgentCounts] = {}
         if track is None or self.watermark == NO_TIME:
             return out
-        start = self.horizon if self.horizon != NO_TIME else min(
-            [c.t for c in track.changes] + [p.start for p in track.plan] + [self.watermark])
-        for s, e, status, activity in pieces(track.settled, track.changes, track.plan, start, self.watermark,
-                                             self.interval_ms):
+        start = (
+            self.horizon
+            if self.horizon != NO_TIME
+            else min([c.t for c in track.changes] + [p.start for p in track.plan] + [self.watermark])
+        )
+        for s, e, status, activity in pieces(
+            track.settled, track.changes, track.plan, start, self.watermark, self.interval_ms
+        ):
             ivl = interval_start(s, self.interval_ms)
             add_piece(out.setdefault(ivl, AgentCounts()), s, e, status, activity)
         return out
@@ -387,11 +390,13 @@ class AgentState:
     def snapshot(self) -> bytes:
         """The whole state (resets what `changes` reports)."""
         self._changed = set()
-        return orjson.dumps({
-            **self._document(self.agents),
-            "totals": {a: c.as_dict() for a, c in self.totals.items()},
-            "queue_totals": {q: [x.scheduled_ms, x.adherent_ms] for q, x in self.queue_totals.items()},
-        })
+        return orjson.dumps(
+            {
+                **self._document(self.agents),
+                "totals": {a: c.as_dict() for a, c in self.totals.items()},
+                "queue_totals": {q: [x.scheduled_ms, x.adherent_ms] for q, x in self.queue_totals.items()},
+            }
+        )
 
     def changes(self) -> bytes | None:
         """The agents changed since the last `snapshot` or `changes` (None: every agent, once an interval, when

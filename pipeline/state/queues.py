@@ -193,8 +193,11 @@ class QueueState:
 
     def is_final(self, queue_id: str, channel: str, start: int) -> bool:
         """Closed for good: past its end by the allowed lateness, and nothing arrived in or before it waits."""
-        return (queue_id, channel, start) not in self.intervals and self._closable(queue_id, channel, start) \
+        return (
+            (queue_id, channel, start) not in self.intervals
+            and self._closable(queue_id, channel, start)
             and start not in self.forecasts.get((queue_id, channel), ())
+        )
 
     def forecast(self, queue_id: str, channel: str, start: int) -> Forecast | None:
         return self.forecasts.get((queue_id, channel), {}).get(start)
@@ -276,12 +279,15 @@ class QueueState:
         found = self._thresholds.get(queue_id)
         if found is None:
             rules = self.rules_of(queue_id)
-            found = self._thresholds[queue_id] = (round(rules.service_level_threshold_seconds * 1000),
-                                                  round(rules.short_abandon_seconds * 1000))
+            found = self._thresholds[queue_id] = (
+                round(rules.service_level_threshold_seconds * 1000),
+                round(rules.short_abandon_seconds * 1000),
+            )
         return found
 
-    def _apply_standalone(self, e: ev.SurveyCompleted | ev.IvrSessionEnded | ev.ForecastPublished,
-                          t: int) -> str | None:
+    def _apply_standalone(
+        self, e: ev.SurveyCompleted | ev.IvrSessionEnded | ev.ForecastPublished, t: int
+    ) -> str | None:
         """Events that belong to an interval but to no leg: deduplicated per interval, while it is open."""
         at = epoch_ms(e.interval_start) if isinstance(e, ev.ForecastPublished) else t
         start = interval_start(at, self.interval_ms)
@@ -294,8 +300,11 @@ class QueueState:
             return DUPLICATE
         match e:
             case ev.SurveyCompleted():
-                increments = [(start, "surveys", 1, None), (start, "survey_score_sum", e.score, None),
-                              (start, "surveys_satisfied", int(e.score >= 4), None)]
+                increments = [
+                    (start, "surveys", 1, None),
+                    (start, "survey_score_sum", e.score, None),
+                    (start, "surveys_satisfied", int(e.score >= 4), None),
+                ]
             case _:
                 increments = [(start, "ivr_sessions", 1, None), (start, "ivr_contained", int(e.contained), None)]
         self._add(e.queue_id, e.channel, increments)
@@ -330,7 +339,8 @@ class QueueState:
                 ivl = self.intervals.get((queue_id, channel, start))
                 if ivl is None:
                     ivl = self.intervals[(queue_id, channel, start)] = OpenInterval(
-                        rollups=self._rollups_of(queue_id, channel, start))
+                        rollups=self._rollups_of(queue_id, channel, start)
+                    )
                 ivl.changed = True
                 for roll in ivl.rollups:
                     roll.changed = True
@@ -376,7 +386,7 @@ class QueueState:
                     elif due < self._next_expiry:
                         self._next_expiry = due
         finals: list[IntervalUpdate] = []
-        for (q, ch, start) in sorted(self.intervals, key=lambda k: k[2]):
+        for q, ch, start in sorted(self.intervals, key=lambda k: k[2]):
             if not self._closable(q, ch, start):
                 continue
             ivl = self.intervals.pop((q, ch, start))
@@ -393,8 +403,11 @@ class QueueState:
             return finals
         self._closable_upto = closable_upto
         for key, leg in list(self.legs.items()):
-            if leg.complete and all(self.is_final(leg.queue_id, leg.channel, interval_start(t, length))
-                                    for t in (leg.offered_at, leg.acw_end_at, leg.last_seen) if t is not None):
+            if leg.complete and all(
+                self.is_final(leg.queue_id, leg.channel, interval_start(t, length))
+                for t in (leg.offered_at, leg.acw_end_at, leg.last_seen)
+                if t is not None
+            ):
                 self._forget(key)
         if self._changed_legs is not None and len(self._changed_legs) > 4096 + 2 * len(self.legs):
             self._changed_legs = None  # nothing takes checkpoints (a replay, say): do not keep listing
@@ -412,13 +425,15 @@ class QueueState:
             _add_agents(roll.agents, ivl.agents)
         self._changed_agents.update(ivl.agents)
 
-    def _final(self, q: str, ch: str, start: int, revision: int, counts: QueueCounts,
-               agents: dict[str, QueueCounts]) -> IntervalUpdate:
+    def _final(
+        self, q: str, ch: str, start: int, revision: int, counts: QueueCounts, agents: dict[str, QueueCounts]
+    ) -> IntervalUpdate:
         """The final update of a closed interval, with its forecast; the newest final is kept for staffing."""
         if start >= self.last_final.get((q, ch), (NO_TIME,))[0]:
             self.last_final[(q, ch)] = (start, counts)
-        return IntervalUpdate(q, ch, start // 1000, revision, True, counts, self.rules_of(q), agents,
-                              self._pop_forecast(q, ch, start))
+        return IntervalUpdate(
+            q, ch, start // 1000, revision, True, counts, self.rules_of(q), agents, self._pop_forecast(q, ch, start)
+        )
 
     def _forecasts_without_traffic(self) -> list[IntervalUpdate]:
         """Final records of closable intervals that had a forecast and no event: forecast against nothing.
@@ -456,8 +471,21 @@ class QueueState:
                 continue
             del self.rollups[(q, ch, window, start)]
             roll.revision += 1
-            finals.append(IntervalUpdate(q, ch, start // 1000, roll.revision, True, roll.counts, self.rules_of(q),
-                                         roll.agents, None, window, end // 1000))
+            finals.append(
+                IntervalUpdate(
+                    q,
+                    ch,
+                    start // 1000,
+                    roll.revision,
+                    True,
+                    roll.counts,
+                    self.rules_of(q),
+                    roll.agents,
+                    None,
+                    window,
+                    end // 1000,
+                )
+            )
         for (q, ch, window, start), (end, roll) in self.rollups.items():
             if due_for_revision(roll, wall_now, every):
                 counts, agents = roll.counts.copy(), _copied(roll.agents)
@@ -465,8 +493,21 @@ class QueueState:
                     if iq == q and ich == ch and start <= s < end:
                         counts.add(ivl.counts)
                         _add_agents(agents, ivl.agents)
-                finals.append(IntervalUpdate(q, ch, start // 1000, roll.revision, False, counts,
-                                             self.rules_of(q), agents, None, window, end // 1000))
+                finals.append(
+                    IntervalUpdate(
+                        q,
+                        ch,
+                        start // 1000,
+                        roll.revision,
+                        False,
+                        counts,
+                        self.rules_of(q),
+                        agents,
+                        None,
+                        window,
+                        end // 1000,
+                    )
+                )
         return finals
 
     def _expire(self, key: tuple[str, str], leg: Leg) -> None:
@@ -474,8 +515,9 @@ class QueueState:
             reason = "no_arrival"
         elif not leg.outcome_counted:
             reason = "no_outcome"
-            self._add(leg.queue_id, leg.channel, [(interval_start(leg.offered_at, self.interval_ms),
-                                                   "expired", 1, None)])
+            self._add(
+                leg.queue_id, leg.channel, [(interval_start(leg.offered_at, self.interval_ms), "expired", 1, None)]
+            )
         else:
             reason = "no_handling_end"
         k = (leg.queue_id, leg.channel, reason)
@@ -489,8 +531,19 @@ class QueueState:
         out = []
         for (q, ch, start), ivl in self.intervals.items():
             if due_for_revision(ivl, wall_now, every):
-                out.append(IntervalUpdate(q, ch, start // 1000, ivl.revision, False, ivl.counts.copy(),
-                                          self.rules_of(q), _copied(ivl.agents), self.forecast(q, ch, start)))
+                out.append(
+                    IntervalUpdate(
+                        q,
+                        ch,
+                        start // 1000,
+                        ivl.revision,
+                        False,
+                        ivl.counts.copy(),
+                        self.rules_of(q),
+                        _copied(ivl.agents),
+                        self.forecast(q, ch, start),
+                    )
+                )
         return out
 
     # ---- real time -------------------------------------------------------------------------------------
@@ -532,6 +585,7 @@ class QueueState:
 
     def _document(self, legs, agents: set[str] | None) -> dict:
         """The stored form: every agent's counts, or only those of `agents`."""
+
         def of(counts: dict[str, QueueCounts]) -> dict[str, QueueCounts]:
             return counts if agents is None else {a: counts[a] for a in agents if a in counts}
 
@@ -541,14 +595,18 @@ class QueueState:
             "watermark": self.watermark,
             "offset": self.offset,
             "legs": list(legs),
-            "intervals": [[q, ch, s, i.counts, i.revision, i.changed, i.published_at, of(i.agents),
-                           sorted(i.event_ids)] for (q, ch, s), i in self.intervals.items()],
+            "intervals": [
+                [q, ch, s, i.counts, i.revision, i.changed, i.published_at, of(i.agents), sorted(i.event_ids)]
+                for (q, ch, s), i in self.intervals.items()
+            ],
             "forecasts": [[q, ch, s, f] for (q, ch), of_queue in self.forecasts.items() for s, f in of_queue.items()],
             "totals": [[q, ch, c] for (q, ch), c in self.totals.items()],
             "agent_totals": of(self.agent_totals),
             "last_final": [[q, ch, start, c] for (q, ch), (start, c) in self.last_final.items()],
-            "rollups": [[q, ch, w, s, end, r.counts, r.revision, r.changed, r.published_at, of(r.agents)]
-                        for (q, ch, w, s), (end, r) in self.rollups.items()],
+            "rollups": [
+                [q, ch, w, s, end, r.counts, r.revision, r.changed, r.published_at, of(r.agents)]
+                for (q, ch, w, s), (end, r) in self.rollups.items()
+            ],
             "expired": [[*k, n] for k, n in self.expired.items()],
         }
 
@@ -559,8 +617,10 @@ class QueueState:
             d = _merged(d, orjson.loads(later))
         version = d.get("v")
         if version not in (4, 5, SNAPSHOT_VERSION):
-            raise ValueError(f"queue state snapshot version {version!r}, expected {SNAPSHOT_VERSION} (or 4 or 5, "
-                             "which are converted)")
+            raise ValueError(
+                f"queue state snapshot version {version!r}, expected {SNAPSHOT_VERSION} (or 4 or 5, "
+                "which are converted)"
+            )
         self.watermark = d["watermark"]
         self.offset = d["offset"]
         self.legs = {(x["queue_id"], x["contact_id"]): Leg(**x) for x in d["legs"]}
@@ -572,8 +632,14 @@ class QueueState:
                 if fc:
                     forecasts.append([*row[:3], fc])
         self.intervals = {
-            (q, ch, s): OpenInterval(QueueCounts.from_dict(c), rev, changed, pub,
-                                     {a: QueueCounts.from_dict(x) for a, x in agents.items()}, set(ids))
+            (q, ch, s): OpenInterval(
+                QueueCounts.from_dict(c),
+                rev,
+                changed,
+                pub,
+                {a: QueueCounts.from_dict(x) for a, x in agents.items()},
+                set(ids),
+            )
             for q, ch, s, c, rev, changed, pub, agents, ids in d["intervals"]
         }
         self.forecasts = {}
@@ -585,8 +651,16 @@ class QueueState:
         self.agent_totals = {a: QueueCounts.from_dict(c) for a, c in d["agent_totals"].items()}
         self.last_final = {(q, ch): (start, QueueCounts.from_dict(c)) for q, ch, start, c in d["last_final"]}
         self.rollups = {
-            (q, ch, w, s): (end, OpenInterval(QueueCounts.from_dict(c), rev, changed, pub,
-                                              {a: QueueCounts.from_dict(x) for a, x in agents.items()}))
+            (q, ch, w, s): (
+                end,
+                OpenInterval(
+                    QueueCounts.from_dict(c),
+                    rev,
+                    changed,
+                    pub,
+                    {a: QueueCounts.from_dict(x) for a, x in agents.items()},
+                ),
+            )
             for q, ch, w, s, end, c, rev, changed, pub, agents in d["rollups"]
         }
         self.expired = {(q, ch, r): n for q, ch, r, n in d["expired"]}
@@ -622,8 +696,10 @@ def _merged(d: dict, changes: dict) -> dict:
 def _take_out(roll: OpenInterval, ivl: OpenInterval) -> None:
     """Take an open interval's counts out of its hour or day (restoring version 5). The longest wait stays: it
     is a maximum, and the interval's is added back when it is final."""
-    for counts, part in ((roll.counts, ivl.counts),
-                         *((roll.agents[a], c) for a, c in ivl.agents.items() if a in roll.agents)):
+    for counts, part in (
+        (roll.counts, ivl.counts),
+        *((roll.agents[a], c) for a, c in ivl.agents.items() if a in roll.agents),
+    ):
         for name in SUMS:
             setattr(counts, name, getattr(counts, name) - getattr(part, name))
         for bucket, n in part.waits.items():
@@ -705,8 +781,9 @@ def _record(leg: Leg, e: ev.ContactEvent, t: int) -> bool:
     return True
 
 
-def _contribution(leg: Leg, newly_offered: bool, threshold: int, short: int, bounds: tuple[int, ...],
-                  length: int) -> list[Increment] | None:
+def _contribution(
+    leg: Leg, newly_offered: bool, threshold: int, short: int, bounds: tuple[int, ...], length: int
+) -> list[Increment] | None:
     """The counts the leg adds now that it did not add before, marking them added on the leg.
 
     None when the leg's times are impossible (an answer before the arrival, an end before the answer).
@@ -720,16 +797,22 @@ def _contribution(leg: Leg, newly_offered: bool, threshold: int, short: int, bou
             wait = leg.answered_at - leg.offered_at
             if wait < 0:
                 return None
-            out += [(arrival, "answered", 1, None), (arrival, "answer_wait_ms", wait, None),
-                    (arrival, bucket_name("answered", wait, bounds), 1, None)]
+            out += [
+                (arrival, "answered", 1, None),
+                (arrival, "answer_wait_ms", wait, None),
+                (arrival, bucket_name("answered", wait, bounds), 1, None),
+            ]
             if wait <= threshold:
                 out.append((arrival, "answered_within_threshold", 1, None))
         elif leg.abandoned_at is not None:
             wait = leg.abandoned_at - leg.offered_at
             if wait < 0:
                 return None
-            out += [(arrival, "abandoned", 1, None), (arrival, "abandon_wait_ms", wait, None),
-                    (arrival, bucket_name("abandoned", wait, bounds), 1, None)]
+            out += [
+                (arrival, "abandoned", 1, None),
+                (arrival, "abandon_wait_ms", wait, None),
+                (arrival, bucket_name("abandoned", wait, bounds), 1, None),
+            ]
             if wait <= threshold:
                 out.append((arrival, "abandoned_within_threshold", 1, None))
             if wait <= short:
@@ -807,7 +890,10 @@ def _chat_delta(leg: Leg, completed: int) -> list[Increment]:
     if not leg.customer_messages and not leg.agent_messages:
         return []
     figures = chat_figures(leg.customer_messages, leg.agent_messages)
-    out = [(completed, name, now - before, leg.agent_id)
-           for name, now, before in zip(CHAT_FIELDS, figures, leg.chat_counted, strict=True) if now != before]
+    out = [
+        (completed, name, now - before, leg.agent_id)
+        for name, now, before in zip(CHAT_FIELDS, figures, leg.chat_counted, strict=True)
+        if now != before
+    ]
     leg.chat_counted = figures
     return out

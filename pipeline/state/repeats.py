@@ -69,8 +69,13 @@ LEG = struct.Struct("<QQqqIB")
 KEY = struct.Struct("<q")  # a customer key in `CustomerLegs`
 WINDOW_END_STEP_MS = 60_000
 
-CustomerHash = Annotated[str, Meta(pattern="^[0-9a-f]{64}$", description="HMAC-SHA256 of the customer id "
-                                   "(hex) with the deployment's key; never the customer id itself.")]
+CustomerHash = Annotated[
+    str,
+    Meta(
+        pattern="^[0-9a-f]{64}$",
+        description="HMAC-SHA256 of the customer id (hex) with the deployment's key; never the customer id itself.",
+    ),
+]
 
 
 class CustomerContact(msgspec.Struct, frozen=True, kw_only=True, tag="customer.contact"):
@@ -124,9 +129,11 @@ class CustomerLegs:
         for key, legs in items:  # built per bucket: one customer at a time would copy each bucket every time
             by_bucket.setdefault(key % self.BUCKETS, []).append((key, legs))
         for b, customers in by_bucket.items():
-            self._buckets[b] = (b"".join(KEY.pack(k) for k, _ in customers),
-                                array("H", [len(legs) // LEG.size for _, legs in customers]),
-                                b"".join(legs for _, legs in customers))
+            self._buckets[b] = (
+                b"".join(KEY.pack(k) for k, _ in customers),
+                array("H", [len(legs) // LEG.size for _, legs in customers]),
+                b"".join(legs for _, legs in customers),
+            )
             self._len += len(customers)
         # customers changed since `changed` was last reset (for a checkpoint of the changes only); None: too many
         # to be worth it (nothing resets it in a replay, say)
@@ -154,7 +161,7 @@ class CustomerLegs:
         if i < 0:
             return default
         start = sum(counts[:i]) * LEG.size
-        return legs[start:start + counts[i] * LEG.size]
+        return legs[start : start + counts[i] * LEG.size]
 
     def __setitem__(self, key: int, value: bytes) -> None:
         self._replace(key, value)
@@ -184,7 +191,7 @@ class CustomerLegs:
         end = start + counts[i] * LEG.size
         if value is None:
             del counts[i]
-            keys, legs = keys[:i * KEY.size] + keys[(i + 1) * KEY.size:], legs[:start] + legs[end:]
+            keys, legs = keys[: i * KEY.size] + keys[(i + 1) * KEY.size :], legs[:start] + legs[end:]
             self._len -= 1
         else:
             counts[i] = len(value) // LEG.size
@@ -323,9 +330,17 @@ class RepeatState:
 
     def _store(self, key: int, contacts: dict[int, Contact]) -> None:
         self.customers[key] = b"".join(
-            LEG.pack(cid, g.event_id, g.time, g.window, self._pair(g.queue_id, g.channel),
-                     c.repeat_pinned | c.unresolved_pinned << 1)
-            for cid, c in contacts.items() for g in c.legs)
+            LEG.pack(
+                cid,
+                g.event_id,
+                g.time,
+                g.window,
+                self._pair(g.queue_id, g.channel),
+                c.repeat_pinned | c.unresolved_pinned << 1,
+            )
+            for cid, c in contacts.items()
+            for g in c.legs
+        )
 
     def _pair(self, queue_id: str, channel: str) -> int:
         i = self._pair_index.get((queue_id, channel))
@@ -377,8 +392,7 @@ class RepeatState:
         leg = Leg(r.time_ms, r.queue_id, r.channel, event_id, window)
         contact_id = digest(r.contact_id)
         old = contacts.get(contact_id)
-        contact = Contact([leg]) if old is None else Contact([*old.legs, leg], old.repeat_pinned,
-                                                             old.unresolved_pinned)
+        contact = Contact([leg]) if old is None else Contact([*old.legs, leg], old.repeat_pinned, old.unresolved_pinned)
         updated = {**contacts, contact_id: contact}
         if contacts:
             before = self._contribution(key, contacts)
@@ -386,11 +400,17 @@ class RepeatState:
             diff = {k: after.get(k, 0) - before.get(k, 0) for k in before.keys() | after.keys()}
             diff = {k: n for k, n in diff.items() if n}
         else:  # the customer's only contact held (most offers): eligible, or not without a customer id; no more
-            diff = {(r.queue_id, r.channel, interval_start(r.time_ms, self.interval_ms),
-                     "ineligible" if key < 0 else "eligible"): 1}
+            diff = {
+                (
+                    r.queue_id,
+                    r.channel,
+                    interval_start(r.time_ms, self.interval_ms),
+                    "ineligible" if key < 0 else "eligible",
+                ): 1
+            }
         for q, ch, start, name in diff:
             # cannot happen given the check above (see the module docstring); kept as the state's guarantee
-            if (start < h if name in SETTLED_FIELDS else self._is_final(q, ch, start)):
+            if start < h if name in SETTLED_FIELDS else self._is_final(q, ch, start):
                 return LATE
         self._store(key, updated)
         self.held += old is None
@@ -456,7 +476,7 @@ class RepeatState:
             for key in dict.fromkeys(self._expiry.pop(heapq.heappop(self._expiry_starts))):
                 self._forget(key, h)
         finals: list[FcrUpdate] = []
-        for (q, ch, start) in sorted(self.intervals, key=lambda k: k[2]):
+        for q, ch, start in sorted(self.intervals, key=lambda k: k[2]):
             if start >= h:
                 break
             ivl = self.intervals[(q, ch, start)]
@@ -509,8 +529,9 @@ class RepeatState:
         for (q, ch, start), ivl in self.intervals.items():
             if due_for_revision(ivl, wall_now, every):
                 self._changed_intervals.add((q, ch, start))
-                out.append(FcrUpdate(q, ch, start // 1000, ivl.revision, False,
-                                     FcrCounts.from_dict(ivl.counts.as_dict())))
+                out.append(
+                    FcrUpdate(q, ch, start // 1000, ivl.revision, False, FcrCounts.from_dict(ivl.counts.as_dict()))
+                )
         return out
 
     def contacts_held(self) -> int:
@@ -520,15 +541,30 @@ class RepeatState:
 
     def _head(self, intervals: Iterable[tuple[str, str, int]] | None = None) -> dict:
         """Everything but the customers; of the intervals, all or those named."""
-        items = self.intervals.items() if intervals is None else \
-            [(k, self.intervals[k]) for k in intervals if k in self.intervals]
+        items = (
+            self.intervals.items()
+            if intervals is None
+            else [(k, self.intervals[k]) for k in intervals if k in self.intervals]
+        )
         return {
             "v": SNAPSHOT_VERSION,
             "offset": self.offset,
             "sources": [[p, wm] for p, wm in self.source_watermarks.items()],
             "pairs": self._pairs,
-            "intervals": [[q, ch, s, i.counts.as_dict(), i.revision, i.changed, i.published_at, i.settled,
-                           list(i.window_ends.items())] for (q, ch, s), i in items],
+            "intervals": [
+                [
+                    q,
+                    ch,
+                    s,
+                    i.counts.as_dict(),
+                    i.revision,
+                    i.changed,
+                    i.published_at,
+                    i.settled,
+                    list(i.window_ends.items()),
+                ]
+                for (q, ch, s), i in items
+            ],
             "totals": [[q, ch, t.as_dict()] for (q, ch), t in self.totals.items()],
         }
 
@@ -553,8 +589,10 @@ class RepeatState:
         """From a `snapshot` (or one of an earlier release) and the `changes` since, oldest first."""
         head, customers = _decode(data)
         if head.get("v") not in (1, 2, SNAPSHOT_VERSION):
-            raise ValueError(f"repeat state snapshot version {head.get('v')!r}: this version reads 1 to "
-                             f"{SNAPSHOT_VERSION} (a checkpoint of a newer release?)")
+            raise ValueError(
+                f"repeat state snapshot version {head.get('v')!r}: this version reads 1 to "
+                f"{SNAPSHOT_VERSION} (a checkpoint of a newer release?)"
+            )
         self._pairs, self._pair_index = [], {}
         if head["v"] == 1:
             customers = self._customers_v1(head["customers"])
@@ -571,11 +609,12 @@ class RepeatState:
                     customers.pop(key, None)
         self.offset = head["offset"]
         self.source_watermarks = {p: wm for p, wm in head["sources"]}
-        self.intervals = {(q, ch, s): FcrInterval(FcrCounts.from_dict(c), rev, changed, pub, settled,
-                                                  _window_ends(ends))
-                          for q, ch, s, c, rev, changed, pub, settled, ends in intervals.values()}
+        self.intervals = {
+            (q, ch, s): FcrInterval(FcrCounts.from_dict(c), rev, changed, pub, settled, _window_ends(ends))
+            for q, ch, s, c, rev, changed, pub, settled, ends in intervals.values()
+        }
         self.totals = {(q, ch): FcrTotals.from_dict(t) for q, ch, t in head["totals"]}
-        for queue_id, channel in head.get("pairs", [])[len(self._pairs):]:  # version 1: made by _customers_v1
+        for queue_id, channel in head.get("pairs", [])[len(self._pairs) :]:  # version 1: made by _customers_v1
             self._pair(queue_id, channel)
         self.customers = CustomerLegs(customers.items())
         self._changed_intervals = set()
@@ -596,7 +635,9 @@ class RepeatState:
                 stored = self._contacts(key)
                 stored[digest(contact_id)] = Contact(
                     [Leg(t, q, ch, digest(event_id), window) for t, q, ch, event_id, window in legs],
-                    repeat_pinned, unresolved_pinned)
+                    repeat_pinned,
+                    unresolved_pinned,
+                )
                 self._store(key, stored)
         return dict(self.customers.items())
 
@@ -612,8 +653,7 @@ def _encode(head: dict, customers: Iterable[tuple[int, bytes]]) -> bytes:
         counts.append(len(customer_legs) // LEG.size)
         legs.append(customer_legs)
     head_json = orjson.dumps(head)
-    return b"".join((IMAGE.pack(MAGIC, len(head_json), len(keys)), head_json, keys.tobytes(), counts.tobytes(),
-                     *legs))
+    return b"".join((IMAGE.pack(MAGIC, len(head_json), len(keys)), head_json, keys.tobytes(), counts.tobytes(), *legs))
 
 
 def _decode(data: bytes) -> tuple[dict, dict[int, bytes]]:
@@ -625,11 +665,11 @@ def _decode(data: bytes) -> tuple[dict, dict[int, bytes]]:
     if magic != MAGIC:
         raise ValueError(f"not a repeat state snapshot (starts with {data[:4]!r})")
     at = IMAGE.size + head_bytes
-    head = orjson.loads(data[IMAGE.size:at])
-    keys = array("q", data[at:at + 8 * n])
-    counts = array("I", data[at + 8 * n:at + 12 * n])
+    head = orjson.loads(data[IMAGE.size : at])
+    keys = array("q", data[at : at + 8 * n])
+    counts = array("I", data[at + 8 * n : at + 12 * n])
     customers, at = {}, at + 12 * n
     for key, count in zip(keys, counts, strict=True):
-        customers[key] = data[at:at + count * LEG.size]
+        customers[key] = data[at : at + count * LEG.size]
         at += count * LEG.size
     return head, customers
