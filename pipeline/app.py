@@ -231,7 +231,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
             applied=applied,
             joined=lambda: app.rebalancing_count > 0,
             rebalancing=lambda: bool(app.rebalancing),
-            crashed=lambda: bool(app.crashed),
+            crashed=lambda: bool(app.crashed or app.crashed_agents),
         ),
         probe,
         throughput,
@@ -289,6 +289,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
 
     app.pipeline = contacts  # type: ignore[attr-defined]  (for tests and the replay command)
     app.agent_pipeline = agents  # type: ignore[attr-defined]
+    app.health = health  # type: ignore[attr-defined]
     return app
 
 

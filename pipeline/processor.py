@@ -26,6 +26,7 @@ from pipeline.ingest.decode import MessageDecoder, Rejection
 from pipeline.kpis.agents import build_agent_record
 from pipeline.kpis.counts import WAIT_BUCKETS_SECONDS
 from pipeline.kpis.record import KpiRecord, build_record
+from pipeline.partitioner import partition_of
 from pipeline.settings import QueueConfig, Settings
 from pipeline.state.agents import DUPLICATE as AGENT_DUPLICATE
 from pipeline.state.agents import LATE as AGENT_LATE
@@ -34,6 +35,17 @@ from pipeline.state.intervals import epoch_ms
 from pipeline.state.queues import DUPLICATE, IMPOSSIBLE, LATE, QueueState
 
 log = logging.getLogger(__name__)
+# Ids that become metric labels or are shown to people, per event type (checked once per distinct value).
+LABEL_FIELDS: dict[type, tuple[str, ...]] = {
+    t: tuple(
+        f
+        for f in ("queue_id", "agent_id", "queue_ids", "to_queue_id", "reason_code", "disposition")
+        if f in t.__struct_fields__
+    )
+    for t in (*ev.CONTACT_EVENT_TYPES, *ev.AGENT_EVENT_TYPES)
+}
+OTHER_QUEUE = "other"  # the label of late events of queues nobody knows (see `ContactProcessor._apply`)
+MAX_REMEMBERED_IDS = 200_000  # forgotten all at once when full: bounded memory under a flood of new ids
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # how a zstd frame begins (a zlib stream begins with 0x78, JSON with "{")
 _ZSTD = zstandard.ZstdCompressor(level=1)  # the worker packs on its event loop only: one of each is enough
 _UNZSTD = zstandard.ZstdDecompressor()
@@ -134,6 +146,8 @@ class PartitionedProcessor:
     how to build a state, apply one item (`_handle`) and turn an update into a record (`_updates`, `_record`).
     """
 
+    key_field = ""  # the events' field their message is keyed by (a subclass's topic contract)
+
     def __init__(self, settings: Settings, stats: PipelineStats, topic: str, item_type) -> None:
         self.settings = settings
         self.stats = stats
@@ -141,6 +155,8 @@ class PartitionedProcessor:
         self.ingest = Ingest(topic, item_type, settings, stats)
         self.partitions: dict[int, Any] = {}
         self.dirty: set[int] = set()  # changed since their last checkpoint
+        # ids checked for label-safe characters -> the partition of their key (-1: not computed yet)
+        self.ids: dict[str, int] = {}
 
     def new_state(self) -> Any:
         raise NotImplementedError
@@ -176,7 +192,13 @@ class PartitionedProcessor:
                 continue  # already in the restored checkpoint: applying it again would count it twice
             state.offset = m.offset
             touched.add(m.partition)
-            for item in self.ingest.decode(m, out.dead_letters):
+            try:
+                items = self.ingest.decode(m, out.dead_letters)
+            except Exception as exc:  # the decoder never raises on input: this is a bug, and costs one message
+                log.exception("error decoding the message at %s[%d]@%d", m.topic, m.partition, m.offset)
+                self.ingest.reject(m, Rejection("processing_error", repr(exc), m.value or b""), out.dead_letters)
+                continue
+            for item in items:
                 try:
                     self._handle(state, item, m, out, max_future)
                 except Exception as exc:  # a bug must cost one event, not the worker (faust-streaming #175)
@@ -234,7 +256,33 @@ class PartitionedProcessor:
         if isinstance(e, ev.SourceHeartbeat):
             state.observe_time(t)
             return
+        why = self._misplaced(e, m.partition)
+        if why is not None:
+            self.ingest.reject(m, Rejection(why[0], why[1], _original(m, e)), out.dead_letters)
+            return
         self._apply(state, e, t, m, out)
+
+    def _misplaced(self, e: ev.Event, partition: int) -> tuple[str, str] | None:
+        """(reason, detail) when the event must not be applied on this partition: an id that would become a metric
+        label holds characters outside the contract's set, or the event's key belongs to another partition (its
+        state lives there: applying it here would split one queue's or agent's figures between two states)."""
+        ids = self.ids
+        for name in LABEL_FIELDS.get(type(e), ()):
+            value = getattr(e, name)
+            for v in value if isinstance(value, list) else (value,):
+                if v is not None and v not in ids:
+                    if not ev.label_safe(v):
+                        return "invalid_field", f"`{name}` holds a control, format or direction character"
+                    if len(ids) >= MAX_REMEMBERED_IDS:
+                        ids.clear()
+                    ids[v] = -1
+        key = getattr(e, self.key_field)
+        owner = ids.get(key, -1)
+        if owner < 0:
+            owner = ids[key] = partition_of(key.encode(), self.settings.partitions)
+        if owner != partition:
+            return "wrong_partition", f"`{self.key_field}` maps to partition {owner}, the message is on {partition}"
+        return None
 
     def _apply(self, state, e: ev.Event, t: int, m: Message, out: BatchResult) -> None:
         raise NotImplementedError
@@ -245,6 +293,8 @@ class PartitionedProcessor:
 
 class ContactProcessor(PartitionedProcessor):
     """Contact events → queue state per partition → queue KPI records."""
+
+    key_field = "queue_id"
 
     def __init__(self, settings: Settings, queues: QueueConfig, stats: PipelineStats) -> None:
         super().__init__(settings, stats, settings.topic("contact-events"), ev.ContactTopicEvent)
@@ -279,7 +329,11 @@ class ContactProcessor(PartitionedProcessor):
         if result == DUPLICATE:
             self.stats.duplicates[self.topic] += 1
         elif result == LATE:
-            self.stats.late[(e.queue_id, e.channel)] += 1  # type: ignore[attr-defined]
+            q, ch = e.queue_id, e.channel  # type: ignore[attr-defined]
+            # a label only for a queue this partition applied events of, or the queue file names: anyone who can
+            # write to the topic could otherwise grow the late counter's series without bound
+            known = (q, ch) in state.totals or q in self.queues.queues
+            self.stats.late[(q if known else OTHER_QUEUE, ch)] += 1
             self._late(m, e, f"event time {e.time.isoformat()} is in a final interval", out)
         elif result == IMPOSSIBLE:
             self.ingest.reject(
@@ -302,6 +356,8 @@ def _original(m: Message, e: ev.Event) -> bytes:
 
 class AgentProcessor(PartitionedProcessor):
     """Agent events → agent state per partition → agent KPI records."""
+
+    key_field = "agent_id"
 
     def __init__(self, settings: Settings, stats: PipelineStats) -> None:
         super().__init__(settings, stats, settings.topic("agent-events"), ev.AgentTopicEvent)

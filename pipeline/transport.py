@@ -1,5 +1,5 @@
-"""Faust's app and Kafka transport with two changes: how long a fetch may wait at the broker for new records, and
-no per-event statistics that nobody reads.
+"""Faust's app and Kafka transport with three changes: how long a fetch may wait at the broker for new records, no
+per-event statistics that nobody reads, and no web views but the app's own.
 
 Faust builds its aiokafka consumer with `fetch_max_wait_ms=1500` and offers no setting for it. Kafka answers a
 waiting fetch as soon as records arrive, but the embedded Tansu broker (like some other Kafka-compatible
@@ -16,13 +16,17 @@ reference agent keeps Faust's default.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+import threading
 from time import monotonic
 
 import faust
 from faust.sensors import Monitor
 from faust.transport.drivers import aiokafka as driver
+from faust.web import drivers as web_drivers
+from faust.web.base import Web
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -39,6 +43,35 @@ class _Consumer(driver.Consumer):
 
 class _Transport(driver.Transport):
     Consumer = _Consumer
+
+
+log = logging.getLogger(__name__)
+# On SIGTERM or SIGINT Faust waits until every event taken is acked; a stuck agent would hold the worker for ever
+# (and a supervisor's SIGKILL comes anyway). Stopping hard is safe: what was not checkpointed is re-delivered.
+STOP_GRACE_SECONDS = 20.0
+
+
+class Worker(faust.Worker):
+    """Faust's worker, stopped for good at most `STOP_GRACE_SECONDS` after SIGTERM or SIGINT."""
+
+    def _on_sigterm(self) -> None:
+        _stop_hard_after(STOP_GRACE_SECONDS)
+        super()._on_sigterm()
+
+    def _on_sigint(self) -> None:
+        _stop_hard_after(STOP_GRACE_SECONDS)
+        super()._on_sigint()
+
+
+def _stop_hard_after(seconds: float) -> None:
+    def stop() -> None:
+        log.error("the worker did not stop within %.0f s of the signal; exiting now", seconds)
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, stop)
+    timer.daemon = True
+    timer.start()
 
 
 class StallMonitor(Monitor):
@@ -69,6 +102,7 @@ class App(faust.App):
 
     def __init__(self, *args, fetch_max_wait_ms: int, **kwargs) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.crashed_agents: list[str] = []
         # Tables are in memory (and Kafka); Faust still makes a directory for table files, in the working
         # directory by default: one per app id, and tests and benches use many.
         if "datadir" not in kwargs:
@@ -77,5 +111,26 @@ class App(faust.App):
             kwargs["datadir"] = os.path.join(base, "{conf.name}-data")
         super().__init__(*args, **kwargs)
 
+    async def _on_agent_error(self, agent: faust.types.AgentT, exc: BaseException) -> None:
+        """An agent's loop raised: Faust restarts the actor, but the acks it held are never released, so its
+        partitions stall. The worker reports itself not live from now on (`crashed_agents`): a supervisor
+        restarts it and the events are re-delivered."""
+        log.error("agent %s crashed (%r): this worker reports itself not live", agent.name, exc)
+        self.crashed_agents.append(agent.name)
+        await super()._on_agent_error(agent, exc)
+
     def _new_transport(self) -> _Transport:
         return _Transport(self.conf.broker_consumer, self)
+
+    def _new_web(self) -> Web:
+        return _web_of_our_routes_only(web_drivers.by_url(self.conf.web))(self)
+
+
+def _web_of_our_routes_only(driver: type[Web]) -> type[Web]:
+    """Faust's web driver without Faust's own views: `/router/` and `/table/<name>/...` list internal topics and
+    serve table contents, and `/` would shadow ours. Only the pages the app adds are served."""
+
+    class OurRoutesOnly(driver):  # type: ignore[valid-type, misc]
+        default_blueprints = production_blueprints = debug_blueprints = optional_blueprints = ()
+
+    return OurRoutesOnly

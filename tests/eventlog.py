@@ -133,3 +133,22 @@ def assert_first_applied_then_dropped(stream: list[ev.Event], results: list, dro
         else:
             assert r is None, (e, r)
             first_seen.add(e.event_id)
+
+
+def keyed_messages(topic: str, events: list, partitions: int, first_offset: int = 0) -> list:
+    """One message per event, on the partition its key (queue_id, else agent_id) maps to, as a producer puts it;
+    offsets count per partition from `first_offset`. Heartbeats go to every partition."""
+    import msgspec
+
+    from pipeline.partitioner import partition_of
+    from pipeline.processor import Message
+
+    offsets = [first_offset] * partitions
+    out = []
+    for e in events:
+        key = getattr(e, "queue_id", None) or getattr(e, "agent_id", None)
+        targets = range(partitions) if key is None else [partition_of(key.encode(), partitions)]
+        for p in targets:
+            out.append(Message(topic, p, offsets[p], key.encode() if key else None, msgspec.json.encode(e)))
+            offsets[p] += 1
+    return out

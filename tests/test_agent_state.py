@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 import pytest
 from agentlog import AgentEvents
-from eventlog import BASE_MS, BASE_S
+from eventlog import BASE_MS, BASE_S, keyed_messages
 from prometheus_client import CollectorRegistry
 
 from pipeline.ingest import events as ev
@@ -26,6 +26,7 @@ from pipeline.kpis.agents import (
     utilization,
 )
 from pipeline.outputs.agent_metrics import AgentCollector
+from pipeline.partitioner import partition_of
 from pipeline.processor import AgentProcessor, Message, PipelineStats
 from pipeline.settings import load_settings
 from pipeline.state.agents import DUPLICATE, LATE, AgentState, Status
@@ -377,7 +378,10 @@ def test_snapshot_restore_keeps_everything():
 # ---- processor and collector ------------------------------------------------------------------------------
 
 
-def messages(events, partition: int = 0, first_offset: int = 0) -> list[Message]:
+A1 = partition_of(b"A1", load_settings(broker_url="x:1").partitions)  # the partition agent A1's events are on
+
+
+def messages(events, partition: int = A1, first_offset: int = 0) -> list[Message]:
     return [Message(TOPIC, partition, first_offset + i, b"A1", msgspec.json.encode(e)) for i, e in enumerate(events)]
 
 
@@ -417,7 +421,7 @@ def test_processor_publishes_final_agent_records_and_a_checkpoint():
     assert r0.not_ready_seconds_by_reason == {"break": 340.0}
     assert r0.key == "agent|A1|2024-01-01T00:00:00+00:00"
     assert decode_agent_record(msgspec.json.encode(r0)) == r0
-    assert set(p.checkpoint()) == {0}
+    assert set(p.checkpoint()) == {A1}
     assert stats.events[(TOPIC, "schedule.activity_planned")] == 1
 
 
@@ -427,7 +431,7 @@ def test_processor_restart_from_checkpoint_with_redelivery_counts_nothing_twice(
     expected = [r for r in whole.process(messages(events), lambda part: None).records if r.final]
     first, _ = processor()
     out = first.process(messages(events[:5]), lambda part: None)
-    checkpoint = [first.checkpoint()[0].whole()]
+    checkpoint = [first.checkpoint()[A1].whole()]
     again, stats = processor()
     out2 = again.process(messages(events[2:], first_offset=2), lambda part: checkpoint)
     got = [r for r in out.records + out2.records if r.final]
@@ -451,7 +455,7 @@ def test_processor_reports_late_duplicate_future_and_invalid_events():
     future = E.state(20 * 365 * 24 * 3600, "available")  # years ahead of the wall clock
     out = p.process(
         messages([late, events[1]], first_offset=100)
-        + [Message(TOPIC, 0, 102, b"A1", bad)]
+        + [Message(TOPIC, A1, 102, b"A1", bad)]
         + messages([future], first_offset=103),
         lambda part: None,
     )
@@ -465,7 +469,8 @@ def test_collector_exports_queue_series_always_and_agent_series_when_enabled():
     for enabled in (True, False):
         p, _ = processor(export_agent_metrics=enabled)
         E = AgentEvents()
-        p.process(messages(day(E) + [E.login(2700, "A2", ["Q1", "Q2"])], first_offset=0), lambda part: None)
+        events = day(E) + [E.login(2700, "A2", ["Q1", "Q2"])]
+        p.process(keyed_messages(TOPIC, events, p.settings.partitions), lambda part: None)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(AgentCollector(p))
         get = registry.get_sample_value

@@ -6,6 +6,8 @@ import json
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.ingest import events as ev
 from pipeline.ingest.decode import REJECTION_REASONS, MessageDecoder
@@ -103,3 +105,43 @@ def test_random_and_mutated_bytes_never_raise(decoder):
         events, rejections = decoder.decode(bytes(b))
         assert all(r.reason in REJECTION_REASONS for r in rejections)
         assert events or rejections
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"[" * 10_000 + b"]" * 10_000,  # an array nested 10,000 deep
+        b"{" + b'"a":{' * 5_000 + b"}" * 5_001,  # objects
+        enc({**GOOD, "extra": 1})[:-1] + b', "deep": ' + b"[" * 10_000 + b"]" * 10_000 + b"}",  # in an unknown field
+    ],
+)
+def test_nesting_too_deep_to_decode_is_rejected_not_raised(payload):
+    # the limits allow the payload through (sizes are not what is tested here)
+    events, rejections = MessageDecoder(ev.ContactTopicEvent, 1 << 20, 1 << 20).decode(payload)
+    assert events == [] and [(r.reason, r.raw) for r in rejections] == [("too_deep", payload)]
+
+
+def test_a_too_deep_event_in_a_batch_rejects_the_message_once():
+    deep = b"[" * 10_000 + b"]" * 10_000
+    payload = b"[" + enc(GOOD) + b"," + deep + b"]"
+    events, rejections = MessageDecoder(ev.ContactTopicEvent, 1 << 20, 1 << 20).decode(payload)
+    # the array cannot even be split into its items: one rejection holds the whole message, nothing is lost
+    assert events == [] and [(r.reason, r.raw) for r in rejections] == [("too_deep", payload)]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=40,
+)
+
+
+@given(value=json_values, depth=st.integers(0, 3000), wrap=st.sampled_from([b"[", b'{"k":']))
+@settings(max_examples=300, deadline=None)
+def test_any_json_at_any_depth_decodes_or_is_rejected_by_a_known_reason(value, depth, wrap):
+    close = b"]" if wrap == b"[" else b"}"
+    payload = wrap * depth + json.dumps(value).encode() + close * depth
+    events, rejections = MessageDecoder(ev.ContactTopicEvent, 1 << 20, 1 << 20).decode(payload)
+    assert all(r.reason in REJECTION_REASONS for r in rejections)
+    # nothing vanishes without a reason (an empty array holds no event to lose)
+    assert events or rejections or payload == b"[]"

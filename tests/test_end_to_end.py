@@ -5,7 +5,9 @@ and /metrics, compared exactly with the independent batch computation of the sam
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
+import urllib.error
 import urllib.request
 
 import orjson
@@ -21,6 +23,7 @@ from pipeline.replay import replay
 from pipeline.run import worker_process
 from pipeline.settings import load_settings
 from pipeline.simulate import CenterConfig, simulate, write_jsonl
+from pipeline.transport import STOP_GRACE_SECONDS
 
 pytestmark = pytest.mark.integration
 
@@ -155,7 +158,29 @@ def test_bad_messages_are_dead_lettered_counted_and_the_worker_carries_on(broker
         }
     )
     bad = {
+        b"[" * 10_000 + b"]" * 10_000: "too_deep",  # first: a poison pill must not stop what comes behind it
         b"not json at all": "not_json",
+        # queue "billing" maps to another partition than "sales" (the key it was sent with)
+        orjson.dumps(
+            {
+                "type": "contact.offered",
+                "event_id": "stray",
+                "time": "2026-01-05T09:00:00Z",
+                "contact_id": "c9",
+                "queue_id": "billing",
+                "channel": "voice",
+            }
+        ): "wrong_partition",
+        orjson.dumps(
+            {
+                "type": "contact.offered",
+                "event_id": "nul",
+                "time": "2026-01-05T09:00:00Z",
+                "contact_id": "c8",
+                "queue_id": "sales\u0000",
+                "channel": "voice",
+            }
+        ): "invalid_field",
         orjson.dumps(
             {"type": "contact.teleported", "event_id": "x", "time": "2026-01-05T09:00:00Z"}
         ): "unknown_event_type",
@@ -185,14 +210,14 @@ def test_bad_messages_are_dead_lettered_counted_and_the_worker_carries_on(broker
         p = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
         await p.start()
         try:
-            await p.send_and_wait(settings.topic("contact-events"), good, key=b"sales")
-            for value in bad:
+            values = list(bad)
+            for value in [values[0], good, *values[1:]]:
                 await p.send_and_wait(settings.topic("contact-events"), value, key=b"sales")
         finally:
             await p.stop()
 
     asyncio.run(produce())
-    with worker_process(settings, tmp_path / "worker.log", **overrides):
+    with worker_process(settings, tmp_path / "worker.log", **overrides) as proc:
         deadline = time.monotonic() + 90
         rejected = {}
         while time.monotonic() < deadline:
@@ -224,6 +249,17 @@ def test_bad_messages_are_dead_lettered_counted_and_the_worker_carries_on(broker
         assert metrics[("cc_pipeline_checkpoint_bytes_total", topic)] > 0
         assert 0 < metrics[("cc_pipeline_checkpoint_seconds_total", topic)] < 10
         assert_every_metric_can_be_scraped_alone(f"http://127.0.0.1:{port}/metrics")
+        for check in ("live", "ready"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/{check}", timeout=2) as resp:
+                assert resp.status == 200 and orjson.loads(resp.read())["crashed"] is False
+        for faust_view in ("/router/", "/table/", "/"):  # only the pipeline's own pages are served
+            with pytest.raises(urllib.error.HTTPError) as missing:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{faust_view}", timeout=2)
+            assert missing.value.code == 404
+        stopping = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(STOP_GRACE_SECONDS + 5)
+        assert time.monotonic() - stopping < STOP_GRACE_SECONDS + 5
 
     async def read_dead_letters():
         c = AIOKafkaConsumer(
@@ -246,8 +282,8 @@ def test_bad_messages_are_dead_lettered_counted_and_the_worker_carries_on(broker
     letters = asyncio.run(read_dead_letters())
     by_value = {m.value: dict(m.headers) for m in letters}
     assert set(by_value) == set(bad)
-    for value, reason in bad.items():
+    for i, (value, reason) in enumerate(bad.items()):
         h = by_value[value]
         assert h["dlq.reason"].decode() == reason
         assert h["dlq.topic"].decode() == settings.topic("contact-events")
-        assert int(h["dlq.partition"]) >= 0 and int(h["dlq.offset"]) >= 1
+        assert int(h["dlq.partition"]) >= 0 and int(h["dlq.offset"]) == (0 if i == 0 else i + 1)  # `good` is 1

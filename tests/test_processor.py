@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.ingest import events as ev
 from pipeline.outputs.metrics import build_registry, exposition
+from pipeline.partitioner import partition_of
 from pipeline.processor import ZSTD_MAGIC, ContactProcessor, Message, PipelineStats, unpack
 from pipeline.settings import QueueConfig, load_settings
 
@@ -165,3 +166,70 @@ def test_the_state_held_is_on_metrics_and_falls_when_intervals_close():
     next_day = ev.SourceHeartbeat(event_id="hb2", time=T0 + timedelta(days=1, hours=1))
     p.process(messages([next_day], first_offset=len(events)), lambda part: None)  # the hour and the day closed
     assert held() == {"contact_legs": 0, "open_intervals": 0, "open_rollups": 0, "forecasts": 0, "agents": 0}
+
+
+def test_an_error_while_decoding_costs_one_message_and_the_batch_goes_on(monkeypatch):
+    p, stats = processor()
+    original = p.ingest.decoder.decode
+
+    def failing(payload):
+        if payload and b'"c1-a"' in payload:
+            raise MemoryError("a decoder bug")
+        return original(payload)
+
+    monkeypatch.setattr(p.ingest.decoder, "decode", failing)
+    msgs = messages(stream())
+    out = p.process(msgs, lambda part: None)
+    assert [(d.reason, d.offset, d.original) for d in out.dead_letters] == [("processing_error", 1, msgs[1].value)]
+    assert p.partitions[0].totals[("sales", "voice")].offered == 2  # the messages behind it were applied
+
+
+def partition_of_queue(queue: str) -> int:
+    return partition_of(queue.encode(), load_settings(broker_url="x:1").partitions)
+
+
+def test_events_keyed_to_another_partition_are_dead_lettered_alone_or_in_an_array():
+    p, stats = processor()
+    assert partition_of_queue("sales") == 0 and partition_of_queue("billing") != 0
+    stray = leg("c9", "billing", timedelta(minutes=1), 5, 10, 1)
+    batch = msgspec.json.encode([stream()[0], stray[1]])  # one event of its partition, one of another's
+    msgs = [
+        *messages(stray[:1]),
+        Message(TOPIC, 0, 1, b"sales", batch),
+        *messages(stream()[1:], first_offset=2),
+    ]
+    out = p.process(msgs, lambda part: None)
+    assert [(d.reason, d.offset) for d in out.dead_letters] == [("wrong_partition", 0), ("wrong_partition", 1)]
+    assert msgspec.json.decode(out.dead_letters[1].original)["event_id"] == "c9-a"
+    assert stats.rejected[(TOPIC, "wrong_partition")] == 2
+    state = p.partitions[0]
+    assert set(state.totals) == {("sales", "voice")} and not any(q == "billing" for q, _ in state.legs)
+    assert [(r.queue_id, r.offered, r.answered) for r in out.records if r.final] == [("sales", 2, 2)]
+
+
+@pytest.mark.parametrize("bad_id", ["q\x00", "line\nbreak", "\u202eevil", "zero\u200bwidth", "bom\ufeff"])
+def test_ids_with_control_format_or_direction_characters_are_invalid(bad_id):
+    p, stats = processor()
+    ids = dict(time=T0, contact_id="c1", queue_id="sales", channel="voice")
+    cases = [
+        ev.ContactOffered(event_id="x1", **{**ids, "queue_id": bad_id}),
+        ev.ContactAnswered(event_id="x2", agent_id=bad_id, **ids),
+        ev.ContactTransferred(event_id="x3", agent_id="ag-1", to_queue_id=bad_id, **ids),
+    ]
+    out = p.process(messages(cases), lambda part: None)
+    assert [d.reason for d in out.dead_letters] == ["invalid_field"] * 3
+    text = exposition(build_registry(p, stats)).decode()
+    assert bad_id not in text
+
+
+def test_late_events_of_unknown_queues_share_one_label():
+    p, stats = processor()
+    p.process(messages(stream()), lambda part: None)
+    old = T0 - timedelta(days=1)
+    unknown = [q for q in (f"nosuch-{i}" for i in range(100)) if partition_of_queue(q) == 0][:3]
+    late = [
+        ev.ContactOffered(event_id=f"late-{q}", time=old, contact_id="c", queue_id=q, channel="voice")
+        for q in ("sales", *unknown)
+    ]
+    p.process(messages(late, first_offset=100), lambda part: None)
+    assert stats.late == {("sales", "voice"): 1, ("other", "voice"): len(late) - 1}

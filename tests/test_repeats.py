@@ -13,7 +13,7 @@ from datetime import timedelta
 import msgspec
 import orjson
 import pytest
-from eventlog import BASE, BASE_MS, BASE_S
+from eventlog import BASE, BASE_MS, BASE_S, keyed_messages
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -568,11 +568,8 @@ def run_pipeline(events, partitions: int = 2):
     contacts = ContactProcessor(settings, QueueConfig(), stats)
     fcr_proc = fcr.FcrProcessor(settings, QueueConfig(), stats)
     forwarder = fcr.CustomerContactForwarder(KEY, partitions)
-    msgs = [Message(settings.topic("contact-events"), 0, i, b"k", msgspec.json.encode(e)) for i, e in enumerate(events)]
-    result = contacts.process(msgs, lambda p: None)
-    # the heartbeat only reached partition 0 of the contact topic; partition 1 reports the same time
-    watermarks = {0: contacts.partitions[0].watermark, 1: contacts.partitions[0].watermark}
-    out = forwarder.messages(result.offered, watermarks)
+    result = contacts.process(keyed_messages(settings.topic("contact-events"), events, partitions), lambda p: None)
+    out = forwarder.messages(result.offered, {p: s.watermark for p, s in contacts.partitions.items()})
     offsets = [0] * partitions
     internal = []
     for o in out:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import msgspec
 import pytest
+from eventlog import keyed_messages
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.ingest import events as ev
 from pipeline.kpis.counts import QueueCounts
 from pipeline.outputs.metrics import build_registry, exposition
-from pipeline.processor import AgentProcessor, ContactProcessor, Message, PipelineStats
+from pipeline.processor import AgentProcessor, ContactProcessor, PipelineStats
 from pipeline.settings import QueueConfig, QueueSettings, load_settings
 from pipeline.staffing import predict, required_agents
 from pipeline.staffing.live import observed_traffic
@@ -57,11 +57,9 @@ def test_collector_exports_required_staffed_gap_and_prediction():
     contacts = ContactProcessor(settings, QueueConfig(), stats)
     agents = AgentProcessor(settings, stats)
     events = contact_stream()
-    contacts.process(
-        [Message("c", 0, i, b"sales", msgspec.json.encode(e)) for i, e in enumerate(events)], lambda p: None
-    )
+    contacts.process(keyed_messages("c", events, settings.partitions), lambda p: None)
     logins = [ev.AgentLoggedIn(event_id=f"l{n}", time=T0, agent_id=f"ag{n}", queue_ids=["sales"]) for n in range(3)]
-    agents.process([Message("a", 0, i, b"x", msgspec.json.encode(e)) for i, e in enumerate(logins)])
+    agents.process(keyed_messages("a", logins, settings.partitions))
     text = exposition(build_registry(contacts, stats, agents)).decode()
     values = {
         (s.name, s.labels.get("queue")): s.value for fam in text_string_to_metric_families(text) for s in fam.samples

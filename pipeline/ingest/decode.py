@@ -3,6 +3,10 @@
 A message is one JSON event object, or a JSON array of them (producers that batch). Each invalid event is
 rejected on its own, with its original bytes, so one bad event never costs the rest of the batch.
 Rejection reasons are a small fixed set: they become a metric label.
+
+Sizes are checked before decoding. Nesting is bounded by the decoder itself: msgspec recurses on the C stack
+under Python's recursion limit and raises `RecursionError` past it (a value nested a few thousand deep, which
+no event of the contract is), and that becomes a `too_deep` rejection like any other.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import msgspec
 REJECTION_REASONS: dict[str, str] = {
     "not_json": "the bytes are not valid JSON (or not UTF-8)",
     "oversized": "the message or one event in it is larger than the configured maximum",
+    "too_deep": "the JSON nests deeper than the decoder allows (no event of the contract nests more than 3 deep)",
     "not_an_object": "the JSON value is not an event object (or array of them)",
     "missing_field": "a required field is absent",
     "invalid_field": "a field has the wrong type or a value outside what the contract allows",
     "unknown_event_type": "the `type` is not an event type of this topic's contract",
+    "wrong_partition": "the event's key (queue_id or agent_id) maps to another partition than its message's",
     "impossible_sequence": "the event contradicts what is known of its contact (e.g. answered twice)",
     "future_event_time": "the event time is ahead of the worker's clock by more than the allowed skew",
     "processing_error": "applying the event raised an unexpected error (a bug: the log has the traceback)",
@@ -45,6 +51,10 @@ def _classify(exc: Exception) -> str:
     return "invalid_field"
 
 
+def _too_deep(raw: bytes) -> Rejection:
+    return Rejection("too_deep", "the JSON nests deeper than the decoder's recursion limit", raw)
+
+
 class MessageDecoder:
     """Decodes messages of one topic against that topic's event union (see `ingest.events`)."""
 
@@ -65,7 +75,7 @@ class MessageDecoder:
             return self._decode_one(payload)
         try:  # fast path: the whole batch is valid
             events = self._many.decode(payload)
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             return self._decode_each(payload)
         if self.max_event_bytes < self.max_message_bytes and len(payload) > self.max_event_bytes:
             return self._decode_each(payload)  # some event in it may be too large on its own
@@ -76,6 +86,8 @@ class MessageDecoder:
             return [], [Rejection("oversized", f"event of {len(raw)} bytes > {self.max_event_bytes}", raw)]
         try:
             return [self._one.decode(raw)], []
+        except RecursionError:
+            return [], [_too_deep(raw)]
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             return [], [
                 Rejection(_classify(exc) if isinstance(exc, msgspec.DecodeError) else "not_json", str(exc), raw)
@@ -84,6 +96,8 @@ class MessageDecoder:
     def _decode_each(self, payload: bytes) -> tuple[list[Any], list[Rejection]]:
         try:
             items = self._raw_items.decode(payload)
+        except RecursionError:
+            return [], [_too_deep(payload)]
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             return [], [Rejection("not_json", str(exc), payload)]
         events: list[Any] = []

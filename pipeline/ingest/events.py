@@ -15,13 +15,32 @@ not know about state or KPIs.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
-Id = Annotated[str, Meta(min_length=1, max_length=128, description="An identifier from the source system.")]
+# Ids become metric labels and are shown on screens: control characters (NUL, newline, ...), Unicode format and
+# direction marks (zero-width, RTL override, ...) are refused. Checked by the worker once per distinct value
+# (`label_safe`), not by a schema pattern, which would cost more than the rest of decoding.
+FORBIDDEN_ID_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+Id = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=128,
+        description="An identifier from the source system: no control characters, Unicode format or direction marks.",
+    ),
+]
+
+
+def label_safe(value: str) -> bool:
+    """True when an id holds none of `FORBIDDEN_ID_CHARACTERS`."""
+    return FORBIDDEN_ID_CHARACTERS.search(value) is None
+
+
 EventTime = Annotated[
     datetime,
     Meta(tz=True, description="When it happened at the source (RFC 3339 with a UTC offset): the event time."),

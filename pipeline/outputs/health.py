@@ -169,7 +169,7 @@ class WorkerView:
     applied: Callable[[str, int], int | None]  # last offset applied (state's own, else the last processed)
     joined: Callable[[], bool]  # has joined the consumer group at least once
     rebalancing: Callable[[], bool]  # a rebalance or the recovery of state is in progress
-    crashed: Callable[[], bool]  # the Faust app has crashed
+    crashed: Callable[[], bool]  # the Faust app, or one of its agents, has crashed
 
 
 @dataclass
