@@ -44,6 +44,8 @@ class Count:
 
 @dataclass(frozen=True)
 class Gauge:
+    """A metric that is not a counter (a gauge, or the wait histogram): its name, unit and help text."""
+
     metric: str
     unit: str
     help: str
