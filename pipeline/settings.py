@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.kpis.definitions import Variant
+
 ENV_PREFIX = "PIPELINE_"
 
 
@@ -34,7 +36,6 @@ class SettingsError(SystemExit):
         return self.message
 
 
-Variant = Literal["abandons_ignored", "abandons_against", "short_abandons_excluded", "abandons_in_favour"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Ratio = Annotated[float, Field(ge=0, le=1)]
 

@@ -362,14 +362,13 @@ AGENT_KPIS: tuple[Kpi, ...] = (
         "ratio 0..1",
         AGENT_TIME,
         "adherence",
-        f"{_agent_increase('cc_agent_adherent_seconds_total')} / "
-        f"{_agent_increase('cc_agent_scheduled_seconds_total')}; per queue: "
-        "sum by (queue) (increase(cc_queue_agent_adherent_seconds_total[15m])) / "
-        "sum by (queue) (increase(cc_queue_agent_scheduled_seconds_total[15m]))",
+        f"{_agent_increase('cc_agent_adherent_seconds_total')} / {_agent_increase('cc_agent_scheduled_seconds_total')}",
         "Amazon Connect's adherent minutes / scheduled minutes. Planned activity from "
         "`schedule.activity_planned` (the highest version holds where entries overlap). Adherent: "
         "`contact_handling` while logged in and available, on_contact or acw; `break`, `lunch`, `training`, "
         "`meeting` while not_ready (any reason) or logged out; `off` is not scheduled time.",
+        promql_per_queue="sum by (queue) (increase(cc_queue_agent_adherent_seconds_total[15m])) / "
+        "sum by (queue) (increase(cc_queue_agent_scheduled_seconds_total[15m]))",
     ),
     Kpi(
         "concurrency",

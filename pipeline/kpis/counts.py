@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field, fields
-from typing import Literal
 
-Variant = Literal["abandons_ignored", "abandons_against", "short_abandons_excluded", "abandons_in_favour"]
-VARIANTS: tuple[Variant, ...] = (
-    "abandons_ignored",
-    "abandons_against",
-    "short_abandons_excluded",
-    "abandons_in_favour",
-)
+from pipeline.kpis.definitions import RATIO, SERVICE_LEVEL, VARIANTS, Variant
+
+__all__ = ["VARIANTS", "QueueCounts", "Variant"]  # the variants are defined in pipeline.kpis.definitions
 INF = "inf"  # the histogram's last bucket
 # Standard wait histogram bounds in seconds; every queue's thresholds are added to them (see the processor).
 WAIT_BUCKETS_SECONDS: tuple[float, ...] = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200)
@@ -150,82 +145,74 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
 
 
+# The KPI formulas: each is its definition's `value` (pipeline.kpis.definitions), the one place it is written.
+
+
 def service_level(c: QueueCounts, variant: Variant = "abandons_against") -> float | None:
     """Share of contacts served within the threshold, in one of the four named variants (docs/kpis.md).
 
     None when the denominator is zero (nothing to measure).
     """
-    if variant == "abandons_ignored":
-        return _ratio(c.answered_within_threshold, c.answered)
-    if variant == "abandons_against":
-        return _ratio(c.answered_within_threshold, c.answered + c.abandoned)
-    if variant == "short_abandons_excluded":
-        return _ratio(c.answered_within_threshold, c.answered + c.abandoned - c.short_abandoned)
-    if variant == "abandons_in_favour":
-        return _ratio(c.answered_within_threshold + c.abandoned_within_threshold, c.offered)
-    raise ValueError(f"unknown service level variant {variant!r}")
+    try:
+        definition = SERVICE_LEVEL[variant]
+    except KeyError:
+        raise ValueError(f"unknown service level variant {variant!r}; one of {', '.join(VARIANTS)}") from None
+    return definition.value(c)
 
 
 def abandon_rate(c: QueueCounts, *, include_short: bool = True) -> float | None:
     """Abandoned over offered; without short abandons, both sides leave them out."""
-    if include_short:
-        return _ratio(c.abandoned, c.offered)
-    return _ratio(c.abandoned - c.short_abandoned, c.offered - c.short_abandoned)
+    return RATIO["abandon_rate" if include_short else "abandon_rate_without_short"].value(c)
 
 
 def average_speed_of_answer(c: QueueCounts) -> float | None:
     """Mean queue wait of answered contacts, in seconds."""
-    return _ratio(c.answer_wait_ms / 1000, c.answered)
+    return RATIO["asa"].value(c)
 
 
 def average_time_to_abandon(c: QueueCounts) -> float | None:
     """Mean wait of abandoned contacts, in seconds."""
-    return _ratio(c.abandon_wait_ms / 1000, c.abandoned)
+    return RATIO["average_time_to_abandon"].value(c)
 
 
 def average_handle_time(c: QueueCounts) -> float | None:
     """Mean of talk + hold + after-contact work over handled contacts, in seconds."""
-    return _ratio(c.handle_ms / 1000, c.handled)
-
-
-def average_part(c: QueueCounts, part_ms: int) -> float | None:
-    """Mean of one part of the handle time (talk, hold or ACW) over handled contacts, in seconds."""
-    return _ratio(part_ms / 1000, c.handled)
+    return RATIO["aht"].value(c)
 
 
 def hold_rate(c: QueueCounts) -> float | None:
     """Handled contacts put on hold at least once, over handled contacts."""
-    return _ratio(c.held, c.handled)
+    return RATIO["hold_rate"].value(c)
 
 
 def transfer_rate(c: QueueCounts) -> float | None:
     """Handled contacts transferred out, over handled contacts."""
-    return _ratio(c.transferred_out, c.handled)
+    return RATIO["transfer_rate"].value(c)
 
 
 def first_response_time(c: QueueCounts) -> float | None:
     """Mean chat first response time, in seconds."""
-    return _ratio(c.chat_first_response_ms / 1000, c.chat_first_responses)
+    return RATIO["chat_first_response"].value(c)
 
 
 def average_response_time(c: QueueCounts) -> float | None:
     """Mean chat response time, in seconds."""
-    return _ratio(c.chat_response_ms / 1000, c.chat_responses)
+    return RATIO["chat_response"].value(c)
 
 
 def average_satisfaction(c: QueueCounts) -> float | None:
     """Mean survey score (1-5)."""
-    return _ratio(c.survey_score_sum, c.surveys)
+    return RATIO["csat"].value(c)
 
 
 def satisfied_share(c: QueueCounts) -> float | None:
     """Surveys scoring 4 or 5, over surveys."""
-    return _ratio(c.surveys_satisfied, c.surveys)
+    return RATIO["csat_satisfied"].value(c)
 
 
 def ivr_containment(c: QueueCounts) -> float | None:
     """IVR sessions that ended in self-service, over IVR sessions."""
-    return _ratio(c.ivr_contained, c.ivr_sessions)
+    return RATIO["ivr_containment"].value(c)
 
 
 def forecast_error(actual: float, forecast: float | None) -> float | None:

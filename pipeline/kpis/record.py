@@ -15,7 +15,8 @@ import msgspec
 from msgspec import Meta
 
 from pipeline.kpis import counts as k
-from pipeline.kpis.counts import VARIANTS, QueueCounts, Variant
+from pipeline.kpis.counts import QueueCounts
+from pipeline.kpis.definitions import RATIO, VARIANTS, Variant
 from pipeline.staffing.live import observed_traffic, requirement
 from pipeline.state.intervals import as_datetime
 from pipeline.state.queues import IntervalUpdate
@@ -159,9 +160,9 @@ def handling(c: QueueCounts) -> dict:
         held=c.held,
         transferred_out=c.transferred_out,
         aht_seconds=k.average_handle_time(c),
-        talk_seconds_avg=k.average_part(c, talk),
-        hold_seconds_avg=k.average_part(c, c.hold_ms),
-        acw_seconds_avg=k.average_part(c, c.acw_ms),
+        talk_seconds_avg=RATIO["talk_avg"].value(c),
+        hold_seconds_avg=RATIO["hold_avg"].value(c),
+        acw_seconds_avg=RATIO["acw_avg"].value(c),
         hold_rate=k.hold_rate(c),
         transfer_rate=k.transfer_rate(c),
         chat_first_responses=c.chat_first_responses,

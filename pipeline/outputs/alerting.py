@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from pipeline.kpis import definitions as kd
 from pipeline.settings import QueueConfig, QueueSettings
 
 JOB = "cc-kpi-pipeline"
@@ -37,24 +38,23 @@ PIPELINE_TEAM = "platform"
 RUNBOOK = "docs/runbook.md"
 """Default base of `runbook_url`; deployments pass their repository's URL (`ops-config --runbook-url`)."""
 WINDOWS = {"5m": 300, "30m": 1800, "1h": 3600}
-"""Sliding windows of the recording rules: nominal name -> seconds."""
+"""Sliding windows of the recording rules: nominal name -> seconds (the names are the KPI definitions')."""
+assert tuple(WINDOWS) == kd.WINDOWS
 
-VARIANTS = {
-    # name: (numerator, denominator) as recorded increases; see docs/kpis.md and QueueSettings.service_level_variant
-    "abandons_against": ("answered_within_threshold", "answered + abandoned"),
-    "abandons_ignored": ("answered_within_threshold", "answered"),
-    "short_abandons_excluded": ("answered_within_threshold", "answered + abandoned - short_abandoned"),
-    "abandons_in_favour": ("answered_within_threshold + abandoned_within_threshold", "answered + abandoned"),
-}
-COUNTS = (
-    "offered",
-    "answered",
-    "abandoned",
-    "answered_within_threshold",
-    "abandoned_within_threshold",
-    "short_abandoned",
-    "answer_wait_seconds",
-)
+VARIANTS = kd.VARIANTS
+"""The service level variants; their formulas are pipeline.kpis.definitions.SERVICE_LEVEL, not retyped here."""
+
+
+def _recorded_counts() -> tuple[str, ...]:
+    """QueueCounts fields whose increases are recorded: those the recorded ratios read, and the volumes the
+    alerts' minimums read."""
+    fields = ["offered", "answered", "abandoned"]
+    for r in kd.RECORDED:
+        fields += [f.lstrip("-") for f in (*r.numerator, *r.denominator)]
+    return tuple(dict.fromkeys(fields))
+
+
+COUNTS = _recorded_counts()
 
 
 @dataclass(frozen=True)
@@ -173,16 +173,24 @@ def inc(name: str, window: str) -> str:
     return f"queue_channel:cc_queue_{name}:increase{window}"
 
 
+def _inc_of(field: str, window: str) -> str:
+    """The recorded increase of a QueueCounts field's counter."""
+    return inc(kd.COUNT[field].metric.removeprefix("cc_queue_").removesuffix("_total"), window)
+
+
 def service_level(window: str, variant: str | None = None) -> str:
-    return f"queue_channel:cc_queue_service_level{'_' + variant if variant else ''}:ratio{window}"
+    """The recorded headline service level, or one variant's."""
+    if variant is None:
+        return kd.HEADLINE_RULE.format(window=window)
+    return kd.SERVICE_LEVEL[variant].recorded(window)  # type: ignore[index]
 
 
 def abandon_rate(window: str) -> str:
-    return f"queue_channel:cc_queue_abandon_rate:ratio{window}"
+    return kd.RATIO["abandon_rate"].recorded(window)
 
 
 def asa(window: str) -> str:
-    return f"queue_channel:cc_queue_asa_seconds:mean{window}"
+    return kd.RATIO["asa"].recorded(window)
 
 
 TARGETS = {
@@ -194,32 +202,26 @@ TARGETS = {
 }
 
 
-def _formula(expr: str, window: str) -> str:
-    """'answered + abandoned' -> 'queue_channel:cc_queue_answered:increase5m + queue_channel:...'."""
-    return re.sub(r"[a-z_]+", lambda m: inc(m.group(0), window), expr)
+def _ratio_rule(definition: kd.Ratio, window: str) -> dict:
+    return {"record": definition.recorded(window), "expr": definition.expr(lambda f: _inc_of(f, window), guard=True)}
 
 
 def recording_groups(config: QueueConfig, timing: Timing = DEPLOYED) -> list[dict]:
     counts_rules: list[dict] = []
     for w in WINDOWS:
-        for name in COUNTS:
+        for field in COUNTS:
             counts_rules.append(
-                {
-                    "record": inc(name, w),
-                    "expr": f"sum by (queue, channel) (increase(cc_queue_{name}_total[{timing.window(w)}]))",
-                }
+                {"record": _inc_of(field, w), "expr": kd.increase(kd.COUNT[field].metric, timing.window(w))}
             )
         counts_rules.append(
             {"record": inc("answered_or_abandoned", w), "expr": f"{inc('answered', w)} + {inc('abandoned', w)}"}
         )
     ratio_rules: list[dict] = []
     for w in WINDOWS:
-        for variant, (num, den) in VARIANTS.items():
+        for variant in VARIANTS:
             # Ratios of summed counts, never averages of ratios; `> 0` drops a window with no contacts
-            # (no data rather than NaN).
-            ratio_rules.append(
-                {"record": service_level(w, variant), "expr": f"({_formula(num, w)})\n/\n(({_formula(den, w)}) > 0)"}
-            )
+            # (no data rather than NaN). The formula is the KPI record's, from the one definition.
+            ratio_rules.append(_ratio_rule(kd.SERVICE_LEVEL[variant], w))
         # The headline service level of each queue is its configured variant; unnamed queues take [defaults].
         by_variant: dict[str, list[str]] = {}
         for queue, s in _configured(config):
@@ -227,8 +229,9 @@ def recording_groups(config: QueueConfig, timing: Timing = DEPLOYED) -> list[dic
         parts = [f'{service_level(w, v)}{{queue=~"{_queue_regex(qs)}"}}' for v, qs in sorted(by_variant.items())]
         parts.append(f"{service_level(w, config.defaults.service_level_variant)}{_others(config)}")
         ratio_rules.append({"record": service_level(w), "expr": "\nor ".join(parts)})
-        ratio_rules.append({"record": abandon_rate(w), "expr": f"{inc('abandoned', w)} / ({inc('offered', w)} > 0)"})
-        ratio_rules.append({"record": asa(w), "expr": f"{inc('answer_wait_seconds', w)} / ({inc('answered', w)} > 0)"})
+        for definition in kd.RECORDED:
+            if definition not in kd.SERVICE_LEVEL.values():  # abandonment rate, ASA
+                ratio_rules.append(_ratio_rule(definition, w))
 
     target_rules: list[dict] = []
     for _kpi, (record, field) in TARGETS.items():

@@ -23,6 +23,8 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
 
+from pipeline.kpis import definitions as kd
+from pipeline.kpis.catalogue import HEADLINE, anchor
 from pipeline.outputs import alerting as al
 from pipeline.settings import QueueConfig
 
@@ -64,6 +66,20 @@ def _sl(window: str) -> str:
     return f"{al.service_level(window)}{{{Q}}}"
 
 
+def _count(field: str, window: str, selector: str = Q) -> str:
+    """A QueueCounts field's exported counter, increased over `window` and summed by queue and channel."""
+    return kd.increase(kd.COUNT[field].metric, window, selector)
+
+
+def _mean(name: str, window: str) -> str:
+    """A ratio KPI over the window, from its one definition (sums first, then the division)."""
+    return kd.RATIO[name].promql(window, Q, guard=True)
+
+
+SL_ANCHOR = anchor(HEADLINE.title)
+VARIANTS_ANCHOR = anchor(kd.SERVICE_LEVEL["abandons_ignored"].title)  # the first variant: the others follow it
+
+
 WALLBOARD = DashboardSpec(
     "cc-wallboard",
     "Contact center: operations wallboard",
@@ -76,7 +92,7 @@ WALLBOARD = DashboardSpec(
             "percentunit",
             ((_sl("30m"), "{{queue}} {{channel}}"),),
             "stat",
-            "service-level-abandons-count-against",
+            SL_ANCHOR,
             "service_level_target",
             True,
             width=24,
@@ -145,7 +161,7 @@ WALLBOARD = DashboardSpec(
                 (_sl("5m"), "{{queue}} {{channel}}"),
                 (f"{al.TARGETS['service_level'][0]}{{{QUEUE}}}", "target {{queue}}"),
             ),
-            anchor="service-level-abandons-count-against",
+            anchor=SL_ANCHOR,
             width=24,
         ),
     ),
@@ -162,11 +178,7 @@ QUEUE_DETAIL = DashboardSpec(
             "Contacts per 15-minute interval (by processing time; the KPI topic has the exact event-time intervals).",
             "short",
             tuple(
-                (
-                    f"sum by (queue, channel) (increase(cc_queue_{m}_total{{{Q}}}[15m]))",
-                    f"{m} {{{{queue}}}} {{{{channel}}}}",
-                )
-                for m in ("offered", "answered", "abandoned")
+                (_count(m, "15m"), f"{m} {{{{queue}}}} {{{{channel}}}}") for m in ("offered", "answered", "abandoned")
             ),
             kind="bargauge",
             anchor="offered",
@@ -178,7 +190,7 @@ QUEUE_DETAIL = DashboardSpec(
             "Headline service level over three sliding windows.",
             "percentunit",
             tuple((_sl(w), f"{w} {{{{queue}}}} {{{{channel}}}}") for w in al.WINDOWS),
-            anchor="service-level-abandons-count-against",
+            anchor=SL_ANCHOR,
             width=12,
         ),
         PanelSpec(
@@ -186,7 +198,7 @@ QUEUE_DETAIL = DashboardSpec(
             "The four service-level definitions side by side.",
             "percentunit",
             tuple((f"{al.service_level('30m', v)}{{{Q}}}", f"{v} {{{{queue}}}} {{{{channel}}}}") for v in al.VARIANTS),
-            anchor="service-level-abandons-count-against",
+            anchor=VARIANTS_ANCHOR,
             width=12,
         ),
         PanelSpec(
@@ -195,11 +207,7 @@ QUEUE_DETAIL = DashboardSpec(
             "s",
             (
                 (f"{al.asa('30m')}{{{Q}}}", "ASA {{queue}} {{channel}}"),
-                (
-                    f"sum by (queue, channel) (increase(cc_queue_handle_seconds_total{{{Q}}}[30m]))\n/\n"
-                    f"(sum by (queue, channel) (increase(cc_queue_handled_total{{{Q}}}[30m])) > 0)",
-                    "AHT {{queue}} {{channel}}",
-                ),
+                (_mean("aht", "30m"), "AHT {{queue}} {{channel}}"),
             ),
             anchor="average-handle-time-aht",
             width=12,
@@ -239,10 +247,7 @@ QUEUE_DETAIL = DashboardSpec(
             "short",
             (
                 (f"sum by (queue, channel) (cc_queue_forecast_offered{{{Q}}})", "forecast {{queue}} {{channel}}"),
-                (
-                    f"sum by (queue, channel) (increase(cc_queue_offered_total{{{Q}}}[15m]))",
-                    "actual {{queue}} {{channel}}",
-                ),
+                (_count("offered", "15m"), "actual {{queue}} {{channel}}"),
             ),
             anchor="offered",
             width=12,
@@ -253,11 +258,7 @@ QUEUE_DETAIL = DashboardSpec(
             "s",
             (
                 (f"max by (queue, channel) (cc_queue_forecast_aht_seconds{{{Q}}})", "forecast {{queue}} {{channel}}"),
-                (
-                    f"sum by (queue, channel) (increase(cc_queue_handle_seconds_total{{{Q}}}[15m]))\n/\n"
-                    f"(sum by (queue, channel) (increase(cc_queue_handled_total{{{Q}}}[15m])) > 0)",
-                    "actual {{queue}} {{channel}}",
-                ),
+                (_mean("aht", "15m"), "actual {{queue}} {{channel}}"),
             ),
             anchor="average-handle-time-aht",
             width=12,

@@ -1,6 +1,6 @@
 """Staffing maths: Erlang B, Erlang C (M/M/n) and Erlang A (M/M/n+M), and the fewest agents that meet a target.
 
-Pure functions of numbers: no Kafka, Faust, Prometheus or settings here, so the live pipeline, the planners'
+Pure functions of numbers: no Kafka, Faust, Prometheus or settings here (only the KPI definitions' names), so the live pipeline, the planners'
 command line and the tests all use the same code. Units: seconds and contacts per second; a load is in
 Erlangs (arrival rate x AHT). The formulas and definitions are in docs/staffing.md.
 
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+
+from pipeline.kpis.definitions import VARIANTS, Variant  # the variant names are defined once, with the KPIs
 
 __all__ = [
     "VARIANTS",
@@ -136,15 +137,6 @@ def _check_not_negative(name: str, value: float) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # Erlang A
 # ---------------------------------------------------------------------------------------------------------------
-
-
-Variant = Literal["abandons_ignored", "abandons_against", "short_abandons_excluded", "abandons_in_favour"]
-VARIANTS: tuple[Variant, ...] = (
-    "abandons_ignored",
-    "abandons_against",
-    "short_abandons_excluded",
-    "abandons_in_favour",
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,663 @@
+"""The one table of queue KPI definitions: the exported counts, and every ratio KPI as numerator and denominator
+over those counts, with its unit, KPI record field, metric names, description and where vendors differ.
+
+Everything else takes names and formulas from here instead of typing them again: the KPI record's ratios
+(`Ratio.value`, through pipeline.kpis.counts), the Prometheus collector's metric names, the recording rules'
+PromQL and names (pipeline.outputs.alerting), the dashboards' queries, the staffing model's and the settings'
+variant names, and the catalogue (docs/kpis.md). A promtool test evaluates each ratio's PromQL on given counts
+and compares it with `Ratio.value` on the same counts.
+
+Pure: imports nothing of this project (no state, outputs, settings, Faust or Prometheus client), so any layer
+may import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+Variant = Literal["abandons_ignored", "abandons_against", "short_abandons_excluded", "abandons_in_favour"]
+"""The service level variants (docs/kpis.md); a queue picks one as its headline (`service_level_variant`)."""
+VARIANTS: tuple[Variant, ...] = get_args(Variant)
+
+ARRIVAL = "the interval in which the contact arrived in the queue (`contact.offered`)"
+COMPLETION = "the interval in which the contact's after-contact work ended (`contact.acw_ended`)"
+
+
+@dataclass(frozen=True)
+class Count:
+    """An additive count, exported as a Prometheus counter per queue and channel and carried by the record."""
+
+    metric: str
+    field: str  # pipeline.kpis.counts.QueueCounts field
+    record_field: str  # pipeline.kpis.record.KpiRecord field
+    unit: str
+    help: str
+    attribution: str
+
+    @property
+    def scale(self) -> float:
+        """Factor from the internal count (milliseconds for durations) to the exported unit."""
+        return 0.001 if self.field.endswith("_ms") else 1.0
+
+
+@dataclass(frozen=True)
+class Gauge:
+    """A metric that is not a counter (a gauge, or the wait histogram): its name, unit and help text."""
+
+    metric: str
+    unit: str
+    help: str
+
+
+SURVEY = "the interval in which the survey was completed (`survey.completed`)"
+IVR = "the interval in which the IVR session ended (`ivr.session_ended`)"
+
+COUNTS: tuple[Count, ...] = (
+    Count("cc_queue_offered_total", "offered", "offered", "contacts", "Contacts that arrived in the queue.", ARRIVAL),
+    Count(
+        "cc_queue_answered_total",
+        "answered",
+        "answered",
+        "contacts",
+        "Arrived contacts that an agent answered.",
+        ARRIVAL,
+    ),
+    Count(
+        "cc_queue_abandoned_total",
+        "abandoned",
+        "abandoned",
+        "contacts",
+        "Arrived contacts abandoned by the customer before an answer.",
+        ARRIVAL,
+    ),
+    Count(
+        "cc_queue_short_abandoned_total",
+        "short_abandoned",
+        "short_abandoned",
+        "contacts",
+        "Abandoned contacts whose wait was at most the queue's short-abandon threshold.",
+        ARRIVAL,
+    ),
+    Count(
+        "cc_queue_answered_within_threshold_total",
+        "answered_within_threshold",
+        "answered_within_threshold",
+        "contacts",
+        "Answered contacts whose queue wait was at most the queue's service level threshold.",
+        ARRIVAL,
+    ),
+    Count(
+        "cc_queue_abandoned_within_threshold_total",
+        "abandoned_within_threshold",
+        "abandoned_within_threshold",
+        "contacts",
+        "Abandoned contacts whose wait was at most the queue's service level threshold.",
+        ARRIVAL,
+    ),
+    Count(
+        "cc_queue_flowed_out_total",
+        "flowed_out",
+        "flowed_out",
+        "contacts",
+        "Arrived contacts that routing moved out of the queue unanswered (overflow).",
+        ARRIVAL,
+    ),
+    Count(
+        "cc_queue_callbacks_requested_total",
+        "callbacks_requested",
+        "callbacks_requested",
+        "contacts",
+        "Arrived contacts that left the queue with a callback request.",
+        ARRIVAL,
+    ),
+    Count(
+        "cc_queue_expired_total",
+        "expired",
+        "expired",
+        "contacts",
+        "Arrived contacts given up on with no answer or abandon within the contact timeout.",
+        ARRIVAL,
+    ),
+    Count(
+        "cc_queue_answer_wait_seconds_total",
+        "answer_wait_ms",
+        "answer_wait_seconds_sum",
+        "seconds",
+        "Sum of the queue waits (answered - arrived) of answered contacts.",
+        ARRIVAL,
+    ),
+    Count(
+        "cc_queue_abandon_wait_seconds_total",
+        "abandon_wait_ms",
+        "abandon_wait_seconds_sum",
+        "seconds",
+        "Sum of the waits (abandoned - arrived) of abandoned contacts.",
+        ARRIVAL,
+    ),
+    Count(
+        "cc_queue_handled_total",
+        "handled",
+        "handled",
+        "contacts",
+        "Answered contacts whose handling (conversation and after-contact work) completed.",
+        COMPLETION,
+    ),
+    Count(
+        "cc_queue_handle_seconds_total",
+        "handle_ms",
+        "handle_seconds_sum",
+        "seconds",
+        "Sum of handle times (talk + hold + after-contact work) of handled contacts.",
+        COMPLETION,
+    ),
+    Count(
+        "cc_queue_talk_seconds_total",
+        "talk_ms",
+        "talk_seconds_sum",
+        "seconds",
+        "Sum of talk times (conversation less hold) of handled contacts.",
+        COMPLETION,
+    ),
+    Count(
+        "cc_queue_hold_seconds_total",
+        "hold_ms",
+        "hold_seconds_sum",
+        "seconds",
+        "Sum of hold times of handled contacts.",
+        COMPLETION,
+    ),
+    Count(
+        "cc_queue_acw_seconds_total",
+        "acw_ms",
+        "acw_seconds_sum",
+        "seconds",
+        "Sum of after-contact work times of handled contacts.",
+        COMPLETION,
+    ),
+    Count("cc_queue_held_total", "held", "held", "contacts", "Handled contacts put on hold at least once.", COMPLETION),
+    Count(
+        "cc_queue_transferred_out_total",
+        "transferred_out",
+        "transferred_out",
+        "contacts",
+        "Handled contacts that the agent transferred out instead of ending.",
+        COMPLETION,
+    ),
+    Count(
+        "cc_queue_chat_first_responses_total",
+        "chat_first_responses",
+        "chat_first_responses",
+        "chats",
+        "Handled chats with a first agent response to a customer message.",
+        COMPLETION,
+    ),
+    Count(
+        "cc_queue_chat_first_response_seconds_total",
+        "chat_first_response_ms",
+        "chat_first_response_seconds_sum",
+        "seconds",
+        "Sum of chat first response times.",
+        COMPLETION,
+    ),
+    Count(
+        "cc_queue_chat_responses_total",
+        "chat_responses",
+        "chat_responses",
+        "responses",
+        "Agent responses to runs of customer chat messages.",
+        COMPLETION,
+    ),
+    Count(
+        "cc_queue_chat_response_seconds_total",
+        "chat_response_ms",
+        "chat_response_seconds_sum",
+        "seconds",
+        "Sum of chat response times.",
+        COMPLETION,
+    ),
+    Count(
+        "cc_queue_surveys_total", "surveys", "surveys", "surveys", "Customer satisfaction surveys completed.", SURVEY
+    ),
+    Count(
+        "cc_queue_survey_score_total",
+        "survey_score_sum",
+        "survey_score_sum",
+        "points",
+        "Sum of survey scores (1 to 5).",
+        SURVEY,
+    ),
+    Count(
+        "cc_queue_surveys_satisfied_total",
+        "surveys_satisfied",
+        "surveys_satisfied",
+        "surveys",
+        "Surveys scoring 4 or 5.",
+        SURVEY,
+    ),
+    Count(
+        "cc_queue_ivr_sessions_total",
+        "ivr_sessions",
+        "ivr_sessions",
+        "sessions",
+        "IVR / self-service sessions that ended.",
+        IVR,
+    ),
+    Count(
+        "cc_queue_ivr_contained_total",
+        "ivr_contained",
+        "ivr_contained",
+        "sessions",
+        "IVR sessions that ended in self-service.",
+        IVR,
+    ),
+)
+# QueueCounts fields that are not counters: the histogram is exported as one, the maximum only in records
+NOT_COUNTERS = ("waits", "longest_wait_ms")
+WAIT_HISTOGRAM = Gauge(
+    "cc_queue_wait_seconds",
+    "seconds",
+    "Histogram of queue waits by outcome (answered, abandoned); buckets include every queue's "
+    "service level and short-abandon thresholds.",
+)
+AGENT_HANDLING = (
+    Count(
+        "cc_agent_handled_total",
+        "handled",
+        "agents[].handled",
+        "contacts",
+        "Contacts the agent answered whose handling completed.",
+        COMPLETION,
+    ),
+    Count(
+        "cc_agent_handle_seconds_total",
+        "handle_ms",
+        "agents[].handle_seconds_sum",
+        "seconds",
+        "Sum of the agent's handle times.",
+        COMPLETION,
+    ),
+    Count(
+        "cc_agent_talk_seconds_total",
+        "talk_ms",
+        "agents[].talk_seconds_sum",
+        "seconds",
+        "Sum of the agent's talk times.",
+        COMPLETION,
+    ),
+    Count(
+        "cc_agent_hold_seconds_total",
+        "hold_ms",
+        "agents[].hold_seconds_sum",
+        "seconds",
+        "Sum of the agent's hold times.",
+        COMPLETION,
+    ),
+    Count(
+        "cc_agent_acw_seconds_total",
+        "acw_ms",
+        "agents[].acw_seconds_sum",
+        "seconds",
+        "Sum of the agent's after-contact work times.",
+        COMPLETION,
+    ),
+    Count(
+        "cc_agent_transferred_out_total",
+        "transferred_out",
+        "agents[].transferred_out",
+        "contacts",
+        "Contacts the agent transferred out.",
+        COMPLETION,
+    ),
+)
+COUNT: dict[str, Count] = {c.field: c for c in COUNTS}
+"""QueueCounts field -> its exported count."""
+
+
+GAUGES: tuple[Gauge, ...] = (
+    Gauge(
+        "cc_queue_contacts_waiting",
+        "contacts",
+        "Contacts in the queue now: arrived, not yet answered, abandoned or expired.",
+    ),
+    Gauge(
+        "cc_queue_oldest_waiting_age_seconds",
+        "seconds",
+        "Age of the oldest contact waiting now, measured at the partition's watermark (newest event time).",
+    ),
+    Gauge(
+        "cc_queue_service_level_threshold_seconds",
+        "seconds",
+        "The queue's service level threshold, from the queue configuration (label `queue`).",
+    ),
+    Gauge(
+        "cc_queue_service_level_target_ratio",
+        "ratio 0..1",
+        "The queue's service level target, from the queue configuration (labels `queue`, `variant`).",
+    ),
+    Gauge(
+        "cc_queue_abandon_rate_target_ratio",
+        "ratio 0..1",
+        "The queue's highest acceptable abandonment rate, from the queue configuration.",
+    ),
+    Gauge(
+        "cc_queue_asa_target_seconds",
+        "seconds",
+        "The queue's highest acceptable average speed of answer, from the queue configuration.",
+    ),
+    Gauge(
+        "cc_queue_oldest_wait_target_seconds",
+        "seconds",
+        "The queue's longest acceptable wait of its oldest contact, from the queue configuration.",
+    ),
+    Gauge(
+        "cc_queue_forecast_offered",
+        "contacts",
+        "Forecast contacts for the interval that holds the partition's watermark (the current interval).",
+    ),
+    Gauge("cc_queue_forecast_aht_seconds", "seconds", "Forecast average handle time for the current interval."),
+    Gauge(
+        "cc_queue_agents_required",
+        "agents",
+        "Fewest agents on the phones for the queue's headline service level target at the recent traffic "
+        "(the newest final interval and what followed): Erlang A with the observed patience when customers "
+        "abandon, else Erlang C (docs/staffing.md).",
+    ),
+    Gauge(
+        "cc_queue_agents_staffed",
+        "agents",
+        "Agents logged in and serving the queue now, as this worker sees them (agent partitions it owns).",
+    ),
+    Gauge("cc_queue_agents_gap", "agents", "Required minus staffed: positive means understaffed."),
+    Gauge(
+        "cc_queue_predicted_service_level",
+        "ratio 0..1",
+        "Headline service level the staffed agents give at the recent traffic (steady state).",
+    ),
+    Gauge(
+        "cc_queue_predicted_asa_seconds",
+        "seconds",
+        "Average speed of answer the staffed agents give at the recent traffic.",
+    ),
+)
+GAUGE = {g.metric: g for g in GAUGES}
+
+
+# ---- ratio KPIs ----------------------------------------------------------------------------------------------
+
+WINDOWS: tuple[str, ...] = ("5m", "30m", "1h")
+"""The sliding windows the recording rules record each `Ratio.rule` over."""
+HEADLINE_RULE = "queue_channel:cc_queue_service_level:ratio{window}"
+"""Recording rule of each queue's headline service level: the variant its queue settings name."""
+
+
+def increase(metric: str, window: str = "15m", selector: str = "") -> str:
+    """A counter's increase over `window`, summed by queue and channel (over workers and partitions)."""
+    return f"sum by (queue, channel) (increase({metric}{'{' + selector + '}' if selector else ''}[{window}]))"
+
+
+def _side(terms: tuple[str, ...], term: Callable[[str], str]) -> str:
+    """'answered', '-short_abandoned' -> '(a - s)': a sum of counts, in parentheses when more than one."""
+    out = term(terms[0])
+    for t in terms[1:]:
+        out += f" - {term(t[1:])}" if t.startswith("-") else f" + {term(t)}"
+    return f"({out})" if len(terms) > 1 else out
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A KPI that is one sum of counts over another: `numerator` / `denominator`, each a tuple of QueueCounts
+    fields that are added ('-field' subtracts). Durations are counted in milliseconds and exported in seconds:
+    a numerator of `_ms` fields is divided by 1000, so `value` and the PromQL give seconds alike."""
+
+    name: str
+    title: str
+    numerator: tuple[str, ...]
+    denominator: tuple[str, ...]
+    unit: str
+    record_field: str  # pipeline.kpis.record.KpiRecord field
+    notes: str = ""
+    vendors: str = ""  # where vendors define it differently
+    where: str = ""  # more of the formula, appended to it in the catalogue
+    rule: str = ""  # recording rule name with `{window}`: recorded over WINDOWS; alerts and dashboards read it
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in (*self.numerator, *self.denominator) if f.lstrip("-") not in COUNT]
+        if unknown:
+            raise ValueError(f"{self.name}: not exported counts {unknown}; counts are {', '.join(COUNT)}")
+        if len({f.lstrip("-").endswith("_ms") for f in self.numerator}) != 1 or any(
+            f.endswith("_ms") for f in self.denominator
+        ):
+            raise ValueError(f"{self.name}: a numerator is all durations or all counts; a denominator all counts")
+
+    @property
+    def attribution(self) -> str:
+        return COUNT[self.numerator[0].lstrip("-")].attribution
+
+    def value(self, c: object) -> float | None:
+        """The KPI from counts (a QueueCounts); None when the denominator is zero (nothing to measure)."""
+        num = _sum(c, self.numerator)
+        den = _sum(c, self.denominator)
+        if self.numerator[0].endswith("_ms"):
+            num = num / 1000  # divided, not multiplied by 0.001: the records' floats stay as they were
+        return num / den if den else None
+
+    def formula(self) -> str:
+        """In KPI record field names, e.g. `answered_within_threshold / (answered + abandoned)`."""
+
+        def field(f: str) -> str:
+            return COUNT[f].record_field
+
+        return f"{_side(self.numerator, field)} / {_side(self.denominator, field)}{self.where}"
+
+    def expr(self, term: Callable[[str], str], guard: bool = False) -> str:
+        """PromQL with `term(field)` for each count; `guard` drops a zero denominator (no data rather than NaN)."""
+        num, den = _side(self.numerator, term), _side(self.denominator, term)
+        return f"{num}\n/\n({den} > 0)" if guard else f"{num} / {den}"
+
+    def promql(self, window: str = "15m", selector: str = "", guard: bool = False) -> str:
+        """Over the exported counters: the sums of their increases, then the division (never an average)."""
+        return self.expr(lambda f: increase(COUNT[f].metric, window, selector), guard)
+
+    def recorded(self, window: str) -> str:
+        """The recording rule's series over `window` (only for ratios with a `rule`)."""
+        if not self.rule:
+            raise ValueError(f"{self.name} has no recording rule")
+        return self.rule.format(window=window)
+
+
+def _sum(c: object, terms: tuple[str, ...]) -> int:
+    total = 0
+    for t in terms:
+        if t.startswith("-"):
+            total -= getattr(c, t[1:])
+        else:
+            total += getattr(c, t)
+    return total
+
+
+SL_VENDORS = (
+    "Vendors give one name to different formulas, so the four variants are named apart. "
+    "Asterisk's SL ignores abandons; Cisco offers abandons ignored / against / in favour; Genesys subtracts "
+    "short abandons (and optionally all abandons) from the denominator; Amazon Connect counts contacts removed "
+    "from the queue within T (answered, abandoned or callback) over all queued."
+)
+
+SERVICE_LEVEL: dict[Variant, Ratio] = {
+    "abandons_ignored": Ratio(
+        "service_level_abandons_ignored",
+        "Service level, abandons ignored",
+        ("answered_within_threshold",),
+        ("answered",),
+        "ratio 0..1",
+        "service_level_abandons_ignored",
+        "A wait equal to the threshold counts as within.",
+        "Asterisk's SL. Cisco's 'abandons ignored' also leaves out only the abandons within T: that is the "
+        "short-abandons-excluded variant with the short-abandon threshold equal to the service level threshold "
+        "(both give 70 / 90 = 77.8% in Cisco's example, where every abandon is within T).",
+        rule="queue_channel:cc_queue_service_level_abandons_ignored:ratio{window}",
+    ),
+    "abandons_against": Ratio(
+        "service_level_abandons_against",
+        "Service level, abandons count against",
+        ("answered_within_threshold",),
+        ("answered", "abandoned"),
+        "ratio 0..1",
+        "service_level_abandons_against",
+        "A wait equal to the threshold counts as within.",
+        "Cisco's 'abandons count against' (70 / 100 = 70% in its example).",
+        rule="queue_channel:cc_queue_service_level_abandons_against:ratio{window}",
+    ),
+    "short_abandons_excluded": Ratio(
+        "service_level_short_abandons_excluded",
+        "Service level, short abandons excluded",
+        ("answered_within_threshold",),
+        ("answered", "abandoned", "-short_abandoned"),
+        "ratio 0..1",
+        "service_level_short_abandons_excluded",
+        "A wait equal to the threshold counts as within. With `short_abandon_seconds` equal to the threshold it "
+        "is answered within T / (answered + abandoned after T).",
+        "Genesys with 'exclude short abandons'; Cisco's 'abandons ignored' when the short-abandon threshold is "
+        "the service level threshold (70 / 90 = 77.8% in Cisco's example).",
+        rule="queue_channel:cc_queue_service_level_short_abandons_excluded:ratio{window}",
+    ),
+    "abandons_in_favour": Ratio(
+        "service_level_abandons_in_favour",
+        "Service level, abandons within the threshold count in favour",
+        ("answered_within_threshold", "abandoned_within_threshold"),
+        ("offered",),
+        "ratio 0..1",
+        "service_level_abandons_in_favour",
+        "Over all offered: contacts that flowed out, asked for a callback, expired or (in a sliding window) are "
+        "still waiting count in the denominator and not in favour. Changed: the recording rules (and so the "
+        "headline series, the alerts and the variants panel) used to divide by answered + abandoned while the "
+        "KPI record divided by offered; both now divide by offered, as defined here once.",
+        "Amazon Connect's definition (contacts removed from the queue within T over contacts queued; here "
+        "callbacks within T are not counted in favour); Cisco's 'abandons count in favour' ((70 + 10) / 100 = "
+        "80% in its example).",
+        rule="queue_channel:cc_queue_service_level_abandons_in_favour:ratio{window}",
+    ),
+}
+assert tuple(SERVICE_LEVEL) == VARIANTS, "one service level definition per variant, in the Variant order"
+
+RATIOS: tuple[Ratio, ...] = (
+    *SERVICE_LEVEL.values(),
+    Ratio(
+        "asa",
+        "Average speed of answer (ASA)",
+        ("answer_wait_ms",),
+        ("answered",),
+        "seconds",
+        "asa_seconds",
+        "Wait = time of `contact.answered` - time of `contact.offered` in this queue. Abandons not included.",
+        rule="queue_channel:cc_queue_asa_seconds:mean{window}",
+    ),
+    Ratio(
+        "average_time_to_abandon",
+        "Average time to abandon",
+        ("abandon_wait_ms",),
+        ("abandoned",),
+        "seconds",
+        "average_time_to_abandon_seconds",
+    ),
+    Ratio(
+        "abandon_rate",
+        "Abandonment rate",
+        ("abandoned",),
+        ("offered",),
+        "ratio 0..1",
+        "abandon_rate",
+        rule="queue_channel:cc_queue_abandon_rate:ratio{window}",
+    ),
+    Ratio(
+        "abandon_rate_without_short",
+        "Abandonment rate without short abandons",
+        ("abandoned", "-short_abandoned"),
+        ("offered", "-short_abandoned"),
+        "ratio 0..1",
+        "abandon_rate_without_short",
+    ),
+    Ratio(
+        "aht",
+        "Average handle time (AHT)",
+        ("handle_ms",),
+        ("handled",),
+        "seconds",
+        "aht_seconds",
+        "Talk = (ended or transferred - answered) - hold; hold = sum of hold_ended - hold_started; "
+        "ACW = acw_ended - ended. Per agent: `agents[]` in the record, `cc_agent_*` metrics.",
+        "Amazon Connect and Genesys also count handling in the interval in which it completes.",
+        where=", where handle = talk + hold + after-contact work = acw_ended - answered",
+    ),
+    Ratio("talk_avg", "Average talk time", ("talk_ms",), ("handled",), "seconds", "talk_seconds_avg"),
+    Ratio(
+        "hold_avg",
+        "Average hold time",
+        ("hold_ms",),
+        ("handled",),
+        "seconds",
+        "hold_seconds_avg",
+        where=" (all handled, held or not)",
+    ),
+    Ratio("acw_avg", "Average after-contact work", ("acw_ms",), ("handled",), "seconds", "acw_seconds_avg"),
+    Ratio("hold_rate", "Hold rate", ("held",), ("handled",), "ratio 0..1", "hold_rate"),
+    Ratio(
+        "transfer_rate",
+        "Transfer rate",
+        ("transferred_out",),
+        ("handled",),
+        "ratio 0..1",
+        "transfer_rate",
+        "Per agent in `agents[]`.",
+    ),
+    Ratio(
+        "chat_first_response",
+        "Chat first response time",
+        ("chat_first_response_ms",),
+        ("chat_first_responses",),
+        "seconds",
+        "first_response_seconds",
+        "From `chat.message` events. Per agent in `agents[]`.",
+        "Zendesk and LivePerson measure from the visitor's first message too; some tools measure from the "
+        "acceptance instead (that is ASA + this, roughly).",
+        where="; a chat's first response time = its agent's first message - the customer's first message before it",
+    ),
+    Ratio(
+        "chat_response",
+        "Chat average response time",
+        ("chat_response_ms",),
+        ("chat_responses",),
+        "seconds",
+        "average_response_seconds",
+        where="; each agent message after a run of customer messages is a response, timed from the run's first message",
+    ),
+    Ratio(
+        "csat",
+        "Customer satisfaction (average score)",
+        ("survey_score_sum",),
+        ("surveys",),
+        "score 1..5",
+        "satisfaction_avg",
+    ),
+    Ratio(
+        "csat_satisfied",
+        "Share satisfied",
+        ("surveys_satisfied",),
+        ("surveys",),
+        "ratio 0..1",
+        "satisfied_share",
+        where=" (scores 4 and 5: top-two box)",
+    ),
+    Ratio(
+        "ivr_containment",
+        "IVR / self-service containment",
+        ("ivr_contained",),
+        ("ivr_sessions",),
+        "ratio 0..1",
+        "ivr_containment",
+    ),
+)
+RATIO: dict[str, Ratio] = {r.name: r for r in RATIOS}
+RECORDED: tuple[Ratio, ...] = tuple(r for r in RATIOS if r.rule)
+"""The ratios the recording rules record (per queue and channel, over each of WINDOWS)."""
