@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format generate check-generated clean
+.PHONY: run test check lint format generate check-generated clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ run: $(STAMP)
 ## The whole test suite (lint first: it is quick and fails early).
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
+
+## The fast lane before a commit: lint, then the unit and property tests (no broker, no worker processes).
+check: $(STAMP) lint
+	$(BIN)/python -m pytest -q -m "not integration"
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check pipeline tests
