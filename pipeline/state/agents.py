@@ -38,7 +38,7 @@ import orjson
 
 from pipeline.ingest import events as ev
 from pipeline.kpis.agents import HANDLING_STATES, STATES, UNSPECIFIED_REASON, AgentCounts, AgentIntervalUpdate
-from pipeline.state.intervals import NO_TIME, epoch_ms, interval_start
+from pipeline.state.intervals import NO_TIME, epoch_ms, interval_start, next_revision
 
 SNAPSHOT_VERSION = 1
 
@@ -314,9 +314,10 @@ class AgentState:
             total = self.totals.get(agent_id)
             for ivl in sorted(counts):
                 c = counts[ivl]
-                revision = track.revisions.pop(ivl, 0) + 1
-                if c.empty and revision == 1:
+                previous = track.revisions.pop(ivl, 0)
+                if c.empty and not previous:
                     continue
+                revision = next_revision(previous, self.offset)
                 finals.append(AgentIntervalUpdate(agent_id, ivl // 1000, revision, True, c))
                 if total is None:
                     total = self.totals[agent_id] = AgentCounts()
@@ -363,7 +364,7 @@ class AgentState:
             for ivl, c in sorted(self.open_counts(agent_id).items()):
                 if c.empty and ivl not in track.revisions:
                     continue
-                track.revisions[ivl] = track.revisions.get(ivl, 0) + 1
+                track.revisions[ivl] = next_revision(track.revisions.get(ivl, 0), self.offset)
                 out.append(AgentIntervalUpdate(agent_id, ivl // 1000, track.revisions[ivl], False, c))
         return out
 
