@@ -199,12 +199,12 @@ class QueueState:
             self.watermark = t
 
     def is_final(self, queue_id: str, channel: str, start: int) -> bool:
-        """Closed for good: past its end by the allowed lateness, and nothing arrived in or before it waits."""
-        return (
-            (queue_id, channel, start) not in self.intervals
-            and self._closable(queue_id, channel, start)
-            and start not in self.forecasts.get((queue_id, channel), ())
-        )
+        """Closed for good: past its end by the allowed lateness, and nothing arrived in or before it waits.
+
+        From the events applied alone, not from whether `advance` has published it yet: otherwise an event would
+        be late or counted depending on where a batch happened to end, and a record made at a given offset would
+        not be a function of the events up to it (its revision names that offset: `next_revision`)."""
+        return self._closable(queue_id, channel, start)
 
     def forecast(self, queue_id: str, channel: str, start: int) -> Forecast | None:
         return self.forecasts.get((queue_id, channel), {}).get(start)
