@@ -41,6 +41,12 @@ def local_bounds(t: int, window: str, zone: ZoneInfo) -> tuple[int, int]:
     return epoch_ms(start), epoch_ms(end)
 
 
+REVISION = (
+    "Grows with each record published for this key, not by one: one past the source offset the record was made at. "
+    "The same revision is always the same body (a restarted worker may publish it again)."
+)
+
+
 def next_revision(previous: int, offset: int) -> int:
     """The revision of a key's next record: one past the source offset of the last message applied, and above the
     key's previous revision (a state fed without offsets counts by one).
