@@ -8,6 +8,8 @@ table writes per changed partition, its changes since the last checkpoint or now
 are acked only once it is written: Faust commits acked offsets only, and flushes the producer before it
 commits, so a committed offset is never ahead of the stored checkpoint. After a crash the events since the
 checkpoint are re-delivered and applied again; those up to its offset are skipped, so nothing is counted twice.
+So a checkpoint is taken between batches only (`Checkpoints.lock`), once the records and forwarded offers of the
+batches it covers are delivered: whatever of them a crash lost would never be sent again.
 """
 
 from __future__ import annotations
@@ -124,6 +126,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
             settings.checkpoint_seconds,
             settings.partitions,
             chunk_bytes=settings.max_message_bytes // 2,
+            deliver=lambda: app.producer.flush(),
         )
 
     contact_checkpoints = checkpoints(contacts, "queue-state", "contact-event")
@@ -164,19 +167,21 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     async def contact_events(stream: faust.StreamT) -> None:
         async for batch in batches(stream):
             started = time.monotonic()
-            result = contacts.process([to_message(e) for e in batch], contact_checkpoints.stored)
-            await fcr.forward(result, contacts)  # before the checkpoint that covers these offers
-            await publish(result)
-            await contact_checkpoints.applied(stream, batch)
+            async with contact_checkpoints.lock:  # no checkpoint of a batch whose results are not sent yet
+                result = contacts.process([to_message(e) for e in batch], contact_checkpoints.stored)
+                await fcr.forward(result, contacts)  # before the checkpoint that covers these offers
+                await publish(result)
+                await contact_checkpoints.applied(stream, batch)
             throughput.observe_batch(_positions(batch), started=started)
 
     @app.agent(agent_topic, name="agent-events")
     async def agent_events(stream: faust.StreamT) -> None:
         async for batch in batches(stream):
             started = time.monotonic()
-            result = agents.process([to_message(e) for e in batch], agent_checkpoints.stored)
-            await publish(result)
-            await agent_checkpoints.applied(stream, batch)
+            async with agent_checkpoints.lock:
+                result = agents.process([to_message(e) for e in batch], agent_checkpoints.stored)
+                await publish(result)
+                await agent_checkpoints.applied(stream, batch)
             throughput.observe_batch(_positions(batch), started=started)
 
     @app.timer(interval=min(settings.checkpoint_seconds, 0.5))

@@ -209,9 +209,10 @@ def wire_fcr(
     @app.agent(topic, name="customer-contacts")
     async def customer_contacts(stream: faust.StreamT) -> None:
         async for batch in batches(stream):
-            result = processor.process([to_message(e) for e in batch], held.stored)
-            await publish(result)
-            await held.applied(stream, batch)
+            async with held.lock:  # see the contact agent
+                result = processor.process([to_message(e) for e in batch], held.stored)
+                await publish(result)
+                await held.applied(stream, batch)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: faust.App, revoked: set, **kwargs: Any) -> None:

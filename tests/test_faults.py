@@ -59,6 +59,7 @@ class Pipeline:
     log_dir: Path
     contact_topic_events: int = 0  # events (heartbeats included) sent to the contact-event topic
     contact_ends: dict[int, int] = field(default_factory=dict)  # next offset per partition, from the acks
+    agent_ends: dict[int, int] = field(default_factory=dict)  # the same, of the agent-event topic
 
     @classmethod
     def create(cls, bootstrap: str, log_dir: Path, name: str, **extra) -> Pipeline:
@@ -103,6 +104,7 @@ class Pipeline:
                 beats = len(await writer.producer.partitions_for(writer.contact_topic))
                 self.contact_topic_events += beats
             self.contact_ends.update(writer.ends.get(writer.contact_topic, {}))
+            self.agent_ends.update(writer.ends.get(writer.agent_topic, {}))
             return writer.sent_messages + beats
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
@@ -618,3 +620,178 @@ def test_a_worker_started_before_its_broker_waits_and_then_works(tmp_path):
     diffs = record_differences(records, events) + metric_differences([m], events)
     figures("broker_missing_at_start", events=len(events), messages=messages, differences=len(diffs))
     assert diffs == [], diffs[:10]
+
+
+# ---- kill -9 at many points of a burst, against a clean run ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Published:
+    key: str
+    kind: str  # queue (every window), agent or fcr
+    revision: int
+    final: bool
+    body: bytes  # the record without its revision: what two runs must agree on
+
+
+async def published(pipe: Pipeline) -> list[Published]:
+    out = []
+    for m in await pipe.read_topic("kpis"):
+        raw = orjson.loads(m.value)
+        revision = raw.pop("revision")
+        body = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+        out.append(Published(m.key.decode(), raw.get("kind", "queue"), revision, raw["final"], body))
+    return out
+
+
+def revision_conflicts(records: list[Published]) -> list[str]:
+    """(key, revision) pairs published with more than one body: a consumer keeping the latest revision could keep
+    either."""
+    bodies: dict[tuple[str, int], set[bytes]] = {}
+    for r in records:
+        bodies.setdefault((r.key, r.revision), set()).add(r.body)
+    return [f"{k} r{rev}: {len(b)} bodies" for (k, rev), b in bodies.items() if len(b) > 1]
+
+
+def latest(records: list[Published]) -> dict[str, Published]:
+    """What a consumer keeping the highest revision per key ends with."""
+    out: dict[str, Published] = {}
+    for r in records:
+        if r.key not in out or r.revision >= out[r.key].revision:
+            out[r.key] = r
+    return out
+
+
+def final_differences(got: dict[str, Published], want: dict[str, Published]) -> list[str]:
+    out = [f"not final: {k}" for k, r in got.items() if not r.final]
+    out += [f"missing {k}" for k in want.keys() - got.keys()]
+    out += [f"unexpected {k}" for k in got.keys() - want.keys()]
+    for k in want.keys() & got.keys():
+        if got[k].body != want[k].body:
+            a, b = orjson.loads(got[k].body), orjson.loads(want[k].body)
+            out.append(f"{k}: " + ", ".join(f"{f} {b.get(f)!r} -> {a.get(f)!r}" for f in sorted(a) if a[f] != b.get(f)))
+    return out
+
+
+def everything_final(pipe: Pipeline, base: str):
+    """Every contact partition applied and settled, every FCR interval final, every agent event committed (a
+    commit follows the checkpoint, which follows the batch's records)."""
+    contacts = applied_all([base], pipe.contact_ends)
+
+    def check():
+        fcr = progress(base)["fcr_partitions"]
+        if not contacts() or len(fcr) != pipe.settings.partitions or any(s["open_intervals"] for s in fcr.values()):
+            return False
+        committed = asyncio.run(pipe.committed(pipe.topic("agent-events")))
+        return all(committed.get(p, 0) >= end for p, end in pipe.agent_ends.items())
+
+    return check
+
+
+def poll_fast(due, done, proc, timeout: float = WAIT) -> str | None:
+    """ "due" as soon as `due()` (polled every few ms: a burst lasts a second or two), "done" if `done()` first
+    (checked each second), None if neither within `timeout` (a restarted worker that never fetches)."""
+    deadline = next_done = time.monotonic()
+    deadline += timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"worker exited with status {proc.returncode}"
+        try:
+            if due():
+                return "due"
+            if time.monotonic() >= next_done:
+                next_done = time.monotonic() + 1.0
+                if done():
+                    return "done"
+        except OSError:  # the worker's HTTP server is not up yet
+            pass
+        time.sleep(0.005)
+    return None
+
+
+def checkpoints_written(base: str) -> float:
+    return metric_sum(metrics(base), "cc_pipeline_checkpoints_total")
+
+
+def test_kill_9_at_many_points_of_a_burst_publishes_what_a_clean_run_does(broker, tmp_path):
+    """An hour sent one event per message; the worker SIGKILLed at many points of its burst (before the first
+    checkpoint, right after one, between them) and restarted at once. The final queue, agent and FCR records must
+    be the clean run's, and no (key, revision) may be published with two bodies."""
+    started = time.monotonic()
+    events = day(1.0, seed=21)
+    # small batches and frequent checkpoints and provisional revisions: a burst spans many of each
+    tuning = dict(batch_max_messages=50, flush_seconds=0.05, checkpoint_seconds=0.25, kpi_update_seconds=0.2)
+    closing = max(e.time for e in events) + timedelta(hours=26)  # past every FCR window too: everything final
+    runs = {}
+    for name in ("clean", "killed"):
+        pipe = runs[name] = Pipeline.create(broker.bootstrap, tmp_path, f"burst-{name}", **tuning)
+        asyncio.run(ensure_topics(pipe.settings))
+        asyncio.run(pipe.send(events, closing=closing))
+    clean, killed = runs["clean"], runs["killed"]
+    with clean.worker("clean") as (proc, base):
+        wait_for("the clean run final", everything_final(clean, base), workers=[proc], bases=[base])
+    # ("messages", f): once this life has applied that share of the messages not yet committed (between
+    # checkpoints); ("checkpoint", n): as soon as it has written n partition checkpoints (right after one, its acks
+    # perhaps not yet committed)
+    plan = [
+        ("messages", 0.05),
+        ("checkpoint", 1),
+        ("messages", 0.3),
+        ("checkpoint", 3),
+        ("messages", 0.6),
+        ("checkpoint", 1),
+        ("messages", 0.2),
+        ("checkpoint", 2),
+        ("messages", 0.5),
+    ]
+    kills = stalls = 0
+    for life in range(len(plan) + 6):
+        committed = {t: asyncio.run(killed.committed(killed.topic(t))) for t in ("contact-events", "agent-events")}
+        remaining = sum(
+            end - committed[t].get(p, 0)
+            for t, ends in (("contact-events", killed.contact_ends), ("agent-events", killed.agent_ends))
+            for p, end in ends.items()
+        )
+        with killed.worker(f"killed-{life}") as (proc, base):
+            done = everything_final(killed, base)
+            if kills < len(plan):
+                trigger, n = plan[kills]
+
+                def due(trigger=trigger, n=n, base=base, remaining=remaining):
+                    if trigger == "messages":
+                        return progress(base)["source_messages"] >= n * remaining
+                    return checkpoints_written(base) >= n
+
+                reached = poll_fast(due, done, proc)
+                if reached is None:
+                    stalls += 1  # see the kill -9 case above: restarted, as its supervisor would
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    continue
+                if reached == "due":
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    kills += 1
+                    continue
+            wait_for("the killed run final", done, workers=[proc], bases=[base])
+            break
+    got, want = asyncio.run(published(killed)), asyncio.run(published(clean))
+    conflicts = revision_conflicts(got) + revision_conflicts(want)
+    diffs = final_differences(latest(got), latest(want))
+    queue_diffs = record_differences(asyncio.run(killed.kpi_records()), events)  # and the independent computation
+    kinds = Counter(r.kind for r in latest(want).values())
+    figures(
+        "kill_9_burst",
+        events=len(events),
+        kills=kills,
+        stalled_restarts=stalls,
+        final_records=dict(kinds),
+        records_published=len(got),
+        differences=len(diffs) + len(queue_diffs),
+        revision_conflicts=len(conflicts),
+        seconds=round(time.monotonic() - started),
+    )
+    assert kills >= len(plan) - 2  # a late trigger may find its life already done
+    assert all(kinds[k] > 0 for k in ("queue", "agent", "fcr"))
+    assert diffs == [], diffs[:10]
+    assert queue_diffs == [], queue_diffs[:10]
+    assert conflicts == [], conflicts[:10]

@@ -233,3 +233,47 @@ def test_late_events_of_unknown_queues_share_one_label():
     ]
     p.process(messages(late, first_offset=100), lambda part: None)
     assert stats.late == {("sales", "voice"): 1, ("other", "voice"): len(late) - 1}
+
+
+@pytest.mark.parametrize("kind", ["contact-events", "agent-events"])
+def test_a_revision_is_the_same_record_whatever_the_batches_and_the_clock(kind):
+    """A record's revision names the offset it was made at, so its body must depend on the messages up to that
+    offset only: not on where batches ended (when an interval was published final) nor on the wall clock (when a
+    provisional revision was due). A restarted worker replays the same messages in other batches. A tenth of the
+    events come up to three times the allowed lateness late, so some are late: where a batch ends must not decide
+    which."""
+    import random
+
+    from pipeline.ingest.producer import route
+    from pipeline.processor import AgentProcessor
+    from pipeline.simulate import CenterConfig, simulate
+
+    rng = random.Random(3)
+    events = sorted(
+        simulate(CenterConfig(duration_hours=1.0), seed=3),
+        key=lambda e: e.time.timestamp() + (rng.uniform(0, 360) if rng.random() < 0.1 else 0),
+    )
+    beat = ev.SourceHeartbeat(event_id="hb", time=max(e.time for e in events) + timedelta(hours=6))
+    mine = [e for e in events if route(e)[0] == kind] + [beat]
+    msgs = [Message(kind, 0, i, None, msgspec.json.encode(e)) for i, e in enumerate(mine)]
+    settings = load_settings(broker_url="x:1", partitions=1)  # every key on the one partition
+    bodies: dict[tuple[str, int], set[bytes]] = {}
+    late = []
+    for most, wall_step in ((1, 0.3), (7, 2.0), (50, 5.0), (400, 1.0)):
+        stats = PipelineStats()
+        p = (
+            ContactProcessor(settings, QueueConfig(), stats)
+            if kind == "contact-events"
+            else AgentProcessor(settings, stats)
+        )
+        batches = random.Random(most)
+        i, wall = 0, 1000.0
+        while i < len(msgs):
+            n = batches.randint(1, most)
+            for r in p.process(msgs[i : i + n], wall_now=wall).records:
+                bodies.setdefault((r.key, r.revision), set()).add(msgspec.json.encode(r))
+            i, wall = i + n, wall + batches.uniform(0, wall_step)
+        late.append(sum(stats.late.values()) + sum(getattr(p, "late", {}).values()))
+    assert len(bodies) > 1000
+    assert [k for k, b in bodies.items() if len(b) > 1] == []
+    assert len(set(late)) == 1

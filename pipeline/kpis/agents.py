@@ -15,7 +15,7 @@ import msgspec
 from msgspec import Meta
 
 from pipeline.kpis.catalogue import Count, Gauge, Kpi
-from pipeline.state.intervals import as_datetime
+from pipeline.state.intervals import REVISION, as_datetime
 
 # the agent states of the contract, and the label each has in Prometheus (the metric spells out `acw`)
 STATES: tuple[str, ...] = ("available", "on_contact", "acw", "not_ready")
@@ -131,7 +131,7 @@ class AgentKpiRecord(msgspec.Struct, frozen=True, kw_only=True):
     queue_ids: Annotated[list[str], Meta(description="Queues the agent served while logged in in the interval.")]
     interval_start: Annotated[datetime, Meta(description="Start of the interval (UTC).")]
     interval_end: Annotated[datetime, Meta(description="End of the interval (UTC), exclusive.")]
-    revision: Annotated[int, Meta(ge=1, description="Grows by one with each record published for this key.")]
+    revision: Annotated[int, Meta(ge=1, description=REVISION)]
     final: Annotated[bool, Meta(description="True when the interval is closed: no later revision will come.")]
     logged_in_seconds: Seconds
     available_seconds: Seconds

@@ -31,7 +31,7 @@ import msgspec
 from msgspec import Meta
 
 from pipeline.kpis.catalogue import Count, Kpi
-from pipeline.state.intervals import as_datetime
+from pipeline.state.intervals import REVISION, as_datetime
 
 if TYPE_CHECKING:
     from pipeline.state.repeats import FcrUpdate
@@ -119,7 +119,7 @@ class FcrRecord(msgspec.Struct, frozen=True, kw_only=True):
     interval_start: Annotated[datetime, Meta(description="Start of the interval (UTC).")]
     interval_end: Annotated[datetime, Meta(description="End of the interval (UTC), exclusive.")]
     partition: Annotated[int, Meta(ge=0, description="The customer-contacts partition these counts come from.")] = 0
-    revision: Annotated[int, Meta(ge=1, description="Grows by one with each record published for this key.")]
+    revision: Annotated[int, Meta(ge=1, description=REVISION)]
     final: Annotated[
         bool,
         Meta(

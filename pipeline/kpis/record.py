@@ -18,7 +18,7 @@ from pipeline.kpis import counts as k
 from pipeline.kpis.counts import QueueCounts
 from pipeline.kpis.definitions import RATIO, VARIANTS, Variant
 from pipeline.staffing.live import observed_traffic, requirement
-from pipeline.state.intervals import as_datetime
+from pipeline.state.intervals import REVISION, as_datetime
 from pipeline.state.queues import IntervalUpdate
 
 Seconds = Annotated[float, Meta(ge=0, description="Seconds.")]
@@ -82,7 +82,7 @@ class KpiRecord(Handling, frozen=True, kw_only=True):
     ] = "interval"
     interval_start: Annotated[datetime, Meta(description="Start of the interval (UTC).")]
     interval_end: Annotated[datetime, Meta(description="End of the interval (UTC), exclusive.")]
-    revision: Annotated[int, Meta(ge=1, description="Grows by one with each record published for this key.")]
+    revision: Annotated[int, Meta(ge=1, description=REVISION)]
     final: Annotated[bool, Meta(description="True when the interval is closed: no later revision will come.")]
     service_level_threshold_seconds: Seconds
     short_abandon_seconds: Seconds

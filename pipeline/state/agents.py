@@ -23,7 +23,8 @@ counts as not ready (reason `unspecified`); an `agent.state_changed` while logge
 with the highest (version, event_id); `off` is not scheduled.
 
 Late: a presence event stamped before F, or a schedule entry starting before F, would change a final
-interval: it is counted and reported, never applied. Duplicates (same event_id) are recognised while the
+interval: it is counted and reported, never applied. F here is the horizon the watermark implies when the event
+comes (`final_horizon`), whether or not `advance` has settled it yet, so that batches do not decide it. Duplicates (same event_id) are recognised while the
 event is buffered (presence) or its entry is kept (schedule); the id is forgotten when the event is settled
 or the entry ends before F, after which any re-delivery is late anyway. So the memory of ids is bounded by
 the events of the last interval plus the allowed lateness, and the published plan.
@@ -38,7 +39,7 @@ import orjson
 
 from pipeline.ingest import events as ev
 from pipeline.kpis.agents import HANDLING_STATES, STATES, UNSPECIFIED_REASON, AgentCounts, AgentIntervalUpdate
-from pipeline.state.intervals import NO_TIME, epoch_ms, interval_start
+from pipeline.state.intervals import NO_TIME, epoch_ms, interval_start, next_revision
 
 SNAPSHOT_VERSION = 1
 
@@ -226,7 +227,7 @@ class AgentState:
         track = self.agents.get(e.agent_id)
         if track is not None and any(c.event_id == e.event_id for c in track.changes):
             return DUPLICATE
-        if t < self.horizon:
+        if t < self.final_horizon():
             return LATE
         match e:
             case ev.AgentLoggedIn():
@@ -256,7 +257,7 @@ class AgentState:
         if track is not None and any(p.event_id == e.event_id for p in track.plan):
             return DUPLICATE
         start, end = epoch_ms(e.start), epoch_ms(e.end)
-        if start < self.horizon:
+        if start < self.final_horizon():
             return LATE
         if track is None:
             track = self.agents[e.agent_id] = AgentTrack()
@@ -278,12 +279,18 @@ class AgentState:
 
     # ---- time passing ----------------------------------------------------------------------------------
 
+    def final_horizon(self) -> int:
+        """The horizon the watermark implies now, which `advance` moves F to. Lateness is judged against it, not F:
+        otherwise an event would be late or applied depending on where a batch happened to end, and a record made
+        at a given offset would not be a function of the events up to it (its revision names that offset)."""
+        if self.watermark == NO_TIME:
+            return self.horizon
+        return max(self.horizon, interval_start(self.watermark - self.allowed_lateness, self.interval_ms))
+
     def advance(self) -> list[AgentIntervalUpdate]:
         """Settle every interval that is now final and return its records, oldest first; forget what can
         change nothing any more. Call once per batch, after applying it."""
-        if self.watermark == NO_TIME:
-            return []
-        new = interval_start(self.watermark - self.allowed_lateness, self.interval_ms)
+        new = self.final_horizon()
         if new <= self.horizon:
             return []
         old, self.horizon = self.horizon, new
@@ -314,9 +321,10 @@ class AgentState:
             total = self.totals.get(agent_id)
             for ivl in sorted(counts):
                 c = counts[ivl]
-                revision = track.revisions.pop(ivl, 0) + 1
-                if c.empty and revision == 1:
+                previous = track.revisions.pop(ivl, 0)
+                if c.empty and not previous:
                     continue
+                revision = next_revision(previous, self.offset)
                 finals.append(AgentIntervalUpdate(agent_id, ivl // 1000, revision, True, c))
                 if total is None:
                     total = self.totals[agent_id] = AgentCounts()
@@ -363,7 +371,7 @@ class AgentState:
             for ivl, c in sorted(self.open_counts(agent_id).items()):
                 if c.empty and ivl not in track.revisions:
                     continue
-                track.revisions[ivl] = track.revisions.get(ivl, 0) + 1
+                track.revisions[ivl] = next_revision(track.revisions.get(ivl, 0), self.offset)
                 out.append(AgentIntervalUpdate(agent_id, ivl // 1000, track.revisions[ivl], False, c))
         return out
 

@@ -41,12 +41,28 @@ def local_bounds(t: int, window: str, zone: ZoneInfo) -> tuple[int, int]:
     return epoch_ms(start), epoch_ms(end)
 
 
-def due_for_revision(interval, wall_now: float, every: float) -> bool:
+REVISION = (
+    "Grows with each record published for this key, not by one: one past the source offset the record was made at. "
+    "The same revision is always the same body (a restarted worker may publish it again)."
+)
+
+
+def next_revision(previous: int, offset: int) -> int:
+    """The revision of a key's next record: one past the source offset of the last message applied, and above the
+    key's previous revision (a state fed without offsets counts by one).
+
+    A record's body is a function of the messages applied up to that offset, so the revision names it: a worker
+    that restarts from a checkpoint and applies the same messages again publishes the same body under the same
+    revision, whatever its batches and clock, and never an earlier revision's number for a different body."""
+    return max(previous + 1, offset + 1)
+
+
+def due_for_revision(interval, wall_now: float, every: float, offset: int = -1) -> bool:
     """Whether an open interval (anything with `changed`, `published_at` and `revision`) that changed was last
-    published at least `every` seconds ago; if so, it takes its next revision now."""
+    published at least `every` seconds ago; if so, it takes its next revision now (`next_revision`)."""
     if not interval.changed or wall_now - interval.published_at < every:
         return False
-    interval.revision += 1
+    interval.revision = next_revision(interval.revision, offset)
     interval.changed = False
     interval.published_at = wall_now
     return True

@@ -31,7 +31,14 @@ import orjson
 from pipeline.ingest import events as ev
 from pipeline.kpis.counts import SUMS, QueueCounts, bucket_name
 from pipeline.settings import QueueSettings
-from pipeline.state.intervals import NO_TIME, due_for_revision, epoch_ms, interval_start, local_bounds
+from pipeline.state.intervals import (
+    NO_TIME,
+    due_for_revision,
+    epoch_ms,
+    interval_start,
+    local_bounds,
+    next_revision,
+)
 
 SNAPSHOT_VERSION = 6  # 5: hours and days held the open intervals too; 4: forecasts in intervals (both read)
 FAR_FUTURE = 2**62
@@ -192,12 +199,12 @@ class QueueState:
             self.watermark = t
 
     def is_final(self, queue_id: str, channel: str, start: int) -> bool:
-        """Closed for good: past its end by the allowed lateness, and nothing arrived in or before it waits."""
-        return (
-            (queue_id, channel, start) not in self.intervals
-            and self._closable(queue_id, channel, start)
-            and start not in self.forecasts.get((queue_id, channel), ())
-        )
+        """Closed for good: past its end by the allowed lateness, and nothing arrived in or before it waits.
+
+        From the events applied alone, not from whether `advance` has published it yet: otherwise an event would
+        be late or counted depending on where a batch happened to end, and a record made at a given offset would
+        not be a function of the events up to it (its revision names that offset: `next_revision`)."""
+        return self._closable(queue_id, channel, start)
 
     def forecast(self, queue_id: str, channel: str, start: int) -> Forecast | None:
         return self.forecasts.get((queue_id, channel), {}).get(start)
@@ -391,7 +398,7 @@ class QueueState:
                 continue
             ivl = self.intervals.pop((q, ch, start))
             self._fold(ivl)
-            ivl.revision += 1
+            ivl.revision = next_revision(ivl.revision, self.offset)
             finals.append(self._final(q, ch, start, ivl.revision, ivl.counts, ivl.agents))
         finals += self._forecasts_without_traffic()
         finals.sort(key=lambda u: u.start)
@@ -447,7 +454,7 @@ class QueueState:
             if not self._closable(q, ch, start):
                 blocked.append((start, q, ch))  # a contact that arrived in it or earlier still waits
                 continue
-            out.append(self._final(q, ch, start, 1, QueueCounts(), {}))
+            out.append(self._final(q, ch, start, next_revision(0, self.offset), QueueCounts(), {}))
         for item in blocked:
             heapq.heappush(due, item)
         return out
@@ -470,7 +477,7 @@ class QueueState:
             if waiting and min(waiting.values()) < end:
                 continue
             del self.rollups[(q, ch, window, start)]
-            roll.revision += 1
+            roll.revision = next_revision(roll.revision, self.offset)
             finals.append(
                 IntervalUpdate(
                     q,
@@ -487,7 +494,7 @@ class QueueState:
                 )
             )
         for (q, ch, window, start), (end, roll) in self.rollups.items():
-            if due_for_revision(roll, wall_now, every):
+            if due_for_revision(roll, wall_now, every, self.offset):
                 counts, agents = roll.counts.copy(), _copied(roll.agents)
                 for (iq, ich, s), ivl in self.intervals.items():  # open ones: added when final
                     if iq == q and ich == ch and start <= s < end:
@@ -530,7 +537,7 @@ class QueueState:
         """Updates for open intervals that changed and were last published at least `every` seconds ago."""
         out = []
         for (q, ch, start), ivl in self.intervals.items():
-            if due_for_revision(ivl, wall_now, every):
+            if due_for_revision(ivl, wall_now, every, self.offset):
                 out.append(
                     IntervalUpdate(
                         q,

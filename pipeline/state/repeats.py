@@ -58,7 +58,7 @@ import orjson
 from msgspec import Meta
 
 from pipeline.kpis.quality import FcrCounts, FcrTotals
-from pipeline.state.intervals import NO_TIME, due_for_revision, interval_start
+from pipeline.state.intervals import NO_TIME, due_for_revision, interval_start, next_revision
 
 SNAPSHOT_VERSION = 3  # binary customers (`_encode`); 2: JSON with hex legs, 1: contacts as JSON lists (both read)
 DUPLICATE = "duplicate"
@@ -496,7 +496,7 @@ class RepeatState:
                 total.decided += c.eligible
                 total.resolved += c.eligible - c.unresolved
                 if ivl.revision or not c.is_zero():  # an interval whose only contact moved away stays unseen
-                    ivl.revision += 1
+                    ivl.revision = next_revision(ivl.revision, self.offset)
                     finals.append(FcrUpdate(q, ch, start // 1000, ivl.revision, True, c))
         return finals
 
@@ -527,7 +527,7 @@ class RepeatState:
         """Updates of open intervals that changed and were last published at least `every` seconds ago."""
         out = []
         for (q, ch, start), ivl in self.intervals.items():
-            if due_for_revision(ivl, wall_now, every):
+            if due_for_revision(ivl, wall_now, every, self.offset):
                 self._changed_intervals.add((q, ch, start))
                 out.append(
                     FcrUpdate(q, ch, start // 1000, ivl.revision, False, FcrCounts.from_dict(ivl.counts.as_dict()))
