@@ -27,6 +27,7 @@ check: $(STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff format --check pipeline tests
 	$(BIN)/ruff check pipeline tests
+	$(BIN)/lint-imports
 
 ## Let the formatter format.
 format: $(STAMP)

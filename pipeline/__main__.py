@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.settings import SettingsError
+from pipeline.core.settings import SettingsError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,19 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("ops-config", help="regenerate deploy/ rules and configs, and grafana/ dashboards", add_help=False)
 
     if argv[:1] == ["simulate"]:
-        from pipeline.simulate import main_simulate
+        from pipeline.tools.simulate import main_simulate
 
         return main_simulate(argv[1:])
     if argv[:1] == ["staffing"]:
-        from pipeline.staffing.cli import main_staffing
+        from pipeline.tools.staffing import main_staffing
 
         return main_staffing(argv[1:])
     if argv[:1] == ["bench"]:
-        from pipeline.bench import main_bench
+        from pipeline.tools.bench import main_bench
 
         return main_bench(argv[1:])
     if argv[:1] == ["ops-config"]:
-        from pipeline.outputs.alerting import main_ops_config
+        from pipeline.tools.ops_config import main_ops_config
 
         return main_ops_config(argv[1:])
     args = parser.parse_args(argv)
@@ -68,15 +68,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "worker":
-        from pipeline.run import run_worker
+        from pipeline.runtime.worker import run_worker
 
         return run_worker()
     if args.command == "run":
-        from pipeline.run import run_demo
+        from pipeline.tools.run import run_demo
 
         return run_demo(args.hours, args.speed, args.seed, args.agents, args.log_dir)
     if args.command == "replay":
-        from pipeline.replay import replay
+        from pipeline.tools.replay import replay
 
         s = replay(args.events, args.kpi_out, args.events_per_message)
         print(
@@ -86,14 +86,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         return 0
     if args.command == "schemas":
-        from pipeline import schemas
+        from pipeline.tools import schemas
 
         for path in schemas.write():
             print(path)
         return 0
     if args.command == "catalogue":
+        from pipeline.core.settings import settings_markdown
         from pipeline.kpis.catalogue import markdown
-        from pipeline.settings import settings_markdown
 
         docs = Path(__file__).resolve().parent.parent / "docs"
         for name, text in (("kpis.md", markdown()), ("settings.md", settings_markdown())):

@@ -7,7 +7,7 @@ from datetime import UTC, tzinfo
 
 from eventlog import when
 
-from pipeline.ingest import events as ev
+from pipeline.contract import events as ev
 
 
 class AgentEvents:

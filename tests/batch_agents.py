@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pipeline.ingest import events as ev
+from pipeline.contract import events as ev
 from pipeline.kpis.agents import AgentCounts
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from pipeline.ingest import events as ev
+from pipeline.contract import events as ev
 from pipeline.kpis.counts import QueueCounts
 
 IntervalKey = tuple[str, str, int]  # (queue, channel, interval start in epoch ms)

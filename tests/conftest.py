@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.broker import EmbeddedBroker
+from pipeline.runtime.broker import EmbeddedBroker
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import itertools
 import random
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from pipeline.ingest import events as ev
+from pipeline.contract import events as ev
 
 # 2024-01-01T00:00:00Z: aligned to every interval length used in the tests (epoch seconds 1704067200)
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
@@ -140,8 +140,8 @@ def keyed_messages(topic: str, events: list, partitions: int, first_offset: int 
     offsets count per partition from `first_offset`. Heartbeats go to every partition."""
     import msgspec
 
-    from pipeline.partitioner import partition_of
-    from pipeline.processor import Message
+    from pipeline.contract.partitioner import partition_of
+    from pipeline.processing.processor import Message
 
     offsets = [first_offset] * partitions
     out = []

@@ -21,7 +21,7 @@ from eventlog import BASE_MS, assert_first_applied_then_dropped, ms, perturbed, 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.ingest import events as ev
+from pipeline.contract import events as ev
 from pipeline.state.agents import DUPLICATE, LATE, AgentState
 
 INTERVAL = 60  # s: short, so that spans cross several intervals

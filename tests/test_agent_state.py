@@ -15,7 +15,10 @@ from agentlog import AgentEvents
 from eventlog import BASE_MS, BASE_S, keyed_messages
 from prometheus_client import CollectorRegistry
 
-from pipeline.ingest import events as ev
+from pipeline.contract import events as ev
+from pipeline.contract.partitioner import partition_of
+from pipeline.core.settings import load_settings
+from pipeline.exposition.agent_metrics import AgentCollector
 from pipeline.kpis.agents import (
     AgentCounts,
     AgentKpiRecord,
@@ -25,10 +28,7 @@ from pipeline.kpis.agents import (
     occupancy,
     utilization,
 )
-from pipeline.outputs.agent_metrics import AgentCollector
-from pipeline.partitioner import partition_of
-from pipeline.processor import AgentProcessor, Message, PipelineStats
-from pipeline.settings import load_settings
+from pipeline.processing.processor import AgentProcessor, Message, PipelineStats
 from pipeline.state.agents import DUPLICATE, LATE, AgentState, Status
 
 INTERVAL = 900

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.broker import free_port
-from pipeline.opsstack import WebhookReceiver, binaries
-from pipeline.outputs import alerting, dashboards
-from pipeline.settings import QueueConfig
+from pipeline.core.settings import QueueConfig
+from pipeline.monitoring import alerting, dashboards
+from pipeline.runtime.broker import free_port
+from pipeline.tools.opsstack import WebhookReceiver, binaries
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

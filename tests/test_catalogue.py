@@ -16,7 +16,7 @@ def test_docs_kpis_md_is_up_to_date():
 
 
 def test_docs_settings_md_is_up_to_date():
-    from pipeline.settings import settings_markdown
+    from pipeline.core.settings import settings_markdown
 
     assert (DOC.parent / "settings.md").read_text() == settings_markdown(), "docs/settings.md is stale: make generate"
 

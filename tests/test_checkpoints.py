@@ -7,8 +7,8 @@ import os
 import orjson
 import pytest
 
-from pipeline.checkpoints import CHUNKED, LOGGED, REGION, Checkpoints
-from pipeline.processor import Change, PipelineStats
+from pipeline.processing.processor import Change, PipelineStats
+from pipeline.runtime.checkpoints import CHUNKED, LOGGED, REGION, Checkpoints
 
 
 class Table(dict):

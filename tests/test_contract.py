@@ -7,9 +7,9 @@ import json
 import jsonschema
 import pytest
 
-from pipeline import schemas
-from pipeline.ingest import events as ev
-from pipeline.ingest.decode import MessageDecoder
+from pipeline.contract import events as ev
+from pipeline.processing.decode import MessageDecoder
+from pipeline.tools import schemas
 
 
 @pytest.mark.parametrize("name", sorted(schemas.generate()))
@@ -62,3 +62,15 @@ def test_every_contract_type_has_an_example():
         for e in json.loads(schemas.generate()[name])["examples"]
     }
     assert documented == {ev.event_type(c) for c in ev.CONTACT_EVENT_TYPES + ev.AGENT_EVENT_TYPES}
+
+
+def test_the_layers_import_one_way():
+    """The import contract in pyproject.toml (layers, and Faust and Kafka only in the runtime and the tools)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    done = subprocess.run([str(lint_imports)], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "0 broken" in done.stdout

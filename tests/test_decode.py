@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.ingest import events as ev
-from pipeline.ingest.decode import REJECTION_REASONS, MessageDecoder
+from pipeline.contract import events as ev
+from pipeline.processing.decode import REJECTION_REASONS, MessageDecoder
 
 GOOD = {
     "type": "contact.offered",

@@ -16,14 +16,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from batch_kpis import compute
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.broker import ensure_topics, free_port
+from pipeline.core.settings import load_settings
 from pipeline.kpis.catalogue import COUNTS
 from pipeline.kpis.record import decode_record
-from pipeline.replay import replay
-from pipeline.run import worker_process
-from pipeline.settings import load_settings
-from pipeline.simulate import CenterConfig, simulate, write_jsonl
-from pipeline.transport import STOP_GRACE_SECONDS
+from pipeline.runtime.broker import ensure_topics, free_port
+from pipeline.runtime.transport import STOP_GRACE_SECONDS
+from pipeline.tools.replay import replay
+from pipeline.tools.run import worker_process
+from pipeline.tools.simulate import CenterConfig, simulate, write_jsonl
 
 pytestmark = pytest.mark.integration
 

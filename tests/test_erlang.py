@@ -1,4 +1,4 @@
-"""Staffing maths (pipeline.staffing): published values, independent computations and a simulation.
+"""Staffing maths (pipeline.kpis.staffing): published values, independent computations and a simulation.
 
 - Erlang C and Erlang A reference values from ../shared/reference-values.md, to the digits given there.
 - pyworkforce's Erlang C (an independent implementation) over a grid of loads, targets and agents.
@@ -19,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyworkforce.queuing import ErlangC
 
-from pipeline.staffing import asa, erlang_a, erlang_b, erlang_c, occupancy, predict, required_agents, service_level
-from pipeline.staffing.cli import main_staffing
-from pipeline.staffing.erlang import VARIANTS
+from pipeline.kpis.staffing import asa, erlang_a, erlang_b, erlang_c, occupancy, predict, required_agents, service_level
+from pipeline.kpis.staffing.erlang import VARIANTS
+from pipeline.tools.staffing import main_staffing
 
 # ---------------------------------------------------------------------------------------------------------------
 # Erlang C: published values

@@ -30,14 +30,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from batch_kpis import compute
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.broker import EmbeddedBroker, ensure_topics, free_port
-from pipeline.ingest import events as ev
-from pipeline.ingest.producer import EventWriter
+from pipeline.contract import events as ev
+from pipeline.core.settings import Settings, load_settings
 from pipeline.kpis.catalogue import COUNTS
 from pipeline.kpis.record import KpiRecord, decode_record
-from pipeline.run import worker_process
-from pipeline.settings import Settings, load_settings
-from pipeline.simulate import CenterConfig, simulate
+from pipeline.runtime.broker import EmbeddedBroker, ensure_topics, free_port
+from pipeline.runtime.producer import EventWriter
+from pipeline.tools.run import worker_process
+from pipeline.tools.simulate import CenterConfig, simulate
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 

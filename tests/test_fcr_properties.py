@@ -217,7 +217,7 @@ def test_duplicated_and_shuffled_equals_batch(records, advance_every, seed):
 def test_snapshot_restore_midway_equals_batch(records, seed):
     rnd = random.Random(seed)
     stream = shifted(records + records[: rnd.randint(0, len(records))], rnd, LATENESS * 1000)
-    # a whole checkpoint, then two of the changes only (pipeline.checkpoints)
+    # a whole checkpoint, then two of the changes only (pipeline.runtime.checkpoints)
     whole_at, *changes_at = sorted(rnd.randint(0, len(stream)) for _ in range(3))
     run = Run(advance_every=3)
     run.feed(stream[:whole_at])

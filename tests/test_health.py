@@ -1,11 +1,11 @@
-"""Liveness, readiness, lag and latency logic of pipeline.outputs.health, without a broker (the fault suite
+"""Liveness, readiness, lag and latency logic of pipeline.runtime.health, without a broker (the fault suite
 checks the same endpoints against the embedded broker)."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from pipeline.outputs.health import BrokerProbe, Health, HealthCollector, Throughput, WorkerView
+from pipeline.runtime.health import BrokerProbe, Health, HealthCollector, Throughput, WorkerView
 
 
 def view(assigned=(("t", 0),), high=None, joined=True, rebalancing=False, crashed=False, applied=None):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from eventlog import BASE_S, Events
 
+from pipeline.core.settings import QueueSettings
 from pipeline.kpis import counts as k
 from pipeline.kpis.counts import QueueCounts
 from pipeline.kpis.record import build_record
-from pipeline.settings import QueueSettings
 from pipeline.state.queues import DUPLICATE, LATE, QueueState
 
 # Cisco UCCE manual (../shared/reference-values.md): 100 offered, 70 answered within the threshold, 10 abandoned
@@ -39,7 +39,7 @@ def test_variants_with_nothing_to_measure_are_none_and_abandon_rates():
 
 
 def test_record_carries_every_variant_and_the_headline():
-    from pipeline.state.queues import IntervalUpdate
+    from pipeline.kpis.counts import IntervalUpdate
 
     rules = QueueSettings(service_level_variant="abandons_in_favour")
     r = build_record(IntervalUpdate("q", "voice", 0, 1, True, CISCO, rules), 900)
@@ -220,7 +220,7 @@ def test_a_flow_out_or_a_callback_ends_the_wait_and_is_not_an_abandon():
 def test_hours_and_days_follow_the_queue_time_zone_including_a_daylight_saving_day():
     from datetime import UTC, datetime
 
-    from pipeline.state.intervals import epoch_ms
+    from pipeline.core.time import epoch_ms
 
     s = QueueState(900, 120, 3600, lambda q: QueueSettings(time_zone="America/New_York"), ())
     E = Events()

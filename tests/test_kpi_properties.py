@@ -21,9 +21,9 @@ from eventlog import BASE_MS, Events, assert_first_applied_then_dropped, ms, per
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.ingest import events as ev
+from pipeline.contract import events as ev
+from pipeline.core.settings import QueueSettings
 from pipeline.kpis.counts import QueueCounts
-from pipeline.settings import QueueSettings
 from pipeline.state.queues import DUPLICATE, IMPOSSIBLE, LATE, QueueState
 
 INTERVAL = 60  # s: short, so that legs spread over several intervals
@@ -316,7 +316,7 @@ def test_shuffled_and_duplicated_with_snapshot_restore_midway(events, seed):
                 for u in state.advance():
                     keep(u)
 
-    # a whole checkpoint, then two of the changes only (pipeline.checkpoints)
+    # a whole checkpoint, then two of the changes only (pipeline.runtime.checkpoints)
     whole_at, *changes_at = sorted([cut, rnd.randint(0, cut), rnd.randint(0, cut)])
     feed(s, stream[:whole_at])
     whole, changes = s.snapshot(), []

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline import memory
+from pipeline.runtime import memory
 
 
 def rss_kb() -> int:

@@ -28,13 +28,13 @@ from pathlib import Path
 import pytest
 from test_kpi_definitions import printed_promql
 
-from pipeline.broker import ensure_topics, free_port
-from pipeline.ingest.producer import EventWriter
-from pipeline.opsstack import OpsStack, WebhookReceiver, binaries
-from pipeline.outputs import alerting, dashboards
-from pipeline.run import worker_process
-from pipeline.settings import QueueConfig, load_settings
-from pipeline.simulate import CenterConfig, QueueSpec, intraday_load, paced, simulate
+from pipeline.core.settings import QueueConfig, load_settings
+from pipeline.monitoring import alerting, dashboards
+from pipeline.runtime.broker import ensure_topics, free_port
+from pipeline.runtime.producer import EventWriter
+from pipeline.tools.opsstack import OpsStack, WebhookReceiver, binaries
+from pipeline.tools.run import worker_process
+from pipeline.tools.simulate import CenterConfig, QueueSpec, intraday_load, paced, simulate
 
 pytestmark = [
     pytest.mark.integration,

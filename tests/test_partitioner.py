@@ -5,7 +5,7 @@ import random
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as reference_murmur2
 
-from pipeline.partitioner import KeyPartitioner, murmur2, partition_of
+from pipeline.contract.partitioner import KeyPartitioner, murmur2, partition_of
 
 
 def test_murmur2_is_kafkas_for_every_length_and_tail():

@@ -9,11 +9,11 @@ import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.ingest import events as ev
-from pipeline.outputs.metrics import build_registry, exposition
-from pipeline.partitioner import partition_of
-from pipeline.processor import ZSTD_MAGIC, ContactProcessor, Message, PipelineStats, unpack
-from pipeline.settings import QueueConfig, load_settings
+from pipeline.contract import events as ev
+from pipeline.contract.partitioner import partition_of
+from pipeline.core.settings import QueueConfig, load_settings
+from pipeline.exposition.metrics import build_registry, exposition
+from pipeline.processing.processor import ZSTD_MAGIC, ContactProcessor, Message, PipelineStats, unpack
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 TOPIC = "cc.contact-events"
@@ -244,9 +244,9 @@ def test_a_revision_is_the_same_record_whatever_the_batches_and_the_clock(kind):
     which."""
     import random
 
-    from pipeline.ingest.producer import route
-    from pipeline.processor import AgentProcessor
-    from pipeline.simulate import CenterConfig, simulate
+    from pipeline.processing.processor import AgentProcessor
+    from pipeline.runtime.producer import route
+    from pipeline.tools.simulate import CenterConfig, simulate
 
     rng = random.Random(3)
     events = sorted(

@@ -11,13 +11,13 @@ import random
 import pytest
 from eventlog import BASE_MS, BASE_S, Events
 
+from pipeline.core.settings import QueueSettings
 from pipeline.kpis.counts import (
     QueueCounts,
     average_handle_time,
     average_speed_of_answer,
     service_level,
 )
-from pipeline.settings import QueueSettings
 from pipeline.state.queues import DUPLICATE, IMPOSSIBLE, LATE, QueueState
 
 INTERVAL = 900  # s

@@ -17,12 +17,12 @@ from eventlog import BASE, BASE_MS, BASE_S, keyed_messages
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline import fcr
-from pipeline.ingest import events as ev
+from pipeline.contract import events as ev
+from pipeline.core.settings import QueueConfig, QueueSettings, SettingsError, load_settings
+from pipeline.exposition.quality_metrics import FcrCollector
 from pipeline.kpis.quality import FCR_COUNTS, FCR_KPIS, FcrCounts, FcrRecord, build_fcr_record, fcr_rate
-from pipeline.outputs.quality_metrics import FcrCollector
-from pipeline.processor import ContactProcessor, Message, PipelineStats
-from pipeline.settings import QueueConfig, QueueSettings, SettingsError, load_settings
+from pipeline.processing import fcr
+from pipeline.processing.processor import ContactProcessor, Message, PipelineStats
 from pipeline.state.repeats import (
     DUPLICATE,
     LATE,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.settings import QueueConfig, SettingsError, load_settings
+from pipeline.core.settings import QueueConfig, SettingsError, load_settings
 
 
 def test_defaults_bind_to_loopback_and_use_the_embedded_broker(monkeypatch):
@@ -93,7 +93,7 @@ def test_the_demo_queue_file_loads() -> None:
 
 @pytest.mark.parametrize(("buffer", "batch", "expected"), [(300, 100, 300), (300, 200, 400), (4096, 2000, 4096)])
 def test_the_stream_buffer_is_the_setting_but_at_least_two_batches(buffer, batch, expected) -> None:
-    from pipeline.app import create_app
+    from pipeline.runtime.app import create_app
 
     settings = load_settings(broker_url="127.0.0.1:1", stream_buffer_messages=buffer, batch_max_messages=batch)
     app = create_app(settings, QueueConfig.load(settings.queues_file))
@@ -101,9 +101,9 @@ def test_the_stream_buffer_is_the_setting_but_at_least_two_batches(buffer, batch
 
 
 def test_the_worker_app_takes_the_fetch_size_the_partitioner_and_a_lean_monitor() -> None:
-    from pipeline.app import create_app
-    from pipeline.partitioner import KeyPartitioner
-    from pipeline.transport import StallMonitor
+    from pipeline.contract.partitioner import KeyPartitioner
+    from pipeline.runtime.app import create_app
+    from pipeline.runtime.transport import StallMonitor
 
     settings = load_settings(broker_url="127.0.0.1:1", fetch_partition_bytes=65536)
     app = create_app(settings, QueueConfig.load(settings.queues_file))

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import msgspec
 import pytest
 
-from pipeline.ingest.events import (
+from pipeline.contract.events import (
     AcwEnded,
     AgentLoggedIn,
     AgentLoggedOut,
@@ -31,8 +31,8 @@ from pipeline.ingest.events import (
     HoldStarted,
     encode,
 )
-from pipeline.simulate import CenterConfig, main_simulate, paced, read_jsonl, simulate, write_jsonl
-from pipeline.simulate.config import _staffing
+from pipeline.tools.simulate import CenterConfig, main_simulate, paced, read_jsonl, simulate, write_jsonl
+from pipeline.tools.simulate.config import _staffing
 
 DEFAULT = CenterConfig()
 # A whole day of a small center: several sessions per agent, shifts cut by the period's edges.

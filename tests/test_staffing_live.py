@@ -8,13 +8,13 @@ import pytest
 from eventlog import keyed_messages
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.ingest import events as ev
+from pipeline.contract import events as ev
+from pipeline.core.settings import QueueConfig, QueueSettings, load_settings
+from pipeline.exposition.metrics import build_registry, exposition
 from pipeline.kpis.counts import QueueCounts
-from pipeline.outputs.metrics import build_registry, exposition
-from pipeline.processor import AgentProcessor, ContactProcessor, PipelineStats
-from pipeline.settings import QueueConfig, QueueSettings, load_settings
-from pipeline.staffing import predict, required_agents
-from pipeline.staffing.live import observed_traffic
+from pipeline.kpis.staffing import predict, required_agents
+from pipeline.kpis.staffing.live import observed_traffic
+from pipeline.processing.processor import AgentProcessor, ContactProcessor, PipelineStats
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

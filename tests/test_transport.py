@@ -7,7 +7,7 @@ import sys
 import tempfile
 import time
 
-from pipeline.transport import App
+from pipeline.runtime.transport import App
 
 
 def test_faust_table_directory_is_under_the_temp_directory_which_exists(tmp_path, monkeypatch):
@@ -20,7 +20,7 @@ def test_faust_table_directory_is_under_the_temp_directory_which_exists(tmp_path
 def test_a_worker_that_does_not_stop_after_the_signal_is_stopped_hard():
     """Faust waits for every event taken to be acked before it stops: a stuck agent would hold the worker for ever."""
     code = (
-        "import logging, time; from pipeline.transport import _stop_hard_after; logging.basicConfig();"
+        "import logging, time; from pipeline.runtime.transport import _stop_hard_after; logging.basicConfig();"
         "_stop_hard_after(0.5); time.sleep(30)"
     )
     started = time.monotonic()
@@ -30,8 +30,8 @@ def test_a_worker_that_does_not_stop_after_the_signal_is_stopped_hard():
 
 
 async def test_a_crashed_agent_makes_the_worker_not_live_and_not_ready_at_once():
-    from pipeline.app import create_app
-    from pipeline.settings import QueueConfig, load_settings
+    from pipeline.core.settings import QueueConfig, load_settings
+    from pipeline.runtime.app import create_app
 
     app = create_app(load_settings(broker_url="127.0.0.1:1", app_id="crash-test"), QueueConfig())
     assert app.health.live().ok and app.health.live().checks["crashed"] is False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass, field, fields
 
+from pipeline.core.settings import QueueSettings
 from pipeline.kpis.definitions import RATIO, SERVICE_LEVEL, VARIANTS, Variant
 
 __all__ = ["VARIANTS", "QueueCounts", "Variant"]  # the variants are defined in pipeline.kpis.definitions
@@ -218,3 +219,29 @@ def ivr_containment(c: QueueCounts) -> float | None:
 def forecast_error(actual: float, forecast: float | None) -> float | None:
     """(actual - forecast) / forecast: positive when more came than planned. None without a forecast."""
     return _ratio(actual - forecast, forecast) if forecast is not None else None
+
+
+@dataclass(slots=True)
+class Forecast:
+    """The WFM forecast of one interval; the newest by event time wins."""
+
+    published_at: int  # event time, epoch ms
+    offered: float
+    aht_seconds: float
+
+
+@dataclass(slots=True)
+class IntervalUpdate:
+    """A revision of one interval's counts to publish."""
+
+    queue_id: str
+    channel: str
+    start: int  # epoch seconds
+    revision: int
+    final: bool
+    counts: QueueCounts
+    rules: QueueSettings
+    agents: dict[str, QueueCounts] = field(default_factory=dict)
+    forecast: Forecast | None = None
+    window: str = "interval"  # or "hour", "day": rollups in the queue's time zone
+    end: int | None = None  # epoch seconds; None: start + the interval length

@@ -3,7 +3,7 @@ over those counts, with its unit, KPI record field, metric names, description an
 
 Everything else takes names and formulas from here instead of typing them again: the KPI record's ratios
 (`Ratio.value`, through pipeline.kpis.counts), the Prometheus collector's metric names, the recording rules'
-PromQL and names (pipeline.outputs.alerting), the dashboards' queries, the staffing model's and the settings'
+PromQL and names (pipeline.monitoring.alerting), the dashboards' queries, the staffing model's and the settings'
 variant names, and the catalogue (docs/kpis.md). A promtool test evaluates each ratio's PromQL on given counts
 and compares it with `Ratio.value` on the same counts.
 
@@ -15,11 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, get_args
 
-Variant = Literal["abandons_ignored", "abandons_against", "short_abandons_excluded", "abandons_in_favour"]
-"""The service level variants (docs/kpis.md); a queue picks one as its headline (`service_level_variant`)."""
-VARIANTS: tuple[Variant, ...] = get_args(Variant)
+from pipeline.contract.records import VARIANTS, Variant  # the names are the records' contract
 
 ARRIVAL = "the interval in which the contact arrived in the queue (`contact.offered`)"
 COMPLETION = "the interval in which the contact's after-contact work ended (`contact.acw_ended`)"

@@ -25,16 +25,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
+from pipeline.core.time import REVISION, as_datetime
 from pipeline.kpis.catalogue import Count, Kpi
-from pipeline.state.intervals import REVISION, as_datetime
-
-if TYPE_CHECKING:
-    from pipeline.state.repeats import FcrUpdate
 
 
 @dataclass(slots=True)
@@ -267,3 +264,15 @@ FCR_KPIS: tuple[Kpi, ...] = (
         "contact's queue. Settled once the interval's arrivals are closed.",
     ),
 )
+
+
+@dataclass(slots=True)
+class FcrUpdate:
+    """A revision of one interval's FCR counts to publish."""
+
+    queue_id: str
+    channel: str
+    start: int  # epoch seconds
+    revision: int
+    final: bool
+    counts: FcrCounts

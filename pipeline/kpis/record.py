@@ -14,12 +14,11 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from pipeline.core.time import REVISION, as_datetime
 from pipeline.kpis import counts as k
-from pipeline.kpis.counts import QueueCounts
+from pipeline.kpis.counts import IntervalUpdate, QueueCounts
 from pipeline.kpis.definitions import RATIO, VARIANTS, Variant
-from pipeline.staffing.live import observed_traffic, requirement
-from pipeline.state.intervals import REVISION, as_datetime
-from pipeline.state.queues import IntervalUpdate
+from pipeline.kpis.staffing.live import observed_traffic, requirement
 
 Seconds = Annotated[float, Meta(ge=0, description="Seconds.")]
 Ratio = Annotated[float | None, Meta(description="Ratio 0..1; null when there is nothing to measure.")]

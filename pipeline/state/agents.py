@@ -37,9 +37,9 @@ from dataclasses import dataclass, field, replace
 
 import orjson
 
-from pipeline.ingest import events as ev
+from pipeline.contract import events as ev
+from pipeline.core.time import NO_TIME, epoch_ms, interval_start, next_revision
 from pipeline.kpis.agents import HANDLING_STATES, STATES, UNSPECIFIED_REASON, AgentCounts, AgentIntervalUpdate
-from pipeline.state.intervals import NO_TIME, epoch_ms, interval_start, next_revision
 
 SNAPSHOT_VERSION = 1
 

@@ -28,10 +28,9 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from pipeline.ingest import events as ev
-from pipeline.kpis.counts import SUMS, QueueCounts, bucket_name
-from pipeline.settings import QueueSettings
-from pipeline.state.intervals import (
+from pipeline.contract import events as ev
+from pipeline.core.settings import QueueSettings
+from pipeline.core.time import (
     NO_TIME,
     due_for_revision,
     epoch_ms,
@@ -39,6 +38,7 @@ from pipeline.state.intervals import (
     local_bounds,
     next_revision,
 )
+from pipeline.kpis.counts import SUMS, Forecast, IntervalUpdate, QueueCounts, bucket_name
 
 SNAPSHOT_VERSION = 6  # 5: hours and days held the open intervals too; 4: forecasts in intervals (both read)
 FAR_FUTURE = 2**62
@@ -106,15 +106,6 @@ _leg_fields = operator.attrgetter(*(f.name for f in fields(Leg)))
 
 
 @dataclass(slots=True)
-class Forecast:
-    """The WFM forecast of one interval; the newest by event time wins."""
-
-    published_at: int  # event time, epoch ms
-    offered: float
-    aht_seconds: float
-
-
-@dataclass(slots=True)
 class OpenInterval:
     counts: QueueCounts = field(default_factory=QueueCounts)
     revision: int = 0
@@ -123,23 +114,6 @@ class OpenInterval:
     agents: dict[str, QueueCounts] = field(default_factory=dict)  # handling per agent who answered
     event_ids: set[str] = field(default_factory=set)  # of events that belong to no leg (surveys, IVR)
     rollups: list[OpenInterval] = field(default_factory=list)  # the open hour and day it is added to when final
-
-
-@dataclass(slots=True)
-class IntervalUpdate:
-    """A revision of one interval's counts to publish."""
-
-    queue_id: str
-    channel: str
-    start: int  # epoch seconds
-    revision: int
-    final: bool
-    counts: QueueCounts
-    rules: QueueSettings
-    agents: dict[str, QueueCounts] = field(default_factory=dict)
-    forecast: Forecast | None = None
-    window: str = "interval"  # or "hour", "day": rollups in the queue's time zone
-    end: int | None = None  # epoch seconds; None: start + the interval length
 
 
 _STANDALONE = (ev.SurveyCompleted, ev.IvrSessionEnded, ev.ForecastPublished)  # events that belong to no leg

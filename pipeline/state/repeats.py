@@ -57,8 +57,8 @@ import msgspec
 import orjson
 from msgspec import Meta
 
-from pipeline.kpis.quality import FcrCounts, FcrTotals
-from pipeline.state.intervals import NO_TIME, due_for_revision, interval_start, next_revision
+from pipeline.core.time import NO_TIME, due_for_revision, interval_start, next_revision
+from pipeline.kpis.quality import FcrCounts, FcrTotals, FcrUpdate
 
 SNAPSHOT_VERSION = 3  # binary customers (`_encode`); 2: JSON with hex legs, 1: contacts as JSON lists (both read)
 DUPLICATE = "duplicate"
@@ -270,18 +270,6 @@ class FcrInterval:
     @property
     def window_end(self) -> int:
         return max(self.window_ends, default=NO_TIME)
-
-
-@dataclass(slots=True)
-class FcrUpdate:
-    """A revision of one interval's FCR counts to publish."""
-
-    queue_id: str
-    channel: str
-    start: int  # epoch seconds
-    revision: int
-    final: bool
-    counts: FcrCounts
 
 
 Key = tuple[str, str, int, str]  # (queue, channel, interval start ms, FcrCounts field)

@@ -1,0 +1,13 @@
+"""What the KPI records carry that other layers validate against: the names of the service level variants.
+
+A queue's `service_level_variant` (the queue file) and every record's `service_level_variant` field take one
+of these names; their formulas are in `pipeline.kpis.definitions`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Variant = Literal["abandons_ignored", "abandons_against", "short_abandons_excluded", "abandons_in_favour"]
+"""The service level variants (docs/kpis.md); a queue picks one as its headline (`service_level_variant`)."""
+VARIANTS: tuple[Variant, ...] = get_args(Variant)

@@ -1,0 +1,301 @@
+"""All settings of the pipeline, in one typed object read once when a command starts.
+
+Each field is set by the environment variable `PIPELINE_<FIELD NAME IN CAPITALS>` (or an `.env` file in the
+working directory). Nothing reads the environment at import time. A wrong value stops the command at start
+with a message naming the variable and what is allowed (`load_settings`).
+
+Queues (service-level thresholds and the like) are in a separate TOML file, `PIPELINE_QUEUES_FILE`, because
+they are many and structured; see `QueueConfig`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.contract.records import Variant
+
+ENV_PREFIX = "PIPELINE_"
+
+
+class SettingsError(SystemExit):
+    """A setting is wrong: the message says which and what is allowed. Exits with status 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = 2
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Ratio = Annotated[float, Field(ge=0, le=1)]
+
+
+class QueueSettings(BaseModel):
+    """How one queue is measured, and the targets that dashboards and alerts read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    service_level_threshold_seconds: Annotated[float, Field(gt=0, le=3600)] = 20.0
+    """A contact answered within this many seconds of arriving counts towards the service level."""
+    service_level_variant: Variant = "abandons_against"
+    """The headline service level (the others are computed too): `abandons_ignored`, `abandons_against`,
+    `short_abandons_excluded` or `abandons_in_favour` (see docs/kpis.md)."""
+    short_abandon_seconds: Annotated[float, Field(ge=0, le=600)] = 5.0
+    """Abandons within this many seconds of arriving are short abandons (misdials, instant hang-ups)."""
+    time_zone: str = "UTC"
+    """IANA time zone of the queue (e.g. `Europe/Paris`): its hours and "today" are aligned to it."""
+    fcr_window_hours: Annotated[float, Field(gt=0, le=30 * 24)] = 24.0
+    """A customer contacting again (any queue, any channel) within this many hours means not resolved first time."""
+    service_level_target: Ratio = 0.8
+    """Target share of contacts within the service level threshold (0..1)."""
+    abandon_rate_target: Ratio = 0.05
+    """Highest acceptable abandonment rate (0..1)."""
+    asa_target_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    """Highest acceptable average speed of answer."""
+    oldest_wait_target_seconds: Annotated[float, Field(gt=0, le=86400)] = 120.0
+    """Longest acceptable wait of the oldest contact in the queue now."""
+    team: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "operations"
+    """The team that answers for this queue: alerts are routed by it."""
+    open_days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+    """Days the queue is open (in its time zone); outside them no traffic is expected."""
+    opens: time = time(8, 0)
+    """Opening time on open days (local)."""
+    closes: time = time(20, 0)
+    """Closing time on open days (local); must be after `opens`."""
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r} (e.g. UTC, Europe/Paris, America/New_York)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _opens_before_closes(self) -> QueueSettings:
+        if self.closes <= self.opens:
+            raise ValueError(f"closes ({self.closes}) must be after opens ({self.opens})")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+
+class QueueConfig(BaseModel):
+    """The queue configuration file: `[defaults]`, and per-queue overrides under `[queues.<queue_id>]`.
+
+    A queue's section only needs the fields that differ from `[defaults]`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    defaults: QueueSettings = QueueSettings()
+    queues: dict[str, QueueSettings] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_defaults(cls, raw: object) -> object:
+        if isinstance(raw, dict) and isinstance(raw.get("queues"), dict):
+            base = raw.get("defaults") or {}
+            if isinstance(base, dict):
+                raw = {
+                    **raw,
+                    "queues": {q: {**base, **v} if isinstance(v, dict) else v for q, v in raw["queues"].items()},
+                }
+        return raw
+
+    def for_queue(self, queue_id: str) -> QueueSettings:
+        return self.queues.get(queue_id, self.defaults)
+
+    @classmethod
+    def load(cls, path: Path | None) -> QueueConfig:
+        """Read and check the file; any problem is a SettingsError naming the queue and the field."""
+        if path is None:
+            return cls()
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"{ENV_PREFIX}QUEUES_FILE={path}: cannot be read as TOML: {exc}") from None
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise SettingsError(_explain(exc, f"queue configuration {path}", lambda loc: ".".join(loc))) from None
+
+
+class Settings(BaseSettings):
+    """Every setting, with its environment variable `PIPELINE_<NAME>`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True, use_attribute_docstrings=True
+    )
+
+    broker_url: str = ""
+    """Kafka bootstrap servers, `host:port[,host:port...]`. Empty: `run` and `replay` start the embedded broker."""
+
+    app_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "cc-kpi"
+    """Faust application id: the consumer group and the prefix of state topics."""
+
+    topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "cc"
+    """Prefix of every topic: `<prefix>.contact-events`, `.agent-events`, `.kpis`, `.dead-letters`, `.late-events`."""
+
+    partitions: Annotated[int, Field(ge=1, le=1024)] = 4
+    """Partitions of the topics the pipeline creates (workers scale out up to this many)."""
+
+    replication_factor: Annotated[int, Field(ge=1, le=10)] = 1
+    """Replication factor of the topics the pipeline creates (1 for the embedded broker; 3 in production)."""
+
+    session_timeout_seconds: Annotated[float, Field(ge=3, le=300)] = 10.0
+    """Kafka consumer-group session timeout: how soon a dead worker's partitions move to another worker."""
+
+    interval_minutes: Literal[15, 30, 60] = 15
+    """Length of a KPI interval, aligned to the hour in UTC."""
+
+    allowed_lateness_seconds: Annotated[float, Field(ge=0, le=86400)] = 120.0
+    """How long after an interval's end (in event time) events may still change it before it is final."""
+
+    contact_timeout_seconds: Annotated[float, Field(gt=0, le=7 * 86400)] = 4 * 3600.0
+    """A contact with no outcome or no end this long after it arrived is given up (counted as expired)."""
+
+    max_clock_skew_seconds: Annotated[float, Field(ge=0, le=7 * 86400)] = 300.0
+    """Events stamped further than this ahead of the worker's clock are rejected (`future_event_time`)."""
+
+    queues_file: Path | None = None
+    """TOML file with per-queue settings (service level threshold). Empty: defaults for every queue."""
+
+    web_host: str = "127.0.0.1"
+    """Address the worker's HTTP server (/metrics, /progress) binds to. Loopback unless told otherwise."""
+
+    web_port: Annotated[int, Field(ge=0, le=65535)] = 6066
+    """Port of the worker's HTTP server."""
+
+    export_agent_metrics: bool = True
+    """Export per-agent series (`cc_agent_*`) to Prometheus. Per-agent KPIs always go to the KPI topic."""
+
+    batch_max_messages: Annotated[int, Field(ge=1, le=100_000)] = 2000
+    """Most messages the worker takes from Kafka in one batch."""
+
+    stream_buffer_messages: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
+    """Most messages each of the worker's three streams holds ahead of its batches (at least two batches' worth
+    is used). During a catch-up they are full: about 3 x this x the message size of memory (~100 MB at 100 events
+    per message). Lower it when producers batch many events per message; 4,096 keeps one event per message fast."""
+
+    flush_seconds: Annotated[float, Field(gt=0, le=60)] = 0.25
+    """Longest a batch waits to fill: how stale /metrics may be behind Kafka (plus the batch's own time)."""
+
+    fetch_max_wait_ms: Annotated[int, Field(ge=1, le=10_000)] = 100
+    """Longest a Kafka fetch waits at the broker for new records. Tansu answers only when this is up (Kafka at
+    once when records arrive), so on Tansu it adds up to this much latency (Faust's own value: 1,500)."""
+
+    fetch_partition_bytes: Annotated[int, Field(ge=16 * 1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    """Most bytes one Kafka fetch reads per partition (Kafka's `max.partition.fetch.bytes`). What is fetched and
+    not yet applied is held in memory, so during a catch-up about this much per source partition is buffered. A
+    bigger message still comes whole (Kafka and Tansu return an oversized first batch)."""
+
+    checkpoint_seconds: Annotated[float, Field(gt=0, le=300)] = 2.0
+    """How often changed state is checkpointed; input offsets are committed only up to a checkpoint, so this
+    is also about how much input a restarted worker reads and applies again."""
+
+    kpi_update_seconds: Annotated[float, Field(ge=0, le=3600)] = 5.0
+    """How often a provisional revision of an open interval's KPI record is published (final ones at once)."""
+
+    max_event_bytes: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = 64 * 1024
+    """Largest single event accepted; larger ones are dead-lettered as `oversized`."""
+
+    max_message_bytes: Annotated[int, Field(ge=256, le=64 * 1024 * 1024)] = 1024 * 1024
+    """Largest Kafka message (one event or a batch of them) accepted."""
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Log level of every process."""
+
+    # Required in production: a long random secret (at least 16 characters), the same on every worker and kept
+    # across restarts (a new key stops repeat contacts matching across the change, for one window). Empty: a fixed,
+    # public development key, with a warning at every start (demo and tests only). See pipeline/processing/fcr.py.
+    customer_hash_key: SecretStr | None = None
+    """Key of the HMAC-SHA256 that replaces customer ids (FCR). Required in production; empty: a public dev key."""
+
+    @field_validator("web_host")
+    @classmethod
+    def _host_not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must be a host name or address, e.g. 127.0.0.1")
+        return v
+
+    @field_validator("customer_hash_key", mode="before")
+    @classmethod
+    def _empty_is_development_key(cls, v: object) -> object:
+        return None if v == "" else v
+
+    def topic(self, name: str) -> str:
+        """Full name of one of the pipeline's topics."""
+        return f"{self.topic_prefix}.{name}"
+
+    @property
+    def interval_seconds(self) -> int:
+        return self.interval_minutes * 60
+
+
+def _explain(exc: ValidationError, where: str, name_of) -> str:
+    lines = [f"Invalid {where}:"]
+    for err in exc.errors():
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f"={value!r}"
+        msg = err["msg"].replace("Input should be", "allowed:").replace("Value error, ", "")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        lines.append(f"  {name_of(tuple(str(p) for p in err['loc']))}{shown}: {msg}")
+    return "\n".join(lines)
+
+
+def _row(name: str, default: object, description: str) -> str:
+    """A table row; a multi-line docstring would end the row at its first line break."""
+    return f"| `{name}` | `{default}` | {' '.join(description.split())} |"
+
+
+def settings_markdown() -> str:
+    """docs/settings.md: every setting with its variable, default and meaning (generated; a test checks it)."""
+    out = [
+        "# Settings",
+        "",
+        "Generated from `pipeline/core/settings.py` by `python -m pipeline catalogue`. Every setting "
+        "is an environment variable (or a line in `.env`); a wrong value stops the command at start.",
+        "",
+        "| variable | default | meaning |",
+        "| --- | --- | --- |",
+    ]
+    for name, f in Settings.model_fields.items():
+        default = "" if f.default is None else f.default
+        out.append(_row(f"{ENV_PREFIX}{name.upper()}", default, f.description))
+    out += [
+        "",
+        "## Queue file (`PIPELINE_QUEUES_FILE`, TOML)",
+        "",
+        "`[defaults]` applies to every queue; `[queues.<queue_id>]` overrides it for one queue.",
+        "",
+        "| field | default | meaning |",
+        "| --- | --- | --- |",
+    ]
+    for name, f in QueueSettings.model_fields.items():
+        default = ", ".join(f.default) if isinstance(f.default, tuple) else f.default
+        out.append(_row(name, default, f.description))
+    out += ["", "An example: `deploy/queues.toml` (the demo center's queues).", ""]
+    return "\n".join(out)
+
+
+def load_settings(**overrides) -> Settings:
+    """Read the settings (environment, `.env`, then `overrides`); a wrong one is a SettingsError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc, "settings", lambda loc: ENV_PREFIX + "_".join(loc).upper())) from None

@@ -1,0 +1,143 @@
+"""Process orchestration: the worker on its own, and `run` (embedded broker + worker + live simulator).
+
+Children run in their own process groups and are always stopped on the way out (Ctrl-C, SIGTERM, errors),
+so no broker or worker outlives the command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pipeline.core.settings import ENV_PREFIX, QueueConfig, Settings, load_settings
+from pipeline.runtime.broker import EmbeddedBroker, ensure_topics
+from pipeline.runtime.worker import configure_logging
+
+log = logging.getLogger("pipeline")
+
+
+@contextmanager
+def broker_for(settings: Settings, log_dir: Path) -> Iterator[Settings]:
+    """Yield settings pointing at a broker: the configured one, or an embedded one started for the block."""
+    if settings.broker_url:
+        yield settings
+        return
+    broker = EmbeddedBroker(log_file=log_dir / "broker.log").start()
+    try:
+        yield load_settings(broker_url=broker.bootstrap)
+    finally:
+        broker.stop()
+
+
+@contextmanager
+def worker_process(
+    settings: Settings, log_file: Path, module_args: tuple[str, ...] = ("pipeline", "worker"), **env_overrides: object
+) -> Iterator[subprocess.Popen]:
+    """A worker child process with these settings (passed through the environment).
+
+    `module_args` is what follows `python -m`: the pipeline's worker unless told otherwise (the benchmark starts
+    its reference consumers this way)."""
+    env = {**os.environ, f"{ENV_PREFIX}BROKER_URL": settings.broker_url}
+    env.update({f"{ENV_PREFIX}{k.upper()}": str(v) for k, v in env_overrides.items()})
+    with open(log_file, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *module_args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _terminate_on_sigterm() -> None:
+    def handler(signum, frame):  # noqa: ANN001
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run_demo(hours: float, speed: float, seed: int, agents: int | None, log_dir: Path) -> int:
+    """`python -m pipeline run`: broker + worker + simulator + metrics, until Ctrl-C."""
+    from pipeline.tools.simulate import CenterConfig
+
+    settings = load_settings()
+    queues = QueueConfig.load(settings.queues_file)  # fail now, not in the worker, on a bad queue file
+    configure_logging(settings)
+    _terminate_on_sigterm()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    # The simulated day ends now, so event times stay in the past however fast it plays.
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=hours)
+    # Arrivals follow the staffing, so agents stay about as busy as in the default center at any size.
+    config = CenterConfig(start=start, duration_hours=hours, **({"agents": agents} if agents else {}))
+    config = config.with_load_of(CenterConfig())
+    try:
+        with broker_for(settings, log_dir) as settings:
+            asyncio.run(ensure_topics(settings))
+            from pipeline.tools.opsstack import ops_stack_for
+
+            with (
+                worker_process(settings, log_dir / "worker.log") as worker,
+                ops_stack_for(settings.web_host, settings.web_port, queues, log_dir) as ops,
+            ):
+                base = f"http://{settings.web_host}:{settings.web_port}"
+                print(
+                    f"\nContact-center KPI pipeline is running.\n"
+                    f"  Kafka:    {settings.broker_url} ({'embedded Tansu' if not os.environ.get(ENV_PREFIX + 'BROKER_URL') else 'external'})\n"
+                    f"  Metrics:  {base}/metrics    progress: {base}/progress\n"
+                    f"  Topics:   {', '.join(settings.topic(t) for t in ('contact-events', 'agent-events', 'kpis', 'dead-letters', 'late-events'))}\n"
+                    f"  Simulated center: {config.agents} agents, {hours:g} h from {start:%Y-%m-%d %H:%M} UTC at {speed:g}x"
+                    f" (seed {seed})\n  Logs:     {log_dir}/\n  Stop with Ctrl-C.\n",
+                    flush=True,
+                )
+                if ops:  # alerts are printed here as Alertmanager notifies them
+                    print(
+                        f"  Prometheus:   {ops.prometheus_url}  (the project's rules loaded)\n"
+                        f"  Alertmanager: {ops.alertmanager_url}  (alerts print below)\n",
+                        flush=True,
+                    )
+                asyncio.run(_simulate_live(settings, config, seed, speed, worker))
+                print("Simulation finished; the worker keeps serving metrics. Ctrl-C to stop.", flush=True)
+                while worker.poll() is None:
+                    time.sleep(1)
+                print(f"worker exited with status {worker.returncode}; see {log_dir}/worker.log", file=sys.stderr)
+                return 1
+    except KeyboardInterrupt:
+        print("\nStopped.", flush=True)
+        return 0
+
+
+async def _simulate_live(settings: Settings, config, seed: int, speed: float, worker: subprocess.Popen) -> None:
+    from pipeline.runtime.producer import EventWriter
+    from pipeline.tools.simulate import paced, simulate
+
+    async with EventWriter(settings, settings.broker_url) as writer:
+        last_report = time.monotonic()
+        async for batch in paced(simulate(config, seed), speed):
+            if worker.poll() is not None:
+                raise SystemExit(f"worker exited with status {worker.returncode}")
+            await writer.write(batch)
+            await writer.heartbeat(batch[-1].time)
+            if time.monotonic() - last_report >= 10:
+                last_report = time.monotonic()
+                print(f"  simulated time {batch[-1].time:%H:%M:%S}  events sent {writer.sent_events}", flush=True)
+        print(f"  simulation done: {writer.sent_events} events sent", flush=True)

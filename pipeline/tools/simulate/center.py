@@ -1,0 +1,566 @@
+"""The contact-center model: a seeded simpy simulation that emits contract events as things happen.
+
+Customers arrive per queue (non-homogeneous Poisson, by thinning against the intraday curve), wait with
+exponential patience, and are routed longest-waiting first to agents with the right skill (the longest
+available agent takes a new arrival). Agents work shifts with breaks; voice agents take one contact at a
+time, chat agents several. Every event is emitted at the simulated time it happens, so the output is in
+time order without sorting, and it is streamed while the simulation runs.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+import simpy
+from simpy.core import EmptySchedule
+
+from pipeline.contract.events import (
+    AcwEnded,
+    AgentLoggedIn,
+    AgentLoggedOut,
+    AgentStateChanged,
+    CallbackRequested,
+    ChatMessage,
+    ContactAbandoned,
+    ContactAnswered,
+    ContactEnded,
+    ContactOffered,
+    ContactTransferred,
+    Event,
+    ForecastPublished,
+    HoldEnded,
+    HoldStarted,
+    IvrSessionEnded,
+    ScheduleActivityPlanned,
+    SurveyCompleted,
+)
+from pipeline.tools.simulate.config import CenterConfig, QueueSpec
+from pipeline.tools.simulate.roster import Session, agent_sessions, chat_agents
+
+BATCH_EVENTS = 1000  # the simulation runs about this many events ahead of the consumer
+SURVEY_PROB = 0.25  # handled contacts whose customer answers the post-contact survey
+SURVEY_SCORES = ((1, 0.05), (2, 0.07), (3, 0.13), (4, 0.35), (5, 0.40))
+CALLBACK_SHARE = 0.2  # impatient voice callers who ask for a callback rather than abandon
+IVR_CONTAINED_PER_CALL = 0.35  # self-service sessions per voice call that reaches a queue
+FORECAST_SECONDS = 900.0
+
+
+def simulate(config: CenterConfig, seed: int) -> Iterator[Event]:
+    """All events of one simulated period, in non-decreasing time order. Same config and seed, same events."""
+    return _Center(config, seed).run()
+
+
+class _Contact:
+    """A customer's contact; it may visit several queues (transfers)."""
+
+    __slots__ = ("contact_id", "customer_id", "visited")
+
+    def __init__(self, contact_id: str, customer_id: str | None) -> None:
+        self.contact_id = contact_id
+        self.customer_id = customer_id
+        # Queues offered this contact so far. Transfers never go back to one, so that (queue, contact)
+        # identifies one leg for the whole log, not only while the leg is unfinished.
+        self.visited: list[str] = []
+
+
+class _Leg:
+    """A contact's stay in one queue."""
+
+    __slots__ = ("contact", "queue", "offered_at", "waiting")
+
+    def __init__(self, contact: _Contact, queue: _Queue, offered_at: float) -> None:
+        self.contact = contact
+        self.queue = queue
+        self.offered_at = offered_at
+        self.waiting = False  # in the queue's line; cleared on answer or abandon (lazy removal)
+
+
+class _Queue:
+    __slots__ = ("spec", "queue_id", "channel", "line", "available", "transfer_targets", "dispositions", "weights")
+
+    def __init__(self, spec: QueueSpec) -> None:
+        self.spec = spec
+        self.queue_id = spec.queue_id
+        self.channel = spec.channel
+        self.line: deque[_Leg] = deque()  # waiting legs, oldest first (may hold stale, non-waiting ones)
+        self.available: dict[_Agent, None] = {}  # agents that can take a contact now, longest available first
+        self.transfer_targets: list[_Queue] = []
+        self.dispositions = [name for name, _ in spec.dispositions]
+        self.weights = [weight for _, weight in spec.dispositions]
+
+
+class _Agent:
+    __slots__ = (
+        "agent_id",
+        "channel",
+        "queues",
+        "capacity",
+        "talking",
+        "wrapping",
+        "ready",
+        "draining",
+        "listed",
+        "state",
+        "idle",
+    )
+
+    def __init__(self, agent_id: str, channel: str, queues: list[_Queue], capacity: int) -> None:
+        self.agent_id = agent_id
+        self.channel = channel
+        self.queues = queues  # primary skill first: it wins ties
+        self.capacity = capacity
+        self.talking = 0  # legs between answered and ended/transferred
+        self.wrapping = 0  # legs in ACW
+        self.ready = False  # logged in and not heading for a break or logout: may get new contacts
+        self.draining = False  # the period ended mid-shift: serving what still waits, then logging out
+        self.listed = False  # in its queues' `available` lists
+        self.state: str | None = None  # last emitted state
+        self.idle: simpy.Event | None = None  # fired when the last contact is done, for a pending break/logout
+
+
+class _Session(NamedTuple):
+    login_at: float
+    logout_at: float
+    cut_end: bool  # the period ends mid-shift
+    breaks: list[tuple[float, str, float]]  # (due at, reason code, length), in time order
+
+
+class _Center:
+    def __init__(self, config: CenterConfig, seed: int) -> None:
+        self.config = config
+        self.seed = seed
+        self.env = simpy.Environment()
+        # Separate random streams, so that e.g. the staffing does not change the arrivals.
+        self.rng_customers = random.Random(f"{seed}:customers")
+        self.rng_handling = random.Random(f"{seed}:handling")
+        self.rng_extras = random.Random(f"{seed}:extras")  # surveys, IVR, forecasts: the rest is unchanged
+        self.queues = [_Queue(spec) for spec in config.queues]
+        for queue in self.queues:
+            queue.transfer_targets = [q for q in self.queues if q.channel == queue.channel and q is not queue]
+        self.events: list[Event] = []
+        self.event_count = 0
+        self.contact_count = 0
+        self.customer_count = 0
+        self.recent_customers: list[tuple[float, str]] = []  # (contacted at, customer), oldest first
+        self.recent_from = 0  # entries before this index are older than the repeat window
+        self.start = config.start.astimezone(UTC)
+        self.clock_at = -1.0
+        self.clock = self.start
+        self.sigma = config.duration_sigma
+
+    # --- running and emitting -------------------------------------------------------------------------
+
+    def run(self) -> Iterator[Event]:
+        """Start arrivals and agents, then step the simulation, handing over events in batches."""
+        env = self.env
+        for queue in self.queues:
+            env.process(self._arrivals(queue))
+        self._publish_forecasts()
+        for agent, sessions in self._staff():
+            self._publish_schedule(agent, sessions)
+            env.process(self._work(agent, sessions))
+        step = env.step
+        while True:
+            try:
+                step()
+            except EmptySchedule:
+                break  # drained
+            if len(self.events) >= BATCH_EVENTS:
+                events, self.events = self.events, []
+                yield from events
+        yield from self.events
+
+    def _time(self) -> datetime:
+        now = self.env.now
+        if now != self.clock_at:
+            self.clock_at = now
+            self.clock = self.start + timedelta(milliseconds=round(now * 1000))
+        return self.clock
+
+    def _event_id(self) -> str:
+        self.event_count += 1
+        return f"ev-{self.seed}-{self.event_count}"
+
+    def _contact_event(self, cls: type, leg: _Leg, **fields: object) -> None:
+        queue = leg.queue
+        self.events.append(
+            cls(
+                event_id=self._event_id(),
+                time=self._time(),
+                contact_id=leg.contact.contact_id,
+                queue_id=queue.queue_id,
+                channel=queue.channel,
+                **fields,
+            )
+        )
+
+    def _agent_event(self, cls: type, agent: _Agent, **fields: object) -> None:
+        self.events.append(cls(event_id=self._event_id(), time=self._time(), agent_id=agent.agent_id, **fields))
+
+    def _chat_messages(self, leg: _Leg, agent_id: str, talk: float):
+        """The conversation of an accepted chat: the agent's first reply, then exchanges, all within `talk`."""
+        env, rng = self.env, self.rng_extras
+        end = env.now + talk
+        at = env.now + min(rng.uniform(5, 30), talk * 0.2)
+        while at < end:
+            yield env.timeout(at - env.now)
+            self._contact_event(ChatMessage, leg, sender="agent", agent_id=agent_id)
+            ask = env.now + rng.uniform(20, 90)
+            if ask >= end:
+                break
+            yield env.timeout(ask - env.now)
+            self._contact_event(ChatMessage, leg, sender="customer")
+            at = env.now + rng.uniform(5, 60)
+
+    def _ivr_session(self, queue: _Queue, contained: bool) -> None:
+        self.events.append(
+            IvrSessionEnded(
+                event_id=self._event_id(),
+                time=self._time(),
+                session_id=f"ivr-{self.seed}-{self.event_count}",
+                queue_id=queue.queue_id,
+                channel=queue.channel,
+                contained=contained,
+            )
+        )
+
+    def _publish_forecasts(self) -> None:
+        """The WFM forecast of every queue and quarter hour, published at the start: the expected arrivals
+        (the intraday curve, off by a random few percent, as forecasts are) and the mean handle time."""
+        config, rng = self.config, self.rng_extras
+        for queue in self.queues:
+            spec = queue.spec
+            t = 0.0
+            while t < config.duration:
+                mid = t + FORECAST_SECONDS / 2
+                expected = spec.peak_rate * config.rate_scale * config.load_at(mid) * FORECAST_SECONDS / 3600
+                self.events.append(
+                    ForecastPublished(
+                        event_id=self._event_id(),
+                        time=self._time(),
+                        queue_id=queue.queue_id,
+                        channel=queue.channel,
+                        interval_start=self.start + timedelta(seconds=t),
+                        offered=round(expected * rng.uniform(0.9, 1.1), 1),
+                        aht_seconds=round(spec.mean_handle(config), 1),
+                    )
+                )
+                t += FORECAST_SECONDS
+
+    def _publish_schedule(self, agent: _Agent, sessions: list[_Session]) -> None:
+        """The agent's planned shifts and breaks, published at the start (breaks as version 2 over the shift)."""
+        for session in sessions:
+            entries = [(1, "contact_handling", session.login_at, session.logout_at)]
+            entries += [(2, reason, at, at + length) for at, reason, length in session.breaks]
+            for version, activity, start, end in entries:
+                if end > start:
+                    self._agent_event(
+                        ScheduleActivityPlanned,
+                        agent,
+                        schedule_id=f"roster-{self.seed}",
+                        version=version,
+                        activity=activity,
+                        start=self.start + timedelta(seconds=start),
+                        end=self.start + timedelta(seconds=end),
+                    )
+
+    def _set_state(self, agent: _Agent, state: str, reason_code: str | None = None) -> None:
+        agent.state = state
+        self._agent_event(AgentStateChanged, agent, state=state, reason_code=reason_code)
+
+    def _update_state(self, agent: _Agent) -> None:
+        """Emit the agent's state if its work changed it: on_contact while any contact is in talk."""
+        state = "on_contact" if agent.talking else "acw" if agent.wrapping else "available"
+        if state != agent.state:
+            self._set_state(agent, state)
+
+    def _lognormal(self, mean: float) -> float:
+        sigma = self.sigma
+        return self.rng_handling.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma)
+
+    # --- customers ------------------------------------------------------------------------------------
+
+    def _arrivals(self, queue: _Queue):
+        """New contacts for one queue until the end of the period: Poisson, thinned by the intraday curve."""
+        config, env = self.config, self.env
+        rng = random.Random(f"{self.seed}:arrivals:{queue.queue_id}")
+        peak = queue.spec.peak_rate * config.rate_scale / 3600  # per second; the curve peaks at 1.0
+        if peak <= 0:
+            return
+        at = 0.0
+        while True:
+            at += rng.expovariate(peak)
+            if at >= config.duration:
+                return
+            if rng.random() < config.load_at(at):
+                yield env.timeout(at - env.now)
+                self.contact_count += 1
+                contact = _Contact(f"c-{self.seed}-{self.contact_count}", self._customer())
+                self._offer(contact, queue)
+
+    def _customer(self) -> str | None:
+        """Who is contacting: unknown, someone who contacted within the repeat window, or a new customer."""
+        config, rng, now = self.config, self.rng_customers, self.env.now
+        if rng.random() < config.anonymous_prob:
+            return None
+        recent = self.recent_customers
+        window_start = now - config.repeat_window_hours * 3600
+        while self.recent_from < len(recent) and recent[self.recent_from][0] < window_start:
+            self.recent_from += 1
+        if self.recent_from < len(recent) and rng.random() < config.repeat_prob:
+            customer = recent[rng.randrange(self.recent_from, len(recent))][1]
+        else:
+            self.customer_count += 1
+            customer = f"cust-{self.customer_count:06d}"
+        recent.append((now, customer))
+        if self.recent_from > 10_000 and 2 * self.recent_from > len(recent):  # forget the old ones
+            del recent[: self.recent_from]
+            self.recent_from = 0
+        return customer
+
+    def _offer(self, contact: _Contact, queue: _Queue) -> None:
+        """A new leg: straight to the longest available agent, or into the line until answered or abandoned."""
+        leg = _Leg(contact, queue, self.env.now)
+        contact.visited.append(queue.queue_id)
+        self._contact_event(ContactOffered, leg, customer_id=contact.customer_id)
+        if queue.channel == "chat":
+            self._contact_event(ChatMessage, leg, sender="customer")  # the question that opens the chat
+        if queue.channel == "voice" and len(contact.visited) == 1:  # came through the IVR
+            self._ivr_session(queue, contained=False)
+            if self.rng_extras.random() < IVR_CONTAINED_PER_CALL:
+                self._ivr_session(queue, contained=True)
+        if queue.available:
+            agent = next(iter(queue.available))
+            self._answer(agent, leg)
+            self._list(agent, requeue=True)
+        else:
+            leg.waiting = True
+            queue.line.append(leg)
+            patience = self.rng_customers.expovariate(1 / queue.spec.patience_mean)
+            self.env.timeout(patience).callbacks.append(lambda _: self._abandon(leg))
+
+    def _abandon(self, leg: _Leg) -> None:
+        if not leg.waiting:
+            return  # answered in time
+        leg.waiting = False
+        # Out of patience on the phone, some take the offered callback instead of hanging up.
+        callback = leg.queue.channel == "voice" and self.rng_extras.random() < CALLBACK_SHARE
+        self._contact_event(CallbackRequested if callback else ContactAbandoned, leg)
+        line = leg.queue.line
+        while line and not line[0].waiting:
+            line.popleft()
+
+    # --- routing and handling -------------------------------------------------------------------------
+
+    def _list(self, agent: _Agent, requeue: bool = False) -> None:
+        """Keep the agent in its queues' available lists exactly while it can take a contact.
+
+        `requeue` moves a chat agent that just took a chat but has room for more behind the others.
+        """
+        can_take = agent.ready and agent.talking + agent.wrapping < agent.capacity
+        if agent.listed and (requeue or not can_take):
+            for queue in agent.queues:
+                del queue.available[agent]
+            agent.listed = False
+        if can_take and not agent.listed:
+            for queue in agent.queues:
+                queue.available[agent] = None
+            agent.listed = True
+
+    def _pull(self, agent: _Agent) -> None:
+        """Give a ready agent the longest-waiting contacts of its queues while it has room, then list it."""
+        while agent.ready and agent.talking + agent.wrapping < agent.capacity:
+            oldest: _Leg | None = None
+            for queue in agent.queues:
+                line = queue.line
+                while line and not line[0].waiting:
+                    line.popleft()
+                if line and (oldest is None or line[0].offered_at < oldest.offered_at):
+                    oldest = line[0]
+            if oldest is None:
+                break
+            oldest.queue.line.popleft()
+            self._answer(agent, oldest)
+        self._list(agent)
+
+    def _answer(self, agent: _Agent, leg: _Leg) -> None:
+        leg.waiting = False
+        agent.talking += 1
+        self._contact_event(ContactAnswered, leg, agent_id=agent.agent_id)
+        self._update_state(agent)
+        self.env.process(self._handle(agent, leg))
+
+    def _handle(self, agent: _Agent, leg: _Leg):
+        """One answered leg: talk with optional holds, end or transfer, ACW with a disposition."""
+        config, env, rng = self.config, self.env, self.rng_handling
+        queue, contact = leg.queue, leg.contact
+        agent_id = agent.agent_id
+        talk = self._lognormal(queue.spec.talk_mean)
+        voice = queue.channel == "voice"
+        if not voice:
+            env.process(self._chat_messages(leg, agent_id, talk))
+        if voice and rng.random() < config.hold_prob:
+            holds = 2 if rng.random() < config.second_hold_prob else 1
+            talked = 0.0
+            for hold_at in sorted(rng.random() * talk for _ in range(holds)):
+                yield env.timeout(hold_at - talked)
+                talked = hold_at
+                self._contact_event(HoldStarted, leg, agent_id=agent_id)
+                yield env.timeout(self._lognormal(config.hold_mean))
+                self._contact_event(HoldEnded, leg, agent_id=agent_id)
+            talk -= talked
+        yield env.timeout(talk)
+
+        target = None
+        if voice and len(contact.visited) <= config.max_transfers and rng.random() < config.transfer_prob:
+            targets = [q for q in queue.transfer_targets if q.queue_id not in contact.visited]
+            target = rng.choice(targets) if targets else None
+        agent.talking -= 1
+        agent.wrapping += 1
+        if target is None:
+            self._contact_event(ContactEnded, leg, agent_id=agent_id)
+            disposition = rng.choices(queue.dispositions, queue.weights)[0]
+        else:
+            self._contact_event(ContactTransferred, leg, agent_id=agent_id, to_queue_id=target.queue_id)
+            disposition = "transferred"
+        self._update_state(agent)
+        if target is not None:
+            self._offer(contact, target)
+
+        yield env.timeout(self._lognormal(queue.spec.acw_mean))
+        self._contact_event(AcwEnded, leg, agent_id=agent_id, disposition=disposition)
+        if self.rng_extras.random() < SURVEY_PROB:
+            score = self.rng_extras.choices([s for s, _ in SURVEY_SCORES], [w for _, w in SURVEY_SCORES])[0]
+            self._contact_event(SurveyCompleted, leg, score=score)
+        agent.wrapping -= 1
+        if agent.ready:
+            self._pull(agent)
+        busy = agent.talking or agent.wrapping
+        if busy or (agent.ready and not agent.draining):
+            self._update_state(agent)
+        elif agent.idle is not None:  # a break or the logout was waiting for this: no "available" first
+            agent.idle.succeed()
+            agent.idle = None
+
+    # --- agents ---------------------------------------------------------------------------------------
+
+    def _staff(self) -> list[tuple[_Agent, list[_Session]]]:
+        """The agents (channel, skills) and their sessions, drawn once from the seed."""
+        config = self.config
+        rng = random.Random(f"{self.seed}:staff")
+        chat_count = chat_agents(config)
+        chat_indexes = set(rng.sample(range(config.agents), chat_count))
+        plans = {}  # channel -> (queues, primary skills, rosters), one skill and roster per agent, shuffled
+        for channel, count in (("voice", config.agents - chat_count), ("chat", chat_count)):
+            queues = [q for q in self.queues if q.channel == channel]
+            primaries, rosters = _allocate(count, queues, config), agent_sessions(config, count)
+            rng.shuffle(primaries)
+            rng.shuffle(rosters)
+            plans[channel] = (queues, primaries, rosters)
+        width = max(3, len(str(config.agents)))
+        staff = []
+        for index in range(config.agents):
+            channel = "chat" if index in chat_indexes else "voice"
+            queues, primaries, rosters = plans[channel]
+            primary = primaries.pop()
+            others = [q for q in queues if q is not primary]
+            extra = rng.random()  # most agents have one or two skills, some all of their channel
+            skills = [primary] + (others if extra < 0.15 else rng.sample(others, 1) if extra < 0.5 and others else [])
+            capacity = config.chat_concurrency if channel == "chat" else 1
+            agent = _Agent(f"agent-{index + 1:0{width}d}", channel, skills, capacity)
+            staff.append((agent, [self._session(session, rng) for session in rosters.pop()]))
+        return staff
+
+    def _session(self, session: Session, rng: random.Random) -> _Session:
+        """Login, logout and breaks of one session: staggered edges, breaks spread over the shift."""
+        config = self.config
+        shift_start, shift_end = session.shift_start, session.shift_end
+        stagger = min(0.05 * (shift_end - shift_start), 900.0)  # half on time, others up to 15 min off
+        shift_start += max(0.0, rng.uniform(-stagger, stagger))
+        shift_end -= max(0.0, rng.uniform(-stagger, stagger))
+        login_at, logout_at = max(shift_start, session.start), min(shift_end, session.end)
+        worked = shift_end - shift_start
+        breaks = []
+        if worked >= 3600:
+            count = max(1, round(worked / 7200) - 1)  # 2 h -> 1, 6 h -> 2, 8 h -> 3
+            part = worked / count
+            for k in range(1, count + 1):  # one per part of the shift, anywhere in it: breaks spread out
+                at = shift_start + (k - 1 + rng.uniform(0.1, 0.9)) * part
+                if worked >= 5 * 3600 and k == (count + 1) // 2:
+                    breaks.append((at, "lunch", rng.uniform(1800, 2700)))
+                else:
+                    breaks.append((at, "break", rng.uniform(600, 900)))
+            if rng.random() < config.training_prob:
+                breaks.append((shift_start + rng.uniform(0.1, 0.7) * worked, "training", rng.uniform(1800, 3600)))
+        breaks = sorted(b for b in breaks if login_at <= b[0] < logout_at)  # those of the cut-off parts are gone
+        return _Session(login_at, logout_at, shift_end > session.end, breaks)
+
+    def _work(self, agent: _Agent, sessions: list[_Session]):
+        """Each session: log in, take the breaks (after finishing current work), log out at the end (ditto)."""
+        env = self.env
+        for session in sessions:
+            if session.login_at > env.now:
+                yield env.timeout(session.login_at - env.now)
+            self._agent_event(AgentLoggedIn, agent, queue_ids=[q.queue_id for q in agent.queues])
+            self._become_ready(agent)
+            for due_at, reason, length in session.breaks:
+                if due_at >= session.logout_at:
+                    break
+                if due_at > env.now:
+                    yield env.timeout(due_at - env.now)
+                yield from self._finish_work(agent)
+                if env.now >= session.logout_at:
+                    break
+                self._set_state(agent, "not_ready", reason)
+                back_at = min(env.now + length, session.logout_at)
+                yield env.timeout(back_at - env.now)
+                if back_at >= session.logout_at:
+                    break
+                self._become_ready(agent)
+            if session.logout_at > env.now:
+                yield env.timeout(session.logout_at - env.now)
+            if session.cut_end and agent.ready:
+                yield from self._drain(agent)
+            yield from self._finish_work(agent)
+            self._agent_event(AgentLoggedOut, agent)
+            agent.state = None
+
+    def _become_ready(self, agent: _Agent) -> None:
+        agent.ready = True
+        self._update_state(agent)
+        self._pull(agent)
+
+    def _drain(self, agent: _Agent):
+        """At the end of the period, mid-shift: keep answering until the agent's queues are empty."""
+        agent.draining = True
+        while agent.talking or agent.wrapping:
+            agent.idle = self.env.event()
+            yield agent.idle
+        agent.draining = False
+
+    def _finish_work(self, agent: _Agent):
+        """Take no new contacts and wait until the current ones are done (ACW included)."""
+        agent.ready = False
+        self._list(agent)
+        if agent.talking or agent.wrapping:
+            agent.idle = self.env.event()
+            yield agent.idle
+
+
+def _allocate(count: int, queues: list[_Queue], config: CenterConfig) -> list[_Queue]:
+    """Primary skills for `count` agents, in proportion to each queue's workload (largest remainder)."""
+    if not queues or count == 0:
+        return []
+    work = [q.spec.peak_rate * q.spec.mean_handle(config) for q in queues]
+    total = sum(work) or 1.0
+    shares = [count * w / total for w in work]
+    counts = [int(s) for s in shares]
+    by_remainder = sorted(range(len(queues)), key=lambda i: shares[i] - counts[i], reverse=True)
+    for i in by_remainder[: count - sum(counts)]:
+        counts[i] += 1
+    return [queue for queue, n in zip(queues, counts, strict=True) for _ in range(n)]

@@ -1,0 +1,112 @@
+"""`main_simulate`: write a simulated event log to a JSONL file from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from pipeline.contract.events import ContactOffered, Event, event_type
+from pipeline.tools.simulate.center import simulate
+from pipeline.tools.simulate.config import CenterConfig
+from pipeline.tools.simulate.jsonl import write_jsonl
+
+PROGRESS_EVERY = 100_000
+
+
+def _utc_datetime(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date-time: {text!r}") from exc
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give a UTC offset (e.g. {text}Z): {text!r}")
+    return value.astimezone(UTC)
+
+
+def _parser() -> argparse.ArgumentParser:
+    default = CenterConfig()
+    parser = argparse.ArgumentParser(
+        prog="simulate",
+        description="Simulate a contact center and write its contract events as JSON Lines. "
+        "Arrival rates follow the number of agents and the period, so agents stay about as busy as in "
+        f"the default center ({default.agents} agents, {default.duration_hours:g} h).",
+    )
+    parser.add_argument("--out", required=True, help="output file (.jsonl)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
+    parser.add_argument(
+        "--hours",
+        type=float,
+        default=default.duration_hours,
+        help="simulated period in hours; the run then drains (default: %(default)s)",
+    )
+    parser.add_argument("--agents", type=int, default=default.agents, help="agents (default: %(default)s)")
+    parser.add_argument(
+        "--rate-scale",
+        type=float,
+        default=1.0,
+        help="extra factor on the arrival rates: above 1 overloads the center (default: 1)",
+    )
+    parser.add_argument(
+        "--start",
+        type=_utc_datetime,
+        default=default.start,
+        help=f"simulated start, ISO 8601 with offset (default: {default.start.isoformat()})",
+    )
+    return parser
+
+
+def main_simulate(argv: list[str]) -> int:
+    """Run the simulator as the command line asks; print progress and a summary to stderr."""
+    args = _parser().parse_args(argv)
+    if args.hours <= 0 or args.agents < 0 or args.rate_scale < 0:
+        _parser().error("--hours must be positive, --agents and --rate-scale not negative")
+    reference = CenterConfig()
+    config = replace(reference, agents=args.agents, duration_hours=args.hours, start=args.start)
+    config = config.with_load_of(reference)
+    config = replace(config, rate_scale=config.rate_scale * args.rate_scale)
+
+    began = time.perf_counter()
+    by_type: Counter[str] = Counter()
+    contacts: set[str] = set()
+    last_time = config.start
+
+    def observed(events: Iterator[Event]) -> Iterator[Event]:
+        """Pass the events through, counting them and reporting progress."""
+        nonlocal last_time
+        for count, event in enumerate(events, start=1):
+            by_type[event_type(type(event))] += 1
+            if isinstance(event, ContactOffered):
+                contacts.add(event.contact_id)
+            if count % PROGRESS_EVERY == 0:
+                print(
+                    f"  {count:>10,} events, at {event.time:%Y-%m-%d %H:%M}, {time.perf_counter() - began:.1f} s",
+                    file=sys.stderr,
+                )
+            last_time = event.time
+            yield event
+
+    print(
+        f"simulating {config.agents} agents for {config.duration_hours:g} h from {config.start.isoformat()} "
+        f"(seed {args.seed}, rate scale {config.rate_scale:.3g}) -> {args.out}",
+        file=sys.stderr,
+    )
+    count = write_jsonl(observed(simulate(config, args.seed)), args.out)
+    elapsed = time.perf_counter() - began
+
+    print(f"wrote {count:,} events in {elapsed:.1f} s", file=sys.stderr)
+    for name, n in sorted(by_type.items()):
+        print(f"  {name:<22} {n:>10,}", file=sys.stderr)
+    if count:
+        span = last_time - config.start
+        print(
+            f"contacts {len(contacts):,}, legs {by_type['contact.offered']:,}, "
+            f"abandoned {by_type['contact.abandoned']:,}; "
+            f"simulated {span.total_seconds() / 3600:.2f} h including the drain",
+            file=sys.stderr,
+        )
+    return 0
