@@ -15,7 +15,7 @@ import msgspec
 from msgspec import Meta
 
 from pipeline.core.time import REVISION, as_datetime
-from pipeline.kpis.catalogue import Count, Gauge, Kpi
+from pipeline.kpis.definitions import Count, Gauge, Kpi
 
 # the agent states of the contract, and the label each has in Prometheus (the metric spells out `acw`)
 STATES: tuple[str, ...] = ("available", "on_contact", "acw", "not_ready")

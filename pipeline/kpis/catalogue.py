@@ -10,7 +10,6 @@ Prometheus in the ops test. So the documentation cannot drift from what the code
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from pipeline.kpis.definitions import (
     AGENT_HANDLING,
@@ -32,6 +31,7 @@ from pipeline.kpis.definitions import (
     WINDOWS,
     Count,
     Gauge,
+    Kpi,
     Ratio,
     increase,
 )
@@ -55,23 +55,6 @@ __all__ = [
     "markdown",
     "promql_expressions",
 ]
-
-
-@dataclass(frozen=True)
-class Kpi:
-    """A KPI as the catalogue shows it."""
-
-    name: str
-    title: str
-    formula: str
-    unit: str
-    attribution: str
-    record_field: str
-    promql: str
-    notes: str = ""
-    vendors: str = ""
-    rules: tuple[str, ...] = ()  # recording rule series that hold it
-    promql_per_queue: str = ""
 
 
 def _inc(field: str, window: str = "15m") -> str:

@@ -48,6 +48,23 @@ class Gauge:
     help: str
 
 
+@dataclass(frozen=True)
+class Kpi:
+    """A KPI as the catalogue shows it (agent and FCR KPIs are written this way in their own modules)."""
+
+    name: str
+    title: str
+    formula: str
+    unit: str
+    attribution: str
+    record_field: str
+    promql: str
+    notes: str = ""
+    vendors: str = ""
+    rules: tuple[str, ...] = ()  # recording rule series that hold it
+    promql_per_queue: str = ""
+
+
 SURVEY = "the interval in which the survey was completed (`survey.completed`)"
 IVR = "the interval in which the IVR session ended (`ivr.session_ended`)"
 

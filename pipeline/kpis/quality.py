@@ -31,7 +31,7 @@ import msgspec
 from msgspec import Meta
 
 from pipeline.core.time import REVISION, as_datetime
-from pipeline.kpis.catalogue import Count, Kpi
+from pipeline.kpis.definitions import Count, Kpi
 
 
 @dataclass(slots=True)

@@ -13,10 +13,29 @@ Depends only on the config, so that the arrival scaling (`CenterConfig.with_load
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
 
-if TYPE_CHECKING:
-    from pipeline.tools.simulate.config import CenterConfig
+
+class _Queue(Protocol):
+    channel: str
+
+
+class CenterConfig(Protocol):
+    """What the roster reads of `pipeline.tools.simulate.config.CenterConfig` (which imports the roster)."""
+
+    agents: int
+    shift_hours: float
+    chat_agent_share: float
+
+    @property
+    def duration(self) -> float: ...
+
+    @property
+    def queues(self) -> Sequence[_Queue]: ...
+
+    def load_at(self, seconds: float) -> float: ...
+
 
 SLOT_SECONDS = 900.0  # planning granularity
 DAY_SECONDS = 86400.0
