@@ -3,7 +3,7 @@ broker missing at start. Each case runs the real worker process(es) on its own t
 compares the final KPI records (and the /metrics totals) with the independent batch computation of the same
 events: zero differences and zero unaccounted events, or the test fails.
 
-Each case prints one `FAULTS ...` line (events, messages, differences) for the README's reliability section:
+Each case prints one `FAULTS ...` line (events, messages, differences) for docs/reliability.md:
 `.venv/bin/python -m pytest tests/test_faults.py -q -s | grep FAULTS`.
 """
 

@@ -2,7 +2,7 @@
 
 Per queue, always: agents by state now (`cc_queue_agents`) and the scheduled and adherent time of the agents
 serving the queue. Per agent, unless `PIPELINE_EXPORT_AGENT_METRICS=false`: time by state, not-ready time by
-reason, logged-in, contact, scheduled and adherent time (README: "Per-agent series and cardinality").
+reason, logged-in, contact, scheduled and adherent time (docs/guide.md: "Per-agent series and cardinality").
 
 Agents are partitioned by agent, so a queue's agents are spread over partitions and workers: per-queue values
 are summed over this worker's partitions here, and over workers in PromQL (`sum by (queue, ...)`). The
