@@ -76,11 +76,11 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
         broker_heartbeat_interval=settings.session_timeout_seconds / 3,
         producer_max_request_size=max(1_048_576, settings.max_message_bytes * 2),
         consumer_max_fetch_size=settings.fetch_partition_bytes,
-        # Without a bound a poll hands over every record fetched (measured: ~120,000 decoded records held in a
-        # catch-up at one event per message); one batch's worth keeps the consumer ahead all the same
+        # Without a bound a poll hands over every record fetched (a catch-up held every decoded record at once);
+        # one batch's worth keeps the consumer ahead all the same
         broker_max_poll_records=settings.batch_max_messages,
-        # Measured: 256 instead of 4,096 saved ~85 MB of a 5,000-agent backlog at 100 events per message, but one
-        # batch's worth (2,000) cut the 1-event-per-message rate by ~10%
+        # A smaller buffer saves memory in a backlog of large messages, but less than two batches' worth slowed the
+        # one-event-per-message rate (docs/performance.md)
         stream_buffer_maxsize=max(settings.stream_buffer_messages, settings.batch_max_messages * 2),
     )
     stats = PipelineStats()

@@ -2,8 +2,8 @@
 
 Each source partition p has a header at key p and its data at keys p + k × partitions (so everything lands in
 changelog partition p, in the order written; see `PartitionStateTable`). The data is a list of blobs, each
-written in chunks of at most `chunk_bytes` (a day of a 5,000-agent center's FCR state was 2.6 MB compressed:
-the producer refused it as one message and the worker crashed): the first blob is a whole checkpoint, the
+written in chunks of at most `chunk_bytes` (a large center's FCR state outgrows the producer's largest
+message): the first blob is a whole checkpoint, the
 others the changes since, oldest first. The header names them and is written last, so a crash before it
 leaves the previous checkpoint readable.
 
@@ -11,9 +11,8 @@ A state that can tell what changed (`pipeline.processing.processor.Change`) gets
 they add up to `LOG_RATIO` of the whole; then a whole one is written in the other region of keys and the
 previous region's keys are deleted, so the table (held in memory) keeps one whole checkpoint and its changes
 per partition (a crash between a header and those deletes leaves the keys until their region is written again).
-Writing every partition's state whole every few seconds grew with the state: the FCR state of a few days
-(~465,000 contacts held) took over 3 s per checkpoint round, and the embedded broker kept every changelog
-record (~23 GB in an hour).
+Writing every partition's state whole every few seconds would grow with the state: days of FCR contacts make
+a checkpoint round take seconds, and a broker that keeps every changelog record fills up.
 """
 
 from __future__ import annotations

@@ -31,8 +31,8 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 
 # Not live: messages are waiting on an owned partition, the broker answers, no rebalance runs, and no batch has
 # finished for this long (at least; the app uses 10 x the session timeout when that is longer). A worker in that
-# state is stuck and is better restarted: seen here 3 times in about 75 restarts after a kill -9, a worker that
-# joined, recovered and reported ready but never fetched (cf. faust-streaming #523, #629; #175 stalled agents).
+# state is stuck and is better restarted: after a kill -9, a restarted worker has now and then joined, recovered
+# and reported ready but never fetched (cf. faust-streaming #523, #629; #175 stalled agents).
 STALL_SECONDS = 60.0
 
 

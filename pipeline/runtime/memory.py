@@ -1,7 +1,7 @@
 """Giving freed memory back to the system (glibc's allocator; elsewhere these do nothing).
 
-Measured in a catch-up of a 5,000-agent day: of 135 MB in glibc's arenas only 57 MB were in use, yet the worker kept
-all of it. Two causes: glibc raises its mmap threshold to the size of each big block freed (up to 32 MB), after
+In a long catch-up most of what glibc's arenas held was free, yet the worker kept all of it (figures in
+docs/performance.md). Two causes: glibc raises its mmap threshold to the size of each big block freed (up to 32 MB), after
 which big transient buffers (a checkpoint's JSON, a fetch response) are carved out of the heap, and a heap only
 shrinks from its top; and every thread gets arenas of its own (Faust's consumer thread decodes the fetched
 records). So the worker fixes the threshold (big buffers stay mmapped and go back when freed), allows two

@@ -3,9 +3,8 @@ per-event statistics that nobody reads, and no web views but the app's own.
 
 Faust builds its aiokafka consumer with `fetch_max_wait_ms=1500` and offers no setting for it. Kafka answers a
 waiting fetch as soon as records arrive, but the embedded Tansu broker (like some other Kafka-compatible
-brokers) holds it for the whole wait, so a record could sit up to 1.5 s before the worker sees it: measured here
-with one record every 50 ms, p50 / p99 delivery 0.37 / 0.74 s at 1,500 ms, 0.03 / 0.05 s at 100 ms.
-`PIPELINE_FETCH_MAX_WAIT_MS` sets it; on Kafka a short wait only means more empty fetches when idle.
+brokers) holds it for the whole wait, so a record could sit up to 1.5 s before the worker sees it (the figures
+are in docs/performance.md). `PIPELINE_FETCH_MAX_WAIT_MS` sets it; on Kafka a short wait only means more empty fetches when idle.
 
 Faust's `Monitor` sensor does bookkeeping for every message, event and record sent (counters, timestamps, a
 dict per event) for Faust's own web views, which the worker does not serve: its own figures are on /metrics.

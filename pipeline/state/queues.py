@@ -311,8 +311,8 @@ class QueueState:
         total = self.totals.get((queue_id, channel))
         if total is None:
             total = self.totals[(queue_id, channel)] = QueueCounts()
-        # Hours and days get an interval's counts when it is final (`_fold`), not every increment: that was
-        # two thirds of the counting (measured: ~10.6 increments per event, a third of the contact processor).
+        # Hours and days get an interval's counts when it is final (`_fold`), not every increment, which would
+        # triple the counting of every event.
         intervals: dict[int, OpenInterval] = {}  # an event's increments share one or two starts
         for start, name, amount, agent in increments:
             ivl = intervals.get(start)
