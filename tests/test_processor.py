@@ -277,3 +277,43 @@ def test_a_revision_is_the_same_record_whatever_the_batches_and_the_clock(kind):
     assert len(bodies) > 1000
     assert [k for k, b in bodies.items() if len(b) > 1] == []
     assert len(set(late)) == 1
+
+
+def test_a_made_up_queue_stamped_later_than_the_traffic_changes_no_other_queue_record():
+    """The probe of issue 25: contract-valid events of a queue that does not exist, stamped an hour later than the
+    real traffic on the same partition, used to close the real queues' intervals early (their events late)."""
+    from pipeline.tools.simulate import CenterConfig, simulate
+
+    settings = load_settings(broker_url="x:1", partitions=1)
+    day = [e for e in simulate(CenterConfig(duration_hours=2.0), seed=5) if hasattr(e, "queue_id")]
+    day.sort(key=lambda e: e.time)
+    end = ev.SourceHeartbeat(event_id="end", time=day[-1].time + timedelta(hours=3))
+    hostile = [
+        ev.ContactOffered(
+            event_id=f"bogus-{i}",
+            time=e.time + timedelta(hours=1),
+            contact_id=f"b{i}",
+            queue_id="nosuch",
+            channel="voice",
+        )
+        for i, e in enumerate(day[::50])
+    ]
+    mixed = [x for pair in zip(day, [None] * len(day), strict=True) for x in pair if x is not None]
+    for i, h in enumerate(hostile):  # spread through the day, each ahead of the traffic around it
+        mixed.insert(i * 51 + 1, h)
+
+    def finals(events):
+        stats = PipelineStats()
+        p = ContactProcessor(settings, QueueConfig(), stats)
+        msgs = [Message(TOPIC, 0, i, None, msgspec.json.encode(e)) for i, e in enumerate([*events, end])]
+        records = {}
+        for i in range(0, len(msgs), 7):
+            for r in p.process(msgs[i : i + 7], wall_now=0.0).records:
+                if r.final and r.queue_id != "nosuch":
+                    records[r.key] = msgspec.structs.replace(r, revision=0)
+        return records, stats
+
+    clean, clean_stats = finals(day)
+    attacked, attacked_stats = finals(mixed)
+    assert len(clean) > 20 and attacked == clean
+    assert attacked_stats.late == clean_stats.late

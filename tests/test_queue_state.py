@@ -712,3 +712,42 @@ def test_empty_interval_after_a_waiting_contact_is_not_final():
     # applied, as it is when [60, 120) already holds a count (the first version said 'late': it took an
     # interval with no counts yet for final)
     assert s.apply(E.offered(70, contact="Z")) is None
+
+
+# ---- each queue on its own clock ------------------------------------------------------------------------------
+
+
+def test_a_queue_stamped_ahead_closes_only_its_own_intervals():
+    """Queue Q2's events (a source clock an hour ahead, or a made-up queue) must not make Q1's events late."""
+    E = Events()
+    q1 = [E.offered(100, contact="a"), E.answered(110, contact="a"), E.ended(200, contact="a")]
+    ahead = [E.offered(3600 + t, queue="Q2", contact=f"x{t}") for t in (0, 10)]
+    s = make_state()
+    assert feed(s, q1 + ahead) == [None] * 5
+    s.advance()
+    assert not s.is_final("Q1", "voice", wm(0))  # Q1's clock is at 200 s, whatever Q2's says
+    # Q1's wrap-up comes 680 s after its last event: its interval is open on its own clock, so it is applied
+    assert feed(s, [E.acw_ended(880, contact="a"), E.offered(905, contact="b")]) == [None, None]
+    assert s.clock("Q1") == wm(905) and s.clock("Q2") == wm(3610) and s.watermark == wm(3610)
+    s.observe_time(wm(2000))  # a heartbeat closes Q1's interval 0 (and raises every queue's clock)
+    finals = {(u.queue_id, u.start): u.counts for u in s.advance()}
+    assert finals[("Q1", I0)].offered == 1 and finals[("Q1", I0)].handled == 1
+    assert ("Q2", I0 + 3600) not in finals  # Q2 waits on its own events
+    assert s.clock("Q2") == wm(3610)
+
+
+def test_each_queue_clock_survives_a_checkpoint_and_an_old_snapshot_starts_every_queue_at_its_watermark():
+    E = Events()
+    s = make_state()
+    feed(s, [E.offered(100, contact="a"), E.offered(3600, queue="Q2", contact="x")])
+    restored = make_state()
+    restored.restore(s.snapshot())
+    assert (restored.clock("Q1"), restored.clock("Q2"), restored.heartbeat) == (wm(100), wm(3600), s.heartbeat)
+    import orjson
+
+    old = orjson.loads(s.snapshot())
+    old["v"] = 6
+    del old["clocks"], old["heartbeat"]
+    earlier = make_state()
+    earlier.restore(orjson.dumps(old))  # a release with one clock per partition: every queue was complete to it
+    assert earlier.clock("Q1") == earlier.clock("Q2") == wm(3600)

@@ -40,8 +40,8 @@ class KpiCollector:
         oldest = _gauge("cc_queue_oldest_waiting_age_seconds", labels)
         for state in list(self.processor.partitions.values()):
             totals.update(state.totals)  # a queue lives on exactly one partition
-            now = interval_start(state.watermark, state.interval_ms)
             for (q, ch), of_queue in state.forecasts.items():
+                now = interval_start(state.clock(q), state.interval_ms)
                 if now in of_queue:
                     current[(q, ch)] = of_queue[now]
             for q, ch, n, age in state.waiting():

@@ -232,12 +232,12 @@ KPIS: tuple[Kpi, ...] = (
     Kpi(
         "oldest_waiting_age",
         "Oldest waiting contact's age",
-        "watermark - arrival time of the longest-waiting contact",
+        "queue's clock - arrival time of the longest-waiting contact",
         "seconds",
         "real time (now)",
         "-",
         f"max by (queue, channel) ({GAUGE['cc_queue_oldest_waiting_age_seconds'].metric})",
-        "Measured at the partition's watermark (its newest event time), so a replay shows the age as it was.",
+        "Measured at the queue's clock (its newest event time, or heartbeat), so a replay shows the age as it was.",
     ),
 )
 
@@ -280,9 +280,17 @@ def markdown() -> str:
         "'today so far'. Exact when the zone's offset is a whole number of intervals (any zone for 15-minute "
         "intervals except the few with 45-minute offsets).",
         "- An interval's KPI record is **provisional** while the interval is open and **final** once the "
-        "watermark (the newest event time seen on the partition) has passed the interval's end by the allowed "
-        "lateness (`PIPELINE_ALLOWED_LATENESS_SECONDS`, default 120 s) and no contact that arrived in it is "
-        "still waiting. Later events that would change a final interval are counted as late, never applied.",
+        "queue's clock has passed the interval's end by the allowed lateness "
+        "(`PIPELINE_ALLOWED_LATENESS_SECONDS`, default 120 s) and no contact that arrived in it is still "
+        "waiting. Later events that would change a final interval are counted as late, never applied.",
+        "- **Each queue has its own clock**: the newest event time of its own events, or of the source's "
+        "`source.heartbeat` on its partition if that is later. So a source whose clock runs ahead, or events of "
+        "a made-up queue stamped later than the real traffic, close only their own queue's intervals, never "
+        "another queue's (queues share partitions). A quiet queue's interval closes at its next event or at the "
+        "next heartbeat: sources send heartbeats to every partition while they are idle (the simulator and "
+        "`replay` do). Events more than `PIPELINE_MAX_CLOCK_SKEW_SECONDS` ahead of the worker's clock are "
+        "rejected (`future_event_time`). Agent and FCR intervals still close on the partition's newest event "
+        "time.",
         "- Prometheus counters grow as events are processed; `increase()` over a window therefore follows "
         "processing time. The KPI topic's records are the exact per-interval figures on event time.",
         "- Ratio KPIs are defined once, as a sum of counts over a sum of counts (`pipeline/kpis/definitions.py`): "

@@ -338,7 +338,7 @@ GAUGES: tuple[Gauge, ...] = (
     Gauge(
         "cc_queue_oldest_waiting_age_seconds",
         "seconds",
-        "Age of the oldest contact waiting now, measured at the partition's watermark (newest event time).",
+        "Age of the oldest contact waiting now, measured at the queue's clock (its newest event or heartbeat time).",
     ),
     Gauge(
         "cc_queue_service_level_threshold_seconds",

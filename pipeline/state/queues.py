@@ -3,7 +3,8 @@
 What it keeps:
 - one *leg* per (queue, contact): a contact's stay in one queue, from the events seen of it so far;
 - the open intervals' counts per (queue, channel, interval) and running totals per (queue, channel);
-- the partition's watermark (the newest event time seen) and the offset of the last message applied.
+- each queue's clock (the newest time of its own events, or of the source's heartbeats if later), the
+  partition's watermark (the newest event time of all), and the offset of the last message applied.
 
 Events may come in any order: a leg's contribution to the counts is made only once the facts it needs are
 known (an answer needs the arrival; a handle time needs the answer, the end and the end of wrap-up), so
@@ -13,8 +14,9 @@ Attribution (see docs/kpis.md): a leg's queue outcome (offered, answered, abando
 interval in which it *arrived*; its handling (handled, handle/hold/ACW time, transfers) to the interval in
 which its after-contact work *ended*.
 
-An interval is final once the watermark has passed its end by the allowed lateness and no contact that
-arrived in it (or earlier) is still waiting. An event whose own interval, or an interval it would change, is
+An interval is final once its queue's clock has passed its end by the allowed lateness and no contact that
+arrived in it (or earlier) is still waiting: another queue's events (a source clock ahead, a made-up queue)
+cannot make it final. An event whose own interval, or an interval it would change, is
 final is *late*: it is counted and reported, never applied.
 """
 
@@ -40,7 +42,7 @@ from pipeline.core.time import (
 )
 from pipeline.kpis.counts import SUMS, Forecast, IntervalUpdate, QueueCounts, bucket_name
 
-SNAPSHOT_VERSION = 6  # 5: hours and days held the open intervals too; 4: forecasts in intervals (both read)
+SNAPSHOT_VERSION = 7  # 6: one clock for the partition (read: every queue starts at it); 5 and 4 converted too
 FAR_FUTURE = 2**62
 MAX_CHAT_MESSAGES = 2000  # per leg: more is not a chat but a flood (rejected as impossible)
 
@@ -138,7 +140,12 @@ class QueueState:
         self.contact_timeout = round(contact_timeout_seconds * 1000)
         self.rules_of = rules_of  # queue id -> its settings (thresholds, variant, ...)
         self.wait_bounds_ms = tuple(sorted({round(b * 1000) for b in wait_bounds_seconds}))
-        self.watermark = NO_TIME
+        self.watermark = NO_TIME  # the newest event time on the partition (shown; the FCR side reads it)
+        # Each queue closes its intervals on its own clock: the newest time of its own events, or of the source's
+        # heartbeats if later. Another queue's clock (a source ahead, or a writer stamping a made-up queue later
+        # than the real traffic) never makes this queue's events late.
+        self.clocks: dict[str, int] = {}  # queue id -> newest event time of its applied events
+        self.heartbeat = NO_TIME  # newest `source.heartbeat`: no event older is still to come on this partition
         self.offset = -1  # last source offset applied; replays of older offsets are skipped
         self.legs: dict[tuple[str, str], Leg] = {}
         self.intervals: dict[tuple[str, str, int], OpenInterval] = {}
@@ -168,7 +175,20 @@ class QueueState:
     # ---- applying events -------------------------------------------------------------------------------
 
     def observe_time(self, t: int) -> None:
-        """Advance the watermark (heartbeats, and every applied event)."""
+        """A heartbeat: every queue's clock is at least `t` from now on."""
+        if t > self.heartbeat:
+            self.heartbeat = t
+        if t > self.watermark:
+            self.watermark = t
+
+    def clock(self, queue_id: str) -> int:
+        """The event time up to which the queue is complete: its own newest event, or the newest heartbeat."""
+        own = self.clocks.get(queue_id, NO_TIME)
+        return own if own > self.heartbeat else self.heartbeat
+
+    def _observe(self, queue_id: str, t: int) -> None:
+        if t > self.clocks.get(queue_id, NO_TIME):
+            self.clocks[queue_id] = t
         if t > self.watermark:
             self.watermark = t
 
@@ -193,7 +213,7 @@ class QueueState:
         return fc
 
     def _closable(self, queue_id: str, channel: str, start: int) -> bool:
-        if start + self.interval_ms + self.allowed_lateness > self.watermark:
+        if start + self.interval_ms + self.allowed_lateness > self.clock(queue_id):
             return False
         waiting = self.waiting_since.get((queue_id, channel))
         return not waiting or min(waiting.values()) >= start + self.interval_ms
@@ -251,7 +271,7 @@ class QueueState:
             self._next_expiry = min(self._next_expiry, _expires_at(leg, self.contact_timeout))
         self._track_waiting(leg)
         self._add(leg.queue_id, leg.channel, increments)
-        self.observe_time(t)
+        self._observe(leg.queue_id, t)
         return None
 
     def _thresholds_ms(self, queue_id: str) -> tuple[int, int]:
@@ -290,7 +310,7 @@ class QueueState:
                 increments = [(start, "ivr_sessions", 1, None), (start, "ivr_contained", int(e.contained), None)]
         self._add(e.queue_id, e.channel, increments)
         self.intervals[(e.queue_id, e.channel, start)].event_ids.add(e.event_id)
-        self.observe_time(t)
+        self._observe(e.queue_id, t)
         return None
 
     def _forecast(self, e: ev.ForecastPublished, t: int, start: int) -> str | None:
@@ -304,7 +324,7 @@ class QueueState:
             heapq.heappush(self._forecast_due, (start, e.queue_id, e.channel))
         if old is None or t >= old.published_at:
             of_queue[start] = new
-        self.observe_time(t)
+        self._observe(e.queue_id, t)
         return None
 
     def _add(self, queue_id: str, channel: str, increments: list[Increment]) -> None:
@@ -355,14 +375,14 @@ class QueueState:
 
         Returns the final updates, oldest first. Call once per batch, after applying it.
         """
-        wm = self.watermark
+        wm = self.watermark  # the newest clock of any queue: what can change anything is at or before it
         length = self.interval_ms
         if wm >= self._next_expiry:  # both passes over the legs run only when they can change something
             self._next_expiry = FAR_FUTURE
             for key, leg in list(self.legs.items()):
                 if not leg.complete:
                     due = _expires_at(leg, self.contact_timeout)
-                    if due <= wm:
+                    if due <= self.clock(leg.queue_id):
                         self._expire(key, leg)
                     elif due < self._next_expiry:
                         self._next_expiry = due
@@ -443,7 +463,7 @@ class QueueState:
             self._bounds.clear()  # a cache: bounded
         finals = []
         for (q, ch, window, start), (end, roll) in sorted(self.rollups.items(), key=lambda kv: kv[0][3]):
-            if end + self.allowed_lateness > self.watermark:
+            if end + self.allowed_lateness > self.clock(q):
                 continue
             if any(iq == q and ich == ch and s < end for iq, ich, s in self.intervals):
                 continue
@@ -531,19 +551,19 @@ class QueueState:
 
     def recent(self) -> Iterator[tuple[str, str, QueueCounts, float]]:
         """(queue, channel, counts, span in seconds) of the newest final interval and everything open after it,
-        up to the watermark: the recent traffic that live staffing is estimated from."""
+        up to the queue's clock: the recent traffic that live staffing is estimated from."""
         for (q, ch), (start, final) in self.last_final.items():
             counts = QueueCounts()
             counts.add(final)
             for (iq, ich, s), ivl in self.intervals.items():
                 if (iq, ich) == (q, ch) and s > start:
                     counts.add(ivl.counts)
-            yield q, ch, counts, max(self.watermark - start, self.interval_ms) / 1000
+            yield q, ch, counts, max(self.clock(q) - start, self.interval_ms) / 1000
 
     def waiting(self) -> Iterator[tuple[str, str, int, float]]:
-        """(queue, channel, contacts waiting now, age in seconds of the oldest, measured at the watermark)."""
+        """(queue, channel, contacts waiting now, age in seconds of the oldest, measured at the queue's clock)."""
         for (q, ch), since in self.waiting_since.items():
-            yield q, ch, len(since), max(0, self.watermark - min(since.values())) / 1000
+            yield q, ch, len(since), max(0, self.clock(q) - min(since.values())) / 1000
 
     # ---- checkpoint ------------------------------------------------------------------------------------
 
@@ -574,6 +594,8 @@ class QueueState:
         return {
             "v": SNAPSHOT_VERSION,
             "watermark": self.watermark,
+            "clocks": self.clocks,
+            "heartbeat": self.heartbeat,
             "offset": self.offset,
             "legs": list(legs),
             "intervals": [
@@ -597,12 +619,15 @@ class QueueState:
         for later in changes:
             d = _merged(d, orjson.loads(later))
         version = d.get("v")
-        if version not in (4, 5, SNAPSHOT_VERSION):
+        if version not in (4, 5, 6, SNAPSHOT_VERSION):
             raise ValueError(
-                f"queue state snapshot version {version!r}, expected {SNAPSHOT_VERSION} (or 4 or 5, "
+                f"queue state snapshot version {version!r}, expected {SNAPSHOT_VERSION} (or 4, 5 or 6, "
                 "which are converted)"
             )
         self.watermark = d["watermark"]
+        # before version 7 the partition had one clock: every queue was complete up to it
+        self.clocks = d.get("clocks", {})
+        self.heartbeat = d.get("heartbeat", self.watermark)
         self.offset = d["offset"]
         self.legs = {(x["queue_id"], x["contact_id"]): Leg(**x) for x in d["legs"]}
         forecasts = d.get("forecasts", [])
