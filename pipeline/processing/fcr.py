@@ -74,7 +74,7 @@ def customer_hash(key: bytes, customer_id: str) -> str:
 class Outgoing(NamedTuple):
     key: bytes | None
     value: bytes
-    partition: int | None  # None: by key
+    partition: int  # always given: a batch of watermarks alone has no key
 
 
 class CustomerContactForwarder:
