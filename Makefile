@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check pipeline tests
 	$(BIN)/ruff check pipeline tests
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 ## Let the formatter format.
 format: $(STAMP)
@@ -40,4 +41,4 @@ generate: $(STAMP)
 	$(BIN)/python -m pipeline catalogue
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out .pytest_cache .mypy_cache

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 from msgspec import Meta
@@ -229,7 +229,7 @@ class AgentStateChanged(AgentEvent, frozen=True, kw_only=True, tag="agent.state_
 #   off                          <-> not scheduled: counts neither as scheduled nor as adherent time.
 
 ScheduleActivity = Literal["contact_handling", "break", "lunch", "training", "meeting", "off"]
-SCHEDULE_ACTIVITIES: tuple[str, ...] = ScheduleActivity.__args__  # type: ignore[attr-defined]
+SCHEDULE_ACTIVITIES: tuple[str, ...] = get_args(ScheduleActivity)
 MAX_ACTIVITY_SECONDS = 7 * 24 * 3600
 
 
@@ -285,13 +285,16 @@ ContactTopicEvent = (
 )
 AgentTopicEvent = AgentLoggedIn | AgentLoggedOut | AgentStateChanged | ScheduleActivityPlanned | SourceHeartbeat
 
-CONTACT_EVENT_TYPES: tuple[type[Event], ...] = ContactTopicEvent.__args__  # type: ignore[attr-defined]
-AGENT_EVENT_TYPES: tuple[type[Event], ...] = AgentTopicEvent.__args__  # type: ignore[attr-defined]
+CONTACT_EVENT_TYPES: tuple[type[Event], ...] = get_args(ContactTopicEvent)
+AGENT_EVENT_TYPES: tuple[type[Event], ...] = get_args(AgentTopicEvent)
 
 
 def event_type(cls: type[Event]) -> str:
     """The `type` tag of an event class."""
-    return cls.__struct_config__.tag  # type: ignore[return-value]
+    tag = cls.__struct_config__.tag  # msgspec types a tag as str | int | None; ours are all strings
+    if not isinstance(tag, str):
+        raise TypeError(f"{cls.__name__} has no string tag")
+    return tag
 
 
 def encode(event: Event) -> bytes:

@@ -11,9 +11,10 @@ they are many and structured; see `QueueConfig`.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -246,7 +247,7 @@ class Settings(BaseSettings):
         return self.interval_minutes * 60
 
 
-def _explain(exc: ValidationError, where: str, name_of) -> str:
+def _explain(exc: ValidationError, where: str, name_of: Callable[[tuple[str, ...]], str]) -> str:
     lines = [f"Invalid {where}:"]
     for err in exc.errors():
         value = err.get("input")
@@ -258,9 +259,9 @@ def _explain(exc: ValidationError, where: str, name_of) -> str:
     return "\n".join(lines)
 
 
-def _row(name: str, default: object, description: str) -> str:
+def _row(name: str, default: object, description: str | None) -> str:
     """A table row; a multi-line docstring would end the row at its first line break."""
-    return f"| `{name}` | `{default}` | {' '.join(description.split())} |"
+    return f"| `{name}` | `{default}` | {' '.join((description or '').split())} |"
 
 
 def settings_markdown() -> str:
@@ -293,7 +294,7 @@ def settings_markdown() -> str:
     return "\n".join(out)
 
 
-def load_settings(**overrides) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read the settings (environment, `.env`, then `overrides`); a wrong one is a SettingsError."""
     try:
         return Settings(**overrides)

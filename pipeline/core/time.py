@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 NO_TIME = -(2**62)  # watermark before any event
@@ -57,8 +58,16 @@ def next_revision(previous: int, offset: int) -> int:
     return max(previous + 1, offset + 1)
 
 
-def due_for_revision(interval, wall_now: float, every: float, offset: int = -1) -> bool:
-    """Whether an open interval (anything with `changed`, `published_at` and `revision`) that changed was last
+class Revisable(Protocol):
+    """An open interval that publishes provisional revisions."""
+
+    changed: bool
+    published_at: float
+    revision: int
+
+
+def due_for_revision(interval: Revisable, wall_now: float, every: float, offset: int = -1) -> bool:
+    """Whether an open interval that changed was last
     published at least `every` seconds ago; if so, it takes its next revision now (`next_revision`)."""
     if not interval.changed or wall_now - interval.published_at < every:
         return False

@@ -7,7 +7,7 @@ sum over workers never counts a queue twice. Metric names come from the KPI cata
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -220,6 +220,7 @@ class KpiCollector:
         yield GaugeMetricFamily(
             "cc_pipeline_last_batch_seconds", "Processing time of the last batch.", value=s.last_batch_seconds
         )
+        counts: Mapping[str, float]
         for name, help_text, counts in (
             ("cc_pipeline_checkpoints", "Partition state checkpoints written, by input topic.", s.checkpoints),
             (
@@ -235,8 +236,8 @@ class KpiCollector:
             ),
         ):
             fam = CounterMetricFamily(name, help_text, labels=["topic"])
-            for topic, n in sorted(counts.items()):
-                fam.add_metric([topic], n)
+            for topic, amount in sorted(counts.items()):
+                fam.add_metric([topic], amount)
             yield fam
 
 

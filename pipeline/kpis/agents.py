@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -70,14 +70,14 @@ class AgentCounts:
         """Nothing to report: neither logged in nor scheduled."""
         return self.logged_in_ms == 0 and self.scheduled_ms == 0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["not_ready_by_reason_ms"] = dict(self.not_ready_by_reason_ms)
         d["queues"] = sorted(self.queues)
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> AgentCounts:
+    def from_dict(cls, d: dict[str, Any]) -> AgentCounts:
         return cls(**{**d, "not_ready_by_reason_ms": dict(d["not_ready_by_reason_ms"]), "queues": set(d["queues"])})
 
 

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 from pipeline.core.settings import QueueSettings
 from pipeline.kpis.definitions import RATIO, SERVICE_LEVEL, VARIANTS, Variant
+
+Window = Literal["interval", "hour", "day"]
+"""What a queue record covers: one interval, or the hour or day (in the queue's time zone) that holds it."""
 
 __all__ = ["VARIANTS", "QueueCounts", "Variant"]  # the variants are defined in pipeline.kpis.definitions
 INF = "inf"  # the histogram's last bucket
@@ -111,7 +115,7 @@ class QueueCounts:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> QueueCounts:
+    def from_dict(cls, d: dict[str, Any]) -> QueueCounts:
         c = cls(**d)
         c.waits = dict(c.waits)
         return c
@@ -243,5 +247,5 @@ class IntervalUpdate:
     rules: QueueSettings
     agents: dict[str, QueueCounts] = field(default_factory=dict)
     forecast: Forecast | None = None
-    window: str = "interval"  # or "hour", "day": rollups in the queue's time zone
+    window: Window = "interval"
     end: int | None = None  # epoch seconds; None: start + the interval length

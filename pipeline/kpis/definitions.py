@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipeline.contract.records import VARIANTS, Variant  # the names are the records' contract
+from pipeline.contract.records import VARIANTS as VARIANTS  # the names are the records' contract, re-exported
+from pipeline.contract.records import Variant as Variant
 
 ARRIVAL = "the interval in which the contact arrived in the queue (`contact.offered`)"
 COMPLETION = "the interval in which the contact's after-contact work ended (`contact.acw_ended`)"
@@ -451,7 +452,7 @@ class Ratio:
 
     def value(self, c: object) -> float | None:
         """The KPI from counts (a QueueCounts); None when the denominator is zero (nothing to measure)."""
-        num = _sum(c, self.numerator)
+        num: float = _sum(c, self.numerator)
         den = _sum(c, self.denominator)
         if self.numerator[0].endswith("_ms"):
             num = num / 1000  # divided, not multiplied by 0.001: the records' floats stay as they were

@@ -9,14 +9,15 @@ defined in docs/kpis.md.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
 
+from pipeline.core.settings import QueueSettings
 from pipeline.core.time import REVISION, as_datetime
 from pipeline.kpis import counts as k
-from pipeline.kpis.counts import IntervalUpdate, QueueCounts
+from pipeline.kpis.counts import IntervalUpdate, QueueCounts, Window
 from pipeline.kpis.definitions import RATIO, VARIANTS, Variant
 from pipeline.kpis.staffing.live import observed_traffic, requirement
 
@@ -73,7 +74,7 @@ class KpiRecord(Handling, frozen=True, kw_only=True):
     queue_id: str
     channel: str
     window: Annotated[
-        Literal["interval", "hour", "day"],
+        Window,
         Meta(
             description="`interval` (15/30/60 min, aligned in UTC), or the `hour` or `day` in the queue's time zone: "
             "the sum of the intervals in it. A provisional `day` record is 'today so far'."
@@ -147,8 +148,8 @@ def record_key(queue_id: str, channel: str, start: datetime, window: str = "inte
     return f"{queue_id}|{channel}|{window}|{start.isoformat()}"
 
 
-def handling(c: QueueCounts) -> dict:
-    """The handling fields of a record, from counts."""
+def handling(c: QueueCounts) -> dict[str, Any]:
+    """The handling fields of a record, from counts (keyword arguments of KpiRecord and AgentHandling)."""
     talk = c.talk_ms
     return dict(
         handled=c.handled,
@@ -185,7 +186,8 @@ def wait_histogram(c: QueueCounts, bounds_ms: tuple[int, ...]) -> list[WaitBucke
 def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple[int, ...] = ()) -> KpiRecord:
     c, rules, fc = u.counts, u.rules, u.forecast
     aht = k.average_handle_time(c)
-    variants = {f"service_level_{v}": k.service_level(c, v) for v in VARIANTS}
+    # keyword arguments (service_level_<variant>: float | None); mypy cannot tell the keys of a dict
+    variants: dict[str, Any] = {f"service_level_{v}": k.service_level(c, v) for v in VARIANTS}
     return KpiRecord(
         queue_id=u.queue_id,
         channel=u.channel,
@@ -234,7 +236,7 @@ def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple
     )
 
 
-def _required(c: QueueCounts, span_seconds: float, rules) -> int | None:
+def _required(c: QueueCounts, span_seconds: float, rules: QueueSettings) -> int | None:
     traffic = observed_traffic(c, span_seconds)
     return requirement(traffic, rules).agents if traffic else None
 

@@ -115,6 +115,12 @@ def _others(config: QueueConfig) -> str:
     return f'{{queue!~"{_queue_regex(names)}"}}' if names else ""
 
 
+def _utc_offset(t: datetime, tz: ZoneInfo) -> int:
+    offset = t.astimezone(tz).utcoffset()
+    assert offset is not None  # a ZoneInfo has one at every instant
+    return int(offset.total_seconds())
+
+
 @cache
 def _offsets(zone: str, first_year: int = 2025, last_year: int = 2036) -> tuple[tuple[int, int], ...]:
     """(utc_offset_seconds, valid_from_unix_seconds) of a zone, at hour precision, over the given years.
@@ -125,10 +131,10 @@ def _offsets(zone: str, first_year: int = 2025, last_year: int = 2036) -> tuple[
     tz = ZoneInfo(zone)
     t = datetime(first_year, 1, 1, tzinfo=UTC)
     end = datetime(last_year + 1, 1, 1, tzinfo=UTC)
-    out = [(int(t.astimezone(tz).utcoffset().total_seconds()), 0)]
+    out = [(_utc_offset(t, tz), 0)]
     while t < end:
         t += timedelta(hours=1)
-        off = int(t.astimezone(tz).utcoffset().total_seconds())
+        off = _utc_offset(t, tz)
         if off != out[-1][0]:
             out.append((off, int(t.timestamp())))
     return tuple(out)
@@ -525,7 +531,7 @@ def alertmanager_config(
                 ],
             }
         )
-    receivers = [{"name": "nowhere"}]
+    receivers: list[dict[str, object]] = [{"name": "nowhere"}]
     for team in teams:
         for kind in ("page", "ticket"):
             receivers.append(

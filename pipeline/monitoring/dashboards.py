@@ -493,13 +493,17 @@ def _target_steps(target: float, higher_is_better: bool) -> list[tuple[float | N
     return [(None, "red"), (target, "green")] if higher_is_better else [(None, "green"), (target, "red")]
 
 
-def _panel(spec: PanelSpec, config: QueueConfig):
-    builder = {
+PanelBuilder = stat.Panel | timeseries.Panel | bargauge.Panel | heatmap.Panel
+
+
+def _panel(spec: PanelSpec, config: QueueConfig) -> PanelBuilder:
+    kinds: dict[str, type[PanelBuilder]] = {
         "stat": stat.Panel,
         "timeseries": timeseries.Panel,
         "bargauge": bargauge.Panel,
         "heatmap": heatmap.Panel,
-    }[spec.kind]()
+    }
+    builder = kinds[spec.kind]()
     link = f"{CATALOGUE}#{spec.anchor}" if spec.anchor else f"{CATALOGUE}"
     p = (
         builder.title(spec.title)
@@ -529,7 +533,7 @@ def _panel(spec: PanelSpec, config: QueueConfig):
             )
     elif spec.thresholds:
         p = p.thresholds(_steps(spec.thresholds))
-    if spec.kind == "stat":
+    if isinstance(p, stat.Panel):  # spec.kind == "stat"
         p = p.color_mode(common.BigValueColorMode.BACKGROUND)
     return p
 

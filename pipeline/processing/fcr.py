@@ -74,7 +74,7 @@ def customer_hash(key: bytes, customer_id: str) -> str:
 class Outgoing(NamedTuple):
     key: bytes | None
     value: bytes
-    partition: int | None  # None: by key
+    partition: int  # always given: a batch of watermarks alone has no key
 
 
 class CustomerContactForwarder:
@@ -127,7 +127,7 @@ class CustomerContactForwarder:
         ]
 
 
-class FcrProcessor(PartitionedProcessor):
+class FcrProcessor(PartitionedProcessor[CustomerContact | SourceWatermark]):
     """Customer-contact messages → repeat state per partition → FCR records. No Faust."""
 
     def __init__(self, settings: Settings, queues: QueueConfig, stats: PipelineStats) -> None:
@@ -147,7 +147,7 @@ class FcrProcessor(PartitionedProcessor):
     def _record(self, update, partition: int) -> FcrRecord:
         return build_fcr_record(update, self.settings.interval_seconds, self.window_hours(update.queue_id), partition)
 
-    def _original(self, m: Message, item) -> bytes:
+    def _original(self, m: Message, item: CustomerContact | SourceWatermark) -> bytes:
         return msgspec.json.encode(item)
 
     def _handle(

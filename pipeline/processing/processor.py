@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import zstandard
 
@@ -32,7 +32,7 @@ from pipeline.processing.decode import MessageDecoder, Rejection
 from pipeline.state.agents import DUPLICATE as AGENT_DUPLICATE
 from pipeline.state.agents import LATE as AGENT_LATE
 from pipeline.state.agents import AgentState
-from pipeline.state.queues import DUPLICATE, IMPOSSIBLE, LATE, QueueState
+from pipeline.state.queues import DUPLICATE, IMPOSSIBLE, LATE, QueueEvent, QueueState
 
 log = logging.getLogger(__name__)
 # Ids that become metric labels or are shown to people, per event type (checked once per distinct value).
@@ -112,7 +112,8 @@ class PipelineStats:
     last_batch_seconds: float = 0.0
     checkpoints: Counter = field(default_factory=Counter)  # topic: partition checkpoints written
     checkpoint_bytes: Counter = field(default_factory=Counter)  # topic
-    checkpoint_seconds: Counter = field(default_factory=Counter)  # topic: time taking and writing them
+    # topic: time taking and writing them (seconds: a Counter holds ints)
+    checkpoint_seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
 
 class Ingest:
@@ -123,7 +124,7 @@ class Ingest:
         self.decoder = MessageDecoder(union, settings.max_event_bytes, settings.max_message_bytes)
         self.stats = stats
 
-    def decode(self, m: Message, dead: list[DeadLetter]) -> list[ev.Event]:
+    def decode(self, m: Message, dead: list[DeadLetter]) -> list[Any]:  # of the topic's union
         self.stats.messages[self.topic] += 1
         events, rejections = self.decoder.decode(m.value)
         for r in rejections:
@@ -136,7 +137,10 @@ class Ingest:
         dead.append(DeadLetter(r.reason, r.detail, r.raw, m.key, m.topic, m.partition, m.offset))
 
 
-class PartitionedProcessor:
+ItemT = TypeVar("ItemT")  # what a processor's topic carries
+
+
+class PartitionedProcessor(Generic[ItemT]):
     """One input topic → a pure state per partition → records, dead letters and checkpoints, per batch.
 
     What every processor shares: ownership of partitions (load from a checkpoint, drop on revoke), skipping
@@ -234,10 +238,20 @@ class PartitionedProcessor:
     def _record(self, update, partition: int):
         raise NotImplementedError
 
-    def _original(self, m: Message, item) -> bytes:
+    def _original(self, m: Message, item: ItemT) -> bytes:
+        raise NotImplementedError
+
+    def _handle(self, state: Any, item: ItemT, m: Message, out: BatchResult, max_future: int) -> None:
+        raise NotImplementedError
+
+
+class EventProcessor(PartitionedProcessor[ev.Event]):
+    """A processor of an event topic: the clock-skew guard, heartbeats, label-safe ids and the key's partition."""
+
+    def _original(self, m: Message, item: ev.Event) -> bytes:
         return _original(m, item)
 
-    def _handle(self, state, e: ev.Event, m: Message, out: BatchResult, max_future: int) -> None:
+    def _handle(self, state: Any, e: ev.Event, m: Message, out: BatchResult, max_future: int) -> None:
         """Count the event, guard against a bad clock, let heartbeats move the watermark, apply the rest."""
         tag = type(e).__struct_config__.tag
         self.stats.events[(self.topic, tag)] += 1
@@ -291,7 +305,7 @@ class PartitionedProcessor:
         out.late.append(DeadLetter("late", why, _original(m, e), m.key, m.topic, m.partition, m.offset))
 
 
-class ContactProcessor(PartitionedProcessor):
+class ContactProcessor(EventProcessor):
     """Contact events → queue state per partition → queue KPI records."""
 
     key_field = "queue_id"
@@ -321,6 +335,7 @@ class ContactProcessor(PartitionedProcessor):
         return build_record(update, self.settings.interval_seconds, self.wait_bounds_ms)
 
     def _apply(self, state: QueueState, e: ev.Event, t: int, m: Message, out: BatchResult) -> None:
+        e = cast(QueueEvent, e)  # decoded as a ContactTopicEvent; `_handle` took the heartbeats
         result = state.apply(e, t)
         if result is None:
             if type(e) is ev.ContactOffered:
@@ -329,18 +344,19 @@ class ContactProcessor(PartitionedProcessor):
         if result == DUPLICATE:
             self.stats.duplicates[self.topic] += 1
         elif result == LATE:
-            q, ch = e.queue_id, e.channel  # type: ignore[attr-defined]
+            q, ch = e.queue_id, e.channel
             # a label only for a queue this partition applied events of, or the queue file names: anyone who can
             # write to the topic could otherwise grow the late counter's series without bound
             known = (q, ch) in state.totals or q in self.queues.queues
             self.stats.late[(q if known else OTHER_QUEUE, ch)] += 1
             self._late(m, e, f"event time {e.time.isoformat()} is in a final interval", out)
         elif result == IMPOSSIBLE:
+            assert isinstance(e, ev.ContactEvent)  # only a contact's own events can contradict it
             self.ingest.reject(
                 m,
                 Rejection(
                     IMPOSSIBLE,
-                    f"{type(e).__struct_config__.tag} contradicts contact {e.contact_id} in queue {e.queue_id}",  # type: ignore[attr-defined]
+                    f"{type(e).__struct_config__.tag} contradicts contact {e.contact_id} in queue {e.queue_id}",
                     _original(m, e),
                 ),
                 out.dead_letters,
@@ -354,7 +370,7 @@ def _original(m: Message, e: ev.Event) -> bytes:
     return ev.encode(e)
 
 
-class AgentProcessor(PartitionedProcessor):
+class AgentProcessor(EventProcessor):
     """Agent events → agent state per partition → agent KPI records."""
 
     key_field = "agent_id"
@@ -378,13 +394,14 @@ class AgentProcessor(PartitionedProcessor):
         return build_agent_record(update, self.settings.interval_seconds)
 
     def _apply(self, state: AgentState, e: ev.Event, t: int, m: Message, out: BatchResult) -> None:
+        e = cast(ev.AgentEvent, e)  # decoded as an AgentTopicEvent; `_handle` took the heartbeats
         result = state.apply(e, t)
         if result == AGENT_DUPLICATE:
             self.stats.duplicates[self.topic] += 1
         elif result == AGENT_LATE:
             tag = type(e).__struct_config__.tag
             self.late[tag] += 1
-            self._late(m, e, f"{tag} of agent {e.agent_id} would change a final interval", out)  # type: ignore[attr-defined]
+            self._late(m, e, f"{tag} of agent {e.agent_id} would change a final interval", out)
 
 
 def _whole(state) -> bytes:

@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 RELEASE_MEMORY_SECONDS = 10.0
 
 
-def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
+def create_app(settings: Settings, queues: QueueConfig) -> App:
     """Build the worker's Faust app. Nothing is started."""
     app = App(
         settings.app_id,
@@ -97,16 +97,15 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     late_topic = raw_topic(app, settings.topic("late-events"))
 
     def checkpoints(processor: PartitionedProcessor, name: str, source: str) -> Checkpoints:
-        table = app.tables.add(
-            PartitionStateTable(
-                app,
-                name=name,
-                key_type=int,
-                value_type=bytes,
-                partitions=settings.partitions,
-                help=f"State checkpoint per {source} partition.",
-            )
+        table = PartitionStateTable(
+            app,
+            name=name,
+            key_type=int,  # type: ignore[arg-type]  # Faust's hint omits the scalar types its key serializer takes
+            value_type=bytes,
+            partitions=settings.partitions,
+            help=f"State checkpoint per {source} partition.",
         )
+        app.tables.add(table)
         return Checkpoints(
             processor,
             table,
@@ -139,13 +138,13 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
         send = app.producer.send
         for r in result.records:
             delivery = await send(kpi_topic_name, r.key.encode(), encode(r), None, None, None)
-            delivery.add_done_callback(_undelivered)
+            delivery.add_done_callback(_undelivered)  # type: ignore[attr-defined]  # typed Awaitable; is a Future
         await _send_dead(dead_letter_topic, result.dead_letters)
         await _send_dead(late_topic, result.late)
 
     def batches(stream: faust.StreamT):
         # acks are ours: `Checkpoints` releases them once a checkpoint covers the events
-        return stream.noack_take(settings.batch_max_messages, within=settings.flush_seconds)
+        return stream.noack_take(settings.batch_max_messages, within=settings.flush_seconds)  # type: ignore[attr-defined]  # on Stream, not in StreamT
 
     fcr = wire_fcr(app, settings, queues, stats, registry, publish, checkpoints, batches)  # pipeline/processing/fcr.py
     every_checkpoints = (contact_checkpoints, agent_checkpoints, fcr.checkpoints)
@@ -182,7 +181,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     async def release_memory() -> None:
         release_free_memory()  # what big transient buffers left free inside the heap (pipeline.runtime.memory)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types a handler as taking any *args; this signal sends one
     async def on_revoked(sender: faust.App, revoked: set, **kwargs: Any) -> None:
         for tp in revoked:
             if tp.topic == contact_topic.get_topic_name():
@@ -191,7 +190,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
                 agents.drop(tp.partition)
             throughput.forget(tp.topic, tp.partition)
 
-    @app.on_rebalance_complete.connect
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # mode types a handler as taking any *args
     async def on_rebalance_complete(sender: faust.App, **kwargs: Any) -> None:
         # State is recovered now: hold every owned partition's state at once, not at its next message, so that
         # /metrics shows all of them after a rebalance even when no new message comes (the sum over workers
@@ -279,9 +278,9 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
             }
         )
 
-    app.pipeline = contacts  # type: ignore[attr-defined]  (for tests and the replay command)
-    app.agent_pipeline = agents  # type: ignore[attr-defined]
-    app.health = health  # type: ignore[attr-defined]
+    app.pipeline = contacts
+    app.agent_pipeline = agents
+    app.health = health
     return app
 
 

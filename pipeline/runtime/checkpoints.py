@@ -48,6 +48,7 @@ class PartitionStateTable(faust.Table):
     """
 
     def partition_for_key(self, key: Any) -> int:
+        assert self.partitions is not None  # `create_app` gives every checkpoint table its partition count
         return int(key) % self.partitions
 
 
@@ -181,8 +182,10 @@ class Checkpoints:
         stats.checkpoints[topic] += len(changes)
         stats.checkpoint_bytes[topic] += written
         stats.checkpoint_seconds[topic] += time.perf_counter() - started
-        for e in held:
-            await self.stream.ack(e)  # type: ignore[union-attr]
+        if held:
+            assert self.stream is not None  # `applied` set it with the events it held
+            for e in held:
+                await self.stream.ack(e)
 
 
 def _first_index(region: int) -> int:

@@ -60,7 +60,7 @@ def wire_fcr(
                 await publish(result)
                 await held.applied(stream, batch)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types a handler as taking any *args; this signal sends one
     async def on_revoked(sender: faust.App, revoked: set, **kwargs: Any) -> None:
         for tp in revoked:
             if tp.topic == topic.get_topic_name():

@@ -218,7 +218,7 @@ class Health:
 
     def ready(self) -> HealthReport:
         """Send me traffic (scrapes) if true: Kafka answers, the group is joined and state is recovered."""
-        checks = {
+        checks: dict[str, object] = {
             "broker_up": self.probe.up,
             "joined": self.view.joined(),
             "rebalancing": self.view.rebalancing(),

@@ -27,7 +27,8 @@ from faust.transport.drivers import aiokafka as driver
 from faust.web import drivers as web_drivers
 from faust.web.base import Web
 
-from pipeline.processing.processor import Message
+from pipeline.processing.processor import AgentProcessor, ContactProcessor, Message
+from pipeline.runtime.health import Health
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -100,6 +101,11 @@ class StallMonitor(Monitor):
 
 class App(faust.App):
     """A Faust app on Kafka (aiokafka) whose consumer waits at most `fetch_max_wait_ms` per fetch."""
+
+    # set by `pipeline.runtime.app.create_app`: the worker's parts, for tests and tools
+    pipeline: ContactProcessor
+    agent_pipeline: AgentProcessor
+    health: Health
 
     def __init__(self, *args, fetch_max_wait_ms: int, **kwargs) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms

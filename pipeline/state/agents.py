@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import orjson
 
@@ -177,7 +178,8 @@ def add_piece(c: AgentCounts, s: int, e: int, status: Status, activity: str | No
             c.acw_ms += d
         else:
             c.not_ready_ms += d
-            c.not_ready_by_reason_ms[status.reason] = c.not_ready_by_reason_ms.get(status.reason, 0) + d
+            reason = status.reason or UNSPECIFIED_REASON  # `apply_change` gives every not_ready status a reason
+            c.not_ready_by_reason_ms[reason] = c.not_ready_by_reason_ms.get(reason, 0) + d
         if status.state in HANDLING_STATES:
             c.contact_ms += status.active * d
     if activity is not None:
@@ -383,7 +385,7 @@ class AgentState:
         out: dict[str, dict[str, int]] = {}
         for track in self.agents.values():
             s = track.now
-            if not s.logged_in:
+            if not s.logged_in or s.state is None:  # a logged-in status always has a state
                 continue
             for q in s.queues:
                 counts = out.get(q)
@@ -417,7 +419,7 @@ class AgentState:
         # in the state's own order, so that a restored state lists its agents as this one does
         return orjson.dumps(self._document({a: t for a, t in self.agents.items() if a in changed}))
 
-    def _document(self, agents: dict[str, AgentTrack]) -> dict:
+    def _document(self, agents: dict[str, AgentTrack]) -> dict[str, Any]:
         """The stored form of the state but its totals, with these agents."""
         return {
             "v": SNAPSHOT_VERSION,
@@ -467,5 +469,5 @@ class AgentState:
         self._changed = set()
 
 
-def _status(d: dict) -> Status:
+def _status(d: dict[str, Any]) -> Status:
     return Status(d["logged_in"], d["state"], d["reason"], tuple(d["queues"]), d["active"])

@@ -26,6 +26,7 @@ import heapq
 import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -40,7 +41,7 @@ from pipeline.core.time import (
     local_bounds,
     next_revision,
 )
-from pipeline.kpis.counts import SUMS, Forecast, IntervalUpdate, QueueCounts, bucket_name
+from pipeline.kpis.counts import SUMS, Forecast, IntervalUpdate, QueueCounts, Window, bucket_name
 
 SNAPSHOT_VERSION = 7  # 6: one clock for the partition (read: every queue starts at it); 5 and 4 converted too
 FAR_FUTURE = 2**62
@@ -50,6 +51,7 @@ MAX_CHAT_MESSAGES = 2000  # per leg: more is not a chat but a flood (rejected as
 DUPLICATE = "duplicate"
 LATE = "late"
 IMPOSSIBLE = "impossible_sequence"
+ROLLUPS: tuple[Window, ...] = ("hour", "day")  # the windows summed from the intervals
 
 
 @dataclass(slots=True)
@@ -119,6 +121,8 @@ class OpenInterval:
 
 
 _STANDALONE = (ev.SurveyCompleted, ev.IvrSessionEnded, ev.ForecastPublished)  # events that belong to no leg
+QueueEvent = ev.ContactEvent | ev.SurveyCompleted | ev.IvrSessionEnded | ev.ForecastPublished
+"""What `QueueState.apply` takes: the contact topic's events but the heartbeats (they only move time)."""
 
 # (interval start in epoch ms, count name, amount, the answering agent when it is also an agent's count)
 Increment = tuple[int, str, int, str | None]
@@ -152,7 +156,7 @@ class QueueState:
         self.totals: dict[tuple[str, str], QueueCounts] = {}
         self.agent_totals: dict[str, QueueCounts] = {}  # handling per agent, all queues of this partition
         # hour and day rollups in each queue's time zone: (queue, channel, window, start ms) -> end ms, counts
-        self.rollups: dict[tuple[str, str, str, int], tuple[int, OpenInterval]] = {}
+        self.rollups: dict[tuple[str, str, Window, int], tuple[int, OpenInterval]] = {}
         # the newest final interval per (queue, channel): with the open one, the recent traffic for staffing
         self.last_final: dict[tuple[str, str], tuple[int, QueueCounts]] = {}
         self._bounds: dict[tuple[str, str, int], tuple[int, int]] = {}  # (zone, window, interval start) cache
@@ -220,14 +224,14 @@ class QueueState:
 
     def _track_waiting(self, leg: Leg) -> None:
         qc = (leg.queue_id, leg.channel)
-        if leg.waiting:
+        if leg.offered_at is not None and not leg.outcome_counted:  # `leg.waiting`, spelt out for the type checker
             self.waiting_since.setdefault(qc, {})[leg.contact_id] = leg.offered_at
         elif qc in self.waiting_since:
             self.waiting_since[qc].pop(leg.contact_id, None)
             if not self.waiting_since[qc]:
                 del self.waiting_since[qc]
 
-    def apply(self, e: ev.Event, t: int | None = None) -> str | None:
+    def apply(self, e: QueueEvent, t: int | None = None) -> str | None:
         """Apply one contact-topic event (`t`: its time in epoch ms, if the caller has it already). Returns None
         when applied, else DUPLICATE, LATE or IMPOSSIBLE."""
         if t is None:
@@ -299,6 +303,7 @@ class QueueState:
         ivl = self.intervals.get((e.queue_id, e.channel, start))
         if ivl is not None and e.event_id in ivl.event_ids:
             return DUPLICATE
+        increments: list[Increment]
         match e:
             case ev.SurveyCompleted():
                 increments = [
@@ -358,7 +363,7 @@ class QueueState:
         """The open hour and day (in the queue's time zone) that hold the interval starting at `start`."""
         zone = self.rules_of(queue_id).time_zone
         out = []
-        for window in ("hour", "day"):
+        for window in ROLLUPS:
             bounds = self._bounds.get((zone, window, start))
             if bounds is None:
                 bounds = self._bounds[(zone, window, start)] = local_bounds(start, window, ZoneInfo(zone))
@@ -584,7 +589,7 @@ class QueueState:
         held = [self.legs[k] for k in legs if k in self.legs]
         return orjson.dumps({**self._document(held, agents), "legs_gone": [k for k in legs if k not in self.legs]})
 
-    def _document(self, legs, agents: set[str] | None) -> dict:
+    def _document(self, legs: Iterable[Leg], agents: set[str] | None) -> dict[str, Any]:
         """The stored form: every agent's counts, or only those of `agents`."""
 
         def of(counts: dict[str, QueueCounts]) -> dict[str, QueueCounts]:
@@ -684,7 +689,7 @@ class QueueState:
             self._changed_legs = None  # the next checkpoint whole, in this version's form
 
 
-def _merged(d: dict, changes: dict) -> dict:
+def _merged(d: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """A stored document with `changes` applied: their legs and agents' counts over its own, the rest theirs."""
     legs = {(x["queue_id"], x["contact_id"]): x for x in d["legs"]}
     legs.update(((x["queue_id"], x["contact_id"]), x) for x in changes["legs"])
@@ -795,7 +800,7 @@ def _contribution(
     None when the leg's times are impossible (an answer before the arrival, an end before the answer).
     """
     out: list[Increment] = []
-    if newly_offered:
+    if newly_offered and leg.offered_at is not None:  # newly offered: it has an arrival time
         out.append((interval_start(leg.offered_at, length), "offered", 1, None))
     if not leg.outcome_counted and leg.offered_at is not None:
         arrival = interval_start(leg.offered_at, length)
@@ -838,7 +843,7 @@ def _contribution(
     hold = leg.hold_end_sum - leg.hold_start_sum
     held = int(leg.holds_started > 0)
     agent = leg.agent_id
-    if leg.handled_counted:
+    if leg.handled_counted and leg.acw_end_at is not None:  # counted once its after-contact work ended
         completed = interval_start(leg.acw_end_at, length)
         if hold != leg.hold_counted:  # a hold pair that arrived after the handling was counted
             out.append((completed, "hold_ms", hold - leg.hold_counted, agent))

@@ -51,7 +51,7 @@ import struct
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 import orjson
@@ -123,7 +123,7 @@ class CustomerLegs:
     MIN_CHANGED = 4096  # keys of changed customers kept at least, then at most a quarter of all (`changed`)
 
     def __init__(self, items: Iterable[tuple[int, bytes]] = ()) -> None:
-        self._buckets: dict[int, tuple[bytes, array, bytes]] = {}
+        self._buckets: dict[int, tuple[bytes, array[int], bytes]] = {}
         self._len = 0
         by_bucket: dict[int, list[tuple[int, bytes]]] = {}
         for key, legs in items:  # built per bucket: one customer at a time would copy each bucket every time
@@ -247,7 +247,7 @@ def window_end_key(end: int) -> int:
     return -(-end // WINDOW_END_STEP_MS) * WINDOW_END_STEP_MS
 
 
-def _window_ends(ends: list) -> dict[int, int]:
+def _window_ends(ends: list[Any]) -> dict[int, int]:
     """Restored window ends (a checkpoint from before the rounding has exact ones)."""
     out: dict[int, int] = {}
     for end, n in ends:
@@ -302,7 +302,7 @@ class RepeatState:
         self._pairs: list[tuple[str, str]] = []  # (queue, channel) of a leg's index
         self._pair_index: dict[tuple[str, str], int] = {}
         # interval start -> customers whose earliest keep_until is in it (to look at once it is before the horizon)
-        self._expiry: dict[int, array] = {}  # of customer keys ('q': no int object each)
+        self._expiry: dict[int, array[int]] = {}  # of customer keys ('q': no int object each)
         self._expiry_starts: list[int] = []  # heap of the keys of _expiry
 
     # ---- dense storage ------------------------------------------------------------------------------------
@@ -313,7 +313,8 @@ class RepeatState:
             contact = out.get(cid)
             if contact is None:
                 contact = out[cid] = Contact([], bool(pins & 1), bool(pins & 2))
-            contact.legs.append(Leg(time, *self._pairs[pair], event, window))
+            queue_id, channel = self._pairs[pair]
+            contact.legs.append(Leg(time, queue_id, channel, event, window))
         return out
 
     def _store(self, key: int, contacts: dict[int, Contact]) -> None:
@@ -527,7 +528,7 @@ class RepeatState:
 
     # ---- checkpoint ---------------------------------------------------------------------------------------
 
-    def _head(self, intervals: Iterable[tuple[str, str, int]] | None = None) -> dict:
+    def _head(self, intervals: Iterable[tuple[str, str, int]] | None = None) -> dict[str, Any]:
         """Everything but the customers; of the intervals, all or those named."""
         items = (
             self.intervals.items()
@@ -613,7 +614,7 @@ class RepeatState:
             self.held += len(contacts)
             self._expire(key, contacts)
 
-    def _customers_v1(self, customers: list) -> dict[int, bytes]:
+    def _customers_v1(self, customers: list[Any]) -> dict[int, bytes]:
         """Version 1 kept the customer hash, contact ids and event ids as strings; the digests follow from them."""
         self.customers = CustomerLegs()
         for customer, contacts in customers:
@@ -634,7 +635,7 @@ IMAGE = struct.Struct("<4sII")  # magic, bytes of the JSON head, customers; then
 MAGIC = b"FCR3"
 
 
-def _encode(head: dict, customers: Iterable[tuple[int, bytes]]) -> bytes:
+def _encode(head: dict[str, Any], customers: Iterable[tuple[int, bytes]]) -> bytes:
     keys, counts, legs = array("q"), array("I"), []
     for key, customer_legs in customers:
         keys.append(key)
@@ -644,7 +645,7 @@ def _encode(head: dict, customers: Iterable[tuple[int, bytes]]) -> bytes:
     return b"".join((IMAGE.pack(MAGIC, len(head_json), len(keys)), head_json, keys.tobytes(), counts.tobytes(), *legs))
 
 
-def _decode(data: bytes) -> tuple[dict, dict[int, bytes]]:
+def _decode(data: bytes) -> tuple[dict[str, Any], dict[int, bytes]]:
     """(head, customer key -> legs) of a snapshot or changes; an earlier release's JSON snapshot too."""
     if data[:1] == b"{":
         d = orjson.loads(data)

@@ -46,6 +46,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Generic, Self, TypeVar
 
 import orjson
 
@@ -109,16 +110,19 @@ def proc_status_kb(pid: int, field: str) -> int | None:
     return None
 
 
-class Sampler:
+S = TypeVar("S")  # what a sampler samples
+
+
+class Sampler(Generic[S]):
     """Calls `sample()` in a thread every `every` seconds and keeps what it returns, with the monotonic time."""
 
     def __init__(self, every: float) -> None:
         self.every = every
-        self.samples: list[tuple[float, object]] = []
+        self.samples: list[tuple[float, S]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def sample(self) -> object | None:
+    def sample(self) -> S | None:
         raise NotImplementedError
 
     def _run(self) -> None:
@@ -128,7 +132,7 @@ class Sampler:
                 self.samples.append((time.monotonic(), value))
             self._stop.wait(self.every)
 
-    def __enter__(self) -> Sampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -140,7 +144,7 @@ class Sampler:
         return [v for t, v in self.samples if start <= t <= end]
 
 
-class RssSampler(Sampler):
+class RssSampler(Sampler[int]):
     """A process's resident memory (kB)."""
 
     def __init__(self, pid: int, every: float = 0.5) -> None:
@@ -159,7 +163,7 @@ class RssSampler(Sampler):
         return [kb / 1024 for kb in self.over(start, end)]
 
 
-class StateSampler(Sampler):
+class StateSampler(Sampler[dict[str, int]]):
     """What the worker holds, from its /metrics: `cc_pipeline_state_entries` by kind, and the FCR contacts held."""
 
     def __init__(self, base_url: str, every: float = 2.0) -> None:
@@ -799,7 +803,11 @@ def processors(opts: argparse.Namespace) -> dict:
 
 
 def machine() -> dict:
-    info = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    info: dict[str, object] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
     try:
         text = Path("/proc/cpuinfo").read_text()
         model = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
@@ -1086,8 +1094,8 @@ def empty_agent(messages: int, out: Path) -> int:
 
     def count(batch) -> None:
         if state["first"] is None:  # as the worker's: when the first batch began (no work to do here)
-            state["first"] = [time.monotonic(), state["messages"]]
-            state["idle"] = state["idle"] or state["first"][0]
+            first = state["first"] = [time.monotonic(), state["messages"]]
+            state["idle"] = state["idle"] or first[0]
         state["messages"] += len(batch)
         if state["messages"] >= messages and "end" not in state:
             state["end"] = time.monotonic()
@@ -1104,12 +1112,13 @@ def empty_agent(messages: int, out: Path) -> int:
         )
 
         async def agent(stream: faust.StreamT) -> None:
-            async for batch in stream.take_events(settings.batch_max_messages, within=settings.flush_seconds):
+            batches = stream.take_events(settings.batch_max_messages, within=settings.flush_seconds)  # type: ignore[attr-defined]  # on Stream, not in StreamT
+            async for batch in batches:
                 count(batch)
 
         app.agent(topic, name=f"empty-{name}")(agent)
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode types a handler as taking any *args; this signal sends one
     async def on_assigned(sender, assigned, **kwargs) -> None:  # noqa: ANN001
         if assigned and state["messages"] == 0:
             state["idle"] = time.monotonic()  # from here on the agent could read

@@ -132,7 +132,8 @@ class OpsStack:
         self.log_dir = log_dir or self.dir
         self.receiver = receiver
         self._own_receiver = receiver is None
-        self.procs: list[subprocess.Popen] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._names: dict[int, str] = {}  # pid -> the name its log file has
         self.prometheus_port = free_port()
         self.alertmanager_port = free_port()
 
@@ -145,6 +146,8 @@ class OpsStack:
         return f"http://127.0.0.1:{self.alertmanager_port}"
 
     def write_configs(self) -> None:
+        if self.receiver is None:  # Alertmanager's config names the receiver's URL
+            raise RuntimeError("no webhook receiver: start() makes one, or pass one")
         rules = self.dir / "rules"
         rules.mkdir(parents=True, exist_ok=True)
         (rules / "recording.rules.yml").write_text(
@@ -204,14 +207,16 @@ class OpsStack:
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         with open(self.log_dir / f"{name}.log", "ab") as out:
-            self.procs.append(subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        self._names[proc.pid] = name
 
     def _wait_ready(self, url: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
             for p in self.procs:
                 if p.poll() is not None:
-                    raise RuntimeError(f"{p.args[0]} exited with status {p.returncode}; see {self.log_dir}")
+                    raise RuntimeError(f"{self._names[p.pid]} exited with status {p.returncode}; see {self.log_dir}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as resp:
                     if resp.status == 200:

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,7 +41,11 @@ def broker_for(settings: Settings, log_dir: Path) -> Iterator[Settings]:
 
 @contextmanager
 def worker_process(
-    settings: Settings, log_file: Path, module_args: tuple[str, ...] = ("pipeline", "worker"), **env_overrides: object
+    settings: Settings,
+    log_file: Path,
+    module_args: tuple[str, ...] = ("pipeline", "worker"),
+    /,  # so that no setting override can land in module_args
+    **env_overrides: object,
 ) -> Iterator[subprocess.Popen]:
     """A worker child process with these settings (passed through the environment).
 
@@ -88,7 +93,9 @@ def run_demo(hours: float, speed: float, seed: int, agents: int | None, log_dir:
     # The simulated day ends now, so event times stay in the past however fast it plays.
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=hours)
     # Arrivals follow the staffing, so agents stay about as busy as in the default center at any size.
-    config = CenterConfig(start=start, duration_hours=hours, **({"agents": agents} if agents else {}))
+    config = CenterConfig(start=start, duration_hours=hours)
+    if agents:
+        config = replace(config, agents=agents)
     config = config.with_load_of(CenterConfig())
     try:
         with broker_for(settings, log_dir) as settings:

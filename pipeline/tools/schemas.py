@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal, TypedDict
 
 import msgspec
 import orjson
@@ -25,8 +26,16 @@ SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 T = datetime(2026, 1, 5, 9, 0, 12, 250000, tzinfo=UTC)
 
 
+class _Leg(TypedDict):
+    """The fields every event of one contact's leg repeats."""
+
+    contact_id: str
+    queue_id: str
+    channel: Literal["voice", "chat"]
+
+
 def _examples_contact() -> list[ev.Event]:
-    leg = {"contact_id": "c-1001", "queue_id": "support", "channel": "voice"}
+    leg: _Leg = {"contact_id": "c-1001", "queue_id": "support", "channel": "voice"}
     return [
         ev.ContactOffered(event_id="e-1", time=T, customer_id="cust-42", **leg),
         ev.ContactAnswered(event_id="e-2", time=T.replace(second=30), agent_id="agent-007", **leg),
@@ -55,7 +64,7 @@ def _examples_contact() -> list[ev.Event]:
             queue_id="sales",
             channel="voice",
         ),
-        ev.CallbackRequested(event_id="e-11", time=T.replace(minute=2), **{**leg, "contact_id": "c-1005"}),
+        ev.CallbackRequested(event_id="e-11", time=T.replace(minute=2), **(leg | {"contact_id": "c-1005"})),
         ev.ChatMessage(
             event_id="e-15",
             time=T.replace(minute=1),

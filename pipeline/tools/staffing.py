@@ -11,12 +11,20 @@ import argparse
 import math
 import re
 import sys
-from typing import TextIO
+from typing import TextIO, TypedDict
 
 from pipeline.kpis.staffing.erlang import VARIANTS, Prediction, Staffing, Variant, predict, required_agents
 
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 ROWS_EACH_SIDE = 4
+
+
+class _Abandons(TypedDict):
+    """How abandons are modelled and counted: the same for the answer and for every row of the table."""
+
+    patience: float | None
+    variant: Variant
+    short_abandon_seconds: float
 
 
 def _period(text: str) -> float:
@@ -203,7 +211,7 @@ def report(
     """Print the what-if table and the answer (to `out`, default stdout); return the answer."""
     out = sys.stdout if out is None else out
     rate = calls / per_seconds
-    options = {"patience": patience, "variant": variant, "short_abandon_seconds": short_abandon_seconds}
+    options: _Abandons = {"patience": patience, "variant": variant, "short_abandon_seconds": short_abandon_seconds}
     answer = required_agents(rate, aht, threshold, target, shrinkage=shrinkage, max_occupancy=max_occupancy, **options)
     with_abandons = patience is not None
     model = (

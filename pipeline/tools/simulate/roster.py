@@ -17,16 +17,23 @@ from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
 
+# Read-only members (properties): the config's dataclasses are frozen.
 class _Queue(Protocol):
-    channel: str
+    @property
+    def channel(self) -> str: ...
 
 
 class CenterConfig(Protocol):
     """What the roster reads of `pipeline.tools.simulate.config.CenterConfig` (which imports the roster)."""
 
-    agents: int
-    shift_hours: float
-    chat_agent_share: float
+    @property
+    def agents(self) -> int: ...
+
+    @property
+    def shift_hours(self) -> float: ...
+
+    @property
+    def chat_agent_share(self) -> float: ...
 
     @property
     def duration(self) -> float: ...
