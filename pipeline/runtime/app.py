@@ -17,17 +17,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import faust
 import msgspec
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from pipeline.contract.partitioner import KeyPartitioner
 from pipeline.core.settings import QueueConfig, Settings
-from pipeline.exposition.metrics import build_registry, exposition
+from pipeline.exposition.metrics import build_registry
 from pipeline.processing.processor import (
     AgentProcessor,
     BatchResult,
@@ -44,10 +44,10 @@ from pipeline.runtime.health import (
     BrokerProbe,
     Health,
     HealthCollector,
-    HealthReport,
     Throughput,
     WorkerView,
 )
+from pipeline.runtime.http import add_pages, progress
 from pipeline.runtime.memory import release_free_memory
 from pipeline.runtime.transport import App, StallMonitor, kafka_urls, raw_topic, to_message
 
@@ -57,32 +57,7 @@ RELEASE_MEMORY_SECONDS = 10.0
 
 def create_app(settings: Settings, queues: QueueConfig) -> App:
     """Build the worker's Faust app. Nothing is started."""
-    app = App(
-        settings.app_id,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        Monitor=StallMonitor,  # Faust's per-event statistics, only what its stall check reads (pipeline.runtime.transport)
-        producer_partitioner=KeyPartitioner(),  # Kafka's default partitioning, faster (pipeline.contract.partitioner)
-        broker=kafka_urls(settings.broker_url),
-        store="memory://",
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        web_enabled=True,
-        web_bind=settings.web_host,
-        web_host=settings.web_host,
-        web_port=settings.web_port,
-        consumer_auto_offset_reset="earliest",
-        # The embedded broker holds a new group's first join for half the session timeout.
-        broker_session_timeout=settings.session_timeout_seconds,
-        broker_heartbeat_interval=settings.session_timeout_seconds / 3,
-        producer_max_request_size=max(1_048_576, settings.max_message_bytes * 2),
-        consumer_max_fetch_size=settings.fetch_partition_bytes,
-        # Without a bound a poll hands over every record fetched (a catch-up held every decoded record at once);
-        # one batch's worth keeps the consumer ahead all the same
-        broker_max_poll_records=settings.batch_max_messages,
-        # A smaller buffer saves memory in a backlog of large messages, but less than two batches' worth slowed the
-        # one-event-per-message rate (docs/performance.md)
-        stream_buffer_maxsize=max(settings.stream_buffer_messages, settings.batch_max_messages * 2),
-    )
+    app = _new_app(settings)
     stats = PipelineStats()
     contacts = ContactProcessor(settings, queues, stats)
     agents = AgentProcessor(settings, stats)
@@ -200,6 +175,63 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
         for partition in owned_partitions(agent_topic) - set(agents.partitions):
             agents.load(partition, agent_checkpoints.stored(partition))
 
+    health = _health(app, settings, (contact_topic, contacts), (agent_topic, agents), throughput, probe, assignment)
+    registry.register(HealthCollector(health))
+
+    @app.task
+    async def probe_broker() -> None:
+        await probe.run()
+
+    add_pages(app, registry, health, lambda: progress(contacts, fcr.processor, stats, throughput))
+
+    app.pipeline = contacts
+    app.agent_pipeline = agents
+    app.health = health
+    return app
+
+
+def _new_app(settings: Settings) -> App:
+    """The Faust app with the worker's consumer, producer and web settings."""
+    return App(
+        settings.app_id,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        Monitor=StallMonitor,  # Faust's per-event statistics, only what its stall check reads (pipeline.runtime.transport)
+        producer_partitioner=KeyPartitioner(),  # Kafka's default partitioning, faster (pipeline.contract.partitioner)
+        broker=kafka_urls(settings.broker_url),
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        consumer_auto_offset_reset="earliest",
+        # The embedded broker holds a new group's first join for half the session timeout.
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.session_timeout_seconds / 3,
+        producer_max_request_size=max(1_048_576, settings.max_message_bytes * 2),
+        consumer_max_fetch_size=settings.fetch_partition_bytes,
+        # Without a bound a poll hands over every record fetched (a catch-up held every decoded record at once);
+        # one batch's worth keeps the consumer ahead all the same
+        broker_max_poll_records=settings.batch_max_messages,
+        # A smaller buffer saves memory in a backlog of large messages, but less than two batches' worth slowed the
+        # one-event-per-message rate (docs/performance.md)
+        stream_buffer_maxsize=max(settings.stream_buffer_messages, settings.batch_max_messages * 2),
+    )
+
+
+def _health(
+    app: App,
+    settings: Settings,
+    contact: tuple[faust.TopicT, ContactProcessor],
+    agent: tuple[faust.TopicT, AgentProcessor],
+    throughput: Throughput,
+    probe: BrokerProbe,
+    assignment: Callable[[], set[TP]],
+) -> Health:
+    """Liveness and readiness from what the worker owns, has applied and can reach (`pipeline.runtime.health`)."""
+    held = {topic.get_topic_name(): processor.partitions for topic, processor in (contact, agent)}
+
     def highwater(topic: str, partition: int) -> int | None:
         try:
             return app.consumer.highwater(TP(topic, partition))
@@ -208,14 +240,13 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
 
     def applied(topic: str, partition: int) -> int | None:
         # the state's own offset (held for every owned partition after a rebalance; -1: nothing applied yet)
-        held = {contact_topic.get_topic_name(): contacts.partitions, agent_topic.get_topic_name(): agents.partitions}
         state = held.get(topic, {}).get(partition)
         if state is not None:
             return state.offset if state.offset >= 0 else None
         return throughput.processed.get((topic, partition))
 
-    sources = {contact_topic.get_topic_name(), agent_topic.get_topic_name()}
-    health = Health(
+    sources = set(held)
+    return Health(
         WorkerView(
             assigned=lambda: [(tp.topic, tp.partition) for tp in assignment() if tp.topic in sources],
             highwater=highwater,
@@ -228,64 +259,6 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
         throughput,
         stall_seconds=max(STALL_SECONDS, 10 * settings.session_timeout_seconds),
     )
-    registry.register(HealthCollector(health))
-
-    @app.task
-    async def probe_broker() -> None:
-        await probe.run()
-
-    @app.page("/metrics")
-    async def metrics(web, request):  # noqa: ANN001
-        names = request.query.getall("name[]", [])  # Prometheus' own filter: only these metrics
-        return web.bytes(exposition(registry, names), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    @app.page("/health/live")
-    async def live(web, request):  # noqa: ANN001
-        return _health_response(web, health.live())
-
-    @app.page("/health/ready")
-    async def ready(web, request):  # noqa: ANN001
-        return _health_response(web, health.ready())
-
-    @app.page("/progress")
-    async def progress(web, request):  # noqa: ANN001
-        """Per owned partition: last offset applied, watermark, open intervals, hour/day rollups and legs, and the
-        FCR partitions' open intervals (replay waits on them)."""
-        return web.json(
-            {
-                "partitions": {
-                    str(p): {
-                        "offset": s.offset,
-                        "watermark_ms": s.watermark,
-                        "open_intervals": len(s.intervals),
-                        "open_rollups": len(s.rollups),
-                        "legs": len(s.legs),
-                    }
-                    for p, s in sorted(contacts.partitions.items())
-                },
-                "fcr_partitions": {
-                    str(p): {"offset": s.offset, "open_intervals": len(s.intervals)}
-                    for p, s in sorted(fcr.processor.partitions.items())
-                },
-                "messages": dict(stats.messages),
-                "source_messages": throughput.messages,
-                "first_batch": throughput.first_batch,
-                "last_batch_monotonic": throughput.last_batch_monotonic,
-                "batches": stats.batches,
-                "rejected": {f"{topic}|{reason}": n for (topic, reason), n in stats.rejected.items()},
-                "duplicates": sum(stats.duplicates.values()),
-                "late": sum(stats.late.values()),
-            }
-        )
-
-    app.pipeline = contacts
-    app.agent_pipeline = agents
-    app.health = health
-    return app
-
-
-def _health_response(web, report: HealthReport):  # noqa: ANN001
-    return web.json({"ok": report.ok, **report.checks}, status=200 if report.ok else 503)
 
 
 def _positions(batch: list[faust.EventT]):

@@ -1,0 +1,68 @@
+"""The worker's HTTP pages: /metrics, /health/live, /health/ready and /progress. Only these are served
+(`pipeline.runtime.transport` leaves Faust's own views out)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+
+from pipeline.exposition.metrics import exposition
+from pipeline.processing.fcr import FcrProcessor
+from pipeline.processing.processor import ContactProcessor, PipelineStats
+from pipeline.runtime.health import Health, HealthReport, Throughput
+from pipeline.runtime.transport import App
+
+
+def add_pages(app: App, registry: CollectorRegistry, health: Health, progress: Callable[[], dict[str, Any]]) -> None:
+    @app.page("/metrics")
+    async def metrics(web, request):  # noqa: ANN001
+        names = request.query.getall("name[]", [])  # Prometheus' own filter: only these metrics
+        return web.bytes(exposition(registry, names), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/health/live")
+    async def live(web, request):  # noqa: ANN001
+        return _health_response(web, health.live())
+
+    @app.page("/health/ready")
+    async def ready(web, request):  # noqa: ANN001
+        return _health_response(web, health.ready())
+
+    @app.page("/progress")
+    async def progress_page(web, request):  # noqa: ANN001
+        return web.json(progress())
+
+
+def progress(
+    contacts: ContactProcessor, fcr: FcrProcessor, stats: PipelineStats, throughput: Throughput
+) -> dict[str, Any]:
+    """Per owned partition: last offset applied, watermark, open intervals, hour/day rollups and legs, and the
+    FCR partitions' open intervals (replay waits on them)."""
+    return {
+        "partitions": {
+            str(p): {
+                "offset": s.offset,
+                "watermark_ms": s.watermark,
+                "open_intervals": len(s.intervals),
+                "open_rollups": len(s.rollups),
+                "legs": len(s.legs),
+            }
+            for p, s in sorted(contacts.partitions.items())
+        },
+        "fcr_partitions": {
+            str(p): {"offset": s.offset, "open_intervals": len(s.intervals)} for p, s in sorted(fcr.partitions.items())
+        },
+        "messages": dict(stats.messages),
+        "source_messages": throughput.messages,
+        "first_batch": throughput.first_batch,
+        "last_batch_monotonic": throughput.last_batch_monotonic,
+        "batches": stats.batches,
+        "rejected": {f"{topic}|{reason}": n for (topic, reason), n in stats.rejected.items()},
+        "duplicates": sum(stats.duplicates.values()),
+        "late": sum(stats.late.values()),
+    }
+
+
+def _health_response(web, report: HealthReport):  # noqa: ANN001
+    return web.json({"ok": report.ok, **report.checks}, status=200 if report.ok else 503)
