@@ -71,6 +71,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> faust.App:
     app = App(
         settings.app_id,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        max_held_bytes=settings.max_held_bytes,  # a bound in bytes on what the stream buffers hold (pipeline.transport)
         Monitor=StallMonitor,  # Faust's per-event statistics, only what its stall check reads (pipeline.transport)
         producer_partitioner=KeyPartitioner(),  # Kafka's default partitioning, faster (pipeline.partitioner)
         broker=kafka_urls(settings.broker_url),
