@@ -80,6 +80,11 @@ class MessageDecoder:
             return [], [Rejection("not_json", "empty message (tombstone)", b"")]
         if len(payload) > self.max_message_bytes:
             return [], [Rejection("oversized", f"message of {len(payload)} bytes > {self.max_message_bytes}", payload)]
+        if not payload.isascii():
+            try:  # msgspec skips an unknown key without checking its UTF-8: a mangled known key would vanish silently
+                payload.decode()
+            except UnicodeDecodeError as exc:
+                return [], [Rejection("not_json", f"not UTF-8 ({exc.reason} at byte {exc.start})", payload)]
         if payload.lstrip()[:1] != b"[":
             return self._decode_one(payload)
         try:  # fast path: the whole batch is valid
