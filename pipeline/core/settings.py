@@ -204,6 +204,12 @@ class Settings(BaseSettings):
     not yet applied is held in memory, so during a catch-up about this much per source partition is buffered. A
     bigger message still comes whole (Kafka and Tansu return an oversized first batch)."""
 
+    max_held_bytes: Annotated[int, Field(ge=1024 * 1024, le=1 << 40)] = 64 * 1024 * 1024
+    """Most bytes of Kafka messages the worker holds: fetched and not yet covered by a checkpoint (stream buffers,
+    the batch, the events of the batches since the last checkpoint). Above it the worker fetches nothing until
+    some are freed. Small events stay far below it; it bounds a catch-up on large messages (one larger message still
+    comes whole). Kafka's fetch buffers (about `fetch_partition_bytes` per partition) and the producer's come on top."""
+
     checkpoint_seconds: Annotated[float, Field(gt=0, le=300)] = 2.0
     """How often changed state is checkpointed; input offsets are committed only up to a checkpoint, so this
     is also about how much input a restarted worker reads and applies again."""

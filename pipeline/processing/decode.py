@@ -24,11 +24,20 @@ REJECTION_REASONS: dict[str, str] = {
     "missing_field": "a required field is absent",
     "invalid_field": "a field has the wrong type or a value outside what the contract allows",
     "unknown_event_type": "the `type` is not an event type of this topic's contract",
+    "too_many_invalid": "a batch message holds more invalid events than a message may cost in dead letters: the whole "
+    "message is one dead letter and none of its events is applied",
     "wrong_partition": "the event's key (queue_id or agent_id) maps to another partition than its message's",
     "impossible_sequence": "the event contradicts what is known of its contact (e.g. answered twice)",
     "future_event_time": "the event time is ahead of the worker's clock by more than the allowed skew",
     "processing_error": "applying the event raised an unexpected error (a bug: the log has the traceback)",
 }
+
+
+# A batch message's invalid events are dead-lettered one by one, but a 1 MiB array of `0` or `{}` would become half a
+# million dead letters and log lines from one message (seconds of a partition's time). Past this many invalid
+# events the message is rejected whole, once (`too_many_invalid`): no valid producer's batch comes near it, and its
+# valid events stay in the dead letter's original bytes (replaying it later counts none twice: event ids dedupe).
+MAX_INVALID_PER_MESSAGE = 100
 
 
 class Rejection(NamedTuple):
@@ -71,6 +80,11 @@ class MessageDecoder:
             return [], [Rejection("not_json", "empty message (tombstone)", b"")]
         if len(payload) > self.max_message_bytes:
             return [], [Rejection("oversized", f"message of {len(payload)} bytes > {self.max_message_bytes}", payload)]
+        if not payload.isascii():
+            try:  # msgspec skips an unknown key without checking its UTF-8: a mangled known key would vanish silently
+                payload.decode()
+            except UnicodeDecodeError as exc:
+                return [], [Rejection("not_json", f"not UTF-8 ({exc.reason} at byte {exc.start})", payload)]
         if payload.lstrip()[:1] != b"[":
             return self._decode_one(payload)
         try:  # fast path: the whole batch is valid
@@ -106,4 +120,7 @@ class MessageDecoder:
             ok, bad = self._decode_one(bytes(item))
             events += ok
             rejections += bad
+            if len(rejections) > MAX_INVALID_PER_MESSAGE:
+                detail = f"more than {MAX_INVALID_PER_MESSAGE} of its {len(items)} events are invalid, first: {bad[0].reason}"
+                return [], [Rejection("too_many_invalid", detail, payload)]
         return events, rejections

@@ -195,6 +195,7 @@ def _new_app(settings: Settings) -> App:
     return App(
         settings.app_id,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        max_held_bytes=settings.max_held_bytes,  # a bound in bytes on the messages held (pipeline.runtime.transport)
         Monitor=StallMonitor,  # Faust's per-event statistics, only what its stall check reads (pipeline.runtime.transport)
         producer_partitioner=KeyPartitioner(),  # Kafka's default partitioning, faster (pipeline.contract.partitioner)
         broker=kafka_urls(settings.broker_url),

@@ -1,5 +1,5 @@
-"""Faust's app and Kafka transport with three changes: how long a fetch may wait at the broker for new records, no
-per-event statistics that nobody reads, and no web views but the app's own.
+"""Faust's app and Kafka transport with four changes: how long a fetch may wait at the broker for new records, a
+bound in bytes on the messages held, no per-event statistics that nobody reads, and no web views but the app's own.
 
 Faust builds its aiokafka consumer with `fetch_max_wait_ms=1500` and offers no setting for it. Kafka answers a
 waiting fetch as soon as records arrive, but the embedded Tansu broker (like some other Kafka-compatible
@@ -8,6 +8,14 @@ are in docs/performance.md). `PIPELINE_FETCH_MAX_WAIT_MS` sets it; on Kafka a sh
 
 Faust's `Monitor` sensor does bookkeeping for every message, event and record sent (counters, timestamps, a
 dict per event) for Faust's own web views, which the worker does not serve: its own figures are on /metrics.
+Faust bounds what it holds in messages, not bytes: each stream buffers up to `stream_buffer_maxsize` messages, a
+batch takes up to `batch_max_messages`, and the worker keeps a batch's events until the checkpoint that covers
+them (`pipeline.runtime.checkpoints`). Sized for small events, that is gigabytes of large ones (figures in
+docs/performance.md). So the consumer counts the
+bytes of the messages alive (from the fetch until the last reference goes) and fetches nothing more while they
+exceed `max_held_bytes` (`PIPELINE_MAX_HELD_BYTES`); batches and checkpoints go on and free them. Small events
+never reach the bound, so their path only gains a count per message.
+
 The worker's `StallMonitor` keeps only what Faust's stall check reads (when each partition's stream last took an
 event; without it Faust logs "Stream has not started processing" for busy partitions). The bench's empty
 reference agent keeps Faust's default.
@@ -15,15 +23,19 @@ reference agent keeps Faust's default.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 import os
 import tempfile
 import threading
 from time import monotonic
+from typing import cast
 
 import faust
 from faust.sensors import Monitor
 from faust.transport.drivers import aiokafka as driver
+from faust.types.tuples import ConsumerMessage
 from faust.web import drivers as web_drivers
 from faust.web.base import Web
 
@@ -38,9 +50,68 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         return consumer
 
 
+class HeldBytes:
+    """Bytes (keys and values) of the consumer's messages alive in this process."""
+
+    n = 0
+
+
+class _HeldMessage(ConsumerMessage):
+    """A consumed message that counts its bytes in `HeldBytes` for as long as anything references it."""
+
+    __slots__ = ("_size",)
+    _size: int
+
+    def __del__(self) -> None:
+        HeldBytes.n -= self._size
+
+
+# how long the consumer waits before looking at the held bytes again when they are over the bound, and how often
+# it runs the cyclic garbage collector while they are
+HELD_WAIT_SECONDS = 0.02
+COLLECT_SECONDS = 1.0
+
+
 class _Consumer(driver.Consumer):
+    _collected = 0.0  # monotonic time of the last collection forced by the bound
+
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _getmany(self, active_partitions, timeout: float):  # noqa: ANN001, ANN202
+        bound = cast(App, self.app).max_held_bytes
+        if HeldBytes.n >= bound and monotonic() - self._collected >= COLLECT_SECONDS:
+            # Some messages end in reference cycles, which only the cyclic collector frees, and a worker that fetches
+            # nothing allocates too little to trigger it: seen holding the bound for minutes, every partition stalled
+            self._collected = monotonic()
+            gc.collect()
+        if HeldBytes.n >= bound:
+            # fetch nothing until batches and checkpoints free some; Faust calls again at once
+            await asyncio.sleep(min(timeout, HELD_WAIT_SECONDS))
+            return {}
+        return await super()._getmany(active_partitions, timeout)
+
+    def _to_message(self, tp, record) -> _HeldMessage:  # noqa: ANN001
+        # Faust's own conversion (faust.transport.drivers.aiokafka.Consumer._to_message), into a counted message
+        timestamp = record.timestamp
+        message = _HeldMessage(
+            record.topic,
+            record.partition,
+            record.offset,
+            None if timestamp is None else timestamp / 1000.0,  # type: ignore[arg-type]  # as Faust's own: its hint says float
+            record.timestamp_type,
+            record.headers,
+            record.key,
+            record.value,
+            record.checksum,
+            record.serialized_key_size,
+            record.serialized_value_size,
+            tp,
+            generation_id=self.app.consumer_generation_id,
+        )
+        size = message._size = len(record.value or b"") + len(record.key or b"")
+        HeldBytes.n += size
+        return message
 
 
 class _Transport(driver.Transport):
@@ -100,15 +171,17 @@ class StallMonitor(Monitor):
 
 
 class App(faust.App):
-    """A Faust app on Kafka (aiokafka) whose consumer waits at most `fetch_max_wait_ms` per fetch."""
+    """A Faust app on Kafka (aiokafka) whose consumer waits at most `fetch_max_wait_ms` per fetch and stops fetching
+    while the messages it holds exceed `max_held_bytes`."""
 
     # set by `pipeline.runtime.app.create_app`: the worker's parts, for tests and tools
     pipeline: ContactProcessor
     agent_pipeline: AgentProcessor
     health: Health
 
-    def __init__(self, *args, fetch_max_wait_ms: int, **kwargs) -> None:
+    def __init__(self, *args, fetch_max_wait_ms: int, max_held_bytes: int = 1 << 62, **kwargs) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.max_held_bytes = max_held_bytes
         self.crashed_agents: list[str] = []
         # Tables are in memory (and Kafka); Faust still makes a directory for table files, in the working
         # directory by default: one per app id, and tests and benches use many.
