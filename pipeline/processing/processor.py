@@ -133,7 +133,8 @@ class Ingest:
 
     def reject(self, m: Message, r: Rejection, dead: list[DeadLetter]) -> None:
         self.stats.rejected[(self.topic, r.reason)] += 1
-        log.warning("rejected %s event at %s[%d]@%d: %s", r.reason, m.topic, m.partition, m.offset, r.detail)
+        # %r: the detail can quote ids from the input, whose newlines or control characters must not forge log lines
+        log.warning("rejected %s event at %s[%d]@%d: %r", r.reason, m.topic, m.partition, m.offset, r.detail)
         dead.append(DeadLetter(r.reason, r.detail, r.raw, m.key, m.topic, m.partition, m.offset))
 
 
