@@ -65,7 +65,7 @@ def _too_deep(raw: bytes) -> Rejection:
 
 
 class MessageDecoder:
-    """Decodes messages of one topic against that topic's event union (see `ingest.events`)."""
+    """Decodes messages of one topic against that topic's event union (see `pipeline.contract.events`)."""
 
     def __init__(self, event_union: Any, max_event_bytes: int, max_message_bytes: int) -> None:
         self._one = msgspec.json.Decoder(event_union)
