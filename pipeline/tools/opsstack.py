@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -29,6 +27,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from pipeline.core import processes
 from pipeline.core.settings import QueueConfig
 from pipeline.monitoring import alerting
 from pipeline.runtime.broker import free_port
@@ -206,8 +205,7 @@ class OpsStack:
         return self
 
     def _spawn(self, name: str, argv: list[str]) -> None:
-        with open(self.log_dir / f"{name}.log", "ab") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = processes.spawn(argv, self.log_dir / f"{name}.log")
         self.procs.append(proc)
         self._names[proc.pid] = name
 
@@ -248,13 +246,7 @@ class OpsStack:
 
     def stop(self) -> None:
         for p in reversed(self.procs):
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    p.wait()
+            processes.stop(p)
         if self._own_receiver and self.receiver is not None:
             self.receiver.stop()
         if self._own_dir:

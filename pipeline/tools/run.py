@@ -19,6 +19,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipeline.core import processes
 from pipeline.core.settings import ENV_PREFIX, QueueConfig, Settings, load_settings
 from pipeline.runtime.broker import EmbeddedBroker, ensure_topics
 from pipeline.runtime.worker import configure_logging
@@ -53,25 +54,11 @@ def worker_process(
     its reference consumers this way)."""
     env = {**os.environ, f"{ENV_PREFIX}BROKER_URL": settings.broker_url}
     env.update({f"{ENV_PREFIX}{k.upper()}": str(v) for k, v in env_overrides.items()})
-    with open(log_file, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", *module_args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    proc = processes.spawn([sys.executable, "-m", *module_args], log_file, env)
     try:
         yield proc
     finally:
-        stop_process(proc)
-
-
-def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        processes.stop(proc)
 
 
 def _terminate_on_sigterm() -> None:
