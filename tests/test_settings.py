@@ -34,6 +34,13 @@ def test_wrong_setting_names_variable_and_allowed_values(monkeypatch, var, value
     assert err.value.code == 2
 
 
+@pytest.mark.parametrize("minutes", ["15", "30", "60"])
+def test_interval_length_arrives_as_a_string(monkeypatch, minutes):
+    monkeypatch.setenv("PIPELINE_INTERVAL_MINUTES", minutes)
+    settings = load_settings()
+    assert settings.interval_minutes == int(minutes) and settings.interval_seconds == int(minutes) * 60
+
+
 def test_queue_file_overrides_and_defaults(tmp_path):
     path = tmp_path / "queues.toml"
     path.write_text(

@@ -17,12 +17,30 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.contract.records import Variant
 
 ENV_PREFIX = "PIPELINE_"
+
+
+def _one_of(*allowed: int) -> Callable[[int], int]:
+    def check(value: int) -> int:
+        if value not in allowed:
+            raise ValueError("allowed: " + ", ".join(map(str, allowed[:-1])) + f" or {allowed[-1]}")
+        return value
+
+    return check
 
 
 class SettingsError(SystemExit):
@@ -160,7 +178,9 @@ class Settings(BaseSettings):
     session_timeout_seconds: Annotated[float, Field(ge=3, le=300)] = 10.0
     """Kafka consumer-group session timeout: how soon a dead worker's partitions move to another worker."""
 
-    interval_minutes: Literal[15, 30, 60] = 15
+    # An int checked against the three lengths, not `Literal[15, 30, 60]`: the environment gives a string, which
+    # a Literal never accepts.
+    interval_minutes: Annotated[int, AfterValidator(_one_of(15, 30, 60))] = 15
     """Length of a KPI interval, aligned to the hour in UTC."""
 
     allowed_lateness_seconds: Annotated[float, Field(ge=0, le=86400)] = 120.0
