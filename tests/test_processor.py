@@ -317,3 +317,25 @@ def test_a_made_up_queue_stamped_later_than_the_traffic_changes_no_other_queue_r
     attacked, attacked_stats = finals(mixed)
     assert len(clean) > 20 and attacked == clean
     assert attacked_stats.late == clean_stats.late
+
+
+@pytest.mark.parametrize("tolerance, clamped, rejected", [("2", 1, 0), ("0.5", 0, 1)])
+def test_an_answer_stamped_before_its_offer_is_clamped_within_the_tolerance_and_counted(
+    monkeypatch, tolerance, clamped, rejected
+):
+    """The tolerance arrives as a string in the environment; an answer 1.2 s before its offer is counted (wait 0)
+    within a 2 s tolerance, and dead-lettered as impossible_sequence beyond a 0.5 s one."""
+    monkeypatch.setenv("PIPELINE_CLAMP_SKEW_SECONDS", tolerance)
+    stats = PipelineStats()
+    p = ContactProcessor(load_settings(broker_url="x:1"), QueueConfig(), stats)
+    events = leg("c1", "sales", timedelta(0), -1.2, 100, 20)  # answered 1.2 s before the offer
+    out = p.process(messages(events + [ev.SourceHeartbeat(event_id="hb", time=T0 + timedelta(hours=1))]))
+    finals = [r for r in out.records if r.final]
+    # refused, the answer leaves its contact waiting (until the contact timeout): no final interval yet
+    assert [(r.offered, r.answered, r.answered_within_threshold) for r in finals] == [(1, 1, 1)] * clamped
+    assert [d.reason for d in out.dead_letters] == ["impossible_sequence"] * rejected
+    families = {f.name: f for f in text_string_to_metric_families(exposition(build_registry(p, stats)).decode())}
+    samples = {
+        s.labels["reason"]: s.value for s in families["cc_pipeline_clamped_events"].samples if s.name.endswith("_total")
+    }
+    assert samples == {"answer_before_offer": clamped, "abandon_before_offer": 0, "exit_before_offer": 0}

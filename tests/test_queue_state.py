@@ -432,6 +432,46 @@ def test_answered_before_offered_in_event_time_is_impossible():
     assert s.snapshot() == before
 
 
+def make_skewed_state(skew: float) -> QueueState:
+    return QueueState(
+        INTERVAL, LATENESS, TIMEOUT, lambda q: QueueSettings(service_level_threshold_seconds=20.0), (), skew
+    )
+
+
+@pytest.mark.parametrize("answer_first", [False, True])
+def test_an_outcome_stamped_seconds_before_its_offer_is_moved_to_the_offer_time_and_counted(answer_first):
+    """Two clocks at the source, a second or two apart (issue 17): within the tolerance the answer or abandon
+    counts with a wait of 0; beyond it, it is rejected as before."""
+    E = Events()
+    s = make_skewed_state(5.0)
+    pairs = [
+        (E.offered(100, contact="c1"), E.answered(98.5, contact="c1")),  # 1.5 s before: clamped
+        (E.offered(200, contact="c2"), E.abandoned(196, contact="c2")),  # 4 s before: clamped
+        (E.offered(300, contact="c3"), E.answered(290, contact="c3")),  # 10 s before: beyond the tolerance
+    ]
+    results = [feed(s, [b, a] if answer_first else [a, b]) for a, b in pairs]
+    # whichever comes second completes the pair, and is the one clamped or refused
+    assert results == [[None, "answer_before_offer"], [None, "abandon_before_offer"], [None, IMPOSSIBLE]]
+    finals = close_all(s)
+    # c1 answered with a wait of 0 (within the threshold), c2 abandoned at once; c3's refused answer leaves it
+    # waiting until it expires, and its refused offer leaves an answer that was never offered (not counted)
+    c3 = dict(offered=0, expired=0) if answer_first else dict(offered=1, expired=1)
+    expected = qc(
+        answered=1,
+        abandoned=1,
+        answered_within_threshold=1,
+        abandoned_within_threshold=1,
+        **{k: v + (2 if k == "offered" else 0) for k, v in c3.items()},
+    )
+    assert finals == {("Q1", "voice", I0): expected}
+
+
+def test_no_tolerance_rejects_every_outcome_before_its_offer():
+    E = Events()
+    s = make_skewed_state(0.0)
+    assert feed(s, [E.offered(100, contact="c1"), E.answered(99.9, contact="c1")]) == [None, IMPOSSIBLE]
+
+
 def test_conversation_end_before_answer_is_impossible():
     E = Events()
     s = make_state()

@@ -192,6 +192,11 @@ class Settings(BaseSettings):
     max_clock_skew_seconds: Annotated[float, Field(ge=0, le=7 * 86400)] = 300.0
     """Events stamped further than this ahead of the worker's clock are rejected (`future_event_time`)."""
 
+    clamp_skew_seconds: Annotated[float, Field(ge=0, le=3600)] = 5.0
+    """An answer or exit stamped before its contact's offer by at most this much (two clocks at the source) is
+    moved to the offer time and counted in `cc_pipeline_clamped_events_total`; further before, it is rejected
+    (`impossible_sequence`). 0: reject them all."""
+
     queues_file: Path | None = None
     """TOML file with per-queue settings (service level threshold). Empty: defaults for every queue."""
 

@@ -18,7 +18,7 @@ from pipeline.exposition.described import Part
 from pipeline.kpis.catalogue import AGENT_HANDLING, COUNTS, GAUGE, WAIT_HISTOGRAM
 from pipeline.kpis.counts import Forecast, QueueCounts, cumulative
 from pipeline.kpis.staffing.live import observed_traffic, prediction, requirement
-from pipeline.processing.processor import AgentProcessor, ContactProcessor, PipelineStats
+from pipeline.processing.processor import CLAMP_REASONS, AgentProcessor, ContactProcessor, PipelineStats
 
 
 class KpiCollector:
@@ -161,6 +161,14 @@ class KpiCollector:
         )
         for topic, n in sorted(s.duplicates.items()):
             fam.add_metric([topic], n)
+        yield fam
+        fam = CounterMetricFamily(
+            "cc_pipeline_clamped_events",
+            "Outcomes stamped before their offer within PIPELINE_CLAMP_SKEW_SECONDS, moved to the offer time.",
+            labels=["reason"],
+        )
+        for reason in sorted(CLAMP_REASONS):  # every reason from the start: a rate over a new series misses its first
+            fam.add_metric([reason], s.clamped[reason])
         yield fam
         fam = CounterMetricFamily(
             "cc_pipeline_late_events",

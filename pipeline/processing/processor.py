@@ -32,7 +32,7 @@ from pipeline.processing.decode import MessageDecoder, Rejection
 from pipeline.state.agents import DUPLICATE as AGENT_DUPLICATE
 from pipeline.state.agents import LATE as AGENT_LATE
 from pipeline.state.agents import AgentState
-from pipeline.state.queues import DUPLICATE, IMPOSSIBLE, LATE, QueueEvent, QueueState
+from pipeline.state.queues import CLAMPS, DUPLICATE, IMPOSSIBLE, LATE, QueueEvent, QueueState
 
 log = logging.getLogger(__name__)
 # Ids that become metric labels or are shown to people, per event type (checked once per distinct value).
@@ -107,6 +107,7 @@ class PipelineStats:
     rejected: Counter = field(default_factory=Counter)  # (topic, reason)
     duplicates: Counter = field(default_factory=Counter)  # topic
     late: Counter = field(default_factory=Counter)  # (queue, channel)
+    clamped: Counter = field(default_factory=Counter)  # reason: an outcome moved to its offer time
     records_published: Counter = field(default_factory=Counter)  # final: "true"/"false"
     batches: int = 0
     last_batch_seconds: float = 0.0
@@ -138,6 +139,7 @@ class Ingest:
         dead.append(DeadLetter(r.reason, r.detail, r.raw, m.key, m.topic, m.partition, m.offset))
 
 
+CLAMP_REASONS = frozenset(CLAMPS.values())
 ItemT = TypeVar("ItemT")  # what a processor's topic carries
 
 
@@ -327,6 +329,7 @@ class ContactProcessor(EventProcessor):
             s.contact_timeout_seconds,
             self.queues.for_queue,
             self.wait_bounds_seconds,
+            s.clamp_skew_seconds,
         )
 
     def _updates(self, state: QueueState, wall: float, every: float) -> list:
@@ -338,7 +341,9 @@ class ContactProcessor(EventProcessor):
     def _apply(self, state: QueueState, e: ev.Event, t: int, m: Message, out: BatchResult) -> None:
         e = cast(QueueEvent, e)  # decoded as a ContactTopicEvent; `_handle` took the heartbeats
         result = state.apply(e, t)
-        if result is None:
+        if result is None or result in CLAMP_REASONS:
+            if result is not None:
+                self.stats.clamped[result] += 1
             if type(e) is ev.ContactOffered:
                 out.offered.append(e)  # the FCR hook: applied offers only, never duplicates or late ones
             return

@@ -51,6 +51,10 @@ MAX_CHAT_MESSAGES = 2000  # per leg: more is not a chat but a flood (rejected as
 DUPLICATE = "duplicate"
 LATE = "late"
 IMPOSSIBLE = "impossible_sequence"
+# An outcome stamped before its offer by no more than the tolerance (two clocks at the source, a second apart) is
+# moved to the offer time and counted; `apply` returns which outcome it was (applied, unlike the others).
+CLAMPS = {"answered_at": "answer_before_offer", "abandoned_at": "abandon_before_offer"}
+CLAMPS |= {"flowed_out_at": "exit_before_offer", "callback_at": "exit_before_offer"}
 ROLLUPS: tuple[Window, ...] = ("hour", "day")  # the windows summed from the intervals
 
 
@@ -138,8 +142,10 @@ class QueueState:
         contact_timeout_seconds: float,
         rules_of: Callable[[str], QueueSettings],
         wait_bounds_seconds: tuple[float, ...] = (),
+        clamp_skew_seconds: float = 0.0,
     ) -> None:
         self.interval_ms = interval_seconds * 1000
+        self.clamp_skew = round(clamp_skew_seconds * 1000)
         self.allowed_lateness = round(allowed_lateness_seconds * 1000)
         self.contact_timeout = round(contact_timeout_seconds * 1000)
         self.rules_of = rules_of  # queue id -> its settings (thresholds, variant, ...)
@@ -233,7 +239,8 @@ class QueueState:
 
     def apply(self, e: QueueEvent, t: int | None = None) -> str | None:
         """Apply one contact-topic event (`t`: its time in epoch ms, if the caller has it already). Returns None
-        when applied, else DUPLICATE, LATE or IMPOSSIBLE."""
+        when applied, one of `CLAMPS`' reasons when applied with an outcome moved to the offer time, else DUPLICATE,
+        LATE or IMPOSSIBLE."""
         if t is None:
             t = epoch_ms(e.time)
         if isinstance(e, _STANDALONE):
@@ -254,6 +261,7 @@ class QueueState:
         newly_offered = leg.offered_at is None
         if not _record(leg, e, t):
             return IMPOSSIBLE
+        clamped = _clamp(leg, self.clamp_skew) if self.clamp_skew and not leg.outcome_counted else None
         newly_offered = newly_offered and leg.offered_at is not None
         threshold, short = self._thresholds_ms(leg.queue_id)
         increments = _contribution(leg, newly_offered, threshold, short, self.wait_bounds_ms, length)
@@ -276,7 +284,7 @@ class QueueState:
         self._track_waiting(leg)
         self._add(leg.queue_id, leg.channel, increments)
         self._observe(leg.queue_id, t)
-        return None
+        return clamped
 
     def _thresholds_ms(self, queue_id: str) -> tuple[int, int]:
         """The queue's service level threshold and short abandon time in ms (looked up once per queue: the
@@ -735,6 +743,19 @@ def _copied(agents: dict[str, QueueCounts]) -> dict[str, QueueCounts]:
 def _expires_at(leg: Leg, timeout: int) -> int:
     """When an incomplete leg is given up on: the contact timeout after its arrival (or first event)."""
     return (leg.offered_at if leg.offered_at is not None else leg.first_seen) + timeout
+
+
+def _clamp(leg: Leg, skew: int) -> str | None:
+    """Move an outcome stamped at most `skew` ms before the offer to the offer time; which one it was, if any."""
+    offered = leg.offered_at
+    if offered is None:
+        return None
+    for name, reason in CLAMPS.items():
+        t = getattr(leg, name)
+        if t is not None and offered - skew <= t < offered:
+            setattr(leg, name, offered)
+            return reason
+    return None
 
 
 def _record(leg: Leg, e: ev.ContactEvent, t: int) -> bool:
