@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import orjson
@@ -19,6 +20,11 @@ class Table(dict):
         self.writes: list[int] = []
         self.deletes: list[int] = []
         self.fail_at: int | None = None  # a key whose write fails, as a crash would
+        self.in_changelog: asyncio.Event | None = None  # set: the writes so far are delivered (None: at once)
+
+    async def delivered(self) -> None:
+        if self.in_changelog is not None:
+            await self.in_changelog.wait()
 
     @property
     def data(self) -> dict:
@@ -130,6 +136,21 @@ async def test_a_round_writes_one_partitions_whole_state_at_most_and_then_releas
     assert [len(checkpoints.stored(p)) for p in range(3)] == [2, 1, 3]  # by turns: partition 1 first this round
     await checkpoints.applied(stream, ["e4"])
     assert [len(checkpoints.stored(p)) for p in range(3)] == [3, 2, 1]
+
+
+async def test_no_ack_is_released_before_the_checkpoint_is_delivered_to_the_changelog(checkpoints):
+    """Faust commits an acked offset at its next commit: if the checkpoint covering it were still on its way, a
+    crash would leave the offset committed and the events it covers applied nowhere."""
+    checkpoints.every = 0.0
+    checkpoints.processor.checkpoint = lambda: {0: Change(lambda: b"whole", None)}
+    checkpoints.table.in_changelog = asyncio.Event()
+    stream = Stream()
+    writing = asyncio.create_task(checkpoints.applied(stream, ["e1"]))
+    await asyncio.sleep(0.05)
+    assert checkpoints.stored(0) == [b"whole"] and stream.acked == []  # written, not yet known delivered
+    checkpoints.table.in_changelog.set()
+    await writing
+    assert stream.acked == ["e1"]
 
 
 def test_changes_without_a_stored_checkpoint_store_the_whole_state(checkpoints):
