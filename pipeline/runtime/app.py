@@ -75,7 +75,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
         table = PartitionStateTable(
             app,
             name=name,
-            key_type=int,  # type: ignore[arg-type]  # Faust's hint omits the scalar types its key serializer takes
+            key_type=int,
             value_type=bytes,
             partitions=settings.partitions,
             help=f"State checkpoint per {source} partition.",
