@@ -377,6 +377,48 @@ def test_snapshot_restore_keeps_everything():
     assert r.totals == s.totals and r.queue_totals == s.queue_totals
 
 
+def test_an_agent_stamped_ahead_closes_only_its_own_intervals():
+    """One desktop's clock an hour ahead (or a made-up agent stamped later than the real traffic) must not make
+    the other agents' events late: each agent's intervals close on its own clock, or on the heartbeat."""
+    E = AgentEvents()
+    s = AgentState(INTERVAL, LATENESS)
+    feed(s, [E.login(0, agent="A1"), E.state(0, "available", agent="A1")])
+    assert feed(s, [E.login(3600, agent="AHEAD"), E.state(3700, "available", agent="AHEAD")]) == [None, None]
+    finals = s.advance()
+    # AHEAD's own intervals before its clock's horizon are final (it was logged out in them: nothing to report)
+    assert [u.agent_id for u in finals] == []
+    # A1's interval 0 is still open: its events there are applied, not late
+    assert feed(s, [E.state(600, "on_contact", agent="A1"), E.state(800, "acw", agent="A1")]) == [None, None]
+    assert s.advance() == []
+    # A1's own clock passing the end of interval 0 by the lateness closes it, with every event counted
+    feed(s, [E.state(INTERVAL + LATENESS, "available", agent="A1")])
+    assert close_all(s, BASE_MS + s_ms(INTERVAL + LATENESS))[("A1", 0)] == counts(
+        logged_in_ms=900, available_ms=600, on_contact_ms=200, acw_ms=100, contact_ms=300, queues=["Q1"]
+    )
+    # and AHEAD's stamped-ahead events are still applied to AHEAD alone
+    assert s.agents["AHEAD"].now.state == "available"
+
+
+def test_a_forgotten_agents_old_events_stay_late_and_its_changes_restore():
+    """A logged-out agent with nothing left to report is forgotten once the heartbeat's horizon passed it; a
+    re-delivery of its old events must still be late (not counted again), also after a restore from a
+    checkpoint and the changes since (which must say that it is gone)."""
+    E = AgentEvents()
+    s = AgentState(INTERVAL, LATENESS)
+    r = AgentState(INTERVAL, LATENESS)
+    # a session without queues: once logged out, nothing of it is kept (with queues, they would be)
+    feed(s, [E.login(0, agent="A9", queues=()), E.state(0, "available", agent="A9"), E.logout(300, agent="A9")])
+    whole = s.snapshot()
+    feed(s, [E.login(100, agent="B1")])
+    finals = close_all(s, BASE_MS + s_ms(INTERVAL + LATENESS))
+    assert finals[("A9", 0)] == counts(logged_in_ms=300, available_ms=300)
+    assert "A9" not in s.agents  # forgotten
+    r.restore(whole, [s.changes()])
+    assert "A9" not in r.agents and r.snapshot() == s.snapshot()
+    for state in (s, r):
+        assert feed(state, [E.login(0, agent="A9"), E.state(200, "on_contact", agent="A9")]) == [LATE, LATE]
+
+
 # ---- processor and collector ------------------------------------------------------------------------------
 
 

@@ -339,3 +339,35 @@ def test_an_answer_stamped_before_its_offer_is_clamped_within_the_tolerance_and_
         s.labels["reason"]: s.value for s in families["cc_pipeline_clamped_events"].samples if s.name.endswith("_total")
     }
     assert samples == {"answer_before_offer": clamped, "abandon_before_offer": 0, "exit_before_offer": 0}
+
+
+def test_the_fcr_side_closes_on_the_slowest_live_queue_not_on_a_queue_stamped_ahead():
+    """A made-up queue stamped four minutes ahead on the partition moves only its own clock: the time the FCR side
+    is told the partition is complete up to stays at the real queue's; a queue quiet for longer than the allowed
+    clock skew is not waited for; a heartbeat moves it for all."""
+    p, _ = processor()
+    part = partition_of(b"sales", p.settings.partitions)
+
+    def offer(queue: str, at: timedelta) -> ev.Event:
+        return ev.ContactOffered(
+            event_id=f"{queue}-{at}", time=T0 + at, contact_id="c", queue_id=queue, channel="voice"
+        )
+
+    ahead = next(
+        q for q in (f"made-up-{i}" for i in range(1000)) if partition_of(q.encode(), p.settings.partitions) == part
+    )
+    quiet = next(
+        q for q in (f"quiet-{i}" for i in range(1000)) if partition_of(q.encode(), p.settings.partitions) == part
+    )
+    batch = [
+        offer(quiet, timedelta(minutes=-30)),
+        offer("sales", timedelta(minutes=1)),
+        offer(ahead, timedelta(minutes=5)),
+    ]
+    p.process([Message(TOPIC, part, i, e.queue_id.encode(), msgspec.json.encode(e)) for i, e in enumerate(batch)])
+    state = p.partitions[part]
+    assert state.watermark == round((T0 + timedelta(minutes=5)).timestamp() * 1000)  # the newest: the made-up queue's
+    assert p.complete_upto(part) == round((T0 + timedelta(minutes=1)).timestamp() * 1000)
+    beat = ev.SourceHeartbeat(event_id="hb", time=T0 + timedelta(minutes=10))
+    p.process([Message(TOPIC, part, 3, b"sales", msgspec.json.encode(beat))])
+    assert p.complete_upto(part) == round(beat.time.timestamp() * 1000)

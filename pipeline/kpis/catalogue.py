@@ -289,8 +289,16 @@ def markdown() -> str:
         "another queue's (queues share partitions). A quiet queue's interval closes at its next event or at the "
         "next heartbeat: sources send heartbeats to every partition while they are idle (the simulator and "
         "`replay` do). Events more than `PIPELINE_MAX_CLOCK_SKEW_SECONDS` ahead of the worker's clock are "
-        "rejected (`future_event_time`). Agent and FCR intervals still close on the partition's newest event "
-        "time.",
+        "rejected (`future_event_time`).",
+        "- **Each agent has its own clock** in the same way (its own presence events, or the heartbeat on its "
+        "partition): a desktop whose clock runs ahead closes only that agent's intervals. An idle agent's "
+        "interval closes at its next event or at the next heartbeat. A schedule entry's publication time moves "
+        "no agent's clock.",
+        "- **FCR windows** close on the time up to which the contact partitions are complete: for each partition, "
+        "the slowest clock among its queues heard from within `PIPELINE_MAX_CLOCK_SKEW_SECONDS` of its newest "
+        "event (a quiet queue is not waited for), or its heartbeat if later; the FCR side takes the lowest over "
+        "the partitions. A queue stamped ahead by more than that skew (possible only when replaying history: "
+        "live, such events are rejected against the worker's clock) would still move it.",
         "- Prometheus counters grow as events are processed; `increase()` over a window therefore follows "
         "processing time. The KPI topic's records are the exact per-interval figures on event time.",
         "- Ratio KPIs are defined once, as a sum of counts over a sum of counts (`pipeline/kpis/definitions.py`): "

@@ -321,6 +321,16 @@ class ContactProcessor(EventProcessor):
         self.wait_bounds_seconds = wait_bounds(queues)
         self.wait_bounds_ms = tuple(sorted({round(b * 1000) for b in self.wait_bounds_seconds}))
 
+    def complete_upto(self, partition: int) -> int:
+        """The event time up to which every live queue of the partition is complete (what the FCR side closes its
+        windows on): the slowest clock among queues heard from within the allowed clock skew of the partition's
+        newest event (a quiet queue is not waited for), or the heartbeat if later. A queue stamped ahead moves
+        only its own clock, so it cannot close the FCR windows of the others."""
+        state: QueueState = self.partitions[partition]
+        idle = round(self.settings.max_clock_skew_seconds * 1000)
+        live = [c for c in state.clocks.values() if c >= state.watermark - idle]
+        return max(min(live, default=state.watermark), state.heartbeat)
+
     def new_state(self) -> QueueState:
         s = self.settings
         return QueueState(

@@ -29,7 +29,7 @@ class FcrWiring:
     async def forward(self, result: BatchResult, contacts: ContactProcessor) -> None:
         """Send a contact batch's applied offers and its partitions' watermarks. Call before the contact
         checkpoint that covers the batch, so that a checkpoint never covers an offer that was not sent."""
-        watermarks = {p: contacts.partitions[p].watermark for p in result.touched if p in contacts.partitions}
+        watermarks = {p: contacts.complete_upto(p) for p in result.touched if p in contacts.partitions}
         for o in self.forwarder.messages(result.offered, watermarks):
             await self.topic.send(key=o.key, value=o.value, partition=o.partition)
 

@@ -1,16 +1,21 @@
 """The agent state of one partition of the agent-event topic, on event time. Pure Python: no Kafka, no Faust.
 
 What it keeps, per agent:
-- the *settled* status (logged in or not, state, reason code, queues, active contacts) at the partition's
-  final horizon F: the end of the newest final interval;
+- its clock (the newest time of its own presence events) and its final horizon F: the end of its newest final
+  interval;
+- the *settled* status (logged in or not, state, reason code, queues, active contacts) at F;
 - the *buffer*: the agent's presence events at or after F, in any order of arrival;
 - the *plan*: the schedule entries (`schedule.activity_planned`) that end after F.
-And per partition: the watermark (newest event time seen), F, the running totals per agent and per queue,
-and the offset of the last message applied.
+And per partition: the newest heartbeat (`source.heartbeat`: no event older is still to come), the watermark
+(newest time seen, shown), the running totals per agent and per queue, and the offset of the last message
+applied.
+
+Each agent's intervals close on its own clock, or on the heartbeat if later: an agent desktop whose clock runs
+ahead (or a writer stamping a made-up agent later than the real traffic) finalises nobody else's intervals.
 
 Order independence. An agent's time in a state is the span from one event to the next, so it is only known
 once the events around it are. Events are therefore buffered and applied in event-time order when the
-watermark passes the end of their interval by the allowed lateness (the same rule that makes a queue
+agent's clock passes the end of their interval by the allowed lateness (the same rule that makes a queue
 interval final): the interval's spans are then settled and its final record is published. Within the
 allowed lateness events may come in any order; events of one agent stamped with the same millisecond are
 applied in the order they arrived (Kafka keeps the order of one key), so the producer's order decides
@@ -23,8 +28,8 @@ counts as not ready (reason `unspecified`); an `agent.state_changed` while logge
 with the highest (version, event_id); `off` is not scheduled.
 
 Late: a presence event stamped before F, or a schedule entry starting before F, would change a final
-interval: it is counted and reported, never applied. F here is the horizon the watermark implies when the event
-comes (`final_horizon`), whether or not `advance` has settled it yet, so that batches do not decide it. Duplicates (same event_id) are recognised while the
+interval: it is counted and reported, never applied. F here is the horizon the agent's clock implies when the
+event comes (`final_horizon`), whether or not `advance` has settled it yet, so that batches do not decide it. Duplicates (same event_id) are recognised while the
 event is buffered (presence) or its entry is kept (schedule); the id is forgotten when the event is settled
 or the entry ends before F, after which any re-delivery is late anyway. So the memory of ids is bounded by
 the events of the last interval plus the allowed lateness, and the published plan.
@@ -42,7 +47,7 @@ from pipeline.contract import events as ev
 from pipeline.core.time import NO_TIME, epoch_ms, interval_start, next_revision
 from pipeline.kpis.agents import HANDLING_STATES, STATES, UNSPECIFIED_REASON, AgentCounts, AgentIntervalUpdate
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: a clock and a horizon per agent
 
 DUPLICATE = "duplicate"
 LATE = "late"
@@ -92,7 +97,9 @@ class Planned:
 
 @dataclass(slots=True)
 class AgentTrack:
-    settled: Status = field(default_factory=Status)  # the status at the partition's horizon
+    clock: int = NO_TIME  # the newest time of its presence events
+    horizon: int = NO_TIME  # F: every interval of this agent ending at or before it is final
+    settled: Status = field(default_factory=Status)  # the status at the horizon
     changes: list[Change] = field(default_factory=list)  # kept sorted by (t, seq)
     plan: list[Planned] = field(default_factory=list)
     now: Status = field(default_factory=Status)  # after every known event: the real-time view
@@ -202,20 +209,24 @@ class AgentState:
     def __init__(self, interval_seconds: int, allowed_lateness_seconds: float) -> None:
         self.interval_ms = interval_seconds * 1000
         self.allowed_lateness = round(allowed_lateness_seconds * 1000)
-        self.watermark = NO_TIME
-        self.horizon = NO_TIME  # F: every interval ending at or before it is final
+        self.watermark = NO_TIME  # the newest time seen on the partition (shown; the real-time view's "now")
+        self.heartbeat = NO_TIME  # the newest `source.heartbeat`
+        self.horizon = NO_TIME  # the heartbeat's horizon: every agent's intervals ending at or before it are final
         self.offset = -1  # last source offset applied; replays of older offsets are skipped
         self.seq = 0
         self.agents: dict[str, AgentTrack] = {}
         self.totals: dict[str, AgentCounts] = {}  # per agent, final intervals only (so they never go down)
         self.queue_totals: dict[str, QueueAdherence] = {}
-        # agents changed since the last `snapshot` or `changes`; None: every agent (the horizon moved)
-        self._changed: set[str] | None = set()
+        self._changed: set[str] = set()  # agents changed since the last `snapshot` or `changes`
+        self._dropped: set[str] = set()  # and forgotten since
+        self._moved: set[str] = set()  # agents whose clock moved since the last `advance`
 
     # ---- applying events -------------------------------------------------------------------------------
 
     def observe_time(self, t: int) -> None:
-        """Advance the watermark (heartbeats, and every applied event)."""
+        """A heartbeat: every agent's clock is at least `t`."""
+        if t > self.heartbeat:
+            self.heartbeat = t
         if t > self.watermark:
             self.watermark = t
 
@@ -229,7 +240,7 @@ class AgentState:
         track = self.agents.get(e.agent_id)
         if track is not None and any(c.event_id == e.event_id for c in track.changes):
             return DUPLICATE
-        if t < self.final_horizon():
+        if t < self.final_horizon(e.agent_id):
             return LATE
         match e:
             case ev.AgentLoggedIn():
@@ -242,7 +253,10 @@ class AgentState:
                 raise TypeError(f"not an agent presence event: {type(e).__name__}")
         self.seq += 1
         if track is None:
-            track = self.agents[e.agent_id] = AgentTrack()
+            track = self._new_track(e.agent_id)
+        if t > track.clock:
+            track.clock = t
+            self._moved.add(e.agent_id)
         changes = track.changes
         changes.append(change)
         if len(changes) > 1 and change.t < changes[-2].t:  # out of order: re-sort, and fold from the horizon
@@ -251,27 +265,33 @@ class AgentState:
         else:  # the newest (the usual case): `now` is the fold of the changes before it
             track.now = apply_change(track.now, change)
         self._changed_one(e.agent_id, track)
-        self.observe_time(t)
+        if t > self.watermark:
+            self.watermark = t
         return None
+
+    def _new_track(self, agent_id: str) -> AgentTrack:
+        track = self.agents[agent_id] = AgentTrack()
+        self._dropped.discard(agent_id)
+        return track
 
     def _plan(self, e: ev.ScheduleActivityPlanned) -> str | None:
         track = self.agents.get(e.agent_id)
         if track is not None and any(p.event_id == e.event_id for p in track.plan):
             return DUPLICATE
         start, end = epoch_ms(e.start), epoch_ms(e.end)
-        if start < self.final_horizon():
+        if start < self.final_horizon(e.agent_id):
             return LATE
         if track is None:
-            track = self.agents[e.agent_id] = AgentTrack()
+            track = self._new_track(e.agent_id)
         track.plan.append(Planned(e.event_id, e.version, e.activity, start, end))
         self._changed_one(e.agent_id, track)
-        self.observe_time(epoch_ms(e.time))
+        # the planner's clock, not the agent's: shown, but it closes nothing
+        self.watermark = max(self.watermark, epoch_ms(e.time))
         return None
 
     def _changed_one(self, agent_id: str, track: AgentTrack) -> None:
         track.changed = True
-        if self._changed is not None:
-            self._changed.add(agent_id)
+        self._changed.add(agent_id)
 
     @staticmethod
     def _fold(status: Status, changes: list[Change]) -> Status:
@@ -281,24 +301,44 @@ class AgentState:
 
     # ---- time passing ----------------------------------------------------------------------------------
 
-    def final_horizon(self) -> int:
-        """The horizon the watermark implies now, which `advance` moves F to. Lateness is judged against it, not F:
-        otherwise an event would be late or applied depending on where a batch happened to end, and a record made
-        at a given offset would not be a function of the events up to it (its revision names that offset)."""
-        if self.watermark == NO_TIME:
-            return self.horizon
-        return max(self.horizon, interval_start(self.watermark - self.allowed_lateness, self.interval_ms))
+    def final_horizon(self, agent_id: str) -> int:
+        """The horizon the agent's clock (or the heartbeat, if later) implies now, which `advance` moves its F to.
+        Lateness is judged against it, not F: otherwise an event would be late or applied depending on where a
+        batch happened to end, and a record made at a given offset would not be a function of the events up to it
+        (its revision names that offset)."""
+        track = self.agents.get(agent_id)
+        if track is None:
+            # an agent is forgotten only once the heartbeat's horizon passed all it did: that horizon keeps
+            # a re-delivery of its old events late
+            floor, clock = self.horizon, self.heartbeat
+        else:
+            floor, clock = track.horizon, max(track.clock, self.heartbeat)
+        if clock == NO_TIME:
+            return floor
+        return max(floor, self.horizon, interval_start(clock - self.allowed_lateness, self.interval_ms))
 
     def advance(self) -> list[AgentIntervalUpdate]:
         """Settle every interval that is now final and return its records, oldest first; forget what can
         change nothing any more. Call once per batch, after applying it."""
-        new = self.final_horizon()
-        if new <= self.horizon:
-            return []
-        old, self.horizon = self.horizon, new
-        self._changed = None  # every agent settles (once an interval)
+        heartbeat_horizon = (
+            self.horizon
+            if self.heartbeat == NO_TIME
+            else max(self.horizon, interval_start(self.heartbeat - self.allowed_lateness, self.interval_ms))
+        )
+        # every agent when the heartbeat closed an interval, else only those whose own clock moved
+        due = list(self.agents) if heartbeat_horizon > self.horizon else sorted(self._moved)
+        self.horizon = heartbeat_horizon
+        self._moved = set()
         finals: list[AgentIntervalUpdate] = []
-        for agent_id, track in list(self.agents.items()):
+        for agent_id in due:
+            track = self.agents.get(agent_id)
+            if track is None:
+                continue
+            new = self.final_horizon(agent_id)
+            if new <= track.horizon:
+                continue
+            old, track.horizon = track.horizon, new
+            self._changed.add(agent_id)
             settling = [c for c in track.changes if c.t < new]
             counts: dict[int, AgentCounts] = {}
             # the settled status holds from the old horizon on (before any event: logged out, from its first one)
@@ -338,6 +378,8 @@ class AgentState:
                 # nothing left that could make a record; its totals stay. (A logged-out agent that had queues
                 # keeps them: an agent.state_changed while logged out logs it in to the queues of its last session.)
                 del self.agents[agent_id]
+                self._changed.discard(agent_id)
+                self._dropped.add(agent_id)
         finals.sort(key=lambda u: (u.start, u.agent_id))
         return finals
 
@@ -348,8 +390,8 @@ class AgentState:
         if track is None or self.watermark == NO_TIME:
             return out
         start = (
-            self.horizon
-            if self.horizon != NO_TIME
+            track.horizon
+            if track.horizon != NO_TIME
             else min([c.t for c in track.changes] + [p.start for p in track.plan] + [self.watermark])
         )
         for s, e, status, activity in pieces(
@@ -368,8 +410,7 @@ class AgentState:
                 continue
             track.changed = False
             track.published_at = wall_now
-            if self._changed is not None:
-                self._changed.add(agent_id)
+            self._changed.add(agent_id)
             for ivl, c in sorted(self.open_counts(agent_id).items()):
                 if c.empty and ivl not in track.revisions:
                     continue
@@ -399,36 +440,42 @@ class AgentState:
 
     def snapshot(self) -> bytes:
         """The whole state (resets what `changes` reports)."""
-        self._changed = set()
+        self._changed, self._dropped = set(), set()
+        return orjson.dumps({**self._document(self.agents), **self._totals()})
+
+    def changes(self) -> bytes | None:
+        """The agents changed or forgotten since the last `snapshot` or `changes`, and the totals (a few entries per
+        agent and queue). `restore(snapshot, [changes, ...])` gives the state back."""
+        changed, dropped = self._changed, self._dropped
+        self._changed, self._dropped = set(), set()
+        # in the state's own order, so that a restored state lists its agents as this one does
         return orjson.dumps(
             {
-                **self._document(self.agents),
-                "totals": {a: c.as_dict() for a, c in self.totals.items()},
-                "queue_totals": {q: [x.scheduled_ms, x.adherent_ms] for q, x in self.queue_totals.items()},
+                **self._document({a: t for a, t in self.agents.items() if a in changed}),
+                "dropped": sorted(dropped),
+                **self._totals(),
             }
         )
 
-    def changes(self) -> bytes | None:
-        """The agents changed since the last `snapshot` or `changes` (None: every agent, once an interval, when
-        they settle: take a snapshot). Totals change only then. `restore(snapshot, [changes, ...])` gives the
-        state back."""
-        changed = self._changed
-        if changed is None:
-            return None
-        self._changed = set()
-        # in the state's own order, so that a restored state lists its agents as this one does
-        return orjson.dumps(self._document({a: t for a, t in self.agents.items() if a in changed}))
+    def _totals(self) -> dict[str, Any]:
+        return {
+            "totals": {a: c.as_dict() for a, c in self.totals.items()},
+            "queue_totals": {q: [x.scheduled_ms, x.adherent_ms] for q, x in self.queue_totals.items()},
+        }
 
     def _document(self, agents: dict[str, AgentTrack]) -> dict[str, Any]:
         """The stored form of the state but its totals, with these agents."""
         return {
             "v": SNAPSHOT_VERSION,
             "watermark": self.watermark,
+            "heartbeat": self.heartbeat,
             "horizon": self.horizon,
             "offset": self.offset,
             "seq": self.seq,
             "agents": {
                 a: {
+                    "clock": t.clock,
+                    "horizon": t.horizon,
                     "settled": t.settled,  # orjson writes dataclasses itself, far faster than asdict
                     "changes": t.changes,
                     "plan": t.plan,
@@ -445,16 +492,22 @@ class AgentState:
         d = orjson.loads(data)
         for later in changes:
             c = orjson.loads(later)
-            d = {**d, **c, "agents": {**d["agents"], **c["agents"]}}
+            agents = {**d["agents"], **c["agents"]}
+            for a in c["dropped"]:
+                agents.pop(a, None)
+            d = {**d, **c, "agents": agents}
         if d.get("v") != SNAPSHOT_VERSION:
             raise ValueError(f"agent state snapshot version {d.get('v')!r}, expected {SNAPSHOT_VERSION}")
         self.watermark = d["watermark"]
+        self.heartbeat = d["heartbeat"]
         self.horizon = d["horizon"]
         self.offset = d["offset"]
         self.seq = d["seq"]
         self.agents = {}
         for a, x in d["agents"].items():
             track = AgentTrack(
+                clock=x["clock"],
+                horizon=x["horizon"],
                 settled=_status(x["settled"]),
                 changes=[Change(**{**c, "queues": tuple(c["queues"])}) for c in x["changes"]],
                 plan=[Planned(**p) for p in x["plan"]],
@@ -466,7 +519,7 @@ class AgentState:
             self.agents[a] = track
         self.totals = {a: AgentCounts.from_dict(c) for a, c in d["totals"].items()}
         self.queue_totals = {q: QueueAdherence(s, a) for q, (s, a) in d["queue_totals"].items()}
-        self._changed = set()
+        self._changed, self._dropped, self._moved = set(), set(), set()
 
 
 def _status(d: dict[str, Any]) -> Status:
