@@ -371,3 +371,14 @@ def test_the_fcr_side_closes_on_the_slowest_live_queue_not_on_a_queue_stamped_ah
     beat = ev.SourceHeartbeat(event_id="hb", time=T0 + timedelta(minutes=10))
     p.process([Message(TOPIC, part, 3, b"sales", msgspec.json.encode(beat))])
     assert p.complete_upto(part) == round(beat.time.timestamp() * 1000)
+
+
+def test_offsets_never_delivered_after_the_last_applied_are_counted():
+    """Source topics are neither compacted nor transactional: a jump in offsets is input the worker never got."""
+    p, stats = processor()
+    msgs = messages(stream())
+    out = p.process(msgs[:2] + [m._replace(offset=m.offset + 3) for m in msgs[2:]])
+    assert stats.skipped_offsets == {TOPIC: 3}
+    families = {f.name: f for f in text_string_to_metric_families(exposition(build_registry(p, stats)).decode())}
+    assert [s.value for s in families["cc_pipeline_skipped_offsets"].samples if s.name.endswith("_total")] == [3]
+    assert out.dead_letters == []

@@ -163,6 +163,15 @@ class KpiCollector:
             fam.add_metric([topic], n)
         yield fam
         fam = CounterMetricFamily(
+            "cc_pipeline_skipped_offsets",
+            "Source offsets after the last one applied that were never delivered (0 unless a producer writes "
+            "transactionally; anything else is lost input: see docs/reliability.md).",
+            labels=["topic"],
+        )
+        for topic, n in sorted(s.skipped_offsets.items()):
+            fam.add_metric([topic], n)
+        yield fam
+        fam = CounterMetricFamily(
             "cc_pipeline_clamped_events",
             "Outcomes stamped before their offer within PIPELINE_CLAMP_SKEW_SECONDS, moved to the offer time.",
             labels=["reason"],

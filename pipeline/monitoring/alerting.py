@@ -438,6 +438,17 @@ def pipeline_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
             "sum by (queue, channel) (cc_pipeline_late_events_total)",
             team,
         ),
+        Alert(
+            "CCPipelineInputSkipped",
+            "critical",
+            "sum by (topic) (increase(cc_pipeline_skipped_offsets_total[{late_window}])) > 0",
+            0,
+            "Source messages were never delivered to the worker: KPIs miss them.",
+            "{{ $value }} offsets of topic {{ $labels.topic }} after the last one applied were never delivered in the "
+            "last 10 minutes; the KPI records of their intervals miss those events.",
+            "sum by (topic) (cc_pipeline_skipped_offsets_total)",
+            team,
+        ),
     ]
 
 

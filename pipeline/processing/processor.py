@@ -108,6 +108,7 @@ class PipelineStats:
     duplicates: Counter = field(default_factory=Counter)  # topic
     late: Counter = field(default_factory=Counter)  # (queue, channel)
     clamped: Counter = field(default_factory=Counter)  # reason: an outcome moved to its offer time
+    skipped_offsets: Counter = field(default_factory=Counter)  # topic: offsets after a checkpoint never delivered
     records_published: Counter = field(default_factory=Counter)  # final: "true"/"false"
     batches: int = 0
     last_batch_seconds: float = 0.0
@@ -197,6 +198,16 @@ class PartitionedProcessor(Generic[ItemT]):
                 state = self.load(m.partition, load_snapshot(m.partition))
             if m.offset <= state.offset:
                 continue  # already in the restored checkpoint: applying it again would count it twice
+            if m.offset > state.offset + 1 and state.offset >= 0:
+                # source topics are neither compacted nor transactional: offsets never skipped were not delivered
+                self.stats.skipped_offsets[self.topic] += m.offset - state.offset - 1
+                log.error(
+                    "%s[%d]: offsets %d to %d were never delivered",
+                    m.topic,
+                    m.partition,
+                    state.offset + 1,
+                    m.offset - 1,
+                )
             state.offset = m.offset
             touched.add(m.partition)
             try:

@@ -175,6 +175,23 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
         for partition in owned_partitions(agent_topic) - set(agents.partitions):
             agents.load(partition, agent_checkpoints.stored(partition))
 
+    sources: dict[str, tuple[PartitionedProcessor, Checkpoints]] = {
+        contact_topic.get_topic_name(): (contacts, contact_checkpoints),
+        agent_topic.get_topic_name(): (agents, agent_checkpoints),
+        fcr.topic.get_topic_name(): (fcr.processor, fcr.checkpoints),
+    }
+
+    def resume_at(topic: str, partition: int) -> int | None:
+        """Where an assigned source partition resumes: after its checkpoint (`pipeline.runtime.transport`)."""
+        if topic not in sources:
+            return None
+        processor, held = sources[topic]
+        state = processor.partitions.get(partition)
+        if state is None:
+            state = processor.load(partition, held.stored(partition))
+        return state.offset + 1
+
+    app.resume_at = resume_at
     health = _health(app, settings, (contact_topic, contacts), (agent_topic, agents), throughput, probe, assignment)
     registry.register(HealthCollector(health))
 

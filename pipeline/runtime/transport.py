@@ -29,6 +29,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from time import monotonic
 from typing import cast
 
@@ -90,6 +91,40 @@ class _Consumer(driver.Consumer):
             await asyncio.sleep(min(timeout, HELD_WAIT_SECONDS))
             return {}
         return await super()._getmany(active_partitions, timeout)
+
+    # After a rebalance Faust resumes every assigned partition and then seeks each to its committed offset. A
+    # source partition with a checkpoint must resume where the checkpoint ends when that is earlier: the
+    # checkpoint is what was applied, and an offset committed past it (seen after a kill -9: Faust counts an
+    # offset it never delivered as a gap to commit over) would skip the events between for good. So those
+    # partitions stay paused until they are placed (a fetch in between would hand over records from the wrong
+    # place).
+    _placing: frozenset = frozenset()
+
+    def resume_partitions(self, tps) -> None:  # noqa: ANN001
+        resume_at = cast(App, self.app).resume_at
+        tps = set(tps)
+        self._placing = frozenset(tp for tp in tps if resume_at(tp.topic, tp.partition) is not None)
+        super().resume_partitions(tps - self._placing)
+
+    async def perform_seek(self) -> None:
+        placing, self._placing = self._placing, frozenset()
+        try:
+            await super().perform_seek()
+            resume_at = cast(App, self.app).resume_at
+            for tp in sorted(placing):
+                want = resume_at(tp.topic, tp.partition)
+                committed = self._committed_offset.get(tp)
+                if want is not None and committed is not None and want < committed:
+                    log.warning(
+                        "%s[%d]: the committed offset %d is past the checkpoint's; resuming at %d",
+                        tp.topic,
+                        tp.partition,
+                        committed,
+                        want,
+                    )
+                    await self.seek(tp, want)
+        finally:
+            super().resume_partitions(placing)
 
     def _to_message(self, tp, record) -> _HeldMessage:  # noqa: ANN001
         # Faust's own conversion (faust.transport.drivers.aiokafka.Consumer._to_message), into a counted message
@@ -181,6 +216,8 @@ class App(faust.App):
 
     def __init__(self, *args, fetch_max_wait_ms: int, max_held_bytes: int = 1 << 62, **kwargs) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        # (topic, partition) -> the offset after the partition's checkpoint (None: not a checkpointed source)
+        self.resume_at: Callable[[str, int], int | None] = lambda topic, partition: None
         self.max_held_bytes = max_held_bytes
         self.crashed_agents: list[str] = []
         # Tables are in memory (and Kafka); Faust still makes a directory for table files, in the working
