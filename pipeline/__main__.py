@@ -1,4 +1,4 @@
-"""`python -m pipeline <command>`: run, worker, replay, simulate, staffing, schemas, catalogue, ops-config."""
+"""`python -m pipeline <command>`: run, worker, replay, simulate, ingest, staffing, schemas, catalogue, ops-config."""
 
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     sub.add_parser("simulate", help="write a simulated center's events to a JSONL file", add_help=False)
+    sub.add_parser(
+        "ingest", help="a contact center's files in (Asterisk queue_log, call-detail CSV): events out", add_help=False
+    )
     sub.add_parser("bench", help="throughput, latency and memory of the real worker, with references", add_help=False)
     sub.add_parser(
         "staffing", help="what-if staffing: agents for a service level target (Erlang C / A)", add_help=False
@@ -46,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.tools.simulate import main_simulate
 
         return main_simulate(argv[1:])
+    if argv[:1] == ["ingest"]:
+        from pipeline.tools.ingest import main_ingest
+
+        return main_ingest(argv[1:])
     if argv[:1] == ["staffing"]:
         from pipeline.tools.staffing import main_staffing
 

@@ -1,0 +1,63 @@
+"""`python -m pipeline ingest`: the command line, dead letters, the summary, and user mistakes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline.tools.simulate import read_jsonl
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = 1366720340
+
+
+def ingest(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "ingest", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_queue_log_with_bad_lines_is_imported_and_the_bad_lines_dead_lettered(tmp_path: Path) -> None:
+    log = tmp_path / "queue_log"
+    log.write_text(
+        "\n".join(
+            [
+                f"{T0 + 30}|c1|sales|SIP/1|COMPLETECALLER|5|25|1",  # out of line order: read in time order
+                f"{T0}|c1|sales|NONE|ENTERQUEUE||0611|1",
+                "this is not a queue_log line",
+                f"{T0 + 5}|c1|sales|SIP/1|CONNECT|5|m|1",
+                f"{T0 + 40}|c2|sales|SIP/1|CONNECT|5|m|1",  # no ENTERQUEUE
+                f"{T0 + 50}|NONE|NONE|NONE|QUEUESTART|",
+            ]
+        )
+        + "\n"
+    )
+    done = ingest("asterisk-queue-log", str(log), "--out", "events.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    events = list(read_jsonl(tmp_path / "events.jsonl"))
+    assert [e.time.timestamp() for e in events] == sorted(e.time.timestamp() for e in events)
+    assert sum(1 for e in events if type(e).__name__ == "ContactEnded") == 1
+    dead = [json.loads(x) for x in (tmp_path / "events.jsonl.dead-letters.jsonl").read_text().splitlines()]
+    assert [(d["line"], d["reason"]) for d in dead] == [(3, "bad_time"), (5, "no_enterqueue")]
+    assert "read 6 records" in done.stderr and "dead-lettered 2 (bad_time 1, no_enterqueue 1)" in done.stderr
+    assert "ignored 1 (QUEUESTART 1)" in done.stderr and "2 records were out of time order" in done.stderr
+
+
+def test_user_mistakes_get_one_sentence_and_status_2(tmp_path: Path) -> None:
+    missing = ingest("asterisk-queue-log", "nope.log", "--out", "e.jsonl", cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stderr.strip() == "ingest: nope.log: no such file"
+    (tmp_path / "q").write_text("")
+    zone = ingest("asterisk-queue-log", "q", "--out", "e.jsonl", "--time-zone", "Mars/Olympus", cwd=tmp_path)
+    assert zone.returncode == 2 and "Mars/Olympus" in zone.stderr and "Traceback" not in zone.stderr
+    placeholder = ingest("asterisk-queue-log", "q", "--out", "e.jsonl", "--placeholder-agent", "NONE", cwd=tmp_path)
+    assert placeholder.returncode == 2 and "NAME=AGENT_ID" in placeholder.stderr
+    no_broker = ingest("asterisk-queue-log", "q", cwd=tmp_path)
+    assert no_broker.returncode == 2 and "PIPELINE_BROKER_URL" in no_broker.stderr
