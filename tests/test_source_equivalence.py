@@ -22,6 +22,7 @@ import msgspec
 import pytest
 
 from pipeline.contract import events as ev
+from pipeline.sources import cdr
 from pipeline.sources.asterisk import AsteriskConfig
 from pipeline.tools import ingest
 from pipeline.tools.simulate import CenterConfig, formats, read_jsonl, simulate
@@ -147,3 +148,45 @@ def test_reimporting_gives_the_same_event_ids(
     assert summary.out_of_order > 0
     again = list(read_jsonl(tmp_path / "again.jsonl"))
     assert {e.event_id for e in again} == {e.event_id for e in asterisk_path}
+
+
+@pytest.fixture(scope="module")
+def cdr_path(day: list[ev.Event], voice: set[str], tmp_path_factory: pytest.TempPathFactory) -> list[ev.Event]:
+    folder = tmp_path_factory.mktemp("cdr")
+    calls, mapping, out = folder / "calls.tsv", folder / "map.toml", folder / "events.jsonl"
+    rows = formats.write_cdr(day, calls, voice)
+    mapping.write_text(formats.CDR_MAPPING)
+    fmt = ingest.CdrFormat(cdr.load_mapping(mapping))
+    summary = ingest.import_file(fmt, calls, out, folder / "dead.jsonl", chunk=2000)
+    assert not summary.dead and summary.read == rows
+    assert summary.out_of_order > 0  # rows come in completion order: read in arrival order
+    return list(read_jsonl(out))
+
+
+def test_cdr_queue_kpis_equal_the_contract_path(day: list[ev.Event], voice: set[str], cdr_path) -> None:
+    ids = [e.contact_id for e in cdr_path if isinstance(e, ev.ContactOffered)]
+    assert len({i.split("@")[0] for i in ids}) < len(ids) == len(set(ids))  # call ids repeat; contact ids do not
+    view = [
+        msgspec.structs.replace(e, time=_second(e.time))
+        for e in day
+        if isinstance(e, ev.ContactEvent) and e.queue_id in voice
+    ]
+    vendor = queue_kpis(cdr_path)
+    assert vendor == queue_kpis(view)
+    original = {k: v for k, v in queue_kpis(day).items() if k[0] in voice}
+    changed = changed_fields(original, queue_kpis(view))
+    assert changed <= set(formats.NOT_CARRIED["cdr"]["queue"])
+    assert not changed & {
+        "offered",
+        "answered",
+        "abandoned",
+        "callbacks_requested",
+        "handled",
+        "held",
+        "transferred_out",
+    }
+    for name in ("hold_ms", "acw_ms"):  # carried to the second: off by less than a second per call
+        total = sum(getattr(c, name) for c in original.values())
+        assert abs(sum(getattr(c, name) for c in vendor.values()) - total) < 1000 * sum(
+            c.handled for c in vendor.values()
+        )

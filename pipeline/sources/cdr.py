@@ -47,6 +47,8 @@ class FileSpec(_Model):
     delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
     """One character: "," for CSV, "\\t" for tab-separated."""
     encoding: str = "utf-8"
+    header: list[str] | None = None
+    """Column names, for a file without a header row (Asterisk's Master.csv has none)."""
     time_format: str = "iso"
     """`iso` (ISO 8601), `epoch` (seconds) or a strptime format such as `%d/%m/%Y %H:%M:%S`."""
     time_zone: str = "UTC"

@@ -151,7 +151,7 @@ def in_time_order(
             if k is None:
                 dead(number, "bad_time", "the record's time cannot be read", record)
                 continue
-            if last is not None and k < last:
+            if last is not None and k[0] < last[0]:  # earlier time (the rank only orders within a second)
                 summary.out_of_order += 1
             else:
                 last = k
@@ -473,7 +473,7 @@ class CdrFormat:
 
     def records(self, path: Path) -> Iterator[tuple[int, Any]]:
         with open(path, encoding=self.mapping.file.encoding, errors="replace", newline="") as f:
-            reader = csv.DictReader(f, delimiter=self.mapping.file.delimiter)
+            reader = csv.DictReader(f, fieldnames=self.mapping.file.header, delimiter=self.mapping.file.delimiter)
             header = list(reader.fieldnames or [])
             problem = self.adapter.header_problem(header)
             if problem:
@@ -566,11 +566,14 @@ def _run(args: argparse.Namespace) -> int:
             dead.close()
     else:
         summary = import_file(fmt, args.file, args.out, dead_path)
-    print(f"\r\033[K{summary.text()}", file=sys.stderr)
+    print(("\r\033[K" if sys.stderr.isatty() else "") + summary.text(), file=sys.stderr)
     if summary.dead:
         print(f"dead letters: {dead_path}", file=sys.stderr)
     return 0
 
 
 def _progress(text: str) -> None:
-    print(f"\r  {text}\033[K", end="", file=sys.stderr, flush=True)
+    if sys.stderr.isatty():
+        print(f"\r  {text}\033[K", end="", file=sys.stderr, flush=True)
+    else:
+        print(f"  {text}", file=sys.stderr, flush=True)
