@@ -61,3 +61,17 @@ def test_user_mistakes_get_one_sentence_and_status_2(tmp_path: Path) -> None:
     assert placeholder.returncode == 2 and "NAME=AGENT_ID" in placeholder.stderr
     no_broker = ingest("asterisk-queue-log", "q", cwd=tmp_path)
     assert no_broker.returncode == 2 and "PIPELINE_BROKER_URL" in no_broker.stderr
+
+
+def test_the_bench_ingest_phase_reports_records_per_second(tmp_path: Path) -> None:
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    cmd = [sys.executable, "-m", "pipeline", "bench", "--phases", "ingest", "--ingest-agents", "12"]
+    cmd += ["--ingest-rounds", "2", "--log-dir", str(tmp_path), "--json", str(tmp_path / "b.json")]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "ingest asterisk-queue-log into JSONL" in done.stdout and "ingest cdr into JSONL" in done.stdout
+    result = json.loads((tmp_path / "b.json").read_text())["ingest"]
+    for name in ("asterisk-queue-log", "cdr"):
+        r = result[name]
+        assert r["records"] > 50 and r["dead_lettered"] == 0 and len(r["rates"]) == 2
+        assert r["min"] <= r["median"] <= r["max"] and all(x > 0 for x in r["wall_rates"])

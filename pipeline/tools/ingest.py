@@ -119,6 +119,8 @@ class DeadLetters:
         self.summary.dead[reason] += 1
         if self.file is None:
             self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        if isinstance(record, dict):  # a CDR row: its cells, without what the adapter keeps in it
+            record = json.dumps({k: v for k, v in record.items() if isinstance(k, str) and not k.startswith("\x00")})
         text = record if isinstance(record, str) else json.dumps(record)
         self.file.write(
             json.dumps({"line": number, "reason": reason, "detail": detail, "record": text.rstrip()}) + "\n"
@@ -157,23 +159,20 @@ def in_time_order(
                 last = k
             batch.append((k, number, record))
             if len(batch) >= chunk:
-                runs.append(_spill(sorted(batch, key=_first_two)))
+                batch.sort()  # (key, line number) is unique: the records themselves are never compared
+                runs.append(_spill(batch))
                 batch = []
-        batch.sort(key=_first_two)
+        batch.sort()
         if not runs:
             for _, number, record in batch:
                 yield number, record
             return
         streams = [_unspill(f) for f in runs] + [iter(batch)]
-        for _, number, record in heapq.merge(*streams, key=_first_two):
+        for _, number, record in heapq.merge(*streams):
             yield number, record
     finally:
         for f in runs:
             f.close()
-
-
-def _first_two(item: tuple[tuple[float, int], int, Any]) -> tuple[tuple[float, int], int]:
-    return item[0], item[1]
 
 
 def _spill(items: list[tuple[tuple[float, int], int, Any]]) -> BinaryIO:
