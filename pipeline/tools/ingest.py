@@ -13,7 +13,7 @@ read is dead-lettered (a JSON line with its line number and reason) and the impo
 file is read before the new one) and restarts (a state file keeps the file's inode, the offset after the last
 complete line and the adapter's open calls). Event ids are stable, so a batch sent again after a crash counts
 once; with `--out`, the output file is cut back to its size at the last saved position, so it holds no
-duplicate either.
+duplicate either. To Kafka, a quiet log sends a heartbeat every few seconds so that quiet partitions close.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -238,8 +239,67 @@ class JsonlSink:
         os.fsync(self.file.fileno())
         return self.file.tell()
 
+    def restart_at(self, size: int) -> None:
+        """Cut the file back to the size saved with the follower's position: what came after is written again."""
+        self.file.truncate(size)
+        self.file.seek(0, os.SEEK_END)
+
+    def idle(self) -> None:
+        pass
+
     def close(self) -> None:
         self.file.close()
+
+
+class KafkaSink:
+    """The follower's events to Kafka through the reference producer; acknowledged before the position is saved.
+
+    Events sent again after a crash carry the same ids, which the worker counts once. While the log is quiet, a
+    heartbeat at the wall clock (less `HEARTBEAT_MARGIN`) tells every partition that the source's time goes on."""
+
+    HEARTBEAT_EVERY = 10.0
+    HEARTBEAT_MARGIN = timedelta(seconds=5)
+
+    def __init__(self) -> None:
+        from pipeline.core.settings import load_settings
+        from pipeline.runtime.broker import bootstrap_servers, ensure_topics
+        from pipeline.runtime.producer import EventWriter
+
+        settings = load_settings()
+        if not settings.broker_url:
+            raise UserError("no broker to produce to: set PIPELINE_BROKER_URL, or write a file with --out EVENTS.jsonl")
+        self.loop = asyncio.new_event_loop()
+        try:
+            self.loop.run_until_complete(ensure_topics(settings, timeout=15))
+        except RuntimeError as exc:
+            self.loop.close()
+            raise UserError(f"the broker at {settings.broker_url} does not answer ({exc})") from None
+
+        async def start() -> EventWriter:  # the producer must be made inside the loop it runs on
+            return await EventWriter(settings, bootstrap_servers(settings), events_per_message=100).__aenter__()
+
+        self.writer = self.loop.run_until_complete(start())
+        self.beat = time.monotonic()
+
+    def write(self, events: list[ev.Event]) -> None:
+        if events:
+            self.loop.run_until_complete(self.writer.write(events))
+            self.beat = time.monotonic()
+
+    def sync(self) -> int:
+        return 0
+
+    def restart_at(self, size: int) -> None:
+        pass
+
+    def idle(self) -> None:
+        if time.monotonic() - self.beat > self.HEARTBEAT_EVERY:
+            self.loop.run_until_complete(self.writer.heartbeat(datetime.now(UTC) - self.HEARTBEAT_MARGIN))
+            self.beat = time.monotonic()
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.writer.__aexit__(None, None, None))
+        self.loop.close()
 
 
 def _to_kafka(batches: Iterable[list[ev.Event]]) -> None:
@@ -296,7 +356,12 @@ class Follower:
     """Follows a growing queue_log across rotations and restarts; see the module's docstring."""
 
     def __init__(
-        self, path: Path, state_path: Path, config: asterisk.AsteriskConfig, sink: JsonlSink, dead: DeadLetters
+        self,
+        path: Path,
+        state_path: Path,
+        config: asterisk.AsteriskConfig,
+        sink: JsonlSink | KafkaSink,
+        dead: DeadLetters,
     ) -> None:
         self.path, self.state_path, self.sink, self.dead = path, state_path, sink, dead
         self.adapter = asterisk.QueueLogAdapter(config)
@@ -356,8 +421,7 @@ class Follower:
         state = self._load()
         if state is not None:
             asterisk.restore(self.adapter, state.get("adapter", {}))
-            self.sink.file.truncate(state.get("out_size", 0))
-            self.sink.file.seek(0, os.SEEK_END)
+            self.sink.restart_at(state.get("out_size", 0))
         inode, offset, line = (state["inode"], state["offset"], state["line"]) if state else (None, 0, 0)
         if inode is not None:
             old = _find_inode(self.path, inode)
@@ -396,6 +460,7 @@ class Follower:
                             offset, line = 0, 0
                             self._save(current, 0, 0)
                         break
+                    self.sink.idle()
                     time.sleep(poll)
         self.summary.ignored.update(self.adapter.ignored)
         return self.summary
@@ -440,7 +505,7 @@ def _add_asterisk(sub: Any) -> None:
         "--state",
         type=Path,
         default=None,
-        help="--follow's position file (default: the output file's name + .follow-state.json)",
+        help="--follow's position file (default: OUT.follow-state.json, or ingest-asterisk-queue-log.follow-state.json)",
     )
     p.add_argument("--time-zone", default="UTC", help="the PBX's zone, for local date-times (epoch times are UTC)")
     p.add_argument(
@@ -542,14 +607,12 @@ def _run(args: argparse.Namespace) -> int:
     base = args.out or Path(f"ingest-{args.format}")
     dead_path = args.dead_letters or base.with_name(base.name + ".dead-letters.jsonl")
     if getattr(args, "follow", False):
-        if args.out is None:
-            raise UserError("--follow writes to a file for now: give --out EVENTS.jsonl")
         if not args.file.parent.is_dir():
             raise UserError(f"{args.file.parent}: no such directory")
-        state = args.state or args.out.with_name(args.out.name + ".follow-state.json")
+        state = args.state or base.with_name(base.name + ".follow-state.json")
         summary = Summary()
         dead = DeadLetters(dead_path, summary)
-        sink = JsonlSink(args.out, append=True)
+        sink = JsonlSink(args.out, append=True) if args.out else KafkaSink()
         follower = Follower(args.file, state, fmt.adapter.config, sink, dead)  # type: ignore[attr-defined]
 
         def stop(*_: object) -> None:
@@ -557,7 +620,8 @@ def _run(args: argparse.Namespace) -> int:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        print(f"following {args.file} -> {args.out} (position in {state}); Ctrl-C to stop", file=sys.stderr)
+        target = args.out or "Kafka"
+        print(f"following {args.file} -> {target} (position in {state}); Ctrl-C to stop", file=sys.stderr)
         try:
             follower.run()
         finally:
