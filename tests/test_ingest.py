@@ -7,18 +7,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pipeline.tools.simulate import read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = 1366720340
 
 
-def ingest(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+def ingest(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pipeline", "ingest", *args],
         cwd=cwd,
-        env=env,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
@@ -75,3 +76,55 @@ def test_the_bench_ingest_phase_reports_records_per_second(tmp_path: Path) -> No
         r = result[name]
         assert r["records"] > 50 and r["dead_lettered"] == 0 and len(r["rates"]) == 2
         assert r["min"] <= r["median"] <= r["max"] and all(x > 0 for x in r["wall_rates"])
+
+
+@pytest.mark.integration
+def test_a_whole_file_goes_to_kafka_and_an_unreachable_broker_is_one_sentence(broker, tmp_path: Path) -> None:
+    import asyncio
+    import uuid
+
+    import orjson
+    from aiokafka import AIOKafkaConsumer
+
+    log = tmp_path / "queue_log"
+    log.write_text(
+        f"{T0}|c1|sales|NONE|ENTERQUEUE||0611|1\n{T0 + 5}|c1|sales|SIP/1|CONNECT|5|m|1\n"
+        f"{T0 + 30}|c1|sales|SIP/1|COMPLETECALLER|5|25|1\n{T0 + 40}|c2|sales|NONE|ENTERQUEUE||0612|1\n"
+        f"{T0 + 50}|c2|sales|NONE|ABANDON|1|1|10\n"
+    )
+    assert ingest("asterisk-queue-log", str(log), "--out", "e.jsonl", cwd=tmp_path).returncode == 0
+    expected = {e.event_id for e in read_jsonl(tmp_path / "e.jsonl")}
+    prefix = f"ingest-{uuid.uuid4().hex[:6]}"
+    done = ingest(
+        "asterisk-queue-log",
+        str(log),
+        cwd=tmp_path,
+        env={"PIPELINE_BROKER_URL": broker.bootstrap, "PIPELINE_TOPIC_PREFIX": prefix},
+    )
+    assert done.returncode == 0, done.stderr
+
+    async def consume() -> list[dict]:
+        consumer = AIOKafkaConsumer(
+            f"{prefix}.contact-events",
+            f"{prefix}.agent-events",
+            bootstrap_servers=broker.bootstrap,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        got: list[dict] = []
+        try:
+            while batches := await consumer.getmany(timeout_ms=3000):
+                for msgs in batches.values():
+                    for m in msgs:
+                        value = orjson.loads(m.value)
+                        got += value if isinstance(value, list) else [value]
+        finally:
+            await consumer.stop()
+        return got
+
+    got = asyncio.run(consume())
+    assert {e["event_id"] for e in got if e["type"] != "source.heartbeat"} == expected
+    assert any(e["type"] == "source.heartbeat" for e in got)  # the end of the file closes quiet partitions
+
+    down = ingest("asterisk-queue-log", str(log), cwd=tmp_path, env={"PIPELINE_BROKER_URL": "127.0.0.1:1"})
+    assert down.returncode == 2 and "does not answer" in down.stderr and "Traceback" not in down.stderr
