@@ -60,6 +60,10 @@ def test_user_mistakes_get_one_sentence_and_status_2(tmp_path: Path) -> None:
     assert zone.returncode == 2 and "Mars/Olympus" in zone.stderr and "Traceback" not in zone.stderr
     placeholder = ingest("asterisk-queue-log", "q", "--out", "e.jsonl", "--placeholder-agent", "NONE", cwd=tmp_path)
     assert placeholder.returncode == 2 and "NAME=AGENT_ID" in placeholder.stderr
+    no_folder = ingest("asterisk-queue-log", "q", "--out", "nowhere/e.jsonl", cwd=tmp_path)
+    assert (
+        no_folder.returncode == 2 and no_folder.stderr.strip() == "ingest: nowhere/e.jsonl: No such file or directory"
+    )
     no_broker = ingest("asterisk-queue-log", "q", cwd=tmp_path)
     assert no_broker.returncode == 2 and "PIPELINE_BROKER_URL" in no_broker.stderr
 

@@ -597,6 +597,9 @@ def main_ingest(argv: list[str]) -> int:
     except UserError as exc:
         print(f"ingest: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # an output folder that does not exist, a file that cannot be read or written
+        print(f"ingest: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except SettingsError as exc:
         print(exc.message, file=sys.stderr)
         return 2
