@@ -1,4 +1,4 @@
-"""`python -m pipeline <command>`: run, worker, replay, simulate, staffing, schemas, catalogue, ops-config."""
+"""`python -m pipeline <command>`: run, worker, replay, simulate, ingest, staffing, schemas, catalogue, ops-config."""
 
 from __future__ import annotations
 
@@ -32,8 +32,13 @@ def main(argv: list[str] | None = None) -> int:
         default=100,
         help="events batched into one Kafka message (the contract's batching option)",
     )
+    p.add_argument("--strict", action="store_true", help="refuse the whole file if any line is not a contract event")
+    p.add_argument("--log-dir", type=Path, default=None, help="keep the broker and worker logs here")
 
     sub.add_parser("simulate", help="write a simulated center's events to a JSONL file", add_help=False)
+    sub.add_parser(
+        "ingest", help="a contact center's files in (Asterisk queue_log, call-detail CSV): events out", add_help=False
+    )
     sub.add_parser("bench", help="throughput, latency and memory of the real worker, with references", add_help=False)
     sub.add_parser(
         "staffing", help="what-if staffing: agents for a service level target (Erlang C / A)", add_help=False
@@ -46,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.tools.simulate import main_simulate
 
         return main_simulate(argv[1:])
+    if argv[:1] == ["ingest"]:
+        from pipeline.tools.ingest import main_ingest
+
+        return main_ingest(argv[1:])
     if argv[:1] == ["staffing"]:
         from pipeline.tools.staffing import main_staffing
 
@@ -76,14 +85,25 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_demo(args.hours, args.speed, args.seed, args.agents, args.log_dir)
     if args.command == "replay":
-        from pipeline.tools.replay import replay
+        from pipeline.tools.replay import ReplayRefused, replay
 
-        s = replay(args.events, args.kpi_out, args.events_per_message)
+        try:
+            s = replay(args.events, args.kpi_out, args.events_per_message, strict=args.strict, log_dir=args.log_dir)
+        except ReplayRefused as exc:
+            print(f"replay: {exc}", file=sys.stderr)
+            return 2
         print(
             f"\nreplayed {s.events} events ({s.messages} messages) in {s.seconds:.1f}s: "
             f"{s.final_records} final KPI records -> {args.kpi_out}; "
             f"rejected {s.rejected}, duplicates {s.duplicates}, late {s.late}"
         )
+        for reason, lines in sorted(s.dead_lettered.items()):
+            shown = ", ".join(map(str, lines[:10])) + (" ..." if len(lines) > 10 else "")
+            print(f"dead-lettered {len(lines)} lines ({reason}): lines {shown} -> {args.kpi_out}.dead-letters.jsonl")
+        if s.out_of_order:
+            print(f"{s.out_of_order} events were out of time order in the file: replayed in time order")
+        if s.log_dir:
+            print(f"logs: {s.log_dir}")
         return 0
     if args.command == "schemas":
         from pipeline.tools import schemas

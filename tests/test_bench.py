@@ -41,6 +41,8 @@ EXPECTED = [
     "worker peak resident memory before the five full /metrics scrapes",
     "/metrics scrape with 12 queues",
     "replay of a simulated 10-agent day",
+    "ingest asterisk-queue-log into JSONL",
+    "ingest cdr into JSONL",
 ]
 
 
@@ -73,6 +75,10 @@ def test_bench_reports_every_figure(broker, tmp_path, monkeypatch, capsys):
             "0.5",
             "--replay-agents",
             "10",
+            "--ingest-agents",
+            "12",
+            "--ingest-rounds",
+            "1",
             "--json",
             str(out),
             "--log-dir",

@@ -119,3 +119,20 @@ def test_the_worker_app_takes_the_fetch_size_the_partitioner_and_a_lean_monitor(
     assert isinstance(app.conf.producer_partitioner, KeyPartitioner)
     app.on_init_dependencies()  # where Faust adds its Monitor to the sensors
     assert isinstance(app.monitor, StallMonitor) and app.monitor in set(app.sensors)
+
+
+def test_a_queue_open_until_midnight_closes_at_24_00(tmp_path) -> None:
+    """Opening hours are written "until 24:00"; TOML's time literal stops at 23:59:59, so the file gives a string."""
+    from pipeline.monitoring.alerting import _open_expr
+
+    path = tmp_path / "queues.toml"
+    path.write_text('[queues.night]\nopens = 18:00:00\ncloses = "24:00:00"\n[queues.day]\ncloses = "24:00"\n')
+    config = QueueConfig.load(path)
+    night = config.for_queue("night")
+    assert night.closes_minute == 1440 and night.closes > night.opens
+    assert config.for_queue("day").closes_minute == 1440
+    assert "< 1440" in _open_expr(["night"], night)  # the alert rules count the last minute as open
+    assert QueueConfig().defaults.closes_minute == 20 * 60
+    path.write_text('[queues.night]\ncloses = "25:00:00"\n')
+    with pytest.raises(SettingsError, match=re.escape("queues.night.closes")):
+        QueueConfig.load(path)

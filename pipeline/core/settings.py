@@ -90,7 +90,20 @@ class QueueSettings(BaseModel):
     opens: time = time(8, 0)
     """Opening time on open days (local)."""
     closes: time = time(20, 0)
-    """Closing time on open days (local); must be after `opens`."""
+    """Closing time on open days (local); must be after `opens`. `"24:00:00"` (a string) is the end of the day."""
+
+    @field_validator("closes", mode="before")
+    @classmethod
+    def _end_of_day(cls, value: object) -> object:
+        # Opening hours say "until 24:00"; a time of day stops at 23:59:59.999999, which stands for it.
+        if isinstance(value, str) and value.strip() in ("24:00", "24:00:00"):
+            return time.max
+        return value
+
+    @property
+    def closes_minute(self) -> int:
+        """Minutes from midnight to closing: 1440 for 24:00."""
+        return 1440 if self.closes == time.max else self.closes.hour * 60 + self.closes.minute
 
     @field_validator("time_zone")
     @classmethod

@@ -166,7 +166,7 @@ def _open_expr(queues: list[str], s: QueueSettings) -> str:
         else:
             conds.append("(" + " or ".join(f"day_of_week({local}) == {d}" for d in days) + ")")
     minute_of_day = f"(hour({local}) * 60 + minute({local}))"  # to the minute: opening times have no seconds
-    opens, closes = s.opens.hour * 60 + s.opens.minute, s.closes.hour * 60 + s.closes.minute
+    opens, closes = s.opens.hour * 60 + s.opens.minute, s.closes_minute
     conds += [f"{minute_of_day} >= {opens}", f"{minute_of_day} < {closes}"]
     return "(\n  " + "\n  and ".join(conds) + f"\n) * 0 + 1\nor {local} * 0"
 

@@ -20,7 +20,9 @@ the simulator's events, and every worker is a real child process (`pipeline.tool
   topic gives p50/p99/max; the worker's resident memory is sampled all along (a long run is the soak);
 - memory: a simulated day of a large center (agents, queues) through the worker; peak resident memory (VmHWM)
   and the time a /metrics scrape takes with that many queues;
-- replay: a simulated day of a 1,000-agent center through `pipeline.tools.replay.replay`, end to end.
+- replay: a simulated day of a 1,000-agent center through `pipeline.tools.replay.replay`, end to end;
+- ingest: file import (Asterisk queue_log, call-detail TSV) into JSON Lines, records per second
+  (pipeline/tools/bench_ingest.py).
 
 It prints progress on stderr, then one table with the figures, the targets and the ratios on stdout, and can
 write the same as JSON (`--json`). `python -m pipeline.tools.bench empty-agent|raw-consumer` are the two reference
@@ -55,7 +57,7 @@ from pipeline.runtime.broker import bootstrap_servers, ensure_topics, free_port
 from pipeline.tools.replay import _get, _produce, replay, wait_until_done
 from pipeline.tools.run import broker_for, worker_process
 
-PHASES = ("processors", "throughput", "latency", "memory", "replay")
+PHASES = ("processors", "throughput", "latency", "memory", "replay", "ingest")
 PROBE_QUEUE = "bench-probe"
 EVENTS_PER_AGENT_DAY = 430  # a simulated day gives about this many events per agent (1,000 agents: ~436,000)
 
@@ -926,6 +928,11 @@ def figures(results: dict) -> list[dict]:
             "< 60 s",
             rep["seconds"] < 60,
         )
+    if results.get("ingest"):
+        from pipeline.tools.bench_ingest import rows as ingest_rows
+
+        for name, value, unit, target, ok in ingest_rows(results["ingest"]):
+            row(name, value, unit, target, ok)
     return rows
 
 
@@ -985,6 +992,10 @@ def bench(opts: argparse.Namespace) -> dict:
                 results[name] = phase(settings, opts, run_id, log_dir)
     if "replay" in opts.phases and opts.replay_agents > 0:
         results["replay"] = replay_day(opts, log_dir)  # like the command: its own embedded broker
+    if "ingest" in opts.phases:
+        from pipeline.tools import bench_ingest
+
+        results["ingest"] = bench_ingest.ingest_phase(opts, log_dir)
     results["figures"] = figures(results)
     return results
 
@@ -1039,6 +1050,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--queues", type=int, default=200, help="queues of the memory run's center")
     p.add_argument("--memory-hours", type=float, default=24.0, help="simulated hours of the memory run")
     p.add_argument("--replay-agents", type=int, default=1000, help="agents of the replayed day (0: skip)")
+    from pipeline.tools.bench_ingest import add_arguments
+
+    add_arguments(p)
     p.add_argument("--phases", type=_phases, default=PHASES, help=f"comma-separated subset of {','.join(PHASES)}")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", type=Path, help="also write the results as JSON to this file")

@@ -1,20 +1,29 @@
 """`python -m pipeline replay EVENTS.jsonl --kpi-out KPIS.jsonl`: push a file of events through the real worker
 and write every final KPI record it produced.
 
-Steps: broker (embedded unless PIPELINE_BROKER_URL is set) → fresh topics under a unique prefix → the file's
-events → a closing heartbeat past every interval → a worker → wait until the worker has applied everything and
-closed every interval → read the KPI topic → write the final records, sorted, one JSON object per line.
+Steps: read and check the file and the queue configuration (before anything starts) → broker (embedded unless
+PIPELINE_BROKER_URL is set) → fresh topics under a unique prefix → the file's events, in event-time order → a
+closing heartbeat past every interval → a worker → wait until the worker has applied everything and closed every
+interval → read the KPI topic → write the final records, sorted, one JSON object per line.
+
+Lenient by default: a line that is not an event of the contract (bad JSON, an unknown type, an invalid field) is
+dead-lettered with its line number (`KPIS.jsonl.dead-letters.jsonl`) and the rest is replayed; `strict=True`
+(`--strict`) refuses the whole file instead, before anything is sent. A file out of time order is replayed in
+time order (and says so), never counted late. Broker and worker logs go to a temporary folder that is removed
+after a successful run (kept, and named, after a failure), or to `log_dir` (`--log-dir`), which is kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import sys
 import tempfile
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,6 +36,10 @@ from pipeline.runtime.producer import EventWriter
 from pipeline.tools.run import broker_for, worker_process
 
 
+class ReplayRefused(Exception):
+    """A user's mistake found before anything started (missing file, refused lines with --strict, no broker)."""
+
+
 @dataclass
 class ReplaySummary:
     events: int
@@ -37,12 +50,51 @@ class ReplaySummary:
     late: int
     seconds: float
     metrics: str  # the worker's /metrics text at the end
+    dead_lettered: dict[str, list[int]] = field(default_factory=dict)  # reason -> line numbers
+    out_of_order: int = 0  # events earlier than one before them in the file (replayed in time order)
+    log_dir: Path | None = None  # where the logs are, if kept
 
 
-def read_events(path: Path):
-    from pipeline.tools.simulate import read_jsonl
+@dataclass
+class EventFile:
+    events: list
+    dead: list[tuple[int, str, str]]  # (line, reason, detail)
+    out_of_order: int
 
-    return list(read_jsonl(path))
+
+def read_events(path: Path) -> EventFile:
+    """The file's events in event-time order (stable), and the lines that are not contract events."""
+    import msgspec
+
+    from pipeline.contract.events import AgentTopicEvent, ContactTopicEvent
+
+    decoder = msgspec.json.Decoder(ContactTopicEvent | AgentTopicEvent)
+    events, dead, out_of_order, latest = [], [], 0, None
+    try:
+        lines = open(path, "rb")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise ReplayRefused(f"{path}: {exc.strerror or exc}") from None
+    with lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                e = decoder.decode(line)
+            except msgspec.ValidationError as exc:
+                reason = "unknown_type" if "`$.type`" in str(exc) else "invalid"
+                dead.append((number, reason, str(exc)[:200]))
+                continue
+            except msgspec.DecodeError as exc:
+                dead.append((number, "malformed_json", str(exc)[:200]))
+                continue
+            if latest is not None and e.time < latest:
+                out_of_order += 1
+            else:
+                latest = e.time
+            events.append(e)
+    if out_of_order:
+        events.sort(key=lambda e: e.time)  # stable: the file's order within one instant
+    return EventFile(events, dead, out_of_order)
 
 
 async def _produce(
@@ -147,14 +199,62 @@ def wait_until_done(base_url: str, ends: dict[int, int], worker, timeout: float)
     raise TimeoutError(f"replay not finished after {timeout}s; last progress: {last}")
 
 
-def replay(events_file: Path, kpi_out: Path, events_per_message: int = 100, timeout: float = 1800) -> ReplaySummary:
+def replay(
+    events_file: Path,
+    kpi_out: Path,
+    events_per_message: int = 100,
+    timeout: float = 1800,
+    strict: bool = False,
+    log_dir: Path | None = None,
+) -> ReplaySummary:
     started = time.monotonic()
     base = load_settings()
-    events = read_events(events_file)
+    QueueConfig.load(base.queues_file)  # a wrong queue file stops here, before any broker or folder exists
+    read = read_events(events_file)
+    if read.dead and strict:
+        first = "; ".join(f"line {n}: {reason}" for n, reason, _ in read.dead[:5])
+        more = f" and {len(read.dead) - 5} more" if len(read.dead) > 5 else ""
+        raise ReplayRefused(
+            f"{events_file}: {len(read.dead)} lines are not contract events ({first}{more}); nothing was sent (--strict)"
+        )
+    events = read.events
     if not events:
-        raise SystemExit(f"{events_file}: no events")
+        raise ReplayRefused(f"{events_file}: no events")
+    if read.dead:
+        kpi_out.parent.mkdir(parents=True, exist_ok=True)
+        with open(kpi_out.with_name(kpi_out.name + ".dead-letters.jsonl"), "w") as f:
+            for n, reason, detail in read.dead:
+                f.write(json.dumps({"line": n, "reason": reason, "detail": detail}) + "\n")
     run_id = uuid.uuid4().hex[:8]
-    log_dir = Path(tempfile.mkdtemp(prefix="cc-replay-"))
+    keep = log_dir is not None
+    if log_dir is None:
+        log_dir = Path(tempfile.mkdtemp(prefix="cc-replay-"))
+    else:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    print(
+        f"logs: {log_dir}" + ("" if keep else " (removed after a successful run; --log-dir to keep them)"),
+        file=sys.stderr,
+    )
+    try:
+        summary = _run(base, events, kpi_out, events_per_message, timeout, run_id, log_dir)
+    except BaseException:
+        print(f"\nthe replay failed: its logs are in {log_dir}", file=sys.stderr)
+        raise
+    if not keep:
+        shutil.rmtree(log_dir, ignore_errors=True)
+    dead: dict[str, list[int]] = {}
+    for n, reason, _ in read.dead:
+        dead.setdefault(reason, []).append(n)
+    summary.dead_lettered, summary.out_of_order = dead, read.out_of_order
+    summary.log_dir = log_dir if keep else None
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _run(
+    base: Settings, events: list, kpi_out: Path, events_per_message: int, timeout: float, run_id: str, log_dir: Path
+) -> ReplaySummary:
+    started = time.monotonic()
     with broker_for(base, log_dir) as settings:
         # A fresh consumer group and fresh topics: a replay never mixes with live data on a shared cluster.
         port = free_port(settings.web_host)
@@ -166,7 +266,10 @@ def replay(events_file: Path, kpi_out: Path, events_per_message: int = 100, time
             "kpi_update_seconds": 3600,
         }
         settings = load_settings(broker_url=settings.broker_url, **overrides)
-        asyncio.run(ensure_topics(settings))
+        try:
+            asyncio.run(ensure_topics(settings, timeout=30))
+        except RuntimeError as exc:
+            raise ReplayRefused(f"the broker does not answer: {exc}") from None
         queues = QueueConfig.load(settings.queues_file)
         fcr_window = max(r.fcr_window_hours for r in (queues.defaults, *queues.queues.values())) * 3600
         messages, ends = asyncio.run(_produce(settings, events, events_per_message, fcr_window))

@@ -9,8 +9,10 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pipeline.contract.events import ContactOffered, Event, event_type
+from pipeline.tools.simulate import formats
 from pipeline.tools.simulate.center import simulate
 from pipeline.tools.simulate.config import CenterConfig
 from pipeline.tools.simulate.jsonl import write_jsonl
@@ -37,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
         f"the default center ({default.agents} agents, {default.duration_hours:g} h).",
     )
     parser.add_argument("--out", required=True, help="output file (.jsonl)")
+    parser.add_argument(
+        "--format",
+        choices=("jsonl", "asterisk-queue-log", "cdr"),
+        default="jsonl",
+        help="contract events as JSON Lines (default), or the voice queues' day in a vendor format: an Asterisk "
+        "queue_log, or a call-detail TSV (with its mapping file written to OUT.mapping.toml); docs/sources.md",
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
     parser.add_argument(
         "--hours",
@@ -95,10 +104,19 @@ def main_simulate(argv: list[str]) -> int:
         f"(seed {args.seed}, rate scale {config.rate_scale:.3g}) -> {args.out}",
         file=sys.stderr,
     )
-    count = write_jsonl(observed(simulate(config, args.seed)), args.out)
+    voice = {q.queue_id for q in config.queues if q.channel == "voice"}
+    if args.format == "asterisk-queue-log":
+        count = formats.write_asterisk_queue_log(observed(simulate(config, args.seed)), args.out, voice)
+    elif args.format == "cdr":
+        count = formats.write_cdr(observed(simulate(config, args.seed)), args.out, voice)
+        Path(f"{args.out}.mapping.toml").write_text(formats.CDR_MAPPING)
+        print(f"mapping file: {args.out}.mapping.toml", file=sys.stderr)
+    else:
+        count = write_jsonl(observed(simulate(config, args.seed)), args.out)
     elapsed = time.perf_counter() - began
 
-    print(f"wrote {count:,} events in {elapsed:.1f} s", file=sys.stderr)
+    unit = {"jsonl": "events", "asterisk-queue-log": "queue_log lines", "cdr": "call rows"}[args.format]
+    print(f"wrote {count:,} {unit} in {elapsed:.1f} s", file=sys.stderr)
     for name, n in sorted(by_type.items()):
         print(f"  {name:<22} {n:>10,}", file=sys.stderr)
     if count:

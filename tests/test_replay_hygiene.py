@@ -1,0 +1,103 @@
+"""`replay` with real-world files: lenient by default (bad lines dead-lettered with their line numbers),
+`--strict` all-or-nothing, out-of-order files replayed in time order, inputs checked before the broker starts,
+no `cc-replay-*` folder left behind. One integration case runs an Asterisk queue_log's events through the worker."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import orjson
+import pytest
+from batch_kpis import compute
+
+from pipeline.kpis.record import decode_record
+from pipeline.sources.asterisk import AsteriskConfig
+from pipeline.tools import ingest
+from pipeline.tools.replay import read_events, replay
+from pipeline.tools.simulate import CenterConfig, read_jsonl, simulate
+from pipeline.tools.simulate.formats import CALLBACK_KEY, write_asterisk_queue_log
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = (
+    '{"type":"contact.offered","event_id":"e1","time":"2026-01-05T10:00:05Z","contact_id":"c1","queue_id":"q","channel":"voice"}',
+    '{"type":"contact.abandoned","event_id":"e2","time":"2026-01-05T10:00:30Z","contact_id":"c1","queue_id":"q","channel":"voice"}',
+    '{"type":"contact.offered","event_id":"e0","time":"2026-01-05T09:59:00Z","contact_id":"c0","queue_id":"q","channel":"voice"}',
+)
+BAD = (
+    "not json at all",
+    '{"type":"contact.teleported","event_id":"x","time":"2026-01-05T10:00:00Z"}',
+    '{"type":"contact.offered","event_id":"e9","time":"yesterday","contact_id":"c9","queue_id":"q","channel":"voice"}',
+)
+
+
+def test_bad_lines_are_dead_lettered_with_their_numbers_and_the_file_is_put_in_time_order(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join([GOOD[0], BAD[0], GOOD[1], BAD[1], GOOD[2], "", BAD[2]]) + "\n")
+    read = read_events(path)
+    assert [(n, reason) for n, reason, _ in read.dead] == [(2, "malformed_json"), (4, "unknown_type"), (7, "invalid")]
+    assert [e.event_id for e in read.events] == ["e0", "e1", "e2"]
+    assert read.out_of_order == 1
+
+
+def _replay_cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "pipeline", "replay", *args, "--kpi-out", "k.jsonl"]
+    return subprocess.run(cmd, cwd=tmp_path, env={**base, **(env or {})}, capture_output=True, text=True, timeout=60)
+
+
+def test_mistakes_are_refused_before_the_broker_starts_and_leave_no_folder(tmp_path: Path) -> None:
+    (tmp_path / "events.jsonl").write_text("\n".join([GOOD[0], BAD[0], BAD[1]]) + "\n")
+    strict = _replay_cli(tmp_path, "events.jsonl", "--strict")
+    assert strict.returncode == 2
+    assert "line 2: malformed_json; line 3: unknown_type" in strict.stderr and "nothing was sent" in strict.stderr
+    missing = _replay_cli(tmp_path, "nope.jsonl")
+    assert missing.returncode == 2 and missing.stderr.strip().startswith("replay: nope.jsonl:")
+    (tmp_path / "queues.toml").write_text("[defaults]\nservice_level_threshold_seconds = -1\n")
+    queues = _replay_cli(tmp_path, "events.jsonl", env={"PIPELINE_QUEUES_FILE": "queues.toml"})
+    assert queues.returncode == 2 and "service_level_threshold_seconds" in queues.stderr
+    for done in (strict, missing, queues):
+        assert "Traceback" not in done.stderr
+    assert list((tmp_path / "tmp").iterdir()) == []  # no cc-replay-* folder, no broker log
+
+
+@pytest.mark.integration
+def test_an_asterisk_day_replayed_leniently_out_of_order_through_the_worker(
+    broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIPELINE_BROKER_URL", broker.bootstrap)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    config = replace(CenterConfig(), agents=12, duration_hours=1.5).with_load_of(CenterConfig())
+    voice = {q.queue_id for q in config.queues if q.channel == "voice"}
+    write_asterisk_queue_log(simulate(config, 5), tmp_path / "queue_log", voice)
+    fmt = ingest.AsteriskFormat(AsteriskConfig(callback_keys=frozenset({CALLBACK_KEY})))
+    ingest.import_file(fmt, tmp_path / "queue_log", tmp_path / "events.jsonl", tmp_path / "dead.jsonl")
+    events = list(read_jsonl(tmp_path / "events.jsonl"))
+    lines = (tmp_path / "events.jsonl").read_text().splitlines()
+    random.Random(1).shuffle(lines)  # any order: replayed in time order, nothing counted late
+    lines[10:10] = [BAD[0], BAD[1]]
+    (tmp_path / "shuffled.jsonl").write_text("\n".join(lines) + "\n")
+
+    summary = replay(tmp_path / "shuffled.jsonl", tmp_path / "kpis.jsonl", timeout=240)
+
+    assert summary.dead_lettered == {"malformed_json": [11], "unknown_type": [12]}
+    assert summary.out_of_order > 0 and summary.late == summary.rejected == summary.duplicates == 0
+    assert not list(tmp_path.glob("cc-replay-*"))
+    dead = [json.loads(x) for x in (tmp_path / "kpis.jsonl.dead-letters.jsonl").read_text().splitlines()]
+    assert [d["line"] for d in dead] == [11, 12]
+    expected, _ = compute(events, 900, lambda q: 20.0)
+    lines_out = (tmp_path / "kpis.jsonl").read_bytes().splitlines()
+    records = [decode_record(x) for x in lines_out if orjson.loads(x)["kind"] == "queue"]
+    got = {
+        (r.queue_id, r.channel, int(r.interval_start.timestamp()) * 1000): r for r in records if r.window == "interval"
+    }
+    assert set(got) == set(expected)
+    for key, c in expected.items():
+        r = got[key]
+        assert (r.offered, r.answered, r.abandoned, r.handled) == (c.offered, c.answered, c.abandoned, c.handled)
