@@ -14,6 +14,7 @@ from pipeline.contract.events import ContactOffered, Event, event_type
 from pipeline.tools.simulate.center import simulate
 from pipeline.tools.simulate.config import CenterConfig
 from pipeline.tools.simulate.jsonl import write_jsonl
+from pipeline.tools.simulate.vendor_formats import FORMATS, write_vendor_jsonl
 
 PROGRESS_EVERY = 100_000
 
@@ -37,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
         f"the default center ({default.agents} agents, {default.duration_hours:g} h).",
     )
     parser.add_argument("--out", required=True, help="output file (.jsonl)")
+    parser.add_argument(
+        "--format",
+        choices=("contract", *FORMATS),
+        default="contract",
+        help="contract events (default), or the records a vendor would send for them, one JSON object a line "
+        "(TaskRouter: its callback's form fields); docs/sources.md",
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
     parser.add_argument(
         "--hours",
@@ -95,7 +103,12 @@ def main_simulate(argv: list[str]) -> int:
         f"(seed {args.seed}, rate scale {config.rate_scale:.3g}) -> {args.out}",
         file=sys.stderr,
     )
-    count = write_jsonl(observed(simulate(config, args.seed)), args.out)
+    if args.format == "contract":
+        count = write_jsonl(observed(simulate(config, args.seed)), args.out)
+    else:
+        records = write_vendor_jsonl(args.format, observed(simulate(config, args.seed)), args.out)
+        print(f"wrote {records:,} {args.format} records", file=sys.stderr)
+        count = sum(by_type.values())
     elapsed = time.perf_counter() - began
 
     print(f"wrote {count:,} events in {elapsed:.1f} s", file=sys.stderr)
