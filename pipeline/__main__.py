@@ -1,4 +1,4 @@
-"""`python -m pipeline <command>`: run, worker, replay, simulate, staffing, schemas, catalogue, ops-config."""
+"""`python -m pipeline <command>`: run, worker, webhook, replay, simulate, staffing, schemas, catalogue, ops-config."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         default=100,
         help="events batched into one Kafka message (the contract's batching option)",
     )
+
+    sub.add_parser("webhook", help="HTTP receiver for Amazon Connect, Twilio TaskRouter and Genesys Cloud callbacks")
 
     sub.add_parser("simulate", help="write a simulated center's events to a JSONL file", add_help=False)
     sub.add_parser("bench", help="throughput, latency and memory of the real worker, with references", add_help=False)
@@ -71,6 +73,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from pipeline.runtime.worker import run_worker
 
         return run_worker()
+    if args.command == "webhook":
+        from pipeline.runtime.webhook import main_webhook
+
+        return main_webhook()
     if args.command == "run":
         from pipeline.tools.run import run_demo
 
