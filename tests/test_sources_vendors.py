@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import fields, replace
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 from batch_kpis import compute
 
@@ -14,7 +15,7 @@ from pipeline.contract import events as ev
 from pipeline.kpis.counts import QueueCounts
 from pipeline.sources import connect, genesys, taskrouter
 from pipeline.sources.common import Rejected, Tally
-from pipeline.tools.simulate import CenterConfig, simulate
+from pipeline.tools.simulate import CenterConfig, main_simulate, simulate
 from pipeline.tools.simulate.vendor_formats import WRITERS
 
 INSTANCE = "arn:aws:connect:us-east-1:012345678901:instance/aaaaaaaa-bbbb-cccc-dddd-111111111111"
@@ -424,3 +425,15 @@ def test_a_day_in_the_vendor_format_gives_the_same_queue_kpis(day, fmt):
         again.add(TRANSLATE[fmt](record))
     assert [e.event_id for e in again.events] == [e.event_id for e in tally.events]
     assert len({e.event_id for e in tally.events}) == len(tally.events)
+
+
+@pytest.mark.parametrize("fmt", ["connect", "taskrouter", "genesys"])
+def test_simulate_writes_each_format_from_the_command_line(tmp_path, fmt, capsys):
+    out = tmp_path / f"{fmt}.jsonl"
+    assert main_simulate(["--out", str(out), "--hours", "1", "--agents", "5", "--format", fmt]) == 0
+    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    tally = Tally()
+    for record in records:
+        tally.add(TRANSLATE[fmt](record))  # every record readable: none rejected
+    assert len(records) > 50 and any(isinstance(e, ev.ContactOffered) for e in tally.events)
+    assert f"{len(records):,} {fmt} records" in capsys.readouterr().err
