@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import fields, replace
 from datetime import UTC, datetime
 
+import batch_agents
 import orjson
 import pytest
 from batch_kpis import compute
@@ -171,10 +172,11 @@ def agent_event(kind: str, previous: dict | None, current: dict) -> dict:
 
 
 def test_connect_agent_stream_login_hold_and_states():
-    (login,) = connect.translate(agent_event("LOGIN", None, agent_snapshot("Available", "ROUTABLE", None))).events
+    login, state = connect.translate(agent_event("LOGIN", None, agent_snapshot("Available", "ROUTABLE", None))).events
     assert login == ev.AgentLoggedIn(
         event_id=login.event_id, time=at("2019-05-25T18:55:27.017Z"), agent_id="a-1", queue_ids=["q-support"]
     )
+    assert isinstance(state, ev.AgentStateChanged) and state.state == "available" and state.time == login.time
     talking = agent_snapshot("Available", "ROUTABLE", "CONNECTED")
     on_hold = agent_snapshot("Available", "ROUTABLE", "CONNECTED_ONHOLD")
     hold = connect.translate(agent_event("STATE_CHANGE", talking, on_hold)).events
@@ -437,3 +439,26 @@ def test_simulate_writes_each_format_from_the_command_line(tmp_path, fmt, capsys
         tally.add(TRANSLATE[fmt](record))  # every record readable: none rejected
     assert len(records) > 50 and any(isinstance(e, ev.ContactOffered) for e in tally.events)
     assert f"{len(records):,} {fmt} records" in capsys.readouterr().err
+
+
+def test_a_day_through_connect_gives_the_same_agent_kpis(day):
+    """Agent KPIs (tests/batch_agents.py) through Connect's agent event stream: equal, field by field, once the
+    concurrency Connect reports is set aside (the simulator's events leave `active_contacts` at its default of one;
+    Connect's snapshot lists every chat in hand). Schedules are not carried: they are left out of both sides."""
+    tally = Tally()
+    for record in WRITERS["connect"](day):
+        tally.add(connect.translate(record))
+    until = max(round(e.time.timestamp() * 1000) for e in day) + 1
+    contract = [e for e in day if not isinstance(e, ev.ScheduleActivityPlanned)]
+    expected = batch_agents.compute(contract, 900, until)[0]
+    adapted = batch_agents.compute(tally.events, 900, until)[0]
+    default_concurrency = [
+        ev.AgentStateChanged(**{**{f: getattr(e, f) for f in e.__struct_fields__}, "active_contacts": None})
+        if isinstance(e, ev.AgentStateChanged)
+        else e
+        for e in tally.events
+    ]
+    assert batch_agents.compute(default_concurrency, 900, until)[0] == expected
+    assert adapted.keys() == expected.keys() and len(expected) > 100
+    assert all(adapted[k].contact_ms >= expected[k].contact_ms for k in expected)
+    assert any(adapted[k].contact_ms > expected[k].contact_ms for k in expected)  # chats in parallel, counted

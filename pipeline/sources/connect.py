@@ -12,7 +12,7 @@ Two documented formats, told apart by their fields:
   are ignored.
 - **Agent event stream** records on Kinesis (`EventType`, `AgentARN`, the Previous and Current agent snapshots of
   https://docs.aws.amazon.com/connect/latest/adminguide/agent-event-stream-model.html): LOGIN ->
-  `agent.logged_in` (queues of the routing profile); LOGOUT -> `agent.logged_out`; STATE_CHANGE ->
+  `agent.logged_in` (queues of the routing profile) and the state its snapshot gives; LOGOUT -> `agent.logged_out`; STATE_CHANGE ->
   `agent.state_changed` when the agent's state as the contract sees it differs between the two snapshots, and
   `contact.hold_started` / `hold_ended` when a contact went CONNECTED <-> CONNECTED_ONHOLD
   (https://docs.aws.amazon.com/connect/latest/adminguide/about-contact-states.html); HEART_BEAT is ignored.
@@ -133,10 +133,21 @@ def _agent_event(r: dict[str, Any]) -> Translation:
     if kind == "LOGOUT":
         return Translation((ev.AgentLoggedOut(event_id=stable_event_id(SOURCE, record_id), time=t, agent_id=agent),))
     current = obj(r, "CurrentAgentSnapshot")
-    if kind == "LOGIN":
+    if kind == "LOGIN":  # logged in, in the status the snapshot gives
         queues = _inbound_queues(current)
+        state, reason, active = _presence(current)
         return Translation(
-            (ev.AgentLoggedIn(event_id=stable_event_id(SOURCE, record_id), time=t, agent_id=agent, queue_ids=queues),)
+            (
+                ev.AgentLoggedIn(event_id=stable_event_id(SOURCE, record_id), time=t, agent_id=agent, queue_ids=queues),
+                ev.AgentStateChanged(
+                    event_id=stable_event_id(SOURCE, record_id, "state"),
+                    time=t,
+                    agent_id=agent,
+                    state=state,
+                    reason_code=reason,
+                    active_contacts=active,
+                ),
+            )
         )
     previous = r.get("PreviousAgentSnapshot")
     out: list[ev.Event] = []
