@@ -184,8 +184,15 @@ async def test_a_frozen_broker_is_answered_503_and_nothing_is_lost():
                 os.kill(b.proc.pid, signal.SIGSTOP)
                 try:
                     frozen = await asyncio.gather(*(post(s, base, fmt, r) for r in records[40:80]))
+                    # a bad request is not answered 400 until its dead letter is acknowledged: 503 meanwhile
+                    bad_while_frozen = await post(s, base, fmt, {"topicName": 5})
                 finally:
                     os.kill(b.proc.pid, signal.SIGCONT)
+                assert bad_while_frozen[0] == 503
+                deadline = time.monotonic() + 30
+                while (bad := await post(s, base, fmt, {"topicName": 5}))[0] == 503 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.5)
+                assert (bad[0], bad[1]["error"]) == (400, "missing_field")
                 statuses = [status for status, _ in frozen]
                 assert statuses.count(503) >= 30, statuses  # a few may have been acknowledged before the freeze
                 assert all(body["error"] == "broker_unavailable" for status, body in frozen if status == 503)

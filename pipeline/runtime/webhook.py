@@ -231,9 +231,12 @@ class Receiver:
             ("dlq.source", f"webhook/{source}".encode()),
             ("dlq.request_id", request_id.encode()),
         ]
+
+        async def send() -> None:  # send() itself may wait (metadata, a full buffer): the timeout covers it too
+            await (await self.writer.producer.send(self.dead_topic, body, headers=headers))
+
         try:
-            delivery = await self.writer.producer.send(self.dead_topic, body, headers=headers)
-            await asyncio.wait_for(delivery, self.settings.webhook_produce_timeout_seconds)
+            await asyncio.wait_for(send(), self.settings.webhook_produce_timeout_seconds)
         except (TimeoutError, KafkaError) as e:
             log.warning("dead letter of request %s not acknowledged: %s", request_id, type(e).__name__)
             return False
