@@ -11,6 +11,7 @@ import signal
 import time
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import aiohttp
@@ -19,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from twilio.request_validator import RequestValidator
 
-from pipeline.contract.events import AgentTopicEvent, ContactTopicEvent
+from pipeline.contract.events import AgentTopicEvent, ContactTopicEvent, SourceHeartbeat
 from pipeline.core.settings import load_settings
 from pipeline.runtime.broker import EmbeddedBroker, ensure_topics, free_port
 from pipeline.runtime.webhook import TRANSLATORS, serve
@@ -36,7 +37,7 @@ _decoder = msgspec.json.Decoder(ContactTopicEvent | AgentTopicEvent | list[Conta
 
 
 @contextlib.asynccontextmanager
-async def receiver(bootstrap: str, **overrides):
+async def receiver(bootstrap: str, heartbeat_every: float = 5.0, **overrides):
     settings = load_settings(
         broker_url=bootstrap,
         topic_prefix=f"wh{uuid.uuid4().hex[:8]}",
@@ -48,7 +49,7 @@ async def receiver(bootstrap: str, **overrides):
     )
     await ensure_topics(settings)
     started = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve(settings, bootstrap, lambda runner, r: started.set_result(r)))
+    task = asyncio.create_task(serve(settings, bootstrap, lambda runner, r: started.set_result(r), heartbeat_every))
     rec = await asyncio.wait_for(started, 30)
     try:
         yield settings, rec, f"http://127.0.0.1:{settings.webhook_port}"
@@ -214,3 +215,33 @@ async def test_a_frozen_broker_is_answered_503_and_nothing_is_lost():
             ids, _ = await read_ids(settings, ("contact-events", "agent-events"), want)
     assert set(ids) == want  # every acknowledged request's events, none lost
     assert f'cc_webhook_requests_total{{outcome="unavailable",source="{fmt}"}}' in metrics
+
+
+async def test_heartbeats_tell_every_partition_the_sources_clock(broker):
+    async with receiver(broker.bootstrap, heartbeat_every=0.2, webhook_heartbeat_delay_seconds="30") as (
+        settings,
+        rec,
+        base,
+    ):
+        began = datetime.now(UTC)
+        await asyncio.sleep(1.0)
+    consumer = AIOKafkaConsumer(
+        settings.topic("contact-events"),
+        settings.topic("agent-events"),
+        bootstrap_servers=settings.broker_url,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    beats: dict[tuple[str, int], list] = {}
+    try:
+        for _ in range(12):
+            for tp, messages in (await consumer.getmany(timeout_ms=250)).items():
+                for m in messages:
+                    beats.setdefault((tp.topic, tp.partition), []).append(_decoder.decode(m.value))
+    finally:
+        await consumer.stop()
+    assert len(beats) == 2 * settings.partitions  # every partition of both topics
+    for events in beats.values():
+        assert len(events) >= 2 and all(isinstance(e, SourceHeartbeat) for e in events)
+        lag = (began - events[0].time).total_seconds()
+        assert 29 <= lag <= 31  # now minus the delay

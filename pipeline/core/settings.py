@@ -279,6 +279,16 @@ class Settings(BaseSettings):
     webhook_produce_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
     """Longest a request waits for Kafka to acknowledge its events; then it is answered 503 (the source retries)."""
 
+    webhook_heartbeat_delay_seconds: Annotated[float, Field(ge=0, le=86400)] | None = None
+    """When set, the receiver tells every partition every 5 s that the source's clock is now minus this much
+    (`source.heartbeat`), so quiet partitions close their intervals: vendor events delayed by more than this plus
+    the allowed lateness then count as late. Empty: no heartbeats (intervals close as events arrive)."""
+
+    @field_validator("webhook_heartbeat_delay_seconds", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: object) -> object:
+        return None if v == "" else v
+
     @field_validator("webhook_connect_token", "webhook_genesys_token", "twilio_auth_token", mode="before")
     @classmethod
     def _empty_secret_is_off(cls, v: object) -> object:

@@ -26,6 +26,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -243,12 +244,32 @@ class Receiver:
         return True
 
 
+async def heartbeats(settings: Settings, writer: EventWriter, every: float) -> None:
+    """`source.heartbeat` at now minus `PIPELINE_WEBHOOK_HEARTBEAT_DELAY_SECONDS` to every partition, every `every` s."""
+    assert settings.webhook_heartbeat_delay_seconds is not None
+    delay = timedelta(seconds=settings.webhook_heartbeat_delay_seconds)
+    while True:
+        try:
+            await asyncio.wait_for(
+                writer.heartbeat(datetime.now(UTC) - delay), settings.webhook_produce_timeout_seconds
+            )
+        except (TimeoutError, KafkaError) as exc:
+            log.warning("heartbeat not acknowledged: %s", type(exc).__name__)
+        await asyncio.sleep(every)
+
+
 async def serve(
-    settings: Settings, bootstrap: str, ready: Callable[[web.AppRunner, Receiver], Any] | None = None
+    settings: Settings,
+    bootstrap: str,
+    ready: Callable[[web.AppRunner, Receiver], Any] | None = None,
+    heartbeat_every: float = 5.0,
 ) -> None:
     """Run the receiver until cancelled (the command runs it until SIGINT/SIGTERM)."""
     writer = EventWriter(settings, bootstrap)
     await writer.__aenter__()
+    beating = None
+    if settings.webhook_heartbeat_delay_seconds is not None:
+        beating = asyncio.create_task(heartbeats(settings, writer, heartbeat_every))
     receiver = Receiver(settings, writer)
     runner = web.AppRunner(receiver.app(), access_log=None)
     await runner.setup()
@@ -259,6 +280,8 @@ async def serve(
             ready(runner, receiver)
         await asyncio.Event().wait()
     finally:
+        if beating is not None:
+            beating.cancel()
         await runner.cleanup()
         await writer.__aexit__()
 
