@@ -1,4 +1,4 @@
-"""`python -m pipeline <command>`: run, worker, replay, simulate, ingest, staffing, schemas, catalogue, ops-config."""
+"""`python -m pipeline <command>`: run, worker, webhook, replay, simulate, ingest, staffing, schemas, catalogue, ops-config."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--strict", action="store_true", help="refuse the whole file if any line is not a contract event")
     p.add_argument("--log-dir", type=Path, default=None, help="keep the broker and worker logs here")
+
+    sub.add_parser("webhook", help="HTTP receiver for Amazon Connect, Twilio TaskRouter and Genesys Cloud callbacks")
 
     sub.add_parser("simulate", help="write a simulated center's events to a JSONL file", add_help=False)
     sub.add_parser(
@@ -80,6 +82,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from pipeline.runtime.worker import run_worker
 
         return run_worker()
+    if args.command == "webhook":
+        from pipeline.runtime.webhook import main_webhook
+
+        return main_webhook()
     if args.command == "run":
         from pipeline.tools.run import run_demo
 

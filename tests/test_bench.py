@@ -43,6 +43,9 @@ EXPECTED = [
     "replay of a simulated 10-agent day",
     "ingest asterisk-queue-log into JSONL",
     "ingest cdr into JSONL",
+    "webhook receiver, requests per CPU-second",
+    "wall rate, client and broker on the same machine",
+    "share of requests answered 200",
 ]
 
 
@@ -79,6 +82,8 @@ def test_bench_reports_every_figure(broker, tmp_path, monkeypatch, capsys):
             "12",
             "--ingest-rounds",
             "1",
+            "--webhook-requests",
+            "300",
             "--json",
             str(out),
             "--log-dir",
@@ -102,6 +107,7 @@ def test_bench_reports_every_figure(broker, tmp_path, monkeypatch, capsys):
     assert results["latency"]["kpi_topic"]["missing"] == 0
     assert results["memory"]["queues"] == 12 and results["memory"]["series"] > 0
     assert 0 < results["memory"]["peak_rss_mb_before_scrapes"] <= results["memory"]["peak_rss_mb"]
+    assert results["webhook"]["share_answered_200"] == 1
     assert results["machine"]["cpus"] >= 1 and results["command"].startswith("python -m pipeline bench")
     table = capsys.readouterr().out  # the same figures, as one table
     for expected in EXPECTED:

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 import pytest
 
 from pipeline.contract import events as ev
-from pipeline.sources.asterisk import AsteriskConfig, Malformed, QueueLogAdapter, sort_key
+from pipeline.sources.asterisk import AsteriskConfig, QueueLogAdapter, sort_key
+from pipeline.sources.common import Rejected
 
 T0 = 1366720340
 
@@ -210,7 +211,7 @@ def test_malformed_lines_are_refused_with_a_reason(lines: list[str], reason: str
     adapter = QueueLogAdapter()
     for line in lines[:-1]:
         adapter.translate(line)
-    with pytest.raises(Malformed) as refused:
+    with pytest.raises(Rejected) as refused:
         adapter.translate(lines[-1])
     assert refused.value.reason == reason
 

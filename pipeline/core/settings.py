@@ -270,7 +270,49 @@ class Settings(BaseSettings):
     customer_hash_key: SecretStr | None = None
     """Key of the HMAC-SHA256 that replaces customer ids (FCR). Required in production; empty: a public dev key."""
 
-    @field_validator("web_host")
+    # The webhook receiver (`python -m pipeline webhook`, pipeline/runtime/webhook.py, docs/sources.md). A source
+    # whose secret is empty is switched off: its route answers 404.
+    webhook_host: str = "127.0.0.1"
+    """Address the webhook receiver binds to. Loopback unless told otherwise (put a TLS proxy in front)."""
+
+    webhook_port: Annotated[int, Field(ge=0, le=65535)] = 8088
+    """Port of the webhook receiver."""
+
+    webhook_connect_token: SecretStr | None = None
+    """Bearer token the Amazon EventBridge API destination sends (`Authorization: Bearer ...`) on `/connect`."""
+
+    webhook_genesys_token: SecretStr | None = None
+    """Bearer token Genesys Cloud deliveries send (`Authorization: Bearer ...`) on `/genesys`."""
+
+    twilio_auth_token: SecretStr | None = None
+    """Twilio account auth token: `/taskrouter` checks each callback's `X-Twilio-Signature` with it."""
+
+    webhook_public_url: str = ""
+    """The receiver's URL as Twilio calls it (e.g. `https://hooks.example.com`), when a proxy sits in front: the
+    signature covers the full URL. Empty: the URL of the request as received."""
+
+    webhook_max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    """Largest request body accepted; a larger one is answered 413."""
+
+    webhook_produce_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    """Longest a request waits for Kafka to acknowledge its events; then it is answered 503 (the source retries)."""
+
+    webhook_heartbeat_delay_seconds: Annotated[float, Field(ge=0, le=86400)] | None = None
+    """When set, the receiver tells every partition every 5 s that the source's clock is now minus this much
+    (`source.heartbeat`), so quiet partitions close their intervals: vendor events delayed by more than this plus
+    the allowed lateness then count as late. Empty: no heartbeats (intervals close as events arrive)."""
+
+    @field_validator("webhook_heartbeat_delay_seconds", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: object) -> object:
+        return None if v == "" else v
+
+    @field_validator("webhook_connect_token", "webhook_genesys_token", "twilio_auth_token", mode="before")
+    @classmethod
+    def _empty_secret_is_off(cls, v: object) -> object:
+        return None if v == "" else v
+
+    @field_validator("web_host", "webhook_host")
     @classmethod
     def _host_not_empty(cls, v: str) -> str:
         if not v.strip():

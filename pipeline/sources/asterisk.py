@@ -47,6 +47,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.contract import events as ev
+from pipeline.sources.common import Rejected
 from pipeline.sources.identity import stable_event_id
 
 SOURCE = "asterisk-queue-log"
@@ -82,14 +83,6 @@ IGNORED = frozenset(
         "PENALTY",
     }
 )
-
-
-class Malformed(ValueError):
-    """A line that cannot be read; `reason` is a short, stable name for counting."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -156,11 +149,11 @@ class QueueLogAdapter:
     # --- one line ---------------------------------------------------------------------------------------
 
     def translate(self, line: str) -> list[ev.Event]:
-        """The events of one line (maybe none); raises `Malformed` for a line that cannot be read."""
+        """The events of one line (maybe none); raises `Rejected` for a line that cannot be read."""
         raw = line.rstrip("\r\n")
         fields = raw.split("|")
         if len(fields) < 5:
-            raise Malformed(
+            raise Rejected(
                 "too_few_fields", f"{len(fields)} fields, at least 5 expected (time|callid|queue|agent|event)"
             )
         stamp, callid, queue, agent, name = (f.strip() for f in fields[:5])
@@ -181,7 +174,7 @@ class QueueLogAdapter:
         try:
             t = datetime.fromisoformat(stamp)
         except ValueError:
-            raise Malformed("bad_time", f"time {stamp[:40]!r} is neither epoch seconds nor a date-time") from None
+            raise Rejected("bad_time", f"time {stamp[:40]!r} is neither epoch seconds nor a date-time") from None
         return (t if t.tzinfo else t.replace(tzinfo=self.zone)).astimezone(UTC)
 
     # --- calls ------------------------------------------------------------------------------------------
@@ -189,7 +182,7 @@ class QueueLogAdapter:
     def _leg(self, callid: str, queue: str, name: str) -> _Leg:
         leg = self.legs.get((callid, queue))
         if leg is None:
-            raise Malformed(
+            raise Rejected(
                 "no_enterqueue", f"{name} of call {callid[:40]!r} in queue {queue[:40]!r} without ENTERQUEUE"
             )
         return leg
@@ -200,7 +193,7 @@ class QueueLogAdapter:
         ts = t.timestamp()
         contact_id = f"{callid}@{ts:.0f}" if ts == int(ts) else f"{callid}@{ts:.6f}"
         if len(contact_id) > 128:
-            raise Malformed("id_too_long", "callid longer than 100 characters")
+            raise Rejected("id_too_long", "callid longer than 100 characters")
         self.legs[(callid, queue)] = _Leg(contact_id)  # a re-entry replaces a leg that never ended
         caller = data[1].strip() if len(data) > 1 else ""
         return [
@@ -237,7 +230,7 @@ class QueueLogAdapter:
     def _finish(self, t: datetime, callid: str, queue: str, ids: _Ids, name: str, transfer: bool) -> list[ev.Event]:
         leg = self._leg(callid, queue, name)
         if leg.agent is None:
-            raise Malformed("not_connected", f"{name} of call {callid[:40]!r} that was never connected")
+            raise Rejected("not_connected", f"{name} of call {callid[:40]!r} that was never connected")
         del self.legs[(callid, queue)]
         contact, channel, member = leg.contact_id, self.config.channel, leg.agent
         cls = ev.ContactTransferred if transfer else ev.ContactEnded
@@ -262,9 +255,9 @@ class QueueLogAdapter:
     def _leave(self, t: datetime, callid: str, queue: str, ids: _Ids, cls: type[ev.ContactEvent]) -> list[ev.Event]:
         leg = self.legs.get((callid, queue))
         if leg is None:
-            raise Malformed("no_enterqueue", f"exit of call {callid[:40]!r} in queue {queue[:40]!r} without ENTERQUEUE")
+            raise Rejected("no_enterqueue", f"exit of call {callid[:40]!r} in queue {queue[:40]!r} without ENTERQUEUE")
         if leg.agent is not None:
-            raise Malformed("exit_after_connect", f"call {callid[:40]!r} left queue {queue[:40]!r} after CONNECT")
+            raise Rejected("exit_after_connect", f"call {callid[:40]!r} left queue {queue[:40]!r} after CONNECT")
         del self.legs[(callid, queue)]
         return [
             cls(event_id=ids.next(), time=t, contact_id=leg.contact_id, queue_id=queue, channel=self.config.channel)
@@ -377,9 +370,9 @@ def _finisher(name: str, transfer: bool) -> Handler:
 
 def _require(value: str, what: str) -> None:
     if not value or value == "NONE":
-        raise Malformed(f"no_{what}", f"no {what}")
+        raise Rejected(f"no_{what}", f"no {what}")
     if not ev.label_safe(value) or len(value) > 100:
-        raise Malformed(f"bad_{what}", f"{what} has control characters or is longer than 100 characters")
+        raise Rejected(f"bad_{what}", f"{what} has control characters or is longer than 100 characters")
 
 
 class _Ids:

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.contract import events as ev
-from pipeline.sources.asterisk import Malformed
+from pipeline.sources.common import Rejected
 from pipeline.sources.identity import stable_event_id
 
 # strptime formats that fromisoformat reads exactly, several times faster
@@ -157,14 +157,14 @@ class CdrAdapter:
     def _time(self, row: dict[str, str], column: str) -> datetime:
         text = (row.get(column) or "").strip()
         if not text:
-            raise Malformed("missing_time", f"no {column}")
+            raise Rejected("missing_time", f"no {column}")
         fmt = self.m.file.time_format
         try:
             if fmt == "epoch":
                 return datetime.fromtimestamp(float(text), UTC)
             t = datetime.fromisoformat(text) if fmt in _ISO_FORMATS else datetime.strptime(text, fmt)
         except (ValueError, OverflowError, OSError):
-            raise Malformed("bad_time", f"{column} {text[:40]!r} does not match {fmt!r}") from None
+            raise Rejected("bad_time", f"{column} {text[:40]!r} does not match {fmt!r}") from None
         return (t if t.tzinfo else t.replace(tzinfo=self.zone)).astimezone(UTC)
 
     def _seconds(self, row: dict[str, str], column: str | None) -> float:
@@ -176,9 +176,9 @@ class CdrAdapter:
         try:
             value = float(text)
         except ValueError:
-            raise Malformed("bad_number", f"{column} {text[:40]!r} is not a number of seconds") from None
+            raise Rejected("bad_number", f"{column} {text[:40]!r} is not a number of seconds") from None
         if not 0 <= value < 7 * 86400:
-            raise Malformed("bad_number", f"{column} {value} is out of range")
+            raise Rejected("bad_number", f"{column} {value} is out of range")
         return value
 
     def arrival(self, row: dict[str, Any]) -> datetime:
@@ -195,14 +195,14 @@ class CdrAdapter:
         outcome_text = (row.get(c.outcome) or "").strip()
         outcome = self.outcomes.get(outcome_text)
         if outcome is None:
-            raise Malformed("unknown_outcome", f"outcome {outcome_text[:40]!r} is not in the mapping's [outcomes]")
+            raise Rejected("unknown_outcome", f"outcome {outcome_text[:40]!r} is not in the mapping's [outcomes]")
         call = (row.get(c.call_id) or "").strip()
         queue = (row.get(c.queue) or "").strip()
         for what, value in (("call_id", call), ("queue", queue)):
             if not value:
-                raise Malformed(f"no_{what}", f"no {what}")
+                raise Rejected(f"no_{what}", f"no {what}")
             if not ev.label_safe(value) or len(value) > 100:
-                raise Malformed(f"bad_{what}", f"{what} has control characters or is longer than 100 characters")
+                raise Rejected(f"bad_{what}", f"{what} has control characters or is longer than 100 characters")
         contact = f"{call}@{arrived.timestamp():.0f}"
         source, channel = self.m.file.source, self.m.file.channel
         row_id = f"{call}\x1f{queue}\x1f{arrived.isoformat()}"  # = stable_event_id(source, call, queue, arrived, n)
@@ -226,17 +226,17 @@ class CdrAdapter:
             answered = None
         if outcome in ("answered", "transferred"):
             if answered is None:
-                raise Malformed("no_answer_time", "an answered call without an answer time")
+                raise Rejected("no_answer_time", "an answered call without an answer time")
             agent_cell = (row.get(c.agent) or "").strip() if c.agent else ""
             agent = self.m.placeholder_agents.get(agent_cell, agent_cell)
             if not agent or not ev.label_safe(agent) or len(agent) > 128:
-                raise Malformed("bad_agent", "no usable agent id")
+                raise Rejected("bad_agent", "no usable agent id")
             if c.ended is not None and (row.get(c.ended) or "").strip():
                 end = self._time(row, c.ended)
             else:
                 end = answered + timedelta(seconds=self._seconds(row, c.talk_seconds))
             if end < answered:
-                raise Malformed("impossible_sequence", "the call ends before it is answered")
+                raise Rejected("impossible_sequence", "the call ends before it is answered")
             emit(ev.ContactAnswered, answered, agent_id=agent)
             hold = min(self._seconds(row, c.hold_seconds), (end - answered).total_seconds())
             if hold > 0:

@@ -54,10 +54,11 @@ import orjson
 
 from pipeline.core.settings import Settings, load_settings
 from pipeline.runtime.broker import bootstrap_servers, ensure_topics, free_port
+from pipeline.tools import bench_webhook
 from pipeline.tools.replay import _get, _produce, replay, wait_until_done
 from pipeline.tools.run import broker_for, worker_process
 
-PHASES = ("processors", "throughput", "latency", "memory", "replay", "ingest")
+PHASES = ("processors", "throughput", "latency", "memory", "replay", "ingest", "webhook")
 PROBE_QUEUE = "bench-probe"
 EVENTS_PER_AGENT_DAY = 430  # a simulated day gives about this many events per agent (1,000 agents: ~436,000)
 
@@ -933,6 +934,8 @@ def figures(results: dict) -> list[dict]:
 
         for name, value, unit, target, ok in ingest_rows(results["ingest"]):
             row(name, value, unit, target, ok)
+    if "webhook" in results:
+        bench_webhook.figure_rows(results["webhook"], row)
     return rows
 
 
@@ -982,7 +985,12 @@ def bench(opts: argparse.Namespace) -> dict:
         results["processors"] = processors(opts)
     on_broker = [
         (name, phase)
-        for name, phase in (("throughput", throughput), ("latency", latency), ("memory", memory))
+        for name, phase in (
+            ("throughput", throughput),
+            ("latency", latency),
+            ("memory", memory),
+            ("webhook", bench_webhook.webhook),  # the webhook receiver's requests/s (pipeline/tools/bench_webhook.py)
+        )
         if name in opts.phases
     ]
     if on_broker:
@@ -1053,6 +1061,8 @@ def parser() -> argparse.ArgumentParser:
     from pipeline.tools.bench_ingest import add_arguments
 
     add_arguments(p)
+    p.add_argument("--webhook-requests", type=int, default=20_000, help="requests of each webhook round")
+    p.add_argument("--webhook-concurrency", type=int, default=64, help="connections posting to the webhook receiver")
     p.add_argument("--phases", type=_phases, default=PHASES, help=f"comma-separated subset of {','.join(PHASES)}")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", type=Path, help="also write the results as JSON to this file")

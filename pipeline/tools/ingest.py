@@ -36,9 +36,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+import orjson
+
 from pipeline.contract import events as ev
 from pipeline.core.settings import SettingsError
-from pipeline.sources import asterisk, cdr
+from pipeline.sources import asterisk, cdr, connect
+from pipeline.sources.common import Rejected, iso_time
 
 CHUNK_RECORDS = 200_000  # records sorted in memory at a time; a larger file is merged from sorted runs
 BATCH_EVENTS = 20_000
@@ -203,8 +206,8 @@ def translated(
     for number, record in ordered:
         try:
             batch += fmt.translate(record)
-        except asterisk.Malformed as exc:
-            dead(number, exc.reason, str(exc), record)
+        except Rejected as exc:
+            dead(number, exc.reason, exc.detail, record)
         except ValueError as exc:  # a value the contract refuses (msgspec validation)
             dead(number, "invalid", str(exc)[:200], record)
         if len(batch) >= BATCH_EVENTS:
@@ -407,8 +410,8 @@ class Follower:
                 self.summary.read += 1
                 try:
                     events += self.adapter.translate(text)
-                except asterisk.Malformed as exc:
-                    self.dead(line, exc.reason, str(exc), text)
+                except Rejected as exc:
+                    self.dead(line, exc.reason, exc.detail, text)
                 except ValueError as exc:
                     self.dead(line, "invalid", str(exc)[:200], text)
             offset += end + 1
@@ -548,7 +551,7 @@ class CdrFormat:
     def key(self, record: Any) -> tuple[float, int] | None:
         try:
             return self.adapter.arrival(record).timestamp(), 0
-        except asterisk.Malformed:
+        except Rejected:
             return None
 
     def translate(self, record: Any) -> list[ev.Event]:
@@ -567,6 +570,61 @@ def _cdr_format(args: argparse.Namespace) -> Format:
 
 
 FORMATS["cdr"] = (_add_cdr, _cdr_format)
+
+
+class ConnectFormat:
+    """Amazon Connect records: EventBridge contact events and agent event stream records, as JSON Lines (as Kinesis
+    Data Firehose writes them) or one JSON array (`pipeline.sources.connect`)."""
+
+    def __init__(self) -> None:
+        self.ignored: Counter[str] = Counter()
+
+    def records(self, path: Path) -> Iterator[tuple[int, Any]]:
+        """(line or array position, record); a line that is not JSON comes as its text (dead-lettered)."""
+        with open(path, "rb") as f:
+            if f.read(4096).lstrip().startswith(b"["):
+                f.seek(0)
+                data = f.read()  # one JSON array is read whole: export JSON Lines for files larger than memory
+                try:
+                    records = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    yield 1, data[:200].decode("utf-8", "replace")
+                    return
+                yield from enumerate(records if isinstance(records, list) else [records], start=1)
+                return
+            f.seek(0)
+            for number, line in enumerate(f, start=1):
+                if line.strip():
+                    try:
+                        yield number, orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        yield number, line.decode("utf-8", "replace")
+
+    def key(self, record: Any) -> tuple[float, int] | None:
+        # the time the record was emitted (EventBridge's `time`, the agent stream's `EventTimestamp`)
+        if not isinstance(record, dict):  # not JSON, or not an object: `translate` says which
+            return 0.0, 0
+        try:
+            field_name = "time" if "detail-type" in record else "EventTimestamp"
+            return iso_time(record, field_name).timestamp(), 0
+        except Rejected:
+            return 0.0, 0  # first, and `translate` names what it lacks
+
+    def translate(self, record: Any) -> list[ev.Event]:
+        if isinstance(record, str):
+            raise Rejected("malformed_json", "the record is not JSON")
+        t = connect.translate(record)
+        if t.ignored is not None:
+            self.ignored[t.ignored] += 1
+        return list(t.events)
+
+
+def _add_connect(sub: Any) -> None:
+    p = sub.add_parser("connect", help="Amazon Connect contact events and agent event stream records (JSON)")
+    p.add_argument("file", type=Path)
+
+
+FORMATS["connect"] = (_add_connect, lambda a: ConnectFormat())
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ from pipeline.tools.simulate import formats
 from pipeline.tools.simulate.center import simulate
 from pipeline.tools.simulate.config import CenterConfig
 from pipeline.tools.simulate.jsonl import write_jsonl
+from pipeline.tools.simulate.vendor_formats import FORMATS, write_vendor_jsonl
 
 PROGRESS_EVERY = 100_000
 
@@ -41,10 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output file (.jsonl)")
     parser.add_argument(
         "--format",
-        choices=("jsonl", "asterisk-queue-log", "cdr"),
-        default="jsonl",
-        help="contract events as JSON Lines (default), or the voice queues' day in a vendor format: an Asterisk "
-        "queue_log, or a call-detail TSV (with its mapping file written to OUT.mapping.toml); docs/sources.md",
+        choices=("contract", "asterisk-queue-log", "cdr", *FORMATS),
+        default="contract",
+        help="contract events as JSON Lines (default); the voice queues' day as an Asterisk queue_log, or as a "
+        "call-detail TSV (with its mapping file written to OUT.mapping.toml); or the records a vendor would send "
+        "for the day, one JSON object a line (TaskRouter: its callback's form fields); docs/sources.md",
     )
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
     parser.add_argument(
@@ -111,11 +113,15 @@ def main_simulate(argv: list[str]) -> int:
         count = formats.write_cdr(observed(simulate(config, args.seed)), args.out, voice)
         Path(f"{args.out}.mapping.toml").write_text(formats.CDR_MAPPING)
         print(f"mapping file: {args.out}.mapping.toml", file=sys.stderr)
-    else:
+    elif args.format == "contract":
         count = write_jsonl(observed(simulate(config, args.seed)), args.out)
+    else:
+        count = write_vendor_jsonl(args.format, observed(simulate(config, args.seed)), args.out)
     elapsed = time.perf_counter() - began
 
-    unit = {"jsonl": "events", "asterisk-queue-log": "queue_log lines", "cdr": "call rows"}[args.format]
+    unit = {"contract": "events", "asterisk-queue-log": "queue_log lines", "cdr": "call rows"}.get(
+        args.format, f"{args.format} records"
+    )
     print(f"wrote {count:,} {unit} in {elapsed:.1f} s", file=sys.stderr)
     for name, n in sorted(by_type.items()):
         print(f"  {name:<22} {n:>10,}", file=sys.stderr)

@@ -1,0 +1,223 @@
+"""Amazon Connect records -> contract events (pure: no I/O).
+
+Two documented formats, told apart by their fields:
+
+- **Contact events** on EventBridge (`"detail-type": "Amazon Connect Contact Event"`, the `detail` object of
+  https://docs.aws.amazon.com/connect/latest/adminguide/contact-events.html): the queue side of a contact.
+  QUEUED -> `contact.offered` (at `queueInfo.enqueueTimestamp`); CONNECTED_TO_AGENT -> `contact.answered`
+  (`agentInfo.connectedToAgentTimestamp`); DISCONNECTED -> `contact.ended` when an agent was connected, else
+  `contact.abandoned` (at `disconnectTimestamp`; a contact never queued is ignored); COMPLETED ->
+  `contact.acw_ended` at `agentInfo.afterContactWorkEndTimestamp`, or, for a contact without ACW, at the
+  disconnect (a zero-length ACW, explicitly). INITIATED, CONNECTED_TO_SYSTEM, CONTACT_DATA_UPDATED and the rest
+  are ignored.
+- **Agent event stream** records on Kinesis (`EventType`, `AgentARN`, the Previous and Current agent snapshots of
+  https://docs.aws.amazon.com/connect/latest/adminguide/agent-event-stream-model.html): LOGIN ->
+  `agent.logged_in` (queues of the routing profile) and the state its snapshot gives; LOGOUT -> `agent.logged_out`; STATE_CHANGE ->
+  `agent.state_changed` when the agent's state as the contract sees it differs between the two snapshots, and
+  `contact.hold_started` / `hold_ended` when a contact went CONNECTED <-> CONNECTED_ONHOLD
+  (https://docs.aws.amazon.com/connect/latest/adminguide/about-contact-states.html); HEART_BEAT is ignored.
+
+Each record is translated on its own (the agent stream's two snapshots say what changed), so records may come
+in any order and any number of times: event ids are stable (`pipeline.sources.identity`).
+Ids: queues and agents are the ids at the end of their ARNs; contacts are `contactId`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.contract import events as ev
+from pipeline.contract.events import AgentState
+from pipeline.sources.common import (
+    Leg,
+    Rejected,
+    Translation,
+    channel_of,
+    ignored,
+    iso_time,
+    last_segment,
+    obj,
+    optional_text,
+    text,
+)
+from pipeline.sources.identity import stable_event_id
+
+SOURCE = "connect"
+CONTACT_EVENT = "Amazon Connect Contact Event"
+# Contact event types documented but not bearing on a KPI here (ignored, counted as such, never rejected).
+IRRELEVANT_CONTACT_EVENTS = frozenset(
+    {"INITIATED", "CONNECTED_TO_SYSTEM", "CONTACT_DATA_UPDATED", "AMD_DISABLED", "AMD_ERROR", "AMD_DETECTED"}
+)
+ON_CONTACT_STATES = frozenset({"CONNECTED", "CONNECTED_ONHOLD"})
+ACW_STATE = "ENDED"  # "The conversation has ended, and the agent has started doing ACW for that contact."
+
+
+def translate(record: object) -> Translation:
+    """One Connect record (an EventBridge contact event or an agent event stream record) -> contract events."""
+    if not isinstance(record, dict):
+        raise Rejected("not_an_object", "a Connect record is a JSON object")
+    if "detail-type" in record:
+        if record["detail-type"] != CONTACT_EVENT:
+            return ignored("irrelevant_event_type")
+        return _contact_event(obj(record, "detail"))
+    if "EventType" in record and "AgentARN" in record:
+        return _agent_event(record)
+    raise Rejected("unknown_record", "neither an EventBridge contact event nor an agent event stream record")
+
+
+def _contact_event(d: dict[str, Any]) -> Translation:
+    kind = d.get("eventType")
+    if not isinstance(kind, str):
+        raise Rejected("missing_field", "`detail.eventType` is missing")
+    if kind in IRRELEVANT_CONTACT_EVENTS:
+        return ignored("irrelevant_event_type")
+    if kind not in ("QUEUED", "CONNECTED_TO_AGENT", "DISCONNECTED", "COMPLETED"):
+        return ignored("unknown_event_type")
+    contact = text(d, "contactId", "detail.")
+    channel = channel_of(d.get("channel"), "detail.channel")
+    if channel is None:
+        return ignored("unsupported_channel")  # TASK, EMAIL: the contract carries voice and chat
+    queue_info = d.get("queueInfo")
+    if not isinstance(queue_info, dict) or "queueArn" not in queue_info:
+        return ignored("not_queued")  # IVR-only and outbound contacts have no queue leg
+    queue = last_segment(text(queue_info, "queueArn", "detail.queueInfo."), "detail.queueInfo.queueArn")
+    agent_info = d.get("agentInfo") if isinstance(d.get("agentInfo"), dict) else None
+
+    def eid(what: str) -> str:
+        return stable_event_id(SOURCE, contact, queue, what)
+
+    common = Leg(contact_id=contact, queue_id=queue, channel=channel)
+    if kind == "QUEUED":
+        endpoint = d.get("customerEndpoint")
+        customer = optional_text(endpoint, "address") if isinstance(endpoint, dict) else None
+        t = iso_time(queue_info, "enqueueTimestamp", "detail.queueInfo.")
+        return Translation((ev.ContactOffered(event_id=eid("offered"), time=t, customer_id=customer, **common),))
+    answered = agent_info is not None and "connectedToAgentTimestamp" in agent_info
+    if kind == "CONNECTED_TO_AGENT":
+        if agent_info is None:
+            raise Rejected("missing_field", "`detail.agentInfo` is missing")
+        agent = last_segment(text(agent_info, "agentArn", "detail.agentInfo."), "detail.agentInfo.agentArn")
+        t = iso_time(agent_info, "connectedToAgentTimestamp", "detail.agentInfo.")
+        return Translation((ev.ContactAnswered(event_id=eid("answered"), time=t, agent_id=agent, **common),))
+    disconnected = iso_time(d, "disconnectTimestamp", "detail.")
+    if kind == "DISCONNECTED":
+        if not answered:
+            return Translation((ev.ContactAbandoned(event_id=eid("abandoned"), time=disconnected, **common),))
+        assert agent_info is not None
+        agent = last_segment(text(agent_info, "agentArn", "detail.agentInfo."), "detail.agentInfo.agentArn")
+        return Translation((ev.ContactEnded(event_id=eid("ended"), time=disconnected, agent_id=agent, **common),))
+    # COMPLETED: the contact is over, after-contact work included
+    if not answered:
+        return ignored("no_agent")
+    assert agent_info is not None
+    agent = last_segment(text(agent_info, "agentArn", "detail.agentInfo."), "detail.agentInfo.agentArn")
+    t = (
+        iso_time(agent_info, "afterContactWorkEndTimestamp", "detail.agentInfo.")
+        if "afterContactWorkEndTimestamp" in agent_info
+        else disconnected  # no ACW: zero length, said explicitly
+    )
+    return Translation(
+        (ev.AcwEnded(event_id=eid("acw_ended"), time=t, agent_id=agent, disposition="completed", **common),)
+    )
+
+
+def _agent_event(r: dict[str, Any]) -> Translation:
+    kind = r["EventType"]
+    if kind == "HEART_BEAT":
+        return ignored("heartbeat")
+    if kind not in ("LOGIN", "LOGOUT", "STATE_CHANGE"):
+        return ignored("unknown_event_type")
+    agent = last_segment(text(r, "AgentARN"), "AgentARN")
+    record_id = text(r, "EventId")
+    t = iso_time(r, "EventTimestamp")
+    if kind == "LOGOUT":
+        return Translation((ev.AgentLoggedOut(event_id=stable_event_id(SOURCE, record_id), time=t, agent_id=agent),))
+    current = obj(r, "CurrentAgentSnapshot")
+    if kind == "LOGIN":  # logged in, in the status the snapshot gives
+        queues = _inbound_queues(current)
+        state, reason, active = _presence(current)
+        return Translation(
+            (
+                ev.AgentLoggedIn(event_id=stable_event_id(SOURCE, record_id), time=t, agent_id=agent, queue_ids=queues),
+                ev.AgentStateChanged(
+                    event_id=stable_event_id(SOURCE, record_id, "state"),
+                    time=t,
+                    agent_id=agent,
+                    state=state,
+                    reason_code=reason,
+                    active_contacts=active,
+                ),
+            )
+        )
+    previous = r.get("PreviousAgentSnapshot")
+    out: list[ev.Event] = []
+    before = _contacts(previous) if isinstance(previous, dict) else {}
+    for contact_id, c in _contacts(current).items():
+        was = before.get(contact_id, {}).get("State")
+        now = c.get("State")
+        if {was, now} != {"CONNECTED", "CONNECTED_ONHOLD"}:
+            continue
+        cls = ev.HoldStarted if now == "CONNECTED_ONHOLD" else ev.HoldEnded
+        channel = channel_of(c.get("Channel"), "Contacts.Channel")
+        if channel is None:
+            continue
+        queue = last_segment(text(obj(c, "Queue"), "ARN", "Contacts.Queue."), "Contacts.Queue.ARN")
+        out.append(
+            cls(
+                event_id=stable_event_id(SOURCE, record_id, contact_id, now),
+                time=iso_time(c, "StateStartTimestamp", "Contacts."),
+                contact_id=contact_id,
+                queue_id=queue,
+                channel=channel,
+                agent_id=agent,
+            )
+        )
+    state_now = _presence(current)
+    if state_now != (_presence(previous) if isinstance(previous, dict) else None):
+        state, reason, active = state_now
+        out.append(
+            ev.AgentStateChanged(
+                event_id=stable_event_id(SOURCE, record_id, "state"),
+                time=t,
+                agent_id=agent,
+                state=state,
+                reason_code=reason,
+                active_contacts=active,
+            )
+        )
+    return Translation(tuple(out)) if out else ignored("no_change")
+
+
+def _inbound_queues(snapshot: dict[str, Any]) -> list[str]:
+    profile = obj(obj(snapshot, "Configuration"), "RoutingProfile")
+    queues = profile.get("InboundQueues") or []
+    if not isinstance(queues, list):
+        raise Rejected("missing_field", "`RoutingProfile.InboundQueues` must be a list")
+    out = []
+    for q in queues:
+        arn = text(obj(q, ""), "ARN", "InboundQueues.")
+        if "/queue/agent/" not in arn:  # every agent's own queue is listed too; it is not a service queue
+            out.append(last_segment(arn, "InboundQueues.ARN"))
+    return out
+
+
+def _contacts(snapshot: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    contacts = snapshot.get("Contacts") or []
+    if not isinstance(contacts, list):
+        raise Rejected("missing_field", "`Contacts` must be a list")
+    return {text(obj(c, ""), "ContactId", "Contacts."): c for c in contacts}
+
+
+def _presence(snapshot: dict[str, Any]) -> tuple[AgentState, str | None, int]:
+    """The contract's view of an agent snapshot: state, not-ready reason, contacts in hand (talk or ACW)."""
+    states = [c.get("State") for c in _contacts(snapshot).values()]
+    active = sum(1 for s in states if s in ON_CONTACT_STATES or s == ACW_STATE)
+    if any(s in ON_CONTACT_STATES for s in states):
+        return "on_contact", None, active
+    if ACW_STATE in states:
+        return "acw", None, active
+    status = obj(snapshot, "AgentStatus")
+    if status.get("Type") == "ROUTABLE":
+        return "available", None, 0
+    name = status.get("Name")
+    return "not_ready", name[:64] if isinstance(name, str) and name else None, 0
