@@ -48,6 +48,7 @@ from pipeline.runtime.health import (
     WorkerView,
 )
 from pipeline.runtime.http import add_pages, progress
+from pipeline.runtime.kafka_security import client_options, faust_credentials
 from pipeline.runtime.memory import release_free_memory
 from pipeline.runtime.transport import App, StallMonitor, kafka_urls, raw_topic, to_message
 
@@ -63,7 +64,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
     agents = AgentProcessor(settings, stats)
     registry = build_registry(contacts, stats, agents)
     throughput = Throughput()
-    probe = BrokerProbe(bootstrap_servers(settings))
+    probe = BrokerProbe(bootstrap_servers(settings), client_options=client_options(settings))
 
     contact_topic = raw_topic(app, settings.topic("contact-events"), partitions=settings.partitions)
     agent_topic = raw_topic(app, settings.topic("agent-events"), partitions=settings.partitions)
@@ -199,6 +200,7 @@ def _new_app(settings: Settings) -> App:
         Monitor=StallMonitor,  # Faust's per-event statistics, only what its stall check reads (pipeline.runtime.transport)
         producer_partitioner=KeyPartitioner(),  # Kafka's default partitioning, faster (pipeline.contract.partitioner)
         broker=kafka_urls(settings.broker_url),
+        broker_credentials=faust_credentials(settings),  # TLS and SASL (pipeline.runtime.kafka_security)
         store="memory://",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.core.settings import QueueConfig, Settings, load_settings
 from pipeline.runtime.broker import bootstrap_servers, ensure_topics, free_port
+from pipeline.runtime.kafka_security import client_options
 from pipeline.runtime.producer import EventWriter
 from pipeline.tools.run import broker_for, worker_process
 
@@ -64,7 +65,7 @@ async def _produce(
 
 
 async def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(settings))
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(settings), **client_options(settings))
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
@@ -82,7 +83,10 @@ async def read_final_records(settings: Settings) -> list[dict]:
     topic = settings.topic("kpis")
     ends = await _end_offsets(settings, topic)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(settings), enable_auto_commit=False, auto_offset_reset="earliest"
+        bootstrap_servers=bootstrap_servers(settings),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **client_options(settings),
     )
     await consumer.start()
     latest: dict[bytes, dict] = {}
