@@ -252,7 +252,7 @@ class Settings(BaseSettings):
     customer_hash_key: SecretStr | None = None
     """Key of the HMAC-SHA256 that replaces customer ids (FCR). Required in production; empty: a public dev key."""
 
-    # -- Security and the production profile (docs/security.md; pipeline/runtime/kafka_security.py maps these onto
+    # -- Security and the production profile (deploy/README.md; pipeline/runtime/kafka_security.py maps these onto
     # aiokafka's and Faust's own objects for every Kafka client; pipeline/runtime/webconfig.py reads the web config)
     env: Literal["development", "production"] = "development"
     """`production` refuses to start without a customer hash key, with plaintext Kafka to a broker off this host, or

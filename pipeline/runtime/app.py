@@ -51,6 +51,7 @@ from pipeline.runtime.http import add_pages, progress
 from pipeline.runtime.kafka_security import client_options, faust_credentials
 from pipeline.runtime.memory import release_free_memory
 from pipeline.runtime.transport import App, StallMonitor, kafka_urls, raw_topic, to_message
+from pipeline.runtime.webconfig import load_web_config
 
 log = logging.getLogger(__name__)
 RELEASE_MEMORY_SECONDS = 10.0
@@ -191,8 +192,13 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
     return app
 
 
+# answered without credentials when `web_open_health` is on (probes of Kubernetes, compose, a load balancer)
+HEALTH_PATHS = ("/health/live", "/health/ready")
+
+
 def _new_app(settings: Settings) -> App:
     """The Faust app with the worker's consumer, producer and web settings."""
+    web = load_web_config(settings.web_config_file)  # TLS and basic auth (pipeline.runtime.webconfig)
     return App(
         settings.app_id,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
@@ -208,6 +214,11 @@ def _new_app(settings: Settings) -> App:
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        web_ssl_context=web.ssl_context,
+        web_application_options={
+            "middlewares": [web.middleware(HEALTH_PATHS if settings.web_open_health else ())],
+            "client_max_size": 64 * 1024,  # no page takes a body
+        },
         consumer_auto_offset_reset="earliest",
         # The embedded broker holds a new group's first join for half the session timeout.
         broker_session_timeout=settings.session_timeout_seconds,
