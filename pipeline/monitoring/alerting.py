@@ -484,7 +484,11 @@ def prometheus_config(
     rule_files: list[str],
     scrape_interval: str = "15s",
     evaluation_interval: str = "15s",
+    basic_auth: dict[str, str] | None = None,
 ) -> dict:
+    scrape: dict = {"job_name": JOB, "metrics_path": "/metrics", "static_configs": [{"targets": targets}]}
+    if basic_auth:
+        scrape["basic_auth"] = basic_auth
     return {
         "global": {
             "scrape_interval": scrape_interval,
@@ -493,9 +497,7 @@ def prometheus_config(
         },
         "rule_files": rule_files,
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": alertmanagers}]}]},
-        "scrape_configs": [
-            {"job_name": JOB, "metrics_path": "/metrics", "static_configs": [{"targets": targets}]},
-        ],
+        "scrape_configs": [scrape],
     }
 
 
@@ -600,6 +602,8 @@ def generated_files(
                 ["worker-1:6066", "worker-2:6066", "worker-3:6066"],
                 ["alertmanager:9093"],
                 ["/etc/prometheus/rules/*.rules.yml"],
+                # the workers' /metrics ask for credentials (their web config); the password is a compose secret
+                basic_auth={"username": "prometheus", "password_file": "/run/secrets/scrape_password"},
             )
         ),
         "alertmanager/alertmanager.yml": dump(alertmanager_config(config, webhook_base)),
