@@ -309,3 +309,27 @@ def test_replay_and_its_worker_run_over_tls(monkeypatch, pki, tls_broker, tmp_pa
     kinds = {orjson.loads(line)["kind"] for line in (tmp_path / "kpis.jsonl").read_bytes().splitlines()}
     assert "queue" in kinds
     assert tls_broker.connections > before + 3  # producer, worker (consumer, producer, probe) and reader
+
+
+@pytest.mark.integration
+def test_mutual_tls_with_a_client_certificate(monkeypatch, pki, tmp_path):
+    """A listener that requires a client certificate signed by the CA: with one, topics are made; without, the
+    worker stops at start with a sentence."""
+    proxy_port = free_port()
+    with EmbeddedBroker(log_file=tmp_path / "broker.log", advertised_port=proxy_port) as broker:
+        proxy = TlsProxy(pki, proxy_port, broker.port, client_ca=pki.ca).start()
+        try:
+            _tls_env(monkeypatch, pki, proxy)
+            done = _worker({}, tmp_path)  # no client certificate
+            assert done.returncode == 2, done.stderr
+            assert done.stderr.strip() == (
+                f"Kafka at 127.0.0.1:{proxy.port} closed the connection after the TLS handshake without answering: it"
+                " may want a client certificate: set PIPELINE_KAFKA_SSL_CERT_FILE and PIPELINE_KAFKA_SSL_KEY_FILE."
+            )
+            monkeypatch.setenv("PIPELINE_KAFKA_SSL_CERT_FILE", str(pki.client_cert))
+            monkeypatch.setenv("PIPELINE_KAFKA_SSL_KEY_FILE", str(pki.client_key))
+            settings = load_settings(topic_prefix="mtls")
+            asyncio.run(wait_for_broker(settings, timeout=20))
+            asyncio.run(ensure_topics(settings))
+        finally:
+            proxy.stop()

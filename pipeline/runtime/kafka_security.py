@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import struct
 import time
 from pathlib import Path
 from typing import Any
@@ -201,7 +202,7 @@ async def check_tls(settings: Settings, bootstrap: str, timeout: float = 10.0) -
         except (OSError, TimeoutError):
             continue
         try:
-            _, writer = await asyncio.wait_for(
+            reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(host, port, ssl=context, server_hostname=host), timeout
             )
         except ssl.SSLCertVerificationError as exc:
@@ -226,12 +227,52 @@ async def check_tls(settings: Settings, bootstrap: str, timeout: float = 10.0) -
             ) from None
         except OSError:
             continue  # went away between the two connections: the caller retries
-        writer.close()
         try:
-            await writer.wait_closed()
-        except (OSError, ssl.SSLError):
-            pass
+            # In TLS 1.3 the server checks a client certificate after the client has finished its handshake: its
+            # refusal arrives with the first answer. So ask for one (ApiVersions, allowed before any SASL login).
+            writer.write(_API_VERSIONS_REQUEST)
+            await asyncio.wait_for(reader.readexactly(4), timeout)
+        except ssl.SSLError as exc:
+            hint = (
+                f"; it wants a client certificate: set {ENV_PREFIX}KAFKA_SSL_CERT_FILE and {ENV_PREFIX}KAFKA_SSL_KEY_FILE"
+                if "certificate" in str(exc.reason or exc).lower()
+                else ""
+            )
+            raise SettingsError(
+                f"Kafka at {host}:{port} refused the TLS connection ({exc.reason or exc}){hint}."
+            ) from None
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                continue
+            # Kafka always answers ApiVersions: a close instead is how a listener that checks client certificates
+            # says no (asyncio turns the TLS alert into a plain end of stream)
+            cert = settings.kafka_ssl_cert_file
+            raise SettingsError(
+                f"Kafka at {host}:{port} closed the connection after the TLS handshake without answering: "
+                + (
+                    f"does it accept the client certificate {ENV_PREFIX}KAFKA_SSL_CERT_FILE={cert}?"
+                    if cert
+                    else f"it may want a client certificate: set {ENV_PREFIX}KAFKA_SSL_CERT_FILE and"
+                    f" {ENV_PREFIX}KAFKA_SSL_KEY_FILE."
+                )
+            ) from None
+        except (OSError, TimeoutError):
+            pass  # reset or slow: the clients' own connection says more, and is retried
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (OSError, ssl.SSLError):
+                pass
 
+
+def _api_versions_request() -> bytes:
+    client_id = b"cc-kpi-tls-check"
+    header = struct.pack(">hhih", 18, 0, 1, len(client_id)) + client_id  # ApiVersions v0, correlation id 1
+    return struct.pack(">i", len(header)) + header
+
+
+_API_VERSIONS_REQUEST = _api_versions_request()
 
 _LOGIN_REFUSED = (
     kafka_errors.SaslAuthenticationFailed,
