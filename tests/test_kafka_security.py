@@ -301,6 +301,11 @@ def test_replay_and_its_worker_run_over_tls(monkeypatch, pki, tls_broker, tmp_pa
     from pipeline.tools.simulate import CenterConfig, simulate, write_jsonl
 
     _tls_env(monkeypatch, pki, tls_broker)
+    # the live workers' protected endpoints do not apply to replay's own worker (it serves only replay, on loopback)
+    (tmp_path / "web.yml").write_text(
+        "basic_auth_users:\n  prometheus: $2b$04$abcdefghijklmnopqrstuu5Rz8oUkFeTZ3Yq2mQ5kz7M4f5p8vXWS\n"
+    )
+    monkeypatch.setenv("PIPELINE_WEB_CONFIG_FILE", str(tmp_path / "web.yml"))
     events_file = tmp_path / "events.jsonl"
     write_jsonl(simulate(CenterConfig(duration_hours=0.5, agents=6), seed=5), events_file)
     before = tls_broker.connections

@@ -298,9 +298,20 @@ class Settings(BaseSettings):
     web_open_health: bool = True
     """Serve /health/live and /health/ready without credentials (for probes), even with `basic_auth_users` set."""
 
-    @field_validator("kafka_ssl_key_password", "kafka_sasl_password", mode="before")
+    # An empty variable (`PIPELINE_KAFKA_SSL_CA_FILE=` in an env file) means unset, not the current directory
+    @field_validator(
+        "kafka_ssl_key_password",
+        "kafka_sasl_password",
+        "kafka_ssl_ca_file",
+        "kafka_ssl_cert_file",
+        "kafka_ssl_key_file",
+        "kafka_oauth_token_file",
+        "web_config_file",
+        "queues_file",
+        mode="before",
+    )
     @classmethod
-    def _empty_secret_is_none(cls, v: object) -> object:
+    def _empty_is_unset(cls, v: object) -> object:
         return None if v == "" else v
 
     @model_validator(mode="after")

@@ -161,10 +161,13 @@ def replay(events_file: Path, kpi_out: Path, events_per_message: int = 100, time
     log_dir = Path(tempfile.mkdtemp(prefix="cc-replay-"))
     with broker_for(base, log_dir) as settings:
         # A fresh consumer group and fresh topics: a replay never mixes with live data on a shared cluster.
-        port = free_port(settings.web_host)
+        port = free_port("127.0.0.1")
         overrides = {
             "app_id": f"replay-{run_id}",
             "topic_prefix": f"replay-{run_id}",
+            # its own worker, read by this process only: plain HTTP on loopback, whatever the live workers use
+            "web_host": "127.0.0.1",
+            "web_config_file": "",
             "web_port": port,
             "max_clock_skew_seconds": 7 * 86400,
             "kpi_update_seconds": 3600,
