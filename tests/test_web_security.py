@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import os
+import random
 import shutil
 import socket
 import ssl
@@ -271,8 +272,33 @@ def _hostile_clients(port: int, context: ssl.SSLContext) -> None:
                 assert s.recv(100).startswith(b"HTTP/1.")  # 400, 401, 405, 413 or 414: an answer
             except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
                 pass  # dropped is fine too
-    slow = context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname="localhost")
-    slow.sendall(b"GET /metrics HTTP/1.1\r\n")  # and nothing more: a slow client holds only its own connection
+    # random requests: junk bytes, junk in the request line, the headers, the path, huge headers
+    rng = random.Random(21)
+    for _ in range(120):
+        junk = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 600)))
+        request = rng.choice(
+            [
+                junk,
+                b"GET /" + junk.replace(b" ", b"") + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+                b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-" + junk.replace(b"\r\n", b"") + b"\r\n\r\n",
+                b"GET /metrics HTTP/1.1\r\nAuthorization: Basic " + junk.replace(b"\r\n", b"") + b"\r\n\r\n",
+                b"GET /health/ready HTTP/1.1\r\nCookie: " + b"a" * rng.randint(8000, 70000) + b"\r\n\r\n",
+            ]
+        )
+        with context.wrap_socket(
+            socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname="localhost"
+        ) as s:
+            try:
+                s.sendall(request)
+                s.recv(100)
+            except (OSError, ssl.SSLError):
+                pass  # dropped is fine; a crash is what the caller checks for
+    # slow clients: each sends half a request and nothing more; they hold only their own connections
+    slow = []
+    for _ in range(50):
+        c = context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname="localhost")
+        c.sendall(b"GET /metrics HTTP/1.1\r\n")
+        slow.append(c)
     try:
         with context.wrap_socket(
             socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname="localhost"
@@ -280,7 +306,8 @@ def _hostile_clients(port: int, context: ssl.SSLContext) -> None:
             s.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert s.recv(100).startswith(b"HTTP/1.1 ")
     finally:
-        slow.close()
+        for c in slow:
+            c.close()
 
 
 def _prometheus_scrapes(port: int, pki: Pki, tmp_path: Path) -> None:
