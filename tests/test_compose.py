@@ -141,6 +141,7 @@ def _check(port: int, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.integration
 def test_the_health_check_stops_a_worker_that_is_not_live_and_only_then():
     live, stalled = _Health(200), _Health(503)
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -160,6 +161,7 @@ def test_the_health_check_stops_a_worker_that_is_not_live_and_only_then():
         stalled.server.shutdown()
 
 
+@pytest.mark.integration
 def test_the_alert_sink_prints_what_alertmanager_posts(tmp_path):
     port = free_port()
     sink = subprocess.Popen(

@@ -178,6 +178,7 @@ def test_production_allows_plaintext_kafka_and_open_endpoints_on_this_host(monke
     assert production_problems(settings, load_web_config(None)) == []
 
 
+@pytest.mark.integration
 def test_the_worker_command_refuses_production_without_a_hash_key(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
     env.update(PIPELINE_ENV="production", PIPELINE_BROKER_URL="127.0.0.1:1", PYTHONPATH=str(REPO))
