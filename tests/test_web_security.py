@@ -28,6 +28,7 @@ from pki import Pki, make_pki
 
 from pipeline.core import processes
 from pipeline.core.settings import SettingsError, load_settings
+from pipeline.monitoring import alerting
 from pipeline.runtime.broker import ensure_topics, free_port
 from pipeline.runtime.startup import check_at_start, production_problems
 from pipeline.runtime.webconfig import WebConfig, credentials_header, load_web_config, web_security
@@ -316,22 +317,18 @@ def _prometheus_scrapes(port: int, pki: Pki, tmp_path: Path) -> None:
     password_file.write_text(PASSWORD)
     prom_port = free_port()
     config = tmp_path / "prometheus.yml"
-    config.write_text(
-        json.dumps(
-            {
-                "global": {"scrape_interval": "1s"},
-                "scrape_configs": [
-                    {
-                        "job_name": "cc-kpi-pipeline",
-                        "scheme": "https",
-                        "basic_auth": {"username": "prometheus", "password_file": str(password_file)},
-                        "tls_config": {"ca_file": str(pki.ca)},
-                        "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
-                    }
-                ],
-            }
-        )
+    # the project's own generator of the Prometheus config, with the credentials and the CA
+    generated = alerting.prometheus_config(
+        [f"127.0.0.1:{port}"],
+        [],
+        [],
+        scrape_interval="1s",
+        basic_auth={"username": "prometheus", "password_file": str(password_file)},
+        tls_config={"ca_file": str(pki.ca)},
     )
+    config.write_text(json.dumps(generated))
+    checked = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     data = Path(tempfile.mkdtemp(dir=tmp_path))
     proc = processes.spawn(
         [

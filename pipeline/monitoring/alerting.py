@@ -485,10 +485,15 @@ def prometheus_config(
     scrape_interval: str = "15s",
     evaluation_interval: str = "15s",
     basic_auth: dict[str, str] | None = None,
+    tls_config: dict[str, str] | None = None,
 ) -> dict:
+    """`basic_auth` and `tls_config` (HTTPS) as Prometheus takes them: the workers' web config asks for them."""
     scrape: dict = {"job_name": JOB, "metrics_path": "/metrics", "static_configs": [{"targets": targets}]}
     if basic_auth:
         scrape["basic_auth"] = basic_auth
+    if tls_config is not None:
+        scrape["scheme"] = "https"
+        scrape["tls_config"] = tls_config
     return {
         "global": {
             "scrape_interval": scrape_interval,
