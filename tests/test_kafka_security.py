@@ -338,3 +338,18 @@ def test_mutual_tls_with_a_client_certificate(monkeypatch, pki, tmp_path):
             asyncio.run(ensure_topics(settings))
         finally:
             proxy.stop()
+
+
+@pytest.mark.integration
+def test_a_missing_certificate_stops_the_worker_command_before_any_connection(pki, tmp_path):
+    env = {
+        "PIPELINE_BROKER_URL": "127.0.0.1:1",  # nothing listens: the check comes first
+        "PIPELINE_KAFKA_SECURITY_PROTOCOL": "SSL",
+        "PIPELINE_KAFKA_SSL_CA_FILE": str(tmp_path / "no-ca.pem"),
+    }
+    done = _worker(env, tmp_path)
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        == f"PIPELINE_KAFKA_SSL_CA_FILE={tmp_path / 'no-ca.pem'}: no such file; set it to a readable PEM file."
+    )
