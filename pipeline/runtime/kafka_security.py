@@ -241,8 +241,8 @@ async def check_tls(settings: Settings, bootstrap: str, timeout: float = 10.0) -
             raise SettingsError(
                 f"Kafka at {host}:{port} refused the TLS connection ({exc.reason or exc}){hint}."
             ) from None
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial:
+        except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
+            if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
                 continue
             # Kafka always answers ApiVersions: a close instead is how a listener that checks client certificates
             # says no (asyncio turns the TLS alert into a plain end of stream)
