@@ -312,6 +312,86 @@ class Settings(BaseSettings):
     def _empty_secret_is_off(cls, v: object) -> object:
         return None if v == "" else v
 
+    # -- Security and the production profile (deploy/README.md; pipeline/runtime/kafka_security.py maps these onto
+    # aiokafka's and Faust's own objects for every Kafka client; pipeline/runtime/webconfig.py reads the web config)
+    env: Literal["development", "production"] = "development"
+    """`production` refuses to start without a customer hash key, with plaintext Kafka to a broker off this host, or
+    with unauthenticated HTTP endpoints on an address off this host."""
+
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """How every Kafka client connects: `PLAINTEXT`, `SSL` (TLS), `SASL_PLAINTEXT` or `SASL_SSL` (SASL over TLS)."""
+
+    kafka_ssl_ca_file: Path | None = None
+    """PEM file of the CA(s) that signed the brokers' certificates. Empty: the system's trusted CAs."""
+
+    kafka_ssl_cert_file: Path | None = None
+    """PEM client certificate for mutual TLS (with `PIPELINE_KAFKA_SSL_KEY_FILE`). Empty: no client certificate."""
+
+    kafka_ssl_key_file: Path | None = None
+    """PEM private key of the client certificate."""
+
+    kafka_ssl_key_password: SecretStr | None = None
+    """Password of the client key, if it is encrypted."""
+
+    kafka_ssl_check_hostname: bool = True
+    """Check that the broker's certificate names the host connected to. Turn off only for a test CA."""
+
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] = "PLAIN"
+    """SASL mechanism with `SASL_PLAINTEXT` / `SASL_SSL`: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` or `OAUTHBEARER`."""
+
+    kafka_sasl_username: str = ""
+    """SASL user name (PLAIN and SCRAM; the API key on Confluent Cloud, `$ConnectionString` on Event Hubs)."""
+
+    kafka_sasl_password: SecretStr | None = None
+    """SASL password (PLAIN and SCRAM; the API secret on Confluent Cloud, the connection string on Event Hubs)."""
+
+    kafka_oauth_token_file: Path | None = None
+    """OAUTHBEARER: a file holding the current access token, read again at every new connection (a sidecar renews it)."""
+
+    kafka_oauth_token_command: str = ""
+    """OAUTHBEARER: a command that prints an access token (run at every new connection, 30 s at most)."""
+
+    web_config_file: Path | None = None
+    """Web config of the HTTP server, in the Prometheus exporters' format (`tls_server_config`, `basic_auth_users`
+    with bcrypt hashes). Empty: plain HTTP without authentication."""
+
+    web_open_health: bool = True
+    """Serve /health/live and /health/ready without credentials (for probes), even with `basic_auth_users` set."""
+
+    # An empty variable (`PIPELINE_KAFKA_SSL_CA_FILE=` in an env file) means unset, not the current directory
+    @field_validator(
+        "kafka_ssl_key_password",
+        "kafka_sasl_password",
+        "kafka_ssl_ca_file",
+        "kafka_ssl_cert_file",
+        "kafka_ssl_key_file",
+        "kafka_oauth_token_file",
+        "web_config_file",
+        "queues_file",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        return None if v == "" else v
+
+    @model_validator(mode="after")
+    def _kafka_security_complete(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and self.kafka_sasl_mechanism == "OAUTHBEARER":
+            if not self.kafka_oauth_token_file and not self.kafka_oauth_token_command:
+                raise ValueError(
+                    "SASL OAUTHBEARER needs PIPELINE_KAFKA_OAUTH_TOKEN_FILE or PIPELINE_KAFKA_OAUTH_TOKEN_COMMAND"
+                )
+        elif sasl and (not self.kafka_sasl_username or self.kafka_sasl_password is None):
+            raise ValueError(
+                f"SASL {self.kafka_sasl_mechanism} needs PIPELINE_KAFKA_SASL_USERNAME and PIPELINE_KAFKA_SASL_PASSWORD"
+            )
+        if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
+            raise ValueError(
+                "a client certificate needs both PIPELINE_KAFKA_SSL_CERT_FILE and PIPELINE_KAFKA_SSL_KEY_FILE"
+            )
+        return self
+
     @field_validator("web_host", "webhook_host")
     @classmethod
     def _host_not_empty(cls, v: str) -> str:
@@ -385,4 +465,6 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise SettingsError(_explain(exc, "settings", lambda loc: ENV_PREFIX + "_".join(loc).upper())) from None
+        raise SettingsError(
+            _explain(exc, "settings", lambda loc: ENV_PREFIX + "_".join(loc).upper() if loc else "settings")
+        ) from None

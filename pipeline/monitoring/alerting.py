@@ -495,7 +495,16 @@ def prometheus_config(
     rule_files: list[str],
     scrape_interval: str = "15s",
     evaluation_interval: str = "15s",
+    basic_auth: dict[str, str] | None = None,
+    tls_config: dict[str, str] | None = None,
 ) -> dict:
+    """`basic_auth` and `tls_config` (HTTPS) as Prometheus takes them: the workers' web config asks for them."""
+    scrape: dict = {"job_name": JOB, "metrics_path": "/metrics", "static_configs": [{"targets": targets}]}
+    if basic_auth:
+        scrape["basic_auth"] = basic_auth
+    if tls_config is not None:
+        scrape["scheme"] = "https"
+        scrape["tls_config"] = tls_config
     return {
         "global": {
             "scrape_interval": scrape_interval,
@@ -504,9 +513,7 @@ def prometheus_config(
         },
         "rule_files": rule_files,
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": alertmanagers}]}]},
-        "scrape_configs": [
-            {"job_name": JOB, "metrics_path": "/metrics", "static_configs": [{"targets": targets}]},
-        ],
+        "scrape_configs": [scrape],
     }
 
 
@@ -611,6 +618,8 @@ def generated_files(
                 ["worker-1:6066", "worker-2:6066", "worker-3:6066"],
                 ["alertmanager:9093"],
                 ["/etc/prometheus/rules/*.rules.yml"],
+                # the workers' /metrics ask for credentials (their web config); the password is a compose secret
+                basic_auth={"username": "prometheus", "password_file": "/run/secrets/scrape_password"},
             )
         ),
         "alertmanager/alertmanager.yml": dump(alertmanager_config(config, webhook_base)),

@@ -48,8 +48,10 @@ from pipeline.runtime.health import (
     WorkerView,
 )
 from pipeline.runtime.http import add_pages, progress
+from pipeline.runtime.kafka_security import client_options, faust_credentials
 from pipeline.runtime.memory import release_free_memory
 from pipeline.runtime.transport import App, StallMonitor, kafka_urls, raw_topic, to_message
+from pipeline.runtime.webconfig import load_web_config
 
 log = logging.getLogger(__name__)
 RELEASE_MEMORY_SECONDS = 10.0
@@ -63,7 +65,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
     agents = AgentProcessor(settings, stats)
     registry = build_registry(contacts, stats, agents)
     throughput = Throughput()
-    probe = BrokerProbe(bootstrap_servers(settings))
+    probe = BrokerProbe(bootstrap_servers(settings), client_options=client_options(settings))
 
     contact_topic = raw_topic(app, settings.topic("contact-events"), partitions=settings.partitions)
     agent_topic = raw_topic(app, settings.topic("agent-events"), partitions=settings.partitions)
@@ -207,8 +209,13 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
     return app
 
 
+# answered without credentials when `web_open_health` is on (probes of Kubernetes, compose, a load balancer)
+HEALTH_PATHS = ("/health/live", "/health/ready")
+
+
 def _new_app(settings: Settings) -> App:
     """The Faust app with the worker's consumer, producer and web settings."""
+    web = load_web_config(settings.web_config_file)  # TLS and basic auth (pipeline.runtime.webconfig)
     return App(
         settings.app_id,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
@@ -216,6 +223,7 @@ def _new_app(settings: Settings) -> App:
         Monitor=StallMonitor,  # Faust's per-event statistics, only what its stall check reads (pipeline.runtime.transport)
         producer_partitioner=KeyPartitioner(),  # Kafka's default partitioning, faster (pipeline.contract.partitioner)
         broker=kafka_urls(settings.broker_url),
+        broker_credentials=faust_credentials(settings),  # TLS and SASL (pipeline.runtime.kafka_security)
         store="memory://",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
@@ -223,6 +231,11 @@ def _new_app(settings: Settings) -> App:
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        web_ssl_context=web.ssl_context,
+        web_application_options={
+            "middlewares": [web.middleware(HEALTH_PATHS if settings.web_open_health else ())],
+            "client_max_size": 64 * 1024,  # no page takes a body
+        },
         consumer_auto_offset_reset="earliest",
         # The embedded broker holds a new group's first join for half the session timeout.
         broker_session_timeout=settings.session_timeout_seconds,

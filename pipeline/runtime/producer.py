@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 from pipeline.contract import events as ev
 from pipeline.contract.partitioner import KeyPartitioner
 from pipeline.core.settings import Settings
+from pipeline.runtime.kafka_security import client_options
 
 
 def route(e: ev.Event) -> tuple[str, bytes]:
@@ -55,6 +56,7 @@ class EventWriter:
             max_request_size=max(1 << 20, settings.max_message_bytes),
             acks="all",
             enable_idempotence=False,
+            **client_options(settings),  # TLS and SASL
         )
         self._encoder = msgspec.json.Encoder()
         self._partitioner = KeyPartitioner()  # murmur2, as Kafka's Java and librdkafka clients do

@@ -39,6 +39,7 @@ from twilio.request_validator import RequestValidator
 
 from pipeline.core.settings import Settings
 from pipeline.runtime.producer import EventWriter
+from pipeline.runtime.webconfig import load_web_config
 from pipeline.sources import connect, genesys, taskrouter
 from pipeline.sources.common import Rejected, Tally, Translation
 
@@ -116,7 +117,13 @@ class Receiver:
         return [s for s in SOURCES if self.tokens[s] is not None]
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=self.settings.webhook_max_body_bytes)
+        # The web config file (as the worker's): TLS, and basic auth on /metrics; the sources' routes keep their own
+        # authentication (signature or bearer token), which is what vendors can send, and /health stays open.
+        security = load_web_config(self.settings.web_config_file)
+        open_paths = [f"/{source}" for source in SOURCES] + ["/health"]
+        app = web.Application(
+            client_max_size=self.settings.webhook_max_body_bytes, middlewares=[security.middleware(open_paths)]
+        )
         for source in SOURCES:
             app.router.add_post(f"/{source}", self._route(source))
         app.router.add_get("/metrics", self.metrics_page)
@@ -273,7 +280,12 @@ async def serve(
     receiver = Receiver(settings, writer)
     runner = web.AppRunner(receiver.app(), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.webhook_host, settings.webhook_port)
+    site = web.TCPSite(
+        runner,
+        settings.webhook_host,
+        settings.webhook_port,
+        ssl_context=load_web_config(settings.web_config_file).ssl_context,
+    )
     await site.start()
     try:
         if ready is not None:
@@ -304,7 +316,10 @@ def main_webhook() -> int:
         )
 
     def ready(runner: web.AppRunner, receiver: Receiver) -> None:
-        base = f"http://{settings.webhook_host}:{settings.webhook_port}"
+        scheme = (
+            "https" if settings.web_config_file and load_web_config(settings.web_config_file).ssl_context else "http"
+        )
+        base = f"{scheme}://{settings.webhook_host}:{settings.webhook_port}"
         print(f"webhook receiver on {base}: " + ", ".join(f"{base}/{s}" for s in receiver.enabled), flush=True)
         print(f"  its metrics: {base}/metrics; Ctrl-C stops it", flush=True)
 

@@ -8,6 +8,7 @@ import logging
 
 from pipeline.core.settings import ENV_PREFIX, QueueConfig, Settings, SettingsError, load_settings
 from pipeline.runtime.broker import ensure_topics, wait_for_broker
+from pipeline.runtime.startup import check_at_start
 
 
 def configure_logging(settings: Settings) -> None:
@@ -27,6 +28,7 @@ def run_worker() -> int:
             f"{ENV_PREFIX}BROKER_URL is empty: a worker needs a Kafka broker (host:port[,host:port]);"
             " `run` and `replay` start the embedded broker for you"
         )
+    check_at_start(settings)  # certificate files, the web config, the production profile: a sentence each
     configure_logging(settings)
     # Faust exits with status 1 when Kafka is down at start (seen with 0.15.3), so wait for it here.
     asyncio.run(wait_for_broker(settings))

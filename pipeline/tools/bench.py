@@ -54,6 +54,7 @@ import orjson
 
 from pipeline.core.settings import Settings, load_settings
 from pipeline.runtime.broker import bootstrap_servers, ensure_topics, free_port
+from pipeline.runtime.kafka_security import client_options, faust_credentials
 from pipeline.tools import bench_webhook
 from pipeline.tools.replay import _get, _produce, replay, wait_until_done
 from pipeline.tools.run import broker_for, worker_process
@@ -458,7 +459,10 @@ async def _read_probe_records(settings: Settings, seen: list[tuple[float, int]],
 
     topic = settings.topic("kpis")
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(settings), enable_auto_commit=False, auto_offset_reset="earliest"
+        bootstrap_servers=bootstrap_servers(settings),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **client_options(settings),
     )
     await consumer.start()
     try:
@@ -1103,6 +1107,7 @@ def empty_agent(messages: int, out: Path) -> int:
         settings.app_id,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         broker=kafka_urls(settings.broker_url),
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
@@ -1159,7 +1164,10 @@ def raw_consumer(messages: int, out: Path) -> int:
 
     async def consume() -> dict:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers(settings), enable_auto_commit=False, auto_offset_reset="earliest"
+            bootstrap_servers=bootstrap_servers(settings),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **client_options(settings),
         )
         await consumer.start()
         try:

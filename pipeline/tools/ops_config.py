@@ -7,11 +7,11 @@ import argparse
 from pathlib import Path
 
 from pipeline.core.settings import QueueConfig, SettingsError
-from pipeline.monitoring import alerting, dashboards
+from pipeline.monitoring import alerting, dashboards, kubernetes
 
 
 def main_ops_config(argv: list[str]) -> int:
-    """`python -m pipeline ops-config`: rewrite deploy/ (rules, Prometheus, Alertmanager) and grafana/."""
+    """`python -m pipeline ops-config`: rewrite deploy/ (rules, Prometheus, Alertmanager, Kubernetes) and grafana/."""
     parser = argparse.ArgumentParser(prog="python -m pipeline ops-config", description=main_ops_config.__doc__)
     parser.add_argument(
         "--queues", type=Path, default=alerting.DEPLOY / "queues.toml", help="queue file (deploy/queues.toml)"
@@ -25,6 +25,8 @@ def main_ops_config(argv: list[str]) -> int:
     except SettingsError as exc:
         print(exc.message)
         return 2
-    for path in [*alerting.write(config, runbook=args.runbook_url), *dashboards.write(config)]:
+    written = [*alerting.write(config, runbook=args.runbook_url), *dashboards.write(config)]
+    written += kubernetes.write(config, args.queues, runbook=args.runbook_url)  # deploy/kubernetes/base/generated
+    for path in written:
         print(path)
     return 0

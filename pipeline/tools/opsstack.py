@@ -58,6 +58,8 @@ class WebhookReceiver:
 
     on_notify: Callable[[Notification], None] | None = None
     notifications: list[Notification] = field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = 0  # a free one
 
     def start(self) -> WebhookReceiver:
         receiver = self
@@ -75,7 +77,7 @@ class WebhookReceiver:
             def log_message(self, *args) -> None:  # quiet
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((self.host, self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 

@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.core.settings import QueueConfig, Settings, load_settings
 from pipeline.runtime.broker import bootstrap_servers, ensure_topics, free_port
+from pipeline.runtime.kafka_security import client_options
 from pipeline.runtime.producer import EventWriter
 from pipeline.tools.run import broker_for, worker_process
 
@@ -116,7 +117,7 @@ async def _produce(
 
 
 async def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(settings))
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(settings), **client_options(settings))
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
@@ -134,7 +135,10 @@ async def read_final_records(settings: Settings) -> list[dict]:
     topic = settings.topic("kpis")
     ends = await _end_offsets(settings, topic)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(settings), enable_auto_commit=False, auto_offset_reset="earliest"
+        bootstrap_servers=bootstrap_servers(settings),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **client_options(settings),
     )
     await consumer.start()
     latest: dict[bytes, dict] = {}
@@ -257,10 +261,13 @@ def _run(
     started = time.monotonic()
     with broker_for(base, log_dir) as settings:
         # A fresh consumer group and fresh topics: a replay never mixes with live data on a shared cluster.
-        port = free_port(settings.web_host)
+        port = free_port("127.0.0.1")
         overrides = {
             "app_id": f"replay-{run_id}",
             "topic_prefix": f"replay-{run_id}",
+            # its own worker, read by this process only: plain HTTP on loopback, whatever the live workers use
+            "web_host": "127.0.0.1",
+            "web_config_file": "",
             "web_port": port,
             "max_clock_skew_seconds": 7 * 86400,
             "kpi_update_seconds": 3600,
