@@ -54,3 +54,28 @@ def day_events(day: date, cause: str | None, seed: int, agents: int = 40) -> lis
         forecasts = [e for e in plan.events if isinstance(e, ev.ForecastPublished)]
         events = forecasts + [e for e in events if not isinstance(e, ev.ForecastPublished)]
     return events
+
+
+SAMPLE_WEEK: dict[int, str | None] = {0: None, 1: "volume", 2: None, 3: "absence", 4: "aht"}
+"""docs/sample-report: the second of two simulated weeks (Monday to Friday), with planted causes on three days."""
+
+
+def sample_fortnight(first_monday: date = date(2026, 1, 5)) -> list[ev.Event]:
+    """A normal week, then a week with the causes of `SAMPLE_WEEK` planted."""
+    from datetime import timedelta
+
+    events: list[ev.Event] = []
+    for week in range(2):
+        for weekday in range(5):
+            day = first_monday + timedelta(days=7 * week + weekday)
+            cause = SAMPLE_WEEK[weekday] if week else None
+            events += day_events(day, cause, seed=1000 + 10 * week + weekday)
+    return events
+
+
+if __name__ == "__main__":  # python tests/report_days.py OUT.jsonl: the sample report's events
+    import sys
+
+    from pipeline.tools.simulate.jsonl import write_jsonl
+
+    print(write_jsonl(iter(sample_fortnight()), sys.argv[1]), "events ->", sys.argv[1])

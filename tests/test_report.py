@@ -147,8 +147,8 @@ def test_the_pdf_renders_every_page(weekly, tmp_path):
     pdf = out / "report-week-2026-01-05.pdf"
     subprocess.run(["pdftoppm", "-r", "40", "-png", str(pdf), str(tmp_path / "page")], check=True, timeout=60)
     pages = sorted(tmp_path.glob("page-*.png"))
-    # a page per queue, the causes page, two charts per queue, the heat map and the trade-off
-    assert len(pages) == 5 + 1 + 2 * 5 + 2
+    # two queues a page, the causes page, a chart page per queue, the heat map and the trade-off
+    assert len(pages) == 3 + 1 + 5 + 2
     assert all(p.stat().st_size > 2000 for p in pages), "every page has something drawn on it"
 
 
@@ -321,3 +321,32 @@ def test_days_sum_per_cause(weekly):
         assert sum(c["contacts"] for c in d["causes"]) == pytest.approx(d["short_contacts"])
         by_day[d["date"]] += d["short_contacts"]
     assert by_day["2026-01-05"] < min(by_day[day.isoformat()] for day in PLANTED), "a normal day misses least"
+
+
+def test_webhook_receives_the_report_json():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from pipeline.tools.report.delivery import DeliveryError, post_webhook
+
+    got: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's hook name)
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204 if self.path == "/ok" else 500)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        post_webhook(f"{base}/ok", {"subject": "s", "team": "operations", "data": {"queues": []}, "html": "<p>"})
+        assert got == [{"subject": "s", "team": "operations", "data": {"queues": []}, "html": "<p>"}]
+        with pytest.raises(DeliveryError, match="failed"):
+            post_webhook(f"{base}/broken", {"subject": "s"})
+    finally:
+        server.shutdown()

@@ -481,18 +481,20 @@ def _span(r: KpiRecord | AgentKpiRecord) -> float:
 
 def _self_service(current: list[KpiRecord], previous: list[KpiRecord]) -> list[dict[str, Any]]:
     """Per channel: sessions contained in self-service over all contacts (contained + contacts that reached a
-    queue, a transfer counted once: offered - transferred_out)."""
+    queue, a transfer counted once: offered - transferred_out); not available for a channel without sessions."""
 
     def figures(recs: list[KpiRecord], channel: str) -> dict[str, Any]:
         mine = [r for r in recs if r.channel == channel]
         contained = sum(r.ivr_contained for r in mine)
         assisted = sum(r.offered for r in mine) - sum(r.transferred_out for r in mine)
         total = contained + assisted
+        sessions = sum(r.ivr_sessions for r in mine)
         return {
             "contained": contained,
-            "sessions": sum(r.ivr_sessions for r in mine),
+            "sessions": sessions,
             "assisted": assisted,
-            "share": contained / total if total > 0 else None,
+            # no IVR / bot session at all: the channel's self-service is not measured (not 0%)
+            "share": contained / total if total > 0 and sessions else None,
         }
 
     out = []

@@ -15,7 +15,6 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 from matplotlib.figure import Figure  # noqa: E402
 
 plt.rcParams.update({"font.size": 8, "svg.fonttype": "none", "axes.spines.top": False, "axes.spines.right": False})
-WIDE = (7.5, 2.6)
 
 
 def svg(fig: Figure) -> str:
@@ -41,9 +40,17 @@ def _ticks(ax: Any, labels: list[str], every: int = 8) -> None:
     ax.set_xticklabels(labels[::every])
 
 
-def service_level(series: dict[str, Any]) -> Figure:
+def intraday(series: dict[str, Any]) -> Figure:
+    """One queue's day: service level against target above, volume against forecast below."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 4.6), sharex=True)
+    service_level(series, top)
+    volume(series, bottom)
+    fig.tight_layout()
+    return fig
+
+
+def service_level(series: dict[str, Any], ax: Any) -> None:
     """Headline service level by time of day (counts summed over the period's days) and the target."""
-    fig, ax = plt.subplots(figsize=WIDE)
     pts = series["points"]
     times = [p["time"] for p in pts]
     values = [p["service_level"] * 100 if p["service_level"] is not None else float("nan") for p in pts]
@@ -54,12 +61,10 @@ def service_level(series: dict[str, Any]) -> Figure:
     _ticks(ax, times)
     ax.set_title(f"{series['queue_id']} ({series['channel']}): service level by time of day")
     ax.legend(loc="lower right", frameon=False)
-    return fig
 
 
-def volume(series: dict[str, Any]) -> Figure:
+def volume(series: dict[str, Any], ax: Any) -> None:
     """Offered against forecast by time of day."""
-    fig, ax = plt.subplots(figsize=WIDE)
     pts = series["points"]
     times = [p["time"] for p in pts]
     ax.bar(range(len(times)), [p["offered"] for p in pts], color="tab:blue", alpha=0.6, label="offered")
@@ -72,7 +77,6 @@ def volume(series: dict[str, Any]) -> Figure:
     ax.set_ylabel("contacts")
     ax.set_title(f"{series['queue_id']} ({series['channel']}): volume against forecast")
     ax.legend(loc="upper right", frameon=False)
-    return fig
 
 
 def understaffed(heat: dict[str, Any]) -> Figure:

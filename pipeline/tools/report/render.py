@@ -186,7 +186,7 @@ def figures(data: dict[str, Any]) -> list[Any]:
     """Every chart of the report, in order (new matplotlib figures)."""
     out = []
     for series in data["intraday"]:
-        out += [charts.service_level(series), charts.volume(series)]
+        out.append(charts.intraday(series))
     out.append(charts.understaffed(data["understaffed"]))
     if data["tradeoff"]:
         out.append(charts.tradeoff(data["tradeoff"]))
@@ -202,6 +202,28 @@ def html_report(data: dict[str, Any], title: str, record_count: int) -> str:
     return env.from_string(TEMPLATE).render(**context)
 
 
+def _queue_table(fig: Any, q: dict[str, Any], top: float, height: float) -> None:
+    fig.text(0.06, top, f"{q['queue_id']} ({q['channel']}), team {q['team']}", fontsize=11, weight="bold")
+    cells = [[r["title"][:60], r["now"], r["previous"], r["change"], r["target"], r["status"]] for r in q["rows"]]
+    ax = fig.add_axes((0.04, top - 0.01 - height, 0.92, height))
+    ax.set_axis_off()
+    table = ax.table(
+        cellText=cells,
+        colLabels=["KPI", "this period", "previous", "change", "target", ""],
+        colWidths=[0.5, 0.13, 0.13, 0.1, 0.09, 0.07],
+        loc="upper left",
+    )
+    table.auto_set_font_size(False)
+    table.set_fontsize(7.5)
+    for (row, col), cell in table.get_celld().items():
+        cell.set_edgecolor("#ddd")
+        if col == 0:
+            cell.set_text_props(ha="left")
+            cell.PAD = 0.02
+        if row and col == 5 and cells[row - 1][5] == "missed":
+            cell.get_text().set_color("#b00")
+
+
 def pdf_report(data: dict[str, Any], title: str, record_count: int, path: Path) -> int:
     """The same tables and charts as the HTML, one figure per page; returns the number of pages."""
     import matplotlib.pyplot as plt
@@ -209,34 +231,17 @@ def pdf_report(data: dict[str, Any], title: str, record_count: int, path: Path) 
     context = _context(data, title, record_count)
     pages = 0
     with PdfPages(path, metadata={"Title": title}) as pdf:
-        for i, q in enumerate(context["queues"]):
+        queues = context["queues"]
+        for i in range(0, len(queues), 2):
             fig = plt.figure(figsize=(8.27, 11.69))
             top = 0.96
             if i == 0:
                 fig.text(0.06, top, title, fontsize=14, weight="bold")
                 fig.text(0.06, top - 0.025, f"{context['period']['label']} against {context['previous']['label']}")
-                top -= 0.06
-            fig.text(0.06, top, f"{q['queue_id']} ({q['channel']}), team {q['team']}", fontsize=11, weight="bold")
-            cells = [
-                [r["title"][:60], r["now"], r["previous"], r["change"], r["target"], r["status"]] for r in q["rows"]
-            ]
-            ax = fig.add_axes((0.04, 0.08, 0.92, top - 0.1))
-            ax.set_axis_off()
-            table = ax.table(
-                cellText=cells,
-                colLabels=["KPI", "this period", "previous", "change", "target", ""],
-                colWidths=[0.5, 0.13, 0.13, 0.1, 0.09, 0.07],
-                loc="upper left",
-            )
-            table.auto_set_font_size(False)
-            table.set_fontsize(7.5)
-            for (row, col), cell in table.get_celld().items():
-                cell.set_edgecolor("#ddd")
-                if col == 0:
-                    cell.set_text_props(ha="left")
-                    cell.PAD = 0.02
-                if row and col == 5 and cells[row - 1][5] == "missed":
-                    cell.get_text().set_color("#b00")
+                top -= 0.05
+            for slot, q in enumerate(queues[i : i + 2]):
+                y = top - slot * 0.47
+                _queue_table(fig, q, y, min(0.42, y - 0.04))
             pdf.savefig(fig)
             plt.close(fig)
             pages += 1
