@@ -137,6 +137,10 @@ def test_every_number_in_the_report_equals_the_records(week, weekly):
             day_records[(d["queue_id"], d["channel"], d["date"])]["service_level"]
         )
         assert d["offered"] == day_records[(d["queue_id"], d["channel"], d["date"])]["offered"]
+        serving = [a for a in agents if d["queue_id"] in a["queue_ids"] and a["interval_start"][:10] == d["date"]]
+        assert d["adherence"] == pytest.approx(
+            sum(a["adherent_seconds"] for a in serving) / sum(a["scheduled_seconds"] for a in serving)
+        ), "the daily adherence track"
     # the agent hours behind the cost: every agent's logged-in time, split over its queues, adds up to the whole
     paid = sum(q["cost"]["agent_hours"] for q in data["queues"])
     assert paid == pytest.approx(sum(a["logged_in_seconds"] for a in agents) / 3600, rel=1e-9)
@@ -221,6 +225,10 @@ def test_cost_per_contact_and_self_service_share_by_hand():
     (voice,) = data["self_service"]
     assert (voice["contained"], voice["assisted"], voice["share"]) == (3, 4, pytest.approx(3 / 7))
     assert row["kpis"]["ivr_containment"] == pytest.approx(3 / 4)
+    # the cost of meeting the target: the records' own agents_required, hour by hour, at the agent hour cost
+    required = [r["agents_required"] * 0.25 for r in raw if r.get("window") == "interval" and r["agents_required"]]
+    assert cost["required_agent_hours"] == pytest.approx(sum(required)) and required
+    assert cost["of_target"] == pytest.approx(30 * sum(required))
 
 
 def test_report_sent_by_smtp_to_the_team(week, tmp_path, monkeypatch, capsys):
@@ -350,3 +358,46 @@ def test_webhook_receives_the_report_json():
             post_webhook(f"{base}/broken", {"subject": "s"})
     finally:
         server.shutdown()
+
+
+def test_fcr_counts_final_intervals_only_and_says_so(week):
+    """FCR records (made by replay and the topic, not in process): provisional ones are left out and counted."""
+    _, _, records = week
+    config = QueueConfig()
+
+    def fcr(start: str, final: bool, eligible: int, resolved: int) -> dict:
+        return {
+            "kind": "fcr", "queue_id": "sales", "channel": "voice", "interval_start": start,
+            "interval_end": start.replace("09:00:00", "09:15:00"), "partition": 0,
+            "revision": 1, "final": final, "fcr_window_hours": 24.0, "fcr_eligible": eligible,
+            "fcr_resolved": resolved, "fcr_unresolved": eligible - resolved, "repeat_contacts": 0,
+            "fcr_ineligible": 0, "fcr_rate": resolved / eligible, "repeat_rate": 0.0,
+        }  # fmt: skip
+
+    extra = [
+        fcr("2026-01-05T09:00:00Z", True, 10, 8),
+        {**fcr("2026-01-05T09:00:00Z", True, 6, 3), "partition": 1},
+        fcr("2026-01-08T09:00:00Z", False, 50, 50),
+    ]
+    data = build(parse_records(records + extra), config, period_of("week", MONDAY))
+    (sales,) = [q for q in data["queues"] if q["queue_id"] == "sales"]
+    assert sales["kpis"]["fcr_rate"] == pytest.approx((8 + 3) / (10 + 6)), "summed over partitions, final only"
+    assert sales["fcr_provisional_intervals"] == 1
+    from pipeline.tools.report.render import table_rows
+
+    (row,) = [r for r in table_rows(sales) if r["key"] == "fcr_rate"]
+    assert row["title"].endswith("1 provisional intervals left out") and row["now"] == "68.8%"
+
+
+def test_periods():
+    assert period_of("day", date(2026, 1, 7)).previous() == period_of("day", date(2026, 1, 6))
+    week = period_of("week", date(2026, 1, 7))
+    assert (week.start, week.end, week.label) == (
+        date(2026, 1, 5),
+        date(2026, 1, 12),
+        "2026-W02 (2026-01-05 to 2026-01-11)",
+    )
+    assert week.previous().start == date(2025, 12, 29)
+    month = period_of("month", date(2026, 2, 14))
+    assert (month.start, month.end, month.label) == (date(2026, 2, 1), date(2026, 3, 1), "2026-02")
+    assert month.previous() == period_of("month", date(2026, 1, 31))

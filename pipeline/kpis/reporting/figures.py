@@ -220,6 +220,13 @@ class Cost:
     self_service_sessions: int
     self_service: float
     handled: int
+    required_agent_hours: float | None  # sum of the records' agents_required x interval hours (on the phones)
+    agent_hour_cost: float
+
+    @property
+    def of_target(self) -> float | None:
+        """What the agents the records say the target needed would have cost (productive hours: no shrinkage)."""
+        return None if self.required_agent_hours is None else self.required_agent_hours * self.agent_hour_cost
 
     @property
     def assisted(self) -> float:
@@ -247,10 +254,14 @@ class Cost:
             "total": self.total,
             "handled": self.handled,
             "per_handled": self.per_handled,
+            "required_agent_hours": self.required_agent_hours,
+            "of_target": self.of_target,
         }
 
 
-def cost(c: QueueCounts, channel: str, agent_hours: float, rules: QueueSettings) -> Cost | None:
+def cost(
+    c: QueueCounts, channel: str, agent_hours: float, rules: QueueSettings, required_agent_hours: float | None = None
+) -> Cost | None:
     """The cost model of the queue file (docs/reports.md); None when the queue has no `agent_hour_cost`."""
     if rules.agent_hour_cost is None:
         return None
@@ -265,6 +276,8 @@ def cost(c: QueueCounts, channel: str, agent_hours: float, rules: QueueSettings)
         self_service_sessions=c.ivr_sessions,
         self_service=c.ivr_sessions * rules.self_service_session_cost,
         handled=c.handled,
+        required_agent_hours=required_agent_hours,
+        agent_hour_cost=rules.agent_hour_cost,
     )
 
 
@@ -407,7 +420,7 @@ def build(
         "previous_period": previous.as_dict(),
         "queues": rows,
         "self_service": _self_service(current, [r for r in chosen if in_period(r, previous)]),
-        "days": _days(current, staffed, norm, config),
+        "days": _days(current, staffed, norm, config, _agents_by_day(records, config)),
         "missed_intervals": _worst(current, staffed, norm, config),
         "intraday": _intraday(current, config),
         "understaffed": _understaffed(current, staffed, config),
@@ -450,9 +463,10 @@ def _figures(
     definition = SERVICE_LEVEL[rules.service_level_variant]
     measured = [r for r in recs if r.service_level is not None]
     gap = 0.0
-    for r in recs:
-        if r.agents_required is not None:
-            gap += max(0.0, r.agents_required - staffed.get((q, ch, r.interval_start), none).available) * _span(r)
+    required = [r for r in recs if r.agents_required is not None]
+    for r in required:
+        gap += max(0.0, (r.agents_required or 0) - staffed.get((q, ch, r.interval_start), none).available) * _span(r)
+    required_hours = sum((r.agents_required or 0) * _span(r) for r in required) / 3600 if required else None
     return QueueFigures(
         queue_id=q,
         channel=ch,
@@ -471,7 +485,7 @@ def _figures(
         intervals_missed=sum(
             1 for r in measured if shortfall(queue_counts([r]), definition, rules.service_level_target)
         ),
-        cost=cost(c, ch, agent_hours, rules),
+        cost=cost(c, ch, agent_hours, rules, required_hours),
     )
 
 
@@ -534,11 +548,24 @@ def _missed(
     return out
 
 
+def _agents_by_day(records: Records, config: QueueConfig) -> dict[tuple[str, date], AgentCounts]:
+    """Agent counts of the agents serving each queue, per local day of the queue."""
+    out: dict[tuple[str, date], AgentCounts] = defaultdict(AgentCounts)
+    for a in records.agents:
+        for q in a.queue_ids:
+            out[(q, local_date(a.interval_start, config.for_queue(q)))].add(agent_counts([a]))
+    return out
+
+
 def _days(
-    current: list[KpiRecord], staffed: dict[Key, Staffed], norm: float, config: QueueConfig
+    current: list[KpiRecord],
+    staffed: dict[Key, Staffed],
+    norm: float,
+    config: QueueConfig,
+    agents: dict[tuple[str, date], AgentCounts],
 ) -> list[dict[str, Any]]:
-    """Per queue, channel and local day: the service level, and the causes of its missed intervals, each cause's
-    share weighted by the contacts each interval was short of the target."""
+    """Per queue, channel and local day: the service level, schedule adherence (the daily track), and the causes of
+    its missed intervals, each cause's share weighted by the contacts each interval was short of the target."""
     by_day: dict[tuple[str, str, date], list[KpiRecord]] = defaultdict(list)
     for r in current:
         by_day[(r.queue_id, r.channel, local_date(r.interval_start, config.for_queue(r.queue_id)))].append(r)
@@ -562,6 +589,7 @@ def _days(
                 "offered": c.offered,
                 "service_level": SERVICE_LEVEL[rules.service_level_variant].value(c),
                 "target": rules.service_level_target,
+                "adherence": adherence(agents[(q, day)]) if (q, day) in agents else None,
                 "missed_intervals": len(missed.get((q, ch, day), [])),
                 "short_contacts": total,
                 "causes": [

@@ -17,6 +17,7 @@ from pipeline.kpis.reporting.figures import ROWS, met
 from pipeline.tools.report import charts
 
 NOT_AVAILABLE = "not available"
+LINES_PER_PAGE = 62  # of the PDF's text pages
 
 
 def fmt(value: float | None, unit: str, currency: str = "") -> str:
@@ -97,7 +98,7 @@ Built from {{ record_count }} final KPI records. Definitions: docs/kpis.md; this
 {% for r in q.rows %}<tr><td>{{ r.title }}</td><td class="{{ 'na' if r.now == na else '' }}">{{ r.now }}</td><td>{{ r.previous }}</td><td>{{ r.change }}</td><td>{{ r.target }}</td><td class="{{ r.status }}">{{ r.status }}</td></tr>
 {% endfor %}</table>
 <p class="note">{{ q.intervals_missed }} of {{ q.intervals }} intervals below the service level target.
-{% if q.cost %}Cost: agents {{ q.cost_text.agent }} ({{ q.cost_text.agent_hours }}), telephony {{ q.cost_text.telephony }}, self-service {{ q.cost_text.self_service }}.{% else %}Cost: not available (no agent_hour_cost for the queue in the queue file).{% endif %}</p>
+{% if q.cost %}Cost: agents {{ q.cost_text.agent }} ({{ q.cost_text.agent_hours }} logged in), telephony {{ q.cost_text.telephony }}, self-service {{ q.cost_text.self_service }}; the agents the target needed ({{ q.cost_text.required_hours }} on the phones, by the records' Erlang requirement, no shrinkage) would have cost {{ q.cost_text.of_target }}.{% else %}Cost: not available (no agent_hour_cost for the queue in the queue file).{% endif %}</p>
 {% endfor %}
 
 <h2>Self-service share</h2>
@@ -105,10 +106,10 @@ Built from {{ record_count }} final KPI records. Definitions: docs/kpis.md; this
 {% for s in self_service %}<tr><td>{{ s.channel }}</td><td>{{ s.contained }}</td><td>{{ s.assisted }}</td><td>{{ s.share }}</td><td>{{ s.previous_share }}</td></tr>
 {% endfor %}</table>
 
-<h2>Why targets were missed</h2>
+<h2>Day by day, and why targets were missed</h2>
 <p class="note">Each missed interval's shortfall (contacts short of the target) is split between causes by the agents each took away (Erlang C; docs/reports.md); a day's shares weigh its intervals by their shortfall.</p>
-<table><tr><th>day</th><th>queue</th><th>service level</th><th>target</th><th>missed intervals</th><th>contacts short</th><th>likely causes (share of the miss)</th></tr>
-{% for d in days %}{% if d.missed_intervals %}<tr><td>{{ d.date }}</td><td>{{ d.queue_id }} ({{ d.channel }})</td><td>{{ d.sl }}</td><td>{{ d.target }}</td><td>{{ d.missed_intervals }}</td><td>{{ d.short }}</td><td style="text-align:left">{{ d.causes }}</td></tr>{% endif %}
+<table><tr><th>day</th><th>queue</th><th>service level</th><th>target</th><th>adherence</th><th>missed intervals</th><th>contacts short</th><th>likely causes (share of the miss)</th></tr>
+{% for d in days %}<tr><td>{{ d.date }}</td><td>{{ d.queue_id }} ({{ d.channel }})</td><td>{{ d.sl }}</td><td>{{ d.target }}</td><td>{{ d.adherence_text }}</td><td>{{ d.missed_intervals }}</td><td>{{ d.short }}</td><td style="text-align:left">{{ d.causes }}</td></tr>
 {% endfor %}</table>
 <h3>The worst intervals</h3>
 <table><tr><th>interval (UTC)</th><th>queue</th><th>SL</th><th>offered / forecast</th><th>AHT / plan</th><th>agents available / required</th><th>causes</th></tr>
@@ -140,12 +141,15 @@ def _context(data: dict[str, Any], title: str, record_count: int) -> dict[str, A
                 "agent_hours": fmt(cost["agent_hours"], "hours"),
                 "telephony": fmt(cost["telephony"], "money", cur),
                 "self_service": fmt(cost["self_service"], "money", cur),
+                "required_hours": fmt(cost["required_agent_hours"], "hours"),
+                "of_target": fmt(cost["of_target"], "money", cur),
             }
         queues.append({**q, "rows": table_rows(q), "cost_text": cost_text})
     days = [
         {
             **d,
             "sl": fmt(d["service_level"], "ratio"),
+            "adherence_text": fmt(d["adherence"], "ratio"),
             "target": fmt(d["target"], "ratio"),
             "short": f"{d['short_contacts']:.0f}",
             "causes": _cause_text(d["causes"], titles),
@@ -245,24 +249,26 @@ def pdf_report(data: dict[str, Any], title: str, record_count: int, path: Path) 
             pdf.savefig(fig)
             plt.close(fig)
             pages += 1
-        fig = plt.figure(figsize=(8.27, 11.69))
-        fig.text(0.06, 0.96, "Self-service share and why targets were missed", fontsize=12, weight="bold")
         lines = [
             f"{s['channel']}: self-service share {s['share']} (previous {s['previous_share']})"
             for s in context["self_service"]
         ]
         lines.append("")
         lines += [
-            f"{d['date']} {d['queue_id']} ({d['channel']}): SL {d['sl']} vs {d['target']}, {d['missed_intervals']} "
-            f"intervals missed: {d['causes']}"
+            f"{d['date']} {d['queue_id']} ({d['channel']}): SL {d['sl']} vs {d['target']}, adherence "
+            f"{d['adherence_text']}, {d['missed_intervals']} intervals missed: {d['causes']}"
             for d in context["days"]
-            if d["missed_intervals"]
         ]
-        for j, line in enumerate(lines[:60]):
-            fig.text(0.06, 0.93 - j * 0.0145, html.unescape(line)[:130], fontsize=7)
-        pdf.savefig(fig)
-        plt.close(fig)
-        pages += 1
+        for first in range(0, len(lines), LINES_PER_PAGE):
+            fig = plt.figure(figsize=(8.27, 11.69))
+            fig.text(
+                0.06, 0.96, "Self-service share, day by day, and why targets were missed", fontsize=12, weight="bold"
+            )
+            for j, line in enumerate(lines[first : first + LINES_PER_PAGE]):
+                fig.text(0.04, 0.93 - j * 0.0145, html.unescape(line)[:160], fontsize=6.3)
+            pdf.savefig(fig)
+            plt.close(fig)
+            pages += 1
         for chart in figures(data):
             pdf.savefig(chart, bbox_inches="tight")
             plt.close(chart)
