@@ -15,6 +15,7 @@ from email import message_from_bytes
 from email.message import Message as EmailMessage
 from pathlib import Path
 
+import msgspec
 import orjson
 import pytest
 from report_days import day_events
@@ -401,3 +402,29 @@ def test_periods():
     month = period_of("month", date(2026, 2, 14))
     assert (month.start, month.end, month.label) == (date(2026, 2, 1), date(2026, 3, 1), "2026-02")
     assert month.previous() == period_of("month", date(2026, 1, 31))
+
+
+def test_watch_sends_each_day_once_its_day_records_are_final(week, tmp_path):
+    from pipeline.tools.report import complete_days, due_days, mark_sent
+
+    _, _, raw = week
+    config = QueueConfig()
+    records = parse_records(raw)
+    days = [MONDAY + timedelta(days=i) for i in range(4)]
+    assert complete_days(records, config) == days
+    state = tmp_path / "sent-days.json"
+    assert due_days(records, config, state) == days[-1:], "a first start sends the newest day only"
+    mark_sent(state, days[-1])
+    assert due_days(records, config, state) == []
+    # a later day whose records are not all final yet is not due; once they are, it is
+    later = parse_records(raw)
+    thursday = [r for r in later.intervals if r.interval_start.date() == days[-1]]
+    friday = [msgspec.structs.replace(r, interval_start=r.interval_start + timedelta(days=1)) for r in thursday]
+    later.intervals += friday
+    assert due_days(later, config, state) == []
+    later.days += [
+        msgspec.structs.replace(r, interval_start=r.interval_start + timedelta(days=1))
+        for r in later.days
+        if r.interval_start.date() == days[-1]
+    ]
+    assert due_days(later, config, state) == [days[-1] + timedelta(days=1)]

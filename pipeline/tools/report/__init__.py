@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--records", type=Path, help="JSON Lines of KPI records (python -m pipeline replay --kpi-out)")
     source.add_argument("--events", type=Path, help="JSON Lines of events: records computed in this process")
     p.add_argument("--send", action="store_true", help="send each team's report to its recipients (queue file)")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="with --period day --send: keep polling, and send each day's report once every queue's day record is final",
+    )
+    p.add_argument("--poll-seconds", type=float, default=60.0, help="how often --watch reads the records (default 60)")
     return p
 
 
@@ -80,6 +86,10 @@ def write_report(
 
 def main_report(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    if args.watch:
+        if args.period != "day" or not args.send or args.date:
+            return _fail("--watch needs --period day and --send, and no --date")
+        return watch(args)
     started = time.monotonic()
     try:
         settings = load_settings()
@@ -142,3 +152,62 @@ def send_team_reports(
             )
         sent += 1
     return sent
+
+
+def complete_days(records: Records, queues: QueueConfig) -> list[date]:
+    """Local days for which every queue and channel with intervals that day has its final day record."""
+    from pipeline.kpis.reporting.figures import local_date
+
+    have = {(r.queue_id, r.channel, local_date(r.interval_start, queues.for_queue(r.queue_id))) for r in records.days}
+    days: dict[date, bool] = {}
+    for r in records.intervals:
+        day = local_date(r.interval_start, queues.for_queue(r.queue_id))
+        days[day] = days.get(day, True) and (r.queue_id, r.channel, day) in have
+    return sorted(d for d, complete in days.items() if complete)
+
+
+def due_days(records: Records, queues: QueueConfig, state: Path) -> list[date]:
+    """Complete days not sent yet: after the newest sent one (the state file), or only the newest on a first start
+    (no flood of old reports)."""
+    complete = complete_days(records, queues)
+    sent = [date.fromisoformat(d) for d in orjson.loads(state.read_bytes())["sent"]] if state.exists() else []
+    if not sent:
+        return complete[-1:]
+    return [d for d in complete if d > max(sent)]
+
+
+def mark_sent(state: Path, day: date) -> None:
+    sent = orjson.loads(state.read_bytes())["sent"] if state.exists() else []
+    state.write_bytes(orjson.dumps({"sent": sorted({*sent, day.isoformat()})[-400:]}))
+
+
+def watch(args: argparse.Namespace) -> int:
+    """Poll the records; send each local day's report once its day records are all final."""
+    from pipeline.tools.report.delivery import DeliveryError
+
+    try:
+        settings = load_settings()
+        queues = QueueConfig.load(settings.queues_file)
+    except SettingsError as exc:
+        return _fail(exc.message)
+    args.out.mkdir(parents=True, exist_ok=True)
+    state = args.out / "sent-days.json"
+    try:
+        while True:
+            try:
+                raw = read_records(args, settings, queues)
+            except SettingsError as exc:
+                return _fail(exc.message)
+            records = parse_records(raw)
+            for day in due_days(records, queues, state):
+                try:
+                    sent = send_team_reports(settings, queues, records, len(raw), period_of("day", day), args.out)
+                except DeliveryError as exc:  # the next poll tries again
+                    print(f"{day}: {exc}", file=sys.stderr)
+                    break
+                mark_sent(state, day)
+                print(f"{day}: sent {sent} team reports", file=sys.stderr)
+            print(f"watching: {len(raw):,} records; next look in {args.poll_seconds:g} s", file=sys.stderr)
+            time.sleep(args.poll_seconds)
+    except KeyboardInterrupt:
+        return 0
