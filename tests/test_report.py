@@ -428,3 +428,25 @@ def test_watch_sends_each_day_once_its_day_records_are_final(week, tmp_path):
         if r.interval_start.date() == days[-1]
     ]
     assert due_days(later, config, state) == [days[-1] + timedelta(days=1)]
+
+
+def test_agents_available_are_split_over_queues_and_count_chat_concurrency(week):
+    from pipeline.kpis.reporting.figures import staffed_by_interval
+
+    _, _, raw = week
+    records = parse_records(raw)
+    start = records.intervals[0].interval_start
+    agent = {
+        "kind": "agent", "agent_id": "a-x", "queue_ids": ["sales", "sales-chat"], "interval_start": start.isoformat(),
+        "interval_end": (start + timedelta(minutes=15)).isoformat(), "revision": 1, "final": True,
+        "logged_in_seconds": 900.0, "available_seconds": 100.0, "on_contact_seconds": 500.0, "acw_seconds": 0.0,
+        "not_ready_seconds": 300.0, "not_ready_seconds_by_reason": {"break": 300.0}, "handling_seconds": 500.0,
+        "contact_seconds": 1000.0, "scheduled_seconds": 0.0, "adherent_seconds": 0.0, "occupancy": 500 / 600,
+        "utilization": 500 / 900, "adherence": None, "concurrency": 2.0,
+    }  # fmt: skip
+    records.agents = parse_records([agent]).agents
+    staffed = staffed_by_interval(records)
+    sales = staffed[("sales", "voice", start)]
+    # half of the agent for each queue: (900 - 300) / 900 / 2 = 1/3 of an agent, twice over at two chats at once
+    assert (sales.logged_in, sales.not_ready, sales.concurrency) == (pytest.approx(0.5), pytest.approx(1 / 6), 2.0)
+    assert sales.available == pytest.approx(2 / 3)

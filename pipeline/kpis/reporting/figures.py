@@ -168,10 +168,19 @@ class Staffed:
     logged_in: float = 0.0
     not_ready: float = 0.0
     logged_in_seconds: float = 0.0  # the same logged-in time, in seconds (cost)
+    handling_seconds: float = 0.0
+    contact_seconds: float = 0.0  # contacts at once x handling time: above handling_seconds for chat agents
+
+    @property
+    def concurrency(self) -> float:
+        """Mean contacts at once while handling (1 for voice; 1 when nothing was handled)."""
+        return self.contact_seconds / self.handling_seconds if self.handling_seconds > 0 else 1.0
 
     @property
     def available(self) -> float:
-        return self.logged_in - self.not_ready
+        """Agents able to take contacts, in contact slots: a chat agent taking two chats at once counts as two
+        servers of the Erlang requirement, as the records' `agents_required` treats contacts."""
+        return (self.logged_in - self.not_ready) * max(1.0, self.concurrency)
 
 
 Key = tuple[str, str, datetime]  # queue, channel, interval start
@@ -196,6 +205,8 @@ def staffed_by_interval(records: Records) -> dict[Key, Staffed]:
                 s.logged_in += a.logged_in_seconds * share / span
                 s.not_ready += a.not_ready_seconds * share / span
                 s.logged_in_seconds += a.logged_in_seconds * share
+                s.handling_seconds += a.handling_seconds * share
+                s.contact_seconds += a.contact_seconds * share
     return out
 
 
