@@ -234,7 +234,7 @@ def pdf_report(data: dict[str, Any], title: str, record_count: int, path: Path) 
 
     context = _context(data, title, record_count)
     pages = 0
-    with PdfPages(path, metadata={"Title": title}) as pdf:
+    with PdfPages(path, metadata={"Title": title, "CreationDate": None}) as pdf:
         queues = context["queues"]
         for i in range(0, len(queues), 2):
             fig = plt.figure(figsize=(8.27, 11.69))
