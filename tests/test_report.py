@@ -142,6 +142,12 @@ def test_every_number_in_the_report_equals_the_records(week, weekly):
         assert d["adherence"] == pytest.approx(
             sum(a["adherent_seconds"] for a in serving) / sum(a["scheduled_seconds"] for a in serving)
         ), "the daily adherence track"
+    # the charts' data: intraday offered adds up to the week's; the heat map's agents short to the gap hours
+    for series in data["intraday"]:
+        (row,) = [q for q in data["queues"] if (q["queue_id"], q["channel"]) == (series["queue_id"], series["channel"])]
+        assert sum(p["offered"] for p in series["points"]) == row["kpis"]["offered"]
+    heat = sum(sum(cells) for cells in data["understaffed"]["agents_short"]) * 0.25
+    assert heat == pytest.approx(sum(q["kpis"]["staffing_gap_hours"] for q in data["queues"]))
     # the agent hours behind the cost: every agent's logged-in time, split over its queues, adds up to the whole
     paid = sum(q["cost"]["agent_hours"] for q in data["queues"])
     assert paid == pytest.approx(sum(a["logged_in_seconds"] for a in agents) / 3600, rel=1e-9)
