@@ -1,4 +1,5 @@
-"""`python -m pipeline <command>`: run, worker, webhook, replay, simulate, ingest, staffing, schemas, catalogue, ops-config."""
+"""`python -m pipeline <command>`: run, worker, webhook, replay, simulate, ingest, staffing, report, schemas, catalogue,
+ops-config."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "staffing", help="what-if staffing: agents for a service level target (Erlang C / A)", add_help=False
     )
+    sub.add_parser("report", help="day/week/month operations report (HTML and PDF) from KPI records", add_help=False)
     sub.add_parser("schemas", help="regenerate schemas/*.json from the contract's classes")
     sub.add_parser("catalogue", help="regenerate docs/kpis.md and docs/settings.md from the code")
     sub.add_parser("ops-config", help="regenerate deploy/ rules and configs, and grafana/ dashboards", add_help=False)
@@ -61,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.tools.staffing import main_staffing
 
         return main_staffing(argv[1:])
+    if argv[:1] == ["report"]:
+        from pipeline.tools.report import main_report
+
+        return main_report(argv[1:])
     if argv[:1] == ["bench"]:
         from pipeline.tools.bench import main_bench
 

@@ -105,6 +105,16 @@ class QueueSettings(BaseModel):
         """Minutes from midnight to closing: 1440 for 24:00."""
         return 1440 if self.closes == time.max else self.closes.hour * 60 + self.closes.minute
 
+    agent_hour_cost: Annotated[float, Field(ge=0)] | None = None
+    """Loaded cost of one agent hour (wage, overhead) of the agents serving this queue, in `currency`. Empty: the
+    reports show no cost for the queue (docs/reports.md)."""
+    telephony_cost_per_minute: Annotated[float, Field(ge=0)] = 0.0
+    """Telephony cost per minute a voice contact is on the line (queue wait, talk and hold), in `currency`."""
+    self_service_session_cost: Annotated[float, Field(ge=0)] = 0.0
+    """Cost of one IVR / bot session (licence, telephony), in `currency`."""
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
+    """ISO 4217 code the costs are given in."""
+
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -125,16 +135,29 @@ class QueueSettings(BaseModel):
         return ZoneInfo(self.time_zone)
 
 
+class TeamSettings(BaseModel):
+    """Who receives a team's reports (`[teams.<team>]` in the queue file; a queue names its team)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    report_recipients: tuple[Annotated[str, Field(pattern=r"^[^@\s<>]+@[^@\s<>]+$")], ...] = ()
+    """E-mail addresses the team's reports are sent to (`python -m pipeline report --send`)."""
+    report_webhook: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    """URL the team's reports are posted to (JSON with the report's data and its HTML), instead of or besides e-mail."""
+
+
 class QueueConfig(BaseModel):
     """The queue configuration file: `[defaults]`, and per-queue overrides under `[queues.<queue_id>]`.
 
-    A queue's section only needs the fields that differ from `[defaults]`.
+    A queue's section only needs the fields that differ from `[defaults]`. `[teams.<team>]` says who gets the
+    reports of the team's queues.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     defaults: QueueSettings = QueueSettings()
     queues: dict[str, QueueSettings] = {}
+    teams: dict[str, TeamSettings] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -392,6 +415,24 @@ class Settings(BaseSettings):
             )
         return self
 
+    smtp_host: str = ""
+    """SMTP server the reports are sent through (`python -m pipeline report --send`). Empty: reports are not e-mailed."""
+
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 587
+    """Port of the SMTP server."""
+
+    smtp_starttls: bool = True
+    """Upgrade the SMTP connection with STARTTLS before logging in (turn off only for a loopback test server)."""
+
+    smtp_user: str = ""
+    """SMTP user name; empty: no login."""
+
+    smtp_password: SecretStr | None = None
+    """SMTP password (never logged or printed)."""
+
+    smtp_from: str = "cc-kpi-reports@localhost"
+    """Sender address of the report e-mails."""
+
     @field_validator("web_host", "webhook_host")
     @classmethod
     def _host_not_empty(cls, v: str) -> str:
@@ -455,7 +496,17 @@ def settings_markdown() -> str:
     ]
     for name, f in QueueSettings.model_fields.items():
         default = ", ".join(f.default) if isinstance(f.default, tuple) else f.default
-        out.append(_row(name, default, f.description))
+        out.append(_row(name, "" if default is None else default, f.description))
+    out += [
+        "",
+        "`[teams.<team>]`: where a team's reports go.",
+        "",
+        "| field | default | meaning |",
+        "| --- | --- | --- |",
+    ]
+    for name, f in TeamSettings.model_fields.items():
+        default = ", ".join(f.default) if isinstance(f.default, tuple) else f.default
+        out.append(_row(name, "" if default is None else default, f.description))
     out += ["", "An example: `deploy/queues.toml` (the demo center's queues).", ""]
     return "\n".join(out)
 

@@ -11,6 +11,7 @@ import argparse
 import math
 import re
 import sys
+from pathlib import Path
 from typing import TextIO, TypedDict
 
 from pipeline.kpis.staffing.erlang import VARIANTS, Prediction, Staffing, Variant, predict, required_agents
@@ -143,6 +144,19 @@ def _parser() -> argparse.ArgumentParser:
         default=5.0,
         metavar="SECONDS",
         help="short abandon limit for short_abandons_excluded (default: 5)",
+    )
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also draw service level, ASA, occupancy (and cost) against agents to FILE (.png, .svg or .pdf)",
+    )
+    parser.add_argument(
+        "--agent-hour-cost",
+        type=_not_negative,
+        default=None,
+        help="loaded cost of an agent hour, for the cost curve of --chart",
     )
     parser.add_argument(
         "--agents",
@@ -279,4 +293,18 @@ def main_staffing(argv: list[str]) -> int:
         short_abandon_seconds=args.short_abandon,
         agents_now=args.agents,
     )
+    if args.chart is not None:
+        if args.chart.suffix not in (".png", ".svg", ".pdf"):
+            print(f"--chart {args.chart}: give a file ending in .png, .svg or .pdf", file=sys.stderr)
+            return 2
+        from pipeline.core.settings import QueueSettings
+        from pipeline.kpis.reporting.figures import tradeoff
+        from pipeline.tools.report import charts
+
+        rules = QueueSettings(
+            service_level_threshold_seconds=threshold, service_level_target=target, agent_hour_cost=args.agent_hour_cost
+        )
+        fig = charts.tradeoff(tradeoff(args.calls, args.per, args.aht, rules))
+        fig.savefig(args.chart, dpi=110, bbox_inches="tight")
+        print(f"chart: {args.chart}")
     return 0
