@@ -91,6 +91,14 @@ class QueueSettings(BaseModel):
     """Opening time on open days (local)."""
     closes: time = time(20, 0)
     """Closing time on open days (local); must be after `opens`."""
+    chat_concurrency: Annotated[int, Field(ge=1, le=20)] = 1
+    """Contacts an agent handles at once on this queue (chat; 1 for voice): each agent gives this many Erlang
+    servers, so required agents = Erlang servers / concurrency, rounded up (docs/staffing.md)."""
+    shrinkage: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    """Share of scheduled time not available for contacts (breaks, training...), for the staffing plan: scheduled
+    agents needed = required / (1 - shrinkage)."""
+    max_occupancy: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """Occupancy cap (0..1] for required agents: agents are added until the predicted occupancy is at most this."""
 
     @field_validator("time_zone")
     @classmethod

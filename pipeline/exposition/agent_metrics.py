@@ -5,7 +5,10 @@ serving the queue. Per agent, unless `PIPELINE_EXPORT_AGENT_METRICS=false`: time
 reason, logged-in, contact, scheduled and adherent time (docs/guide.md: "Per-agent series and cardinality").
 
 Agents are partitioned by agent, so a queue's agents are spread over partitions and workers: per-queue values
-are summed over this worker's partitions here, and over workers in PromQL (`sum by (queue, ...)`). The
+are summed over this worker's partitions here, and over workers in PromQL (`sum by (queue, ...)`). So is the
+live staffing capacity `cc_queue_agents_staffed` (the capacity rule: `AgentState.capacity_by_queue`); the
+recording rule `queue_channel:cc_queue_agents_gap:sum` subtracts its sum over workers from the required agents
+the queue's owner exports. The
 per-agent counters hold final intervals only, so they never go down; they trail event time by up to one
 interval plus the allowed lateness. Nothing is updated per event.
 """
@@ -18,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from pipeline.exposition.described import Described
 from pipeline.kpis.agents import AGENT_COUNTS, AGENT_GAUGES, QUEUE_ADHERENCE_COUNTS, STATE_LABEL, STATES, AgentCounts
+from pipeline.kpis.catalogue import GAUGE
 from pipeline.processing.processor import AgentProcessor
 from pipeline.state.agents import NOW_STATES
 
@@ -52,7 +56,10 @@ class AgentCollector(Described):
         now: dict[str, dict[str, int]] = {}
         scheduled: dict[str, int] = {}
         adherent: dict[str, int] = {}
+        capacity: dict[str, float] = {}
         for state in states:
+            for q, c in state.capacity_by_queue().items():
+                capacity[q] = capacity.get(q, 0.0) + c.staffed
             for q, counts in state.agents_by_state().items():
                 row = now.setdefault(q, dict.fromkeys(NOW_STATES, 0))
                 for s, n in counts.items():
@@ -67,6 +74,10 @@ class AgentCollector(Described):
             for s in NOW_STATES:
                 agents.add_metric([q, _NOW_LABEL[s]], row[s])
         yield agents
+        staffed = GaugeMetricFamily("cc_queue_agents_staffed", GAUGE["cc_queue_agents_staffed"].help, labels=["queue"])
+        for q, v in sorted(capacity.items()):
+            staffed.add_metric([q], round(v, 6))  # a sum of 1/k shares: no float noise in the exposition
+        yield staffed
         for count, values in zip(QUEUE_ADHERENCE_COUNTS, (scheduled, adherent), strict=True):
             fam = _counter(count.metric, ["queue"])
             for q, v in sorted(values.items()):

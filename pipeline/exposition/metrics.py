@@ -17,7 +17,7 @@ from pipeline.exposition.agent_metrics import AgentCollector
 from pipeline.exposition.described import Part
 from pipeline.kpis.catalogue import AGENT_HANDLING, COUNTS, GAUGE, WAIT_HISTOGRAM
 from pipeline.kpis.counts import Forecast, QueueCounts, cumulative
-from pipeline.kpis.staffing.live import observed_traffic, prediction, requirement
+from pipeline.kpis.staffing.live import agents_needed, observed_traffic, prediction, requirement
 from pipeline.processing.processor import AgentProcessor, ContactProcessor, PipelineStats
 
 
@@ -94,33 +94,39 @@ class KpiCollector:
         return fam
 
     def _staffing(self) -> Iterator[Metric]:
-        """Required agents from the recent traffic; staffed (logged in for the queue) as this worker sees them."""
+        """Required agents from the recent traffic, by the queue's owner (the contact partition). Staffed agents are
+        the agent collector's (summed over workers by a recording rule); the predicted service level needs them all,
+        so it is exported only by a worker that holds every agent partition (a single worker)."""
         labels = ["queue", "channel"]
-        required, staffed_g, gap = (
-            _gauge(m, labels) for m in ("cc_queue_agents_required", "cc_queue_agents_staffed", "cc_queue_agents_gap")
-        )
+        required = _gauge("cc_queue_agents_required", labels)
         predicted_sl, predicted_asa = (
             _gauge(m, labels) for m in ("cc_queue_predicted_service_level", "cc_queue_predicted_asa_seconds")
         )
-        logged_in = self.agents.logged_in_by_queue() if self.agents is not None else None
+        staffed = self._all_staffed()
         for state in list(self.processor.partitions.values()):
             for q, ch, counts, span in state.recent():
                 traffic = observed_traffic(counts, span)
                 if traffic is None:
                     continue
                 rules = self.processor.queues.for_queue(q)
-                need = requirement(traffic, rules)
-                required.add_metric([q, ch], need.agents)
-                if logged_in is None:
+                required.add_metric([q, ch], agents_needed(requirement(traffic, rules).agents, rules))
+                if staffed is None:
                     continue
-                staffed = logged_in.get(q, 0)
-                staffed_g.add_metric([q, ch], staffed)
-                gap.add_metric([q, ch], need.agents - staffed)
-                p = prediction(traffic, rules, staffed)
+                p = prediction(traffic, rules, staffed.get(q, 0.0))
                 if p is not None:
                     predicted_sl.add_metric([q, ch], p.service_level)
                     predicted_asa.add_metric([q, ch], min(p.asa, 1e9))
-        yield from (required, staffed_g, gap, predicted_sl, predicted_asa)
+        yield from (required, predicted_sl, predicted_asa)
+
+    def _all_staffed(self) -> dict[str, float] | None:
+        """Staffed agents per queue when this worker holds every agent partition, else None (it cannot know)."""
+        if self.agents is None or len(self.agents.partitions) < self.agents.settings.partitions:
+            return None
+        out: dict[str, float] = {}
+        for state in list(self.agents.partitions.values()):
+            for q, c in state.capacity_by_queue().items():
+                out[q] = out.get(q, 0.0) + c.staffed
+        return out
 
     def _targets(self, queues: list[str]) -> Iterator[Metric]:
         """The queue configuration's thresholds and targets, for dashboards and alert rules to compare with."""

@@ -282,6 +282,8 @@ def recording_groups(config: QueueConfig, timing: Timing = DEPLOYED) -> list[dic
         {"name": "cc-queue-ratios", "rules": ratio_rules},
         {"name": "cc-queue-targets", "rules": target_rules},
         {"name": "cc-queue-business-hours", "rules": hours_rules},
+        # rules of one group run in order: the gap reads the sums recorded before it in the same evaluation
+        {"name": "cc-queue-staffing", "rules": [{"record": r.record, "expr": r.expr} for r in kd.STAFFING_RULES]},
     ]
 
 
@@ -306,6 +308,9 @@ class Alert:
 
 def _target(kind: str) -> str:
     return TARGETS[kind][0]
+
+
+STAFFING_GAP = "queue_channel:cc_queue_agents_gap:sum"  # over all workers (kd.STAFFING_RULES)
 
 
 def queue_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
@@ -359,13 +364,12 @@ def queue_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
         Alert(
             "CCQueueStaffingGap",
             "warning",
-            "(\n  sum by (queue, channel) (cc_queue_agents_required)\n  - sum by (queue, channel) (cc_queue_agents_staffed)\n)"
-            f"\n> on (queue) group_left (team) (0 * {sl_target})",
+            f"{STAFFING_GAP}\n> on (queue) group_left (team) (0 * {sl_target})",
             900,
             "Fewer agents are staffed than the queue needs for its service level target.",
-            "Queue {{ $labels.queue }} ({{ $labels.channel }}) needs {{ $value }} more agents than are staffed "
-            "to meet its service level target.",
-            "sum by (queue, channel) (cc_queue_agents_required) - sum by (queue, channel) (cc_queue_agents_staffed)",
+            "Queue {{ $labels.queue }} ({{ $labels.channel }}) needs {{ $value | humanize }} more agents than are "
+            "able to take its contacts to meet its service level target.",
+            STAFFING_GAP,
         ),
         Alert(
             "CCQueueNoContacts",

@@ -335,11 +335,14 @@ STAFFING = DashboardSpec(
     (
         PanelSpec(
             "Required vs staffed",
-            "Agents required for the queue's target at the current arrival rate and AHT, against those staffed.",
+            "Agents required for the queue's target at the current arrival rate and AHT, against those able to "
+            "take its contacts now (over all workers; a multi-skilled agent shared between its queues), and the "
+            "logged-in agents not ready beside them.",
             "short",
             (
-                (f"sum by (queue, channel) (cc_queue_agents_required{{{Q}}})", "required {{queue}} {{channel}}"),
-                (f"sum by (queue, channel) (cc_queue_agents_staffed{{{Q}}})", "staffed {{queue}} {{channel}}"),
+                (f"queue_channel:cc_queue_agents_required:max{{{Q}}}", "required {{queue}} {{channel}}"),
+                (f"queue:cc_queue_agents_staffed:sum{{{Q}}}", "staffed {{queue}}"),
+                (f"queue:cc_queue_agents_not_ready:sum{{{Q}}}", "not ready {{queue}}"),
             ),
             anchor="required-agents",
             width=24,
@@ -348,13 +351,7 @@ STAFFING = DashboardSpec(
             "Staffing gap now",
             "Required minus staffed agents; above zero the queue is short.",
             "short",
-            (
-                (
-                    f"sum by (queue, channel) (cc_queue_agents_required{{{Q}}})\n- "
-                    f"sum by (queue, channel) (cc_queue_agents_staffed{{{Q}}})",
-                    "{{queue}} {{channel}}",
-                ),
-            ),
+            ((f"queue_channel:cc_queue_agents_gap:sum{{{Q}}}", "{{queue}} {{channel}}"),),
             "stat",
             "required-agents",
             thresholds=((None, "green"), (0.5, "red")),
