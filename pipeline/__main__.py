@@ -1,4 +1,4 @@
-"""`python -m pipeline <command>`: run, worker, replay, simulate, staffing, schemas, catalogue, ops-config."""
+"""`python -m pipeline <command>`: run, worker, replay, simulate, staffing, forecast, schemas, catalogue, ops-config."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "staffing", help="what-if staffing: agents for a service level target (Erlang C / A)", add_help=False
     )
+    sub.add_parser(
+        "forecast", help="forecast offered and AHT per queue and interval; `forecast backtest`", add_help=False
+    )
     sub.add_parser("schemas", help="regenerate schemas/*.json from the contract's classes")
     sub.add_parser("catalogue", help="regenerate docs/kpis.md and docs/settings.md from the code")
     sub.add_parser("ops-config", help="regenerate deploy/ rules and configs, and grafana/ dashboards", add_help=False)
@@ -50,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.tools.staffing import main_staffing
 
         return main_staffing(argv[1:])
+    if argv[:1] == ["forecast"]:
+        from pipeline.tools.forecast import main_forecast
+
+        return main_forecast(argv[1:])
     if argv[:1] == ["bench"]:
         from pipeline.tools.bench import main_bench
 

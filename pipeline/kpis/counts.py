@@ -232,6 +232,7 @@ class Forecast:
     published_at: int  # event time, epoch ms
     offered: float
     aht_seconds: float
+    source: str = "wfm"  # "wfm" (an external WFM) or "pipeline" (the pipeline's own forecast)
 
 
 @dataclass(slots=True)

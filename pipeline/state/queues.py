@@ -319,15 +319,16 @@ class QueueState:
         return None
 
     def _forecast(self, e: ev.ForecastPublished, t: int, start: int) -> str | None:
-        """The newest forecast by event time wins; the same one again is a duplicate."""
-        new = Forecast(t, e.offered, e.aht_seconds)
+        """The newest forecast by event time wins, but an external WFM's always wins over the pipeline's own (it
+        is what the planners published); the same one again is a duplicate."""
+        new = Forecast(t, e.offered, e.aht_seconds, e.source)
         of_queue = self.forecasts.setdefault((e.queue_id, e.channel), {})
         old = of_queue.get(start)
         if old == new:
             return DUPLICATE
         if old is None:
             heapq.heappush(self._forecast_due, (start, e.queue_id, e.channel))
-        if old is None or t >= old.published_at:
+        if old is None or (new.source == "wfm", t) >= (old.source == "wfm", old.published_at):
             of_queue[start] = new
         self._observe(e.queue_id, t)
         return None
