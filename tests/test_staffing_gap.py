@@ -166,3 +166,61 @@ def test_chat_required_agents_divide_the_erlang_servers_by_the_queues_concurrenc
     p = prediction(traffic, rules, 3)  # 3 agents x concurrency servers
     assert p is not None
     assert values[("cc_queue_predicted_service_level", "web")] == pytest.approx(p.service_level)
+
+
+def test_next_hour_needed_by_the_forecast_and_scheduled_over_two_workers():
+    """The owner exports the agents each forecast interval of the next hour needs; the agent workers export the
+    agents scheduled for them (shared 1/k); the recording rules subtract (promtool: queue-alerts.test.yml)."""
+    from pipeline.kpis.staffing.plan import Demand, required_for
+
+    settings = load_settings(broker_url="x:1", partitions="4")
+    stats = PipelineStats()
+    contacts = ContactProcessor(settings, QueueConfig(), stats)
+    nine_45, ten = T0 + timedelta(minutes=45), T0 + timedelta(minutes=60)
+    forecasts = [
+        ev.ForecastPublished(
+            event_id=f"f{n}", time=T0, queue_id="sales", channel="voice", interval_start=start, offered=o,
+            aht_seconds=240, source="pipeline",
+        )
+        for n, (start, o) in enumerate([(nine_45, 60.0), (ten, 90.0), (T0, 10.0)])
+    ]  # fmt: skip
+    contacts.process(
+        keyed_messages("c", forecasts + contact_stream("sales", "voice"), settings.partitions), lambda p: None
+    )
+    b = AgentEvents()
+    at = 30 * 60 + 9 * 3600  # 09:30, seconds after BASE
+    agent_events = [
+        b.login(at, "a0", ("sales", "support")),
+        b.login(at, "a1", ("sales",)),
+        b.plan(at + 900, at + 2700, "contact_handling", "a0", published=at),  # 09:45-10:15
+        b.plan(at + 900, at + 1800, "contact_handling", "a1", published=at),  # 09:45-10:00
+        b.plan(at + 1800, at + 2700, "break", "a1", published=at),
+    ]
+    messages = keyed_messages("a", agent_events, settings.partitions)
+    assert (
+        len({m.partition for m in messages if m.key == b"a0"} | {m.partition for m in messages if m.key == b"a1"}) == 2
+    )
+    needed: dict[tuple[str, str], float] = {}
+    scheduled: dict[tuple[str, str], float] = {}
+    for w in range(2):
+        proc = AgentProcessor(settings, PipelineStats())
+        proc.process([m for m in messages if m.key == (b"a0", b"a1")[w]])
+        families = scrape(
+            build_registry(contacts if w == 0 else ContactProcessor(settings, QueueConfig(), stats), stats, proc)
+        )
+        for f in families:
+            for s in f.samples:
+                if f.name == "cc_queue_agents_scheduled_ahead":
+                    key = (s.labels["queue"], s.labels["ahead"])
+                    scheduled[key] = scheduled.get(key, 0.0) + s.value
+                elif f.name == "cc_queue_agents_needed_ahead":
+                    needed[(s.labels["queue"], s.labels["ahead"])] = s.value
+    rules = QueueSettings()
+    # the queue's clock is its newest event, 09:33:40: the current interval is 09:30, so 09:45 is one ahead
+    for ahead, offered in (("1", 60.0), ("2", 90.0)):
+        want = required_for(Demand("sales", "voice", 0, offered, 240.0), rules, 900)[1]
+        assert needed[("sales", ahead)] == want
+    assert set(needed) == {("sales", "1"), ("sales", "2")}  # 09:00 is past; nothing forecast after 10:00
+    assert scheduled == pytest.approx(
+        {("sales", "1"): 1.5, ("sales", "2"): 0.5, ("support", "1"): 0.5, ("support", "2"): 0.5}
+    )

@@ -19,9 +19,11 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from pipeline.core.time import NO_TIME, interval_start
 from pipeline.exposition.described import Described
 from pipeline.kpis.agents import AGENT_COUNTS, AGENT_GAUGES, QUEUE_ADHERENCE_COUNTS, STATE_LABEL, STATES, AgentCounts
 from pipeline.kpis.catalogue import GAUGE
+from pipeline.kpis.staffing.plan import Entry, ahead_intervals, scheduled_agents
 from pipeline.processing.processor import AgentProcessor
 from pipeline.state.agents import NOW_STATES
 
@@ -78,11 +80,39 @@ class AgentCollector(Described):
         for q, v in sorted(capacity.items()):
             staffed.add_metric([q], round(v, 6))  # a sum of 1/k shares: no float noise in the exposition
         yield staffed
+        yield self._scheduled_ahead(states)
         for count, values in zip(QUEUE_ADHERENCE_COUNTS, (scheduled, adherent), strict=True):
             fam = _counter(count.metric, ["queue"])
             for q, v in sorted(values.items()):
                 fam.add_metric([q], v * count.scale)
             yield fam
+
+    def _scheduled_ahead(self, states) -> Metric:
+        """Agents planned for contact handling in each interval of the next hour after the current one (the
+        partition's watermark), shared between an agent's queues: the plan's rule (pipeline.kpis.staffing.plan)."""
+        fam = GaugeMetricFamily(
+            "cc_queue_agents_scheduled_ahead", GAUGE["cc_queue_agents_scheduled_ahead"].help, labels=["queue", "ahead"]
+        )
+        step = self.processor.settings.interval_seconds
+        totals: dict[tuple[str, int], float] = {}
+        for state in states:
+            if state.watermark == NO_TIME:
+                continue
+            now = interval_start(state.watermark, step * 1000) // 1000
+            entries = [
+                Entry(agent, p.activity, p.start / 1000, p.end / 1000, p.version, p.event_id)
+                for agent, track in state.agents.items()
+                for p in track.plan
+            ]
+            queues_of = {agent: track.now.queues for agent, track in state.agents.items()}
+            planned = scheduled_agents(entries, queues_of, step)
+            for k in range(1, ahead_intervals(step) + 1):
+                for (q, start), n in planned.items():
+                    if start == now + k * step:
+                        totals[(q, k)] = totals.get((q, k), 0.0) + n
+        for (q, k), n in sorted(totals.items()):
+            fam.add_metric([q, str(k)], round(n, 6))
+        return fam
 
     def _agent_metrics(self, states) -> Iterator[Metric]:
         totals: dict[str, AgentCounts] = {}

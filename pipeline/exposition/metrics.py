@@ -18,6 +18,7 @@ from pipeline.exposition.described import Part
 from pipeline.kpis.catalogue import AGENT_HANDLING, COUNTS, GAUGE, WAIT_HISTOGRAM
 from pipeline.kpis.counts import Forecast, QueueCounts, cumulative
 from pipeline.kpis.staffing.live import agents_needed, observed_traffic, prediction, requirement
+from pipeline.kpis.staffing.plan import Demand, ahead_intervals, required_for
 from pipeline.processing.processor import AgentProcessor, ContactProcessor, PipelineStats
 
 
@@ -103,11 +104,14 @@ class KpiCollector:
             _gauge(m, labels) for m in ("cc_queue_predicted_service_level", "cc_queue_predicted_asa_seconds")
         )
         staffed = self._all_staffed()
+        ahead = _gauge("cc_queue_agents_needed_ahead", [*labels, "ahead"])
         for state in list(self.processor.partitions.values()):
+            patience: dict[tuple[str, str], float | None] = {}
             for q, ch, counts, span in state.recent():
                 traffic = observed_traffic(counts, span)
                 if traffic is None:
                     continue
+                patience[(q, ch)] = traffic.patience
                 rules = self.processor.queues.for_queue(q)
                 required.add_metric([q, ch], agents_needed(requirement(traffic, rules).agents, rules))
                 if staffed is None:
@@ -116,7 +120,21 @@ class KpiCollector:
                 if p is not None:
                     predicted_sl.add_metric([q, ch], p.service_level)
                     predicted_asa.add_metric([q, ch], min(p.asa, 1e9))
-        yield from (required, predicted_sl, predicted_asa)
+            self._needed_ahead(state, patience, ahead)
+        yield from (required, predicted_sl, predicted_asa, ahead)
+
+    def _needed_ahead(self, state, patience: dict[tuple[str, str], float | None], fam: GaugeMetricFamily) -> None:
+        """Agents to schedule for the forecast intervals of the next hour after the current one (the plan's rule)."""
+        step = state.interval_ms
+        for (q, ch), of_queue in sorted(state.forecasts.items()):
+            now = interval_start(state.clock(q), step)
+            rules = self.processor.queues.for_queue(q)
+            for k in range(1, ahead_intervals(step // 1000) + 1):
+                fc = of_queue.get(now + k * step)
+                if fc is None:
+                    continue
+                d = Demand(q, ch, (now + k * step) // 1000, fc.offered, fc.aht_seconds, patience.get((q, ch)))
+                fam.add_metric([q, ch, str(k)], required_for(d, rules, step // 1000)[1])
 
     def _all_staffed(self) -> dict[str, float] | None:
         """Staffed agents per queue when this worker holds every agent partition, else None (it cannot know)."""

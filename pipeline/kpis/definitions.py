@@ -387,6 +387,20 @@ GAUGES: tuple[Gauge, ...] = (
         "`queue:cc_queue_agents_staffed:sum`.",
     ),
     Gauge(
+        "cc_queue_agents_needed_ahead",
+        "agents",
+        "Agents to schedule (required / (1 - shrinkage)) for the forecast of the interval `ahead` intervals after "
+        "the current one (1 .. an hour), exported by the queue's owner from the forecasts it holds (Erlang A with "
+        "the recent observed patience, else C; docs/staffing.md).",
+    ),
+    Gauge(
+        "cc_queue_agents_scheduled_ahead",
+        "agents",
+        "This worker's agents planned for contact handling in the interval `ahead` intervals after the current one "
+        "(share of the interval; an agent serving k queues counts 1/k in each; labels `queue`, `ahead`); summed "
+        "over workers by `queue_channel_ahead:cc_queue_agents_plan_gap:sum`.",
+    ),
+    Gauge(
         "cc_queue_predicted_service_level",
         "ratio 0..1",
         "Headline service level the staffed agents give at the recent traffic (steady state).",
@@ -436,8 +450,21 @@ STAFFING_RULES: tuple[Rule, ...] = (
         "0 staffed (`or`), so its gap is all of its required agents. Staffed is per queue, required per queue "
         "and channel: a queue's agents serve each of its channels.",
     ),
+    Rule(
+        "queue_channel_ahead:cc_queue_agents_plan_gap:sum",
+        "max by (queue, channel, ahead) (cc_queue_agents_needed_ahead)\n- on (queue, ahead) group_left ()\n(\n"
+        "  sum by (queue, ahead) (cc_queue_agents_scheduled_ahead)\n"
+        "  or on (queue, ahead) 0 * group by (queue, ahead) (cc_queue_agents_needed_ahead)\n)",
+        "Planned vs needed for each interval of the next hour: the owner's needed agents minus the scheduled agents "
+        "summed over workers (none scheduled: 0).",
+    ),
+    Rule(
+        "queue_channel:cc_queue_agents_plan_gap_next_hour:max",
+        "max by (queue, channel) (queue_channel_ahead:cc_queue_agents_plan_gap:sum)",
+        "The worst interval of the next hour.",
+    ),
 )
-"""The live staffing gap over all workers (docs/staffing.md: "The live gap")."""
+"""The live staffing gap over all workers (docs/staffing.md: "The live gap"), and the plan's for the next hour."""
 
 
 # ---- ratio KPIs ----------------------------------------------------------------------------------------------

@@ -358,6 +358,18 @@ STAFFING = DashboardSpec(
             width=12,
         ),
         PanelSpec(
+            "Plan vs forecast, next hour",
+            "In the worst interval of the next hour: agents the forecast needs (with the queue's shrinkage) minus "
+            "agents the published schedule plans for contacts; above zero the schedule is short "
+            "(docs/staffing.md, CCQueueUnderstaffedNextHour).",
+            "short",
+            ((f"queue_channel:cc_queue_agents_plan_gap_next_hour:max{{{Q}}}", "{{queue}} {{channel}}"),),
+            "stat",
+            "required-agents",
+            thresholds=((None, "green"), (2.5, "red")),
+            width=12,
+        ),
+        PanelSpec(
             "Predicted service level",
             "Service level the staffed agents are predicted to reach; red below the queue's target.",
             "percentunit",

@@ -23,6 +23,11 @@ from pipeline.kpis.staffing.erlang import required_agents
 from pipeline.kpis.staffing.live import agents_needed
 
 
+def ahead_intervals(interval_seconds: int) -> int:
+    """The intervals of "the next hour" after the current one (at least one)."""
+    return max(1, 3600 // interval_seconds)
+
+
 @dataclass(frozen=True, slots=True)
 class Demand:
     """The forecast of one queue, channel and interval."""
