@@ -190,3 +190,76 @@ def test_an_external_wfm_forecast_wins_over_the_pipelines_own_whatever_the_order
     for source, offered, minute in [("pipeline", 10, 1), ("pipeline", 12, 2)]:
         state.apply(forecast_event(source, offered, minute))
     assert state.forecast("sales", "voice", start).offered == 12  # the newer of its own
+
+
+@pytest.mark.integration
+def test_forecast_from_the_kpi_topic_published_to_the_contact_topic(broker, monkeypatch):
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from pipeline.core.settings import load_settings
+    from pipeline.runtime.broker import ensure_topics
+
+    monkeypatch.setenv("PIPELINE_BROKER_URL", broker.bootstrap)
+    monkeypatch.setenv("PIPELINE_TOPIC_PREFIX", "forecast-e2e")
+    settings = load_settings()
+    asyncio.run(ensure_topics(settings))
+    h = history(curve(8), 21)
+
+    async def put_records() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await producer.start()
+        try:
+            for r in records(h):
+                key = f"{r['queue_id']}|{r['channel']}|{r['interval_start']}".encode()
+                await producer.send(settings.topic("kpis"), orjson.dumps(r), key=key)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    async def read_forecasts() -> list[ev.ForecastPublished]:
+        consumer = AIOKafkaConsumer(
+            settings.topic("contact-events"), bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        out: list[ev.ForecastPublished] = []
+        try:
+            quiet = 0
+            while quiet < 3:  # until 3 s without a message
+                batches = await consumer.getmany(timeout_ms=1000)
+                quiet = 0 if batches else quiet + 1
+                for msgs in batches.values():
+                    for m in msgs:
+                        got = msgspec.json.decode(m.value, type=ev.ContactTopicEvent | list[ev.ContactTopicEvent])
+                        for e in got if isinstance(got, list) else [got]:
+                            if isinstance(e, ev.ForecastPublished):
+                                out.append(e)
+        finally:
+            await consumer.stop()
+        return out
+
+    asyncio.run(put_records())
+    assert main(["forecast", "--from-topic", "--days", "1", "--publish"]) == 0
+    published = asyncio.run(read_forecasts())
+    assert len(published) == 2 * PER_DAY  # the day after the history (today) and one more
+    assert {e.source for e in published} == {"pipeline"} and {e.queue_id for e in published} == {"sales"}
+    expected = {p.start: p.offered for p in fc.forecast(h, 1)}
+    assert {int(e.interval_start.timestamp()): e.offered for e in published} == pytest.approx(
+        {s: round(o, 3) for s, o in expected.items()}
+    )
+
+
+def test_the_backtest_command_scores_a_kpi_record_file_against_both_baselines(tmp_path, capsys):
+    truth = curve(28)
+    h = history(truth, 4)
+    path = tmp_path / "kpis.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records(h)))
+    assert main(["forecast", "backtest", "--kpis", str(path)]) == 0
+    out = capsys.readouterr().out
+    s = backtest_one(h, 21, 7, None)
+    a = fc.coarsen(s["actual"], 2)
+    for m in ("method", "seasonal_naive", "weekday_average"):  # the same figures as computed here
+        assert f"{fc.wape(a, fc.coarsen(s[m], 2)) * 100:5.1f}%" in out.splitlines()[3]
+    assert "true_curve" in out and "30m: method below seasonal naive by" in out
+    assert "above the true curve" not in out  # unknown for a user's file
