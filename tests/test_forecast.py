@@ -263,3 +263,36 @@ def test_the_backtest_command_scores_a_kpi_record_file_against_both_baselines(tm
         assert f"{fc.wape(a, fc.coarsen(s[m], 2)) * 100:5.1f}%" in out.splitlines()[3]
     assert "true_curve" in out and "30m: method below seasonal naive by" in out
     assert "above the true curve" not in out  # unknown for a user's file
+
+
+def test_histories_read_the_records_the_worker_writes():
+    """The real KPI records (as `replay --kpi-out` writes them), not hand-made dicts: offered per interval and the
+    handle time land in the history."""
+    from datetime import timedelta
+
+    from eventlog import keyed_messages
+
+    from pipeline.core.settings import QueueConfig, load_settings
+    from pipeline.processing.processor import ContactProcessor, PipelineStats
+
+    settings = load_settings(broker_url="x:1")
+    nine = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    events: list[ev.Event] = []
+    for i in range(20):  # 20 contacts from 09:00, one every 90 s: 10 per quarter hour, 100 s talk, 20 s ACW
+        t = nine + timedelta(seconds=90 * i)
+        ids = dict(contact_id=f"c{i}", queue_id="sales", channel="voice")
+        events += [
+            ev.ContactOffered(event_id=f"{i}o", time=t, **ids),
+            ev.ContactAnswered(event_id=f"{i}a", time=t + timedelta(seconds=5), agent_id="a", **ids),
+            ev.ContactEnded(event_id=f"{i}e", time=t + timedelta(seconds=105), agent_id="a", **ids),
+            ev.AcwEnded(event_id=f"{i}w", time=t + timedelta(seconds=125), agent_id="a", disposition="x", **ids),
+        ]
+    events.sort(key=lambda e: e.time)
+    events.append(ev.SourceHeartbeat(event_id="hb", time=nine + timedelta(hours=2)))
+    contacts = ContactProcessor(settings, QueueConfig(), PipelineStats())
+    result = contacts.process(keyed_messages("c", events, settings.partitions))
+    lines = [orjson.loads(msgspec.json.encode(r)) for r in result.records]
+    got = histories_from_records(lines)[("sales", "voice")]
+    k = (int(nine.timestamp()) - got.day0) // got.step
+    assert got.step == 900 and list(got.offered[k : k + 2]) == [10, 10]
+    assert math.fsum(got.handled) == 20 and math.fsum(got.handle_seconds) == pytest.approx(20 * 120)
