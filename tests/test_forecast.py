@@ -186,10 +186,43 @@ def test_an_external_wfm_forecast_wins_over_the_pipelines_own_whatever_the_order
             assert state.apply(forecast_event(source, offered, minute)) is None
         wfm = [o for s, o, _ in order if s == "wfm"]
         assert state.forecast("sales", "voice", start).offered == wfm[-1]
+        # the pipeline's own is kept beside the WFM's (shown, not compared): the newest of its own
+        own = [o for s, o, _ in order if s == "pipeline"]
+        assert state.forecast("sales", "voice", start).own() == (own[-1], 300)
     state = QueueState(900, 60, 3600, lambda q: QueueSettings())
     for source, offered, minute in [("pipeline", 10, 1), ("pipeline", 12, 2)]:
         state.apply(forecast_event(source, offered, minute))
     assert state.forecast("sales", "voice", start).offered == 12  # the newer of its own
+    assert state.apply(forecast_event("pipeline", 12, 2)) == "duplicate"
+    state.apply(forecast_event("wfm", 20, 3))
+    assert state.apply(forecast_event("pipeline", 12, 2)) == "duplicate"  # still recognised beside the WFM's
+    restored = QueueState(900, 60, 3600, lambda q: QueueSettings())
+    restored.restore(state.snapshot())
+    assert restored.forecast("sales", "voice", start) == state.forecast("sales", "voice", start)
+
+
+def test_both_forecasts_are_exported_beside_each_other():
+    from eventlog import keyed_messages as messages_of
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from pipeline.core.settings import QueueConfig, load_settings
+    from pipeline.exposition.metrics import build_registry, exposition
+    from pipeline.processing.processor import ContactProcessor, PipelineStats
+
+    settings = load_settings(broker_url="x:1")
+    stats = PipelineStats()
+    contacts = ContactProcessor(settings, QueueConfig(), stats)
+    events = [forecast_event("pipeline", 10, 1), forecast_event("wfm", 20, 2)]
+    events.append(ev.SourceHeartbeat(event_id="hb", time=datetime(2026, 1, 5, 9, 5, tzinfo=UTC)))
+    contacts.process(messages_of("c", events, settings.partitions), lambda p: None)
+    text = exposition(build_registry(contacts, stats)).decode()
+    values = {f.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if "forecast" in f.name}
+    assert values == {
+        "cc_queue_forecast_offered": 20,
+        "cc_queue_forecast_aht_seconds": 300,
+        "cc_queue_own_forecast_offered": 10,
+        "cc_queue_own_forecast_aht_seconds": 300,
+    }
 
 
 @pytest.mark.integration

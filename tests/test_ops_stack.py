@@ -61,6 +61,9 @@ NOT_EXPORTED_YET = (
     "cc_queue_agents_required",
     "cc_queue_agents_staffed",
     "cc_queue_predicted_service_level",
+    # exported only when the pipeline's own forecast was published (python -m pipeline forecast --publish)
+    "cc_queue_own_forecast_offered",
+    "cc_queue_own_forecast_aht_seconds",
     # exported only while a forecast (a schedule) covers the next hour of the queue's clock
     "cc_queue_agents_needed_ahead",
     "cc_queue_agents_scheduled_ahead",

@@ -63,11 +63,16 @@ class KpiCollector:
         yield oldest
         forecast_offered = _gauge("cc_queue_forecast_offered", labels)
         forecast_aht = _gauge("cc_queue_forecast_aht_seconds", labels)
+        own_offered = _gauge("cc_queue_own_forecast_offered", labels)
+        own_aht = _gauge("cc_queue_own_forecast_aht_seconds", labels)
         for (q, ch), fc in sorted(current.items()):
             forecast_offered.add_metric([q, ch], fc.offered)
             forecast_aht.add_metric([q, ch], fc.aht_seconds)
-        yield forecast_offered
-        yield forecast_aht
+            own = fc.own()
+            if own is not None:
+                own_offered.add_metric([q, ch], own[0])
+                own_aht.add_metric([q, ch], own[1])
+        yield from (forecast_offered, forecast_aht, own_offered, own_aht)
         yield from self._targets(sorted({q for q, _ in totals}))
 
     def _agent_handling(self) -> Iterator[Metric]:

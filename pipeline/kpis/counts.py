@@ -233,6 +233,18 @@ class Forecast:
     offered: float
     aht_seconds: float
     source: str = "wfm"  # "wfm" (an external WFM) or "pipeline" (the pipeline's own forecast)
+    # the pipeline's own forecast of the interval, kept beside an external WFM's that won (shown, not compared)
+    own_published_at: int = 0
+    own_offered: float | None = None
+    own_aht_seconds: float | None = None
+
+    def own(self) -> tuple[float, float] | None:
+        """The pipeline's own forecast (offered, AHT) of the interval, whether it is the one compared or not."""
+        if self.source == "pipeline":
+            return self.offered, self.aht_seconds
+        if self.own_offered is None or self.own_aht_seconds is None:
+            return None
+        return self.own_offered, self.own_aht_seconds
 
 
 @dataclass(slots=True)

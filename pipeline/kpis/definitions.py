@@ -373,6 +373,17 @@ GAUGES: tuple[Gauge, ...] = (
     ),
     Gauge("cc_queue_forecast_aht_seconds", "seconds", "Forecast average handle time for the current interval."),
     Gauge(
+        "cc_queue_own_forecast_offered",
+        "contacts",
+        "The pipeline's own forecast (`python -m pipeline forecast`) of the current interval's contacts, shown "
+        "beside `cc_queue_forecast_offered`, which is an external WFM's when there is one.",
+    ),
+    Gauge(
+        "cc_queue_own_forecast_aht_seconds",
+        "seconds",
+        "The pipeline's own forecast average handle time for the current interval.",
+    ),
+    Gauge(
         "cc_queue_agents_required",
         "agents",
         "Fewest agents on the phones for the queue's headline service level target at the recent traffic "

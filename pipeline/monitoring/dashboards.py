@@ -243,10 +243,15 @@ QUEUE_DETAIL = DashboardSpec(
         ),
         PanelSpec(
             "Forecast vs actual: offered",
-            "Contacts forecast for the current interval against those offered in the last 15 minutes.",
+            "Contacts forecast for the current interval (an external WFM's when there is one, and the pipeline's own "
+            "beside it) against those offered in the last 15 minutes.",
             "short",
             (
                 (f"sum by (queue, channel) (cc_queue_forecast_offered{{{Q}}})", "forecast {{queue}} {{channel}}"),
+                (
+                    f"sum by (queue, channel) (cc_queue_own_forecast_offered{{{Q}}})",
+                    "pipeline forecast {{queue}} {{channel}}",
+                ),
                 (_count("offered", "15m"), "actual {{queue}} {{channel}}"),
             ),
             anchor="offered",
@@ -258,6 +263,10 @@ QUEUE_DETAIL = DashboardSpec(
             "s",
             (
                 (f"max by (queue, channel) (cc_queue_forecast_aht_seconds{{{Q}}})", "forecast {{queue}} {{channel}}"),
+                (
+                    f"max by (queue, channel) (cc_queue_own_forecast_aht_seconds{{{Q}}})",
+                    "pipeline forecast {{queue}} {{channel}}",
+                ),
                 (_mean("aht", "15m"), "actual {{queue}} {{channel}}"),
             ),
             anchor="average-handle-time-aht",
