@@ -8,10 +8,12 @@ sum over workers never counts a queue twice. Metric names come from the KPI cata
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from pipeline.core.settings import QueueSettings
 from pipeline.core.time import interval_start
 from pipeline.exposition.agent_metrics import AgentCollector
 from pipeline.exposition.described import Part
@@ -138,8 +140,7 @@ class KpiCollector:
                 fc = of_queue.get(now + k * step)
                 if fc is None:
                     continue
-                d = Demand(q, ch, (now + k * step) // 1000, fc.offered, fc.aht_seconds, patience.get((q, ch)))
-                fam.add_metric([q, ch, str(k)], required_for(d, rules, step // 1000)[1])
+                fam.add_metric([q, ch, str(k)], _needed(rules, fc.offered, fc.aht_seconds, patience.get((q, ch)), step))
 
     def _all_staffed(self) -> dict[str, float] | None:
         """Staffed agents per queue when this worker holds every agent partition, else None (it cannot know)."""
@@ -268,6 +269,17 @@ class KpiCollector:
             for topic, amount in sorted(counts.items()):
                 fam.add_metric([topic], amount)
             yield fam
+
+
+def _needed(rules: QueueSettings, offered: float, aht: float, patience: float | None, step_ms: int) -> int:
+    """Agents to schedule for one forecast interval. The patience is rounded to a whole second so that the answers
+    of the next hour's intervals are cached from scrape to scrape (it moves with every abandon)."""
+    return _needed_cached(rules, offered, aht, None if patience is None else round(patience), step_ms // 1000)
+
+
+@lru_cache(maxsize=8192)
+def _needed_cached(rules: QueueSettings, offered: float, aht: float, patience: float | None, step: int) -> int:
+    return required_for(Demand("", "", 0, offered, aht, patience), rules, step)[1]
 
 
 def _gauge(metric: str, labels: list[str]) -> GaugeMetricFamily:

@@ -227,7 +227,7 @@ def forecast_error(actual: float, forecast: float | None) -> float | None:
 
 @dataclass(slots=True)
 class Forecast:
-    """The WFM forecast of one interval; the newest by event time wins."""
+    """The forecast of one interval: an external WFM's wins over the pipeline's own, else the newest by event time."""
 
     published_at: int  # event time, epoch ms
     offered: float
