@@ -276,6 +276,13 @@ def test_forecast_from_the_kpi_topic_published_to_the_contact_topic(broker, monk
     assert main(["forecast", "--from-topic", "--days", "1", "--publish"]) == 0
     published = asyncio.run(read_forecasts())
     assert len(published) == 2 * PER_DAY  # the day after the history (today) and one more
+    # the worker's periodic job (PIPELINE_FORECAST_EVERY_MINUTES) publishes the same forecast, same event ids
+    from pipeline.runtime.forecast_job import publish_own_forecast
+
+    monkeypatch.setenv("PIPELINE_FORECAST_DAYS", "1")
+    assert asyncio.run(publish_own_forecast(load_settings())) == 2 * PER_DAY
+    again = asyncio.run(read_forecasts())
+    assert sorted(e.event_id for e in again) == sorted(2 * [e.event_id for e in published])
     assert {e.source for e in published} == {"pipeline"} and {e.queue_id for e in published} == {"sales"}
     expected = {p.start: p.offered for p in fc.forecast(h, 1)}
     assert {int(e.interval_start.timestamp()): e.offered for e in published} == pytest.approx(
@@ -329,3 +336,48 @@ def test_histories_read_the_records_the_worker_writes():
     k = (int(nine.timestamp()) - got.day0) // got.step
     assert got.step == 900 and list(got.offered[k : k + 2]) == [10, 10]
     assert math.fsum(got.handled) == 20 and math.fsum(got.handle_seconds) == pytest.approx(20 * 120)
+
+
+@pytest.mark.parametrize(
+    "var, value, ok",
+    [
+        ("PIPELINE_FORECAST_EVERY_MINUTES", "30", 30.0),
+        ("PIPELINE_FORECAST_EVERY_MINUTES", "0", 0.0),
+        ("PIPELINE_FORECAST_EVERY_MINUTES", "-5", None),
+        ("PIPELINE_FORECAST_DAYS", "7", 7),
+        ("PIPELINE_FORECAST_DAYS", "0", None),
+        ("PIPELINE_FORECAST_DAYS", "two", None),
+    ],
+)
+def test_forecast_settings_arrive_as_strings_and_wrong_ones_name_the_variable(monkeypatch, var, value, ok):
+    from pipeline.core.settings import SettingsError, load_settings
+
+    monkeypatch.setenv(var, value)
+    if ok is None:
+        with pytest.raises(SettingsError) as err:
+            load_settings()
+        assert f"{var}={value!r}" in str(err.value)
+    else:
+        assert getattr(load_settings(), var.removeprefix("PIPELINE_").lower()) == ok
+
+
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        ("[queues.web]\nchat_concurrency = 0\n", "chat_concurrency"),
+        ("[queues.web]\nshrinkage = 1.0\n", "shrinkage"),
+        ("[defaults]\nmax_occupancy = 0\n", "max_occupancy"),
+    ],
+)
+def test_wrong_staffing_fields_of_the_queue_file_name_the_field(tmp_path, text, named):
+    from pipeline.core.settings import QueueConfig, SettingsError
+
+    path = tmp_path / "queues.toml"
+    path.write_text(text)
+    with pytest.raises(SettingsError) as err:
+        QueueConfig.load(path)
+    assert named in str(err.value)
+    good = tmp_path / "good.toml"
+    good.write_text("[queues.web]\nchat_concurrency = 3\nshrinkage = 0.3\nmax_occupancy = 0.85\n")
+    web = QueueConfig.load(good).for_queue("web")
+    assert (web.chat_concurrency, web.shrinkage, web.max_occupancy) == (3, 0.3, 0.85)

@@ -212,6 +212,13 @@ class Settings(BaseSettings):
     export_agent_metrics: bool = True
     """Export per-agent series (`cc_agent_*`) to Prometheus. Per-agent KPIs always go to the KPI topic."""
 
+    forecast_every_minutes: Annotated[float, Field(ge=0, le=1440)] = 0.0
+    """How often the consumer group's leader makes the pipeline's own forecast from the KPI topic and publishes
+    it (`source: "pipeline"`; docs/staffing.md). 0: never (statsmodels is then never imported by the worker)."""
+
+    forecast_days: Annotated[int, Field(ge=1, le=60)] = 14
+    """Days after today the worker's own forecast covers (with the rest of today, reforecast)."""
+
     batch_max_messages: Annotated[int, Field(ge=1, le=100_000)] = 2000
     """Most messages the worker takes from Kafka in one batch."""
 

@@ -26,8 +26,11 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
+
+from pipeline.contract import events as ev
 
 DAY = 86400
 MIN_HANDLED = 20
@@ -269,6 +272,82 @@ def forecast(h: History, days: int = 14, *, reforecast: bool = True) -> list[Poi
         out.append(Point(t, value, model.aht[(t % DAY) // h.step]))
         t += h.step
     return out
+
+
+# ---- from KPI records to histories, and to events ------------------------------------------------------
+
+
+Key = tuple[str, str]  # queue, channel
+
+
+def _epoch(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp())
+
+
+def histories_from_records(records: Iterable[dict[str, Any]]) -> dict[Key, History]:
+    """Per queue and channel, the history of the final interval records (the newest revision of each)."""
+    newest: dict[tuple[str, str, int], dict[str, Any]] = {}
+    steps: set[int] = set()
+    for r in records:
+        if r.get("kind", "queue") != "queue" or r.get("window", "interval") != "interval" or not r.get("final"):
+            continue
+        start = _epoch(r["interval_start"])
+        steps.add(_epoch(r["interval_end"]) - start)
+        key = (r["queue_id"], r["channel"], start)
+        if key not in newest or r["revision"] >= newest[key]["revision"]:
+            newest[key] = r
+    if not newest:
+        raise ValueError("no final interval records of a queue")
+    if len(steps) != 1:
+        raise ValueError(f"the records mix interval lengths {sorted(steps)} s")
+    (step,) = steps
+    rows: dict[Key, list[tuple[int, float, float, float]]] = {}
+    for (q, ch, start), r in newest.items():
+        rows.setdefault((q, ch), []).append((start, r["offered"], r["handled"], r["handle_seconds_sum"]))
+    # every queue's grid ends where the newest record of any queue ends: quiet queues had no contacts since
+    end = max(s for _, _, s in newest) + step
+    out: dict[Key, History] = {}
+    for qc, of_queue in rows.items():
+        h = history_from_counts(of_queue, step)
+        pad = (end - h.end) // step
+        if pad > 0:
+            h = replace(
+                h,
+                offered=[*h.offered, *[0.0] * pad],
+                handled=[*h.handled, *[0.0] * pad],
+                handle_seconds=[*h.handle_seconds, *[0.0] * pad],
+            )
+        out[qc] = h
+    return out
+
+
+def forecast_events(
+    histories: dict[Key, History], days: int, reforecast: bool = True
+) -> tuple[list[ev.ForecastPublished], list[Key]]:
+    """`forecast.published` events of the pipeline's own forecast, stamped with the end of each history; and the
+    queues skipped (nothing ever handled: no AHT to forecast)."""
+    out: list[ev.ForecastPublished] = []
+    skipped: list[Key] = []
+    for (q, ch), h in sorted(histories.items()):
+        points = forecast(h, days, reforecast=reforecast)
+        if any(p.aht_seconds is None for p in points) or ch not in ("voice", "chat"):
+            skipped.append((q, ch))
+            continue
+        made = datetime.fromtimestamp(h.end, UTC)
+        for p in points:
+            out.append(
+                ev.ForecastPublished(
+                    event_id=f"fc:{q}:{ch}:{p.start}:{h.end}",
+                    time=made,
+                    queue_id=q,
+                    channel="voice" if ch == "voice" else "chat",
+                    interval_start=datetime.fromtimestamp(p.start, UTC),
+                    offered=round(p.offered, 3),
+                    aht_seconds=round(p.aht_seconds or 0.0, 1),
+                    source="pipeline",
+                )
+            )
+    return out, skipped
 
 
 # ---- accuracy -----------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +30,7 @@ import orjson
 
 from pipeline.contract import events as ev
 from pipeline.kpis import forecast as fc
-from pipeline.kpis.forecast import DAY, History
+from pipeline.kpis.forecast import DAY, History, forecast_events, histories_from_records
 
 Key = tuple[str, str]  # queue, channel
 
@@ -41,47 +41,6 @@ def _usage(message: str) -> int:
 
 
 # ---- histories ----------------------------------------------------------------------------------------------
-
-
-def _epoch(text: str) -> int:
-    return int(datetime.fromisoformat(text).timestamp())
-
-
-def histories_from_records(records: Iterable[dict]) -> dict[Key, History]:
-    """Per queue and channel, the history of the final interval records (the newest revision of each)."""
-    newest: dict[tuple[str, str, int], dict] = {}
-    steps: set[int] = set()
-    for r in records:
-        if r.get("kind", "queue") != "queue" or r.get("window", "interval") != "interval" or not r.get("final"):
-            continue
-        start = _epoch(r["interval_start"])
-        steps.add(_epoch(r["interval_end"]) - start)
-        key = (r["queue_id"], r["channel"], start)
-        if key not in newest or r["revision"] >= newest[key]["revision"]:
-            newest[key] = r
-    if not newest:
-        raise ValueError("no final interval records of a queue")
-    if len(steps) != 1:
-        raise ValueError(f"the records mix interval lengths {sorted(steps)} s")
-    (step,) = steps
-    rows: dict[Key, list[tuple[int, float, float, float]]] = {}
-    for (q, ch, start), r in newest.items():
-        rows.setdefault((q, ch), []).append((start, r["offered"], r["handled"], r["handle_seconds_sum"]))
-    # every queue's grid ends where the newest record of any queue ends: quiet queues had no contacts since
-    end = max(s for _, _, s in newest) + step
-    out: dict[Key, History] = {}
-    for qc, of_queue in rows.items():
-        h = fc.history_from_counts(of_queue, step)
-        pad = (end - h.end) // step
-        if pad > 0:
-            h = replace(
-                h,
-                offered=[*h.offered, *[0.0] * pad],
-                handled=[*h.handled, *[0.0] * pad],
-                handle_seconds=[*h.handle_seconds, *[0.0] * pad],
-            )
-        out[qc] = h
-    return out
 
 
 def read_records(path: Path) -> Iterator[dict]:
@@ -96,36 +55,15 @@ def read_records(path: Path) -> Iterator[dict]:
 
 def _topic_records() -> list[dict]:
     from pipeline.core.settings import load_settings
-    from pipeline.tools.replay import read_final_records
+    from pipeline.runtime.forecast_job import read_queue_records
 
-    return asyncio.run(read_final_records(load_settings()))
+    return asyncio.run(read_queue_records(load_settings()))
 
 
 # ---- forecast -----------------------------------------------------------------------------------------------
 
 
-def forecast_events(histories: dict[Key, History], days: int, reforecast: bool = True) -> Iterator[ev.Event]:
-    """`forecast.published` events of the pipeline's own forecast, stamped with the end of the history."""
-    for (q, ch), h in sorted(histories.items()):
-        points = fc.forecast(h, days, reforecast=reforecast)
-        made = datetime.fromtimestamp(h.end, UTC)
-        if any(p.aht_seconds is None for p in points):
-            print(f"skipped {q} ({ch}): no contact handled in the history, so no AHT to forecast", file=sys.stderr)
-            continue
-        for p in points:
-            yield ev.ForecastPublished(
-                event_id=f"fc:{q}:{ch}:{p.start}:{h.end}",
-                time=made,
-                queue_id=q,
-                channel=ch,  # type: ignore[arg-type]  # read from the records, which only carry valid channels
-                interval_start=datetime.fromtimestamp(p.start, UTC),
-                offered=round(p.offered, 3),
-                aht_seconds=round(p.aht_seconds or 0.0, 1),
-                source="pipeline",
-            )
-
-
-async def _publish(events: list[ev.Event]) -> int:
+async def _publish(events: list[ev.ForecastPublished]) -> int:
     from pipeline.core.settings import load_settings
     from pipeline.runtime.broker import bootstrap_servers
     from pipeline.runtime.producer import EventWriter
@@ -143,7 +81,9 @@ def main_make(args: argparse.Namespace) -> int:
         histories = histories_from_records(records)
     except (OSError, ValueError, KeyError) as exc:
         return _usage(f"cannot read the history: {exc}")
-    events = list(forecast_events(histories, args.days, reforecast=not args.no_reforecast))
+    events, skipped = forecast_events(histories, args.days, reforecast=not args.no_reforecast)
+    for q, ch in skipped:
+        print(f"skipped {q} ({ch}): no contact handled in the history, so no AHT to forecast", file=sys.stderr)
     if args.publish:
         n = asyncio.run(_publish(events))
         where = "the contact-event topic"
