@@ -1,5 +1,5 @@
-"""`python -m pipeline <command>`: run, worker, webhook, replay, simulate, ingest, staffing, report, schemas, catalogue,
-ops-config."""
+"""`python -m pipeline <command>`: run, worker, webhook, replay, simulate, ingest, staffing, forecast, report, schemas,
+catalogue, ops-config."""
 
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         "staffing", help="what-if staffing: agents for a service level target (Erlang C / A)", add_help=False
     )
     sub.add_parser("report", help="day/week/month operations report (HTML and PDF) from KPI records", add_help=False)
+    sub.add_parser(
+        "forecast", help="forecast offered and AHT per queue and interval; `forecast backtest`", add_help=False
+    )
     sub.add_parser("schemas", help="regenerate schemas/*.json from the contract's classes")
     sub.add_parser("catalogue", help="regenerate docs/kpis.md and docs/settings.md from the code")
     sub.add_parser("ops-config", help="regenerate deploy/ rules and configs, and grafana/ dashboards", add_help=False)
@@ -67,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.tools.report import main_report
 
         return main_report(argv[1:])
+    if argv[:1] == ["forecast"]:
+        from pipeline.tools.forecast import main_forecast
+
+        return main_forecast(argv[1:])
     if argv[:1] == ["bench"]:
         from pipeline.tools.bench import main_bench
 

@@ -140,3 +140,32 @@ def compute(events: Iterable[ev.Event], interval_seconds: int, until: int):
     for (agent, _), c in intervals.items():
         totals.setdefault(agent, AgentCounts()).add(c)
     return intervals, totals, {q: tuple(v) for q, v in queues.items()}
+
+
+def staffed_now(events: Iterable[ev.Event]) -> dict[str, dict[str, float]]:
+    """queue -> {"staffed", "ready", "not_ready"} after every event, by the capacity rule of docs/staffing.md,
+    applied literally: an agent logged in and available, on a contact or in ACW is able to take contacts; it
+    serves the distinct queues of its session; it counts 1/k in each of its k queues for `staffed` and 1 in each
+    for `ready`; logged in and not ready, 1 in each for `not_ready`."""
+    by_agent: dict[str, list[ev.Event]] = {}
+    seen: set[str] = set()
+    for e in events:
+        agent = getattr(e, "agent_id", None)
+        if agent is None or isinstance(e, ev.ScheduleActivityPlanned) or e.event_id in seen:
+            continue
+        seen.add(e.event_id)
+        by_agent.setdefault(agent, []).append(e)
+    out: dict[str, dict[str, float]] = {}
+    for agent_events in by_agent.values():
+        s = _status_after(sorted(agent_events, key=lambda e: ms(e.time)))  # stable: log order within a ms
+        queues = sorted(set(s["queues"]))
+        if not s["logged_in"] or not queues:
+            continue
+        for q in queues:
+            row = out.setdefault(q, {"staffed": 0.0, "ready": 0, "not_ready": 0})
+            if s["state"] in ("available", "on_contact", "acw"):
+                row["staffed"] += 1 / len(queues)
+                row["ready"] += 1
+            else:
+                row["not_ready"] += 1
+    return out

@@ -163,7 +163,8 @@ class IvrSessionEnded(Event, frozen=True, kw_only=True, tag="ivr.session_ended")
 
 
 class ForecastPublished(Event, frozen=True, kw_only=True, tag="forecast.published"):
-    """The WFM forecast for one queue and interval (key: queue_id). A newer forecast (by `time`) replaces it."""
+    """The forecast for one queue and interval (key: queue_id). A newer forecast (by `time`) from the same source
+    replaces it; an external WFM's replaces the pipeline's own, never the other way round."""
 
     queue_id: Id
     channel: Channel
@@ -173,6 +174,13 @@ class ForecastPublished(Event, frozen=True, kw_only=True, tag="forecast.publishe
     ]
     offered: Annotated[float, Meta(ge=0, description="Contacts expected to arrive in the interval.")]
     aht_seconds: Annotated[float, Meta(gt=0, description="Expected average handle time.")]
+    source: Annotated[
+        Literal["wfm", "pipeline"],
+        Meta(
+            description="Who made it: `wfm`, an external WFM system (the default), or `pipeline`, the pipeline's own "
+            "(`python -m pipeline forecast`). For an interval with both, the WFM's is the one compared with the actuals."
+        ),
+    ] = "wfm"
 
 
 class SourceHeartbeat(Event, frozen=True, kw_only=True, tag="source.heartbeat"):

@@ -114,6 +114,14 @@ class QueueSettings(BaseModel):
     """Cost of one IVR / bot session (licence, telephony), in `currency`."""
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
     """ISO 4217 code the costs are given in."""
+    chat_concurrency: Annotated[int, Field(ge=1, le=20)] = 1
+    """Contacts an agent handles at once on this queue (chat; 1 for voice): each agent gives this many Erlang
+    servers, so required agents = Erlang servers / concurrency, rounded up (docs/staffing.md)."""
+    shrinkage: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    """Share of scheduled time not available for contacts (breaks, training...), for the staffing plan: scheduled
+    agents needed = required / (1 - shrinkage)."""
+    max_occupancy: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """Occupancy cap (0..1] for required agents: agents are added until the predicted occupancy is at most this."""
 
     @field_validator("time_zone")
     @classmethod
@@ -244,6 +252,13 @@ class Settings(BaseSettings):
 
     export_agent_metrics: bool = True
     """Export per-agent series (`cc_agent_*`) to Prometheus. Per-agent KPIs always go to the KPI topic."""
+
+    forecast_every_minutes: Annotated[float, Field(ge=0, le=1440)] = 0.0
+    """How often the consumer group's leader makes the pipeline's own forecast from the KPI topic and publishes
+    it (`source: "pipeline"`; docs/staffing.md). 0: never (statsmodels is then never imported by the worker)."""
+
+    forecast_days: Annotated[int, Field(ge=1, le=60)] = 14
+    """Days after today the worker's own forecast covers (with the rest of today, reforecast)."""
 
     batch_max_messages: Annotated[int, Field(ge=1, le=100_000)] = 2000
     """Most messages the worker takes from Kafka in one batch."""

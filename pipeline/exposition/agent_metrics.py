@@ -5,7 +5,10 @@ serving the queue. Per agent, unless `PIPELINE_EXPORT_AGENT_METRICS=false`: time
 reason, logged-in, contact, scheduled and adherent time (docs/guide.md: "Per-agent series and cardinality").
 
 Agents are partitioned by agent, so a queue's agents are spread over partitions and workers: per-queue values
-are summed over this worker's partitions here, and over workers in PromQL (`sum by (queue, ...)`). The
+are summed over this worker's partitions here, and over workers in PromQL (`sum by (queue, ...)`). So is the
+live staffing capacity `cc_queue_agents_staffed` (the capacity rule: `AgentState.capacity_by_queue`); the
+recording rule `queue_channel:cc_queue_agents_gap:sum` subtracts its sum over workers from the required agents
+the queue's owner exports. The
 per-agent counters hold final intervals only, so they never go down; they trail event time by up to one
 interval plus the allowed lateness. Nothing is updated per event.
 """
@@ -16,8 +19,11 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from pipeline.core.time import NO_TIME, interval_start
 from pipeline.exposition.described import Described
 from pipeline.kpis.agents import AGENT_COUNTS, AGENT_GAUGES, QUEUE_ADHERENCE_COUNTS, STATE_LABEL, STATES, AgentCounts
+from pipeline.kpis.catalogue import GAUGE
+from pipeline.kpis.staffing.plan import Entry, ahead_intervals, scheduled_agents
 from pipeline.processing.processor import AgentProcessor
 from pipeline.state.agents import NOW_STATES
 
@@ -52,7 +58,10 @@ class AgentCollector(Described):
         now: dict[str, dict[str, int]] = {}
         scheduled: dict[str, int] = {}
         adherent: dict[str, int] = {}
+        capacity: dict[str, float] = {}
         for state in states:
+            for q, c in state.capacity_by_queue().items():
+                capacity[q] = capacity.get(q, 0.0) + c.staffed
             for q, counts in state.agents_by_state().items():
                 row = now.setdefault(q, dict.fromkeys(NOW_STATES, 0))
                 for s, n in counts.items():
@@ -67,11 +76,43 @@ class AgentCollector(Described):
             for s in NOW_STATES:
                 agents.add_metric([q, _NOW_LABEL[s]], row[s])
         yield agents
+        staffed = GaugeMetricFamily("cc_queue_agents_staffed", GAUGE["cc_queue_agents_staffed"].help, labels=["queue"])
+        for q, v in sorted(capacity.items()):
+            staffed.add_metric([q], round(v, 6))  # a sum of 1/k shares: no float noise in the exposition
+        yield staffed
+        yield self._scheduled_ahead(states)
         for count, values in zip(QUEUE_ADHERENCE_COUNTS, (scheduled, adherent), strict=True):
             fam = _counter(count.metric, ["queue"])
             for q, v in sorted(values.items()):
                 fam.add_metric([q], v * count.scale)
             yield fam
+
+    def _scheduled_ahead(self, states) -> Metric:
+        """Agents planned for contact handling in each interval of the next hour after the current one (the
+        partition's watermark), shared between an agent's queues: the plan's rule (pipeline.kpis.staffing.plan)."""
+        fam = GaugeMetricFamily(
+            "cc_queue_agents_scheduled_ahead", GAUGE["cc_queue_agents_scheduled_ahead"].help, labels=["queue", "ahead"]
+        )
+        step = self.processor.settings.interval_seconds
+        totals: dict[tuple[str, int], float] = {}
+        for state in states:
+            if state.watermark == NO_TIME:
+                continue
+            now = interval_start(state.watermark, step * 1000) // 1000
+            entries = [
+                Entry(agent, p.activity, p.start / 1000, p.end / 1000, p.version, p.event_id)
+                for agent, track in state.agents.items()
+                for p in track.plan
+            ]
+            queues_of = {agent: track.now.queues for agent, track in state.agents.items()}
+            planned = scheduled_agents(entries, queues_of, step)
+            for k in range(1, ahead_intervals(step) + 1):
+                for (q, start), n in planned.items():
+                    if start == now + k * step:
+                        totals[(q, k)] = totals.get((q, k), 0.0) + n
+        for (q, k), n in sorted(totals.items()):
+            fam.add_metric([q, str(k)], round(n, 6))
+        return fam
 
     def _agent_metrics(self, states) -> Iterator[Metric]:
         totals: dict[str, AgentCounts] = {}

@@ -8,16 +8,19 @@ sum over workers never counts a queue twice. Metric names come from the KPI cata
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from pipeline.core.settings import QueueSettings
 from pipeline.core.time import interval_start
 from pipeline.exposition.agent_metrics import AgentCollector
 from pipeline.exposition.described import Part
 from pipeline.kpis.catalogue import AGENT_HANDLING, COUNTS, GAUGE, WAIT_HISTOGRAM
 from pipeline.kpis.counts import Forecast, QueueCounts, cumulative
-from pipeline.kpis.staffing.live import observed_traffic, prediction, requirement
+from pipeline.kpis.staffing.live import agents_needed, observed_traffic, prediction, requirement
+from pipeline.kpis.staffing.plan import Demand, ahead_intervals, required_for
 from pipeline.processing.processor import CLAMP_REASONS, AgentProcessor, ContactProcessor, PipelineStats
 
 
@@ -62,11 +65,16 @@ class KpiCollector:
         yield oldest
         forecast_offered = _gauge("cc_queue_forecast_offered", labels)
         forecast_aht = _gauge("cc_queue_forecast_aht_seconds", labels)
+        own_offered = _gauge("cc_queue_own_forecast_offered", labels)
+        own_aht = _gauge("cc_queue_own_forecast_aht_seconds", labels)
         for (q, ch), fc in sorted(current.items()):
             forecast_offered.add_metric([q, ch], fc.offered)
             forecast_aht.add_metric([q, ch], fc.aht_seconds)
-        yield forecast_offered
-        yield forecast_aht
+            own = fc.own()
+            if own is not None:
+                own_offered.add_metric([q, ch], own[0])
+                own_aht.add_metric([q, ch], own[1])
+        yield from (forecast_offered, forecast_aht, own_offered, own_aht)
         yield from self._targets(sorted({q for q, _ in totals}))
 
     def _agent_handling(self) -> Iterator[Metric]:
@@ -94,33 +102,55 @@ class KpiCollector:
         return fam
 
     def _staffing(self) -> Iterator[Metric]:
-        """Required agents from the recent traffic; staffed (logged in for the queue) as this worker sees them."""
+        """Required agents from the recent traffic, by the queue's owner (the contact partition). Staffed agents are
+        the agent collector's (summed over workers by a recording rule); the predicted service level needs them all,
+        so it is exported only by a worker that holds every agent partition (a single worker)."""
         labels = ["queue", "channel"]
-        required, staffed_g, gap = (
-            _gauge(m, labels) for m in ("cc_queue_agents_required", "cc_queue_agents_staffed", "cc_queue_agents_gap")
-        )
+        required = _gauge("cc_queue_agents_required", labels)
         predicted_sl, predicted_asa = (
             _gauge(m, labels) for m in ("cc_queue_predicted_service_level", "cc_queue_predicted_asa_seconds")
         )
-        logged_in = self.agents.logged_in_by_queue() if self.agents is not None else None
+        staffed = self._all_staffed()
+        ahead = _gauge("cc_queue_agents_needed_ahead", [*labels, "ahead"])
         for state in list(self.processor.partitions.values()):
+            patience: dict[tuple[str, str], float | None] = {}
             for q, ch, counts, span in state.recent():
                 traffic = observed_traffic(counts, span)
                 if traffic is None:
                     continue
+                patience[(q, ch)] = traffic.patience
                 rules = self.processor.queues.for_queue(q)
-                need = requirement(traffic, rules)
-                required.add_metric([q, ch], need.agents)
-                if logged_in is None:
+                required.add_metric([q, ch], agents_needed(requirement(traffic, rules).agents, rules))
+                if staffed is None:
                     continue
-                staffed = logged_in.get(q, 0)
-                staffed_g.add_metric([q, ch], staffed)
-                gap.add_metric([q, ch], need.agents - staffed)
-                p = prediction(traffic, rules, staffed)
+                p = prediction(traffic, rules, staffed.get(q, 0.0))
                 if p is not None:
                     predicted_sl.add_metric([q, ch], p.service_level)
                     predicted_asa.add_metric([q, ch], min(p.asa, 1e9))
-        yield from (required, staffed_g, gap, predicted_sl, predicted_asa)
+            self._needed_ahead(state, patience, ahead)
+        yield from (required, predicted_sl, predicted_asa, ahead)
+
+    def _needed_ahead(self, state, patience: dict[tuple[str, str], float | None], fam: GaugeMetricFamily) -> None:
+        """Agents to schedule for the forecast intervals of the next hour after the current one (the plan's rule)."""
+        step = state.interval_ms
+        for (q, ch), of_queue in sorted(state.forecasts.items()):
+            now = interval_start(state.clock(q), step)
+            rules = self.processor.queues.for_queue(q)
+            for k in range(1, ahead_intervals(step // 1000) + 1):
+                fc = of_queue.get(now + k * step)
+                if fc is None:
+                    continue
+                fam.add_metric([q, ch, str(k)], _needed(rules, fc.offered, fc.aht_seconds, patience.get((q, ch)), step))
+
+    def _all_staffed(self) -> dict[str, float] | None:
+        """Staffed agents per queue when this worker holds every agent partition, else None (it cannot know)."""
+        if self.agents is None or len(self.agents.partitions) < self.agents.settings.partitions:
+            return None
+        out: dict[str, float] = {}
+        for state in list(self.agents.partitions.values()):
+            for q, c in state.capacity_by_queue().items():
+                out[q] = out.get(q, 0.0) + c.staffed
+        return out
 
     def _targets(self, queues: list[str]) -> Iterator[Metric]:
         """The queue configuration's thresholds and targets, for dashboards and alert rules to compare with."""
@@ -256,6 +286,17 @@ class KpiCollector:
             for topic, amount in sorted(counts.items()):
                 fam.add_metric([topic], amount)
             yield fam
+
+
+def _needed(rules: QueueSettings, offered: float, aht: float, patience: float | None, step_ms: int) -> int:
+    """Agents to schedule for one forecast interval. The patience is rounded to a whole second so that the answers
+    of the next hour's intervals are cached from scrape to scrape (it moves with every abandon)."""
+    return _needed_cached(rules, offered, aht, None if patience is None else round(patience), step_ms // 1000)
+
+
+@lru_cache(maxsize=8192)
+def _needed_cached(rules: QueueSettings, offered: float, aht: float, patience: float | None, step: int) -> int:
+    return required_for(Demand("", "", 0, offered, aht, patience), rules, step)[1]
 
 
 def _gauge(metric: str, labels: list[str]) -> GaugeMetricFamily:

@@ -217,8 +217,10 @@ KPIS: tuple[Kpi, ...] = (
         "per interval from its own traffic; live from the newest final interval and what followed",
         "agents_required",
         f"max by (queue, channel) ({GAUGE['cc_queue_agents_required'].metric})",
-        "Gap = required - staffed (`cc_queue_agents_gap`; staffed = agents logged in serving the queue). "
-        "Shrinkage and an occupancy cap are options of `python -m pipeline staffing`. See docs/staffing.md.",
+        "Gap = required - staffed, over all workers (recording rule `queue_channel:cc_queue_agents_gap:sum`); "
+        "staffed = agents able to take the queue's contacts now (available, on a contact, in ACW), an agent "
+        "serving k queues counting 1/k in each; chat: agents = Erlang servers / the queue's `chat_concurrency`. "
+        "The occupancy cap is the queue's `max_occupancy`. See docs/staffing.md.",
     ),
     Kpi(
         "contacts_waiting",

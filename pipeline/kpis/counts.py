@@ -227,11 +227,24 @@ def forecast_error(actual: float, forecast: float | None) -> float | None:
 
 @dataclass(slots=True)
 class Forecast:
-    """The WFM forecast of one interval; the newest by event time wins."""
+    """The forecast of one interval: an external WFM's wins over the pipeline's own, else the newest by event time."""
 
     published_at: int  # event time, epoch ms
     offered: float
     aht_seconds: float
+    source: str = "wfm"  # "wfm" (an external WFM) or "pipeline" (the pipeline's own forecast)
+    # the pipeline's own forecast of the interval, kept beside an external WFM's that won (shown, not compared)
+    own_published_at: int = 0
+    own_offered: float | None = None
+    own_aht_seconds: float | None = None
+
+    def own(self) -> tuple[float, float] | None:
+        """The pipeline's own forecast (offered, AHT) of the interval, whether it is the one compared or not."""
+        if self.source == "pipeline":
+            return self.offered, self.aht_seconds
+        if self.own_offered is None or self.own_aht_seconds is None:
+            return None
+        return self.own_offered, self.own_aht_seconds
 
 
 @dataclass(slots=True)

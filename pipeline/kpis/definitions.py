@@ -373,6 +373,17 @@ GAUGES: tuple[Gauge, ...] = (
     ),
     Gauge("cc_queue_forecast_aht_seconds", "seconds", "Forecast average handle time for the current interval."),
     Gauge(
+        "cc_queue_own_forecast_offered",
+        "contacts",
+        "The pipeline's own forecast (`python -m pipeline forecast`) of the current interval's contacts, shown "
+        "beside `cc_queue_forecast_offered`, which is an external WFM's when there is one.",
+    ),
+    Gauge(
+        "cc_queue_own_forecast_aht_seconds",
+        "seconds",
+        "The pipeline's own forecast average handle time for the current interval.",
+    ),
+    Gauge(
         "cc_queue_agents_required",
         "agents",
         "Fewest agents on the phones for the queue's headline service level target at the recent traffic "
@@ -382,9 +393,24 @@ GAUGES: tuple[Gauge, ...] = (
     Gauge(
         "cc_queue_agents_staffed",
         "agents",
-        "Agents logged in and serving the queue now, as this worker sees them (agent partitions it owns).",
+        "This worker's agents able to take the queue's contacts now (available, on a contact, in ACW), an agent "
+        "serving k queues counting 1/k in each (label `queue`); summed over workers by "
+        "`queue:cc_queue_agents_staffed:sum`.",
     ),
-    Gauge("cc_queue_agents_gap", "agents", "Required minus staffed: positive means understaffed."),
+    Gauge(
+        "cc_queue_agents_needed_ahead",
+        "agents",
+        "Agents to schedule (required / (1 - shrinkage)) for the forecast of the interval `ahead` intervals after "
+        "the current one (1 .. an hour), exported by the queue's owner from the forecasts it holds (Erlang A with "
+        "the recent observed patience, else C; docs/staffing.md).",
+    ),
+    Gauge(
+        "cc_queue_agents_scheduled_ahead",
+        "agents",
+        "This worker's agents planned for contact handling in the interval `ahead` intervals after the current one "
+        "(share of the interval; an agent serving k queues counts 1/k in each; labels `queue`, `ahead`); summed "
+        "over workers by `queue_channel_ahead:cc_queue_agents_plan_gap:sum`.",
+    ),
     Gauge(
         "cc_queue_predicted_service_level",
         "ratio 0..1",
@@ -397,6 +423,59 @@ GAUGES: tuple[Gauge, ...] = (
     ),
 )
 GAUGE = {g.metric: g for g in GAUGES}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A recording rule over the exported gauges (`level:metric:operations`), and why it is written so."""
+
+    record: str
+    expr: str
+    why: str
+
+
+STAFFING_RULES: tuple[Rule, ...] = (
+    Rule(
+        "queue:cc_queue_agents_staffed:sum",
+        "sum by (queue) (cc_queue_agents_staffed)",
+        "Each worker exports the capacity of the agents of its agent partitions; a queue's agents are spread over "
+        "them, so the queue's staffed agents are the sum over workers.",
+    ),
+    Rule(
+        "queue:cc_queue_agents_not_ready:sum",
+        'sum by (queue) (cc_queue_agents{state="not_ready"})',
+        "Logged-in agents not ready, shown beside the staffed ones (counted in each of their queues).",
+    ),
+    Rule(
+        "queue_channel:cc_queue_agents_required:max",
+        "max by (queue, channel) (cc_queue_agents_required)",
+        "Only the worker owning the queue's contact partition exports it; max, not sum, so that the old and the "
+        "new owner both exporting for a scrape during a rebalance do not double it.",
+    ),
+    Rule(
+        "queue_channel:cc_queue_agents_gap:sum",
+        "queue_channel:cc_queue_agents_required:max\n- on (queue) group_left ()\n(\n"
+        "  queue:cc_queue_agents_staffed:sum\n"
+        "  or on (queue) 0 * group by (queue) (queue_channel:cc_queue_agents_required:max)\n)",
+        "Required minus staffed (positive: understaffed). A queue nobody serves has no staffed series: it counts "
+        "0 staffed (`or`), so its gap is all of its required agents. Staffed is per queue, required per queue "
+        "and channel: a queue's agents serve each of its channels.",
+    ),
+    Rule(
+        "queue_channel_ahead:cc_queue_agents_plan_gap:sum",
+        "max by (queue, channel, ahead) (cc_queue_agents_needed_ahead)\n- on (queue, ahead) group_left ()\n(\n"
+        "  sum by (queue, ahead) (cc_queue_agents_scheduled_ahead)\n"
+        "  or on (queue, ahead) 0 * group by (queue, ahead) (cc_queue_agents_needed_ahead)\n)",
+        "Planned vs needed for each interval of the next hour: the owner's needed agents minus the scheduled agents "
+        "summed over workers (none scheduled: 0).",
+    ),
+    Rule(
+        "queue_channel:cc_queue_agents_plan_gap_next_hour:max",
+        "max by (queue, channel) (queue_channel_ahead:cc_queue_agents_plan_gap:sum)",
+        "The worst interval of the next hour.",
+    ),
+)
+"""The live staffing gap over all workers (docs/staffing.md: "The live gap"), and the plan's for the next hour."""
 
 
 # ---- ratio KPIs ----------------------------------------------------------------------------------------------

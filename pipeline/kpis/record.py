@@ -19,7 +19,7 @@ from pipeline.core.time import REVISION, as_datetime
 from pipeline.kpis import counts as k
 from pipeline.kpis.counts import IntervalUpdate, QueueCounts, Window
 from pipeline.kpis.definitions import RATIO, VARIANTS, Variant
-from pipeline.kpis.staffing.live import observed_traffic, requirement
+from pipeline.kpis.staffing.live import agents_needed, observed_traffic, requirement
 
 Seconds = Annotated[float, Meta(ge=0, description="Seconds.")]
 Ratio = Annotated[float | None, Meta(description="Ratio 0..1; null when there is nothing to measure.")]
@@ -238,7 +238,7 @@ def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple
 
 def _required(c: QueueCounts, span_seconds: float, rules: QueueSettings) -> int | None:
     traffic = observed_traffic(c, span_seconds)
-    return requirement(traffic, rules).agents if traffic else None
+    return agents_needed(requirement(traffic, rules).agents, rules) if traffic else None
 
 
 def decode_record(b: bytes) -> KpiRecord:

@@ -66,6 +66,7 @@ class Thresholds:
     abandon_min_offered: int = 10  # offered in the 30m window before an abandonment ticket
     consumer_lag_messages: int = 10_000  # lag on a topic that is also still growing
     no_contacts_window: int = 1800  # seconds without any offered contact during business hours
+    plan_gap_margin: float = 2.0  # agents short of the forecast's need in an interval of the next hour
 
 
 THRESHOLDS = Thresholds()
@@ -282,6 +283,8 @@ def recording_groups(config: QueueConfig, timing: Timing = DEPLOYED) -> list[dic
         {"name": "cc-queue-ratios", "rules": ratio_rules},
         {"name": "cc-queue-targets", "rules": target_rules},
         {"name": "cc-queue-business-hours", "rules": hours_rules},
+        # rules of one group run in order: the gap reads the sums recorded before it in the same evaluation
+        {"name": "cc-queue-staffing", "rules": [{"record": r.record, "expr": r.expr} for r in kd.STAFFING_RULES]},
     ]
 
 
@@ -306,6 +309,10 @@ class Alert:
 
 def _target(kind: str) -> str:
     return TARGETS[kind][0]
+
+
+STAFFING_GAP = "queue_channel:cc_queue_agents_gap:sum"  # over all workers (kd.STAFFING_RULES)
+PLAN_GAP = "queue_channel:cc_queue_agents_plan_gap_next_hour:max"  # needed by the forecast - scheduled
 
 
 def queue_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
@@ -359,13 +366,23 @@ def queue_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
         Alert(
             "CCQueueStaffingGap",
             "warning",
-            "(\n  sum by (queue, channel) (cc_queue_agents_required)\n  - sum by (queue, channel) (cc_queue_agents_staffed)\n)"
-            f"\n> on (queue) group_left (team) (0 * {sl_target})",
+            f"{STAFFING_GAP}\n> on (queue) group_left (team) (0 * {sl_target})",
             900,
             "Fewer agents are staffed than the queue needs for its service level target.",
-            "Queue {{ $labels.queue }} ({{ $labels.channel }}) needs {{ $value }} more agents than are staffed "
-            "to meet its service level target.",
-            "sum by (queue, channel) (cc_queue_agents_required) - sum by (queue, channel) (cc_queue_agents_staffed)",
+            "Queue {{ $labels.queue }} ({{ $labels.channel }}) needs {{ $value | humanize }} more agents than are "
+            "able to take its contacts to meet its service level target.",
+            STAFFING_GAP,
+        ),
+        Alert(
+            "CCQueueUnderstaffedNextHour",
+            "warning",
+            f"{PLAN_GAP}\n> on (queue) group_left (team) (0 * {sl_target} + {t.plan_gap_margin:g})",
+            600,
+            "The schedule plans too few agents for the queue's forecast in the next hour.",
+            "Queue {{ $labels.queue }} ({{ $labels.channel }}) is short of {{ $value | humanize }} agents in an "
+            f"interval of the next hour (more than {t.plan_gap_margin:g}): the schedule plans fewer agents for "
+            "contacts than its forecast needs.",
+            PLAN_GAP,
         ),
         Alert(
             "CCQueueNoContacts",

@@ -243,10 +243,15 @@ QUEUE_DETAIL = DashboardSpec(
         ),
         PanelSpec(
             "Forecast vs actual: offered",
-            "Contacts forecast for the current interval against those offered in the last 15 minutes.",
+            "Contacts forecast for the current interval (an external WFM's when there is one, and the pipeline's own "
+            "beside it) against those offered in the last 15 minutes.",
             "short",
             (
                 (f"sum by (queue, channel) (cc_queue_forecast_offered{{{Q}}})", "forecast {{queue}} {{channel}}"),
+                (
+                    f"sum by (queue, channel) (cc_queue_own_forecast_offered{{{Q}}})",
+                    "pipeline forecast {{queue}} {{channel}}",
+                ),
                 (_count("offered", "15m"), "actual {{queue}} {{channel}}"),
             ),
             anchor="offered",
@@ -258,6 +263,10 @@ QUEUE_DETAIL = DashboardSpec(
             "s",
             (
                 (f"max by (queue, channel) (cc_queue_forecast_aht_seconds{{{Q}}})", "forecast {{queue}} {{channel}}"),
+                (
+                    f"max by (queue, channel) (cc_queue_own_forecast_aht_seconds{{{Q}}})",
+                    "pipeline forecast {{queue}} {{channel}}",
+                ),
                 (_mean("aht", "15m"), "actual {{queue}} {{channel}}"),
             ),
             anchor="average-handle-time-aht",
@@ -335,11 +344,14 @@ STAFFING = DashboardSpec(
     (
         PanelSpec(
             "Required vs staffed",
-            "Agents required for the queue's target at the current arrival rate and AHT, against those staffed.",
+            "Agents required for the queue's target at the current arrival rate and AHT, against those able to "
+            "take its contacts now (over all workers; a multi-skilled agent shared between its queues), and the "
+            "logged-in agents not ready beside them.",
             "short",
             (
-                (f"sum by (queue, channel) (cc_queue_agents_required{{{Q}}})", "required {{queue}} {{channel}}"),
-                (f"sum by (queue, channel) (cc_queue_agents_staffed{{{Q}}})", "staffed {{queue}} {{channel}}"),
+                (f"queue_channel:cc_queue_agents_required:max{{{Q}}}", "required {{queue}} {{channel}}"),
+                (f"queue:cc_queue_agents_staffed:sum{{{Q}}}", "staffed {{queue}}"),
+                (f"queue:cc_queue_agents_not_ready:sum{{{Q}}}", "not ready {{queue}}"),
             ),
             anchor="required-agents",
             width=24,
@@ -348,16 +360,22 @@ STAFFING = DashboardSpec(
             "Staffing gap now",
             "Required minus staffed agents; above zero the queue is short.",
             "short",
-            (
-                (
-                    f"sum by (queue, channel) (cc_queue_agents_required{{{Q}}})\n- "
-                    f"sum by (queue, channel) (cc_queue_agents_staffed{{{Q}}})",
-                    "{{queue}} {{channel}}",
-                ),
-            ),
+            ((f"queue_channel:cc_queue_agents_gap:sum{{{Q}}}", "{{queue}} {{channel}}"),),
             "stat",
             "required-agents",
             thresholds=((None, "green"), (0.5, "red")),
+            width=12,
+        ),
+        PanelSpec(
+            "Plan vs forecast, next hour",
+            "In the worst interval of the next hour: agents the forecast needs (with the queue's shrinkage) minus "
+            "agents the published schedule plans for contacts; above zero the schedule is short "
+            "(docs/staffing.md, CCQueueUnderstaffedNextHour).",
+            "short",
+            ((f"queue_channel:cc_queue_agents_plan_gap_next_hour:max{{{Q}}}", "{{queue}} {{channel}}"),),
+            "stat",
+            "required-agents",
+            thresholds=((None, "green"), (2.5, "red")),
             width=12,
         ),
         PanelSpec(

@@ -409,14 +409,6 @@ class AgentProcessor(EventProcessor):
     def new_state(self) -> AgentState:
         return AgentState(self.settings.interval_seconds, self.settings.allowed_lateness_seconds)
 
-    def logged_in_by_queue(self) -> dict[str, int]:
-        """Agents logged in and serving each queue now, over the partitions this worker owns."""
-        out: dict[str, int] = {}
-        for state in list(self.partitions.values()):
-            for q, counts in state.agents_by_state().items():
-                out[q] = out.get(q, 0) + counts["logged_in"]
-        return out
-
     def _record(self, update, partition: int):
         return build_agent_record(update, self.settings.interval_seconds)
 

@@ -39,6 +39,7 @@ from pipeline.processing.processor import (
 from pipeline.runtime.broker import bootstrap_servers
 from pipeline.runtime.checkpoints import Checkpoints, PartitionStateTable
 from pipeline.runtime.fcr import wire_fcr
+from pipeline.runtime.forecast_job import publish_own_forecast
 from pipeline.runtime.health import (
     STALL_SECONDS,
     BrokerProbe,
@@ -157,6 +158,15 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
     @app.timer(interval=RELEASE_MEMORY_SECONDS)
     async def release_memory() -> None:
         release_free_memory()  # what big transient buffers left free inside the heap (pipeline.runtime.memory)
+
+    if settings.forecast_every_minutes > 0:
+
+        @app.timer(interval=settings.forecast_every_minutes * 60, on_leader=True)
+        async def publish_own_forecast_now() -> None:
+            try:
+                await publish_own_forecast(settings)
+            except Exception:  # a failed forecast must not stop the worker; the next run tries again
+                log.exception("own forecast failed")
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types a handler as taking any *args; this signal sends one
     async def on_revoked(sender: faust.App, revoked: set, **kwargs: Any) -> None:

@@ -203,6 +203,15 @@ class QueueAdherence:
     adherent_ms: int = 0
 
 
+@dataclass(slots=True)
+class QueueCapacity:
+    """The agents of one queue now (`AgentState.capacity_by_queue`)."""
+
+    staffed: float = 0.0  # able to take contacts, shared between an agent's queues (1/k each)
+    ready: int = 0  # able to take contacts, counted fully in each of their queues
+    not_ready: int = 0  # logged in and not ready, counted in each of their queues
+
+
 class AgentState:
     """All agents of one partition of the agent-event topic."""
 
@@ -434,6 +443,30 @@ class AgentState:
                     counts = out[q] = dict.fromkeys(NOW_STATES, 0)
                 counts[s.state] += 1
                 counts["logged_in"] += 1
+        return out
+
+    def capacity_by_queue(self) -> dict[str, QueueCapacity]:
+        """queue -> the capacity of this partition's agents for it now (at the watermark), by the capacity rule:
+        an agent able to take contacts (available, on a contact, in ACW) and serving k queues counts 1/k in each
+        (`staffed`) and 1 in each (`ready`); a logged-in agent not ready counts 1 in each (`not_ready`).
+        The shares of one agent sum to 1, so summed over queues and partitions they count each agent once."""
+        out: dict[str, QueueCapacity] = {}
+        for track in self.agents.values():
+            s = track.now
+            if not s.logged_in or not s.queues:
+                continue
+            queues = set(s.queues)
+            ready = s.state in READY_STATES
+            share = 1.0 / len(queues)
+            for q in queues:
+                c = out.get(q)
+                if c is None:
+                    c = out[q] = QueueCapacity()
+                if ready:
+                    c.staffed += share
+                    c.ready += 1
+                else:
+                    c.not_ready += 1
         return out
 
     # ---- checkpoint ------------------------------------------------------------------------------------

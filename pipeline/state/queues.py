@@ -25,7 +25,7 @@ from __future__ import annotations
 import heapq
 import operator
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -327,16 +327,37 @@ class QueueState:
         return None
 
     def _forecast(self, e: ev.ForecastPublished, t: int, start: int) -> str | None:
-        """The newest forecast by event time wins; the same one again is a duplicate."""
-        new = Forecast(t, e.offered, e.aht_seconds)
+        """The newest forecast by event time wins, but an external WFM's always wins over the pipeline's own (it
+        is what the planners published); the same one again is a duplicate."""
+        new = Forecast(t, e.offered, e.aht_seconds, e.source)
         of_queue = self.forecasts.setdefault((e.queue_id, e.channel), {})
         old = of_queue.get(start)
-        if old == new:
+        if old is not None and (old.published_at, old.offered, old.aht_seconds, old.source) == (
+            t,
+            e.offered,
+            e.aht_seconds,
+            e.source,
+        ):
             return DUPLICATE
         if old is None:
             heapq.heappush(self._forecast_due, (start, e.queue_id, e.channel))
-        if old is None or t >= old.published_at:
             of_queue[start] = new
+        elif new.source == "pipeline" and old.source == "wfm":  # kept beside the WFM's, which stays compared
+            if (old.own_published_at, old.own_offered, old.own_aht_seconds) == (t, e.offered, e.aht_seconds):
+                return DUPLICATE
+            if t >= old.own_published_at:
+                of_queue[start] = replace(old, own_published_at=t, own_offered=e.offered, own_aht_seconds=e.aht_seconds)
+        elif new.source == "wfm" and old.source == "pipeline":  # the WFM's wins; the pipeline's is kept beside
+            of_queue[start] = replace(
+                new, own_published_at=old.published_at, own_offered=old.offered, own_aht_seconds=old.aht_seconds
+            )
+        elif t >= old.published_at:  # the same source: the newer
+            of_queue[start] = replace(
+                new,
+                own_published_at=old.own_published_at,
+                own_offered=old.own_offered,
+                own_aht_seconds=old.own_aht_seconds,
+            )
         self._observe(e.queue_id, t)
         return None
 

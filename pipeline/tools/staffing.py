@@ -278,6 +278,14 @@ def report(
 
 def main_staffing(argv: list[str]) -> int:
     """Run the what-if command as the command line asks."""
+    if argv[:1] == ["plan-bench"]:
+        from pipeline.tools.plan_bench import main_plan_bench
+
+        return main_plan_bench(argv[1:])
+    if argv[:1] == ["plan"]:
+        from pipeline.tools.staffing_plan import main_plan
+
+        return main_plan(argv[1:])
     args = _parser().parse_args(argv)
     target, threshold = args.target
     report(

@@ -5,6 +5,8 @@ Pure: takes queue counts and the queue's settings, returns the Erlang figures (d
 - AHT = handle time / handled over the same span (no handled contacts: no estimate);
 - patience (Erlang A) = total time contacts spent waiting / abandons: the maximum-likelihood estimate of an
   exponential patience when answered contacts' waits are censored observations. No abandons: Erlang C.
+- chat: an agent handles `chat_concurrency` contacts at once, so it is that many Erlang servers: required
+  agents = servers / concurrency, rounded up; the agents staffed give staffed x concurrency servers.
 """
 
 from __future__ import annotations
@@ -35,24 +37,33 @@ def observed_traffic(c: QueueCounts, span_seconds: float) -> Traffic | None:
 
 
 def requirement(t: Traffic, rules: QueueSettings) -> Staffing:
-    """The fewest agents meeting the queue's headline service level target (Erlang A when customers abandon)."""
+    """The fewest Erlang servers meeting the queue's headline service level target (Erlang A when customers
+    abandon) under its occupancy cap. For agents, see `agents_needed` (chat concurrency)."""
     return required_agents(
         t.rate_per_second,
         t.aht,
         rules.service_level_threshold_seconds,
         min(rules.service_level_target, 0.999),
         patience=t.patience,
+        max_occupancy=rules.max_occupancy,
         variant=rules.service_level_variant,
         short_abandon_seconds=rules.short_abandon_seconds,
     )
 
 
-def prediction(t: Traffic, rules: QueueSettings, staffed: int) -> Prediction | None:
-    """Service level and ASA that `staffed` agents give at this traffic (None without agents)."""
-    if staffed <= 0:
+def agents_needed(servers: int, rules: QueueSettings) -> int:
+    """Agents giving `servers` Erlang servers: each handles `chat_concurrency` contacts at once."""
+    return -(-servers // rules.chat_concurrency)
+
+
+def prediction(t: Traffic, rules: QueueSettings, staffed: float) -> Prediction | None:
+    """Service level and ASA that `staffed` agents (a share may be fractional) give at this traffic: their whole
+    Erlang servers, staffed x concurrency rounded down (None without a server)."""
+    servers = int(staffed * rules.chat_concurrency + 1e-9)
+    if servers <= 0:
         return None
     return predict(
-        staffed,
+        servers,
         t.rate_per_second,
         t.aht,
         rules.service_level_threshold_seconds,

@@ -83,6 +83,7 @@ class CenterConfig:
     anonymous_prob: float = 0.03  # contacts with no known customer (customer_id None)
     training_prob: float = 0.1  # shifts that include a training session
     duration_sigma: float = 0.6  # shape of the lognormal talk, hold and ACW times
+    weekly_load: tuple[float, ...] = (1.0,) * 7  # Monday..Sunday (UTC) factors of the intraday curve, in [0, 1]
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
@@ -91,6 +92,8 @@ class CenterConfig:
             raise ValueError("duration_hours and shift_hours must be positive")
         if self.agents < 0 or self.chat_concurrency < 1 or self.rate_scale < 0:
             raise ValueError("agents and rate_scale must be >= 0, chat_concurrency >= 1")
+        if len(self.weekly_load) != 7 or not all(0 <= x <= 1 for x in self.weekly_load):
+            raise ValueError("weekly_load needs 7 factors (Monday..Sunday) in [0, 1]")
         if not 0 <= self.chat_agent_share <= 1:
             raise ValueError("chat_agent_share must be between 0 and 1")
         ids = [q.queue_id for q in self.queues]
@@ -111,7 +114,9 @@ class CenterConfig:
 
     def load_at(self, seconds: float) -> float:
         """The intraday curve at a simulated time (seconds since start)."""
-        return intraday_load((self._start_hour + seconds / 3600) % 24)
+        hours = self._start_hour + seconds / 3600
+        day = (self.start.astimezone(UTC).weekday() + int(hours // 24)) % 7
+        return intraday_load(hours % 24) * self.weekly_load[day]
 
     def with_load_of(self, reference: CenterConfig) -> CenterConfig:
         """This center with `rate_scale` set so that customers get about the service of `reference`.
