@@ -1,4 +1,4 @@
-"""`python -m pipeline <command>`: run, worker, replay, simulate, staffing, schemas, catalogue, ops-config."""
+"""`python -m pipeline <command>`: run, worker, replay, simulate, sink, staffing, schemas, catalogue, ops-config."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "staffing", help="what-if staffing: agents for a service level target (Erlang C / A)", add_help=False
     )
+    sub.add_parser("sink", help="write the KPI topic into PostgreSQL or Parquet, exactly once", add_help=False)
     sub.add_parser("schemas", help="regenerate schemas/*.json from the contract's classes")
     sub.add_parser("catalogue", help="regenerate docs/kpis.md and docs/settings.md from the code")
     sub.add_parser("ops-config", help="regenerate deploy/ rules and configs, and grafana/ dashboards", add_help=False)
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.tools.bench import main_bench
 
         return main_bench(argv[1:])
+    if argv[:1] == ["sink"]:
+        from pipeline.tools.sinks.cli import main_sink
+
+        return main_sink(argv[1:])
     if argv[:1] == ["ops-config"]:
         from pipeline.tools.ops_config import main_ops_config
 

@@ -19,11 +19,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.core.settings import QueueConfig, Settings, load_settings
 from pipeline.runtime.broker import bootstrap_servers, ensure_topics, free_port
 from pipeline.runtime.producer import EventWriter
+from pipeline.tools.kpi_topic import read_final_records
 from pipeline.tools.run import broker_for, worker_process
 
 
@@ -37,6 +37,7 @@ class ReplaySummary:
     late: int
     seconds: float
     metrics: str  # the worker's /metrics text at the end
+    topic_prefix: str = ""  # the replay's topics (left on the broker): `<prefix>.kpis` holds every revision
 
 
 def read_events(path: Path):
@@ -61,50 +62,6 @@ async def _produce(
             _progress(f"sent {min(i + step, len(events))}/{len(events)} events")
         await writer.heartbeat(closing)
         return writer.sent_messages, writer.ends[settings.topic("contact-events")]
-
-
-async def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(settings))
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        if not tps:
-            await consumer.topics()  # refreshes the metadata
-            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        return {tp.partition: off for tp, off in (await consumer.end_offsets(tps)).items()}
-    finally:
-        await consumer.stop()
-
-
-async def read_final_records(settings: Settings) -> list[dict]:
-    """Every final record on the KPI topic, of every kind (queue, agent, fcr), as JSON objects: the last
-    revision of each key, read up to the topic's current end."""
-    topic = settings.topic("kpis")
-    ends = await _end_offsets(settings, topic)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(settings), enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    latest: dict[bytes, dict] = {}
-    try:
-        tps = [TopicPartition(topic, p) for p, end in ends.items() if end > 0]
-        consumer.assign(tps)
-        for tp in tps:
-            consumer.seek(tp, 0)
-        remaining = {tp for tp in tps}
-        while remaining:
-            batches = await consumer.getmany(timeout_ms=1000)
-            for tp, msgs in batches.items():
-                for m in msgs:
-                    r = orjson.loads(m.value)
-                    if m.key not in latest or r["revision"] >= latest[m.key]["revision"]:
-                        latest[m.key] = r
-                    if m.offset + 1 >= ends[tp.partition]:
-                        remaining.discard(tp)
-    finally:
-        await consumer.stop()
-    finals = [r for r in latest.values() if r["final"]]
-    return sorted(finals, key=lambda r: (r.get("kind", "queue"), r["interval_start"], sorted(r.items()).__repr__()))
 
 
 def _get(url: str) -> bytes:
@@ -188,6 +145,7 @@ def replay(events_file: Path, kpi_out: Path, events_per_message: int = 100, time
         late=progress.get("late", 0),
         seconds=time.monotonic() - started,
         metrics=metrics,
+        topic_prefix=settings.topic_prefix,
     )
 
 
