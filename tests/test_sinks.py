@@ -447,3 +447,30 @@ def test_sink_metrics_page_counts_what_it_wrote(broker, day, tmp_path):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_postgres_sink_waits_out_a_frozen_broker_and_loses_nothing(broker, day, pg, tmp_path):
+    """The broker stopped (SIGSTOP) for 15 s mid-stream: the sink neither exits nor skips, and ends equal."""
+    dsn = database(pg)
+    total = len(day.records)
+    log = tmp_path / "sink.log"
+    proc = start_sink(broker, day.prefix, log, "postgres", "--dsn", dsn, "--batch-records", "5", "--no-metrics")
+    try:
+        wait_for("rows before the freeze", lambda: count_rows(dsn) > total // 5, log=log)
+        os.kill(broker.proc.pid, signal.SIGSTOP)
+        try:
+            frozen_at = count_rows(dsn)
+            time.sleep(15)
+            assert proc.poll() is None and count_rows(dsn) < total
+        finally:
+            os.kill(broker.proc.pid, signal.SIGCONT)
+        wait_for("every row", lambda: count_rows(dsn) == total, timeout=90, log=log)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+    assert 0 < frozen_at < total
+    # a commit in flight when the broker froze times out: the outage is logged once, and its end
+    text = log.read_text()
+    assert text.count("broker unavailable") == text.count("broker back after") <= 1, text[-3000:]
+    assert_same(stored(dsn), day.records)

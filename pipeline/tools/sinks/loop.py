@@ -38,6 +38,7 @@ log = logging.getLogger("pipeline.sink")
 MAX_BACKOFF_SECONDS = 10.0
 PROGRESS_SECONDS = 5.0
 START_TIMEOUT_SECONDS = 15.0
+COMMIT_TIMEOUT_SECONDS = 5.0  # longer than this, the broker is taken as away (logged once, retried)
 
 
 class SinkError(Exception):
@@ -246,10 +247,10 @@ async def run_sink(settings: Settings, target: Target, options: SinkOptions, top
                 commit = {TopicPartition(topic, p): OffsetAndMetadata(o, "") for p, o in next_offsets.items()}
                 while not stop.is_set():
                     try:
-                        await consumer.commit(commit)
+                        await asyncio.wait_for(consumer.commit(commit), COMMIT_TIMEOUT_SECONDS)
                         broker_outage.ok()
                         break
-                    except KafkaError as exc:  # the write is done; a later commit (or none) re-delivers no-ops
+                    except (KafkaError, TimeoutError) as exc:  # the write is done: a re-delivery would be no-ops
                         await asyncio.sleep(broker_outage.failed(exc))
                 now = time.time()
                 for it in items:
