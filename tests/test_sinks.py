@@ -25,13 +25,13 @@ import msgspec
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from pgserver import PostgresServer, why_not
 
 from pipeline.core.settings import load_settings
 from pipeline.runtime.broker import ensure_topics
 from pipeline.tools.kpi_topic import KINDS
 from pipeline.tools.replay import replay
 from pipeline.tools.simulate import CenterConfig, simulate, write_jsonl
+from pipeline.tools.sinks.pgserver import PostgresServer, why_not
 
 pytestmark = pytest.mark.integration
 
@@ -388,7 +388,7 @@ def test_parquet_sink_files_equal_the_records_survive_a_kill_and_rewrite_identic
         "--dir",
         str(b),
         "--batch-records",
-        "5",
+        "20",
         "--no-metrics",
         "--group",
         f"b-{run}",
@@ -401,7 +401,7 @@ def test_parquet_sink_files_equal_the_records_survive_a_kill_and_rewrite_identic
         first.kill()
     partial = files(b)
     assert partial != written, "the kill must land mid-stream"
-    rest = run_sink(broker, day.prefix, "parquet", "--dir", str(b), "--batch-records", "5", "--group", f"b-{run}")
+    rest = run_sink(broker, day.prefix, "parquet", "--dir", str(b), "--group", f"b-{run}")
     assert rest.returncode == 0, rest.stderr
     assert files(b) == written
 
@@ -450,7 +450,7 @@ def test_sink_metrics_page_counts_what_it_wrote(broker, day, tmp_path):
 
 
 def test_postgres_sink_waits_out_a_frozen_broker_and_loses_nothing(broker, day, pg, tmp_path):
-    """The broker stopped (SIGSTOP) for 15 s mid-stream: the sink neither exits nor skips, and ends equal."""
+    """The broker stopped (SIGSTOP) for 10 s mid-stream: the sink neither exits nor skips, and ends equal."""
     dsn = database(pg)
     total = len(day.records)
     log = tmp_path / "sink.log"
@@ -460,7 +460,7 @@ def test_postgres_sink_waits_out_a_frozen_broker_and_loses_nothing(broker, day, 
         os.kill(broker.proc.pid, signal.SIGSTOP)
         try:
             frozen_at = count_rows(dsn)
-            time.sleep(15)
+            time.sleep(10)
             assert proc.poll() is None and count_rows(dsn) < total
         finally:
             os.kill(broker.proc.pid, signal.SIGCONT)
@@ -474,3 +474,28 @@ def test_postgres_sink_waits_out_a_frozen_broker_and_loses_nothing(broker, day, 
     text = log.read_text()
     assert text.count("broker unavailable") == text.count("broker back after") <= 1, text[-3000:]
     assert_same(stored(dsn), day.records)
+
+
+def test_bench_phase_sinks_reports_throughput_and_delay_of_both_sinks(broker, pg, tmp_path, monkeypatch):
+    """`bench --phases sinks` at tiny sizes: every figure there and positive (no timing asserted)."""
+    from pipeline.__main__ import main
+
+    monkeypatch.setenv("PIPELINE_BROKER_URL", broker.bootstrap)
+    monkeypatch.setenv("PIPELINE_SINK_DSN", pg.dsn)
+    out = tmp_path / "bench.json"
+    args = [
+        "--sink-records",
+        "1000",
+        "--sink-agents",
+        "5",
+        "--rounds",
+        "1",
+        "--sink-rate",
+        "100",
+        "--sink-seconds",
+        "2",
+    ]
+    assert main(["bench", "--phases", "sinks", *args, "--json", str(out), "--log-dir", str(tmp_path)]) == 0
+    rows = orjson.loads(out.read_bytes())["figures"]
+    assert [r["figure"].split(":")[0] for r in rows] == ["sink postgres"] * 2 + ["sink parquet"] * 2
+    assert all(r["value"] > 0 for r in rows), rows

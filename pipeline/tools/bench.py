@@ -56,6 +56,7 @@ from pipeline.tools.replay import _get, _produce, replay, wait_until_done
 from pipeline.tools.run import broker_for, worker_process
 
 PHASES = ("processors", "throughput", "latency", "memory", "replay")
+OPT_IN_PHASES = ("sinks",)  # run only when named: `--phases sinks` (pipeline/tools/bench_sinks.py)
 PROBE_QUEUE = "bench-probe"
 EVENTS_PER_AGENT_DAY = 430  # a simulated day gives about this many events per agent (1,000 agents: ~436,000)
 
@@ -926,6 +927,10 @@ def figures(results: dict) -> list[dict]:
             "< 60 s",
             rep["seconds"] < 60,
         )
+    if results.get("sinks"):
+        from pipeline.tools.bench_sinks import figures as sink_figures
+
+        sink_figures(results["sinks"], row)
     return rows
 
 
@@ -983,6 +988,11 @@ def bench(opts: argparse.Namespace) -> dict:
             results["broker"] = "external" if base.broker_url else "embedded Tansu (same machine)"
             for name, phase in on_broker:
                 results[name] = phase(settings, opts, run_id, log_dir)
+    if "sinks" in opts.phases:
+        from pipeline.tools.bench_sinks import bench_sinks
+
+        with broker_for(base, log_dir) as settings:
+            results["sinks"] = bench_sinks(settings, opts, run_id, log_dir)
     if "replay" in opts.phases and opts.replay_agents > 0:
         results["replay"] = replay_day(opts, log_dir)  # like the command: its own embedded broker
     results["figures"] = figures(results)
@@ -998,9 +1008,10 @@ def _at_least_one(text: str) -> int:
 
 def _phases(text: str) -> tuple[str, ...]:
     names = tuple(p.strip() for p in text.split(",") if p.strip())
-    unknown = [p for p in names if p not in PHASES]
+    unknown = [p for p in names if p not in PHASES + OPT_IN_PHASES]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown phase(s) {', '.join(unknown)}: allowed {', '.join(PHASES)}")
+        allowed = ", ".join(PHASES + OPT_IN_PHASES)
+        raise argparse.ArgumentTypeError(f"unknown phase(s) {', '.join(unknown)}: allowed {allowed}")
     return names
 
 
@@ -1039,8 +1050,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--queues", type=int, default=200, help="queues of the memory run's center")
     p.add_argument("--memory-hours", type=float, default=24.0, help="simulated hours of the memory run")
     p.add_argument("--replay-agents", type=int, default=1000, help="agents of the replayed day (0: skip)")
-    p.add_argument("--phases", type=_phases, default=PHASES, help=f"comma-separated subset of {','.join(PHASES)}")
+    p.add_argument(
+        "--phases",
+        type=_phases,
+        default=PHASES,
+        help=f"comma-separated subset of {','.join(PHASES)} (default: all), or {','.join(OPT_IN_PHASES)}",
+    )
     p.add_argument("--seed", type=int, default=1)
+    from pipeline.tools.bench_sinks import add_arguments
+
+    add_arguments(p)
     p.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     p.add_argument("--log-dir", type=Path, help="where logs go (default: a new temporary directory)")
     return p

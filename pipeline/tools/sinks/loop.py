@@ -105,6 +105,7 @@ class SinkSummary:
             f"{name}: {self.read} records read in {self.seconds:.1f}s ({rate:.0f}/s), {self.written} rows written, "
             f"{self.not_newer} not newer than the stored revision, {self.provisional_skipped} provisional skipped, "
             f"{bad} bad{f' ({reasons})' if bad else ''}, {self.outages} outages"
+            + (f"; publication to written: median {self.median_delay:.3f}s" if self.delays else "")
         )
 
 
@@ -228,6 +229,8 @@ async def run_sink(settings: Settings, target: Target, options: SinkOptions, top
                     await consumer.seek_to_beginning(tp)
         # else: the group's committed offsets, or the beginning (auto_offset_reset)
         ends = await consumer.end_offsets(tps) if options.until_end else {}
+        positions = {tp.partition: await _position(consumer, tp) for tp in tps}
+        log.info("%s sink: reading %s from offsets %s", target.name, topic, positions)
         db_outage, broker_outage = _Outage("database", summary, metrics), _Outage("broker", summary, metrics)
         while not stop.is_set():
             if options.until_end and await _caught_up(consumer, ends):

@@ -1,6 +1,6 @@
-"""A throw-away PostgreSQL server for the sink tests: Debian's `postgresql` binaries, a temporary data directory,
-loopback only, trust authentication. Run as the `postgres` user when the tests run as root (postgres refuses
-root), so it works in CI (`.ci/run` installs the package)."""
+"""A throw-away PostgreSQL server for the sink tests and the sinks' benchmark: the installed server binaries
+(Debian's `postgresql`), a temporary data directory, loopback only, trust authentication, no fsync. Run as the
+`postgres` user when started by root (postgres refuses root), so it works in CI (`.ci/run` installs the package)."""
 
 from __future__ import annotations
 
