@@ -184,6 +184,7 @@ async def _start_consumer(settings: Settings, topic: str, group: str) -> tuple[A
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         request_timeout_ms=10_000,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,  # Tansu holds a fetch this long even when records are there
         retry_backoff_ms=500,
     )
     try:
@@ -209,7 +210,13 @@ async def run_sink(settings: Settings, target: Target, options: SinkOptions, top
     topic = topic or settings.topic("kpis")
     summary, metrics = SinkSummary(), SinkMetrics(target.name)
     if options.metrics_port is not None:
-        server, _ = start_http_server(options.metrics_port, settings.web_host, metrics.registry)
+        try:
+            server, _ = start_http_server(options.metrics_port, settings.web_host, metrics.registry)
+        except OSError as exc:
+            raise SinkError(
+                f"cannot serve /metrics on {settings.web_host}:{options.metrics_port} ({exc.strerror}): "
+                "set --metrics-port or PIPELINE_SINK_WEB_PORT, or --no-metrics"
+            ) from None
         log.info("%s sink: /metrics on http://%s:%d/metrics", target.name, settings.web_host, server.server_port)
     consumer, tps = await _start_consumer(settings, topic, options.group)
     stop = asyncio.Event()
