@@ -220,13 +220,18 @@ def test_postgres_sink_stores_every_final_record_and_the_views_add_up(broker, da
         assert adherence == (pytest.approx(adherent / scheduled) if scheduled else None)
 
 
-def test_a_later_revision_replaces_an_earlier_one_never_the_reverse_and_bad_records_are_counted(broker, day, pg):
+def test_a_later_revision_replaces_an_earlier_one_never_the_reverse_and_bad_records_are_counted(
+    broker, day, pg, tmp_path
+):
     """A topic of its own: a record, then an older revision of it (changed) re-delivered; another record, then a newer
     revision of it; a provisional record; and five kinds of bad message."""
     prefix = f"rev-{uuid.uuid4().hex[:8]}"
     settings = load_settings(broker_url=broker.bootstrap, topic_prefix=prefix)
     asyncio.run(ensure_topics(settings))
-    a, b, c = [r for r in day.records.values() if r.kind == "queue"][:3]
+    a, b, c, d = [r for r in day.records.values() if r.kind == "queue"][:4]
+    # valid records that a store cannot hold: a NUL in a text (PostgreSQL), an integer beyond 64 bits (both)
+    nul = msgspec.structs.replace(d, queue_id="q\x00ueue")
+    huge = msgspec.structs.replace(d, offered=2**64)
     older_a = msgspec.structs.replace(a, revision=a.revision - 1, offered=a.offered + 1000)
     newer_b = msgspec.structs.replace(b, revision=b.revision + 1, offered=b.offered + 7)
     provisional_c = msgspec.structs.replace(c, final=False)
@@ -242,6 +247,9 @@ def test_a_later_revision_replaces_an_earlier_one_never_the_reverse_and_bad_reco
         (c.key, b'{"kind": "queue", "revision": "x"}'),
         ("wrong|key", enc(c)),
         (c.key, None),
+        (nul.key, enc(nul)),
+        (huge.key, enc(huge)),
+        (d.key, enc(d)),
     ]
 
     async def produce() -> None:
@@ -257,17 +265,27 @@ def test_a_later_revision_replaces_an_earlier_one_never_the_reverse_and_bad_reco
     dsn = database(pg)
     done = run_sink(broker, prefix, "postgres", "--dsn", dsn)
     assert done.returncode == 0, done.stderr
-    assert stored(dsn) == {a.key: a, b.key: newer_b}
+    assert stored(dsn) == {a.key: a, b.key: newer_b, d.key: d}
     summary = done.stderr.strip().splitlines()[-1]
-    assert "10 records read" in summary and "3 rows written" in summary and "1 not newer" in summary
+    assert "13 records read" in summary and "4 rows written" in summary and "1 not newer" in summary
     assert "1 provisional skipped" in summary
-    assert "5 bad (empty 1, invalid_record 1, key_mismatch 1, not_json 1, unknown_kind 1)" in summary
-    assert done.stderr.count("bad record at") == 5  # each logged with where it is
+    assert (
+        "7 bad (empty 1, invalid_record 1, key_mismatch 1, not_json 1, rejected_by_target 2, unknown_kind 1)" in summary
+    )
+    assert done.stderr.count("bad record at") == 7  # each logged with where it is
     # with --provisional the provisional record is written too, final false
     dsn = database(pg)
     with_provisional = run_sink(broker, prefix, "postgres", "--dsn", dsn, "--provisional", "--group", "p")
     assert with_provisional.returncode == 0, with_provisional.stderr
-    assert stored(dsn) == {a.key: a, b.key: newer_b, c.key: provisional_c}
+    assert stored(dsn) == {a.key: a, b.key: newer_b, c.key: provisional_c, d.key: d}
+
+    # the Parquet sink keeps the same rules (and can hold the NUL)
+    parquet = run_sink(broker, prefix, "parquet", "--dir", str(tmp_path), "--group", "q")
+    assert parquet.returncode == 0, parquet.stderr
+    assert read_parquet(tmp_path) == {a.key: a, b.key: newer_b, d.key: d, nul.key: nul}
+    assert "6 bad (empty 1, invalid_record 1, key_mismatch 1, not_json 1, rejected_by_target 1, unknown_kind 1)" in (
+        parquet.stderr
+    )
 
 
 def test_postgres_sink_killed_mid_stream_then_database_restarted_still_equal(broker, day, pg, tmp_path):

@@ -38,6 +38,7 @@ log = logging.getLogger("pipeline.sink")
 MAX_BACKOFF_SECONDS = 10.0
 PROGRESS_SECONDS = 5.0
 START_TIMEOUT_SECONDS = 15.0
+REJECTED = "rejected_by_target"  # a valid record the database or Parquet cannot hold (a NUL in a text, ...)
 COMMIT_TIMEOUT_SECONDS = 5.0  # longer than this, the broker is taken as away (logged once, retried)
 
 
@@ -58,6 +59,7 @@ class Item:
 class Target(Protocol):
     name: str
     unavailable: tuple[type[Exception], ...]  # errors that mean "not reachable now": wait and retry
+    rejected: list[tuple[Item, str]]  # after a write: the records it could not hold (counted as bad), and why
 
     def stored_offsets(self, topic: str) -> dict[int, int] | None:
         """The next offset per partition this target stored with its data; None: it stores none (the group's)."""
@@ -142,7 +144,7 @@ class SinkMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
             registry=r,
         ).labels(sink)
-        for reason in BAD_REASONS:
+        for reason in (*BAD_REASONS, REJECTED):
             self.bad.labels(sink, reason)
         for kind in KINDS:
             self.written.labels(sink, kind)
@@ -262,6 +264,9 @@ async def run_sink(settings: Settings, target: Target, options: SinkOptions, top
                         break
                     except (KafkaError, TimeoutError) as exc:  # the write is done: a re-delivery would be no-ops
                         await asyncio.sleep(broker_outage.failed(exc))
+                for it, why in target.rejected:
+                    _bad(summary, metrics, REJECTED, it.partition, it.offset, topic, why)
+                items = [it for it in items if all(it is not r for r, _ in target.rejected)]
                 now = time.time()
                 for it in items:
                     metrics.delay.observe(max(0.0, now - it.published))
@@ -325,16 +330,7 @@ def _decode(
         try:
             record = decode_kpi(m.key, m.value)
         except BadRecord as exc:
-            summary.bad[exc.reason] = summary.bad.get(exc.reason, 0) + 1
-            metrics.bad.labels(metrics.sink, exc.reason).inc()
-            log.warning(
-                "bad record at %s[%d]@%d: %s (%s); skipped",
-                m.topic,
-                m.partition,
-                m.offset,
-                exc.reason,
-                exc.detail[:200],
-            )
+            _bad(summary, metrics, exc.reason, m.partition, m.offset, m.topic, exc.detail)
             continue
         if not record.final and not options.provisional:
             summary.provisional_skipped += 1
@@ -342,6 +338,14 @@ def _decode(
             continue
         items.append(Item(record, m.partition, m.offset, m.timestamp / 1000))
     return items
+
+
+def _bad(
+    summary: SinkSummary, metrics: SinkMetrics, reason: str, partition: int, offset: int, topic: str, why: str
+) -> None:
+    summary.bad[reason] = summary.bad.get(reason, 0) + 1
+    metrics.bad.labels(metrics.sink, reason).inc()
+    log.warning("bad record at %s[%d]@%d: %s (%s); skipped", topic, partition, offset, reason, why[:200])
 
 
 async def _retry(

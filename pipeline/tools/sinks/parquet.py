@@ -80,6 +80,7 @@ class ParquetTarget:
             raise SinkError(f"cannot create the directory {root}: {exc.strerror}") from None
         self.root = root
         self.schemas = {kind: schema(kind) for kind in KINDS}
+        self.rejected: list[tuple[Item, str]] = []
 
     def stored_offsets(self, topic: str) -> dict[int, int] | None:
         return None  # the files hold no offsets: the group's committed offsets say where to resume
@@ -91,23 +92,35 @@ class ParquetTarget:
         return self.root / f"kind={kind}" / f"date={start.astimezone(self.zone).date().isoformat()}" / FILE_NAME
 
     def write(self, items: list[Item], topic: str, next_offsets: dict[int, int]) -> dict[str, int]:
+        self.rejected = []
         by_file: dict[Path, list[Item]] = {}
         for it in items:
             by_file.setdefault(self.path(it.record.kind, it.record.interval_start), []).append(it)
         changed: dict[str, int] = {}
         for path, file_items in sorted(by_file.items()):
             kind = file_items[0].record.kind
-            rows = {r["key"]: r for r in _read(path)} if path.exists() else {}
-            n = 0
-            for it in file_items:
-                old = rows.get(it.record.key)
-                if old is None or it.record.revision > old["revision"]:
-                    rows[it.record.key] = row(it.record)
-                    n += 1
+            stored = {r["key"]: r for r in _read(path)} if path.exists() else {}
+            rows, n = _merge(stored, file_items)
             if n:
-                self._replace(path, pa.Table.from_pylist([rows[k] for k in sorted(rows)], schema=self.schemas[kind]))
+                try:
+                    table = pa.Table.from_pylist([rows[k] for k in sorted(rows)], schema=self.schemas[kind])
+                except (pa.ArrowException, OverflowError, TypeError, ValueError):
+                    # a record Parquet cannot hold (an integer beyond 64 bits, ...): set it aside, merge the others
+                    good = [it for it in file_items if self._fits(kind, it)]
+                    rows, n = _merge(stored, good)
+                    table = pa.Table.from_pylist([rows[k] for k in sorted(rows)], schema=self.schemas[kind])
+                if n:
+                    self._replace(path, table)
             changed[kind] = changed.get(kind, 0) + n
         return changed
+
+    def _fits(self, kind: str, it: Item) -> bool:
+        try:
+            pa.Table.from_pylist([row(it.record)], schema=self.schemas[kind])
+            return True
+        except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
+            self.rejected.append((it, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+            return False
 
     def _replace(self, path: Path, table: pa.Table) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +142,17 @@ class ParquetTarget:
 
     def close(self) -> None:
         pass
+
+
+def _merge(stored: dict[str, dict[str, Any]], items: list[Item]) -> tuple[dict[str, dict[str, Any]], int]:
+    """The file's rows with the items merged in (a key's row replaced only by a higher revision); replacements."""
+    rows, n = dict(stored), 0
+    for it in items:
+        old = rows.get(it.record.key)
+        if old is None or it.record.revision > old["revision"]:
+            rows[it.record.key] = row(it.record)
+            n += 1
+    return rows, n
 
 
 def _read(path: Path) -> list[dict[str, Any]]:

@@ -90,6 +90,7 @@ class PostgresTarget:
 
     def __init__(self, dsn: str, group: str) -> None:
         self.dsn, self.group = dsn, group
+        self.rejected: list[tuple[Item, str]] = []
         self.columns = {kind: columns(cls) for kind, cls in KINDS.items()}
         self.upserts = {kind: self._upsert(kind) for kind in KINDS}
         try:
@@ -172,18 +173,33 @@ class PostgresTarget:
             return {int(p): int(o) for p, o in cur.fetchall()}
 
     def write(self, items: list[Item], topic: str, next_offsets: dict[int, int]) -> dict[str, int]:
+        self.rejected = []
+        try:
+            return self._write(items, topic, next_offsets, isolate=False)
+        except psycopg.DataError:  # a value the database refuses (out of bigint's range, a NUL in a text, ...)
+            return self._write(items, topic, next_offsets, isolate=True)
+
+    def _write(self, items: list[Item], topic: str, next_offsets: dict[int, int], isolate: bool) -> dict[str, int]:
+        """One transaction; with `isolate`, each record in a savepoint of its own, the refused ones set aside."""
         changed: dict[str, int] = {}
         with self.conn.transaction(), self.conn.cursor() as cur:
-            rows: dict[str, list[list[Any]]] = {}
+            rows: dict[str, list[tuple[Item, list[Any]]]] = {}
             for it in items:  # in topic order: a later revision of a key in the same batch replaces an earlier one
                 r = it.record
-                rows.setdefault(r.kind, []).append(
-                    [r.key, *(_value(c, getattr(r, c.name)) for c in self.columns[r.kind]), it.partition, it.offset]
-                    + [_timestamp(it.published)]
-                )
+                values = [r.key, *(_value(c, getattr(r, c.name)) for c in self.columns[r.kind]), it.partition]
+                rows.setdefault(r.kind, []).append((it, [*values, it.offset, _timestamp(it.published)]))
             for kind, kind_rows in rows.items():
-                cur.executemany(self.upserts[kind], kind_rows)  # one pipelined round trip; rowcount sums the rows
-                changed[kind] = cur.rowcount
+                if not isolate:
+                    cur.executemany(self.upserts[kind], [v for _, v in kind_rows])  # pipelined; rowcount: the sum
+                    changed[kind] = cur.rowcount
+                    continue
+                for it, v in kind_rows:
+                    try:
+                        with self.conn.transaction():
+                            cur.execute(self.upserts[kind], v)
+                            changed[kind] = changed.get(kind, 0) + cur.rowcount
+                    except psycopg.DataError as exc:
+                        self.rejected.append((it, _first_line(str(exc))))
             cur.executemany(
                 "INSERT INTO kpi_sink_offsets VALUES (%s, %s, %s, %s, clock_timestamp()) "
                 "ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = excluded.next_offset, "
@@ -194,6 +210,11 @@ class PostgresTarget:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _timestamp(epoch: float) -> datetime:
