@@ -350,6 +350,7 @@ def test_postgres_sink_user_mistakes_are_one_sentence_and_exit_2_without_the_pas
         PIPELINE_SINK_DSN=pg.dsn,
     )
     assert no_broker.returncode == 2 and "cannot reach the Kafka broker" in no_broker.stderr, no_broker.stderr
+    assert len(no_broker.stderr.strip().splitlines()) == 1, no_broker.stderr
     assert pg.dsn not in no_broker.stderr
 
 

@@ -176,10 +176,13 @@ class _Outage:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    name = type(exc).__name__
+    return (text[0] if text[0].startswith(name) else f"{name}: {text[0]}") if text else name
 
 
 async def _start_consumer(settings: Settings, topic: str, group: str) -> tuple[AIOKafkaConsumer, list[TopicPartition]]:
+    if not settings.broker_url:
+        raise SinkError("PIPELINE_BROKER_URL is empty: set it to the pipeline's Kafka (a sink starts no broker)")
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers(settings),
         group_id=group,
@@ -189,6 +192,9 @@ async def _start_consumer(settings: Settings, topic: str, group: str) -> tuple[A
         fetch_max_wait_ms=settings.fetch_max_wait_ms,  # Tansu holds a fetch this long even when records are there
         retry_backoff_ms=500,
     )
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)  # an unreachable broker at start is one sentence of ours, below
     try:
         await asyncio.wait_for(consumer.start(), START_TIMEOUT_SECONDS)
         parts = consumer.partitions_for_topic(topic)
@@ -197,10 +203,12 @@ async def _start_consumer(settings: Settings, topic: str, group: str) -> tuple[A
             parts = consumer.partitions_for_topic(topic)
     except (KafkaError, OSError, TimeoutError) as exc:
         await consumer.stop()
+        client_log.setLevel(level)
         raise SinkError(
             f"cannot reach the Kafka broker at {settings.broker_url or '(PIPELINE_BROKER_URL is empty)'}: "
             f"{_first_line(exc)}"
         ) from None
+    client_log.setLevel(level)
     if not parts:
         await consumer.stop()
         raise SinkError(f"the topic {topic} does not exist on {settings.broker_url} (check PIPELINE_TOPIC_PREFIX)")
