@@ -1,5 +1,5 @@
-"""`python -m pipeline <command>`: run, worker, webhook, replay, simulate, ingest, staffing, forecast, report, schemas,
-catalogue, ops-config."""
+"""`python -m pipeline <command>`: run, worker, webhook, replay, simulate, ingest, sink, staffing, forecast, report,
+schemas, catalogue, ops-config."""
 
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "forecast", help="forecast offered and AHT per queue and interval; `forecast backtest`", add_help=False
     )
+    sub.add_parser("sink", help="write the KPI topic into PostgreSQL or Parquet, exactly once", add_help=False)
     sub.add_parser("schemas", help="regenerate schemas/*.json from the contract's classes")
     sub.add_parser("catalogue", help="regenerate docs/kpis.md and docs/settings.md from the code")
     sub.add_parser("ops-config", help="regenerate deploy/ rules and configs, and grafana/ dashboards", add_help=False)
@@ -78,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.tools.bench import main_bench
 
         return main_bench(argv[1:])
+    if argv[:1] == ["sink"]:
+        from pipeline.tools.sinks.cli import main_sink
+
+        return main_sink(argv[1:])
     if argv[:1] == ["ops-config"]:
         from pipeline.tools.ops_config import main_ops_config
 

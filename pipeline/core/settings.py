@@ -250,6 +250,12 @@ class Settings(BaseSettings):
     web_port: Annotated[int, Field(ge=0, le=65535)] = 6066
     """Port of the worker's HTTP server."""
 
+    sink_dsn: SecretStr | None = None
+    """PostgreSQL DSN of `sink postgres` (`postgresql://user:password@host/db`), when `--dsn` is not given."""
+
+    sink_web_port: Annotated[int, Field(ge=0, le=65535)] = 6067
+    """Port of a sink's /metrics (on `PIPELINE_WEB_HOST`); 0 picks a free one."""
+
     export_agent_metrics: bool = True
     """Export per-agent series (`cc_agent_*`) to Prometheus. Per-agent KPIs always go to the KPI topic."""
 
@@ -455,7 +461,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a host name or address, e.g. 127.0.0.1")
         return v
 
-    @field_validator("customer_hash_key", mode="before")
+    @field_validator("customer_hash_key", "sink_dsn", mode="before")
     @classmethod
     def _empty_is_development_key(cls, v: object) -> object:
         return None if v == "" else v

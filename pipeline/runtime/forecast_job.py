@@ -14,11 +14,9 @@ import logging
 import time
 from typing import Any
 
-import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from pipeline.core.settings import Settings
 from pipeline.runtime.broker import bootstrap_servers
+from pipeline.runtime.kpi_topic import read_final_records
 from pipeline.runtime.producer import EventWriter
 
 log = logging.getLogger(__name__)
@@ -26,39 +24,11 @@ log = logging.getLogger(__name__)
 
 async def read_queue_records(settings: Settings) -> list[dict[str, Any]]:
     """The newest revision of every final queue interval record on the KPI topic, read up to its current end."""
-    topic = settings.topic("kpis")
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(settings), enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    latest: dict[bytes | None, dict[str, Any]] = {}
-    try:
-        await consumer.topics()  # refreshes the metadata
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        ends = {tp: off for tp, off in (await consumer.end_offsets(tps)).items() if off > 0}
-        consumer.assign(list(ends))
-        for tp in ends:
-            consumer.seek(tp, 0)
-        remaining = set(ends)
-        quiet = 0
-        while remaining and quiet < 5:  # 5 s without a message: the end offsets over-counted (transaction markers)
-            batches = await consumer.getmany(timeout_ms=1000)
-            quiet = 0 if batches else quiet + 1
-            for tp, msgs in batches.items():
-                for m in msgs:
-                    r = orjson.loads(m.value)
-                    if (
-                        r.get("kind", "queue") == "queue"
-                        and r.get("window", "interval") == "interval"
-                        and r.get("final")
-                    ):
-                        if m.key not in latest or r["revision"] >= latest[m.key]["revision"]:
-                            latest[m.key] = r
-                    if m.offset + 1 >= ends[tp]:
-                        remaining.discard(tp)
-    finally:
-        await consumer.stop()
-    return list(latest.values())
+    return [
+        r
+        for r in await read_final_records(settings)
+        if r.get("kind", "queue") == "queue" and r.get("window", "interval") == "interval"
+    ]
 
 
 def _events(records: list[dict[str, Any]], days: int) -> tuple[list[Any], list[tuple[str, str]]]:

@@ -60,6 +60,7 @@ from pipeline.tools.replay import _get, _produce, replay, wait_until_done
 from pipeline.tools.run import broker_for, worker_process
 
 PHASES = ("processors", "throughput", "latency", "memory", "replay", "ingest", "webhook")
+OPT_IN_PHASES = ("sinks",)  # run only when named: `--phases sinks` (pipeline/tools/bench_sinks.py)
 PROBE_QUEUE = "bench-probe"
 EVENTS_PER_AGENT_DAY = 430  # a simulated day gives about this many events per agent (1,000 agents: ~436,000)
 
@@ -940,6 +941,10 @@ def figures(results: dict) -> list[dict]:
             row(name, value, unit, target, ok)
     if "webhook" in results:
         bench_webhook.figure_rows(results["webhook"], row)
+    if results.get("sinks"):
+        from pipeline.tools.bench_sinks import figures as sink_figures
+
+        sink_figures(results["sinks"], row)
     return rows
 
 
@@ -1002,6 +1007,11 @@ def bench(opts: argparse.Namespace) -> dict:
             results["broker"] = "external" if base.broker_url else "embedded Tansu (same machine)"
             for name, phase in on_broker:
                 results[name] = phase(settings, opts, run_id, log_dir)
+    if "sinks" in opts.phases:
+        from pipeline.tools.bench_sinks import bench_sinks
+
+        with broker_for(base, log_dir) as settings:
+            results["sinks"] = bench_sinks(settings, opts, run_id, log_dir)
     if "replay" in opts.phases and opts.replay_agents > 0:
         results["replay"] = replay_day(opts, log_dir)  # like the command: its own embedded broker
     if "ingest" in opts.phases:
@@ -1021,9 +1031,10 @@ def _at_least_one(text: str) -> int:
 
 def _phases(text: str) -> tuple[str, ...]:
     names = tuple(p.strip() for p in text.split(",") if p.strip())
-    unknown = [p for p in names if p not in PHASES]
+    unknown = [p for p in names if p not in PHASES + OPT_IN_PHASES]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown phase(s) {', '.join(unknown)}: allowed {', '.join(PHASES)}")
+        allowed = ", ".join(PHASES + OPT_IN_PHASES)
+        raise argparse.ArgumentTypeError(f"unknown phase(s) {', '.join(unknown)}: allowed {allowed}")
     return names
 
 
@@ -1067,8 +1078,16 @@ def parser() -> argparse.ArgumentParser:
     add_arguments(p)
     p.add_argument("--webhook-requests", type=int, default=20_000, help="requests of each webhook round")
     p.add_argument("--webhook-concurrency", type=int, default=64, help="connections posting to the webhook receiver")
-    p.add_argument("--phases", type=_phases, default=PHASES, help=f"comma-separated subset of {','.join(PHASES)}")
+    p.add_argument(
+        "--phases",
+        type=_phases,
+        default=PHASES,
+        help=f"comma-separated subset of {','.join(PHASES)} (default: all), or {','.join(OPT_IN_PHASES)}",
+    )
     p.add_argument("--seed", type=int, default=1)
+    from pipeline.tools.bench_sinks import add_arguments
+
+    add_arguments(p)
     p.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     p.add_argument("--log-dir", type=Path, help="where logs go (default: a new temporary directory)")
     return p

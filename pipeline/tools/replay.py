@@ -28,11 +28,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.core.settings import QueueConfig, Settings, load_settings
 from pipeline.runtime.broker import bootstrap_servers, ensure_topics, free_port
-from pipeline.runtime.kafka_security import client_options
+from pipeline.runtime.kpi_topic import read_final_records
 from pipeline.runtime.producer import EventWriter
 from pipeline.tools.run import broker_for, worker_process
 
@@ -54,6 +53,7 @@ class ReplaySummary:
     dead_lettered: dict[str, list[int]] = field(default_factory=dict)  # reason -> line numbers
     out_of_order: int = 0  # events earlier than one before them in the file (replayed in time order)
     log_dir: Path | None = None  # where the logs are, if kept
+    topic_prefix: str = ""  # the replay's topics (left on the broker): `<prefix>.kpis` holds every revision
 
 
 @dataclass
@@ -114,53 +114,6 @@ async def _produce(
             _progress(f"sent {min(i + step, len(events))}/{len(events)} events")
         await writer.heartbeat(closing)
         return writer.sent_messages, writer.ends[settings.topic("contact-events")]
-
-
-async def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(settings), **client_options(settings))
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        if not tps:
-            await consumer.topics()  # refreshes the metadata
-            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        return {tp.partition: off for tp, off in (await consumer.end_offsets(tps)).items()}
-    finally:
-        await consumer.stop()
-
-
-async def read_final_records(settings: Settings) -> list[dict]:
-    """Every final record on the KPI topic, of every kind (queue, agent, fcr), as JSON objects: the last
-    revision of each key, read up to the topic's current end."""
-    topic = settings.topic("kpis")
-    ends = await _end_offsets(settings, topic)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(settings),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        **client_options(settings),
-    )
-    await consumer.start()
-    latest: dict[bytes, dict] = {}
-    try:
-        tps = [TopicPartition(topic, p) for p, end in ends.items() if end > 0]
-        consumer.assign(tps)
-        for tp in tps:
-            consumer.seek(tp, 0)
-        remaining = {tp for tp in tps}
-        while remaining:
-            batches = await consumer.getmany(timeout_ms=1000)
-            for tp, msgs in batches.items():
-                for m in msgs:
-                    r = orjson.loads(m.value)
-                    if m.key not in latest or r["revision"] >= latest[m.key]["revision"]:
-                        latest[m.key] = r
-                    if m.offset + 1 >= ends[tp.partition]:
-                        remaining.discard(tp)
-    finally:
-        await consumer.stop()
-    finals = [r for r in latest.values() if r["final"]]
-    return sorted(finals, key=lambda r: (r.get("kind", "queue"), r["interval_start"], sorted(r.items()).__repr__()))
 
 
 def _get(url: str) -> bytes:
@@ -298,6 +251,7 @@ def _run(
         late=progress.get("late", 0),
         seconds=time.monotonic() - started,
         metrics=metrics,
+        topic_prefix=settings.topic_prefix,
     )
 
 

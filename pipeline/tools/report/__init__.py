@@ -65,7 +65,7 @@ def read_records(args: argparse.Namespace, settings: Settings, queues: QueueConf
         return records_from_events(read_jsonl(args.events), queues, progress=True)
     if not settings.broker_url:
         raise SettingsError("give --records FILE or --events FILE, or set PIPELINE_BROKER_URL to read the KPI topic")
-    from pipeline.tools.replay import read_final_records
+    from pipeline.runtime.kpi_topic import read_final_records
 
     return asyncio.run(read_final_records(settings))
 
