@@ -85,6 +85,9 @@ class QueueSettings(BaseModel):
     """Longest acceptable wait of the oldest contact in the queue now."""
     team: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "operations"
     """The team that answers for this queue: alerts are routed by it."""
+    adherence_exception_seconds: Annotated[float, Field(gt=0, le=86400)] = 300.0
+    """An agent of the queue out of adherence (state against its scheduled activity) this long is an exception
+    on the agent board."""
     open_days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
     """Days the queue is open (in its time zone); outside them no traffic is expected."""
     opens: time = time(8, 0)

@@ -36,6 +36,7 @@ from pipeline.processing.processor import (
     PartitionedProcessor,
     PipelineStats,
 )
+from pipeline.runtime.boards import add_boards
 from pipeline.runtime.broker import bootstrap_servers
 from pipeline.runtime.checkpoints import Checkpoints, PartitionStateTable
 from pipeline.runtime.fcr import wire_fcr
@@ -183,6 +184,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
         await probe.run()
 
     add_pages(app, registry, health, lambda: progress(contacts, fcr.processor, stats, throughput))
+    add_boards(app, settings, queues, contacts, agents, throughput)  # the wallboard at / and the agent board
 
     app.pipeline = contacts
     app.agent_pipeline = agents

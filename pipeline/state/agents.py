@@ -99,6 +99,7 @@ class AgentTrack:
     revisions: dict[int, int] = field(default_factory=dict)  # open interval start (ms) -> last revision
     changed: bool = False  # an event arrived since the last provisional publication
     published_at: float = 0.0
+    settled_since: int = NO_TIME  # when the settled status took its presence (state and reason); see `status_since`
 
 
 LOGGED_OUT = Status()  # before any event, and after a logout from a session without queues
@@ -116,6 +117,22 @@ def apply_change(s: Status, c: Change) -> Status:
     reason = (c.reason or UNSPECIFIED_REASON) if state == "not_ready" else None
     active = c.active if c.active is not None else (1 if state in HANDLING_STATES else 0)
     return Status(True, state, reason, s.queues, active)
+
+
+def presence(s: Status) -> tuple[bool, str | None, str | None]:
+    """What a supervisor sees change: logged in or not, the state, the reason (not the queues or contact count)."""
+    return s.logged_in, s.state, s.reason
+
+
+def status_since(status: Status, since: int, changes: list[Change]) -> tuple[Status, int]:
+    """The status after `changes` (sorted) from `status`, and the event time since when its presence holds
+    (`since` if no change altered it): the agent board's time in state."""
+    for c in changes:
+        after = apply_change(status, c)
+        if presence(after) != presence(status):
+            since = c.t
+        status = after
+    return status, since
 
 
 def adherent(activity: str, s: Status) -> bool:
@@ -331,7 +348,7 @@ class AgentState:
                 if total is None:
                     total = self.totals[agent_id] = AgentCounts()
                 total.add(c)
-            track.settled = self._fold(track.settled, settling)
+            track.settled, track.settled_since = status_since(track.settled, track.settled_since, settling)
             track.changes = [c for c in track.changes if c.t >= new]
             track.plan = [p for p in track.plan if p.end > new]
             if track.settled == LOGGED_OUT and not track.changes and not track.plan and not track.revisions:
@@ -435,6 +452,7 @@ class AgentState:
                     "revisions": [[s, r] for s, r in t.revisions.items()],
                     "changed": t.changed,
                     "published_at": t.published_at,
+                    "since": t.settled_since,
                 }
                 for a, t in agents.items()
             },
@@ -461,6 +479,7 @@ class AgentState:
                 revisions={s: r for s, r in x["revisions"]},
                 changed=x["changed"],
                 published_at=x["published_at"],
+                settled_since=x.get("since", NO_TIME),  # absent from checkpoints written before it was kept
             )
             track.now = self._fold(track.settled, track.changes)
             self.agents[a] = track

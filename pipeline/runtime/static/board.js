@@ -1,0 +1,184 @@
+// The boards' one script: polls its JSON endpoint every second, draws the figures, and says "STALE" when the
+// pipeline stops answering. No library, nothing fetched from the internet.
+"use strict";
+
+const POLL_MS = 1000;           // the boards update at least every 2 s: one poll a second
+const STALE_AFTER_MS = 3500;    // no good answer for this long: the figures are stale
+const QUIET_AFTER_S = 60;       // the worker answers but has taken no event for this long: say so
+
+const board = document.body.dataset.board;
+const endpoint = document.body.dataset.endpoint;
+let lastOk = 0;
+let lastData = null;
+
+const GRADE_TEXT = { ok: "✓ ok", warn: "▲ near", bad: "✕ off target", none: "– no data" };
+const STAFF_TEXT = { ok: "✓ covered", warn: "▲ 1 short", bad: "✕ short", none: "– no data" };
+
+function esc(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+function pct(x) { return x === null || x === undefined ? "–" : (x * 100).toFixed(1) + "%"; }
+function dur(s) {
+  if (s === null || s === undefined) return "–";
+  s = Math.round(s);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  const mm = h ? String(m).padStart(2, "0") : String(m);
+  return (h ? h + ":" : "") + mm + ":" + String(sec).padStart(2, "0");
+}
+function clock(epochSeconds) {
+  if (epochSeconds === null || epochSeconds === undefined) return "–";
+  return new Date(epochSeconds * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+}
+function grade(g, texts, target) {
+  const t = target ? `<span class="of">${esc(target)}</span>` : "";
+  return `<span class="grade" data-grade="${esc(g)}">${esc((texts || GRADE_TEXT)[g] || g)}${t}</span>`;
+}
+// Dates and times in the queue's own time zone (the browser's ICU data: nothing fetched)
+function localDate(epochSeconds, zone) {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" }).format(new Date(epochSeconds * 1000));
+}
+function localTime(epochSeconds, zone) {
+  return new Intl.DateTimeFormat("en-GB", { timeZone: zone, hour: "2-digit", minute: "2-digit" }).format(new Date(epochSeconds * 1000));
+}
+function fig(label, field, value, extra, big) {
+  return `<span class="fig${big ? " big" : ""}"><span class="label">${esc(label)}</span>` +
+    `<span class="value" data-field="${esc(field)}">${esc(value)}</span>${extra || ""}</span>`;
+}
+const WORST = { bad: 3, warn: 2, ok: 1, none: 0 };
+function worst(grades) { return grades.reduce((a, g) => (WORST[g] > WORST[a] ? g : a), "none"); }
+
+function drawWallboard(data) {
+  const tiles = document.getElementById("tiles");
+  if (!data.queues.length) {
+    tiles.innerHTML = '<div class="empty">No queue has had traffic yet.</div>';
+    return;
+  }
+  tiles.innerHTML = data.queues.map((q) => {
+    const t = q.targets, today = q.today, a = q.agents;
+    const tileGrade = worst([q.interval.service_level_grade, today.service_level_grade, q.oldest_wait_grade,
+      today.abandon_rate_grade, today.asa_grade, q.staffing_grade]);
+    return `<section class="tile" data-queue="${esc(q.queue)}" data-channel="${esc(q.channel)}" data-grade="${tileGrade}">
+  <h2>${esc(q.queue)} · ${esc(q.channel)} <span class="meta">team ${esc(q.team)} · today ${esc(localDate(today.start, q.time_zone))} · interval ${esc(localTime(q.interval.start, q.time_zone))} (${esc(q.time_zone)})</span></h2>
+  <div class="row cols-2">
+    ${fig("SL this interval", "interval.service_level", pct(q.interval.service_level), grade(q.interval.service_level_grade), true)}
+    ${fig("SL today", "today.service_level", pct(today.service_level), grade(today.service_level_grade), true)}
+  </div>
+  <div class="target">target ${pct(t.service_level)} within ${t.service_level_threshold_seconds} s · ${esc(t.service_level_variant.replaceAll("_", " "))}</div>
+  <div class="row cols-4">
+    ${fig("waiting", "waiting", q.waiting, "", true)}
+    ${fig("oldest wait", "oldest_wait", dur(q.oldest_wait_seconds), grade(q.oldest_wait_grade, null, "≤ " + dur(t.oldest_wait_seconds)), true)}
+    ${fig("required", "required", q.required === null ? "–" : q.required, "", true)}
+    ${fig("staffed", "staffed", q.staffed, grade(q.staffing_grade, STAFF_TEXT), true)}
+  </div>
+  <div class="section">today</div>
+  <div class="row cols-5">
+    ${fig("offered", "today.offered", today.offered)}
+    ${fig("answered", "today.answered", today.answered)}
+    ${fig("abandoned", "today.abandoned", today.abandoned)}
+    ${fig("ASA", "today.asa", dur(today.asa_seconds), grade(today.asa_grade, null, "≤ " + dur(t.asa_seconds)))}
+    ${fig("abandon", "today.abandon_rate", pct(today.abandon_rate), grade(today.abandon_rate_grade, null, "≤ " + pct(t.abandon_rate)))}
+  </div>
+  <div class="section">agents now</div>
+  <div class="row cols-5 agents">
+    ${fig("available", "agents.available", a.available)}
+    ${fig("on contact", "agents.on_contact", a.on_contact)}
+    ${fig("ACW", "agents.acw", a.acw)}
+    ${fig("not ready", "agents.not_ready", a.not_ready)}
+    ${fig("logged in", "agents.logged_in", a.logged_in)}
+  </div>
+</section>`;
+  }).join("");
+}
+
+function filterOptions(select, values, label) {
+  const chosen = select.value;
+  const want = ["", ...values];
+  const have = Array.from(select.options).map((o) => o.value);
+  if (want.join("\n") !== have.join("\n")) {
+    select.innerHTML = want.map((v) => `<option value="${esc(v)}">${esc(v || label)}</option>`).join("");
+    select.value = want.includes(chosen) ? chosen : "";
+  }
+}
+
+function adherenceText(ad) {
+  if (ad.adherent === null) return '<span class="grade" data-grade="none">– not scheduled</span>';
+  if (ad.adherent) return '<span class="grade" data-grade="ok">✓ in adherence</span>';
+  const g = ad.exception ? "bad" : "warn";
+  const word = ad.exception ? "✕ EXCEPTION out" : "▲ out";
+  return `<span class="grade" data-grade="${g}">${word} ${esc(dur(ad.out_for_seconds))}</span>` +
+    `<span class="target"> (limit ${esc(dur(ad.threshold_seconds))})</span>`;
+}
+
+function drawAgents(data) {
+  const qf = document.getElementById("queue-filter"), tf = document.getElementById("team-filter");
+  filterOptions(qf, data.queues, "all queues");
+  filterOptions(tf, data.teams, "all teams");
+  const onlyExceptions = document.getElementById("exceptions-only").checked;
+  const rows = data.agents.filter((r) =>
+    (!qf.value || r.queues.includes(qf.value)) && (!tf.value || r.teams.includes(tf.value)) &&
+    (!onlyExceptions || r.adherence.exception));
+  document.getElementById("count").textContent = `${rows.length} of ${data.agents.length} agents`;
+  document.getElementById("agents").innerHTML = rows.map((r) => {
+    const c = r.contact;
+    return `<tr data-agent="${esc(r.agent)}" data-exception="${r.adherence.exception}">
+<td data-field="agent">${esc(r.agent)}</td>
+<td data-field="state">${esc(r.state.replaceAll("_", " "))}</td>
+<td data-field="reason">${esc(r.reason || "")}</td>
+<td class="num" data-field="in_state">${esc(dur(r.in_state_seconds))}</td>
+<td data-field="contact">${c ? esc(`${c.queue} · ${c.channel} · ${dur(c.age_seconds)}`) : ""}</td>
+<td class="num" data-field="handled">${r.today.handled}</td>
+<td class="num" data-field="aht">${esc(dur(r.today.aht_seconds))}</td>
+<td data-field="planned">${esc((r.adherence.planned || "–").replaceAll("_", " "))}</td>
+<td data-field="adherence">${adherenceText(r.adherence)}</td>
+<td data-field="queues">${esc(r.queues.join(", "))}</td></tr>`;
+  }).join("");
+}
+
+function showStatus() {
+  const status = document.getElementById("status");
+  const age = Date.now() - lastOk;
+  if (!lastOk || age > STALE_AFTER_MS) {
+    status.dataset.state = "stale";
+    status.textContent = lastOk
+      ? `STALE — pipeline down? no answer for ${dur(age / 1000)} (figures of ${new Date(lastOk).toLocaleTimeString()})`
+      : "STALE — no answer from the pipeline yet";
+    document.body.classList.add("stale");
+    return;
+  }
+  document.body.classList.remove("stale");
+  const quiet = lastData && lastData.last_batch_seconds_ago !== null && lastData.last_batch_seconds_ago > QUIET_AFTER_S;
+  status.dataset.state = quiet ? "quiet" : "live";
+  status.textContent = quiet
+    ? `LIVE · no events for ${dur(lastData.last_batch_seconds_ago)}`
+    : `LIVE · updated ${(age / 1000).toFixed(1)} s ago`;
+}
+
+async function poll() {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), 2000);
+  try {
+    const resp = await fetch(endpoint, { cache: "no-store", signal: abort.signal });
+    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+    const data = await resp.json();
+    (board === "wallboard" ? drawWallboard : drawAgents)(data);
+    document.getElementById("source").textContent = data.source.note;
+    document.getElementById("source").dataset.kind = data.source.kind;
+    document.getElementById("as-of").textContent = `event time ${clock(data.event_time)}`;
+    lastData = data;
+    lastOk = Date.now();
+    document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
+  } catch (e) {
+    // a refused connection or a timeout: the banner turns stale once STALE_AFTER_MS has passed
+  } finally {
+    clearTimeout(timer);
+    showStatus();
+  }
+}
+
+for (const id of ["queue-filter", "team-filter", "exceptions-only"]) {
+  const el = document.getElementById(id);
+  if (el) el.addEventListener("change", () => lastData && drawAgents(lastData));
+}
+setInterval(showStatus, 500);
+setInterval(poll, POLL_MS);
+poll();
