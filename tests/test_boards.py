@@ -12,7 +12,14 @@ from agentlog import AgentEvents
 from eventlog import BASE_MS, BASE_S, Events
 
 from pipeline.core.settings import QueueConfig, QueueSettings
-from pipeline.exposition.boards import agent_board, grade_at_least, grade_at_most, grade_staffing, wallboard
+from pipeline.exposition.boards import (
+    agent_board,
+    agent_rows,
+    grade_at_least,
+    grade_at_most,
+    grade_staffing,
+    wallboard,
+)
 from pipeline.state.agents import AgentState
 from pipeline.state.queues import QueueState
 
@@ -69,6 +76,11 @@ def agent_state() -> AgentState:
         a.login(0, agent="A2", queues=("Q1", "Q2")),
         a.state(0, "available", agent="A2"),
         a.plan(0, 3600, "contact_handling", agent="A3"),  # scheduled, never logged in: out since the plan began
+        a.plan(0, 3600, "contact_handling", agent="A4"),
+        a.login(0, agent="A4", queues=("Q2",)),
+        a.state(0, "available", agent="A4"),
+        a.state(100, "not_ready", agent="A4", reason="lunch"),  # out of adherence from 100...
+        a.logout(1140, agent="A4"),  # ...and still: logged out is another state, not back in adherence
         a.state(
             1150, "not_ready", agent="A1", reason="break"
         ),  # out of adherence from 1150 (last: it moves the watermark)
@@ -105,35 +117,34 @@ def test_wallboard_figures_of_the_interval_and_of_the_local_day():
 
 def test_agent_board_state_time_in_state_contact_today_and_adherence():
     board = agent_board([queue_state()], [agent_state()], QUEUES)
-    rows = {r["agent"]: r for r in board["agents"]}
-    assert set(rows) == {"A1", "A2", "A3"}
+    rows = {r["agent"]: r for r in agent_rows(board)}
+    assert set(rows) == {"A1", "A2", "A3", "A4"}
     assert board["teams"] == ["north", "south"] and board["queues"] == ["Q1", "Q2"]
     a1, a2, a3 = rows["A1"], rows["A2"], rows["A3"]
     assert (a1["state"], a1["reason"], a1["in_state_seconds"]) == ("not_ready", "break", 50.0)
-    assert a1["contact"] == {"queue": "Q1", "channel": "voice", "age_seconds": 150.0}  # answered at 1050
-    assert a1["today"] == {"handled": 1, "aht_seconds": 90.0}  # c1: 80 s talk + 10 s ACW (c0 was yesterday)
-    assert a1["adherence"] == {
-        "planned": "contact_handling",
-        "adherent": False,
-        "out_for_seconds": 50.0,
-        "exception": True,  # Q1's threshold is 30 s
-        "threshold_seconds": 30,
-    }
+    # c3, answered at 1050 and still in conversation
+    assert (a1["contact_queue"], a1["contact_channel"], a1["contact_age_seconds"]) == ("Q1", "voice", 150.0)
+    assert (a1["handled_today"], a1["aht_today_seconds"]) == (1, 90.0)  # c1: 80 s talk + 10 s ACW (c0: yesterday)
+    assert (a1["planned"], a1["adherent"], a1["out_of_adherence_seconds"]) == ("contact_handling", False, 50.0)
+    assert a1["exception"] and a1["exception_threshold_seconds"] == 30  # Q1's threshold
     assert (a2["state"], a2["in_state_seconds"], a2["teams"]) == ("available", 1200.0, ["north", "south"])
-    assert a2["contact"] is None and a2["today"] == {"handled": 0, "aht_seconds": None}
-    assert a2["adherence"]["planned"] == "break" and a2["adherence"]["out_for_seconds"] == 600.0
-    assert a2["adherence"]["exception"]  # the lowest threshold of its queues (Q1's 30 s)
+    assert a2["contact_queue"] is None and (a2["handled_today"], a2["aht_today_seconds"]) == (0, None)
+    assert (a2["planned"], a2["out_of_adherence_seconds"]) == ("break", 600.0)
+    assert a2["exception"]  # the lowest threshold of its queues (Q1's 30 s)
     assert (a3["state"], a3["logged_in"], a3["in_state_seconds"]) == ("logged_out", False, None)
     # never logged in: its state has no time, and the plan began at 0: out since then, at the default threshold
-    assert a3["adherence"]["adherent"] is False and a3["adherence"]["threshold_seconds"] == 300
-    assert a3["adherence"]["out_for_seconds"] == 1200.0 and a3["adherence"]["exception"]
+    assert a3["adherent"] is False and a3["exception_threshold_seconds"] == 300
+    assert a3["out_of_adherence_seconds"] == 1200.0 and a3["exception"]
+    a4 = rows["A4"]
+    assert (a4["state"], a4["in_state_seconds"], a4["queues"]) == ("logged_out", 60.0, ["Q2"])
+    assert (a4["out_of_adherence_seconds"], a4["exception"]) == (1100.0, True)  # since 100, over Q2's 300 s
 
 
 def test_time_in_state_survives_a_checkpoint():
     s = agent_state()
     restored = AgentState(INTERVAL, LATENESS)
     restored.restore(s.snapshot())
-    rows = {r["agent"]: r for r in agent_board([], [restored], QUEUES)["agents"]}
+    rows = {r["agent"]: r for r in agent_rows(agent_board([], [restored], QUEUES))}
     assert rows["A2"]["in_state_seconds"] == 1200.0 and rows["A1"]["in_state_seconds"] == 50.0
 
 
@@ -141,3 +152,25 @@ def test_grades_follow_the_targets():
     assert [grade_at_least(v, 0.8) for v in (None, 0.8, 0.71, 0.69)] == ["none", "ok", "warn", "bad"]
     assert [grade_at_most(v, 30) for v in (None, 30, 45, 46)] == ["none", "ok", "warn", "bad"]
     assert [grade_staffing(r, 5) for r in (None, 5, 6, 7)] == ["none", "ok", "warn", "bad"]
+
+
+def test_time_in_state_is_the_same_whatever_order_the_events_came_in():
+    a = AgentEvents()
+    events = [
+        a.login(1000, agent="A1"),
+        a.state(1010, "available", agent="A1"),
+        a.state(1100, "on_contact", agent="A1"),
+        a.state(1130, "on_contact", agent="A1", active=2),  # a second contact: the same state, time goes on
+        a.state(1150, "not_ready", agent="A1", reason="lunch"),
+        a.state(1170, "not_ready", agent="A1", reason="break"),  # another reason: a new state
+    ]
+    for order in (events, events[::-1], events[2:] + events[:2]):
+        s = AgentState(INTERVAL, LATENESS)
+        for x in order:
+            assert s.apply(x) is None
+        track = s.agents["A1"]
+        assert (track.now.reason, track.now_since) == ("break", at(1170))
+    s = AgentState(INTERVAL, LATENESS)
+    for x in events[:4]:
+        s.apply(x)
+    assert s.agents["A1"].now_since == at(1100)  # the second contact did not restart the time in state

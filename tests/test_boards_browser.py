@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.contract import events as ev
 from pipeline.core.settings import load_settings
 from pipeline.runtime.broker import ensure_topics, free_port
 from pipeline.runtime.producer import EventWriter
@@ -44,7 +45,7 @@ STATE_LABEL = {"available": "available", "on_contact": "on_contact", "acw": "aft
 QUEUES_TOML = """
 [defaults]
 team = "care"
-adherence_exception_seconds = 120
+adherence_exception_seconds = 20
 [queues.sales]
 team = "sales"
 [queues.sales-chat]
@@ -183,6 +184,20 @@ def test_wallboard_and_agent_board_in_chromium(broker, tmp_path):
     events = list(simulate(CenterConfig(start=START, duration_hours=1.0), seed=11))
     cut = START + timedelta(minutes=25)
     parts = [[e for e in events if e.time < cut], [e for e in events if cut <= e.time < cut + timedelta(minutes=10)]]
+    # one agent of our own, scheduled to take contacts, available, and gone not ready five minutes before the end
+    end, ids = parts[1][-1].time, iter(range(1000))
+    mine = {"agent_id": "agent-late", "time": START}
+    parts[0][:0] = [
+        ev.ScheduleActivityPlanned(
+            event_id=f"t{next(ids)}", schedule_id="t", version=1, activity="contact_handling", start=START,
+            end=START + timedelta(hours=8), **mine),
+        ev.AgentLoggedIn(event_id=f"t{next(ids)}", queue_ids=["support"], **mine),
+        ev.AgentStateChanged(event_id=f"t{next(ids)}", state="available", **mine),  # in adherence until...
+    ]  # fmt: skip
+    parts[1].append(
+        ev.AgentStateChanged(event_id=f"t{next(ids)}", agent_id="agent-late", time=end - timedelta(minutes=5),
+                             state="not_ready", reason_code="personal"))  # fmt: skip
+    parts[1].sort(key=lambda e: e.time)
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -225,6 +240,10 @@ def test_wallboard_and_agent_board_in_chromium(broker, tmp_path):
             wait_for_update(driver, 1)
             assert_agent_board_equals_metrics(driver, m)
             exceptions = driver.find_elements("css selector", "tr[data-exception='true']")
+            assert exceptions and all("EXCEPTION" in e.text for e in exceptions)  # out of adherence over 20 s
+            late = agent_rows(driver)["agent-late"]
+            assert (late["state"], late["reason"], late["in_state"]) == ("not ready", "personal", "5:00")
+            assert late["adherence"].startswith("✕ EXCEPTION out 5:00") and late["planned"] == "contact handling"
             if screenshots:
                 driver.save_screenshot(str(Path(screenshots) / "agent-board.png"))
             driver.find_element("id", "exceptions-only").click()

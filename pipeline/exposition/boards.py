@@ -19,6 +19,7 @@ measure yet.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,7 +29,7 @@ from pipeline.core.time import NO_TIME, interval_start, local_bounds
 from pipeline.kpis.counts import QueueCounts
 from pipeline.kpis.definitions import RATIO, SERVICE_LEVEL
 from pipeline.kpis.staffing.live import observed_traffic, requirement
-from pipeline.state.agents import NOW_STATES, AgentState, AgentTrack, Planned, adherent, planned_activity, status_since
+from pipeline.state.agents import NOW_STATES, AgentState, AgentTrack, adherent, apply_change, planned_activity
 from pipeline.state.queues import QueueState
 
 SL_WARN_POINTS = 0.10  # service level this far under target is a warning; further under, bad
@@ -188,38 +189,51 @@ def wallboard(queue_states: Iterable[QueueState], agent_states: Iterable[AgentSt
     return {"event_time": _iso_ms(newest), "queues": rows}
 
 
-def activity_since(plan: list[Planned], t: int) -> int | None:
-    """When the activity planned at `t` began: the latest entry boundary at or before `t` where the planned
-    activity changed to it (None: no boundary known, it was planned before the kept plan starts)."""
-    now = planned_activity(plan, t)
-    for x in sorted({x for p in plan for x in (p.start, p.end) if x <= t}, reverse=True):
-        if planned_activity(plan, x - 1) != now:
+def out_of_adherence_since(track: AgentTrack, now: int) -> int | None:
+    """Since when the agent has been out of adherence without a break, at `now` (call when it is out now): the
+    latest moment before which it was adherent or not scheduled. What is known reaches back to when its settled
+    status began (`settled_since`) and to the start of the plan it still holds; at that limit the answer is the
+    limit itself (a lower bound of the time out). None if nothing is known (no event and no plan)."""
+    times, statuses = [track.settled_since], [track.settled]  # from when each status held (NO_TIME: always)
+    for c in track.changes:
+        times.append(c.t)
+        statuses.append(apply_change(statuses[-1], c))
+    points = sorted(
+        {t for t in times if NO_TIME < t <= now} | {x for p in track.plan for x in (p.start, p.end) if x <= now}
+    )
+    if not points:
+        return None
+    for x in reversed(points):
+        i = bisect_right(times, x - 1) - 1  # the status just before x
+        if i < 0:
+            return x  # older than what is kept: x is a lower bound
+        activity = planned_activity(track.plan, x - 1)
+        if activity is None or adherent(activity, statuses[i]):
             return x
-    return None
+    return points[0]  # out since before anything kept: a lower bound
 
 
-def _agent_today(queue_states: list[QueueState], queues: QueueConfig) -> dict[str, QueueCounts]:
-    """Per agent: today's handling (handled contacts and their handle time) over every queue it served, each
-    queue's today in its own time zone."""
+def _agent_today(queue_states: list[QueueState], queues: QueueConfig) -> dict[str, list[int]]:
+    """Per agent: today's [handled contacts, their handle time in ms] over every queue it served, each queue's
+    today in its own time zone."""
     today = _Today()
-    out: dict[str, QueueCounts] = {}
+    out: dict[str, list[int]] = {}
     for state in queue_states:
         starts = {q: today.bounds(queues.for_queue(q), state.clock(q))[0] for q, _ in state.totals}
-
-        def add(agents: dict[str, QueueCounts]) -> None:
+        of_today = [
+            roll.agents
+            for (q, _, w, start), (_, roll) in state.rollups.items()
+            if w == "day" and starts.get(q) == start
+        ]
+        of_today += [ivl.agents for (q, _, start), ivl in state.intervals.items() if q in starts and start >= starts[q]]
+        for agents in of_today:
             for agent, c in agents.items():
                 mine = out.get(agent)
                 if mine is None:
-                    mine = out[agent] = QueueCounts()
-                mine.handled += c.handled
-                mine.handle_ms += c.handle_ms
-
-        for (q, _ch, window, start), (_end, roll) in state.rollups.items():
-            if window == "day" and starts.get(q) == start:
-                add(roll.agents)
-        for (q, _ch, start), ivl in state.intervals.items():
-            if q in starts and start >= starts[q]:
-                add(ivl.agents)
+                    out[agent] = [c.handled, c.handle_ms]
+                else:
+                    mine[0] += c.handled
+                    mine[1] += c.handle_ms
     return out
 
 
@@ -238,73 +252,124 @@ def _current_contacts(queue_states: list[QueueState]) -> dict[str, tuple[str, st
     return {a: (q, ch, age) for a, (q, ch, age, _) in out.items()}
 
 
+class _QueuesOf:
+    """Per set of queues an agent serves: the queues sorted, their teams and the lowest adherence exception
+    threshold among them (the default queue settings' without queues). Cached: agents share a few sets."""
+
+    def __init__(self, queues: QueueConfig) -> None:
+        self.queues = queues
+        self._of: dict[tuple[str, ...], tuple[list[str], list[str], float]] = {}
+
+    def __call__(self, of: tuple[str, ...]) -> tuple[list[str], list[str], float]:
+        got = self._of.get(of)
+        if got is None:
+            rules = [self.queues.for_queue(q) for q in of]
+            threshold = min(
+                (r.adherence_exception_seconds for r in rules), default=self.queues.defaults.adherence_exception_seconds
+            )
+            got = self._of[of] = (sorted(of), sorted({r.team for r in rules}), threshold)
+        return got
+
+    def sets(self) -> list[tuple[list[str], list[str]]]:
+        """The queues and teams of every set asked for."""
+        return [(of, teams) for of, teams, _ in self._of.values()]
+
+
+AGENT_COLUMNS: tuple[str, ...] = (
+    "agent",
+    "logged_in",
+    "state",  # one of the agent states, or logged_out
+    "reason",  # the not-ready reason code
+    "in_state_seconds",  # None: the state began before anything this worker holds tells
+    "queues",
+    "teams",
+    "contact_queue",  # the newest contact it answered whose conversation has not ended
+    "contact_channel",
+    "contact_age_seconds",  # since answered
+    "handled_today",
+    "aht_today_seconds",
+    "planned",  # the activity its schedule plans now (None: not scheduled)
+    "adherent",  # None when not scheduled
+    "out_of_adherence_seconds",
+    "exception",  # out of adherence at least the threshold
+    "exception_threshold_seconds",
+)
+"""The agent board's row: rows are arrays in this order (a board of 5,000 agents is built for every poll, and a
+tuple per agent is several times cheaper than nested objects). `agent_rows` turns them into dicts."""
+
+
+def agent_rows(board: dict) -> list[dict[str, Any]]:
+    """The agent board's rows as dicts keyed by `AGENT_COLUMNS`."""
+    return [dict(zip(board["columns"], r, strict=True)) for r in board["agents"]]
+
+
 def _agent_row(
     agent: str,
     track: AgentTrack,
     now: int,
-    queues: QueueConfig,
-    today: QueueCounts | None,
+    queues_of: _QueuesOf,
+    today: list[int] | None,
     contact: tuple[str, str, float] | None,
-) -> dict[str, Any] | None:
-    status, since = status_since(track.settled, track.settled_since, track.changes)
-    activity = planned_activity(track.plan, now)
+) -> tuple | None:
+    status, since = track.now, track.now_since
+    activity = planned_activity(track.plan, now) if track.plan else None
     if not status.logged_in and activity is None:
         return None  # neither working nor scheduled now: not on the board
-    agent_queues = sorted(status.queues)
-    rules = [queues.for_queue(q) for q in agent_queues]
-    threshold = min((r.adherence_exception_seconds for r in rules), default=queues.defaults.adherence_exception_seconds)
-    adherence: dict[str, Any] = {"planned": activity, "adherent": None, "out_for_seconds": None, "exception": False}
+    agent_queues, teams, threshold = queues_of(status.queues)
+    ok: bool | None = None
+    out_for: float | None = None
     if activity is not None:
         ok = adherent(activity, status)
-        adherence["adherent"] = ok
         if not ok:
-            began = activity_since(track.plan, now)
-            out_since = max(x for x in (since, began if began is not None else NO_TIME))
-            if out_since != NO_TIME:
+            out_since = out_of_adherence_since(track, now)
+            if out_since is not None:
                 out_for = max(0, now - out_since) / 1000
-                adherence["out_for_seconds"] = out_for
-                adherence["exception"] = out_for >= threshold
-    adherence["threshold_seconds"] = threshold
-    handled = today.handled if today is not None else 0
-    return {
-        "agent": agent,
-        "logged_in": status.logged_in,
-        "state": status.state if status.logged_in else "logged_out",
-        "reason": status.reason,
-        "in_state_seconds": max(0, now - since) / 1000 if since != NO_TIME else None,
-        "queues": agent_queues,
-        "teams": sorted({r.team for r in rules}),
-        "contact": None if contact is None else {"queue": contact[0], "channel": contact[1], "age_seconds": contact[2]},
-        "today": {
-            "handled": handled,
-            "aht_seconds": today.handle_ms / 1000 / handled if today is not None and handled else None,
-        },
-        "adherence": adherence,
-    }
+    handled, handle_ms = today if today is not None else (0, 0)
+    return (
+        agent,
+        status.logged_in,
+        status.state if status.logged_in else "logged_out",
+        status.reason,
+        max(0, now - since) / 1000 if since != NO_TIME else None,
+        agent_queues,
+        teams,
+        *(contact if contact is not None else (None, None, None)),
+        handled,
+        handle_ms / 1000 / handled if handled else None,
+        activity,
+        ok,
+        out_for,
+        out_for is not None and out_for >= threshold,
+        threshold,
+    )
 
 
 def agent_board(queue_states: Iterable[QueueState], agent_states: Iterable[AgentState], queues: QueueConfig) -> dict:
-    """Per agent logged in or scheduled now: state, reason, time in state, current contact, today's handling and
-    real-time adherence (planned activity against the state now; out of adherence for how long, and whether
-    that passes the exception threshold of any of its queues). Times at the agent partition's watermark."""
+    """Per agent logged in or scheduled now (`AGENT_COLUMNS`): state, reason, time in state, current contact,
+    today's handling and real-time adherence (planned activity against the state now; out of adherence for how
+    long, and whether that passes the exception threshold of any of its queues). Times at the agent partition's
+    watermark."""
     qs = list(queue_states)
     today = _agent_today(qs, queues)
     contacts = _current_contacts(qs)
     rows = []
     newest = NO_TIME
+    queues_of = _QueuesOf(queues)
     for state in list(agent_states):
         now = state.watermark
         newest = max(newest, now)
         if now == NO_TIME:
             continue
-        for agent, track in list(state.agents.items()):
-            row = _agent_row(agent, track, now, queues, today.get(agent), contacts.get(agent))
+        for agent, track in state.agents.items():  # built at once, between batches: nothing changes meanwhile
+            row = _agent_row(agent, track, now, queues_of, today.get(agent), contacts.get(agent))
             if row is not None:
                 rows.append(row)
-    rows.sort(key=lambda r: r["agent"])
+    rows.sort()
+    sets = queues_of.sets()
     return {
         "event_time": _iso_ms(newest),
-        "queues": sorted({q for r in rows for q in r["queues"]}),
-        "teams": sorted({t for r in rows for t in r["teams"]}),
+        "queues": sorted({q for of, _ in sets for q in of}),
+        "teams": sorted({t for _, teams in sets for t in teams}),
+        "columns": AGENT_COLUMNS,
         "agents": rows,
     }

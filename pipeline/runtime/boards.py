@@ -45,23 +45,46 @@ def source(settings: Settings, contacts: ContactProcessor, agents: AgentProcesso
     return {"kind": "local", "note": note}
 
 
-def board_data(
-    kind: str,
-    settings: Settings,
-    queues: QueueConfig,
-    contacts: ContactProcessor,
-    agents: AgentProcessor,
-    throughput: Throughput,
-) -> dict[str, Any]:
-    build = wallboard if kind == "wallboard" else agent_board
-    body = build(list(contacts.partitions.values()), list(agents.partitions.values()), queues)
-    last = throughput.last_batch_monotonic
-    return {
-        **body,
-        "generated_at": time.time(),
-        "last_batch_seconds_ago": round(time.monotonic() - last, 3) if last else None,  # 0.0: no batch yet
-        "source": source(settings, contacts, agents),
-    }
+class Boards:
+    """The two boards' data, built once per state: a board is rebuilt only when a partition applied a message
+    since (or changed hands), so any number of open pages cost one build per batch, not one per poll."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        queues: QueueConfig,
+        contacts: ContactProcessor,
+        agents: AgentProcessor,
+        throughput: Throughput,
+    ) -> None:
+        self.settings = settings
+        self.queues = queues
+        self.contacts = contacts
+        self.agents = agents
+        self.throughput = throughput
+        self._built: dict[str, tuple[object, dict[str, Any]]] = {}
+
+    def _version(self) -> object:
+        """Changes whenever any partition applies a message (heartbeats too) or is taken or given up."""
+        return (
+            tuple((p, s.offset) for p, s in self.contacts.partitions.items()),
+            tuple((p, s.offset) for p, s in self.agents.partitions.items()),
+        )
+
+    def data(self, kind: str) -> dict[str, Any]:
+        version = self._version()
+        built = self._built.get(kind)
+        if built is None or built[0] != version:
+            build = wallboard if kind == "wallboard" else agent_board
+            qs, ags = list(self.contacts.partitions.values()), list(self.agents.partitions.values())
+            built = self._built[kind] = (version, build(qs, ags, self.queues))
+        last = self.throughput.last_batch_monotonic
+        return {
+            **built[1],
+            "generated_at": time.time(),
+            "last_batch_seconds_ago": round(time.monotonic() - last, 3) if last else None,  # 0.0: no batch yet
+            "source": source(self.settings, self.contacts, self.agents),
+        }
 
 
 def add_boards(
@@ -73,6 +96,7 @@ def add_boards(
     throughput: Throughput,
 ) -> None:
     """Register the board pages, their data and assets on the worker's web server."""
+    boards = Boards(settings, queues, contacts, agents, throughput)
     assets = {path: ((STATIC / name).read_bytes(), kind) for path, (name, kind) in ASSETS.items()}
 
     def asset(path: str) -> Callable:
@@ -90,8 +114,7 @@ def add_boards(
 
     def data(kind: str) -> Callable:
         async def page(web, request):  # noqa: ANN001
-            body = board_data(kind, settings, queues, contacts, agents, throughput)
-            return web.bytes(orjson.dumps(body), headers={"Content-Type": JSON, **NO_CACHE})
+            return web.bytes(orjson.dumps(boards.data(kind)), headers={"Content-Type": JSON, **NO_CACHE})
 
         return page
 

@@ -100,6 +100,7 @@ class AgentTrack:
     changed: bool = False  # an event arrived since the last provisional publication
     published_at: float = 0.0
     settled_since: int = NO_TIME  # when the settled status took its presence (state and reason); see `status_since`
+    now_since: int = NO_TIME  # the same of `now`: the agent board's time in state (derived, not stored)
 
 
 LOGGED_OUT = Status()  # before any event, and after a logout from a session without queues
@@ -119,9 +120,9 @@ def apply_change(s: Status, c: Change) -> Status:
     return Status(True, state, reason, s.queues, active)
 
 
-def presence(s: Status) -> tuple[bool, str | None, str | None]:
-    """What a supervisor sees change: logged in or not, the state, the reason (not the queues or contact count)."""
-    return s.logged_in, s.state, s.reason
+def _same_presence(a: Status, b: Status) -> bool:
+    """What a supervisor sees change: logged in or not, the state and the reason (not the queues or contacts)."""
+    return a.logged_in == b.logged_in and a.state == b.state and a.reason == b.reason
 
 
 def status_since(status: Status, since: int, changes: list[Change]) -> tuple[Status, int]:
@@ -129,7 +130,7 @@ def status_since(status: Status, since: int, changes: list[Change]) -> tuple[Sta
     (`since` if no change altered it): the agent board's time in state."""
     for c in changes:
         after = apply_change(status, c)
-        if presence(after) != presence(status):
+        if not _same_presence(after, status):
             since = c.t
         status = after
     return status, since
@@ -264,9 +265,11 @@ class AgentState:
         changes.append(change)
         if len(changes) > 1 and change.t < changes[-2].t:  # out of order: re-sort, and fold from the horizon
             changes.sort(key=lambda c: (c.t, c.seq))
-            track.now = self._fold(track.settled, changes)
+            track.now, track.now_since = status_since(track.settled, track.settled_since, changes)
         else:  # the newest (the usual case): `now` is the fold of the changes before it
-            track.now = apply_change(track.now, change)
+            before, track.now = track.now, apply_change(track.now, change)
+            if not _same_presence(before, track.now):
+                track.now_since = change.t
         self._changed_one(e.agent_id, track)
         self.observe_time(t)
         return None
@@ -481,7 +484,7 @@ class AgentState:
                 published_at=x["published_at"],
                 settled_since=x.get("since", NO_TIME),  # absent from checkpoints written before it was kept
             )
-            track.now = self._fold(track.settled, track.changes)
+            track.now, track.now_since = status_since(track.settled, track.settled_since, track.changes)
             self.agents[a] = track
         self.totals = {a: AgentCounts.from_dict(c) for a, c in d["totals"].items()}
         self.queue_totals = {q: QueueAdherence(s, a) for q, (s, a) in d["queue_totals"].items()}

@@ -100,13 +100,13 @@ function filterOptions(select, values, label) {
   }
 }
 
-function adherenceText(ad) {
-  if (ad.adherent === null) return '<span class="grade" data-grade="none">– not scheduled</span>';
-  if (ad.adherent) return '<span class="grade" data-grade="ok">✓ in adherence</span>';
-  const g = ad.exception ? "bad" : "warn";
-  const word = ad.exception ? "✕ EXCEPTION out" : "▲ out";
-  return `<span class="grade" data-grade="${g}">${word} ${esc(dur(ad.out_for_seconds))}</span>` +
-    `<span class="target"> (limit ${esc(dur(ad.threshold_seconds))})</span>`;
+function adherenceText(r) {
+  if (r.adherent === null) return '<span class="grade" data-grade="none">– not scheduled</span>';
+  if (r.adherent) return '<span class="grade" data-grade="ok">✓ in adherence</span>';
+  const g = r.exception ? "bad" : "warn";
+  const word = r.exception ? "✕ EXCEPTION out" : "▲ out";
+  return `<span class="grade" data-grade="${g}">${word} ${esc(dur(r.out_of_adherence_seconds))}</span>` +
+    `<span class="target"> (limit ${esc(dur(r.exception_threshold_seconds))})</span>`;
 }
 
 function drawAgents(data) {
@@ -114,24 +114,23 @@ function drawAgents(data) {
   filterOptions(qf, data.queues, "all queues");
   filterOptions(tf, data.teams, "all teams");
   const onlyExceptions = document.getElementById("exceptions-only").checked;
-  const rows = data.agents.filter((r) =>
+  const cols = data.columns;  // rows come as arrays in this column order (pipeline.exposition.boards)
+  const all = data.agents.map((a) => Object.fromEntries(cols.map((c, i) => [c, a[i]])));
+  const rows = all.filter((r) =>
     (!qf.value || r.queues.includes(qf.value)) && (!tf.value || r.teams.includes(tf.value)) &&
-    (!onlyExceptions || r.adherence.exception));
-  document.getElementById("count").textContent = `${rows.length} of ${data.agents.length} agents`;
-  document.getElementById("agents").innerHTML = rows.map((r) => {
-    const c = r.contact;
-    return `<tr data-agent="${esc(r.agent)}" data-exception="${r.adherence.exception}">
+    (!onlyExceptions || r.exception));
+  document.getElementById("count").textContent = `${rows.length} of ${all.length} agents`;
+  document.getElementById("agents").innerHTML = rows.map((r) => `<tr data-agent="${esc(r.agent)}" data-exception="${r.exception}">
 <td data-field="agent">${esc(r.agent)}</td>
 <td data-field="state">${esc(r.state.replaceAll("_", " "))}</td>
 <td data-field="reason">${esc(r.reason || "")}</td>
 <td class="num" data-field="in_state">${esc(dur(r.in_state_seconds))}</td>
-<td data-field="contact">${c ? esc(`${c.queue} · ${c.channel} · ${dur(c.age_seconds)}`) : ""}</td>
-<td class="num" data-field="handled">${r.today.handled}</td>
-<td class="num" data-field="aht">${esc(dur(r.today.aht_seconds))}</td>
-<td data-field="planned">${esc((r.adherence.planned || "–").replaceAll("_", " "))}</td>
-<td data-field="adherence">${adherenceText(r.adherence)}</td>
-<td data-field="queues">${esc(r.queues.join(", "))}</td></tr>`;
-  }).join("");
+<td data-field="contact">${r.contact_queue ? esc(`${r.contact_queue} · ${r.contact_channel} · ${dur(r.contact_age_seconds)}`) : ""}</td>
+<td class="num" data-field="handled">${r.handled_today}</td>
+<td class="num" data-field="aht">${esc(dur(r.aht_today_seconds))}</td>
+<td data-field="planned">${esc((r.planned || "–").replaceAll("_", " "))}</td>
+<td data-field="adherence">${adherenceText(r)}</td>
+<td data-field="queues">${esc(r.queues.join(", "))}</td></tr>`).join("");
 }
 
 function showStatus() {
