@@ -119,6 +119,10 @@ function drawAgents(data) {
   const rows = all.filter((r) =>
     (!qf.value || r.queues.includes(qf.value)) && (!tf.value || r.teams.includes(tf.value)) &&
     (!onlyExceptions || r.exception));
+  // adherence exceptions first, then the others out of adherence (longest first), then by agent
+  const rank = (r) => (r.exception ? 0 : r.adherent === false ? 1 : 2);
+  rows.sort((a, b) => rank(a) - rank(b) || (b.out_of_adherence_seconds || 0) - (a.out_of_adherence_seconds || 0) ||
+    (a.agent < b.agent ? -1 : 1));
   document.getElementById("count").textContent = `${rows.length} of ${all.length} agents`;
   document.getElementById("agents").innerHTML = rows.map((r) => `<tr data-agent="${esc(r.agent)}" data-exception="${r.exception}">
 <td data-field="agent">${esc(r.agent)}</td>
