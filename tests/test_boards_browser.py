@@ -141,11 +141,11 @@ def assert_wallboard_equals_metrics(shown: dict, m: dict) -> None:
         c = {n: metric(m, f"cc_queue_{n}_total", queue=q, channel=ch) for n in ("offered", "answered", "abandoned")}
         within = metric(m, "cc_queue_answered_within_threshold_total", queue=q, channel=ch)
         # every event is of one UTC day: today's counts are the totals since the worker started
-        assert f["today.offered"] == str(int(c["offered"])), (q, ch)
-        assert f["today.answered"] == str(int(c["answered"])), (q, ch)
-        assert f["today.abandoned"] == str(int(c["abandoned"])), (q, ch)
+        assert f["long.offered"] == str(int(c["offered"])), (q, ch)
+        assert f["long.answered"] == str(int(c["answered"])), (q, ch)
+        assert f["long.abandoned"] == str(int(c["abandoned"])), (q, ch)
         den = c["answered"] + c["abandoned"]  # the default headline variant: abandons count against
-        assert f["today.service_level"] == pct(within / den if den else None), (q, ch)
+        assert f["long.service_level"] == pct(within / den if den else None), (q, ch)
         waiting = metric(m, "cc_queue_contacts_waiting", queue=q, channel=ch)
         assert f["waiting"] == str(int(waiting)), (q, ch)
         assert f["oldest_wait"] == dur(metric(m, "cc_queue_oldest_waiting_age_seconds", queue=q, channel=ch)), (q, ch)
@@ -234,8 +234,8 @@ def test_wallboard_and_agent_board_in_chromium(broker, tmp_path):
             wait_for_update(driver, 2)
             second = tiles(driver)
             assert_wallboard_equals_metrics(second, m)
-            assert sum(int(f["today.offered"]) for f in second.values()) > sum(
-                int(f["today.offered"]) for f in first.values()
+            assert sum(int(f["long.offered"]) for f in second.values()) > sum(
+                int(f["long.offered"]) for f in first.values()
             )
             if screenshots:
                 driver.save_screenshot(str(Path(screenshots) / "wallboard.png"))

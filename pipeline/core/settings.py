@@ -10,6 +10,7 @@ they are many and structured; see `QueueConfig`.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable
 from datetime import time
@@ -204,6 +205,10 @@ class Settings(BaseSettings):
     web_port: Annotated[int, Field(ge=0, le=65535)] = 6066
     """Port of the worker's HTTP server."""
 
+    prometheus_url: str = ""
+    """Prometheus the wallboard at `/` reads (the same recording rules as the Grafana wallboard), e.g.
+    `http://127.0.0.1:9090`: the whole center across workers. Empty: the wallboard shows this worker's state."""
+
     export_agent_metrics: bool = True
     """Export per-agent series (`cc_agent_*`) to Prometheus. Per-agent KPIs always go to the KPI topic."""
 
@@ -260,6 +265,14 @@ class Settings(BaseSettings):
     def _host_not_empty(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("must be a host name or address, e.g. 127.0.0.1")
+        return v
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if v and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
+            raise ValueError("must be empty or an http:// or https:// URL, e.g. http://127.0.0.1:9090")
         return v
 
     @field_validator("customer_hash_key", mode="before")

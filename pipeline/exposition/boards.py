@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from pipeline.core.settings import QueueConfig, QueueSettings
 from pipeline.core.time import NO_TIME, interval_start, local_bounds
 from pipeline.kpis.counts import QueueCounts
-from pipeline.kpis.definitions import RATIO, SERVICE_LEVEL
+from pipeline.kpis.definitions import COUNT, HEADLINE_RULE, RATIO, SERVICE_LEVEL
 from pipeline.kpis.staffing.live import observed_traffic, requirement
 from pipeline.state.agents import NOW_STATES, AgentState, AgentTrack, adherent, apply_change, planned_activity
 from pipeline.state.queues import QueueState
@@ -110,6 +110,17 @@ def _queue_figures(
     return out
 
 
+def _targets(rules: QueueSettings) -> dict[str, Any]:
+    return {
+        "service_level": rules.service_level_target,
+        "service_level_threshold_seconds": rules.service_level_threshold_seconds,
+        "service_level_variant": rules.service_level_variant,
+        "abandon_rate": rules.abandon_rate_target,
+        "asa_seconds": rules.asa_target_seconds,
+        "oldest_wait_seconds": rules.oldest_wait_target_seconds,
+    }
+
+
 def wallboard(queue_states: Iterable[QueueState], agent_states: Iterable[AgentState], queues: QueueConfig) -> dict:
     """Per queue and channel: service level of the current interval and of today against target, contacts
     waiting and the oldest wait now, today's offered/answered/abandoned, ASA and abandonment, agents by state,
@@ -151,14 +162,7 @@ def wallboard(queue_states: Iterable[QueueState], agent_states: Iterable[AgentSt
                 "team": rules.team,
                 "time_zone": rules.time_zone,
                 "clock": _iso_ms(clock),
-                "targets": {
-                    "service_level": rules.service_level_target,
-                    "service_level_threshold_seconds": rules.service_level_threshold_seconds,
-                    "service_level_variant": rules.service_level_variant,
-                    "abandon_rate": rules.abandon_rate_target,
-                    "asa_seconds": rules.asa_target_seconds,
-                    "oldest_wait_seconds": rules.oldest_wait_target_seconds,
-                },
+                "targets": _targets(rules),
                 "interval": {
                     "start": current / 1000,
                     "offered": interval.offered,
@@ -186,7 +190,109 @@ def wallboard(queue_states: Iterable[QueueState], agent_states: Iterable[AgentSt
                 "staffing_grade": grade_staffing(need, staffed),
             }
         )
-    return {"event_time": _iso_ms(newest), "queues": rows}
+    return {"event_time": _iso_ms(newest), "windows": LOCAL_WINDOWS, "queues": rows}
+
+
+LOCAL_WINDOWS = {"short": {"key": "interval", "label": "this interval"}, "long": {"key": "today", "label": "today"}}
+PROMETHEUS_WINDOWS = {
+    "short": {"key": "last_5m", "label": "last 5 min"},
+    "long": {"key": "last_30m", "label": "last 30 min"},
+}
+"""The wallboard's two spans: its own state gives the current interval and today; Prometheus gives the sliding
+5 and 30 minutes of the recording rules the Grafana wallboard shows (there is no "today" series there yet)."""
+
+
+def _increase(metric: str, window: str) -> str:
+    """The recording rule of a counter's increase by queue and channel (as pipeline.monitoring.alerting.inc)."""
+    return f"queue_channel:{metric.removesuffix('_total')}:increase{window}"
+
+
+PROMETHEUS_QUERIES: dict[str, str] = {
+    "service_level_5m": HEADLINE_RULE.format(window="5m"),
+    "service_level_30m": HEADLINE_RULE.format(window="30m"),
+    "offered": _increase(COUNT["offered"].metric, "30m"),
+    "answered": _increase(COUNT["answered"].metric, "30m"),
+    "abandoned": _increase(COUNT["abandoned"].metric, "30m"),
+    "asa": RATIO["asa"].recorded("30m"),
+    "abandon_rate": RATIO["abandon_rate"].recorded("30m"),
+    # as the Grafana wallboard sums them over workers
+    "waiting": "sum by (queue, channel) (cc_queue_contacts_waiting)",
+    "oldest_wait": "max by (queue, channel) (cc_queue_oldest_waiting_age_seconds)",
+    "agents": "sum by (queue, state) (cc_queue_agents)",
+    "required": "sum by (queue, channel) (cc_queue_agents_required)",
+}
+"""What the wallboard reads from Prometheus: the Grafana wallboard's series (the headline service level, the
+30-minute volumes, ASA and abandonment of the recording rules, and the live gauges summed over workers)."""
+
+_STATE_OF_LABEL = {"after_contact_work": "acw"}  # cc_queue_agents' label -> the board's state name
+
+
+def _number(sample: dict) -> float | None:
+    value = float(sample["value"][1])
+    return None if value != value else value  # NaN: nothing to measure
+
+
+def prometheus_wallboard(results: dict[str, list[dict]], queues: QueueConfig, at: float) -> dict:
+    """The wallboard from the instant-query results of `PROMETHEUS_QUERIES` (name -> the API's `result`
+    vector), evaluated at `at` (epoch seconds): the whole center, whichever worker serves the page."""
+    by_qc: dict[str, dict[tuple[str, str], float | None]] = {
+        name: {(r["metric"].get("queue", ""), r["metric"].get("channel", "")): _number(r) for r in vector}
+        for name, vector in results.items()
+        if name != "agents"
+    }
+    agents: dict[str, dict[str, int]] = {}
+    for r in results.get("agents", []):
+        state = r["metric"].get("state", "")
+        row = agents.setdefault(r["metric"].get("queue", ""), dict.fromkeys(NOW_STATES, 0))
+        row[_STATE_OF_LABEL.get(state, state)] = round(_number(r) or 0)
+    pairs = set(by_qc.get("offered", {})) | set(by_qc.get("waiting", {})) | set(by_qc.get("service_level_30m", {}))
+    rows = []
+    for q, ch in sorted(pairs):
+        rules = queues.for_queue(q)
+
+        def get(name: str, q: str = q, ch: str = ch) -> float | None:
+            return by_qc.get(name, {}).get((q, ch))
+
+        sl5, sl30, asa, abandon = get("service_level_5m"), get("service_level_30m"), get("asa"), get("abandon_rate")
+        waiting, oldest = round(get("waiting") or 0), get("oldest_wait") or 0.0
+        need = get("required")
+        now = agents.get(q, dict.fromkeys(NOW_STATES, 0))
+        required = None if need is None else round(need)
+        rows.append(
+            {
+                "queue": q,
+                "channel": ch,
+                "team": rules.team,
+                "time_zone": rules.time_zone,
+                "clock": at,
+                "targets": _targets(rules),
+                "last_5m": {
+                    "start": None,
+                    "service_level": sl5,
+                    "service_level_grade": grade_at_least(sl5, rules.service_level_target),
+                },
+                "last_30m": {
+                    "start": None,
+                    "offered": round(get("offered") or 0),
+                    "answered": round(get("answered") or 0),
+                    "abandoned": round(get("abandoned") or 0),
+                    "service_level": sl30,
+                    "service_level_grade": grade_at_least(sl30, rules.service_level_target),
+                    "asa_seconds": asa,
+                    "asa_grade": grade_at_most(asa, rules.asa_target_seconds),
+                    "abandon_rate": abandon,
+                    "abandon_rate_grade": grade_at_most(abandon, rules.abandon_rate_target),
+                },
+                "waiting": waiting,
+                "oldest_wait_seconds": oldest,
+                "oldest_wait_grade": grade_at_most(oldest, rules.oldest_wait_target_seconds) if waiting else "ok",
+                "agents": now,
+                "required": required,
+                "staffed": now["logged_in"],
+                "staffing_grade": grade_staffing(required, now["logged_in"]),
+            }
+        )
+    return {"event_time": at, "windows": PROMETHEUS_WINDOWS, "queues": rows}
 
 
 def out_of_adherence_since(track: AgentTrack, now: int) -> int | None:

@@ -9,19 +9,23 @@ whole center). Registered by `add_boards`, apart from the other pages (`pipeline
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
+import aiohttp
 import orjson
 
 from pipeline.core.settings import QueueConfig, Settings
-from pipeline.exposition.boards import agent_board, wallboard
+from pipeline.exposition.boards import PROMETHEUS_QUERIES, agent_board, prometheus_wallboard, wallboard
 from pipeline.processing.processor import AgentProcessor, ContactProcessor
 from pipeline.runtime.health import Throughput
 from pipeline.runtime.transport import App
 
+log = logging.getLogger(__name__)
 STATIC = resources.files("pipeline.runtime") / "static"
 ASSETS = {  # path -> (file, content type)
     "/": ("wallboard.html", "text/html; charset=utf-8"),
@@ -78,13 +82,59 @@ class Boards:
             build = wallboard if kind == "wallboard" else agent_board
             qs, ags = list(self.contacts.partitions.values()), list(self.agents.partitions.values())
             built = self._built[kind] = (version, build(qs, ags, self.queues))
+        return {**built[1], **self.fresh(), "source": source(self.settings, self.contacts, self.agents)}
+
+    def fresh(self) -> dict[str, Any]:
+        """When the answer was made, and how long ago this worker last took a batch of events."""
         last = self.throughput.last_batch_monotonic
         return {
-            **built[1],
             "generated_at": time.time(),
             "last_batch_seconds_ago": round(time.monotonic() - last, 3) if last else None,  # 0.0: no batch yet
-            "source": source(self.settings, self.contacts, self.agents),
         }
+
+
+class PrometheusWallboard:
+    """The wallboard from Prometheus (`PIPELINE_PROMETHEUS_URL`): `PROMETHEUS_QUERIES` evaluated at one instant,
+    at most once a second whatever the number of open pages."""
+
+    TIMEOUT_SECONDS = 2.0
+
+    def __init__(self, url: str, queues: QueueConfig) -> None:
+        self.url = url
+        self.queues = queues
+        self._built: tuple[float, dict[str, Any]] | None = None
+        self._lock = asyncio.Lock()
+
+    async def data(self) -> dict[str, Any]:
+        """Raises `PrometheusUnavailable` when Prometheus does not answer or a query fails."""
+        async with self._lock:  # pages polling at once share one evaluation
+            if self._built is None or time.monotonic() - self._built[0] >= 1.0:
+                at = round(time.time(), 3)
+                timeout = aiohttp.ClientTimeout(total=self.TIMEOUT_SECONDS)
+                try:
+                    async with aiohttp.ClientSession(timeout=timeout) as session:
+                        names = list(PROMETHEUS_QUERIES)
+                        vectors = await asyncio.gather(
+                            *(self._query(session, PROMETHEUS_QUERIES[n], at) for n in names)
+                        )
+                except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                    raise PrometheusUnavailable(f"Prometheus at {self.url}: {exc or type(exc).__name__}") from exc
+                self._built = (
+                    time.monotonic(),
+                    prometheus_wallboard(dict(zip(names, vectors, strict=True)), self.queues, at),
+                )
+            return self._built[1]
+
+    async def _query(self, session: aiohttp.ClientSession, expr: str, at: float) -> list[dict]:
+        async with session.get(f"{self.url}/api/v1/query", params={"query": expr, "time": str(at)}) as resp:
+            body = await resp.json(content_type=None)
+        if body.get("status") != "success":
+            raise ValueError(f"{expr}: {body.get('error', body)}")
+        return body["data"]["result"]
+
+
+class PrometheusUnavailable(Exception):
+    pass
 
 
 def add_boards(
@@ -97,6 +147,7 @@ def add_boards(
 ) -> None:
     """Register the board pages, their data and assets on the worker's web server."""
     boards = Boards(settings, queues, contacts, agents, throughput)
+    prometheus = PrometheusWallboard(settings.prometheus_url, queues) if settings.prometheus_url else None
     assets = {path: ((STATIC / name).read_bytes(), kind) for path, (name, kind) in ASSETS.items()}
 
     def asset(path: str) -> Callable:
@@ -114,7 +165,25 @@ def add_boards(
 
     def data(kind: str) -> Callable:
         async def page(web, request):  # noqa: ANN001
-            return web.bytes(orjson.dumps(boards.data(kind)), headers={"Content-Type": JSON, **NO_CACHE})
+            if kind == "wallboard" and prometheus is not None:
+                try:
+                    body = await prometheus.data()
+                except PrometheusUnavailable as exc:
+                    log.warning("wallboard: %s", exc)
+                    return web.bytes(
+                        orjson.dumps({"error": str(exc)}), status=503, headers={"Content-Type": JSON, **NO_CACHE}
+                    )
+                body = {
+                    **body,
+                    **boards.fresh(),
+                    "source": {
+                        "kind": "prometheus",
+                        "note": f"Whole center, from Prometheus at {prometheus.url} (the Grafana wallboard's recording rules).",
+                    },
+                }
+            else:
+                body = boards.data(kind)
+            return web.bytes(orjson.dumps(body), headers={"Content-Type": JSON, **NO_CACHE})
 
         return page
 

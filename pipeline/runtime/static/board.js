@@ -10,6 +10,7 @@ const board = document.body.dataset.board;
 const endpoint = document.body.dataset.endpoint;
 let lastOk = 0;
 let lastData = null;
+let lastError = "";
 
 const GRADE_TEXT = { ok: "✓ ok", warn: "▲ near", bad: "✕ off target", none: "– no data" };
 const STAFF_TEXT = { ok: "✓ covered", warn: "▲ 1 short", bad: "✕ short", none: "– no data" };
@@ -54,14 +55,18 @@ function drawWallboard(data) {
     return;
   }
   tiles.innerHTML = data.queues.map((q) => {
-    const t = q.targets, today = q.today, a = q.agents;
-    const tileGrade = worst([q.interval.service_level_grade, today.service_level_grade, q.oldest_wait_grade,
-      today.abandon_rate_grade, today.asa_grade, q.staffing_grade]);
+    // two spans: this interval and today (the worker's own state), or the last 5 and 30 min (Prometheus)
+    const t = q.targets, short = q[data.windows.short.key], span = q[data.windows.long.key], a = q.agents;
+    const shortLabel = data.windows.short.label, longLabel = data.windows.long.label;
+    const when = span.start === null ? "sliding windows" :
+      `today ${localDate(span.start, q.time_zone)} · interval ${localTime(short.start, q.time_zone)}`;
+    const tileGrade = worst([short.service_level_grade, span.service_level_grade, q.oldest_wait_grade,
+      span.abandon_rate_grade, span.asa_grade, q.staffing_grade]);
     return `<section class="tile" data-queue="${esc(q.queue)}" data-channel="${esc(q.channel)}" data-grade="${tileGrade}">
-  <h2>${esc(q.queue)} · ${esc(q.channel)} <span class="meta">team ${esc(q.team)} · today ${esc(localDate(today.start, q.time_zone))} · interval ${esc(localTime(q.interval.start, q.time_zone))} (${esc(q.time_zone)})</span></h2>
+  <h2>${esc(q.queue)} · ${esc(q.channel)} <span class="meta">team ${esc(q.team)} · ${esc(when)} (${esc(q.time_zone)})</span></h2>
   <div class="row cols-2">
-    ${fig("SL this interval", "interval.service_level", pct(q.interval.service_level), grade(q.interval.service_level_grade), true)}
-    ${fig("SL today", "today.service_level", pct(today.service_level), grade(today.service_level_grade), true)}
+    ${fig("SL " + shortLabel, "short.service_level", pct(short.service_level), grade(short.service_level_grade), true)}
+    ${fig("SL " + longLabel, "long.service_level", pct(span.service_level), grade(span.service_level_grade), true)}
   </div>
   <div class="target">target ${pct(t.service_level)} within ${t.service_level_threshold_seconds} s · ${esc(t.service_level_variant.replaceAll("_", " "))}</div>
   <div class="row cols-4">
@@ -70,13 +75,13 @@ function drawWallboard(data) {
     ${fig("required", "required", q.required === null ? "–" : q.required, "", true)}
     ${fig("staffed", "staffed", q.staffed, grade(q.staffing_grade, STAFF_TEXT), true)}
   </div>
-  <div class="section">today</div>
+  <div class="section">${esc(longLabel)}</div>
   <div class="row cols-5">
-    ${fig("offered", "today.offered", today.offered)}
-    ${fig("answered", "today.answered", today.answered)}
-    ${fig("abandoned", "today.abandoned", today.abandoned)}
-    ${fig("ASA", "today.asa", dur(today.asa_seconds), grade(today.asa_grade, null, "≤ " + dur(t.asa_seconds)))}
-    ${fig("abandon", "today.abandon_rate", pct(today.abandon_rate), grade(today.abandon_rate_grade, null, "≤ " + pct(t.abandon_rate)))}
+    ${fig("offered", "long.offered", span.offered)}
+    ${fig("answered", "long.answered", span.answered)}
+    ${fig("abandoned", "long.abandoned", span.abandoned)}
+    ${fig("ASA", "long.asa", dur(span.asa_seconds), grade(span.asa_grade, null, "≤ " + dur(t.asa_seconds)))}
+    ${fig("abandon", "long.abandon_rate", pct(span.abandon_rate), grade(span.abandon_rate_grade, null, "≤ " + pct(t.abandon_rate)))}
   </div>
   <div class="section">agents now</div>
   <div class="row cols-5 agents">
@@ -145,6 +150,8 @@ function showStatus() {
     status.textContent = lastOk
       ? `STALE — pipeline down? no answer for ${dur(age / 1000)} (figures of ${new Date(lastOk).toLocaleTimeString()})`
       : "STALE — no answer from the pipeline yet";
+    if (lastError) status.title = lastError;
+    document.getElementById("source").textContent = lastError || document.getElementById("source").textContent;
     document.body.classList.add("stale");
     return;
   }
@@ -161,7 +168,10 @@ async function poll() {
   const timer = setTimeout(() => abort.abort(), 2000);
   try {
     const resp = await fetch(endpoint, { cache: "no-store", signal: abort.signal });
-    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+    if (!resp.ok) {
+      const body = await resp.json().catch(() => ({}));
+      throw new Error(body.error || `HTTP ${resp.status}`);
+    }
     const data = await resp.json();
     (board === "wallboard" ? drawWallboard : drawAgents)(data);
     document.getElementById("source").textContent = data.source.note;
@@ -169,9 +179,11 @@ async function poll() {
     document.getElementById("as-of").textContent = `event time ${clock(data.event_time)}`;
     lastData = data;
     lastOk = Date.now();
+    lastError = "";
     document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
   } catch (e) {
-    // a refused connection or a timeout: the banner turns stale once STALE_AFTER_MS has passed
+    // a refused connection, a timeout, or the worker saying what failed: stale once STALE_AFTER_MS has passed
+    lastError = e.name === "AbortError" ? "no answer" : String(e.message || e);
   } finally {
     clearTimeout(timer);
     showStatus();
