@@ -11,13 +11,14 @@ import pytest
 from agentlog import AgentEvents
 from eventlog import BASE_MS, BASE_S, Events
 
-from pipeline.core.settings import QueueConfig, QueueSettings
+from pipeline.core.settings import QueueConfig, QueueSettings, SettingsError, load_settings
 from pipeline.exposition.boards import (
     agent_board,
     agent_rows,
     grade_at_least,
     grade_at_most,
     grade_staffing,
+    prometheus_wallboard,
     wallboard,
 )
 from pipeline.state.agents import AgentState
@@ -174,3 +175,51 @@ def test_time_in_state_is_the_same_whatever_order_the_events_came_in():
     for x in events[:4]:
         s.apply(x)
     assert s.agents["A1"].now_since == at(1100)  # the second contact did not restart the time in state
+
+
+def test_the_prometheus_url_arrives_as_a_string_and_a_wrong_one_stops_the_start(monkeypatch):
+    monkeypatch.setenv("PIPELINE_PROMETHEUS_URL", "http://127.0.0.1:9090/")
+    assert load_settings().prometheus_url == "http://127.0.0.1:9090"
+    monkeypatch.setenv("PIPELINE_PROMETHEUS_URL", "")
+    assert load_settings().prometheus_url == ""  # the default: the wallboard reads this worker's state
+    monkeypatch.setenv("PIPELINE_PROMETHEUS_URL", "127.0.0.1:9090")
+    with pytest.raises(SettingsError, match="PIPELINE_PROMETHEUS_URL='127.0.0.1:9090': must be empty or an http"):
+        load_settings()
+
+
+def test_the_adherence_threshold_comes_from_the_queue_file(tmp_path):
+    path = tmp_path / "queues.toml"
+    path.write_text("[defaults]\nadherence_exception_seconds = 240\n[queues.Q1]\nadherence_exception_seconds = 60\n")
+    config = QueueConfig.load(path)
+    assert config.for_queue("Q1").adherence_exception_seconds == 60
+    assert config.for_queue("other").adherence_exception_seconds == 240
+    path.write_text("[queues.Q1]\nadherence_exception_seconds = 0\n")
+    with pytest.raises(SettingsError, match="adherence_exception_seconds"):
+        QueueConfig.load(path)
+
+
+def test_the_wallboard_from_prometheus_vectors():
+    def vec(*rows):
+        return [{"metric": labels, "value": [1.0, value]} for labels, value in rows]
+
+    qc = {"queue": "Q1", "channel": "voice"}
+    results = {
+        "service_level_5m": vec((qc, "NaN")),  # nothing to measure in the window
+        "service_level_30m": vec((qc, "0.75")),
+        "offered": vec((qc, "12.000001")),  # increase() extrapolates: shown as a count
+        "waiting": vec((qc, "2"), ({"queue": "Q2", "channel": "chat"}, "0")),
+        "oldest_wait": vec((qc, "95")),
+        "agents": vec(
+            ({"queue": "Q1", "state": "after_contact_work"}, "3"), ({"queue": "Q1", "state": "logged_in"}, "7")
+        ),
+        "required": vec((qc, "9")),
+    }
+    board = prometheus_wallboard(results, QUEUES, at=1000.0)
+    assert board["windows"]["long"] == {"key": "last_30m", "label": "last 30 min"}
+    q1, q2 = board["queues"]
+    assert (q1["queue"], q2["queue"]) == ("Q1", "Q2")
+    assert q1["last_5m"]["service_level"] is None and q1["last_5m"]["service_level_grade"] == "none"
+    assert (q1["last_30m"]["service_level"], q1["last_30m"]["service_level_grade"]) == (0.75, "warn")
+    assert (q1["last_30m"]["offered"], q1["waiting"], q1["oldest_wait_seconds"]) == (12, 2, 95.0)
+    assert q1["agents"]["acw"] == 3 and (q1["staffed"], q1["required"], q1["staffing_grade"]) == (7, 9, "bad")
+    assert q2["agents"]["logged_in"] == 0 and q2["required"] is None

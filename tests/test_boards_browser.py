@@ -26,9 +26,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.contract import events as ev
-from pipeline.core.settings import load_settings
+from pipeline.core.settings import QueueConfig, load_settings
+from pipeline.monitoring import alerting
 from pipeline.runtime.broker import ensure_topics, free_port
 from pipeline.runtime.producer import EventWriter
+from pipeline.tools.opsstack import OpsStack, binaries
 from pipeline.tools.run import worker_process
 from pipeline.tools.simulate import CenterConfig, simulate
 
@@ -264,3 +266,109 @@ def test_wallboard_and_agent_board_in_chromium(broker, tmp_path):
             assert "STALE" in driver.find_element("id", "status").text
     finally:
         driver.quit()
+
+
+@pytest.mark.skipif(binaries() is None, reason="needs prometheus and alertmanager")
+def test_wallboard_from_prometheus_shows_the_whole_center_of_two_workers(broker, tmp_path):
+    """Two workers share the partitions; the wallboard of one, reading Prometheus, shows every queue with the
+    figures of the Grafana wallboard's series at the moment its answer names; when Prometheus goes away the
+    page turns stale and says why. (Rule windows scaled down 30 times: "30 min" spans one minute here.)"""
+    run = f"boards-prom-{uuid.uuid4().hex[:6]}"
+    queues_file = tmp_path / "queues.toml"
+    queues_file.write_text(QUEUES_TOML)
+    queues = QueueConfig.load(queues_file)
+    overrides = {"app_id": run, "topic_prefix": run, "session_timeout_seconds": 6, "queues_file": queues_file}
+    settings = load_settings(broker_url=broker.bootstrap, **overrides)
+    asyncio.run(ensure_topics(settings))
+    events = list(simulate(CenterConfig(start=START, duration_hours=1.0, agents=34), seed=11))
+    events = [e for e in events if e.time < START + timedelta(minutes=25)]
+    ports = [free_port(), free_port()]
+    (tmp_path / "ops").mkdir()
+    ops = OpsStack(
+        [f"127.0.0.1:{p}" for p in ports], queues, tmp_path / "ops", alerting.Timing(scale=1 / 30), "1s", "1s"
+    )
+    prometheus = f"http://127.0.0.1:{ops.prometheus_port}"
+    driver = browser()
+    try:
+        with (
+            worker_process(settings, tmp_path / "a.log", **overrides, web_port=ports[0], prometheus_url=prometheus),
+            worker_process(settings, tmp_path / "b.log", **overrides, web_port=ports[1]),
+        ):
+            with ops:
+                bases = [f"http://127.0.0.1:{p}" for p in ports]
+                deadline = time.monotonic() + 60
+                while not all(owned(b) == 2 for b in bases):
+                    assert time.monotonic() < deadline, "the two workers did not share the partitions"
+                    time.sleep(0.5)
+
+                async def send(part) -> None:
+                    async with EventWriter(settings, settings.broker_url) as writer:
+                        await writer.write(part)
+                        await writer.heartbeat(part[-1].time)
+
+                # a queue's counters appear at their first scrape with what was counted before, which no increase
+                # shows: a first part, until Prometheus has every queue's series, then the rest
+                cut = START + timedelta(minutes=15)
+                asyncio.run(send([e for e in events if e.time < cut]))
+                deadline = time.monotonic() + 60
+                while len(ops.query("cc_queue_offered_total")) < 5:
+                    assert time.monotonic() < deadline, "Prometheus did not scrape every queue"
+                    time.sleep(0.5)
+                time.sleep(2)
+                asyncio.run(send([e for e in events if e.time >= cut]))
+                driver.get(bases[0] + "/agents")  # the agent board is this worker's own, and says so
+                wait_for_update(driver, 1)
+                assert driver.find_element("id", "source").text.startswith("This worker only: 2 of 4")
+                driver.get(bases[0] + "/")
+                deadline = time.monotonic() + 60
+                while True:  # until both workers' counts are in the 30-minute series and the page shows them
+                    wait_for_update(driver, 1)
+                    at = float(driver.execute_script("return document.body.dataset.at"))
+                    page = tiles(driver)
+                    offered = ops.query("sum(queue_channel:cc_queue_offered:increase30m)", at)
+                    total = sum(int(f["long.offered"]) for f in page.values())
+                    if len(page) == 5 and offered and total == round(float(offered[0]["value"][1])) > 0:
+                        break
+                    assert time.monotonic() < deadline, (
+                        f"the wallboard did not show the whole center: {page}, {offered}"
+                    )
+                assert "from Prometheus" in driver.find_element("id", "source").text
+                assert_wallboard_equals_prometheus(page, ops, at)
+            # Prometheus stopped: the wallboard says so
+            deadline = time.monotonic() + 15
+            while driver.find_element("id", "status").get_attribute("data-state") != "stale":
+                assert time.monotonic() < deadline, "the page did not turn stale"
+                time.sleep(0.3)
+            assert "Prometheus at" in driver.find_element("id", "source").text
+    finally:
+        driver.quit()
+
+
+def owned(base: str) -> float:
+    """The contact-event partitions a worker holds (-1 while it does not answer yet)."""
+    try:
+        return metric(scrape(base), "cc_pipeline_owned_partitions")
+    except OSError:
+        return -1
+
+
+def assert_wallboard_equals_prometheus(page: dict, ops, at: float) -> None:
+    def by(expr: str, *labels: str) -> dict:
+        return {tuple(r["metric"][k] for k in labels): float(r["value"][1]) for r in ops.query(expr, at)}
+
+    offered = by("queue_channel:cc_queue_offered:increase30m", "queue", "channel")
+    answered = by("queue_channel:cc_queue_answered:increase30m", "queue", "channel")
+    sl = by("queue_channel:cc_queue_service_level:ratio30m", "queue", "channel")
+    sl5 = by("queue_channel:cc_queue_service_level:ratio5m", "queue", "channel")
+    waiting = by("sum by (queue, channel) (cc_queue_contacts_waiting)", "queue", "channel")
+    agents = by("sum by (queue, state) (cc_queue_agents)", "queue", "state")
+    assert set(page) == set(offered)
+    assert any(f["long.service_level"] != "–" for f in page.values())  # not a board of empty figures
+    for (q, ch), f in page.items():
+        assert f["long.offered"] == str(round(offered[(q, ch)])), (q, ch)
+        assert f["long.answered"] == str(round(answered[(q, ch)])), (q, ch)
+        assert f["long.service_level"] == pct(sl.get((q, ch))), (q, ch)
+        assert f["short.service_level"] == pct(sl5.get((q, ch))), (q, ch)
+        assert f["waiting"] == str(round(waiting[(q, ch)])), (q, ch)
+        for state in ("available", "on_contact", "acw", "not_ready", "logged_in"):
+            assert f[f"agents.{state}"] == str(round(agents[(q, STATE_LABEL.get(state, state))])), (q, state)

@@ -180,6 +180,7 @@ async function poll() {
     lastData = data;
     lastOk = Date.now();
     lastError = "";
+    document.body.dataset.at = String(data.event_time);  // the moment the figures are of
     document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
   } catch (e) {
     // a refused connection, a timeout, or the worker saying what failed: stale once STALE_AFTER_MS has passed
