@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from agentlog import AgentEvents
 from eventlog import BASE_MS, BASE_S, Events
+from prometheus_client import CollectorRegistry
 
 from pipeline.core.settings import QueueConfig, QueueSettings, SettingsError, load_settings
 from pipeline.exposition.boards import (
@@ -21,6 +22,8 @@ from pipeline.exposition.boards import (
     prometheus_wallboard,
     wallboard,
 )
+from pipeline.exposition.today_metrics import TodayCollector
+from pipeline.processing.processor import ContactProcessor, PipelineStats
 from pipeline.state.agents import AgentState
 from pipeline.state.queues import QueueState
 
@@ -205,8 +208,11 @@ def test_the_wallboard_from_prometheus_vectors():
     qc = {"queue": "Q1", "channel": "voice"}
     results = {
         "service_level_5m": vec((qc, "NaN")),  # nothing to measure in the window
-        "service_level_30m": vec((qc, "0.75")),
-        "offered": vec((qc, "12.000001")),  # increase() extrapolates: shown as a count
+        "today_offered": vec((qc, "12")),
+        "today_answered": vec((qc, "8")),
+        "today_abandoned": vec((qc, "2")),
+        "today_answered_within_threshold": vec((qc, "7")),
+        "today_answer_wait_ms": vec((qc, "80.5")),
         "waiting": vec((qc, "2"), ({"queue": "Q2", "channel": "chat"}, "0")),
         "oldest_wait": vec((qc, "95")),
         "agents": vec(
@@ -215,11 +221,28 @@ def test_the_wallboard_from_prometheus_vectors():
         "required": vec((qc, "9")),
     }
     board = prometheus_wallboard(results, QUEUES, at=1000.0)
-    assert board["windows"]["long"] == {"key": "last_30m", "label": "last 30 min"}
+    assert board["windows"]["long"] == {"key": "today", "label": "today"}
     q1, q2 = board["queues"]
     assert (q1["queue"], q2["queue"]) == ("Q1", "Q2")
     assert q1["last_5m"]["service_level"] is None and q1["last_5m"]["service_level_grade"] == "none"
-    assert (q1["last_30m"]["service_level"], q1["last_30m"]["service_level_grade"]) == (0.75, "warn")
-    assert (q1["last_30m"]["offered"], q1["waiting"], q1["oldest_wait_seconds"]) == (12, 2, 95.0)
+    today = q1["today"]
+    assert (today["offered"], today["answered"], today["abandoned"]) == (12, 8, 2)
+    assert today["service_level"] == pytest.approx(0.7) and today["service_level_grade"] == "warn"  # 7 / (8 + 2)
+    assert today["asa_seconds"] == pytest.approx(80.5 / 8) and today["abandon_rate"] == pytest.approx(2 / 12)
+    assert (q1["waiting"], q1["oldest_wait_seconds"]) == (2, 95.0)
     assert q1["agents"]["acw"] == 3 and (q1["staffed"], q1["required"], q1["staffing_grade"]) == (7, 9, "bad")
-    assert q2["agents"]["logged_in"] == 0 and q2["required"] is None
+    assert q2["agents"]["logged_in"] == 0 and q2["required"] is None and q2["today"]["offered"] == 0
+
+
+def test_today_gauges_are_the_wallboards_today():
+    processor = ContactProcessor(load_settings(), QUEUES, PipelineStats())
+    processor.partitions[0] = queue_state()
+    registry = CollectorRegistry()
+    registry.register(TodayCollector(processor))
+    get = registry.get_sample_value
+    labels = {"queue": "Q1", "channel": "voice"}
+    # as the wallboard's today: c1..c4 of 1 January in Paris, not c0 of the day before
+    assert (get("cc_queue_today_offered", labels), get("cc_queue_today_answered", labels)) == (4, 2)
+    assert get("cc_queue_today_abandoned", labels) == 1
+    assert get("cc_queue_today_answered_within_threshold", labels) == 1
+    assert get("cc_queue_today_answer_wait_seconds", labels) == pytest.approx(60.0)

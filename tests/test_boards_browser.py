@@ -271,8 +271,9 @@ def test_wallboard_and_agent_board_in_chromium(broker, tmp_path):
 @pytest.mark.skipif(binaries() is None, reason="needs prometheus and alertmanager")
 def test_wallboard_from_prometheus_shows_the_whole_center_of_two_workers(broker, tmp_path):
     """Two workers share the partitions; the wallboard of one, reading Prometheus, shows every queue with the
-    figures of the Grafana wallboard's series at the moment its answer names; when Prometheus goes away the
-    page turns stale and says why. (Rule windows scaled down 30 times: "30 min" spans one minute here.)"""
+    figures of the Grafana wallboard's series and today's gauges, summed over both workers, at the moment its
+    answer names; when Prometheus goes away the page turns stale and says why. (Rule windows scaled down 30
+    times: "5 min" spans ten seconds here.)"""
     run = f"boards-prom-{uuid.uuid4().hex[:6]}"
     queues_file = tmp_path / "queues.toml"
     queues_file.write_text(QUEUES_TOML)
@@ -306,8 +307,7 @@ def test_wallboard_from_prometheus_shows_the_whole_center_of_two_workers(broker,
                         await writer.write(part)
                         await writer.heartbeat(part[-1].time)
 
-                # a queue's counters appear at their first scrape with what was counted before, which no increase
-                # shows: a first part, until Prometheus has every queue's series, then the rest
+                # a first part, until Prometheus has every queue's series, then the rest: the page must follow
                 cut = START + timedelta(minutes=15)
                 asyncio.run(send([e for e in events if e.time < cut]))
                 deadline = time.monotonic() + 60
@@ -325,7 +325,7 @@ def test_wallboard_from_prometheus_shows_the_whole_center_of_two_workers(broker,
                     wait_for_update(driver, 1)
                     at = float(driver.execute_script("return document.body.dataset.at"))
                     page = tiles(driver)
-                    offered = ops.query("sum(queue_channel:cc_queue_offered:increase30m)", at)
+                    offered = ops.query("sum(cc_queue_today_offered)", at)
                     total = sum(int(f["long.offered"]) for f in page.values())
                     if len(page) == 5 and offered and total == round(float(offered[0]["value"][1])) > 0:
                         break
@@ -344,6 +344,9 @@ def test_wallboard_from_prometheus_shows_the_whole_center_of_two_workers(broker,
         driver.quit()
 
 
+TODAY = ("offered", "answered", "abandoned", "answered_within_threshold")
+
+
 def owned(base: str) -> float:
     """The contact-event partitions a worker holds (-1 while it does not answer yet)."""
     try:
@@ -356,18 +359,20 @@ def assert_wallboard_equals_prometheus(page: dict, ops, at: float) -> None:
     def by(expr: str, *labels: str) -> dict:
         return {tuple(r["metric"][k] for k in labels): float(r["value"][1]) for r in ops.query(expr, at)}
 
-    offered = by("queue_channel:cc_queue_offered:increase30m", "queue", "channel")
-    answered = by("queue_channel:cc_queue_answered:increase30m", "queue", "channel")
-    sl = by("queue_channel:cc_queue_service_level:ratio30m", "queue", "channel")
+    today = {n: by(f"sum by (queue, channel) (cc_queue_today_{n})", "queue", "channel") for n in TODAY}
+    offered = today["offered"]
     sl5 = by("queue_channel:cc_queue_service_level:ratio5m", "queue", "channel")
     waiting = by("sum by (queue, channel) (cc_queue_contacts_waiting)", "queue", "channel")
     agents = by("sum by (queue, state) (cc_queue_agents)", "queue", "state")
     assert set(page) == set(offered)
     assert any(f["long.service_level"] != "–" for f in page.values())  # not a board of empty figures
     for (q, ch), f in page.items():
-        assert f["long.offered"] == str(round(offered[(q, ch)])), (q, ch)
-        assert f["long.answered"] == str(round(answered[(q, ch)])), (q, ch)
-        assert f["long.service_level"] == pct(sl.get((q, ch))), (q, ch)
+        t = {n: today[n][(q, ch)] for n in TODAY}
+        assert f["long.offered"] == str(round(t["offered"])), (q, ch)
+        assert f["long.answered"] == str(round(t["answered"])), (q, ch)
+        assert f["long.abandoned"] == str(round(t["abandoned"])), (q, ch)
+        den = t["answered"] + t["abandoned"]  # the default headline variant: abandons count against
+        assert f["long.service_level"] == pct(t["answered_within_threshold"] / den if den else None), (q, ch)
         assert f["short.service_level"] == pct(sl5.get((q, ch))), (q, ch)
         assert f["waiting"] == str(round(waiting[(q, ch)])), (q, ch)
         for state in ("available", "on_contact", "acw", "not_ready", "logged_in"):

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from pipeline.core.settings import QueueConfig, QueueSettings
 from pipeline.core.time import NO_TIME, interval_start, local_bounds
 from pipeline.kpis.counts import QueueCounts
-from pipeline.kpis.definitions import COUNT, HEADLINE_RULE, RATIO, SERVICE_LEVEL
+from pipeline.kpis.definitions import COUNT, HEADLINE_RULE, RATIO, SERVICE_LEVEL, TODAY_FIELDS, today_metric
 from pipeline.kpis.staffing.live import observed_traffic, requirement
 from pipeline.state.agents import NOW_STATES, AgentState, AgentTrack, adherent, apply_change, planned_activity
 from pipeline.state.queues import QueueState
@@ -42,7 +42,7 @@ def grade_at_least(value: float | None, target: float, margin: float = SL_WARN_P
         return "none"
     if value >= target:
         return "ok"
-    return "warn" if value >= target - margin else "bad"
+    return "warn" if value >= target - margin - 1e-9 else "bad"  # 1e-9: 0.8 - 0.1 is 0.7000000000000001
 
 
 def grade_at_most(value: float | None, target: float) -> str:
@@ -84,12 +84,13 @@ class _Today:
         return b
 
 
-def _queue_figures(
-    state: QueueState, queues: QueueConfig, today: _Today
+def queue_figures(
+    state: QueueState, queues: QueueConfig, today: _Today | None = None
 ) -> dict[tuple[str, str], tuple[QueueCounts, QueueCounts, int, int, int]]:
     """(queue, channel) -> (current interval's counts, today's counts, interval start, day start, clock) for
     every queue and channel of this partition that has had traffic."""
     out: dict[tuple[str, str], tuple[QueueCounts, QueueCounts, int, int, int]] = {}
+    today = today or _Today()
     length = state.interval_ms
     for q, ch in state.totals:
         clock = state.clock(q)
@@ -131,7 +132,7 @@ def wallboard(queue_states: Iterable[QueueState], agent_states: Iterable[AgentSt
     required: dict[tuple[str, str], int] = {}
     newest = NO_TIME
     for state in list(queue_states):
-        figures.update(_queue_figures(state, queues, today))  # a queue lives on exactly one partition
+        figures.update(queue_figures(state, queues, today))  # a queue lives on exactly one partition
         for q, ch, n, age in state.waiting():
             waiting[(q, ch)] = (n, age)
         for q, ch, counts, span in state.recent():
@@ -196,33 +197,24 @@ def wallboard(queue_states: Iterable[QueueState], agent_states: Iterable[AgentSt
 LOCAL_WINDOWS = {"short": {"key": "interval", "label": "this interval"}, "long": {"key": "today", "label": "today"}}
 PROMETHEUS_WINDOWS = {
     "short": {"key": "last_5m", "label": "last 5 min"},
-    "long": {"key": "last_30m", "label": "last 30 min"},
+    "long": {"key": "today", "label": "today"},
+    "note": "last 5 min from Prometheus · today in the queue's time zone",
 }
 """The wallboard's two spans: its own state gives the current interval and today; Prometheus gives the sliding
-5 and 30 minutes of the recording rules the Grafana wallboard shows (there is no "today" series there yet)."""
-
-
-def _increase(metric: str, window: str) -> str:
-    """The recording rule of a counter's increase by queue and channel (as pipeline.monitoring.alerting.inc)."""
-    return f"queue_channel:{metric.removesuffix('_total')}:increase{window}"
-
+5 minutes of the headline service level rule the Grafana wallboard shows, and today from `cc_queue_today_*`."""
 
 PROMETHEUS_QUERIES: dict[str, str] = {
     "service_level_5m": HEADLINE_RULE.format(window="5m"),
-    "service_level_30m": HEADLINE_RULE.format(window="30m"),
-    "offered": _increase(COUNT["offered"].metric, "30m"),
-    "answered": _increase(COUNT["answered"].metric, "30m"),
-    "abandoned": _increase(COUNT["abandoned"].metric, "30m"),
-    "asa": RATIO["asa"].recorded("30m"),
-    "abandon_rate": RATIO["abandon_rate"].recorded("30m"),
     # as the Grafana wallboard sums them over workers
     "waiting": "sum by (queue, channel) (cc_queue_contacts_waiting)",
     "oldest_wait": "max by (queue, channel) (cc_queue_oldest_waiting_age_seconds)",
     "agents": "sum by (queue, state) (cc_queue_agents)",
     "required": "sum by (queue, channel) (cc_queue_agents_required)",
+    **{f"today_{f}": f"sum by (queue, channel) ({today_metric(f)})" for f in TODAY_FIELDS},
 }
-"""What the wallboard reads from Prometheus: the Grafana wallboard's series (the headline service level, the
-30-minute volumes, ASA and abandonment of the recording rules, and the live gauges summed over workers)."""
+"""What the wallboard reads from Prometheus: the headline service level over 5 minutes (the Grafana wallboard's
+recording rule), the live gauges summed over workers as the Grafana wallboard sums them, and today's counts,
+from which today's ratios are formed here with the KPI definitions (sums first, never averaged ratios)."""
 
 _STATE_OF_LABEL = {"after_contact_work": "acw"}  # cc_queue_agents' label -> the board's state name
 
@@ -245,7 +237,7 @@ def prometheus_wallboard(results: dict[str, list[dict]], queues: QueueConfig, at
         state = r["metric"].get("state", "")
         row = agents.setdefault(r["metric"].get("queue", ""), dict.fromkeys(NOW_STATES, 0))
         row[_STATE_OF_LABEL.get(state, state)] = round(_number(r) or 0)
-    pairs = set(by_qc.get("offered", {})) | set(by_qc.get("waiting", {})) | set(by_qc.get("service_level_30m", {}))
+    pairs = set(by_qc.get("today_offered", {})) | set(by_qc.get("waiting", {}))
     rows = []
     for q, ch in sorted(pairs):
         rules = queues.for_queue(q)
@@ -253,7 +245,12 @@ def prometheus_wallboard(results: dict[str, list[dict]], queues: QueueConfig, at
         def get(name: str, q: str = q, ch: str = ch) -> float | None:
             return by_qc.get(name, {}).get((q, ch))
 
-        sl5, sl30, asa, abandon = get("service_level_5m"), get("service_level_30m"), get("asa"), get("abandon_rate")
+        day = QueueCounts()
+        for f in TODAY_FIELDS:
+            setattr(day, f, round((get(f"today_{f}") or 0) / COUNT[f].scale))  # the gauges' unit back to counts
+        sl5 = get("service_level_5m")
+        sl_today = SERVICE_LEVEL[rules.service_level_variant].value(day)
+        asa, abandon = RATIO["asa"].value(day), RATIO["abandon_rate"].value(day)
         waiting, oldest = round(get("waiting") or 0), get("oldest_wait") or 0.0
         need = get("required")
         now = agents.get(q, dict.fromkeys(NOW_STATES, 0))
@@ -271,13 +268,13 @@ def prometheus_wallboard(results: dict[str, list[dict]], queues: QueueConfig, at
                     "service_level": sl5,
                     "service_level_grade": grade_at_least(sl5, rules.service_level_target),
                 },
-                "last_30m": {
+                "today": {
                     "start": None,
-                    "offered": round(get("offered") or 0),
-                    "answered": round(get("answered") or 0),
-                    "abandoned": round(get("abandoned") or 0),
-                    "service_level": sl30,
-                    "service_level_grade": grade_at_least(sl30, rules.service_level_target),
+                    "offered": day.offered,
+                    "answered": day.answered,
+                    "abandoned": day.abandoned,
+                    "service_level": sl_today,
+                    "service_level_grade": grade_at_least(sl_today, rules.service_level_target),
                     "asa_seconds": asa,
                     "asa_grade": grade_at_most(asa, rules.asa_target_seconds),
                     "abandon_rate": abandon,

@@ -178,7 +178,7 @@ def add_boards(
                     **boards.fresh(),
                     "source": {
                         "kind": "prometheus",
-                        "note": f"Whole center, from Prometheus at {prometheus.url} (the Grafana wallboard's recording rules).",
+                        "note": f"Whole center, from Prometheus at {prometheus.url} (the Grafana wallboard's series and cc_queue_today_*).",
                     },
                 }
             else:

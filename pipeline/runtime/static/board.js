@@ -58,7 +58,7 @@ function drawWallboard(data) {
     // two spans: this interval and today (the worker's own state), or the last 5 and 30 min (Prometheus)
     const t = q.targets, short = q[data.windows.short.key], span = q[data.windows.long.key], a = q.agents;
     const shortLabel = data.windows.short.label, longLabel = data.windows.long.label;
-    const when = span.start === null ? "sliding windows" :
+    const when = span.start === null ? data.windows.note :
       `today ${localDate(span.start, q.time_zone)} · interval ${localTime(short.start, q.time_zone)}`;
     const tileGrade = worst([short.service_level_grade, span.service_level_grade, q.oldest_wait_grade,
       span.abandon_rate_grade, span.asa_grade, q.staffing_grade]);
