@@ -13,6 +13,7 @@ from eventlog import BASE_MS, BASE_S, Events
 from prometheus_client import CollectorRegistry
 
 from pipeline.core.settings import QueueConfig, QueueSettings, SettingsError, load_settings
+from pipeline.exposition.board_metrics import AdherenceCollector, TodayCollector
 from pipeline.exposition.boards import (
     agent_board,
     agent_rows,
@@ -22,8 +23,7 @@ from pipeline.exposition.boards import (
     prometheus_wallboard,
     wallboard,
 )
-from pipeline.exposition.today_metrics import TodayCollector
-from pipeline.processing.processor import ContactProcessor, PipelineStats
+from pipeline.processing.processor import AgentProcessor, ContactProcessor, PipelineStats
 from pipeline.state.agents import AgentState
 from pipeline.state.queues import QueueState
 
@@ -246,3 +246,21 @@ def test_today_gauges_are_the_wallboards_today():
     assert get("cc_queue_today_abandoned", labels) == 1
     assert get("cc_queue_today_answered_within_threshold", labels) == 1
     assert get("cc_queue_today_answer_wait_seconds", labels) == pytest.approx(60.0)
+
+
+def test_adherence_gauges_per_queue_are_the_agent_boards():
+    processor = AgentProcessor(load_settings(), PipelineStats())
+    processor.partitions[0] = agent_state()
+    registry = CollectorRegistry()
+    registry.register(AdherenceCollector(processor, QUEUES))
+    get = registry.get_sample_value
+    # Q1: A1 (out 50 s) and A2 (out 600 s), both over Q1's 30 s; Q2: A2 and A4 (out 1,100 s), both over 300 s.
+    # A3 has no queue: it counts in none.
+    assert get("cc_queue_agents_out_of_adherence", {"queue": "Q1"}) == 2
+    assert get("cc_queue_agents_adherence_exceptions", {"queue": "Q1"}) == 2
+    assert get("cc_queue_agents_out_of_adherence", {"queue": "Q2"}) == 2
+    assert get("cc_queue_agents_adherence_exceptions", {"queue": "Q2"}) == 2
+    stricter = QueueConfig(queues={**QUEUES.queues, "Q2": QueueSettings(adherence_exception_seconds=900)})
+    registry = CollectorRegistry()
+    registry.register(AdherenceCollector(processor, stricter))
+    assert registry.get_sample_value("cc_queue_agents_adherence_exceptions", {"queue": "Q2"}) == 1  # A4 only

@@ -378,6 +378,33 @@ class _QueuesOf:
         return [(of, teams) for of, teams, _ in self._of.values()]
 
 
+def adherence_by_queue(agent_states: Iterable[AgentState], queues: QueueConfig) -> dict[str, tuple[int, int]]:
+    """queue -> (agents out of adherence now, of them out at least the queue's exception threshold), counting
+    every agent in each queue of its session (the last one, if logged out); queues with agents and none out
+    show zeros. Times at each agent partition's watermark, as on the agent board."""
+    out: dict[str, tuple[int, int]] = {}
+    for state in list(agent_states):
+        now = state.watermark
+        if now == NO_TIME:
+            continue
+        for track in state.agents.values():
+            status = track.now
+            activity = planned_activity(track.plan, now) if track.plan else None
+            if not status.queues or (not status.logged_in and activity is None):
+                continue
+            out_for: float | None = None
+            if activity is not None and not adherent(activity, status):
+                since = out_of_adherence_since(track, now)
+                out_for = max(0, now - since) / 1000 if since is not None else 0.0
+            for q in status.queues:
+                n, exceptions = out.get(q, (0, 0))
+                if out_for is not None:
+                    n += 1
+                    exceptions += out_for >= queues.for_queue(q).adherence_exception_seconds
+                out[q] = (n, exceptions)
+    return out
+
+
 AGENT_COLUMNS: tuple[str, ...] = (
     "agent",
     "logged_in",

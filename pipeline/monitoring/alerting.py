@@ -368,6 +368,17 @@ def queue_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
             "sum by (queue, channel) (cc_queue_agents_required) - sum by (queue, channel) (cc_queue_agents_staffed)",
         ),
         Alert(
+            "CCQueueAdherenceExceptions",
+            "warning",
+            # each agent's exception threshold is the queue's (adherence_exception_seconds), applied by the worker
+            f"sum by (queue) (cc_queue_agents_adherence_exceptions)\n> on (queue) group_left (team) (0 * {sl_target})",
+            300,
+            "Agents of the queue are out of adherence longer than the queue allows.",
+            "{{ $value }} agents of queue {{ $labels.queue }} have been out of adherence (their state against "
+            "their scheduled activity) for longer than the queue's exception threshold.",
+            "sum by (queue) (cc_queue_agents_adherence_exceptions)",
+        ),
+        Alert(
             "CCQueueNoContacts",
             "warning",
             # min_over_time: open for the whole window, so the first minutes after opening do not count.

@@ -27,8 +27,8 @@ from faust.types import TP
 
 from pipeline.contract.partitioner import KeyPartitioner
 from pipeline.core.settings import QueueConfig, Settings
+from pipeline.exposition.board_metrics import AdherenceCollector, TodayCollector
 from pipeline.exposition.metrics import build_registry
-from pipeline.exposition.today_metrics import TodayCollector
 from pipeline.processing.processor import (
     AgentProcessor,
     BatchResult,
@@ -180,6 +180,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
     health = _health(app, settings, (contact_topic, contacts), (agent_topic, agents), throughput, probe, assignment)
     registry.register(HealthCollector(health))
     registry.register(TodayCollector(contacts))  # cc_queue_today_*: today so far, in each queue's time zone
+    registry.register(AdherenceCollector(agents, queues))  # agents out of adherence now, and exceptions
 
     @app.task
     async def probe_broker() -> None:
