@@ -13,6 +13,7 @@ docs/agent-board.png are made this way).
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import shutil
@@ -235,6 +236,11 @@ def test_wallboard_and_agent_board_in_chromium(broker, tmp_path):
             m = wait_applied(base, {t: sum(e.values()) for t, e in ends.items()})
             wait_for_update(driver, 2)
             second = tiles(driver)
+            with urllib.request.urlopen(f"{base}/progress", timeout=5) as resp:  # readable, as well as exact
+                progress = json.loads(resp.read())
+            stamp = end.isoformat(timespec="milliseconds").replace("+00:00", "Z")  # the closing heartbeat's time
+            assert {p["watermark"] for p in progress["partitions"].values()} == {stamp}
+            assert 0 <= progress["last_batch_seconds_ago"] < 60
             assert_wallboard_equals_metrics(second, m)
             assert sum(int(f["long.offered"]) for f in second.values()) > sum(
                 int(f["long.offered"]) for f in first.values()
