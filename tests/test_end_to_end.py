@@ -252,10 +252,12 @@ def test_bad_messages_are_dead_lettered_counted_and_the_worker_carries_on(broker
         for check in ("live", "ready"):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/{check}", timeout=2) as resp:
                 assert resp.status == 200 and orjson.loads(resp.read())["crashed"] is False
-        for faust_view in ("/router/", "/table/", "/"):  # only the pipeline's own pages are served
+        for faust_view in ("/router/", "/table/"):  # only the pipeline's own pages are served
             with pytest.raises(urllib.error.HTTPError) as missing:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}{faust_view}", timeout=2)
             assert missing.value.code == 404
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:  # the wallboard, not Faust's /
+            assert b"<title>Wallboard" in resp.read()
         stopping = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         proc.wait(STOP_GRACE_SECONDS + 5)

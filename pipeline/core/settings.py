@@ -10,6 +10,7 @@ they are many and structured; see `QueueConfig`.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable
 from datetime import time
@@ -85,6 +86,9 @@ class QueueSettings(BaseModel):
     """Longest acceptable wait of the oldest contact in the queue now."""
     team: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "operations"
     """The team that answers for this queue: alerts are routed by it."""
+    adherence_exception_seconds: Annotated[float, Field(gt=0, le=86400)] = 300.0
+    """An agent of the queue out of adherence (state against its scheduled activity) this long is an exception
+    on the agent board."""
     open_days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
     """Days the queue is open (in its time zone); outside them no traffic is expected."""
     opens: time = time(8, 0)
@@ -255,6 +259,10 @@ class Settings(BaseSettings):
 
     sink_web_port: Annotated[int, Field(ge=0, le=65535)] = 6067
     """Port of a sink's /metrics (on `PIPELINE_WEB_HOST`); 0 picks a free one."""
+
+    prometheus_url: str = ""
+    """Prometheus the wallboard at `/` reads (the same recording rules as the Grafana wallboard), e.g.
+    `http://127.0.0.1:9090`: the whole center across workers. Empty: the wallboard shows this worker's state."""
 
     export_agent_metrics: bool = True
     """Export per-agent series (`cc_agent_*`) to Prometheus. Per-agent KPIs always go to the KPI topic."""
@@ -459,6 +467,14 @@ class Settings(BaseSettings):
     def _host_not_empty(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("must be a host name or address, e.g. 127.0.0.1")
+        return v
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if v and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
+            raise ValueError("must be empty or an http:// or https:// URL, e.g. http://127.0.0.1:9090")
         return v
 
     @field_validator("customer_hash_key", "sink_dsn", mode="before")

@@ -288,6 +288,18 @@ AGENT_GAUGES: tuple[Gauge, ...] = (
         "after_contact_work, not_ready; logged_in = all of them), at the partition's watermark. An agent "
         "serving several queues counts in each. Sum over workers: sum by (queue, state).",
     ),
+    Gauge(
+        "cc_queue_agents_out_of_adherence",
+        "agents",
+        "Agents of the queue (logged in to it now, or last) whose scheduled activity does not match their state "
+        "now (real-time adherence), at the agent partition's watermark. Sum over workers: sum by (queue).",
+    ),
+    Gauge(
+        "cc_queue_agents_adherence_exceptions",
+        "agents",
+        "Of those, the agents out of adherence for at least the queue's `adherence_exception_seconds` without "
+        "a break. Sum over workers: sum by (queue).",
+    ),
 )
 
 # per-queue adherence totals: counters exported always (not per agent)

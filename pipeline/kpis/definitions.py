@@ -422,6 +422,32 @@ GAUGES: tuple[Gauge, ...] = (
         "Average speed of answer the staffed agents give at the recent traffic.",
     ),
 )
+TODAY_FIELDS: tuple[str, ...] = (
+    "offered",
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "answered_within_threshold",
+    "abandoned_within_threshold",
+    "answer_wait_ms",
+)
+"""The counts exported for "today" too: what every service level variant, ASA and abandonment are formed from."""
+
+
+def today_metric(field: str) -> str:
+    """The gauge of a count's today-so-far value: `cc_queue_offered_total` -> `cc_queue_today_offered`."""
+    return "cc_queue_today_" + COUNT[field].metric.removeprefix("cc_queue_").removesuffix("_total")
+
+
+GAUGES += tuple(
+    Gauge(
+        today_metric(f),
+        COUNT[f].unit,
+        f"{COUNT[f].help.rstrip('.')}, today so far: the local day in the queue's time zone that holds the queue's "
+        "clock (it starts again at local midnight).",
+    )
+    for f in TODAY_FIELDS
+)
 GAUGE = {g.metric: g for g in GAUGES}
 
 

@@ -20,6 +20,7 @@ alert fire and resolve within a minute or two of wall-clock time; the deployed f
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -175,6 +176,12 @@ def _open_expr(queues: list[str], s: QueueSettings) -> str:
 # ---------------------------------------------------------------------------------------------- recording rules
 
 
+TODAY_SERVICE_LEVEL = kd.HEADLINE_RULE.format(window="_today")
+"""Recording rule of each queue's headline service level today so far, in its time zone."""
+TODAY_OFFERED = "queue_channel:cc_queue_offered:today"
+"""Recording rule of the contacts offered today so far, summed over workers."""
+
+
 def inc(name: str, window: str) -> str:
     """Name of the recorded increase of `cc_queue_<name>_total` by queue and channel."""
     return f"queue_channel:cc_queue_{name}:increase{window}"
@@ -239,6 +246,24 @@ def recording_groups(config: QueueConfig, timing: Timing = DEPLOYED) -> list[dic
         for definition in kd.RECORDED:
             if definition not in kd.SERVICE_LEVEL.values():  # abandonment rate, ASA
                 ratio_rules.append(_ratio_rule(definition, w))
+
+    # Today so far, in each queue's time zone: the workers' `cc_queue_today_*` gauges (which start again at local
+    # midnight) summed over workers, then divided; each queue its headline variant, as above.
+    def today(selector: str) -> Callable[[str], str]:
+        return lambda f: f"sum by (queue, channel) ({kd.today_metric(f)}{selector})"
+
+    by_variant_today: dict[str, list[str]] = {}
+    for queue, s in _configured(config):
+        by_variant_today.setdefault(s.service_level_variant, []).append(queue)
+    today_parts = [
+        kd.SERVICE_LEVEL[v].expr(today(f'{{queue=~"{_queue_regex(qs)}"}}'), guard=True)  # type: ignore[index]
+        for v, qs in sorted(by_variant_today.items())
+    ]
+    today_parts.append(kd.SERVICE_LEVEL[config.defaults.service_level_variant].expr(today(_others(config)), guard=True))
+    ratio_rules.append({"record": TODAY_SERVICE_LEVEL, "expr": "\nor\n".join(f"({p})" for p in today_parts)})
+    ratio_rules.append({"record": TODAY_OFFERED, "expr": today("")("offered")})
+    for definition in (kd.RATIO["abandon_rate"], kd.RATIO["asa"]):
+        ratio_rules.append({"record": definition.recorded("_today"), "expr": definition.expr(today(""), guard=True)})
 
     target_rules: list[dict] = []
     for _kpi, (record, field) in TARGETS.items():
@@ -383,6 +408,17 @@ def queue_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
             f"interval of the next hour (more than {t.plan_gap_margin:g}): the schedule plans fewer agents for "
             "contacts than its forecast needs.",
             PLAN_GAP,
+        ),
+        Alert(
+            "CCQueueAdherenceExceptions",
+            "warning",
+            # each agent's exception threshold is the queue's (adherence_exception_seconds), applied by the worker
+            f"sum by (queue) (cc_queue_agents_adherence_exceptions)\n> on (queue) group_left (team) (0 * {sl_target})",
+            300,
+            "Agents of the queue are out of adherence longer than the queue allows.",
+            "{{ $value }} agents of queue {{ $labels.queue }} have been out of adherence (their state against "
+            "their scheduled activity) for longer than the queue's exception threshold.",
+            "sum by (queue) (cc_queue_agents_adherence_exceptions)",
         ),
         Alert(
             "CCQueueNoContacts",

@@ -27,6 +27,7 @@ from faust.types import TP
 
 from pipeline.contract.partitioner import KeyPartitioner
 from pipeline.core.settings import QueueConfig, Settings
+from pipeline.exposition.board_metrics import AdherenceCollector, TodayCollector
 from pipeline.exposition.metrics import build_registry
 from pipeline.processing.processor import (
     AgentProcessor,
@@ -36,6 +37,7 @@ from pipeline.processing.processor import (
     PartitionedProcessor,
     PipelineStats,
 )
+from pipeline.runtime.boards import add_boards
 from pipeline.runtime.broker import bootstrap_servers
 from pipeline.runtime.checkpoints import Checkpoints, PartitionStateTable
 from pipeline.runtime.fcr import wire_fcr
@@ -206,12 +208,15 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
     app.resume_at = resume_at
     health = _health(app, settings, (contact_topic, contacts), (agent_topic, agents), throughput, probe, assignment)
     registry.register(HealthCollector(health))
+    registry.register(TodayCollector(contacts))  # cc_queue_today_*: today so far, in each queue's time zone
+    registry.register(AdherenceCollector(agents, queues))  # agents out of adherence now, and exceptions
 
     @app.task
     async def probe_broker() -> None:
         await probe.run()
 
     add_pages(app, registry, health, lambda: progress(contacts, fcr.processor, stats, throughput))
+    add_boards(app, settings, queues, contacts, agents, throughput)  # the wallboard at / and the agent board
 
     app.pipeline = contacts
     app.agent_pipeline = agents

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
+from pipeline.core.time import NO_TIME
 from pipeline.exposition.metrics import exposition
 from pipeline.processing.fcr import FcrProcessor
 from pipeline.processing.processor import ContactProcessor, PipelineStats
@@ -44,6 +47,7 @@ def progress(
             str(p): {
                 "offset": s.offset,
                 "watermark_ms": s.watermark,
+                "watermark": _readable(s.watermark),  # the same, for a person
                 "open_intervals": len(s.intervals),
                 "open_rollups": len(s.rollups),
                 "legs": len(s.legs),
@@ -56,12 +60,22 @@ def progress(
         "messages": dict(stats.messages),
         "source_messages": throughput.messages,
         "first_batch": throughput.first_batch,
-        "last_batch_monotonic": throughput.last_batch_monotonic,
+        "last_batch_monotonic": throughput.last_batch_monotonic,  # the machine's clock: for the benchmark
+        "last_batch_seconds_ago": (
+            round(time.monotonic() - throughput.last_batch_monotonic, 3) if throughput.last_batch_monotonic else None
+        ),
         "batches": stats.batches,
         "rejected": {f"{topic}|{reason}": n for (topic, reason), n in stats.rejected.items()},
         "duplicates": sum(stats.duplicates.values()),
         "late": sum(stats.late.values()),
     }
+
+
+def _readable(epoch_ms: int) -> str | None:
+    """An event time in epoch ms as RFC 3339 UTC (None before any event)."""
+    if epoch_ms == NO_TIME:
+        return None
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _health_response(web, report: HealthReport):  # noqa: ANN001

@@ -106,6 +106,8 @@ class AgentTrack:
     revisions: dict[int, int] = field(default_factory=dict)  # open interval start (ms) -> last revision
     changed: bool = False  # an event arrived since the last provisional publication
     published_at: float = 0.0
+    settled_since: int = NO_TIME  # when the settled status took its presence (state and reason); see `status_since`
+    now_since: int = NO_TIME  # the same of `now`: the agent board's time in state (derived, not stored)
 
 
 LOGGED_OUT = Status()  # before any event, and after a logout from a session without queues
@@ -123,6 +125,22 @@ def apply_change(s: Status, c: Change) -> Status:
     reason = (c.reason or UNSPECIFIED_REASON) if state == "not_ready" else None
     active = c.active if c.active is not None else (1 if state in HANDLING_STATES else 0)
     return Status(True, state, reason, s.queues, active)
+
+
+def _same_presence(a: Status, b: Status) -> bool:
+    """What a supervisor sees change: logged in or not, the state and the reason (not the queues or contacts)."""
+    return a.logged_in == b.logged_in and a.state == b.state and a.reason == b.reason
+
+
+def status_since(status: Status, since: int, changes: list[Change]) -> tuple[Status, int]:
+    """The status after `changes` (sorted) from `status`, and the event time since when its presence holds
+    (`since` if no change altered it): the agent board's time in state."""
+    for c in changes:
+        after = apply_change(status, c)
+        if not _same_presence(after, status):
+            since = c.t
+        status = after
+    return status, since
 
 
 def adherent(activity: str, s: Status) -> bool:
@@ -270,9 +288,11 @@ class AgentState:
         changes.append(change)
         if len(changes) > 1 and change.t < changes[-2].t:  # out of order: re-sort, and fold from the horizon
             changes.sort(key=lambda c: (c.t, c.seq))
-            track.now = self._fold(track.settled, changes)
+            track.now, track.now_since = status_since(track.settled, track.settled_since, changes)
         else:  # the newest (the usual case): `now` is the fold of the changes before it
-            track.now = apply_change(track.now, change)
+            before, track.now = track.now, apply_change(track.now, change)
+            if not _same_presence(before, track.now):
+                track.now_since = change.t
         self._changed_one(e.agent_id, track)
         if t > self.watermark:
             self.watermark = t
@@ -380,7 +400,7 @@ class AgentState:
                 if total is None:
                     total = self.totals[agent_id] = AgentCounts()
                 total.add(c)
-            track.settled = self._fold(track.settled, settling)
+            track.settled, track.settled_since = status_since(track.settled, track.settled_since, settling)
             track.changes = [c for c in track.changes if c.t >= new]
             track.plan = [p for p in track.plan if p.end > new]
             if track.settled == LOGGED_OUT and not track.changes and not track.plan and not track.revisions:
@@ -515,6 +535,7 @@ class AgentState:
                     "revisions": [[s, r] for s, r in t.revisions.items()],
                     "changed": t.changed,
                     "published_at": t.published_at,
+                    "since": t.settled_since,
                 }
                 for a, t in agents.items()
             },
@@ -547,8 +568,9 @@ class AgentState:
                 revisions={s: r for s, r in x["revisions"]},
                 changed=x["changed"],
                 published_at=x["published_at"],
+                settled_since=x.get("since", NO_TIME),  # absent from checkpoints written before it was kept
             )
-            track.now = self._fold(track.settled, track.changes)
+            track.now, track.now_since = status_since(track.settled, track.settled_since, track.changes)
             self.agents[a] = track
         self.totals = {a: AgentCounts.from_dict(c) for a, c in d["totals"].items()}
         self.queue_totals = {q: QueueAdherence(s, a) for q, (s, a) in d["queue_totals"].items()}

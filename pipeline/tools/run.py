@@ -97,6 +97,7 @@ def run_demo(hours: float, speed: float, seed: int, agents: int | None, log_dir:
                 print(
                     f"\nContact-center KPI pipeline is running.\n"
                     f"  Kafka:    {settings.broker_url} ({'embedded Tansu' if not os.environ.get(ENV_PREFIX + 'BROKER_URL') else 'external'})\n"
+                    f"  Wallboard: {base}/    agent board: {base}/agents  (open in a browser)\n"
                     f"  Metrics:  {base}/metrics    progress: {base}/progress\n"
                     f"  Topics:   {', '.join(settings.topic(t) for t in ('contact-events', 'agent-events', 'kpis', 'dead-letters', 'late-events'))}\n"
                     f"  Simulated center: {config.agents} agents, {hours:g} h from {start:%Y-%m-%d %H:%M} UTC at {speed:g}x"
