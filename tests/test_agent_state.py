@@ -498,9 +498,9 @@ def test_processor_reports_late_duplicate_future_and_invalid_events():
     )
     future = E.state(20 * 365 * 24 * 3600, "available")  # years ahead of the wall clock
     out = p.process(
-        messages([late, events[1]], first_offset=100)
-        + [Message(TOPIC, A1, 102, b"A1", bad)]
-        + messages([future], first_offset=103),
+        messages([late, events[1]], first_offset=len(events))  # offsets follow on: the next ones of the partition
+        + [Message(TOPIC, A1, len(events) + 2, b"A1", bad)]
+        + messages([future], first_offset=len(events) + 3),
         lambda part: None,
     )
     assert [d.reason for d in out.late] == ["late", "late"]  # the login is settled by now: late, not duplicate

@@ -231,7 +231,7 @@ def test_late_events_of_unknown_queues_share_one_label():
         ev.ContactOffered(event_id=f"late-{q}", time=old, contact_id="c", queue_id=q, channel="voice")
         for q in ("sales", *unknown)
     ]
-    p.process(messages(late, first_offset=100), lambda part: None)
+    p.process(messages(late, first_offset=len(stream())), lambda part: None)  # the partition's next offsets
     assert stats.late == {("sales", "voice"): 1, ("other", "voice"): len(late) - 1}
 
 
@@ -373,12 +373,30 @@ def test_the_fcr_side_closes_on_the_slowest_live_queue_not_on_a_queue_stamped_ah
     assert p.complete_upto(part) == round(beat.time.timestamp() * 1000)
 
 
-def test_offsets_never_delivered_after_the_last_applied_are_counted():
-    """Source topics are neither compacted nor transactional: a jump in offsets is input the worker never got."""
+def test_a_partition_whose_next_offset_was_not_delivered_is_read_again_from_it():
+    """The state's offset is what was applied: a later message (a commit past the checkpoint, a rebalance handing
+    over from the wrong place) is set aside, not acked, and the partition read again from the next offset."""
     p, stats = processor()
     msgs = messages(stream())
-    out = p.process(msgs[:2] + [m._replace(offset=m.offset + 3) for m in msgs[2:]])
-    assert stats.skipped_offsets == {TOPIC: 3}
+    out = p.process(msgs[:2] + msgs[5:8])
+    assert out.rewind == {0: 2} and out.unapplied == {(0, 5), (0, 6), (0, 7)}
+    assert p.partitions[0].offset == 1
+    out = p.process(msgs[2:])  # read again from offset 2: applied in order
+    assert out.rewind == {} and out.unapplied == set() and p.partitions[0].offset == len(msgs) - 1
+    assert stats.skipped_offsets == {}
+    assert [(r.offered, r.answered) for r in out.records if r.final] == [(2, 2)]  # as the whole stream at once
+
+
+def test_offsets_that_cannot_be_read_again_are_counted_skipped_and_processing_goes_on():
+    """A re-read that comes back without the offset asked for (retention deleted it, or a producer wrote
+    transactionally) is counted and logged, never a stall."""
+    p, stats = processor()
+    msgs = messages(stream())
+    later = [m._replace(offset=m.offset + 3) for m in msgs[2:]]
+    out = p.process(msgs[:2] + later)
+    assert out.rewind == {0: 2} and len(out.unapplied) == len(later) and stats.skipped_offsets == {}
+    out = p.process(later)  # the re-read starts at the first offset there is: 5
+    assert stats.skipped_offsets == {TOPIC: 3} and out.unapplied == set()
     families = {f.name: f for f in text_string_to_metric_families(exposition(build_registry(p, stats)).decode())}
     assert [s.value for s in families["cc_pipeline_skipped_offsets"].samples if s.name.endswith("_total")] == [3]
-    assert out.dead_letters == []
+    assert out.dead_letters == [] and [(r.offered, r.answered) for r in out.records if r.final] == [(2, 2)]

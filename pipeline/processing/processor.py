@@ -96,6 +96,10 @@ class BatchResult:
     touched: set[int] = field(default_factory=set)  # partitions this batch applied messages to
     # FCR hook (pipeline.processing.fcr): the contact.offered events applied in this batch, to forward by customer
     offered: list[ev.ContactOffered] = field(default_factory=list)
+    # Partitions whose next offset was not delivered: read them again from this offset (`PartitionedProcessor`);
+    # the messages set aside meanwhile, (partition, offset), must not be acked.
+    rewind: dict[int, int] = field(default_factory=dict)
+    unapplied: set[tuple[int, int]] = field(default_factory=set)
 
 
 @dataclass
@@ -108,7 +112,7 @@ class PipelineStats:
     duplicates: Counter = field(default_factory=Counter)  # topic
     late: Counter = field(default_factory=Counter)  # (queue, channel)
     clamped: Counter = field(default_factory=Counter)  # reason: an outcome moved to its offer time
-    skipped_offsets: Counter = field(default_factory=Counter)  # topic: offsets after a checkpoint never delivered
+    skipped_offsets: Counter = field(default_factory=Counter)  # topic: offsets that could not be read
     records_published: Counter = field(default_factory=Counter)  # final: "true"/"false"
     batches: int = 0
     last_batch_seconds: float = 0.0
@@ -165,6 +169,8 @@ class PartitionedProcessor(Generic[ItemT]):
         self.dirty: set[int] = set()  # changed since their last checkpoint
         # ids checked for label-safe characters -> the partition of their key (-1: not computed yet)
         self.ids: dict[str, int] = {}
+        # partition -> (the offset asked for again, the first offset set aside): see `_in_sequence`
+        self.rewinding: dict[int, tuple[int, int]] = {}
 
     def new_state(self) -> Any:
         raise NotImplementedError
@@ -183,6 +189,42 @@ class PartitionedProcessor(Generic[ItemT]):
         """Forget a partition this worker no longer owns (its series disappear from /metrics)."""
         self.partitions.pop(partition, None)
         self.dirty.discard(partition)
+        self.rewinding.pop(partition, None)
+
+    def _in_sequence(self, m: Message, state: Any, out: BatchResult) -> bool:
+        """Whether a message is the next one of its partition's state; if later, the partition is read again from
+        the next one and the message set aside.
+
+        The state's own offset is what was applied; the consumer's committed offset can be past it (Faust
+        commits over offsets it counts as a gap, and a kill -9 then leaves a checkpoint behind its commit), and a
+        rebalance can hand over a partition from the wrong place. Source topics are neither compacted nor
+        transactional, so offsets have no holes of their own: a missing one was not delivered. Until the offset
+        asked for comes, later messages (already fetched) are set aside; a message at or before the first one set
+        aside means the re-read came back without the offset asked for (retention deleted it, or a producer wrote
+        transactionally): that is counted and logged as skipped, and processing goes on."""
+        want = state.offset + 1
+        if m.offset == want:
+            self.rewinding.pop(m.partition, None)
+            return True
+        asked = self.rewinding.get(m.partition)
+        if asked is not None and asked[0] == want and m.offset <= asked[1]:
+            del self.rewinding[m.partition]
+            self.stats.skipped_offsets[self.topic] += m.offset - want
+            log.error("%s[%d]: offsets %d to %d cannot be read; skipped", m.topic, m.partition, want, m.offset - 1)
+            return True
+        if asked is None or asked[0] != want:
+            self.rewinding[m.partition] = (want, m.offset)
+            log.warning(
+                "%s[%d]: offset %d came where %d was due; reading again from %d",
+                m.topic,
+                m.partition,
+                m.offset,
+                want,
+                want,
+            )
+        out.rewind[m.partition] = want  # again for every message set aside: see `pipeline.runtime.transport.rewind`
+        out.unapplied.add((m.partition, m.offset))
+        return False
 
     def process(
         self, messages: list[Message], load_snapshot=lambda partition: None, wall_now: float | None = None
@@ -198,16 +240,8 @@ class PartitionedProcessor(Generic[ItemT]):
                 state = self.load(m.partition, load_snapshot(m.partition))
             if m.offset <= state.offset:
                 continue  # already in the restored checkpoint: applying it again would count it twice
-            if m.offset > state.offset + 1 and state.offset >= 0:
-                # source topics are neither compacted nor transactional: offsets never skipped were not delivered
-                self.stats.skipped_offsets[self.topic] += m.offset - state.offset - 1
-                log.error(
-                    "%s[%d]: offsets %d to %d were never delivered",
-                    m.topic,
-                    m.partition,
-                    state.offset + 1,
-                    m.offset - 1,
-                )
+            if (m.offset != state.offset + 1 or self.rewinding) and not self._in_sequence(m, state, out):
+                continue
             state.offset = m.offset
             touched.add(m.partition)
             try:

@@ -53,7 +53,7 @@ from pipeline.runtime.health import (
 from pipeline.runtime.http import add_pages, progress
 from pipeline.runtime.kafka_security import client_options, faust_credentials
 from pipeline.runtime.memory import release_free_memory
-from pipeline.runtime.transport import App, StallMonitor, kafka_urls, raw_topic, to_message
+from pipeline.runtime.transport import App, StallMonitor, kafka_urls, raw_topic, rewind, to_message
 from pipeline.runtime.webconfig import load_web_config
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,8 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
     fcr = wire_fcr(app, settings, queues, stats, registry, publish, checkpoints, batches)  # pipeline/processing/fcr.py
     every_checkpoints = (contact_checkpoints, agent_checkpoints, fcr.checkpoints)
 
+    contact_name, agent_name = contact_topic.get_topic_name(), agent_topic.get_topic_name()
+
     @app.agent(contact_topic, name="contact-events")
     async def contact_events(stream: faust.StreamT) -> None:
         async for batch in batches(stream):
@@ -137,7 +139,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
                 result = contacts.process([to_message(e) for e in batch], contact_checkpoints.stored)
                 await fcr.forward(result, contacts)  # before the checkpoint that covers these offers
                 await publish(result)
-                await contact_checkpoints.applied(stream, batch)
+                await contact_checkpoints.applied(stream, await rewind(app, contact_name, result, batch))
             throughput.observe_batch(_positions(batch), started=started)
 
     @app.agent(agent_topic, name="agent-events")
@@ -147,7 +149,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
             async with agent_checkpoints.lock:
                 result = agents.process([to_message(e) for e in batch], agent_checkpoints.stored)
                 await publish(result)
-                await agent_checkpoints.applied(stream, batch)
+                await agent_checkpoints.applied(stream, await rewind(app, agent_name, result, batch))
             throughput.observe_batch(_positions(batch), started=started)
 
     @app.timer(interval=min(settings.checkpoint_seconds, 0.5))
@@ -189,23 +191,6 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
         for partition in owned_partitions(agent_topic) - set(agents.partitions):
             agents.load(partition, agent_checkpoints.stored(partition))
 
-    sources: dict[str, tuple[PartitionedProcessor, Checkpoints]] = {
-        contact_topic.get_topic_name(): (contacts, contact_checkpoints),
-        agent_topic.get_topic_name(): (agents, agent_checkpoints),
-        fcr.topic.get_topic_name(): (fcr.processor, fcr.checkpoints),
-    }
-
-    def resume_at(topic: str, partition: int) -> int | None:
-        """Where an assigned source partition resumes: after its checkpoint (`pipeline.runtime.transport`)."""
-        if topic not in sources:
-            return None
-        processor, held = sources[topic]
-        state = processor.partitions.get(partition)
-        if state is None:
-            state = processor.load(partition, held.stored(partition))
-        return state.offset + 1
-
-    app.resume_at = resume_at
     health = _health(app, settings, (contact_topic, contacts), (agent_topic, agents), throughput, probe, assignment)
     registry.register(HealthCollector(health))
     registry.register(TodayCollector(contacts))  # cc_queue_today_*: today so far, in each queue's time zone

@@ -13,7 +13,7 @@ from pipeline.core.settings import QueueConfig, Settings
 from pipeline.exposition.quality_metrics import FcrCollector
 from pipeline.processing.fcr import TOPIC, CustomerContactForwarder, FcrProcessor, hash_key
 from pipeline.processing.processor import BatchResult, ContactProcessor, PipelineStats
-from pipeline.runtime.transport import raw_topic, to_message
+from pipeline.runtime.transport import raw_topic, rewind, to_message
 
 
 @dataclass
@@ -58,7 +58,7 @@ def wire_fcr(
             async with held.lock:  # see the contact agent
                 result = processor.process([to_message(e) for e in batch], held.stored)
                 await publish(result)
-                await held.applied(stream, batch)
+                await held.applied(stream, await rewind(app, topic.get_topic_name(), result, batch))
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types a handler as taking any *args; this signal sends one
     async def on_revoked(sender: faust.App, revoked: set, **kwargs: Any) -> None:

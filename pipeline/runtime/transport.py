@@ -29,18 +29,18 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable
 from time import monotonic
 from typing import cast
 
 import faust
 from faust.sensors import Monitor
 from faust.transport.drivers import aiokafka as driver
+from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 from faust.web import drivers as web_drivers
 from faust.web.base import Web
 
-from pipeline.processing.processor import AgentProcessor, ContactProcessor, Message
+from pipeline.processing.processor import AgentProcessor, BatchResult, ContactProcessor, Message
 from pipeline.runtime.health import Health
 
 
@@ -91,40 +91,6 @@ class _Consumer(driver.Consumer):
             await asyncio.sleep(min(timeout, HELD_WAIT_SECONDS))
             return {}
         return await super()._getmany(active_partitions, timeout)
-
-    # After a rebalance Faust resumes every assigned partition and then seeks each to its committed offset. A
-    # source partition with a checkpoint must resume where the checkpoint ends when that is earlier: the
-    # checkpoint is what was applied, and an offset committed past it (seen after a kill -9: Faust counts an
-    # offset it never delivered as a gap to commit over) would skip the events between for good. So those
-    # partitions stay paused until they are placed (a fetch in between would hand over records from the wrong
-    # place).
-    _placing: frozenset = frozenset()
-
-    def resume_partitions(self, tps) -> None:  # noqa: ANN001
-        resume_at = cast(App, self.app).resume_at
-        tps = set(tps)
-        self._placing = frozenset(tp for tp in tps if resume_at(tp.topic, tp.partition) is not None)
-        super().resume_partitions(tps - self._placing)
-
-    async def perform_seek(self) -> None:
-        placing, self._placing = self._placing, frozenset()
-        try:
-            await super().perform_seek()
-            resume_at = cast(App, self.app).resume_at
-            for tp in sorted(placing):
-                want = resume_at(tp.topic, tp.partition)
-                committed = self._committed_offset.get(tp)
-                if want is not None and committed is not None and want < committed:
-                    log.warning(
-                        "%s[%d]: the committed offset %d is past the checkpoint's; resuming at %d",
-                        tp.topic,
-                        tp.partition,
-                        committed,
-                        want,
-                    )
-                    await self.seek(tp, want)
-        finally:
-            super().resume_partitions(placing)
 
     def _to_message(self, tp, record) -> _HeldMessage:  # noqa: ANN001
         # Faust's own conversion (faust.transport.drivers.aiokafka.Consumer._to_message), into a counted message
@@ -216,8 +182,6 @@ class App(faust.App):
 
     def __init__(self, *args, fetch_max_wait_ms: int, max_held_bytes: int = 1 << 62, **kwargs) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
-        # (topic, partition) -> the offset after the partition's checkpoint (None: not a checkpointed source)
-        self.resume_at: Callable[[str, int], int | None] = lambda topic, partition: None
         self.max_held_bytes = max_held_bytes
         self.crashed_agents: list[str] = []
         # Tables are in memory (and Kafka); Faust still makes a directory for table files, in the working
@@ -263,6 +227,19 @@ def raw_topic(app: faust.App, name: str, **options) -> faust.TopicT:
     """A topic of raw bytes: Faust must not deserialise (a non-JSON message would stall the agent); our decoder
     applies the error policy instead."""
     return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", **options)
+
+
+async def rewind(app: faust.App, topic: str, result: BatchResult, batch: list[faust.EventT]) -> list[faust.EventT]:
+    """Read again the partitions whose next offset was not delivered (`PartitionedProcessor._in_sequence`), and
+    return the batch's events to ack once checkpointed: not those set aside, which come again.
+
+    The seek is repeated for every message set aside: those fetched before it move Faust's read position past the
+    offset asked for, and Faust would drop the re-read messages below it."""
+    for partition, offset in result.rewind.items():
+        await app.consumer.seek(TP(topic, partition), offset)
+    if not result.unapplied:
+        return batch
+    return [e for e in batch if (e.message.partition, e.message.offset) not in result.unapplied]
 
 
 def to_message(e: faust.EventT) -> Message:
