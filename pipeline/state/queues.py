@@ -26,10 +26,9 @@ import heapq
 import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
+import msgspec
 
 from pipeline.contract import events as ev
 from pipeline.core.settings import QueueSettings
@@ -41,9 +40,10 @@ from pipeline.core.time import (
     local_bounds,
     next_revision,
 )
-from pipeline.kpis.counts import SUMS, Forecast, IntervalUpdate, QueueCounts, Window, bucket_name
+from pipeline.kpis.counts import Forecast, IntervalUpdate, QueueCounts, Window, bucket_name
+from pipeline.state.codec import Codec
 
-SNAPSHOT_VERSION = 7  # 6: one clock for the partition (read: every queue starts at it); 5 and 4 converted too
+SNAPSHOT_VERSION = 8  # typed documents (`QueueSnapshot`); nothing earlier was released
 FAR_FUTURE = 2**62
 MAX_CHAT_MESSAGES = 2000  # per leg: more is not a chat but a flood (rejected as impossible)
 
@@ -583,7 +583,7 @@ class QueueState:
     def snapshot(self) -> bytes:
         """The whole state (resets what `changes` reports)."""
         self._changed_legs, self._changed_agents = set(), set()
-        return orjson.dumps(self._document(self.legs.values(), None))
+        return CODEC.encode(self._document(list(self.legs.values()), None))
 
     def changes(self) -> bytes | None:
         """What changed since the last `snapshot` or `changes` (None: too much to tell; take a snapshot): the legs
@@ -595,94 +595,73 @@ class QueueState:
             return None
         self._changed_legs, self._changed_agents = set(), set()
         held = [self.legs[k] for k in legs if k in self.legs]
-        return orjson.dumps({**self._document(held, agents), "legs_gone": [k for k in legs if k not in self.legs]})
+        document = self._document(held, agents)
+        document.legs_gone = [k for k in legs if k not in self.legs]
+        return CODEC.encode(document)
 
-    def _document(self, legs: Iterable[Leg], agents: set[str] | None) -> dict[str, Any]:
+    def _document(self, legs: list[Leg], agents: set[str] | None) -> QueueSnapshot:
         """The stored form: every agent's counts, or only those of `agents`."""
 
         def of(counts: dict[str, QueueCounts]) -> dict[str, QueueCounts]:
             return counts if agents is None else {a: counts[a] for a in agents if a in counts}
 
-        # orjson writes the dataclasses itself (much faster than asdict); restore() reads the same shape
-        return {
-            "v": SNAPSHOT_VERSION,
-            "watermark": self.watermark,
-            "clocks": self.clocks,
-            "heartbeat": self.heartbeat,
-            "offset": self.offset,
-            "legs": list(legs),
-            "intervals": [
-                [q, ch, s, i.counts, i.revision, i.changed, i.published_at, of(i.agents), sorted(i.event_ids)]
+        return QueueSnapshot(
+            watermark=self.watermark,
+            clocks=self.clocks,
+            heartbeat=self.heartbeat,
+            offset=self.offset,
+            legs=legs,
+            intervals=[
+                StoredInterval(
+                    q, ch, s, i.counts, i.revision, i.changed, i.published_at, of(i.agents), sorted(i.event_ids)
+                )
                 for (q, ch, s), i in self.intervals.items()
             ],
-            "forecasts": [[q, ch, s, f] for (q, ch), of_queue in self.forecasts.items() for s, f in of_queue.items()],
-            "totals": [[q, ch, c] for (q, ch), c in self.totals.items()],
-            "agent_totals": of(self.agent_totals),
-            "last_final": [[q, ch, start, c] for (q, ch), (start, c) in self.last_final.items()],
-            "rollups": [
-                [q, ch, w, s, end, r.counts, r.revision, r.changed, r.published_at, of(r.agents)]
+            forecasts=[
+                StoredForecast(q, ch, s, f) for (q, ch), of_queue in self.forecasts.items() for s, f in of_queue.items()
+            ],
+            totals=[StoredTotal(q, ch, c) for (q, ch), c in self.totals.items()],
+            agent_totals=of(self.agent_totals),
+            last_final=[StoredFinal(q, ch, start, c) for (q, ch), (start, c) in self.last_final.items()],
+            rollups=[
+                StoredRollup(q, ch, w, s, end, r.counts, r.revision, r.changed, r.published_at, of(r.agents))
                 for (q, ch, w, s), (end, r) in self.rollups.items()
             ],
-            "expired": [[*k, n] for k, n in self.expired.items()],
-        }
+            expired=[StoredExpired(q, ch, reason, n) for (q, ch, reason), n in self.expired.items()],
+        )
 
     def restore(self, data: bytes, changes: Iterable[bytes] = ()) -> None:
-        """From a `snapshot` (or one of an earlier release) and the `changes` since, oldest first."""
-        d = orjson.loads(data)
+        """From a `snapshot` and the `changes` since, oldest first."""
+        d = CODEC.decode(data)
         for later in changes:
-            d = _merged(d, orjson.loads(later))
-        version = d.get("v")
-        if version not in (4, 5, 6, SNAPSHOT_VERSION):
-            raise ValueError(
-                f"queue state snapshot version {version!r}, expected {SNAPSHOT_VERSION} (or 4, 5 or 6, "
-                "which are converted)"
-            )
-        self.watermark = d["watermark"]
-        # before version 7 the partition had one clock: every queue was complete up to it
-        self.clocks = d.get("clocks", {})
-        self.heartbeat = d.get("heartbeat", self.watermark)
-        self.offset = d["offset"]
-        self.legs = {(x["queue_id"], x["contact_id"]): Leg(**x) for x in d["legs"]}
-        forecasts = d.get("forecasts", [])
-        if version == 4:  # forecasts were held in open intervals
-            forecasts = []
-            for row in d["intervals"]:
-                fc = row.pop(8)
-                if fc:
-                    forecasts.append([*row[:3], fc])
+            d = _merged(d, CODEC.decode(later))
+        self.watermark = d.watermark
+        self.clocks = d.clocks
+        self.heartbeat = d.heartbeat
+        self.offset = d.offset
+        self.legs = {(x.queue_id, x.contact_id): x for x in d.legs}
         self.intervals = {
-            (q, ch, s): OpenInterval(
-                QueueCounts.from_dict(c),
-                rev,
-                changed,
-                pub,
-                {a: QueueCounts.from_dict(x) for a, x in agents.items()},
-                set(ids),
+            (i.queue_id, i.channel, i.start): OpenInterval(
+                i.counts, i.revision, i.changed, i.published_at, i.agents, set(i.event_ids)
             )
-            for q, ch, s, c, rev, changed, pub, agents, ids in d["intervals"]
+            for i in d.intervals
         }
         self.forecasts = {}
-        for q, ch, s, fc in forecasts:
-            self.forecasts.setdefault((q, ch), {})[s] = Forecast(**fc)
+        for f in d.forecasts:
+            self.forecasts.setdefault((f.queue_id, f.channel), {})[f.start] = f.forecast
         self._forecast_due = [(s, q, ch) for (q, ch), of_queue in self.forecasts.items() for s in of_queue]
         heapq.heapify(self._forecast_due)
-        self.totals = {(q, ch): QueueCounts.from_dict(c) for q, ch, c in d["totals"]}
-        self.agent_totals = {a: QueueCounts.from_dict(c) for a, c in d["agent_totals"].items()}
-        self.last_final = {(q, ch): (start, QueueCounts.from_dict(c)) for q, ch, start, c in d["last_final"]}
+        self.totals = {(t.queue_id, t.channel): t.counts for t in d.totals}
+        self.agent_totals = d.agent_totals
+        self.last_final = {(t.queue_id, t.channel): (t.start, t.counts) for t in d.last_final}
         self.rollups = {
-            (q, ch, w, s): (
-                end,
-                OpenInterval(
-                    QueueCounts.from_dict(c),
-                    rev,
-                    changed,
-                    pub,
-                    {a: QueueCounts.from_dict(x) for a, x in agents.items()},
-                ),
+            (r.queue_id, r.channel, r.window, r.start): (
+                r.end,
+                OpenInterval(r.counts, r.revision, r.changed, r.published_at, r.agents),
             )
-            for q, ch, w, s, end, c, rev, changed, pub, agents in d["rollups"]
+            for r in d.rollups
         }
-        self.expired = {(q, ch, r): n for q, ch, r, n in d["expired"]}
+        self.expired = {(x.queue_id, x.channel, x.reason): x.n for x in d.expired}
         self.waiting_since = {}
         for leg in self.legs.values():
             self._track_waiting(leg)
@@ -690,41 +669,109 @@ class QueueState:
         self._changed_legs, self._changed_agents = set(), set()
         for (q, ch, s), ivl in self.intervals.items():
             ivl.rollups = self._rollups_of(q, ch, s)
-            if version < 6:  # its hour and day held its counts already: they are added when it is final now
-                for roll in ivl.rollups:
-                    _take_out(roll, ivl)
-        if version < 6:
-            self._changed_legs = None  # the next checkpoint whole, in this version's form
 
 
-def _merged(d: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+# ---- the stored form (`CODEC`) ----------------------------------------------------------------------------
+
+
+class StoredInterval(msgspec.Struct):
+    """An open interval (`OpenInterval`; its rollups are derived)."""
+
+    queue_id: str
+    channel: str
+    start: int  # epoch ms
+    counts: QueueCounts
+    revision: int
+    changed: bool
+    published_at: float
+    agents: dict[str, QueueCounts]  # in changes: only the agents counted since the last checkpoint
+    event_ids: list[str]
+
+
+class StoredRollup(msgspec.Struct):
+    """An open hour or day (the open intervals' counts are not in it: they are added when final)."""
+
+    queue_id: str
+    channel: str
+    window: Window
+    start: int  # epoch ms
+    end: int
+    counts: QueueCounts
+    revision: int
+    changed: bool
+    published_at: float
+    agents: dict[str, QueueCounts]  # in changes: only the agents counted since the last checkpoint
+
+
+class StoredForecast(msgspec.Struct):
+    queue_id: str
+    channel: str
+    start: int  # of the interval it forecasts, epoch ms
+    forecast: Forecast
+
+
+class StoredTotal(msgspec.Struct):
+    """The running totals of a queue and channel."""
+
+    queue_id: str
+    channel: str
+    counts: QueueCounts
+
+
+class StoredFinal(msgspec.Struct):
+    """The newest final interval of a queue and channel (live staffing reads it)."""
+
+    queue_id: str
+    channel: str
+    start: int  # epoch ms
+    counts: QueueCounts
+
+
+class StoredExpired(msgspec.Struct):
+    queue_id: str
+    channel: str
+    reason: str
+    n: int
+
+
+class QueueSnapshot(msgspec.Struct):
+    """A queue state's checkpoint: whole (`snapshot`), or the changes since the last one (`changes`: the legs
+    changed, those gone, the agents counted since; the rest whole)."""
+
+    watermark: int
+    clocks: dict[str, int]
+    heartbeat: int
+    offset: int
+    legs: list[Leg]
+    intervals: list[StoredInterval]
+    forecasts: list[StoredForecast]
+    totals: list[StoredTotal]
+    agent_totals: dict[str, QueueCounts]
+    last_final: list[StoredFinal]
+    rollups: list[StoredRollup]
+    expired: list[StoredExpired]
+    legs_gone: list[tuple[str, str]] = []
+
+
+CODEC = Codec("queue state", b"CCQS", SNAPSHOT_VERSION, QueueSnapshot)
+
+
+def _merged(d: QueueSnapshot, changes: QueueSnapshot) -> QueueSnapshot:
     """A stored document with `changes` applied: their legs and agents' counts over its own, the rest theirs."""
-    legs = {(x["queue_id"], x["contact_id"]): x for x in d["legs"]}
-    legs.update(((x["queue_id"], x["contact_id"]), x) for x in changes["legs"])
-    for key in changes["legs_gone"]:
-        legs.pop(tuple(key), None)
-    agents = {tuple(row[:3]): row[7] for row in d["intervals"]}
-    for row in changes["intervals"]:
-        row[7] = {**agents.get(tuple(row[:3]), {}), **row[7]}
-    agents = {tuple(row[:4]): row[9] for row in d["rollups"]}
-    for row in changes["rollups"]:
-        row[9] = {**agents.get(tuple(row[:4]), {}), **row[9]}
-    return {**changes, "legs": list(legs.values()), "agent_totals": {**d["agent_totals"], **changes["agent_totals"]}}
-
-
-def _take_out(roll: OpenInterval, ivl: OpenInterval) -> None:
-    """Take an open interval's counts out of its hour or day (restoring version 5). The longest wait stays: it
-    is a maximum, and the interval's is added back when it is final."""
-    for counts, part in (
-        (roll.counts, ivl.counts),
-        *((roll.agents[a], c) for a, c in ivl.agents.items() if a in roll.agents),
-    ):
-        for name in SUMS:
-            setattr(counts, name, getattr(counts, name) - getattr(part, name))
-        for bucket, n in part.waits.items():
-            counts.waits[bucket] = counts.waits.get(bucket, 0) - n
-            if not counts.waits[bucket]:
-                del counts.waits[bucket]
+    legs = {(x.queue_id, x.contact_id): x for x in d.legs}
+    legs.update(((x.queue_id, x.contact_id), x) for x in changes.legs)
+    for key in changes.legs_gone:
+        legs.pop(key, None)
+    agents = {(i.queue_id, i.channel, i.start): i.agents for i in d.intervals}
+    for i in changes.intervals:
+        i.agents = {**agents.get((i.queue_id, i.channel, i.start), {}), **i.agents}
+    rollup_agents = {(r.queue_id, r.channel, r.window, r.start): r.agents for r in d.rollups}
+    for r in changes.rollups:
+        r.agents = {**rollup_agents.get((r.queue_id, r.channel, r.window, r.start), {}), **r.agents}
+    changes.legs = list(legs.values())
+    changes.agent_totals = {**d.agent_totals, **changes.agent_totals}
+    changes.legs_gone = []
+    return changes
 
 
 def _add_agents(into: dict[str, QueueCounts], agents: dict[str, QueueCounts]) -> None:
