@@ -854,7 +854,7 @@ def checkpoint_cost(opts: argparse.Namespace) -> dict:
     def ms(xs: list[float]) -> dict:
         return {"median": 1e3 * statistics.median(xs), "min": 1e3 * min(xs), "max": 1e3 * max(xs)}
 
-    out = {
+    out: dict = {
         "messages": n,
         "partition": partition,
         "legs": len(state.legs),
