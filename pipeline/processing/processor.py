@@ -31,6 +31,7 @@ from pipeline.processing.decode import MessageDecoder, Rejection
 from pipeline.state.agents import DUPLICATE as AGENT_DUPLICATE
 from pipeline.state.agents import LATE as AGENT_LATE
 from pipeline.state.agents import AgentState
+from pipeline.state.interface import PartitionState
 from pipeline.state.queues import CLAMPS, DUPLICATE, IMPOSSIBLE, LATE, QueueEvent, QueueState
 
 log = logging.getLogger(__name__)
@@ -229,7 +230,7 @@ class PartitionedProcessor(Generic[ItemT]):
         self.dirty.clear()
         return out
 
-    def _change(self, state) -> Change:
+    def _change(self, state: PartitionState) -> Change:
         """The changes since the last checkpoint if the state can tell them, and the whole state if asked."""
         delta = state.changes()
         return Change(partial(_whole, state), None if delta is None else pack(delta))
@@ -409,7 +410,7 @@ class AgentProcessor(EventProcessor):
             self._late(m, e, f"{tag} of agent {e.agent_id} would change a final interval", out)
 
 
-def _whole(state) -> bytes:
+def _whole(state: PartitionState) -> bytes:
     return pack(state.snapshot())
 
 
