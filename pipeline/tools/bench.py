@@ -843,10 +843,14 @@ def checkpoint_cost(opts: argparse.Namespace) -> dict:
     partition, state = max(p.partitions.items(), key=lambda kv: len(kv[1].snapshot()))
     write, read = [], []
     for _ in range(opts.checkpoint_repeats):
+        # Each repeat from a full collection: a full one triggered by the previous repeat's objects walks the
+        # whole heap of this process (every partition) and would be timed as the next repeat's.
+        gc.collect()
         started = time.perf_counter()
         stored = pack(state.snapshot())
         write.append(time.perf_counter() - started)
         restored = p.new_state()
+        gc.collect()
         started = time.perf_counter()
         restored.restore(unpack(stored))
         read.append(time.perf_counter() - started)
