@@ -1,7 +1,7 @@
 """The one codec of the states' checkpoints: typed msgspec documents in MessagePack behind a kind and a version.
 
 Each state declares its stored form as msgspec structs (fields named, decoded and type-checked by msgspec;
-`QueueCounts` is a struct stored without its zero counts, dataclasses such as `Leg` are encoded as they are)
+`QueueCounts` is a struct stored without its zero counts, `Leg` too, without the fields still at their defaults)
 and gets a `Codec` for it. A stored document is a 4-byte magic naming the kind of state, its version (2 bytes),
 then the MessagePack of the document. A document of another kind or version is refused with a sentence: no
 earlier format was ever released, so none is converted. Pure: the caller compresses

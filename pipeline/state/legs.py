@@ -8,8 +8,7 @@ end of wrap-up), so shuffled input gives the same counts as ordered input. Must 
 
 from __future__ import annotations
 
-import operator
-from dataclasses import dataclass, field, fields
+import msgspec
 
 from pipeline.contract import events as ev
 from pipeline.core.time import interval_start
@@ -25,16 +24,16 @@ CLAMPS |= {"flowed_out_at": "exit_before_offer", "callback_at": "exit_before_off
 Increment = tuple[int, str, int, str | None]
 
 
-@dataclass(slots=True)
-class Leg:
-    """What is known of one contact in one queue."""
+class Leg(msgspec.Struct, omit_defaults=True):
+    """What is known of one contact in one queue. A msgspec struct: checkpoints store it without the fields still
+    at their defaults (most of a leg's, for most of its life)."""
 
     queue_id: str
     channel: str
     contact_id: str
     first_seen: int  # times are event times in epoch milliseconds
     last_seen: int
-    event_ids: list[str] = field(default_factory=list)
+    event_ids: list[str] = msgspec.field(default_factory=list)
     offered_at: int | None = None
     answered_at: int | None = None
     agent_id: str | None = None  # who answered
@@ -48,17 +47,17 @@ class Leg:
     holds_ended: int = 0
     hold_start_sum: int = 0  # hold time = sum of ends - sum of starts, whatever order they came in
     hold_end_sum: int = 0
-    customer_messages: list[int] = field(default_factory=list)  # chat message times
-    agent_messages: list[int] = field(default_factory=list)
-    chat_counted: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # as CHAT_FIELDS, counted so far
+    customer_messages: list[int] = msgspec.field(default_factory=list)  # chat message times
+    agent_messages: list[int] = msgspec.field(default_factory=list)
+    chat_counted: list[int] = msgspec.field(default_factory=lambda: [0, 0, 0, 0])  # as CHAT_FIELDS, counted so far
     outcome_counted: bool = False
     handled_counted: bool = False
     hold_counted: int = 0
     held_counted: int = 0
 
     def clone(self) -> Leg:
-        """A shallow copy (lists are replaced, never changed in place), several times faster than copy.copy."""
-        return Leg(*_leg_fields(self))
+        """A shallow copy (lists are replaced, never changed in place), made by msgspec in C."""
+        return msgspec.structs.replace(self)
 
     @property
     def left_at(self) -> int | None:
@@ -75,9 +74,6 @@ class Leg:
     @property
     def complete(self) -> bool:
         return self.outcome_counted and (self.left_at is not None or self.handled_counted)
-
-
-_leg_fields = operator.attrgetter(*(f.name for f in fields(Leg)))
 
 
 def expires_at(leg: Leg, timeout: int) -> int:
