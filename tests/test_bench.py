@@ -41,6 +41,8 @@ EXPECTED = [
     "worker peak resident memory before the five full /metrics scrapes",
     "/metrics scrape with 12 queues",
     "replay of a simulated 10-agent day",
+    "contact partition checkpoint written",
+    "contact partition checkpoint restored",
 ]
 
 
