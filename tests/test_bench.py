@@ -46,6 +46,8 @@ EXPECTED = [
     "webhook receiver, requests per CPU-second",
     "wall rate, client and broker on the same machine",
     "share of requests answered 200",
+    "contact partition checkpoint written",
+    "contact partition checkpoint restored",
 ]
 
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from pipeline.processing.processor import Change, PipelineStats
-from pipeline.runtime.checkpoints import CHUNKED, LOGGED, REGION, Checkpoints
+from pipeline.runtime.checkpoints import REGION, Checkpoints
 
 
 class Table(dict):
@@ -53,8 +53,7 @@ def store(c: Checkpoints, partition: int, whole: bytes, delta: bytes | None = No
 
 
 def header(c: Checkpoints, partition: int) -> dict:
-    assert c.table[partition].startswith(LOGGED)
-    return orjson.loads(c.table[partition][len(LOGGED) :])
+    return orjson.loads(c.table[partition])
 
 
 @pytest.fixture
@@ -168,18 +167,3 @@ def test_a_crash_before_the_header_leaves_the_previous_checkpoint_whole(checkpoi
     with pytest.raises(ConnectionError):
         store(checkpoints, 1, os.urandom(2500), delta)
     assert checkpoints.table[1] == before and checkpoints.stored(1) == [first]
-
-
-def test_an_earlier_releases_checkpoints_are_read_and_replaced(checkpoints):
-    table = checkpoints.table
-    table[3] = b"plain"
-    assert checkpoints.stored(3) == [b"plain"]
-    chunks = [os.urandom(1000), os.urandom(500)]
-    table[1] = CHUNKED + b"1,2"  # chunks at 1 + 4 * (1 + slot * 10,000 + i)
-    for i, chunk in enumerate(chunks):
-        table[1 + 4 * (1 + REGION + i)] = chunk
-    assert checkpoints.stored(1) == [b"".join(chunks)]
-    store(checkpoints, 1, b"x" * 10, b"y")  # changes may follow a chunked checkpoint of before
-    assert checkpoints.stored(1) == [b"".join(chunks), b"y"]
-    store(checkpoints, 1, b"new", None)
-    assert checkpoints.stored(1) == [b"new"] and sorted(k for k in table if k % 4 == 1) == [1, 1 + 4]

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 import batch_kpis
 import msgspec
-import orjson
 from eventlog import BASE_MS, Events, assert_first_applied_then_dropped, ms, perturbed, redelivered
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,7 +23,7 @@ from hypothesis import strategies as st
 from pipeline.contract import events as ev
 from pipeline.core.settings import QueueSettings
 from pipeline.kpis.counts import QueueCounts
-from pipeline.state.queues import DUPLICATE, IMPOSSIBLE, LATE, QueueState
+from pipeline.state.queues import CODEC, DUPLICATE, IMPOSSIBLE, LATE, QueueState
 
 INTERVAL = 60  # s: short, so that legs spread over several intervals
 LATENESS = 120  # s
@@ -339,7 +338,7 @@ def test_shuffled_and_duplicated_with_snapshot_restore_midway(events, seed):
 
 def stored_form(s: QueueState) -> dict:
     """A state's snapshot, its legs in key order (a restored state may hold them in another order)."""
-    d = orjson.loads(s.snapshot())
+    d = msgspec.to_builtins(CODEC.decode(s.snapshot()))
     return {**d, "legs": sorted(d["legs"], key=lambda x: (x["queue_id"], x["contact_id"]))}
 
 

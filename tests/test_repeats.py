@@ -11,7 +11,6 @@ import logging
 from datetime import timedelta
 
 import msgspec
-import orjson
 import pytest
 from eventlog import BASE, BASE_MS, BASE_S, keyed_messages
 from prometheus_client import CollectorRegistry, generate_latest
@@ -23,6 +22,7 @@ from pipeline.exposition.quality_metrics import FcrCollector
 from pipeline.kpis.quality import FCR_COUNTS, FCR_KPIS, FcrCounts, FcrRecord, build_fcr_record, fcr_rate
 from pipeline.processing import fcr
 from pipeline.processing.processor import ContactProcessor, Message, PipelineStats
+from pipeline.state.codec import CheckpointError
 from pipeline.state.repeats import (
     DUPLICATE,
     LATE,
@@ -374,8 +374,11 @@ def test_snapshot_and_restore_carry_on_exactly():
 
 def test_restore_refuses_another_snapshot_version():
     s = make_state()
-    with pytest.raises(ValueError, match="version 99"):
+    with pytest.raises(CheckpointError, match="not a repeat state checkpoint"):
         s.restore(b'{"v": 99}')
+    snap = s.snapshot()
+    with pytest.raises(CheckpointError, match="repeat state checkpoint version 99: this release reads version"):
+        s.restore(snap[:4] + (99).to_bytes(2, "little") + snap[6:])
 
 
 def held(state: RepeatState) -> dict:
@@ -383,70 +386,6 @@ def held(state: RepeatState) -> dict:
         key: {cid: (c.repeat_pinned, c.unresolved_pinned, c.legs) for cid, c in state._contacts(key).items()}
         for key in state.customers
     }
-
-
-def test_a_version_1_checkpoint_is_read_and_carries_on_exactly():
-    """Version 1 (up to this release) held the ids as strings: its contacts restore to the same state."""
-    o = Offers()
-    records = [
-        o(0, contact="c1"),
-        o(60, contact="c1", queue="Q2"),
-        o(1800, contact="c2", queue="Q2"),
-        o(50, customer=None, contact="a"),
-        o(8000, contact="c3"),
-        o(8100, customer="bob", contact="c4"),
-    ]
-    _, expected, s, _ = interrupted(records, 4, 5)  # c1 and the anonymous a forgotten, c2 pinned as a repeat
-    # the same state written as version 1 did: ids as strings, "anon:<contact id>" for no customer
-    by_event = {digest(r.event_id): r for r in records}
-    v1_customers = {}
-    for legs in s.held_contacts():
-        for c in legs.values():
-            r = by_event[c.legs[0].event_id]
-            customer = r.customer or "anon:" + r.contact_id
-            v1_customers.setdefault(customer, []).append(
-                [
-                    r.contact_id,
-                    c.repeat_pinned,
-                    c.unresolved_pinned,
-                    [[g.time, g.queue_id, g.channel, by_event[g.event_id].event_id, g.window] for g in c.legs],
-                ]
-            )
-    v1 = {**s._head(), "v": 1, "customers": list(v1_customers.items())}
-    del v1["pairs"]
-    restored = make_state()
-    restored.restore(orjson.dumps(v1))
-    assert held(restored) == held(s) and restored.contacts_held() == s.contacts_held() == 2
-    assert restored.apply(records[4]) == DUPLICATE
-    feed(restored, records[5:])
-    got = close_all(restored)
-    assert {k: v for k, v in expected.items() if k[2] >= 1800} == got
-
-
-def test_a_version_2_checkpoint_is_read_and_carries_on_exactly():
-    """Version 2 (the previous release) was JSON with each customer's legs in hex, and its expiry lists."""
-    o = Offers()
-    records = [
-        o(0, contact="c1"),
-        o(1800, contact="c2", queue="Q2"),
-        o(50, customer=None, contact="a"),
-        o(8000, contact="c3"),
-        o(8100, customer="bob", contact="c4", channel="chat"),
-    ]
-    _, expected, s, finals = interrupted(records, 3, 4)
-    v2 = {
-        **s._head(),
-        "v": 2,
-        "customers": [[key, legs.hex()] for key, legs in s.customers.items()],
-        "held": s.held,
-        "expiry": [[start, list(keys)] for start, keys in s._expiry.items()],
-    }
-    restored = make_state()
-    restored.restore(orjson.dumps(v2))
-    assert held(restored) == held(s) and restored.contacts_held() == s.contacts_held() == 2
-    feed(restored, records[4:])
-    got = close_all(restored)
-    assert {**got, **{(u.queue_id, u.channel, u.start - BASE_S): u.counts for u in finals}} == expected
 
 
 def test_changes_hold_only_the_customers_changed_and_too_many_ask_for_a_snapshot(monkeypatch):
@@ -698,8 +637,7 @@ def test_customer_legs_store_behaves_as_a_dict_and_never_matches_across_two_keys
     assert store.get(straddling) == b"" and store.get(second) == b"y" * LEG.size
 
 
-def test_window_ends_are_counted_per_minute_rounded_up_also_from_an_older_checkpoint():
-    from pipeline.state.repeats import _window_ends, window_end_key
+def test_window_ends_are_counted_per_minute_rounded_up():
+    from pipeline.state.repeats import window_end_key
 
     assert [window_end_key(t) for t in (60_000, 60_001, 119_999)] == [60_000, 120_000, 120_000]
-    assert _window_ends([[60_001, 1], [119_999, 2], [120_000, 1], [30_000, 1]]) == {120_000: 4, 60_000: 1}

@@ -11,7 +11,6 @@ change are the ones docs/sources.md lists as not carried (`formats.NOT_CARRIED`)
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,7 +74,7 @@ def queue_kpis(events: list[ev.Event]) -> dict:
 
 def changed_fields(a: dict, b: dict) -> set[str]:
     empty = type(next(iter(a.values())))()
-    names = {f.name for f in dataclasses.fields(empty)}
+    names = set(type(empty).__struct_fields__)
     changed = set()
     for key in a.keys() | b.keys():
         for name in names:

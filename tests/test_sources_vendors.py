@@ -4,7 +4,7 @@ through the vendor's format as in the contract (the batch reference computation,
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import batch_agents
@@ -391,10 +391,10 @@ def carried(events: list[ev.Event], fmt: str) -> list[ev.Event]:
 
 def differing(a: dict, b: dict) -> set[str]:
     return {
-        f.name
+        name
         for k in set(a) | set(b)
-        for f in fields(QueueCounts)
-        if getattr(a.get(k, QueueCounts()), f.name) != getattr(b.get(k, QueueCounts()), f.name)
+        for name in QueueCounts.__struct_fields__
+        if getattr(a.get(k, QueueCounts()), name) != getattr(b.get(k, QueueCounts()), name)
     }
 
 

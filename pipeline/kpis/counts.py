@@ -8,8 +8,10 @@ Faust, no Prometheus. Durations are integer milliseconds so that sums are exact 
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import msgspec
 
 from pipeline.core.settings import QueueSettings
 from pipeline.kpis.definitions import RATIO, SERVICE_LEVEL, VARIANTS, Variant
@@ -23,9 +25,10 @@ INF = "inf"  # the histogram's last bucket
 WAIT_BUCKETS_SECONDS: tuple[float, ...] = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200)
 
 
-@dataclass(slots=True)
-class QueueCounts:
-    """Counts of one queue and channel over some span (an interval, or since the worker started)."""
+class QueueCounts(msgspec.Struct, omit_defaults=True):
+    """Counts of one queue and channel over some span (an interval, or since the worker started).
+
+    A msgspec struct: checkpoints store it without its zero counts (an agent's handling leaves most at zero)."""
 
     offered: int = 0
     """Contacts that arrived in the queue."""
@@ -51,7 +54,7 @@ class QueueCounts:
     """Sum of the waits of abandoned contacts (time to abandon)."""
     longest_wait_ms: int = 0
     """Longest wait of a contact that was answered, abandoned, flowed out or asked for a callback (a maximum)."""
-    waits: dict[str, int] = field(default_factory=dict)
+    waits: dict[str, int] = msgspec.field(default_factory=dict)
     """Wait histogram, not cumulative: `answered:<le ms>` / `abandoned:<le ms>` -> contacts (`inf` = above all)."""
     handled: int = 0
     """Answered contacts whose handling (conversation and after-contact work) completed."""
@@ -112,7 +115,7 @@ class QueueCounts:
         return c
 
     def as_dict(self) -> dict[str, object]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in COUNT_FIELDS}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> QueueCounts:
@@ -121,7 +124,7 @@ class QueueCounts:
         return c
 
 
-COUNT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(QueueCounts))
+COUNT_FIELDS: tuple[str, ...] = QueueCounts.__struct_fields__
 SUM_FIELDS: tuple[str, ...] = tuple(n for n in COUNT_FIELDS if n not in ("waits", "longest_wait_ms"))
 SUMS = frozenset(SUM_FIELDS)
 _values = operator.attrgetter(*COUNT_FIELDS)

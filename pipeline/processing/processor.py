@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from pipeline.processing.decode import MessageDecoder, Rejection
 from pipeline.state.agents import DUPLICATE as AGENT_DUPLICATE
 from pipeline.state.agents import LATE as AGENT_LATE
 from pipeline.state.agents import AgentState
+from pipeline.state.interface import PartitionState
 from pipeline.state.queues import CLAMPS, DUPLICATE, IMPOSSIBLE, LATE, QueueEvent, QueueState
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ LABEL_FIELDS: dict[type, tuple[str, ...]] = {
 }
 OTHER_QUEUE = "other"  # the label of late events of queues nobody knows (see `ContactProcessor._apply`)
 MAX_REMEMBERED_IDS = 200_000  # forgotten all at once when full: bounded memory under a flood of new ids
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # how a zstd frame begins (a zlib stream begins with 0x78, JSON with "{")
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # how a zstd frame begins
 _ZSTD = zstandard.ZstdCompressor(level=1)  # the worker packs on its event loop only: one of each is enough
 _UNZSTD = zstandard.ZstdDecompressor()
 
@@ -275,7 +275,7 @@ class PartitionedProcessor(Generic[ItemT]):
         self.dirty.clear()
         return out
 
-    def _change(self, state) -> Change:
+    def _change(self, state: PartitionState) -> Change:
         """The changes since the last checkpoint if the state can tell them, and the whole state if asked."""
         delta = state.changes()
         return Change(partial(_whole, state), None if delta is None else pack(delta))
@@ -457,7 +457,7 @@ class AgentProcessor(EventProcessor):
             self._late(m, e, f"{tag} of agent {e.agent_id} would change a final interval", out)
 
 
-def _whole(state) -> bytes:
+def _whole(state: PartitionState) -> bytes:
     return pack(state.snapshot())
 
 
@@ -468,10 +468,10 @@ def pack(snapshot: bytes) -> bytes:
 
 
 def unpack(stored: bytes) -> bytes:
-    """A stored checkpoint's snapshot. Earlier releases' are read too: zlib-compressed, or plain JSON."""
-    if stored[:4] == ZSTD_MAGIC:
-        return _UNZSTD.decompress(stored)
-    return stored if stored[:1] == b"{" else zlib.decompress(stored)
+    """A stored checkpoint's snapshot (`pack` is the only form ever released)."""
+    if stored[:4] != ZSTD_MAGIC:
+        raise ValueError(f"a stored checkpoint is a zstd frame; this one starts with {stored[:4]!r}")
+    return _UNZSTD.decompress(stored)
 
 
 def wait_bounds(queues: QueueConfig) -> tuple[float, ...]:

@@ -20,22 +20,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import faust
-import orjson
+import msgspec
 
 from pipeline.processing.processor import Change, PartitionedProcessor
 
-CHUNKED = b"chunks:"  # header of an earlier release's chunked checkpoint: "chunks:<region>,<count>"
-LOGGED = b"log:"  # header: "log:" + JSON {"region": r, "blobs": [[first key index, chunks, bytes], ...]}
 REGION = 10_000  # key indexes per region (a region holds the chunks of one whole checkpoint and its changes)
 LOG_RATIO = 0.5  # changes are appended until their bytes reach this share of the whole checkpoint's
 
 
-class Header(NamedTuple):
+class Header(msgspec.Struct):
+    """A partition's stored blobs (JSON at key p): the region of keys they are in, and each blob's first key
+    index, chunks and bytes; the first blob is a whole checkpoint, the others the changes since."""
+
     region: int
-    blobs: list[tuple[int, int, int]]  # first key index, chunks, bytes
+    blobs: list[tuple[int, int, int]]
+
+
+_HEADER = msgspec.json.Decoder(Header)
 
 
 class PartitionStateTable(faust.Table):
@@ -107,26 +111,15 @@ class Checkpoints:
         return partition + self.partitions * index
 
     def _header(self, partition: int) -> Header | None:
-        """The partition's stored blobs (None: nothing stored, or an earlier release's single value)."""
+        """The partition's stored blobs (None: nothing stored)."""
         value = self.table.data.get(partition)
-        if value is None:
-            return None
-        if value.startswith(LOGGED):
-            h = orjson.loads(value[len(LOGGED) :])
-            return Header(h["region"], [tuple(b) for b in h["blobs"]])
-        if value.startswith(CHUNKED):
-            region, count = map(int, value[len(CHUNKED) :].split(b","))
-            first = _first_index(region)
-            size = sum(len(self.table.data[self._key(partition, first + i)]) for i in range(count))
-            return Header(region, [(first, count, size)])
-        return None
+        return None if value is None else _HEADER.decode(value)
 
     def stored(self, partition: int) -> list[bytes] | None:
         """The stored checkpoint: the last whole one, then the changes since, oldest first."""
         header = self._header(partition)
         if header is None:
-            value = self.table.data.get(partition)
-            return None if value is None else [value]
+            return None
         data = self.table.data
         return [
             b"".join(data[self._key(partition, first + i)] for i in range(count)) for first, count, _ in header.blobs
@@ -165,7 +158,7 @@ class Checkpoints:
         return len(chunks)
 
     def _put_header(self, partition: int, header: Header) -> None:
-        self.table[partition] = LOGGED + orjson.dumps({"region": header.region, "blobs": header.blobs})
+        self.table[partition] = msgspec.json.encode(header)
 
     async def applied(self, stream: faust.StreamT, events: list[faust.EventT]) -> None:
         """A batch was applied and its results sent (call holding `lock`, taken before applying it): hold its

@@ -6,9 +6,17 @@ What it keeps:
 - each queue's clock (the newest time of its own events, or of the source's heartbeats if later), the
   partition's watermark (the newest event time of all), and the offset of the last message applied.
 
+`QueueState` is the one interface callers use (apply, observe_time, advance, provisional, rollup_updates,
+snapshot, changes, restore, and the read-only views the collectors take); its parts, each in its module:
+- `legs`: a leg, the facts an event writes into it and the counts it adds (pure functions of the leg);
+- `intervals`: an open interval's counts;
+- `rollups`: the open hours and days, folded from the final intervals;
+- `forecasts`: the WFM forecasts held until their interval's final record;
+- `queue_checkpoint`: the stored form (typed documents) and its codec.
+This module applies events, tracks the contacts waiting, closes intervals and expires legs.
+
 Events may come in any order: a leg's contribution to the counts is made only once the facts it needs are
-known (an answer needs the arrival; a handle time needs the answer, the end and the end of wrap-up), so
-shuffled input gives the same counts as ordered input.
+known, so shuffled input gives the same counts as ordered input.
 
 Attribution (see docs/kpis.md): a leg's queue outcome (offered, answered, abandoned, waits) belongs to the
 interval in which it *arrived*; its handling (handled, handle/hold/ACW time, transfers) to the interval in
@@ -22,114 +30,42 @@ final is *late*: it is counted and reported, never applied.
 
 from __future__ import annotations
 
-import heapq
-import operator
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
-from zoneinfo import ZoneInfo
-
-import orjson
 
 from pipeline.contract import events as ev
 from pipeline.core.settings import QueueSettings
-from pipeline.core.time import (
-    NO_TIME,
-    due_for_revision,
-    epoch_ms,
-    interval_start,
-    local_bounds,
-    next_revision,
+from pipeline.core.time import NO_TIME, due_for_revision, epoch_ms, interval_start, next_revision
+from pipeline.kpis.counts import Forecast, IntervalUpdate, QueueCounts
+from pipeline.state.forecasts import Forecasts
+from pipeline.state.intervals import OpenInterval, copied
+from pipeline.state.legs import CLAMPS, Increment, Leg, chat_figures, clamp, contribution, expires_at, record
+from pipeline.state.queue_checkpoint import (
+    CODEC,
+    VERSION,
+    QueueSnapshot,
+    StoredExpired,
+    StoredFinal,
+    StoredForecast,
+    StoredInterval,
+    StoredRollup,
+    StoredTotal,
+    merged,
 )
-from pipeline.kpis.counts import SUMS, Forecast, IntervalUpdate, QueueCounts, Window, bucket_name
+from pipeline.state.rollups import RollupKey, Rollups
 
-SNAPSHOT_VERSION = 7  # 6: one clock for the partition (read: every queue starts at it); 5 and 4 converted too
+# what callers import from here (the state's one interface; the other modules are its parts)
+__all__ = ["CLAMPS", "CODEC", "DUPLICATE", "IMPOSSIBLE", "LATE", "VERSION", "QueueEvent", "QueueState", "chat_figures"]
 FAR_FUTURE = 2**62
-MAX_CHAT_MESSAGES = 2000  # per leg: more is not a chat but a flood (rejected as impossible)
 
 # apply() results that are not "applied"
 DUPLICATE = "duplicate"
 LATE = "late"
 IMPOSSIBLE = "impossible_sequence"
-# An outcome stamped before its offer by no more than the tolerance (two clocks at the source, a second apart) is
-# moved to the offer time and counted; `apply` returns which outcome it was (applied, unlike the others).
-CLAMPS = {"answered_at": "answer_before_offer", "abandoned_at": "abandon_before_offer"}
-CLAMPS |= {"flowed_out_at": "exit_before_offer", "callback_at": "exit_before_offer"}
-ROLLUPS: tuple[Window, ...] = ("hour", "day")  # the windows summed from the intervals
-
-
-@dataclass(slots=True)
-class Leg:
-    """What is known of one contact in one queue."""
-
-    queue_id: str
-    channel: str
-    contact_id: str
-    first_seen: int  # times are event times in epoch milliseconds
-    last_seen: int
-    event_ids: list[str] = field(default_factory=list)
-    offered_at: int | None = None
-    answered_at: int | None = None
-    agent_id: str | None = None  # who answered
-    abandoned_at: int | None = None
-    flowed_out_at: int | None = None
-    callback_at: int | None = None
-    conversation_end_at: int | None = None  # contact.ended or contact.transferred
-    transferred: bool = False
-    acw_end_at: int | None = None
-    holds_started: int = 0
-    holds_ended: int = 0
-    hold_start_sum: int = 0  # hold time = sum of ends - sum of starts, whatever order they came in
-    hold_end_sum: int = 0
-    customer_messages: list[int] = field(default_factory=list)  # chat message times
-    agent_messages: list[int] = field(default_factory=list)
-    chat_counted: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # as CHAT_FIELDS, counted so far
-    outcome_counted: bool = False
-    handled_counted: bool = False
-    hold_counted: int = 0
-    held_counted: int = 0
-
-    def clone(self) -> Leg:
-        """A shallow copy (lists are replaced, never changed in place), several times faster than copy.copy."""
-        return Leg(*_leg_fields(self))
-
-    @property
-    def left_at(self) -> int | None:
-        """When the contact left the queue unanswered (abandoned, flowed out or asked for a callback)."""
-        for t in (self.abandoned_at, self.flowed_out_at, self.callback_at):
-            if t is not None:
-                return t
-        return None
-
-    @property
-    def waiting(self) -> bool:
-        return self.offered_at is not None and not self.outcome_counted
-
-    @property
-    def complete(self) -> bool:
-        return self.outcome_counted and (self.left_at is not None or self.handled_counted)
-
-
-_leg_fields = operator.attrgetter(*(f.name for f in fields(Leg)))
-
-
-@dataclass(slots=True)
-class OpenInterval:
-    counts: QueueCounts = field(default_factory=QueueCounts)
-    revision: int = 0
-    changed: bool = False
-    published_at: float = 0.0  # wall clock (seconds) of the last published revision
-    agents: dict[str, QueueCounts] = field(default_factory=dict)  # handling per agent who answered
-    event_ids: set[str] = field(default_factory=set)  # of events that belong to no leg (surveys, IVR)
-    rollups: list[OpenInterval] = field(default_factory=list)  # the open hour and day it is added to when final
 
 
 _STANDALONE = (ev.SurveyCompleted, ev.IvrSessionEnded, ev.ForecastPublished)  # events that belong to no leg
 QueueEvent = ev.ContactEvent | ev.SurveyCompleted | ev.IvrSessionEnded | ev.ForecastPublished
 """What `QueueState.apply` takes: the contact topic's events but the heartbeats (they only move time)."""
-
-# (interval start in epoch ms, count name, amount, the answering agent when it is also an agent's count)
-Increment = tuple[int, str, int, str | None]
 
 
 class QueueState:
@@ -161,20 +97,14 @@ class QueueState:
         self.intervals: dict[tuple[str, str, int], OpenInterval] = {}
         self.totals: dict[tuple[str, str], QueueCounts] = {}
         self.agent_totals: dict[str, QueueCounts] = {}  # handling per agent, all queues of this partition
-        # hour and day rollups in each queue's time zone: (queue, channel, window, start ms) -> end ms, counts
-        self.rollups: dict[tuple[str, str, Window, int], tuple[int, OpenInterval]] = {}
+        self._rollups = Rollups(rules_of)  # hours and days in each queue's time zone
         # the newest final interval per (queue, channel): with the open one, the recent traffic for staffing
         self.last_final: dict[tuple[str, str], tuple[int, QueueCounts]] = {}
-        self._bounds: dict[tuple[str, str, int], tuple[int, int]] = {}  # (zone, window, interval start) cache
         # expired legs by (queue, channel, reason), for the pipeline's own metrics
         self.expired: dict[tuple[str, str, str], int] = {}
         # contacts waiting now: (queue, channel) -> {contact id: arrival time}; derived from the legs
         self.waiting_since: dict[tuple[str, str], dict[str, int]] = {}
-        # WFM forecasts, (queue, channel) -> interval start -> the newest, until the interval's final record. Kept
-        # apart from the open intervals: a day's forecasts come at once, in the morning, and an open interval per
-        # forecast (57,600 for 200 queues) cost ~40 MB and a sort of all of them per batch.
-        self.forecasts: dict[tuple[str, str], dict[int, Forecast]] = {}
-        self._forecast_due: list[tuple[int, str, str]] = []  # heap of (start, queue, channel) of self.forecasts
+        self._forecasts = Forecasts()  # WFM forecasts, until their interval's final record
         self._next_expiry = NO_TIME  # no incomplete leg expires before this (a bound: advance() recomputes it)
         self._closable_upto: int | None = None  # the newest interval start closable by time at the last advance()
         # since the last `snapshot` or `changes`: legs changed or gone (None: too many to list), agents counted
@@ -210,17 +140,18 @@ class QueueState:
         not be a function of the events up to it (its revision names that offset: `next_revision`)."""
         return self._closable(queue_id, channel, start)
 
-    def forecast(self, queue_id: str, channel: str, start: int) -> Forecast | None:
-        return self.forecasts.get((queue_id, channel), {}).get(start)
+    @property
+    def rollups(self) -> dict[RollupKey, tuple[int, OpenInterval]]:
+        """The open hours and days: (queue, channel, window, start ms) -> (end ms, counts)."""
+        return self._rollups.open
 
-    def _pop_forecast(self, queue_id: str, channel: str, start: int) -> Forecast | None:
-        of_queue = self.forecasts.get((queue_id, channel))
-        if not of_queue or start not in of_queue:
-            return None
-        fc = of_queue.pop(start)
-        if not of_queue:
-            del self.forecasts[(queue_id, channel)]
-        return fc
+    @property
+    def forecasts(self) -> dict[tuple[str, str], dict[int, Forecast]]:
+        """The forecasts held: (queue, channel) -> interval start ms -> the newest."""
+        return self._forecasts.by_queue
+
+    def forecast(self, queue_id: str, channel: str, start: int) -> Forecast | None:
+        return self._forecasts.get(queue_id, channel, start)
 
     def _closable(self, queue_id: str, channel: str, start: int) -> bool:
         if start + self.interval_ms + self.allowed_lateness > self.clock(queue_id):
@@ -259,12 +190,12 @@ class QueueState:
         else:
             leg = old.clone()
         newly_offered = leg.offered_at is None
-        if not _record(leg, e, t):
+        if not record(leg, e, t):
             return IMPOSSIBLE
-        clamped = _clamp(leg, self.clamp_skew) if self.clamp_skew and not leg.outcome_counted else None
+        clamped = clamp(leg, self.clamp_skew) if self.clamp_skew and not leg.outcome_counted else None
         newly_offered = newly_offered and leg.offered_at is not None
         threshold, short = self._thresholds_ms(leg.queue_id)
-        increments = _contribution(leg, newly_offered, threshold, short, self.wait_bounds_ms, length)
+        increments = contribution(leg, newly_offered, threshold, short, self.wait_bounds_ms, length)
         if increments is None:
             return IMPOSSIBLE
         checked = None
@@ -280,7 +211,7 @@ class QueueState:
         if self._changed_legs is not None:
             self._changed_legs.add(key)
         if not leg.complete:
-            self._next_expiry = min(self._next_expiry, _expires_at(leg, self.contact_timeout))
+            self._next_expiry = min(self._next_expiry, expires_at(leg, self.contact_timeout))
         self._track_waiting(leg)
         self._add(leg.queue_id, leg.channel, increments)
         self._observe(leg.queue_id, t)
@@ -327,37 +258,8 @@ class QueueState:
         return None
 
     def _forecast(self, e: ev.ForecastPublished, t: int, start: int) -> str | None:
-        """The newest forecast by event time wins, but an external WFM's always wins over the pipeline's own (it
-        is what the planners published); the same one again is a duplicate."""
-        new = Forecast(t, e.offered, e.aht_seconds, e.source)
-        of_queue = self.forecasts.setdefault((e.queue_id, e.channel), {})
-        old = of_queue.get(start)
-        if old is not None and (old.published_at, old.offered, old.aht_seconds, old.source) == (
-            t,
-            e.offered,
-            e.aht_seconds,
-            e.source,
-        ):
+        if not self._forecasts.put(e.queue_id, e.channel, start, Forecast(t, e.offered, e.aht_seconds, e.source)):
             return DUPLICATE
-        if old is None:
-            heapq.heappush(self._forecast_due, (start, e.queue_id, e.channel))
-            of_queue[start] = new
-        elif new.source == "pipeline" and old.source == "wfm":  # kept beside the WFM's, which stays compared
-            if (old.own_published_at, old.own_offered, old.own_aht_seconds) == (t, e.offered, e.aht_seconds):
-                return DUPLICATE
-            if t >= old.own_published_at:
-                of_queue[start] = replace(old, own_published_at=t, own_offered=e.offered, own_aht_seconds=e.aht_seconds)
-        elif new.source == "wfm" and old.source == "pipeline":  # the WFM's wins; the pipeline's is kept beside
-            of_queue[start] = replace(
-                new, own_published_at=old.published_at, own_offered=old.offered, own_aht_seconds=old.aht_seconds
-            )
-        elif t >= old.published_at:  # the same source: the newer
-            of_queue[start] = replace(
-                new,
-                own_published_at=old.own_published_at,
-                own_offered=old.own_offered,
-                own_aht_seconds=old.own_aht_seconds,
-            )
         self._observe(e.queue_id, t)
         return None
 
@@ -374,7 +276,7 @@ class QueueState:
                 ivl = self.intervals.get((queue_id, channel, start))
                 if ivl is None:
                     ivl = self.intervals[(queue_id, channel, start)] = OpenInterval(
-                        rollups=self._rollups_of(queue_id, channel, start)
+                        rollups=self._rollups.of(queue_id, channel, start)
                     )
                 ivl.changed = True
                 for roll in ivl.rollups:
@@ -387,20 +289,6 @@ class QueueState:
             if agent is not None:
                 self.agent_totals.setdefault(agent, QueueCounts()).bump(name, amount)
                 self._changed_agents.add(agent)
-
-    def _rollups_of(self, queue_id: str, channel: str, start: int) -> list[OpenInterval]:
-        """The open hour and day (in the queue's time zone) that hold the interval starting at `start`."""
-        zone = self.rules_of(queue_id).time_zone
-        out = []
-        for window in ROLLUPS:
-            bounds = self._bounds.get((zone, window, start))
-            if bounds is None:
-                bounds = self._bounds[(zone, window, start)] = local_bounds(start, window, ZoneInfo(zone))
-            key = (queue_id, channel, window, bounds[0])
-            if key not in self.rollups:
-                self.rollups[key] = (bounds[1], OpenInterval())
-            out.append(self.rollups[key][1])
-        return out
 
     # ---- time passing ----------------------------------------------------------------------------------
 
@@ -415,7 +303,7 @@ class QueueState:
             self._next_expiry = FAR_FUTURE
             for key, leg in list(self.legs.items()):
                 if not leg.complete:
-                    due = _expires_at(leg, self.contact_timeout)
+                    due = expires_at(leg, self.contact_timeout)
                     if due <= self.clock(leg.queue_id):
                         self._expire(key, leg)
                     elif due < self._next_expiry:
@@ -455,9 +343,7 @@ class QueueState:
 
     def _fold(self, ivl: OpenInterval) -> None:
         """A final interval's counts into its hour and day."""
-        for roll in ivl.rollups:
-            roll.counts.add(ivl.counts)
-            _add_agents(roll.agents, ivl.agents)
+        self._rollups.fold(ivl)
         self._changed_agents.update(ivl.agents)
 
     def _final(
@@ -467,24 +353,20 @@ class QueueState:
         if start >= self.last_final.get((q, ch), (NO_TIME,))[0]:
             self.last_final[(q, ch)] = (start, counts)
         return IntervalUpdate(
-            q, ch, start // 1000, revision, True, counts, self.rules_of(q), agents, self._pop_forecast(q, ch, start)
+            q, ch, start // 1000, revision, True, counts, self.rules_of(q), agents, self._forecasts.pop(q, ch, start)
         )
 
     def _forecasts_without_traffic(self) -> list[IntervalUpdate]:
         """Final records of closable intervals that had a forecast and no event: forecast against nothing.
         (Call after the open intervals are closed: one still open is not closable.)"""
         out, blocked = [], []
-        due = self._forecast_due
-        while due and due[0][0] + self.interval_ms + self.allowed_lateness <= self.watermark:
-            start, q, ch = heapq.heappop(due)
-            if self.forecast(q, ch, start) is None:
-                continue  # published with its interval
+        for start, q, ch in self._forecasts.due(self.watermark - self.interval_ms - self.allowed_lateness):
             if not self._closable(q, ch, start):
                 blocked.append((start, q, ch))  # a contact that arrived in it or earlier still waits
                 continue
             out.append(self._final(q, ch, start, next_revision(0, self.offset), QueueCounts(), {}))
         for item in blocked:
-            heapq.heappush(due, item)
+            self._forecasts.keep(*item)
         return out
 
     def rollup_updates(self, wall_now: float, every: float) -> list[IntervalUpdate]:
@@ -493,57 +375,16 @@ class QueueState:
         An hour or day is final once it has ended by the allowed lateness, no interval of it is still open and
         no contact that arrived in it still waits: then every interval in it is final too.
         """
-        if len(self._bounds) > 10_000:
-            self._bounds.clear()  # a cache: bounded
-        finals = []
-        for (q, ch, window, start), (end, roll) in sorted(self.rollups.items(), key=lambda kv: kv[0][3]):
-            if end + self.allowed_lateness > self.clock(q):
-                continue
-            if any(iq == q and ich == ch and s < end for iq, ich, s in self.intervals):
-                continue
-            waiting = self.waiting_since.get((q, ch))
-            if waiting and min(waiting.values()) < end:
-                continue
-            del self.rollups[(q, ch, window, start)]
-            roll.revision = next_revision(roll.revision, self.offset)
-            finals.append(
-                IntervalUpdate(
-                    q,
-                    ch,
-                    start // 1000,
-                    roll.revision,
-                    True,
-                    roll.counts,
-                    self.rules_of(q),
-                    roll.agents,
-                    None,
-                    window,
-                    end // 1000,
-                )
-            )
-        for (q, ch, window, start), (end, roll) in self.rollups.items():
-            if due_for_revision(roll, wall_now, every, self.offset):
-                counts, agents = roll.counts.copy(), _copied(roll.agents)
-                for (iq, ich, s), ivl in self.intervals.items():  # open ones: added when final
-                    if iq == q and ich == ch and start <= s < end:
-                        counts.add(ivl.counts)
-                        _add_agents(agents, ivl.agents)
-                finals.append(
-                    IntervalUpdate(
-                        q,
-                        ch,
-                        start // 1000,
-                        roll.revision,
-                        False,
-                        counts,
-                        self.rules_of(q),
-                        agents,
-                        None,
-                        window,
-                        end // 1000,
-                    )
-                )
-        return finals
+        finals = self._rollups.finals(self._closed_upto, self.intervals, self.offset)
+        return finals + self._rollups.provisional(wall_now, every, self.offset, self.intervals)
+
+    def _closed_upto(self, queue_id: str, channel: str, end: int) -> bool:
+        """Nothing before `end` can change any more: the queue's clock is past it by the allowed lateness, and no
+        contact that arrived before it still waits."""
+        if end + self.allowed_lateness > self.clock(queue_id):
+            return False
+        waiting = self.waiting_since.get((queue_id, channel))
+        return not (waiting and min(waiting.values()) < end)
 
     def _expire(self, key: tuple[str, str], leg: Leg) -> None:
         if leg.offered_at is None:
@@ -575,7 +416,7 @@ class QueueState:
                         False,
                         ivl.counts.copy(),
                         self.rules_of(q),
-                        _copied(ivl.agents),
+                        copied(ivl.agents),
                         self.forecast(q, ch, start),
                     )
                 )
@@ -604,7 +445,7 @@ class QueueState:
     def snapshot(self) -> bytes:
         """The whole state (resets what `changes` reports)."""
         self._changed_legs, self._changed_agents = set(), set()
-        return orjson.dumps(self._document(self.legs.values(), None))
+        return CODEC.encode(self._document(list(self.legs.values()), None))
 
     def changes(self) -> bytes | None:
         """What changed since the last `snapshot` or `changes` (None: too much to tell; take a snapshot): the legs
@@ -616,337 +457,71 @@ class QueueState:
             return None
         self._changed_legs, self._changed_agents = set(), set()
         held = [self.legs[k] for k in legs if k in self.legs]
-        return orjson.dumps({**self._document(held, agents), "legs_gone": [k for k in legs if k not in self.legs]})
+        document = self._document(held, agents)
+        document.legs_gone = [k for k in legs if k not in self.legs]
+        return CODEC.encode(document)
 
-    def _document(self, legs: Iterable[Leg], agents: set[str] | None) -> dict[str, Any]:
+    def _document(self, legs: list[Leg], agents: set[str] | None) -> QueueSnapshot:
         """The stored form: every agent's counts, or only those of `agents`."""
 
         def of(counts: dict[str, QueueCounts]) -> dict[str, QueueCounts]:
             return counts if agents is None else {a: counts[a] for a in agents if a in counts}
 
-        # orjson writes the dataclasses itself (much faster than asdict); restore() reads the same shape
-        return {
-            "v": SNAPSHOT_VERSION,
-            "watermark": self.watermark,
-            "clocks": self.clocks,
-            "heartbeat": self.heartbeat,
-            "offset": self.offset,
-            "legs": list(legs),
-            "intervals": [
-                [q, ch, s, i.counts, i.revision, i.changed, i.published_at, of(i.agents), sorted(i.event_ids)]
+        return QueueSnapshot(
+            watermark=self.watermark,
+            clocks=self.clocks,
+            heartbeat=self.heartbeat,
+            offset=self.offset,
+            legs=legs,
+            intervals=[
+                StoredInterval(
+                    q, ch, s, i.counts, i.revision, i.changed, i.published_at, of(i.agents), sorted(i.event_ids)
+                )
                 for (q, ch, s), i in self.intervals.items()
             ],
-            "forecasts": [[q, ch, s, f] for (q, ch), of_queue in self.forecasts.items() for s, f in of_queue.items()],
-            "totals": [[q, ch, c] for (q, ch), c in self.totals.items()],
-            "agent_totals": of(self.agent_totals),
-            "last_final": [[q, ch, start, c] for (q, ch), (start, c) in self.last_final.items()],
-            "rollups": [
-                [q, ch, w, s, end, r.counts, r.revision, r.changed, r.published_at, of(r.agents)]
+            forecasts=[StoredForecast(q, ch, s, f) for q, ch, s, f in self._forecasts.items()],
+            totals=[StoredTotal(q, ch, c) for (q, ch), c in self.totals.items()],
+            agent_totals=of(self.agent_totals),
+            last_final=[StoredFinal(q, ch, start, c) for (q, ch), (start, c) in self.last_final.items()],
+            rollups=[
+                StoredRollup(q, ch, w, s, end, r.counts, r.revision, r.changed, r.published_at, of(r.agents))
                 for (q, ch, w, s), (end, r) in self.rollups.items()
             ],
-            "expired": [[*k, n] for k, n in self.expired.items()],
-        }
+            expired=[StoredExpired(q, ch, reason, n) for (q, ch, reason), n in self.expired.items()],
+        )
 
     def restore(self, data: bytes, changes: Iterable[bytes] = ()) -> None:
-        """From a `snapshot` (or one of an earlier release) and the `changes` since, oldest first."""
-        d = orjson.loads(data)
+        """From a `snapshot` and the `changes` since, oldest first."""
+        d = CODEC.decode(data)
         for later in changes:
-            d = _merged(d, orjson.loads(later))
-        version = d.get("v")
-        if version not in (4, 5, 6, SNAPSHOT_VERSION):
-            raise ValueError(
-                f"queue state snapshot version {version!r}, expected {SNAPSHOT_VERSION} (or 4, 5 or 6, "
-                "which are converted)"
-            )
-        self.watermark = d["watermark"]
-        # before version 7 the partition had one clock: every queue was complete up to it
-        self.clocks = d.get("clocks", {})
-        self.heartbeat = d.get("heartbeat", self.watermark)
-        self.offset = d["offset"]
-        self.legs = {(x["queue_id"], x["contact_id"]): Leg(**x) for x in d["legs"]}
-        forecasts = d.get("forecasts", [])
-        if version == 4:  # forecasts were held in open intervals
-            forecasts = []
-            for row in d["intervals"]:
-                fc = row.pop(8)
-                if fc:
-                    forecasts.append([*row[:3], fc])
+            d = merged(d, CODEC.decode(later))
+        self.watermark = d.watermark
+        self.clocks = d.clocks
+        self.heartbeat = d.heartbeat
+        self.offset = d.offset
+        self.legs = {(x.queue_id, x.contact_id): x for x in d.legs}
         self.intervals = {
-            (q, ch, s): OpenInterval(
-                QueueCounts.from_dict(c),
-                rev,
-                changed,
-                pub,
-                {a: QueueCounts.from_dict(x) for a, x in agents.items()},
-                set(ids),
+            (i.queue_id, i.channel, i.start): OpenInterval(
+                i.counts, i.revision, i.changed, i.published_at, i.agents, set(i.event_ids)
             )
-            for q, ch, s, c, rev, changed, pub, agents, ids in d["intervals"]
+            for i in d.intervals
         }
-        self.forecasts = {}
-        for q, ch, s, fc in forecasts:
-            self.forecasts.setdefault((q, ch), {})[s] = Forecast(**fc)
-        self._forecast_due = [(s, q, ch) for (q, ch), of_queue in self.forecasts.items() for s in of_queue]
-        heapq.heapify(self._forecast_due)
-        self.totals = {(q, ch): QueueCounts.from_dict(c) for q, ch, c in d["totals"]}
-        self.agent_totals = {a: QueueCounts.from_dict(c) for a, c in d["agent_totals"].items()}
-        self.last_final = {(q, ch): (start, QueueCounts.from_dict(c)) for q, ch, start, c in d["last_final"]}
-        self.rollups = {
-            (q, ch, w, s): (
-                end,
-                OpenInterval(
-                    QueueCounts.from_dict(c),
-                    rev,
-                    changed,
-                    pub,
-                    {a: QueueCounts.from_dict(x) for a, x in agents.items()},
-                ),
+        self._forecasts.restore((f.queue_id, f.channel, f.start, f.forecast) for f in d.forecasts)
+        self.totals = {(t.queue_id, t.channel): t.counts for t in d.totals}
+        self.agent_totals = d.agent_totals
+        self.last_final = {(t.queue_id, t.channel): (t.start, t.counts) for t in d.last_final}
+        self._rollups.open = {
+            (r.queue_id, r.channel, r.window, r.start): (
+                r.end,
+                OpenInterval(r.counts, r.revision, r.changed, r.published_at, r.agents),
             )
-            for q, ch, w, s, end, c, rev, changed, pub, agents in d["rollups"]
+            for r in d.rollups
         }
-        self.expired = {(q, ch, r): n for q, ch, r, n in d["expired"]}
+        self.expired = {(x.queue_id, x.channel, x.reason): x.n for x in d.expired}
         self.waiting_since = {}
         for leg in self.legs.values():
             self._track_waiting(leg)
         self._next_expiry, self._closable_upto = NO_TIME, None
         self._changed_legs, self._changed_agents = set(), set()
         for (q, ch, s), ivl in self.intervals.items():
-            ivl.rollups = self._rollups_of(q, ch, s)
-            if version < 6:  # its hour and day held its counts already: they are added when it is final now
-                for roll in ivl.rollups:
-                    _take_out(roll, ivl)
-        if version < 6:
-            self._changed_legs = None  # the next checkpoint whole, in this version's form
-
-
-def _merged(d: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """A stored document with `changes` applied: their legs and agents' counts over its own, the rest theirs."""
-    legs = {(x["queue_id"], x["contact_id"]): x for x in d["legs"]}
-    legs.update(((x["queue_id"], x["contact_id"]), x) for x in changes["legs"])
-    for key in changes["legs_gone"]:
-        legs.pop(tuple(key), None)
-    agents = {tuple(row[:3]): row[7] for row in d["intervals"]}
-    for row in changes["intervals"]:
-        row[7] = {**agents.get(tuple(row[:3]), {}), **row[7]}
-    agents = {tuple(row[:4]): row[9] for row in d["rollups"]}
-    for row in changes["rollups"]:
-        row[9] = {**agents.get(tuple(row[:4]), {}), **row[9]}
-    return {**changes, "legs": list(legs.values()), "agent_totals": {**d["agent_totals"], **changes["agent_totals"]}}
-
-
-def _take_out(roll: OpenInterval, ivl: OpenInterval) -> None:
-    """Take an open interval's counts out of its hour or day (restoring version 5). The longest wait stays: it
-    is a maximum, and the interval's is added back when it is final."""
-    for counts, part in (
-        (roll.counts, ivl.counts),
-        *((roll.agents[a], c) for a, c in ivl.agents.items() if a in roll.agents),
-    ):
-        for name in SUMS:
-            setattr(counts, name, getattr(counts, name) - getattr(part, name))
-        for bucket, n in part.waits.items():
-            counts.waits[bucket] = counts.waits.get(bucket, 0) - n
-            if not counts.waits[bucket]:
-                del counts.waits[bucket]
-
-
-def _add_agents(into: dict[str, QueueCounts], agents: dict[str, QueueCounts]) -> None:
-    for a, c in agents.items():
-        mine = into.get(a)
-        if mine is None:
-            into[a] = c.copy()
-        else:
-            mine.add(c)
-
-
-def _copied(agents: dict[str, QueueCounts]) -> dict[str, QueueCounts]:
-    return {a: c.copy() for a, c in agents.items()}
-
-
-def _expires_at(leg: Leg, timeout: int) -> int:
-    """When an incomplete leg is given up on: the contact timeout after its arrival (or first event)."""
-    return (leg.offered_at if leg.offered_at is not None else leg.first_seen) + timeout
-
-
-def _clamp(leg: Leg, skew: int) -> str | None:
-    """Move an outcome stamped at most `skew` ms before the offer to the offer time; which one it was, if any."""
-    offered = leg.offered_at
-    if offered is None:
-        return None
-    for name, reason in CLAMPS.items():
-        t = getattr(leg, name)
-        if t is not None and offered - skew <= t < offered:
-            setattr(leg, name, offered)
-            return reason
-    return None
-
-
-def _record(leg: Leg, e: ev.ContactEvent, t: int) -> bool:
-    """Write the event's fact into the leg; False when it contradicts what the leg already knows."""
-    gone = leg.left_at is not None
-    match e:
-        case ev.ContactOffered():
-            if leg.offered_at is not None:
-                return False
-            leg.offered_at = t
-        case ev.ContactAnswered():
-            if leg.answered_at is not None or gone:
-                return False
-            leg.answered_at = t
-            leg.agent_id = e.agent_id
-        case ev.ContactAbandoned() | ev.ContactFlowedOut() | ev.CallbackRequested():
-            if leg.answered_at is not None or gone or leg.conversation_end_at is not None:
-                return False
-            if isinstance(e, ev.ContactAbandoned):
-                leg.abandoned_at = t
-            elif isinstance(e, ev.ContactFlowedOut):
-                leg.flowed_out_at = t
-            else:
-                leg.callback_at = t
-        case ev.HoldStarted():
-            if gone:
-                return False
-            leg.holds_started += 1
-            leg.hold_start_sum += t
-        case ev.HoldEnded():
-            if gone:
-                return False
-            leg.holds_ended += 1
-            leg.hold_end_sum += t
-        case ev.ContactEnded() | ev.ContactTransferred():
-            if leg.conversation_end_at is not None or gone:
-                return False
-            leg.conversation_end_at = t
-            leg.transferred = isinstance(e, ev.ContactTransferred)
-        case ev.AcwEnded():
-            if leg.acw_end_at is not None or gone:
-                return False
-            leg.acw_end_at = t
-        case ev.ChatMessage():
-            if len(leg.customer_messages) + len(leg.agent_messages) >= MAX_CHAT_MESSAGES:
-                return False
-            if e.sender == "customer":
-                leg.customer_messages = [*leg.customer_messages, t]
-            elif gone:
-                return False  # nobody accepted it: no agent to write
-            else:
-                leg.agent_messages = [*leg.agent_messages, t]
-        case _:
-            return False
-    return True
-
-
-def _contribution(
-    leg: Leg, newly_offered: bool, threshold: int, short: int, bounds: tuple[int, ...], length: int
-) -> list[Increment] | None:
-    """The counts the leg adds now that it did not add before, marking them added on the leg.
-
-    None when the leg's times are impossible (an answer before the arrival, an end before the answer).
-    """
-    out: list[Increment] = []
-    if newly_offered and leg.offered_at is not None:  # newly offered: it has an arrival time
-        out.append((interval_start(leg.offered_at, length), "offered", 1, None))
-    if not leg.outcome_counted and leg.offered_at is not None:
-        arrival = interval_start(leg.offered_at, length)
-        if leg.answered_at is not None:
-            wait = leg.answered_at - leg.offered_at
-            if wait < 0:
-                return None
-            out += [
-                (arrival, "answered", 1, None),
-                (arrival, "answer_wait_ms", wait, None),
-                (arrival, bucket_name("answered", wait, bounds), 1, None),
-            ]
-            if wait <= threshold:
-                out.append((arrival, "answered_within_threshold", 1, None))
-        elif leg.abandoned_at is not None:
-            wait = leg.abandoned_at - leg.offered_at
-            if wait < 0:
-                return None
-            out += [
-                (arrival, "abandoned", 1, None),
-                (arrival, "abandon_wait_ms", wait, None),
-                (arrival, bucket_name("abandoned", wait, bounds), 1, None),
-            ]
-            if wait <= threshold:
-                out.append((arrival, "abandoned_within_threshold", 1, None))
-            if wait <= short:
-                out.append((arrival, "short_abandoned", 1, None))
-        elif leg.left_at is not None:
-            wait = leg.left_at - leg.offered_at
-            if wait < 0:
-                return None
-            out.append((arrival, "flowed_out" if leg.flowed_out_at is not None else "callbacks_requested", 1, None))
-        else:
-            wait = None
-        if wait is not None:
-            out.append((arrival, "longest_wait_ms", wait, None))
-            leg.outcome_counted = True
-    if leg.holds_started != leg.holds_ended:
-        return out  # a hold is still open: the handle time is not known yet
-    hold = leg.hold_end_sum - leg.hold_start_sum
-    held = int(leg.holds_started > 0)
-    agent = leg.agent_id
-    if leg.handled_counted and leg.acw_end_at is not None:  # counted once its after-contact work ended
-        completed = interval_start(leg.acw_end_at, length)
-        if hold != leg.hold_counted:  # a hold pair that arrived after the handling was counted
-            out.append((completed, "hold_ms", hold - leg.hold_counted, agent))
-            out.append((completed, "talk_ms", leg.hold_counted - hold, agent))  # talk = handle - hold - ACW
-            leg.hold_counted = hold
-        if held != leg.held_counted:
-            out.append((completed, "held", held - leg.held_counted, agent))
-            leg.held_counted = held
-        out += _chat_delta(leg, completed)
-    elif leg.answered_at is not None and leg.conversation_end_at is not None and leg.acw_end_at is not None:
-        if not leg.answered_at <= leg.conversation_end_at <= leg.acw_end_at:
-            return None
-        completed = interval_start(leg.acw_end_at, length)
-        out += [
-            (completed, "handled", 1, agent),
-            (completed, "handle_ms", leg.acw_end_at - leg.answered_at, agent),
-            (completed, "talk_ms", leg.conversation_end_at - leg.answered_at - hold, agent),
-            (completed, "hold_ms", hold, agent),
-            (completed, "acw_ms", leg.acw_end_at - leg.conversation_end_at, agent),
-            (completed, "held", held, agent),
-            (completed, "transferred_out", int(leg.transferred), agent),
-        ]
-        leg.handled_counted = True
-        leg.hold_counted = hold
-        leg.held_counted = held
-        out += _chat_delta(leg, completed)
-    return out
-
-
-CHAT_FIELDS = ("chat_first_responses", "chat_first_response_ms", "chat_responses", "chat_response_ms")
-
-
-def chat_figures(customer: list[int], agent: list[int]) -> list[int]:
-    """[first responses, first response ms, responses, response ms] of one chat's messages.
-
-    A response is an agent message after one or more customer messages: its time is measured from the first
-    customer message of that run. The first response is the first of them. At the same millisecond the
-    customer's message comes first.
-    """
-    messages = sorted([(t, 0) for t in customer] + [(t, 1) for t in agent])
-    pending, responses = None, []
-    for t, by_agent in messages:
-        if not by_agent:
-            pending = t if pending is None else pending
-        elif pending is not None:
-            responses.append(t - pending)
-            pending = None
-    if not responses:
-        return [0, 0, 0, 0]
-    return [1, responses[0], len(responses), sum(responses)]
-
-
-def _chat_delta(leg: Leg, completed: int) -> list[Increment]:
-    """Chat response counts of a handled leg not yet counted (messages may arrive after the handling ended)."""
-    if not leg.customer_messages and not leg.agent_messages:
-        return []
-    figures = chat_figures(leg.customer_messages, leg.agent_messages)
-    out = [
-        (completed, name, now - before, leg.agent_id)
-        for name, now, before in zip(CHAT_FIELDS, figures, leg.chat_counted, strict=True)
-        if now != before
-    ]
-    leg.chat_counted = figures
-    return out
+            ivl.rollups = self._rollups.of(q, ch, s)

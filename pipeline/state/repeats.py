@@ -51,16 +51,16 @@ import struct
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-import orjson
 from msgspec import Meta
 
 from pipeline.core.time import NO_TIME, due_for_revision, interval_start, next_revision
 from pipeline.kpis.quality import FcrCounts, FcrTotals, FcrUpdate
+from pipeline.state.codec import Codec
 
-SNAPSHOT_VERSION = 3  # binary customers (`_encode`); 2: JSON with hex legs, 1: contacts as JSON lists (both read)
+SNAPSHOT_VERSION = 4  # typed documents (`RepeatSnapshot`); nothing earlier was released
 DUPLICATE = "duplicate"
 LATE = "late"
 # One leg: contact digest, event digest, time (ms), window (ms), index of its (queue, channel), pins (bit 0:
@@ -245,15 +245,6 @@ def window_end_key(end: int) -> int:
     window) instead of one per contact (~80 bytes each, a whole day's worth held), and is final at most a minute
     later than the exact latest end."""
     return -(-end // WINDOW_END_STEP_MS) * WINDOW_END_STEP_MS
-
-
-def _window_ends(ends: list[Any]) -> dict[int, int]:
-    """Restored window ends (a checkpoint from before the rounding has exact ones)."""
-    out: dict[int, int] = {}
-    for end, n in ends:
-        key = window_end_key(end)
-        out[key] = out.get(key, 0) + n
-    return {k: n for k, n in out.items() if n}
 
 
 @dataclass(slots=True)
@@ -528,39 +519,38 @@ class RepeatState:
 
     # ---- checkpoint ---------------------------------------------------------------------------------------
 
-    def _head(self, intervals: Iterable[tuple[str, str, int]] | None = None) -> dict[str, Any]:
-        """Everything but the customers; of the intervals, all or those named."""
+    def _document(
+        self, customers: Iterable[tuple[int, bytes]], intervals: Iterable[tuple[str, str, int]] | None = None
+    ) -> RepeatSnapshot:
+        """The stored form: the `customers` given, and of the intervals all or those named."""
         items = (
             self.intervals.items()
             if intervals is None
             else [(k, self.intervals[k]) for k in intervals if k in self.intervals]
         )
-        return {
-            "v": SNAPSHOT_VERSION,
-            "offset": self.offset,
-            "sources": [[p, wm] for p, wm in self.source_watermarks.items()],
-            "pairs": self._pairs,
-            "intervals": [
-                [
-                    q,
-                    ch,
-                    s,
-                    i.counts.as_dict(),
-                    i.revision,
-                    i.changed,
-                    i.published_at,
-                    i.settled,
-                    list(i.window_ends.items()),
-                ]
+        keys, counts, legs = array("q"), array("I"), []
+        for key, customer_legs in customers:
+            keys.append(key)
+            counts.append(len(customer_legs) // LEG.size)
+            legs.append(customer_legs)
+        return RepeatSnapshot(
+            offset=self.offset,
+            sources=self.source_watermarks,
+            pairs=self._pairs,
+            intervals=[
+                StoredFcrInterval(q, ch, s, i.counts, i.revision, i.changed, i.published_at, i.settled, i.window_ends)
                 for (q, ch, s), i in items
             ],
-            "totals": [[q, ch, t.as_dict()] for (q, ch), t in self.totals.items()],
-        }
+            totals=[StoredFcrTotal(q, ch, t) for (q, ch), t in self.totals.items()],
+            keys=keys.tobytes(),
+            counts=counts.tobytes(),
+            legs=b"".join(legs),
+        )
 
     def snapshot(self) -> bytes:
         """The whole state (resets what `changes` reports)."""
         self.customers.changed, self._changed_intervals = set(), set()
-        return _encode(self._head(), self.customers.items())
+        return CODEC.encode(self._document(self.customers.items()))
 
     def changes(self) -> bytes | None:
         """What changed since the last `snapshot` or `changes` (None: too much to tell; take a snapshot): the
@@ -570,40 +560,34 @@ class RepeatState:
         if keys is None or len(intervals) > 1024 + 2 * len(self.intervals):  # (nothing took checkpoints)
             return None
         self.customers.changed, self._changed_intervals = set(), set()
-        head = self._head(intervals)
-        head["intervals_gone"] = [k for k in intervals if k not in self.intervals]
-        return _encode(head, ((key, self.customers.get(key)) for key in keys))
+        document = self._document(((key, self.customers.get(key)) for key in keys), intervals)
+        document.intervals_gone = [k for k in intervals if k not in self.intervals]
+        return CODEC.encode(document)
 
     def restore(self, data: bytes, changes: Iterable[bytes] = ()) -> None:
-        """From a `snapshot` (or one of an earlier release) and the `changes` since, oldest first."""
-        head, customers = _decode(data)
-        if head.get("v") not in (1, 2, SNAPSHOT_VERSION):
-            raise ValueError(
-                f"repeat state snapshot version {head.get('v')!r}: this version reads 1 to "
-                f"{SNAPSHOT_VERSION} (a checkpoint of a newer release?)"
-            )
-        self._pairs, self._pair_index = [], {}
-        if head["v"] == 1:
-            customers = self._customers_v1(head["customers"])
-        intervals = {tuple(row[:3]): row for row in head["intervals"]}
+        """From a `snapshot` and the `changes` since, oldest first."""
+        d = CODEC.decode(data)
+        customers = _customers(d)
+        intervals = {(i.queue_id, i.channel, i.start): i for i in d.intervals}
         for later in changes:
-            head, changed = _decode(later)
-            intervals.update((tuple(row[:3]), row) for row in head["intervals"])
-            for key in head["intervals_gone"]:
-                intervals.pop(tuple(key), None)
-            for key, legs in changed.items():
+            d = CODEC.decode(later)
+            intervals.update(((i.queue_id, i.channel, i.start), i) for i in d.intervals)
+            for gone in d.intervals_gone:
+                intervals.pop(gone, None)
+            for customer, legs in _customers(d).items():
                 if legs:
-                    customers[key] = legs
+                    customers[customer] = legs
                 else:
-                    customers.pop(key, None)
-        self.offset = head["offset"]
-        self.source_watermarks = {p: wm for p, wm in head["sources"]}
+                    customers.pop(customer, None)
+        self.offset = d.offset
+        self.source_watermarks = d.sources
         self.intervals = {
-            (q, ch, s): FcrInterval(FcrCounts.from_dict(c), rev, changed, pub, settled, _window_ends(ends))
-            for q, ch, s, c, rev, changed, pub, settled, ends in intervals.values()
+            k: FcrInterval(i.counts, i.revision, i.changed, i.published_at, i.settled, i.window_ends)
+            for k, i in intervals.items()
         }
-        self.totals = {(q, ch): FcrTotals.from_dict(t) for q, ch, t in head["totals"]}
-        for queue_id, channel in head.get("pairs", [])[len(self._pairs) :]:  # version 1: made by _customers_v1
+        self.totals = {(t.queue_id, t.channel): t.totals for t in d.totals}
+        self._pairs, self._pair_index = [], {}
+        for queue_id, channel in d.pairs:
             self._pair(queue_id, channel)
         self.customers = CustomerLegs(customers.items())
         self._changed_intervals = set()
@@ -614,51 +598,56 @@ class RepeatState:
             self.held += len(contacts)
             self._expire(key, contacts)
 
-    def _customers_v1(self, customers: list[Any]) -> dict[int, bytes]:
-        """Version 1 kept the customer hash, contact ids and event ids as strings; the digests follow from them."""
-        self.customers = CustomerLegs()
-        for customer, contacts in customers:
-            anonymous = customer.startswith("anon:")
-            for contact_id, repeat_pinned, unresolved_pinned, legs in contacts:
-                key = customer_key(None if anonymous else customer, contact_id)
-                stored = self._contacts(key)
-                stored[digest(contact_id)] = Contact(
-                    [Leg(t, q, ch, digest(event_id), window) for t, q, ch, event_id, window in legs],
-                    repeat_pinned,
-                    unresolved_pinned,
-                )
-                self._store(key, stored)
-        return dict(self.customers.items())
+
+# ---- the stored form (`CODEC`) ----------------------------------------------------------------------------
 
 
-IMAGE = struct.Struct("<4sII")  # magic, bytes of the JSON head, customers; then their keys, leg counts and legs
-MAGIC = b"FCR3"
+class StoredFcrInterval(msgspec.Struct):
+    """An open FCR interval (`FcrInterval`)."""
+
+    queue_id: str
+    channel: str
+    start: int  # epoch ms
+    counts: FcrCounts
+    revision: int
+    changed: bool
+    published_at: float
+    settled: bool
+    window_ends: dict[int, int]
 
 
-def _encode(head: dict[str, Any], customers: Iterable[tuple[int, bytes]]) -> bytes:
-    keys, counts, legs = array("q"), array("I"), []
-    for key, customer_legs in customers:
-        keys.append(key)
-        counts.append(len(customer_legs) // LEG.size)
-        legs.append(customer_legs)
-    head_json = orjson.dumps(head)
-    return b"".join((IMAGE.pack(MAGIC, len(head_json), len(keys)), head_json, keys.tobytes(), counts.tobytes(), *legs))
+class StoredFcrTotal(msgspec.Struct):
+    queue_id: str
+    channel: str
+    totals: FcrTotals
 
 
-def _decode(data: bytes) -> tuple[dict[str, Any], dict[int, bytes]]:
-    """(head, customer key -> legs) of a snapshot or changes; an earlier release's JSON snapshot too."""
-    if data[:1] == b"{":
-        d = orjson.loads(data)
-        return d, {key: bytes.fromhex(legs) for key, legs in d["customers"]} if d.get("v") == 2 else {}
-    magic, head_bytes, n = IMAGE.unpack_from(data)
-    if magic != MAGIC:
-        raise ValueError(f"not a repeat state snapshot (starts with {data[:4]!r})")
-    at = IMAGE.size + head_bytes
-    head = orjson.loads(data[IMAGE.size : at])
-    keys = array("q", data[at : at + 8 * n])
-    counts = array("I", data[at + 8 * n : at + 12 * n])
-    customers, at = {}, at + 12 * n
+class RepeatSnapshot(msgspec.Struct):
+    """A repeat state's checkpoint: whole (`snapshot`), or the changes since the last one (`changes`: the
+    intervals changed and gone, the customers changed, a customer gone with no legs; the rest whole).
+
+    The customers are packed as they are held (`CustomerLegs`): their keys, their leg counts and their legs in
+    the same order, each one binary field (an object per leg would be ~10 times the size and time)."""
+
+    offset: int
+    sources: dict[int, int]  # contact-event partition -> its watermark
+    pairs: list[tuple[str, str]]  # (queue, channel) of a leg's index
+    intervals: list[StoredFcrInterval]
+    totals: list[StoredFcrTotal]
+    keys: bytes  # customer keys, signed 64-bit, the machine's byte order (`array("q")`)
+    counts: bytes  # each customer's number of legs (`array("I")`)
+    legs: bytes  # their `LEG` records, customer after customer
+    intervals_gone: list[tuple[str, str, int]] = []
+
+
+CODEC = Codec("repeat state", b"CCFR", SNAPSHOT_VERSION, RepeatSnapshot)
+
+
+def _customers(d: RepeatSnapshot) -> dict[int, bytes]:
+    """customer key -> its legs, of a stored document."""
+    keys, counts = array("q", d.keys), array("I", d.counts)
+    customers, at, legs = {}, 0, d.legs
     for key, count in zip(keys, counts, strict=True):
-        customers[key] = data[at : at + count * LEG.size]
+        customers[key] = legs[at : at + count * LEG.size]
         at += count * LEG.size
-    return head, customers
+    return customers

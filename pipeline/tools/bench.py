@@ -59,7 +59,7 @@ from pipeline.tools import bench_webhook
 from pipeline.tools.replay import _get, _produce, replay, wait_until_done
 from pipeline.tools.run import broker_for, worker_process
 
-PHASES = ("processors", "throughput", "latency", "memory", "replay", "ingest", "webhook")
+PHASES = ("processors", "checkpoints", "throughput", "latency", "memory", "replay", "ingest", "webhook")
 OPT_IN_PHASES = ("sinks",)  # run only when named: `--phases sinks` (pipeline/tools/bench_sinks.py)
 PROBE_QUEUE = "bench-probe"
 EVENTS_PER_AGENT_DAY = 430  # a simulated day gives about this many events per agent (1,000 agents: ~436,000)
@@ -807,6 +807,87 @@ def processors(opts: argparse.Namespace) -> dict:
     return out
 
 
+def checkpoint_cost(opts: argparse.Namespace) -> dict:
+    """A contact partition's checkpoint on a realistic state, without Kafka or Faust: the first
+    `--checkpoint-messages` contact messages of a simulated `--agents` center's busy morning (from 09:00) through a
+    ContactProcessor in batches of 1,000 (0.25 s of wall clock each), its changes checkpointed every 8 batches
+    as the worker does; then the largest partition's whole checkpoint (snapshot + zstd) and its restore (unpack +
+    restore), `--checkpoint-repeats` times. Median and range in ms."""
+    import statistics
+
+    import msgspec
+
+    from pipeline.contract.partitioner import partition_of
+    from pipeline.core.settings import QueueConfig
+    from pipeline.processing.processor import ContactProcessor, Message, PipelineStats, pack, unpack
+    from pipeline.runtime.producer import route
+
+    settings = load_settings()
+    p = ContactProcessor(settings, QueueConfig(), PipelineStats())
+    wanted = opts.checkpoint_messages
+    _say(f"checkpoints: feeding {wanted} contact messages of a {opts.agents}-agent center")
+    batch: list[Message] = []
+    n = batches = rounds = delta_bytes = 0
+    delta_seconds = 0.0
+    for e in events_of(opts.agents, 4, opts.seed):
+        topic, key = route(e)
+        if topic != "contact-events":
+            continue
+        batch.append(Message(topic, partition_of(key, settings.partitions), n, key, msgspec.json.encode(e)))
+        n += 1
+        if len(batch) == 1000 or n == wanted:
+            batches += 1
+            p.process(batch, wall_now=batches * 0.25)
+            batch = []
+            if batches % 8 == 0:
+                started = time.perf_counter()
+                changes = p.checkpoint()
+                delta_seconds += time.perf_counter() - started
+                delta_bytes += sum(len(c.delta) for c in changes.values() if c.delta is not None)
+                rounds += 1
+        if n == wanted:
+            break
+    if batch:  # the center's events ended first
+        p.process(batch, wall_now=(batches + 1) * 0.25)
+    gc.collect()
+    partition, state = max(p.partitions.items(), key=lambda kv: len(kv[1].snapshot()))
+    write, read = [], []
+    for _ in range(opts.checkpoint_repeats):
+        # Each repeat from a full collection: a full one triggered by the previous repeat's objects walks the
+        # whole heap of this process (every partition) and would be timed as the next repeat's.
+        gc.collect()
+        started = time.perf_counter()
+        stored = pack(state.snapshot())
+        write.append(time.perf_counter() - started)
+        restored = p.new_state()
+        gc.collect()
+        started = time.perf_counter()
+        restored.restore(unpack(stored))
+        read.append(time.perf_counter() - started)
+
+    def ms(xs: list[float]) -> dict:
+        return {"median": 1e3 * statistics.median(xs), "min": 1e3 * min(xs), "max": 1e3 * max(xs)}
+
+    out: dict = {
+        "messages": n,
+        "partition": partition,
+        "legs": len(state.legs),
+        "agents": len(state.agent_totals),
+        "encoded_bytes": len(state.snapshot()),
+        "stored_bytes": len(stored),
+        "snapshot_ms": ms(write),
+        "restore_ms": ms(read),
+        "changes_bytes_per_round": delta_bytes / max(1, rounds),
+        "changes_ms_per_round": 1e3 * delta_seconds / max(1, rounds),
+    }
+    _say(
+        f"checkpoints: partition {partition} ({out['legs']} legs, {out['agents']} agents): "
+        f"{out['encoded_bytes'] / 1e6:.2f} MB, {out['stored_bytes'] / 1e6:.3f} MB stored; snapshot + pack "
+        f"{out['snapshot_ms']['median']:.1f} ms, unpack + restore {out['restore_ms']['median']:.1f} ms"
+    )
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- the run
 
 
@@ -838,6 +919,11 @@ def figures(results: dict) -> list[dict]:
     def row(name: str, value, unit: str, target: str = "", ok: bool | None = None) -> None:
         rows.append({"figure": name, "value": value, "unit": unit, "target": target, "ok": ok})
 
+    c = results.get("checkpoints")
+    if c:
+        size = f"{c['legs']} legs, {c['agents']} agents, {c['stored_bytes']:,} bytes stored"
+        row(f"contact partition checkpoint written (snapshot + zstd), median; {size}", c["snapshot_ms"]["median"], "ms")
+        row("contact partition checkpoint restored (unpack + restore), median", c["restore_ms"]["median"], "ms")
     for name, p in results.get("processors", {}).items():
         what = "FCR forwarding and processor, per contact message" if name == "fcr" else f"{name} processor"
         row(f"{what} alone (no Kafka, no Faust), 1 event/message", p["us_per_message"], "us/message")
@@ -992,6 +1078,8 @@ def bench(opts: argparse.Namespace) -> dict:
     }
     if "processors" in opts.phases:
         results["processors"] = processors(opts)
+    if "checkpoints" in opts.phases:
+        results["checkpoints"] = checkpoint_cost(opts)
     on_broker = [
         (name, phase)
         for name, phase in (
@@ -1072,6 +1160,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--agents", type=int, default=5000, help="agents of the memory run's center")
     p.add_argument("--queues", type=int, default=200, help="queues of the memory run's center")
     p.add_argument("--memory-hours", type=float, default=24.0, help="simulated hours of the memory run")
+    p.add_argument(
+        "--checkpoint-messages",
+        type=int,
+        default=1_000_000,
+        help="contact messages of the --agents center fed before the checkpoint phase measures",
+    )
+    p.add_argument("--checkpoint-repeats", type=_at_least_one, default=5, help="repeats of the checkpoint phase")
     p.add_argument("--replay-agents", type=int, default=1000, help="agents of the replayed day (0: skip)")
     from pipeline.tools.bench_ingest import add_arguments
 
