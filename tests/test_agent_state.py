@@ -532,3 +532,16 @@ def test_collector_exports_queue_series_always_and_agent_series_when_enabled():
             assert get("cc_agent_adherent_seconds_total", {"agent": "A1"}) == 1800 - 440 - 100
         else:
             assert (a1, reason, logged) == (None, None, None)
+
+
+def test_a_checkpoint_of_another_kind_or_version_is_refused_with_a_sentence():
+    from pipeline.state.codec import CheckpointError
+    from pipeline.state.queues import QueueState
+
+    queue_state = QueueState(INTERVAL, LATENESS, 3600, lambda q: None)
+    s = AgentState(INTERVAL, LATENESS)
+    with pytest.raises(CheckpointError, match="not a checkpoint of the agent state"):
+        s.restore(queue_state.snapshot())
+    whole = AgentState(INTERVAL, LATENESS).snapshot()
+    with pytest.raises(CheckpointError, match="agent state checkpoint version 2: this release reads version 3 only"):
+        s.restore(whole[:4] + (2).to_bytes(2, "little") + whole[6:])

@@ -687,7 +687,7 @@ def test_restore_refuses_another_version_or_kind_of_checkpoint():
     other_version = snap[:4] + (999).to_bytes(2, "little") + snap[6:]
     with pytest.raises(CheckpointError, match="queue state checkpoint version 999: this release reads version"):
         make_state().restore(other_version)
-    with pytest.raises(CheckpointError, match="not a queue state checkpoint"):
+    with pytest.raises(CheckpointError, match="not a checkpoint of the queue state"):
         make_state().restore(b"{}" + snap)
 
 

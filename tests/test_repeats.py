@@ -374,7 +374,7 @@ def test_snapshot_and_restore_carry_on_exactly():
 
 def test_restore_refuses_another_snapshot_version():
     s = make_state()
-    with pytest.raises(CheckpointError, match="not a repeat state checkpoint"):
+    with pytest.raises(CheckpointError, match="not a checkpoint of the repeat state"):
         s.restore(b'{"v": 99}')
     snap = s.snapshot()
     with pytest.raises(CheckpointError, match="repeat state checkpoint version 99: this release reads version"):

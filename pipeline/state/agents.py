@@ -39,15 +39,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-import orjson
+import msgspec
 
 from pipeline.contract import events as ev
 from pipeline.core.time import NO_TIME, epoch_ms, interval_start, next_revision
 from pipeline.kpis.agents import HANDLING_STATES, STATES, UNSPECIFIED_REASON, AgentCounts, AgentIntervalUpdate
+from pipeline.state.codec import Codec
 
-SNAPSHOT_VERSION = 2  # 2: a clock and a horizon per agent
+SNAPSHOT_VERSION = 3  # the version of `AgentSnapshot` (pipeline.state.codec): no other is read
 
 DUPLICATE = "duplicate"
 LATE = "late"
@@ -494,7 +494,7 @@ class AgentState:
     def snapshot(self) -> bytes:
         """The whole state (resets what `changes` reports)."""
         self._changed, self._dropped = set(), set()
-        return orjson.dumps({**self._document(self.agents), **self._totals()})
+        return CODEC.encode(self._document(self.agents, []))
 
     def changes(self) -> bytes | None:
         """The agents changed or forgotten since the last `snapshot` or `changes`, and the totals (a few entries per
@@ -502,80 +502,96 @@ class AgentState:
         changed, dropped = self._changed, self._dropped
         self._changed, self._dropped = set(), set()
         # in the state's own order, so that a restored state lists its agents as this one does
-        return orjson.dumps(
-            {
-                **self._document({a: t for a, t in self.agents.items() if a in changed}),
-                "dropped": sorted(dropped),
-                **self._totals(),
-            }
-        )
+        return CODEC.encode(self._document({a: t for a, t in self.agents.items() if a in changed}, sorted(dropped)))
 
-    def _totals(self) -> dict[str, Any]:
-        return {
-            "totals": {a: c.as_dict() for a, c in self.totals.items()},
-            "queue_totals": {q: [x.scheduled_ms, x.adherent_ms] for q, x in self.queue_totals.items()},
-        }
-
-    def _document(self, agents: dict[str, AgentTrack]) -> dict[str, Any]:
-        """The stored form of the state but its totals, with these agents."""
-        return {
-            "v": SNAPSHOT_VERSION,
-            "watermark": self.watermark,
-            "heartbeat": self.heartbeat,
-            "horizon": self.horizon,
-            "offset": self.offset,
-            "seq": self.seq,
-            "agents": {
-                a: {
-                    "clock": t.clock,
-                    "horizon": t.horizon,
-                    "settled": t.settled,  # orjson writes dataclasses itself, far faster than asdict
-                    "changes": t.changes,
-                    "plan": t.plan,
-                    "revisions": [[s, r] for s, r in t.revisions.items()],
-                    "changed": t.changed,
-                    "published_at": t.published_at,
-                    "since": t.settled_since,
-                }
+    def _document(self, agents: dict[str, AgentTrack], dropped: list[str]) -> AgentSnapshot:
+        """The stored form of the state with these agents (the rest of it whole)."""
+        return AgentSnapshot(
+            watermark=self.watermark,
+            heartbeat=self.heartbeat,
+            horizon=self.horizon,
+            offset=self.offset,
+            seq=self.seq,
+            agents={
+                a: StoredTrack(
+                    t.clock,
+                    t.horizon,
+                    t.settled,
+                    t.changes,
+                    t.plan,
+                    t.revisions,
+                    t.changed,
+                    t.published_at,
+                    t.settled_since,
+                )
                 for a, t in agents.items()
             },
-        }
+            dropped=dropped,
+            totals=self.totals,
+            queue_totals=self.queue_totals,
+        )
 
     def restore(self, data: bytes, changes: Iterable[bytes] = ()) -> None:
         """From a `snapshot` and the `changes` since, oldest first."""
-        d = orjson.loads(data)
+        d = CODEC.decode(data)
         for later in changes:
-            c = orjson.loads(later)
-            agents = {**d["agents"], **c["agents"]}
-            for a in c["dropped"]:
+            c = CODEC.decode(later)
+            agents = {**d.agents, **c.agents}
+            for a in c.dropped:
                 agents.pop(a, None)
-            d = {**d, **c, "agents": agents}
-        if d.get("v") != SNAPSHOT_VERSION:
-            raise ValueError(f"agent state snapshot version {d.get('v')!r}, expected {SNAPSHOT_VERSION}")
-        self.watermark = d["watermark"]
-        self.heartbeat = d["heartbeat"]
-        self.horizon = d["horizon"]
-        self.offset = d["offset"]
-        self.seq = d["seq"]
+            d = msgspec.structs.replace(c, agents=agents)
+        self.watermark = d.watermark
+        self.heartbeat = d.heartbeat
+        self.horizon = d.horizon
+        self.offset = d.offset
+        self.seq = d.seq
         self.agents = {}
-        for a, x in d["agents"].items():
+        for a, x in d.agents.items():
             track = AgentTrack(
-                clock=x["clock"],
-                horizon=x["horizon"],
-                settled=_status(x["settled"]),
-                changes=[Change(**{**c, "queues": tuple(c["queues"])}) for c in x["changes"]],
-                plan=[Planned(**p) for p in x["plan"]],
-                revisions={s: r for s, r in x["revisions"]},
-                changed=x["changed"],
-                published_at=x["published_at"],
-                settled_since=x.get("since", NO_TIME),  # absent from checkpoints written before it was kept
+                clock=x.clock,
+                horizon=x.horizon,
+                settled=x.settled,
+                changes=x.changes,
+                plan=x.plan,
+                revisions=x.revisions,
+                changed=x.changed,
+                published_at=x.published_at,
+                settled_since=x.since,
             )
             track.now, track.now_since = status_since(track.settled, track.settled_since, track.changes)
             self.agents[a] = track
-        self.totals = {a: AgentCounts.from_dict(c) for a, c in d["totals"].items()}
-        self.queue_totals = {q: QueueAdherence(s, a) for q, (s, a) in d["queue_totals"].items()}
+        self.totals = d.totals
+        self.queue_totals = d.queue_totals
         self._changed, self._dropped, self._moved = set(), set(), set()
 
 
-def _status(d: dict[str, Any]) -> Status:
-    return Status(d["logged_in"], d["state"], d["reason"], tuple(d["queues"]), d["active"])
+class StoredTrack(msgspec.Struct, array_like=True):
+    """One agent as its checkpoint stores it (`AgentTrack` but what is derived from it)."""
+
+    clock: int
+    horizon: int
+    settled: Status
+    changes: list[Change]
+    plan: list[Planned]
+    revisions: dict[int, int]
+    changed: bool
+    published_at: float
+    since: int
+
+
+class AgentSnapshot(msgspec.Struct):
+    """An agent state's checkpoint: the whole of it, or the agents changed and forgotten since (`dropped`), with
+    the partition's clocks, offset and totals whole either way."""
+
+    watermark: int
+    heartbeat: int
+    horizon: int
+    offset: int
+    seq: int
+    agents: dict[str, StoredTrack]
+    dropped: list[str]
+    totals: dict[str, AgentCounts]
+    queue_totals: dict[str, QueueAdherence]
+
+
+CODEC = Codec("agent state", b"CCAS", SNAPSHOT_VERSION, AgentSnapshot)

@@ -42,10 +42,12 @@ class Codec(Generic[T]):
     def decode(self, data: bytes) -> T:
         """The document, or `CheckpointError` when `data` is not this kind and version of checkpoint."""
         if len(data) < _HEAD.size:
-            raise CheckpointError(f"not a {self.name} checkpoint ({len(data)} bytes)")
+            raise CheckpointError(f"not a checkpoint of the {self.name} ({len(data)} bytes)")
         magic, version = _HEAD.unpack_from(data)
         if magic != self.magic:
-            raise CheckpointError(f"not a {self.name} checkpoint (it starts with {data[:4]!r}, not {self.magic!r})")
+            raise CheckpointError(
+                f"not a checkpoint of the {self.name} (it starts with {data[:4]!r}, not {self.magic!r})"
+            )
         if version != self.version:
             raise CheckpointError(
                 f"{self.name} checkpoint version {version}: this release reads version {self.version} only"
