@@ -688,7 +688,9 @@ async def drop_checkpoints(pipe: Pipeline, table: str) -> int:
         while fetched := await consumer.getmany(timeout_ms=1000):  # to the end (Tansu's end offsets can be short)
             for tp, batch in fetched.items():
                 for r in batch:
-                    headers[(tp.partition, r.key)] = r.value is not None and r.value.startswith(b"log:")
+                    # a header is at the key of the partition itself (its data at partition + k x partitions)
+                    key = int(r.key)
+                    headers[(tp.partition, r.key)] = r.value is not None and key < pipe.settings.partitions
     finally:
         await consumer.stop()
     async with EventWriter(pipe.settings, pipe.settings.broker_url) as writer:
