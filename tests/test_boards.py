@@ -116,7 +116,9 @@ def test_wallboard_figures_of_the_interval_and_of_the_local_day():
     assert (q1["interval"]["offered"], q1["interval"]["service_level"]) == (2, 0.0)
     assert (q1["waiting"], q1["oldest_wait_seconds"], q1["oldest_wait_grade"]) == (1, 100.0, "ok")
     assert q1["agents"] == {"available": 1, "on_contact": 0, "acw": 0, "not_ready": 1, "logged_in": 2}
-    assert q1["staffed"] == 2 and q1["targets"]["service_level"] == 0.8
+    # staffed: able to take the queue's contacts now (the capacity rule): A2, available for Q1 and Q2, counts half
+    # in each; A1, not ready, counts nothing
+    assert q1["staffed"] == 0.5 and q1["targets"]["service_level"] == 0.8
 
 
 def test_agent_board_state_time_in_state_contact_today_and_adherence():
@@ -219,6 +221,7 @@ def test_the_wallboard_from_prometheus_vectors():
             ({"queue": "Q1", "state": "after_contact_work"}, "3"), ({"queue": "Q1", "state": "logged_in"}, "7")
         ),
         "required": vec((qc, "9")),
+        "staffed": vec(({"queue": "Q1"}, "6.5")),  # summed over the workers' capacity shares
     }
     board = prometheus_wallboard(results, QUEUES, at=1000.0)
     assert board["windows"]["long"] == {"key": "today", "label": "today"}
@@ -230,7 +233,7 @@ def test_the_wallboard_from_prometheus_vectors():
     assert today["service_level"] == pytest.approx(0.7) and today["service_level_grade"] == "warn"  # 7 / (8 + 2)
     assert today["asa_seconds"] == pytest.approx(80.5 / 8) and today["abandon_rate"] == pytest.approx(2 / 12)
     assert (q1["waiting"], q1["oldest_wait_seconds"]) == (2, 95.0)
-    assert q1["agents"]["acw"] == 3 and (q1["staffed"], q1["required"], q1["staffing_grade"]) == (7, 9, "bad")
+    assert q1["agents"]["acw"] == 3 and (q1["staffed"], q1["required"], q1["staffing_grade"]) == (6.5, 9, "bad")
     assert q2["agents"]["logged_in"] == 0 and q2["required"] is None and q2["today"]["offered"] == 0
 
 

@@ -28,7 +28,7 @@ from pipeline.core.settings import QueueConfig, QueueSettings
 from pipeline.core.time import NO_TIME, interval_start, local_bounds
 from pipeline.kpis.counts import QueueCounts
 from pipeline.kpis.definitions import COUNT, HEADLINE_RULE, RATIO, SERVICE_LEVEL, TODAY_FIELDS, today_metric
-from pipeline.kpis.staffing.live import observed_traffic, requirement
+from pipeline.kpis.staffing.live import agents_needed, observed_traffic, requirement
 from pipeline.state.agents import NOW_STATES, AgentState, AgentTrack, adherent, apply_change, planned_activity
 from pipeline.state.queues import QueueState
 
@@ -54,7 +54,7 @@ def grade_at_most(value: float | None, target: float) -> str:
     return "warn" if value <= target * OVER_TARGET_WARN else "bad"
 
 
-def grade_staffing(required: int | None, staffed: int | None) -> str:
+def grade_staffing(required: int | None, staffed: float | None) -> str:
     if required is None or staffed is None:
         return "none"
     short = required - staffed
@@ -125,7 +125,9 @@ def _targets(rules: QueueSettings) -> dict[str, Any]:
 def wallboard(queue_states: Iterable[QueueState], agent_states: Iterable[AgentState], queues: QueueConfig) -> dict:
     """Per queue and channel: service level of the current interval and of today against target, contacts
     waiting and the oldest wait now, today's offered/answered/abandoned, ASA and abandonment, agents by state,
-    required (from the recent traffic, `pipeline.kpis.staffing.live`) against staffed (logged in for the queue)."""
+    required (from the recent traffic, `pipeline.kpis.staffing.live`) against staffed (the capacity rule of
+    `AgentState.capacity_by_queue`, as `cc_queue_agents_staffed`: a share per queue of each agent able to take its
+    contacts)."""
     today = _Today()
     figures: dict[tuple[str, str], tuple[QueueCounts, QueueCounts, int, int, int]] = {}
     waiting: dict[tuple[str, str], tuple[int, float]] = {}
@@ -138,10 +140,14 @@ def wallboard(queue_states: Iterable[QueueState], agent_states: Iterable[AgentSt
         for q, ch, counts, span in state.recent():
             traffic = observed_traffic(counts, span)
             if traffic is not None:
-                required[(q, ch)] = requirement(traffic, queues.for_queue(q)).agents
+                rules = queues.for_queue(q)
+                required[(q, ch)] = agents_needed(requirement(traffic, rules).agents, rules)
         newest = max(newest, state.watermark)
     by_state: dict[str, dict[str, int]] = {}
+    capacity: dict[str, float] = {}
     for agent_state in list(agent_states):
+        for q, c in agent_state.capacity_by_queue().items():
+            capacity[q] = capacity.get(q, 0.0) + c.staffed
         for q, now in agent_state.agents_by_state().items():
             row = by_state.setdefault(q, dict.fromkeys(NOW_STATES, 0))
             for s, n in now.items():
@@ -153,7 +159,7 @@ def wallboard(queue_states: Iterable[QueueState], agent_states: Iterable[AgentSt
         n_waiting, oldest = waiting.get((q, ch), (0, 0.0))
         agents = by_state.get(q, dict.fromkeys(NOW_STATES, 0))
         need = required.get((q, ch))
-        staffed = agents["logged_in"]
+        staffed = round(capacity.get(q, 0.0), 1)
         sl_interval, sl_today = sl.value(interval), sl.value(day)
         asa, abandon = RATIO["asa"].value(day), RATIO["abandon_rate"].value(day)
         rows.append(
@@ -210,6 +216,7 @@ PROMETHEUS_QUERIES: dict[str, str] = {
     "oldest_wait": "max by (queue, channel) (cc_queue_oldest_waiting_age_seconds)",
     "agents": "sum by (queue, state) (cc_queue_agents)",
     "required": "sum by (queue, channel) (cc_queue_agents_required)",
+    "staffed": "sum by (queue) (cc_queue_agents_staffed)",
     **{f"today_{f}": f"sum by (queue, channel) ({today_metric(f)})" for f in TODAY_FIELDS},
 }
 """What the wallboard reads from Prometheus: the headline service level over 5 minutes (the Grafana wallboard's
@@ -230,13 +237,14 @@ def prometheus_wallboard(results: dict[str, list[dict]], queues: QueueConfig, at
     by_qc: dict[str, dict[tuple[str, str], float | None]] = {
         name: {(r["metric"].get("queue", ""), r["metric"].get("channel", "")): _number(r) for r in vector}
         for name, vector in results.items()
-        if name != "agents"
+        if name not in ("agents", "staffed")
     }
     agents: dict[str, dict[str, int]] = {}
     for r in results.get("agents", []):
         state = r["metric"].get("state", "")
         row = agents.setdefault(r["metric"].get("queue", ""), dict.fromkeys(NOW_STATES, 0))
         row[_STATE_OF_LABEL.get(state, state)] = round(_number(r) or 0)
+    staffed_of = {r["metric"].get("queue", ""): _number(r) or 0.0 for r in results.get("staffed", [])}
     pairs = set(by_qc.get("today_offered", {})) | set(by_qc.get("waiting", {}))
     rows = []
     for q, ch in sorted(pairs):
@@ -255,6 +263,7 @@ def prometheus_wallboard(results: dict[str, list[dict]], queues: QueueConfig, at
         need = get("required")
         now = agents.get(q, dict.fromkeys(NOW_STATES, 0))
         required = None if need is None else round(need)
+        staffed = round(staffed_of.get(q, 0.0), 1)
         rows.append(
             {
                 "queue": q,
@@ -285,8 +294,8 @@ def prometheus_wallboard(results: dict[str, list[dict]], queues: QueueConfig, at
                 "oldest_wait_grade": grade_at_most(oldest, rules.oldest_wait_target_seconds) if waiting else "ok",
                 "agents": now,
                 "required": required,
-                "staffed": now["logged_in"],
-                "staffing_grade": grade_staffing(required, now["logged_in"]),
+                "staffed": staffed,
+                "staffing_grade": grade_staffing(required, staffed),
             }
         )
     return {"event_time": at, "windows": PROMETHEUS_WINDOWS, "queues": rows}
