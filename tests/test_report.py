@@ -456,3 +456,26 @@ def test_agents_available_are_split_over_queues_and_count_chat_concurrency(week)
     # half of the agent for each queue: (900 - 300) / 900 / 2 = 1/3 of an agent, twice over at two chats at once
     assert (sales.logged_in, sales.not_ready, sales.concurrency) == (pytest.approx(0.5), pytest.approx(1 / 6), 2.0)
     assert sales.available == pytest.approx(2 / 3)
+
+
+def test_the_day_record_carries_its_handling_cost_by_hand():
+    """The queue worker's own day record: the small day above, through the processors (`records_from_events`)."""
+    config = QueueConfig.model_validate(
+        {"defaults": {"agent_hour_cost": 30.0, "telephony_cost_per_minute": 0.02, "currency": "USD"}}
+    )
+    raw = records_from_events(_small_day(), config)
+    (day,) = [r for r in raw if r.get("kind", "queue") == "queue" and r["window"] == "day"]
+    # handling per call: 240 s talk + 30 s hold + 30 s ACW = 300 s; four calls = 1/3 agent hour at 30 = 10.
+    # on the line per call: 10 s wait + 240 s talk + 30 s hold = 280 s at 0.02 a minute
+    spent = 4 * 300 / 3600 * 30 + 4 * 280 / 60 * 0.02  # 10.3733...
+    assert day["currency"] == "USD"
+    assert day["handling_cost"] == pytest.approx(spent)
+    assert day["handling_cost_per_handled"] == pytest.approx(spent / 4)  # 2.5933...
+    # additive: the day's cost is its intervals' cost
+    intervals = [r for r in raw if r.get("kind", "queue") == "queue" and r["window"] == "interval"]
+    assert sum(r["handling_cost"] for r in intervals) == pytest.approx(spent)
+    # without a cost model the records are as before, the new fields null
+    plain = records_from_events(_small_day(), QueueConfig())
+    for r in plain:
+        if r.get("kind", "queue") == "queue":
+            assert (r["currency"], r["handling_cost"], r["handling_cost_per_handled"]) == (None, None, None)

@@ -100,6 +100,14 @@ HEADLINE = Kpi(
 _HISTOGRAM_BUCKET = f"{WAIT_HISTOGRAM.metric}_bucket"
 _HANDLE, _HANDLED, _OFFERED = _inc("handle_ms"), _inc("handled"), _inc("offered")
 
+COST_NOTES = (
+    "Null without the queue's `agent_hour_cost` (docs/reports.md, cost model); `currency` names the money. The queue "
+    "worker holds no agent states, so the agents' handling time stands for their hours: idle and not-ready time is "
+    "left out, and a chat agent's concurrent chats each count their own handling time. The report's cost per "
+    "handled contact counts the logged-in hours of the agents serving the queue (agent records) and is higher by "
+    "that time. Not a Prometheus series: the prices are in the queue file, not in the exported counts."
+)
+
 KPIS: tuple[Kpi, ...] = (
     _count_kpi(
         "offered",
@@ -223,6 +231,28 @@ KPIS: tuple[Kpi, ...] = (
         "The occupancy cap is the queue's `max_occupancy`. See docs/staffing.md.",
     ),
     Kpi(
+        "handling_cost",
+        "Handling cost",
+        "handle_seconds_sum / 3600 x `agent_hour_cost` + (answer_wait_seconds_sum + abandon_wait_seconds_sum + "
+        "talk_seconds_sum + hold_seconds_sum) / 60 x `telephony_cost_per_minute` (voice only), prices from the "
+        "queue file",
+        "money (`currency`)",
+        f"{COMPLETION} (agents); {ARRIVAL} (queue wait)",
+        "handling_cost",
+        "",
+        COST_NOTES,
+    ),
+    Kpi(
+        "handling_cost_per_handled",
+        "Handling cost per handled contact",
+        "handling_cost / handled",
+        "money (`currency`) per contact",
+        COMPLETION,
+        "handling_cost_per_handled",
+        "",
+        COST_NOTES,
+    ),
+    Kpi(
         "contacts_waiting",
         "Contacts waiting now",
         "contacts offered and not yet answered or abandoned",
@@ -323,7 +353,7 @@ def markdown() -> str:
             f"- **Unit:** {kpi.unit}",
             f"- **Attribution:** {kpi.attribution}",
             f"- **KPI record field:** `{kpi.record_field}`",
-            f"- **PromQL:** `{kpi.promql}`",
+            f"- **PromQL:** `{kpi.promql}`" if kpi.promql else "- **PromQL:** none (see the notes)",
         ]
         if kpi.promql_per_queue:
             out.append(f"- **PromQL per queue:** `{kpi.promql_per_queue}`")

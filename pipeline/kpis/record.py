@@ -19,6 +19,7 @@ from pipeline.core.time import REVISION, as_datetime
 from pipeline.kpis import counts as k
 from pipeline.kpis.counts import IntervalUpdate, QueueCounts, Window
 from pipeline.kpis.definitions import RATIO, VARIANTS, Variant
+from pipeline.kpis.reporting.cost import handling_cost
 from pipeline.kpis.staffing.live import agents_needed, observed_traffic, requirement
 
 Seconds = Annotated[float, Meta(ge=0, description="Seconds.")]
@@ -135,6 +136,22 @@ class KpiRecord(Handling, frozen=True, kw_only=True):
         ),
     ]
     aht_vs_forecast: Annotated[float | None, Meta(description="(AHT - forecast AHT) / forecast AHT.")]
+    # cost (the queue file's cost model, docs/reports.md): null without the queue's `agent_hour_cost`
+    currency: Annotated[str | None, Meta(description="ISO 4217 code of the cost fields; null without a cost.")] = None
+    handling_cost: Annotated[
+        float | None,
+        Meta(
+            description=(
+                "Agents' handling time (handle_seconds_sum) in hours x `agent_hour_cost` + voice line minutes (queue "
+                "wait of answered and abandoned, talk, hold) x `telephony_cost_per_minute`; additive. Idle and "
+                "not-ready time is not in it (the report's cost counts logged-in hours). Null without `agent_hour_cost`."
+            )
+        ),
+    ] = None
+    handling_cost_per_handled: Annotated[
+        float | None,
+        Meta(description="handling_cost / handled; null without `agent_hour_cost` or without handled contacts."),
+    ] = None
 
     @property
     def key(self) -> str:
@@ -233,7 +250,15 @@ def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple
         offered_vs_forecast=k.forecast_error(c.offered, fc.offered if fc else None),
         aht_vs_forecast=k.forecast_error(aht, fc.aht_seconds if fc else None) if aht is not None else None,
         agents_required=_required(c, interval_seconds, rules) if u.window == "interval" else None,
+        **_cost(c, u.channel, rules),
     )
+
+
+def _cost(c: QueueCounts, channel: str, rules: QueueSettings) -> dict[str, Any]:
+    spent = handling_cost(c, channel, rules)
+    if spent is None:
+        return {}
+    return dict(currency=spent.currency, handling_cost=spent.assisted, handling_cost_per_handled=spent.per_handled)
 
 
 def _required(c: QueueCounts, span_seconds: float, rules: QueueSettings) -> int | None:
