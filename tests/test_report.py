@@ -479,3 +479,38 @@ def test_the_day_record_carries_its_handling_cost_by_hand():
     for r in plain:
         if r.get("kind", "queue") == "queue":
             assert (r["currency"], r["handling_cost"], r["handling_cost_per_handled"]) == (None, None, None)
+
+
+def test_the_day_record_names_the_planted_cause_first(week):
+    """The worker's own day records (no report): the cause field of each planted day, and its contacts short equal
+    the shortfalls of the day's missed interval records, computed here from their counts."""
+    from pipeline.kpis.reporting.causes import headline_shortfall
+    from pipeline.kpis.reporting.figures import local_date, queue_counts
+
+    _, queue_file, raw = week
+    config = QueueConfig.load(queue_file)
+    records = parse_records(raw)
+    days = {
+        (r.queue_id, r.channel, local_date(r.interval_start, config.for_queue(r.queue_id))): r for r in records.days
+    }
+    for day, cause in PLANTED.items():
+        for q in VOICE:
+            d = days[(q, "voice", day)]
+            rules = config.for_queue(q)
+            assert d.service_level is not None and d.service_level < rules.service_level_target, (q, day)
+            assert d.miss_causes, (q, day)
+            assert d.miss_causes[0].cause == cause, (q, day, d.miss_causes)
+            assert d.miss_causes[0].share > 0.4
+            assert sum(c.share for c in d.miss_causes) == pytest.approx(1)
+            intervals = [
+                r
+                for r in records.intervals
+                if (r.queue_id, r.channel) == (q, "voice") and local_date(r.interval_start, rules) == day
+            ]
+            short = sum(headline_shortfall(queue_counts([r]), rules) for r in intervals)
+            assert sum(c.contacts for c in d.miss_causes) == pytest.approx(short)
+    for d in records.days:  # a day that met its target has no causes; interval records never
+        rules = config.for_queue(d.queue_id)
+        if d.service_level is None or d.service_level >= rules.service_level_target:
+            assert d.miss_causes is None
+    assert all(r.miss_causes is None for r in records.intervals)

@@ -231,6 +231,22 @@ KPIS: tuple[Kpi, ...] = (
         "The occupancy cap is the queue's `max_occupancy`. See docs/staffing.md.",
     ),
     Kpi(
+        "miss_causes",
+        "Causes of a missed service level target",
+        "per hour or day below the headline target: each final interval's contacts short (target x denominator - "
+        "within threshold) split between volume above forecast, AHT above plan, fewer agents than required and "
+        "backlog by the agents each took away (Erlang C); summed per cause, as shares of the sum",
+        "contacts and share 0..1 per cause",
+        "the hour or day in the queue's time zone, from its final intervals",
+        "miss_causes",
+        "",
+        "The method is docs/reports.md's (one code: `pipeline/kpis/reporting/causes.py`). The queue worker holds no "
+        "agent states: agents available are estimated as the agents busy on the queue's contacts (handle time over "
+        "the interval), and a not-ready spike is counted as fewer agents (`absence`); the report, which reads the "
+        "agent records, splits it off. A provisional day has the causes of its final intervals only. Not a "
+        "Prometheus series (a list per day).",
+    ),
+    Kpi(
         "handling_cost",
         "Handling cost",
         "handle_seconds_sum / 3600 x `agent_hour_cost` + (answer_wait_seconds_sum + abandon_wait_seconds_sum + "

@@ -43,6 +43,7 @@ class StoredRollup(msgspec.Struct):
     changed: bool
     published_at: float
     agents: dict[str, QueueCounts]  # in changes: only the agents counted since the last checkpoint
+    causes: dict[str, float] = {}  # contacts short of the target by cause, whole (`OpenInterval.causes`)
 
 
 class StoredForecast(msgspec.Struct):

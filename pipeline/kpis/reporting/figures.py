@@ -22,10 +22,10 @@ import msgspec
 from pipeline.core.settings import QueueConfig, QueueSettings
 from pipeline.kpis.agents import AgentCounts, AgentKpiRecord, adherence, occupancy, utilization
 from pipeline.kpis.counts import QueueCounts
-from pipeline.kpis.definitions import COUNTS, RATIO, SERVICE_LEVEL, Ratio
+from pipeline.kpis.definitions import COUNTS, RATIO, SERVICE_LEVEL
 from pipeline.kpis.quality import FcrRecord
 from pipeline.kpis.record import KpiRecord
-from pipeline.kpis.reporting.causes import CAUSES, Evidence, contributions, shares
+from pipeline.kpis.reporting.causes import CAUSES, Evidence, contributions, shares, shortfall
 from pipeline.kpis.reporting.cost import Cost, cost
 from pipeline.kpis.staffing.erlang import predict
 
@@ -146,16 +146,6 @@ def agent_counts(records: Iterable[AgentKpiRecord]) -> AgentCounts:
         c.scheduled_ms += round(r.scheduled_seconds * 1000)
         c.adherent_ms += round(r.adherent_seconds * 1000)
     return c
-
-
-def _terms(c: QueueCounts, terms: tuple[str, ...]) -> int:
-    """A side of a ratio definition ('-field' subtracts), as the definition's own `value` adds it."""
-    return sum(-getattr(c, t[1:]) if t.startswith("-") else getattr(c, t) for t in terms)
-
-
-def shortfall(c: QueueCounts, definition: Ratio, target: float) -> float:
-    """Contacts short of the target: target x denominator - numerator (0 when met)."""
-    return max(0.0, target * _terms(c, definition.denominator) - _terms(c, definition.numerator))
 
 
 # ---- per interval: the agents each queue had --------------------------------------------------------------
