@@ -19,6 +19,7 @@ from pipeline.kpis.definitions import (
     COUNTS,
     GAUGE,
     GAUGES,
+    HANDLING_COST,
     HEADLINE_RULE,
     IVR,
     NOT_COUNTERS,
@@ -105,7 +106,7 @@ COST_NOTES = (
     "worker holds no agent states, so the agents' handling time stands for their hours: idle and not-ready time is "
     "left out, and a chat agent's concurrent chats each count their own handling time. The report's cost per "
     "handled contact counts the logged-in hours of the agents serving the queue (agent records) and is higher by "
-    "that time. Not a Prometheus series: the prices are in the queue file, not in the exported counts."
+    "that time. Prometheus: `cc_queue_handling_cost_total`, the same function over the running totals."
 )
 
 KPIS: tuple[Kpi, ...] = (
@@ -255,7 +256,7 @@ KPIS: tuple[Kpi, ...] = (
         "money (`currency`)",
         f"{COMPLETION} (agents); {ARRIVAL} (queue wait)",
         "handling_cost",
-        "",
+        increase(HANDLING_COST.metric),
         COST_NOTES,
     ),
     Kpi(
@@ -265,7 +266,7 @@ KPIS: tuple[Kpi, ...] = (
         "money (`currency`) per contact",
         COMPLETION,
         "handling_cost_per_handled",
-        "",
+        f"{increase(HANDLING_COST.metric)} / {_HANDLED}",
         COST_NOTES,
     ),
     Kpi(
