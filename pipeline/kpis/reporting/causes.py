@@ -15,6 +15,9 @@ Only the positive parts explain a miss; each cause's share is its part over thei
 (by Erlang C the interval had enough agents for its traffic), the miss is put down to a backlog or a few long
 waits: contacts carried over from the interval before, or a run of arrivals shorter than the interval.
 Without a forecast, the rate and AHT are their own plan, so volume and AHT cannot be told apart from staffing.
+
+The report passes the agents of the agent records (`figures`); the queue worker, which holds none, estimates them
+from its own counts (`worker_miss`) for the `miss_causes` of its hour and day records.
 """
 
 from __future__ import annotations
