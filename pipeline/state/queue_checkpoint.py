@@ -30,7 +30,7 @@ class StoredInterval(msgspec.Struct):
     event_ids: list[str]
 
 
-class StoredRollup(msgspec.Struct):
+class StoredRollup(msgspec.Struct, omit_defaults=True):  # no `causes` stored for an hour or day that met its target
     """An open hour or day (the open intervals' counts are not in it: they are added when final)."""
 
     queue_id: str
