@@ -394,3 +394,26 @@ def test_offsets_that_cannot_be_read_again_are_counted_skipped_and_processing_go
     families = {f.name: f for f in text_string_to_metric_families(exposition(build_registry(p, stats)).decode())}
     assert [s.value for s in families["cc_pipeline_skipped_offsets"].samples if s.name.endswith("_total")] == [3]
     assert out.dead_letters == [] and [(r.offered, r.answered) for r in out.records if r.final] == [(2, 2)]
+
+
+def test_handling_cost_counter_by_hand_and_equal_to_the_records():
+    """Two calls: handle 120 s + 55 s, on the line 10 + 100 s and 25 + 50 s; at 36 an agent hour and 0.03 a minute."""
+    stats = PipelineStats()
+    queues = QueueConfig.model_validate({"defaults": {"agent_hour_cost": 36.0, "telephony_cost_per_minute": 0.03}})
+    p = ContactProcessor(load_settings(broker_url="x:1"), queues, stats)
+    registry = build_registry(p, stats)
+    out = p.process(messages(stream()), lambda part: None)
+    spent = 175 / 3600 * 36 + 185 / 60 * 0.03  # 1.75 + 0.0925
+    labels = (("channel", "voice"), ("queue", "sales"))
+    assert samples(exposition(registry).decode())[("cc_queue_handling_cost_total", labels)] == pytest.approx(spent)
+    (final,) = [r for r in out.records if r.final and r.window == "interval"]
+    assert final.handling_cost == pytest.approx(spent)
+    assert final.handling_cost_per_handled == pytest.approx(spent / 2)
+    # without `agent_hour_cost`, no series (and null record fields)
+    q, s = processor()
+    plain = build_registry(q, s)
+    (bare,) = [
+        r for r in q.process(messages(stream()), lambda part: None).records if r.final and r.window == "interval"
+    ]
+    assert bare.handling_cost is None
+    assert not any(name == "cc_queue_handling_cost_total" for name, _ in samples(exposition(plain).decode()))

@@ -784,3 +784,26 @@ def test_each_queue_clock_survives_a_checkpoint():
     restored = make_state()
     restored.restore(s.snapshot())
     assert (restored.clock("Q1"), restored.clock("Q2"), restored.heartbeat) == (wm(100), wm(3600), s.heartbeat)
+
+
+def test_a_missed_interval_s_causes_go_into_its_hour_and_day_and_survive_a_checkpoint():
+    E = Events()
+    a = make_state()
+    # two calls, one answered within the 20 s threshold and one after 100 s: 1 of 2 within, 0.8 x 2 - 1 = 0.6 short
+    feed(a, [E.offered(10, contact="c1"), E.answered(15, contact="c1"), E.ended(60, contact="c1")])
+    feed(a, [E.acw_ended(70, contact="c1"), E.offered(20, contact="c2"), E.answered(120, contact="c2")])
+    feed(a, [E.ended(200, contact="c2"), E.acw_ended(210, contact="c2")])
+    a.observe_time(wm(INTERVAL + LATENESS + 1))
+    assert [u.start for u in a.advance()] == [I0]
+    rolls = {k[2]: r for k, (_, r) in a.rollups.items()}
+    assert set(rolls) == {"hour", "day"}
+    for r in rolls.values():
+        assert sum(r.causes.values()) == pytest.approx(0.6)
+    b = make_state()
+    b.restore(a.snapshot())
+    assert {k: r.causes for k, (_, r) in b.rollups.items()} == {k: r.causes for k, (_, r) in a.rollups.items()}
+    assert b.snapshot() == a.snapshot()
+    b.observe_time(FAR)
+    b.advance()
+    day = [u for u in b.rollup_updates(wall_now=0.0, every=0) if u.window == "day" and u.final]
+    assert len(day) == 1 and day[0].causes is not None and sum(day[0].causes.values()) == pytest.approx(0.6)

@@ -456,3 +456,61 @@ def test_agents_available_are_split_over_queues_and_count_chat_concurrency(week)
     # half of the agent for each queue: (900 - 300) / 900 / 2 = 1/3 of an agent, twice over at two chats at once
     assert (sales.logged_in, sales.not_ready, sales.concurrency) == (pytest.approx(0.5), pytest.approx(1 / 6), 2.0)
     assert sales.available == pytest.approx(2 / 3)
+
+
+def test_the_day_record_carries_its_handling_cost_by_hand():
+    """The queue worker's own day record: the small day above, through the processors (`records_from_events`)."""
+    config = QueueConfig.model_validate(
+        {"defaults": {"agent_hour_cost": 30.0, "telephony_cost_per_minute": 0.02, "currency": "USD"}}
+    )
+    raw = records_from_events(_small_day(), config)
+    (day,) = [r for r in raw if r.get("kind", "queue") == "queue" and r["window"] == "day"]
+    # handling per call: 240 s talk + 30 s hold + 30 s ACW = 300 s; four calls = 1/3 agent hour at 30 = 10.
+    # on the line per call: 10 s wait + 240 s talk + 30 s hold = 280 s at 0.02 a minute
+    spent = 4 * 300 / 3600 * 30 + 4 * 280 / 60 * 0.02  # 10.3733...
+    assert day["currency"] == "USD"
+    assert day["handling_cost"] == pytest.approx(spent)
+    assert day["handling_cost_per_handled"] == pytest.approx(spent / 4)  # 2.5933...
+    # additive: the day's cost is its intervals' cost
+    intervals = [r for r in raw if r.get("kind", "queue") == "queue" and r["window"] == "interval"]
+    assert sum(r["handling_cost"] for r in intervals) == pytest.approx(spent)
+    # without a cost model the records are as before, the new fields null
+    plain = records_from_events(_small_day(), QueueConfig())
+    for r in plain:
+        if r.get("kind", "queue") == "queue":
+            assert (r["currency"], r["handling_cost"], r["handling_cost_per_handled"]) == (None, None, None)
+
+
+def test_the_day_record_names_the_planted_cause_first(week):
+    """The worker's own day records (no report): the cause field of each planted day, and its contacts short equal
+    the shortfalls of the day's missed interval records, computed here from their counts."""
+    from pipeline.kpis.reporting.causes import headline_shortfall
+    from pipeline.kpis.reporting.figures import local_date, queue_counts
+
+    _, queue_file, raw = week
+    config = QueueConfig.load(queue_file)
+    records = parse_records(raw)
+    days = {
+        (r.queue_id, r.channel, local_date(r.interval_start, config.for_queue(r.queue_id))): r for r in records.days
+    }
+    for day, cause in PLANTED.items():
+        for q in VOICE:
+            d = days[(q, "voice", day)]
+            rules = config.for_queue(q)
+            assert d.service_level is not None and d.service_level < rules.service_level_target, (q, day)
+            assert d.miss_causes, (q, day)
+            assert d.miss_causes[0].cause == cause, (q, day, d.miss_causes)
+            assert d.miss_causes[0].share > 0.4
+            assert sum(c.share for c in d.miss_causes) == pytest.approx(1)
+            intervals = [
+                r
+                for r in records.intervals
+                if (r.queue_id, r.channel) == (q, "voice") and local_date(r.interval_start, rules) == day
+            ]
+            short = sum(headline_shortfall(queue_counts([r]), rules) for r in intervals)
+            assert sum(c.contacts for c in d.miss_causes) == pytest.approx(short)
+    for d in records.days:  # a day that met its target has no causes; interval records never
+        rules = config.for_queue(d.queue_id)
+        if d.service_level is None or d.service_level >= rules.service_level_target:
+            assert d.miss_causes is None
+    assert all(r.miss_causes is None for r in records.intervals)

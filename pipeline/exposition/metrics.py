@@ -19,6 +19,8 @@ from pipeline.exposition.agent_metrics import AgentCollector
 from pipeline.exposition.described import Part
 from pipeline.kpis.catalogue import AGENT_HANDLING, COUNTS, GAUGE, WAIT_HISTOGRAM
 from pipeline.kpis.counts import Forecast, QueueCounts, cumulative
+from pipeline.kpis.definitions import HANDLING_COST
+from pipeline.kpis.reporting.cost import handling_cost
 from pipeline.kpis.staffing.live import agents_needed, observed_traffic, prediction, requirement
 from pipeline.kpis.staffing.plan import Demand, ahead_intervals, required_for
 from pipeline.processing.processor import CLAMP_REASONS, AgentProcessor, ContactProcessor, PipelineStats
@@ -56,6 +58,7 @@ class KpiCollector:
                 fam.add_metric([q, ch], getattr(c, count.field) * count.scale)
             yield fam
         yield self._wait_histogram(totals)
+        yield self._handling_cost(totals)
         for q, ch in sorted(totals):
             # queues with nothing waiting show 0 rather than no series
             if not any(s.labels == {"queue": q, "channel": ch} for s in waiting.samples):
@@ -90,6 +93,17 @@ class KpiCollector:
             for agent, c in sorted(agents.items()):
                 fam.add_metric([agent], getattr(c, count.field) * count.scale)
             yield fam
+
+    def _handling_cost(self, totals: dict[tuple[str, str], QueueCounts]) -> Metric:
+        """The records' handling cost over the running totals (the same function): a counter while prices hold."""
+        fam = CounterMetricFamily(
+            HANDLING_COST.metric.removesuffix("_total"), HANDLING_COST.help, labels=["queue", "channel"]
+        )
+        for (q, ch), c in sorted(totals.items()):
+            spent = handling_cost(c, ch, self.processor.queues.for_queue(q))
+            if spent is not None:
+                fam.add_metric([q, ch], spent.assisted)
+        return fam
 
     def _wait_histogram(self, totals: dict[tuple[str, str], QueueCounts]) -> Metric:
         bounds = self.processor.wait_bounds_ms

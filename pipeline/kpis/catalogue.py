@@ -19,6 +19,7 @@ from pipeline.kpis.definitions import (
     COUNTS,
     GAUGE,
     GAUGES,
+    HANDLING_COST,
     HEADLINE_RULE,
     IVR,
     NOT_COUNTERS,
@@ -99,6 +100,14 @@ HEADLINE = Kpi(
 
 _HISTOGRAM_BUCKET = f"{WAIT_HISTOGRAM.metric}_bucket"
 _HANDLE, _HANDLED, _OFFERED = _inc("handle_ms"), _inc("handled"), _inc("offered")
+
+COST_NOTES = (
+    "Null without the queue's `agent_hour_cost` (docs/reports.md, cost model); `currency` names the money. The queue "
+    "worker holds no agent states, so the agents' handling time stands for their hours: idle and not-ready time is "
+    "left out, and a chat agent's concurrent chats each count their own handling time. The report's cost per "
+    "handled contact counts the logged-in hours of the agents serving the queue (agent records) and is higher by "
+    "that time. Prometheus: `cc_queue_handling_cost_total`, the same function over the running totals."
+)
 
 KPIS: tuple[Kpi, ...] = (
     _count_kpi(
@@ -223,6 +232,44 @@ KPIS: tuple[Kpi, ...] = (
         "The occupancy cap is the queue's `max_occupancy`. See docs/staffing.md.",
     ),
     Kpi(
+        "miss_causes",
+        "Causes of a missed service level target",
+        "per hour or day below the headline target: each final interval's contacts short (target x denominator - "
+        "within threshold) split between volume above forecast, AHT above plan, fewer agents than required and "
+        "backlog by the agents each took away (Erlang C); summed per cause, as shares of the sum",
+        "contacts and share 0..1 per cause",
+        "the hour or day in the queue's time zone, from its final intervals",
+        "miss_causes",
+        "",
+        "The method is docs/reports.md's (one code: `pipeline/kpis/reporting/causes.py`). The queue worker holds no "
+        "agent states: agents available are estimated as the agents busy on the queue's contacts (handle time over "
+        "the interval), and a not-ready spike is counted as fewer agents (`absence`); the report, which reads the "
+        "agent records, splits it off. A provisional day has the causes of its final intervals only. Not a "
+        "Prometheus series (a list per day).",
+    ),
+    Kpi(
+        "handling_cost",
+        "Handling cost",
+        "handle_seconds_sum / 3600 x `agent_hour_cost` + (answer_wait_seconds_sum + abandon_wait_seconds_sum + "
+        "talk_seconds_sum + hold_seconds_sum) / 60 x `telephony_cost_per_minute` (voice only), prices from the "
+        "queue file",
+        "money (`currency`)",
+        f"{COMPLETION} (agents); {ARRIVAL} (queue wait)",
+        "handling_cost",
+        increase(HANDLING_COST.metric),
+        COST_NOTES,
+    ),
+    Kpi(
+        "handling_cost_per_handled",
+        "Handling cost per handled contact",
+        "handling_cost / handled",
+        "money (`currency`) per contact",
+        COMPLETION,
+        "handling_cost_per_handled",
+        f"{increase(HANDLING_COST.metric)} / {_HANDLED}",
+        COST_NOTES,
+    ),
+    Kpi(
         "contacts_waiting",
         "Contacts waiting now",
         "contacts offered and not yet answered or abandoned",
@@ -323,7 +370,7 @@ def markdown() -> str:
             f"- **Unit:** {kpi.unit}",
             f"- **Attribution:** {kpi.attribution}",
             f"- **KPI record field:** `{kpi.record_field}`",
-            f"- **PromQL:** `{kpi.promql}`",
+            f"- **PromQL:** `{kpi.promql}`" if kpi.promql else "- **PromQL:** none (see the notes)",
         ]
         if kpi.promql_per_queue:
             out.append(f"- **PromQL per queue:** `{kpi.promql_per_queue}`")

@@ -265,3 +265,5 @@ class IntervalUpdate:
     forecast: Forecast | None = None
     window: Window = "interval"
     end: int | None = None  # epoch seconds; None: start + the interval length
+    # an hour or day: contacts its final intervals were short of the target, by cause (None: an interval)
+    causes: dict[str, float] | None = None

@@ -330,7 +330,15 @@ COUNT: dict[str, Count] = {c.field: c for c in COUNTS}
 """QueueCounts field -> its exported count."""
 
 
+HANDLING_COST = Gauge(
+    "cc_queue_handling_cost_total",
+    "money (the queue's `currency`)",
+    "Counter: the handling cost of the queue's contacts so far, from the exported counts at the queue file's prices "
+    "(the KPI records' `handling_cost`); only queues with `agent_hour_cost`. Restarts with the counts when the "
+    "prices change.",
+)
 GAUGES: tuple[Gauge, ...] = (
+    HANDLING_COST,
     Gauge(
         "cc_queue_contacts_waiting",
         "contacts",

@@ -19,6 +19,8 @@ from pipeline.core.time import REVISION, as_datetime
 from pipeline.kpis import counts as k
 from pipeline.kpis.counts import IntervalUpdate, QueueCounts, Window
 from pipeline.kpis.definitions import RATIO, VARIANTS, Variant
+from pipeline.kpis.reporting.causes import headline_shortfall
+from pipeline.kpis.reporting.cost import handling_cost
 from pipeline.kpis.staffing.live import agents_needed, observed_traffic, requirement
 
 Seconds = Annotated[float, Meta(ge=0, description="Seconds.")]
@@ -62,6 +64,14 @@ class WaitBucket(msgspec.Struct, frozen=True, kw_only=True):
     le_seconds: float | None
     answered: int
     abandoned: int
+
+
+class MissCause(msgspec.Struct, frozen=True, kw_only=True):
+    """One cause of a missed service level target, as docs/reports.md states the method."""
+
+    cause: Annotated[str, Meta(description="volume, aht, absence or backlog (docs/reports.md).")]
+    contacts: Annotated[float, Meta(ge=0, description="Contacts short of the target put down to it.")]
+    share: Annotated[float, Meta(ge=0, le=1, description="Its share of the contacts short.")]
 
 
 class KpiRecord(Handling, frozen=True, kw_only=True):
@@ -135,6 +145,35 @@ class KpiRecord(Handling, frozen=True, kw_only=True):
         ),
     ]
     aht_vs_forecast: Annotated[float | None, Meta(description="(AHT - forecast AHT) / forecast AHT.")]
+    # why a target was missed (docs/reports.md)
+    miss_causes: Annotated[
+        list[MissCause] | None,
+        Meta(
+            description=(
+                "Hour and day records below the headline target: the likely causes, largest first, from the final "
+                "intervals that missed (each interval's contacts short split by the method of docs/reports.md). "
+                "The worker holds no agent states: agents available are estimated as the agents busy on the "
+                "queue's contacts, and a not-ready spike is counted as `absence`. Null when the target was met "
+                "and in interval records."
+            )
+        ),
+    ] = None
+    # cost (the queue file's cost model, docs/reports.md): null without the queue's `agent_hour_cost`
+    currency: Annotated[str | None, Meta(description="ISO 4217 code of the cost fields; null without a cost.")] = None
+    handling_cost: Annotated[
+        float | None,
+        Meta(
+            description=(
+                "Agents' handling time (handle_seconds_sum) in hours x `agent_hour_cost` + voice line minutes (queue "
+                "wait of answered and abandoned, talk, hold) x `telephony_cost_per_minute`; additive. Idle and "
+                "not-ready time is not in it (the report's cost counts logged-in hours). Null without `agent_hour_cost`."
+            )
+        ),
+    ] = None
+    handling_cost_per_handled: Annotated[
+        float | None,
+        Meta(description="handling_cost / handled; null without `agent_hour_cost` or without handled contacts."),
+    ] = None
 
     @property
     def key(self) -> str:
@@ -233,7 +272,25 @@ def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple
         offered_vs_forecast=k.forecast_error(c.offered, fc.offered if fc else None),
         aht_vs_forecast=k.forecast_error(aht, fc.aht_seconds if fc else None) if aht is not None else None,
         agents_required=_required(c, interval_seconds, rules) if u.window == "interval" else None,
+        **_cost(c, u.channel, rules),
+        miss_causes=_miss_causes(c, rules, u.causes),
     )
+
+
+def _miss_causes(c: QueueCounts, rules: QueueSettings, causes: dict[str, float] | None) -> list[MissCause] | None:
+    """An hour's or day's causes, when it missed its target (`causes`: its missed intervals' contacts by cause)."""
+    if causes is None or headline_shortfall(c, rules) <= 0:
+        return None
+    total = sum(causes.values())
+    ranked = sorted(causes.items(), key=lambda cw: -cw[1])
+    return [MissCause(cause=k, contacts=w, share=w / total) for k, w in ranked] if total > 0 else []
+
+
+def _cost(c: QueueCounts, channel: str, rules: QueueSettings) -> dict[str, Any]:
+    spent = handling_cost(c, channel, rules)
+    if spent is None:
+        return {}
+    return dict(currency=spent.currency, handling_cost=spent.assisted, handling_cost_per_handled=spent.per_handled)
 
 
 def _required(c: QueueCounts, span_seconds: float, rules: QueueSettings) -> int | None:

@@ -16,6 +16,8 @@ class OpenInterval:
     agents: dict[str, QueueCounts] = field(default_factory=dict)  # handling per agent who answered
     event_ids: set[str] = field(default_factory=set)  # of events that belong to no leg (surveys, IVR)
     rollups: list[OpenInterval] = field(default_factory=list)  # the open hour and day it is added to when final
+    # an hour or day: contacts its final intervals were short of the target, by cause (`worker_miss`)
+    causes: dict[str, float] = field(default_factory=dict)
 
 
 def add_agents(into: dict[str, QueueCounts], agents: dict[str, QueueCounts]) -> None:

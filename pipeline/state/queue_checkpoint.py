@@ -30,7 +30,7 @@ class StoredInterval(msgspec.Struct):
     event_ids: list[str]
 
 
-class StoredRollup(msgspec.Struct):
+class StoredRollup(msgspec.Struct, omit_defaults=True):  # no `causes` stored for an hour or day that met its target
     """An open hour or day (the open intervals' counts are not in it: they are added when final)."""
 
     queue_id: str
@@ -43,6 +43,7 @@ class StoredRollup(msgspec.Struct):
     changed: bool
     published_at: float
     agents: dict[str, QueueCounts]  # in changes: only the agents counted since the last checkpoint
+    causes: dict[str, float] = {}  # contacts short of the target by cause, whole (`OpenInterval.causes`)
 
 
 class StoredForecast(msgspec.Struct):

@@ -36,6 +36,7 @@ from pipeline.contract import events as ev
 from pipeline.core.settings import QueueSettings
 from pipeline.core.time import NO_TIME, due_for_revision, epoch_ms, interval_start, next_revision
 from pipeline.kpis.counts import Forecast, IntervalUpdate, QueueCounts
+from pipeline.kpis.reporting.causes import worker_miss
 from pipeline.state.forecasts import Forecasts
 from pipeline.state.intervals import OpenInterval, copied
 from pipeline.state.legs import CLAMPS, Increment, Leg, chat_figures, clamp, contribution, expires_at, record
@@ -313,9 +314,10 @@ class QueueState:
             if not self._closable(q, ch, start):
                 continue
             ivl = self.intervals.pop((q, ch, start))
-            self._fold(ivl)
             ivl.revision = next_revision(ivl.revision, self.offset)
-            finals.append(self._final(q, ch, start, ivl.revision, ivl.counts, ivl.agents))
+            final = self._final(q, ch, start, ivl.revision, ivl.counts, ivl.agents)
+            self._fold(ivl, final)
+            finals.append(final)
         finals += self._forecasts_without_traffic()
         finals.sort(key=lambda u: u.start)
         # A complete leg is kept while any interval it touched is open, so that a re-delivered event of it is
@@ -341,9 +343,9 @@ class QueueState:
         if self._changed_legs is not None:
             self._changed_legs.add(key)
 
-    def _fold(self, ivl: OpenInterval) -> None:
-        """A final interval's counts into its hour and day."""
-        self._rollups.fold(ivl)
+    def _fold(self, ivl: OpenInterval, final: IntervalUpdate) -> None:
+        """A final interval's counts, and the causes of a missed target (with its forecast), into its hour and day."""
+        self._rollups.fold(ivl, worker_miss(final.counts, final.rules, self.interval_ms / 1000, final.forecast))
         self._changed_agents.update(ivl.agents)
 
     def _final(
@@ -484,7 +486,9 @@ class QueueState:
             agent_totals=of(self.agent_totals),
             last_final=[StoredFinal(q, ch, start, c) for (q, ch), (start, c) in self.last_final.items()],
             rollups=[
-                StoredRollup(q, ch, w, s, end, r.counts, r.revision, r.changed, r.published_at, of(r.agents))
+                StoredRollup(
+                    q, ch, w, s, end, r.counts, r.revision, r.changed, r.published_at, of(r.agents), dict(r.causes)
+                )
                 for (q, ch, w, s), (end, r) in self.rollups.items()
             ],
             expired=[StoredExpired(q, ch, reason, n) for (q, ch, reason), n in self.expired.items()],
@@ -513,7 +517,7 @@ class QueueState:
         self._rollups.open = {
             (r.queue_id, r.channel, r.window, r.start): (
                 r.end,
-                OpenInterval(r.counts, r.revision, r.changed, r.published_at, r.agents),
+                OpenInterval(r.counts, r.revision, r.changed, r.published_at, r.agents, causes=r.causes),
             )
             for r in d.rollups
         }

@@ -42,11 +42,13 @@ class Rollups:
         return out
 
     @staticmethod
-    def fold(ivl: OpenInterval) -> None:
-        """A final interval's counts into its hour and day."""
+    def fold(ivl: OpenInterval, causes: dict[str, float]) -> None:
+        """A final interval's counts, and the contacts it was short of the target by cause, into its hour and day."""
         for roll in ivl.rollups:
             roll.counts.add(ivl.counts)
             add_agents(roll.agents, ivl.agents)
+            for cause, contacts in causes.items():
+                roll.causes[cause] = roll.causes.get(cause, 0.0) + contacts
 
     def finals(
         self,
@@ -68,7 +70,9 @@ class Rollups:
                 continue
             del self.open[(q, ch, window, start)]
             roll.revision = next_revision(roll.revision, offset)
-            out.append(self._update((q, ch, window, start), end, roll.revision, True, roll.counts, roll.agents))
+            out.append(
+                self._update((q, ch, window, start), end, roll.revision, True, roll.counts, roll.agents, roll.causes)
+            )
         return out
 
     def provisional(
@@ -83,7 +87,9 @@ class Rollups:
                     if iq == q and ich == ch and start <= s < end:
                         counts.add(ivl.counts)
                         add_agents(agents, ivl.agents)
-                out.append(self._update((q, ch, window, start), end, roll.revision, False, counts, agents))
+                out.append(
+                    self._update((q, ch, window, start), end, roll.revision, False, counts, agents, dict(roll.causes))
+                )
         return out
 
     def _update(
@@ -94,8 +100,9 @@ class Rollups:
         final: bool,
         counts: QueueCounts,
         agents: dict[str, QueueCounts],
+        causes: dict[str, float],
     ) -> IntervalUpdate:
         q, ch, window, start = key
         return IntervalUpdate(
-            q, ch, start // 1000, revision, final, counts, self.rules_of(q), agents, None, window, end // 1000
+            q, ch, start // 1000, revision, final, counts, self.rules_of(q), agents, None, window, end // 1000, causes
         )

@@ -15,6 +15,9 @@ Only the positive parts explain a miss; each cause's share is its part over thei
 (by Erlang C the interval had enough agents for its traffic), the miss is put down to a backlog or a few long
 waits: contacts carried over from the interval before, or a run of arrivals shorter than the interval.
 Without a forecast, the rate and AHT are their own plan, so volume and AHT cannot be told apart from staffing.
+
+The report passes the agents of the agent records (`figures`); the queue worker, which holds none, estimates them
+from its own counts (`worker_miss`) for the `miss_causes` of its hour and day records.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from pipeline.core.settings import QueueSettings
+from pipeline.kpis.counts import Forecast, QueueCounts
+from pipeline.kpis.definitions import RATIO, SERVICE_LEVEL, Ratio
 from pipeline.kpis.staffing.erlang import service_level
 
 CAUSES: dict[str, str] = {
@@ -100,3 +106,44 @@ def shares(parts: dict[str, float]) -> dict[str, float]:
     if total <= 0:
         return {}
     return dict(sorted(((c, v / total) for c, v in parts.items()), key=lambda cv: -cv[1]))
+
+
+def _terms(c: QueueCounts, terms: tuple[str, ...]) -> int:
+    """A side of a ratio definition ('-field' subtracts), as the definition's own `value` adds it."""
+    return sum(-getattr(c, t[1:]) if t.startswith("-") else getattr(c, t) for t in terms)
+
+
+def shortfall(c: QueueCounts, definition: Ratio, target: float) -> float:
+    """Contacts short of the target: target x denominator - numerator (0 when met)."""
+    return max(0.0, target * _terms(c, definition.denominator) - _terms(c, definition.numerator))
+
+
+def headline_shortfall(c: QueueCounts, rules: QueueSettings) -> float:
+    """Contacts short of the queue's headline service level target."""
+    return shortfall(c, SERVICE_LEVEL[rules.service_level_variant], rules.service_level_target)
+
+
+def worker_miss(
+    c: QueueCounts, rules: QueueSettings, span_seconds: float, forecast: Forecast | None
+) -> dict[str, float]:
+    """For the queue worker's records: the contacts a final interval was short of its target, split by cause
+    (shortfall x share; empty when met). The worker holds no agent states (they are on the agent topic), so the
+    agents available are estimated as the agents busy on the queue's contacts (handle time over the interval: in
+    an interval that missed, contacts waited, so agents able to take them were busy; low by their idle time), and
+    a not-ready spike cannot be told from absence: both are `absence` here. The report, which reads the agent
+    records, gives the fuller split."""
+    short = headline_shortfall(c, rules)
+    if short <= 0:
+        return {}
+    evidence = Evidence(
+        interval_seconds=span_seconds,
+        threshold=rules.service_level_threshold_seconds,
+        target=rules.service_level_target,
+        offered=c.offered,
+        aht=RATIO["aht"].value(c),
+        forecast_offered=forecast.offered if forecast else None,
+        forecast_aht=forecast.aht_seconds if forecast else None,
+        agents_available=c.handle_ms / 1000 / span_seconds,
+        not_ready_excess=0.0,
+    )
+    return {cause: short * share for cause, share in shares(contributions(evidence)).items()}

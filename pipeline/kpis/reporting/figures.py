@@ -22,10 +22,11 @@ import msgspec
 from pipeline.core.settings import QueueConfig, QueueSettings
 from pipeline.kpis.agents import AgentCounts, AgentKpiRecord, adherence, occupancy, utilization
 from pipeline.kpis.counts import QueueCounts
-from pipeline.kpis.definitions import COUNTS, RATIO, SERVICE_LEVEL, Ratio
+from pipeline.kpis.definitions import COUNTS, RATIO, SERVICE_LEVEL
 from pipeline.kpis.quality import FcrRecord
 from pipeline.kpis.record import KpiRecord
-from pipeline.kpis.reporting.causes import CAUSES, Evidence, contributions, shares
+from pipeline.kpis.reporting.causes import CAUSES, Evidence, contributions, shares, shortfall
+from pipeline.kpis.reporting.cost import Cost, cost
 from pipeline.kpis.staffing.erlang import predict
 
 PeriodKind = Literal["day", "week", "month"]
@@ -147,16 +148,6 @@ def agent_counts(records: Iterable[AgentKpiRecord]) -> AgentCounts:
     return c
 
 
-def _terms(c: QueueCounts, terms: tuple[str, ...]) -> int:
-    """A side of a ratio definition ('-field' subtracts), as the definition's own `value` adds it."""
-    return sum(-getattr(c, t[1:]) if t.startswith("-") else getattr(c, t) for t in terms)
-
-
-def shortfall(c: QueueCounts, definition: Ratio, target: float) -> float:
-    """Contacts short of the target: target x denominator - numerator (0 when met)."""
-    return max(0.0, target * _terms(c, definition.denominator) - _terms(c, definition.numerator))
-
-
 # ---- per interval: the agents each queue had --------------------------------------------------------------
 
 
@@ -214,82 +205,6 @@ def not_ready_norm(records: Records) -> float:
     """The usual not-ready share of logged-in time: over every agent record given (both periods and more)."""
     logged = sum(a.logged_in_seconds for a in records.agents)
     return sum(a.not_ready_seconds for a in records.agents) / logged if logged else 0.0
-
-
-# ---- cost ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Cost:
-    """What one queue and channel cost over the period, in the queue's currency."""
-
-    currency: str
-    agent_hours: float  # logged-in hours of the agents serving it (split like `Staffed`)
-    agent: float
-    telephony_minutes: float
-    telephony: float
-    self_service_sessions: int
-    self_service: float
-    handled: int
-    required_agent_hours: float | None  # sum of the records' agents_required x interval hours (on the phones)
-    agent_hour_cost: float
-
-    @property
-    def of_target(self) -> float | None:
-        """What the agents the records say the target needed would have cost (productive hours: no shrinkage)."""
-        return None if self.required_agent_hours is None else self.required_agent_hours * self.agent_hour_cost
-
-    @property
-    def assisted(self) -> float:
-        return self.agent + self.telephony
-
-    @property
-    def total(self) -> float:
-        return self.assisted + self.self_service
-
-    @property
-    def per_handled(self) -> float | None:
-        """Agent and telephony cost over handled contacts."""
-        return self.assisted / self.handled if self.handled else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "currency": self.currency,
-            "agent_hours": self.agent_hours,
-            "agent": self.agent,
-            "telephony_minutes": self.telephony_minutes,
-            "telephony": self.telephony,
-            "self_service_sessions": self.self_service_sessions,
-            "self_service": self.self_service,
-            "assisted": self.assisted,
-            "total": self.total,
-            "handled": self.handled,
-            "per_handled": self.per_handled,
-            "required_agent_hours": self.required_agent_hours,
-            "of_target": self.of_target,
-        }
-
-
-def cost(
-    c: QueueCounts, channel: str, agent_hours: float, rules: QueueSettings, required_agent_hours: float | None = None
-) -> Cost | None:
-    """The cost model of the queue file (docs/reports.md); None when the queue has no `agent_hour_cost`."""
-    if rules.agent_hour_cost is None:
-        return None
-    on_line_ms = c.answer_wait_ms + c.abandon_wait_ms + c.talk_ms + c.hold_ms if channel == "voice" else 0
-    minutes = on_line_ms / 60_000
-    return Cost(
-        currency=rules.currency,
-        agent_hours=agent_hours,
-        agent=agent_hours * rules.agent_hour_cost,
-        telephony_minutes=minutes,
-        telephony=minutes * rules.telephony_cost_per_minute,
-        self_service_sessions=c.ivr_sessions,
-        self_service=c.ivr_sessions * rules.self_service_session_cost,
-        handled=c.handled,
-        required_agent_hours=required_agent_hours,
-        agent_hour_cost=rules.agent_hour_cost,
-    )
 
 
 # ---- the figures of one queue and channel over a period --------------------------------------------------
