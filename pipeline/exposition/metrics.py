@@ -208,12 +208,14 @@ class KpiCollector:
         yield fam
         fam = CounterMetricFamily(
             "cc_pipeline_skipped_offsets",
-            "Source offsets after the last one applied that were never delivered (0 unless a producer writes "
-            "transactionally; anything else is lost input: see docs/reliability.md).",
+            "Source offsets that could not be read again after they were not delivered (retention deleted them, or "
+            "a producer writes transactionally): input the KPIs miss (docs/reliability.md).",
             labels=["topic"],
         )
-        for topic, n in sorted(s.skipped_offsets.items()):
-            fam.add_metric([topic], n)
+        # every source topic from the start: an alert's rate over a series that appears later misses its first
+        sources = {self.processor.topic, *([self.agents.topic] if self.agents is not None else [])}
+        for topic in sorted(sources | set(s.skipped_offsets)):
+            fam.add_metric([topic], s.skipped_offsets[topic])
         yield fam
         fam = CounterMetricFamily(
             "cc_pipeline_clamped_events",
