@@ -91,7 +91,7 @@ def run_demo(hours: float, speed: float, seed: int, agents: int | None, log_dir:
 
             with (
                 worker_process(settings, log_dir / "worker.log") as worker,
-                ops_stack_for(settings.web_host, settings.web_port, queues, log_dir) as ops,
+                ops_stack_for(settings.web_host, settings.web_port, queues, log_dir, settings.runbook_url) as ops,
             ):
                 base = f"http://{settings.web_host}:{settings.web_port}"
                 print(
