@@ -16,8 +16,18 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="embedded broker + worker + live simulator + metrics, until Ctrl-C")
-    p.add_argument("--hours", type=float, default=24.0, help="simulated hours, ending now (default 24)")
-    p.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second (default 60)")
+    p.add_argument(
+        "--hours", type=float, default=8.0, help="simulated hours, from the center's busiest hour (default 8)"
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated seconds per wall-clock second (default 1: real time). Faster distorts what you see: "
+        "Prometheus windows, alerts' for: durations and business hours stay on the wall clock (at 60 a 5-minute "
+        "window spans five simulated hours), and the simulated period starts in the past so that no event is "
+        "ahead of the clock",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--agents", type=int, default=None, help="agents in the simulated center")
     p.add_argument("--log-dir", type=Path, default=Path("out/run"), help="where broker and worker logs go")

@@ -107,6 +107,28 @@ def test_promtool_unit_tests_pass_and_cover_both_sides_of_every_alert():
     assert quiet == names, f"alerts never checked before their for: {names - quiet}"
 
 
+def test_ops_config_writes_the_runbook_url_of_the_setting(monkeypatch, capsys):
+    from pipeline.tools import ops_config
+
+    got: list[str] = []
+
+    def keep(*args, runbook: str) -> list[Path]:
+        got.append(runbook)
+        return []
+
+    monkeypatch.setattr(alerting, "write", keep)
+    monkeypatch.setattr(ops_config.kubernetes, "write", keep)
+    monkeypatch.setattr(dashboards, "write", lambda config: [])
+    monkeypatch.setenv("PIPELINE_RUNBOOK_URL", " https://wiki.example.com/ops/cc-kpi/runbook ")
+    assert ops_config.main_ops_config([]) == 0
+    assert got == ["https://wiki.example.com/ops/cc-kpi/runbook"] * 2
+    # the option overrides the setting, and is checked as it is
+    assert ops_config.main_ops_config(["--runbook-url", "docs/runbook.md"]) == 2
+    assert "PIPELINE_RUNBOOK_URL='docs/runbook.md': must be an absolute" in capsys.readouterr().out
+    rule = alerting.alert_groups(runbook=got[0])[0]["rules"][0]
+    assert rule["annotations"]["runbook_url"] == f"https://wiki.example.com/ops/cc-kpi/runbook#{rule['alert'].lower()}"
+
+
 def test_every_alert_is_labelled_annotated_and_has_a_runbook_entry():
     runbook = (ROOT / "docs" / "runbook.md").read_text()
     anchors = {h.strip().lower() for h in re.findall(r"^## (\S+)$", runbook, re.M)}
@@ -115,7 +137,10 @@ def test_every_alert_is_labelled_annotated_and_has_a_runbook_entry():
             assert re.fullmatch(r"CC[A-Z][A-Za-z]+", rule["alert"])
             assert rule["labels"]["severity"] in {"critical", "warning"}
             assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
-            assert rule["annotations"]["runbook_url"] == f"docs/runbook.md#{rule['alert'].lower()}"
+            # absolute, so the link opens from a page or a ticket, not only inside a checkout
+            assert rule["annotations"]["runbook_url"] == (
+                f"https://github.com/cc-kpi/cc-kpi-pipeline/blob/main/docs/runbook.md#{rule['alert'].lower()}"
+            )
             assert rule["alert"].lower() in anchors, f"no runbook entry for {rule['alert']}"
     assert anchors == {a.name.lower() for a in alerting.all_alerts()}, "runbook entries without an alert"
 

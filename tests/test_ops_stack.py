@@ -193,7 +193,7 @@ def test_understaffed_queue_pages_and_resolves_and_every_query_has_data(broker, 
                 "monitor": "cc-kpi",
             }
             assert fired["annotations"]["summary"] == "Service level dropped sharply below the queue's target."
-            assert fired["annotations"]["runbook_url"] == "docs/runbook.md#ccqueueservicelevelbelowtargetfast"
+            assert fired["annotations"]["runbook_url"] == f"{alerting.RUNBOOK}#ccqueueservicelevelbelowtargetfast"
             assert re.fullmatch(
                 r"Service level of queue support \(voice\) is \d+(\.\d+)?% over the last 5 minutes, "
                 r"and below target over 30 minutes too\.",

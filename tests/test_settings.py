@@ -24,6 +24,9 @@ def test_defaults_bind_to_loopback_and_use_the_embedded_broker(monkeypatch):
         ("PIPELINE_ALLOWED_LATENESS_SECONDS", "soon", "PIPELINE_ALLOWED_LATENESS_SECONDS='soon'"),
         ("PIPELINE_LOG_LEVEL", "loud", "'debug', 'info', 'warning' or 'error'"),
         ("PIPELINE_TOPIC_PREFIX", "bad prefix!", "PIPELINE_TOPIC_PREFIX"),
+        ("PIPELINE_RUNBOOK_URL", "docs/runbook.md", "PIPELINE_RUNBOOK_URL='docs/runbook.md': must be an absolute"),
+        ("PIPELINE_RUNBOOK_URL", "https://x.example/runbook#top", "without a #fragment"),
+        ("PIPELINE_RUNBOOK_URL", "", "PIPELINE_RUNBOOK_URL='': must be an absolute http:// or https:// URL"),
     ],
 )
 def test_wrong_setting_names_variable_and_allowed_values(monkeypatch, var, value, expected):
@@ -32,6 +35,13 @@ def test_wrong_setting_names_variable_and_allowed_values(monkeypatch, var, value
         load_settings()
     assert expected in str(err.value)
     assert err.value.code == 2
+
+
+def test_the_runbook_url_arrives_as_a_string_and_defaults_to_the_project_copy(monkeypatch):
+    monkeypatch.delenv("PIPELINE_RUNBOOK_URL", raising=False)
+    assert load_settings().runbook_url == "https://github.com/cc-kpi/cc-kpi-pipeline/blob/main/docs/runbook.md"
+    monkeypatch.setenv("PIPELINE_RUNBOOK_URL", "https://git.example.com/ops/cc-kpi/-/blob/main/docs/runbook.md\n")
+    assert load_settings().runbook_url == "https://git.example.com/ops/cc-kpi/-/blob/main/docs/runbook.md"
 
 
 @pytest.mark.parametrize("minutes", ["15", "30", "60"])

@@ -33,6 +33,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pipeline.contract.records import Variant
 
 ENV_PREFIX = "PIPELINE_"
+RUNBOOK_URL = "https://github.com/cc-kpi/cc-kpi-pipeline/blob/main/docs/runbook.md"
+"""Default of `PIPELINE_RUNBOOK_URL`: docs/runbook.md as the project's repository renders it."""
 
 
 def _one_of(*allowed: int) -> Callable[[int], int]:
@@ -264,6 +266,12 @@ class Settings(BaseSettings):
     """Prometheus the wallboard at `/` reads (the same recording rules as the Grafana wallboard), e.g.
     `http://127.0.0.1:9090`: the whole center across workers. Empty: the wallboard shows this worker's state."""
 
+    runbook_url: str = RUNBOOK_URL
+    """Absolute URL of the runbook (docs/runbook.md as your team reads it): every alert's `runbook_url` is this plus
+    `#<alert name in lower case>`, so the link in a page or a ticket opens the alert's section from anywhere. The
+    default is the project's copy (a relative path opens nothing outside the repository); point it at your own copy
+    once you add your escalation contacts to it, then run `python -m pipeline ops-config` again."""
+
     export_agent_metrics: bool = True
     """Export per-agent series (`cc_agent_*`) to Prometheus. Per-agent KPIs always go to the KPI topic."""
 
@@ -475,6 +483,18 @@ class Settings(BaseSettings):
         v = v.strip().rstrip("/")
         if v and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
             raise ValueError("must be empty or an http:// or https:// URL, e.g. http://127.0.0.1:9090")
+        return v
+
+    @field_validator("runbook_url")
+    @classmethod
+    def _absolute_url(cls, v: str) -> str:
+        v = v.strip()
+        # the alert's anchor is appended, so the URL must not carry one of its own
+        if not re.fullmatch(r"https?://[^\s/#]+(/[^\s#]*)?", v):
+            raise ValueError(
+                "must be an absolute http:// or https:// URL without a #fragment, "
+                "e.g. https://git.example.com/ops/cc-kpi/blob/main/docs/runbook.md"
+            )
         return v
 
     @field_validator("customer_hash_key", "sink_dsn", mode="before")

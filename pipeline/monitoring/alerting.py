@@ -11,7 +11,7 @@ Naming follows `level:metric:operations` (kubernetes-mixin): `queue_channel:cc_q
 the increase of `cc_queue_offered_total` over 5 minutes, summed by queue and channel. Alerts are CamelCase with
 the `CC` prefix, a `severity` (critical pages, warning opens a ticket), a `team` (from the queue file; pipeline
 alerts go to `PIPELINE_TEAM`), a fixed `summary`, a templated `description` and a `runbook_url` pointing at the
-alert's anchor in docs/runbook.md.
+alert's anchor in docs/runbook.md (an absolute URL: `PIPELINE_RUNBOOK_URL`).
 
 `Timing.scale` shrinks every window and `for:` (not the rule names) so that an end-to-end test can watch an
 alert fire and resolve within a minute or two of wall-clock time; the deployed files use scale 1.
@@ -29,15 +29,15 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from pipeline.core.settings import QueueConfig, QueueSettings
+from pipeline.core.settings import RUNBOOK_URL, QueueConfig, QueueSettings
 from pipeline.kpis import definitions as kd
 
 JOB = "cc-kpi-pipeline"
 """Prometheus job name of the pipeline's workers (the scrape config and the `up` alerts share it)."""
 PIPELINE_TEAM = "platform"
 """Team that answers for the pipeline itself (not a queue): pipeline alerts carry `team="platform"`."""
-RUNBOOK = "docs/runbook.md"
-"""Default base of `runbook_url`; deployments pass their repository's URL (`ops-config --runbook-url`)."""
+RUNBOOK = RUNBOOK_URL
+"""Default base of `runbook_url` (the setting's default); `ops-config` writes the files with `PIPELINE_RUNBOOK_URL`."""
 WINDOWS = {"5m": 300, "30m": 1800, "1h": 3600}
 """Sliding windows of the recording rules: nominal name -> seconds (the names are the KPI definitions')."""
 assert tuple(WINDOWS) == kd.WINDOWS

@@ -14,6 +14,7 @@ alerts show the same number. This module must not talk to Grafana or Prometheus.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from grafana_foundation_sdk.builders import bargauge, dashboard, heatmap, promet
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models import prometheus as prometheus_models
 
 from pipeline.core.settings import QueueConfig
 from pipeline.kpis import definitions as kd
@@ -60,6 +62,12 @@ class DashboardSpec:
     panels: tuple[PanelSpec, ...]
     variables: tuple[str, ...] = ("queue", "channel")
     tags: tuple[str, ...] = field(default=("contact-center",))
+
+
+def _above(limit: float) -> float:
+    """The threshold step that is red exactly when the value is above `limit`, as an alert's `> limit`: Grafana
+    colours a value at or above a step (gaps are fractional: an agent serving k queues counts 1/k in each)."""
+    return math.nextafter(limit, math.inf)
 
 
 def _sl(window: str) -> str:
@@ -409,7 +417,7 @@ STAFFING = DashboardSpec(
             ((f"queue_channel:cc_queue_agents_gap:sum{{{Q}}}", "{{queue}} {{channel}}"),),
             "stat",
             "required-agents",
-            thresholds=((None, "green"), (0.5, "red")),
+            thresholds=((None, "green"), (_above(0), "red")),  # CCQueueStaffingGap's condition
             width=12,
         ),
         PanelSpec(
@@ -421,7 +429,7 @@ STAFFING = DashboardSpec(
             ((f"queue_channel:cc_queue_agents_plan_gap_next_hour:max{{{Q}}}", "{{queue}} {{channel}}"),),
             "stat",
             "required-agents",
-            thresholds=((None, "green"), (2.5, "red")),
+            thresholds=((None, "green"), (_above(al.THRESHOLDS.plan_gap_margin), "red")),  # the alert's condition
             width=12,
         ),
         PanelSpec(
@@ -580,7 +588,16 @@ def _panel(spec: PanelSpec, config: QueueConfig) -> PanelBuilder:
     )
     for i, (expr, legend) in enumerate(spec.queries):
         q = prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(chr(ord("A") + i))
+        if spec.kind == "heatmap":  # Prometheus buckets are cumulative: Grafana takes them apart with this format
+            q = q.format(prometheus_models.PromQueryFormat.HEATMAP)
         p = p.with_target(q.instant() if spec.kind == "stat" else q.range())
+    if isinstance(p, heatmap.Panel):  # spec.kind == "heatmap": the unit is the buckets' axis, cells are counts
+        p = (
+            p.calculate(False)
+            .y_axis(heatmap.YAxisConfig().unit(spec.unit))
+            .cell_values(heatmap.CellValues().unit("short"))
+            .show_tooltip()  # the options' own default hides it
+        )
     if spec.interval:
         p = p.interval(spec.interval)
     if spec.target:

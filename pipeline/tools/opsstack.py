@@ -117,6 +117,7 @@ class OpsStack:
         group_interval: str = "1m",
         receiver: WebhookReceiver | None = None,
         log_dir: Path | None = None,
+        runbook: str = alerting.RUNBOOK,
     ) -> None:
         found = binaries()
         if found is None:
@@ -125,7 +126,7 @@ class OpsStack:
                 "(Debian/Ubuntu: apt-get install prometheus prometheus-alertmanager)"
             )
         self.bin = found
-        self.targets, self.queues, self.timing = targets, queues, timing
+        self.targets, self.queues, self.timing, self.runbook = targets, queues, timing, runbook
         self.scrape_interval, self.evaluation_interval = scrape_interval, evaluation_interval
         self.group_wait, self.group_interval = group_wait, group_interval
         self._own_dir = work_dir is None
@@ -154,7 +155,9 @@ class OpsStack:
         (rules / "recording.rules.yml").write_text(
             alerting.dump({"groups": alerting.recording_groups(self.queues, self.timing)})
         )
-        (rules / "alerts.rules.yml").write_text(alerting.dump({"groups": alerting.alert_groups(self.timing)}))
+        (rules / "alerts.rules.yml").write_text(
+            alerting.dump({"groups": alerting.alert_groups(self.timing, self.runbook)})
+        )
         (self.dir / "prometheus.yml").write_text(
             alerting.dump(
                 alerting.prometheus_config(
@@ -262,7 +265,9 @@ class OpsStack:
 
 
 @contextmanager
-def ops_stack_for(web_host: str, web_port: int, queues: QueueConfig, log_dir: Path) -> Iterator[OpsStack | None]:
+def ops_stack_for(
+    web_host: str, web_port: int, queues: QueueConfig, log_dir: Path, runbook: str = alerting.RUNBOOK
+) -> Iterator[OpsStack | None]:
     """`run`'s ops stack: Prometheus + Alertmanager scraping the worker, or None (with a hint) when not installed."""
     if binaries() is None:
         print(
@@ -273,5 +278,5 @@ def ops_stack_for(web_host: str, web_port: int, queues: QueueConfig, log_dir: Pa
         yield None
         return
     target = f"{'127.0.0.1' if web_host in ('0.0.0.0', '::') else web_host}:{web_port}"
-    with OpsStack([target], queues, log_dir=log_dir) as stack:
+    with OpsStack([target], queues, log_dir=log_dir, runbook=runbook) as stack:
         yield stack

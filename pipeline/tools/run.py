@@ -18,11 +18,15 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.core import processes
 from pipeline.core.settings import ENV_PREFIX, QueueConfig, Settings, load_settings
 from pipeline.runtime.broker import EmbeddedBroker, ensure_topics
 from pipeline.runtime.worker import configure_logging
+
+if TYPE_CHECKING:
+    from pipeline.tools.simulate import CenterConfig
 
 log = logging.getLogger("pipeline")
 
@@ -68,22 +72,41 @@ def _terminate_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def run_demo(hours: float, speed: float, seed: int, agents: int | None, log_dir: Path) -> int:
-    """`python -m pipeline run`: broker + worker + simulator + metrics, until Ctrl-C."""
+def _busiest_hour() -> float:
+    """The hour of the simulated day (0-23, on the curve's own clock) that brings the most contacts."""
+    from pipeline.tools.simulate import intraday_load
+
+    return max(range(24), key=lambda h: sum(intraday_load(h + m / 60) for m in range(60)))
+
+
+def demo_center(now: datetime, hours: float, speed: float, agents: int | None = None) -> CenterConfig:
+    """The simulated center `run` plays: its busiest hour re-timed to begin at `now` (to the second).
+
+    At real time (speed 1) the events are stamped as they are sent, so Prometheus windows, `for:` durations and
+    "today" mean what they say. Faster, the period starts `hours * (1 - 1/speed)` earlier, so no event is ever
+    ahead of the wall clock (the worker rejects those); the busy hour is then that far in the past."""
     from pipeline.tools.simulate import CenterConfig
 
+    start = now.astimezone(UTC).replace(microsecond=0)
+    start -= timedelta(hours=max(0.0, hours * (1 - 1 / speed)))
+    hour = start.hour + start.minute / 60 + start.second / 3600
+    config = CenterConfig(start=start, duration_hours=hours, curve_shift_hours=(hour - _busiest_hour()) % 24)
+    if agents:
+        config = replace(config, agents=agents)
+    # Arrivals follow the staffing, so agents stay about as busy as in the default center at any size.
+    return config.with_load_of(CenterConfig())
+
+
+def run_demo(hours: float, speed: float, seed: int, agents: int | None, log_dir: Path) -> int:
+    """`python -m pipeline run`: broker + worker + simulator + metrics, until Ctrl-C."""
+    if speed <= 0:
+        raise SystemExit("--speed must be positive")
     settings = load_settings()
     queues = QueueConfig.load(settings.queues_file)  # fail now, not in the worker, on a bad queue file
     configure_logging(settings)
     _terminate_on_sigterm()
     log_dir.mkdir(parents=True, exist_ok=True)
-    # The simulated day ends now, so event times stay in the past however fast it plays.
-    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=hours)
-    # Arrivals follow the staffing, so agents stay about as busy as in the default center at any size.
-    config = CenterConfig(start=start, duration_hours=hours)
-    if agents:
-        config = replace(config, agents=agents)
-    config = config.with_load_of(CenterConfig())
+    config = demo_center(datetime.now(UTC), hours, speed, agents)
     try:
         with broker_for(settings, log_dir) as settings:
             asyncio.run(ensure_topics(settings))
@@ -91,7 +114,7 @@ def run_demo(hours: float, speed: float, seed: int, agents: int | None, log_dir:
 
             with (
                 worker_process(settings, log_dir / "worker.log") as worker,
-                ops_stack_for(settings.web_host, settings.web_port, queues, log_dir) as ops,
+                ops_stack_for(settings.web_host, settings.web_port, queues, log_dir, settings.runbook_url) as ops,
             ):
                 base = f"http://{settings.web_host}:{settings.web_port}"
                 print(
@@ -100,8 +123,9 @@ def run_demo(hours: float, speed: float, seed: int, agents: int | None, log_dir:
                     f"  Wallboard: {base}/    agent board: {base}/agents  (open in a browser)\n"
                     f"  Metrics:  {base}/metrics    progress: {base}/progress\n"
                     f"  Topics:   {', '.join(settings.topic(t) for t in ('contact-events', 'agent-events', 'kpis', 'dead-letters', 'late-events'))}\n"
-                    f"  Simulated center: {config.agents} agents, {hours:g} h from {start:%Y-%m-%d %H:%M} UTC at {speed:g}x"
-                    f" (seed {seed})\n  Logs:     {log_dir}/\n  Stop with Ctrl-C.\n",
+                    f"  Simulated center: {config.agents} agents, {hours:g} h from {config.start:%Y-%m-%d %H:%M} UTC"
+                    f" (its busiest hour first) at {speed:g}x{' (real time)' if speed == 1 else ''} (seed {seed})\n"
+                    f"  Logs:     {log_dir}/\n  Stop with Ctrl-C.\n",
                     flush=True,
                 )
                 if ops:  # alerts are printed here as Alertmanager notifies them

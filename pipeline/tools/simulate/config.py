@@ -84,6 +84,9 @@ class CenterConfig:
     training_prob: float = 0.1  # shifts that include a training session
     duration_sigma: float = 0.6  # shape of the lognormal talk, hold and ACW times
     weekly_load: tuple[float, ...] = (1.0,) * 7  # Monday..Sunday (UTC) factors of the intraday curve, in [0, 1]
+    # The intraday curve happens this many hours later than in UTC: a center whose busy hours fall at another time
+    # of day (the live demo moves the busy hour to now). 0: the curve's hours are UTC hours.
+    curve_shift_hours: float = 0.0
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
@@ -114,7 +117,7 @@ class CenterConfig:
 
     def load_at(self, seconds: float) -> float:
         """The intraday curve at a simulated time (seconds since start)."""
-        hours = self._start_hour + seconds / 3600
+        hours = self._start_hour - self.curve_shift_hours + seconds / 3600
         day = (self.start.astimezone(UTC).weekday() + int(hours // 24)) % 7
         return intraday_load(hours % 24) * self.weekly_load[day]
 

@@ -1,0 +1,128 @@
+"""Each Grafana panel's unit follows from what its queries measure, and its thresholds colour what they should:
+each queue against its own target from the queue file, the right way round, and the gap panels red exactly when
+their alerts' conditions hold.
+
+No JSON schema of Grafana dashboards ships offline (grafana-foundation-sdk has typed builders, not a schema), so
+the structure is Grafana's as the SDK builds it; these tests check the meaning."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pipeline.core.settings import QueueConfig
+from pipeline.monitoring import alerting, dashboards
+
+QUEUES = QueueConfig.load(Path(__file__).resolve().parent.parent / "deploy" / "queues.toml")
+PANELS = [
+    (spec, p, panel)
+    for spec in dashboards.DASHBOARDS
+    for p, panel in zip(spec.panels, dashboards.build(spec, QUEUES)["panels"], strict=True)
+]
+IDS = [f"{spec.uid}: {p.title}" for spec, p, _ in PANELS]
+SERIES = re.compile(r"\b((?:queue_channel|queue):[A-Za-z_0-9:]+|cc_[a-z_0-9]+|up)\b")
+COLOURS = {"green", "orange", "red", "blue"}
+
+# Which way each queue target points: above the service level target is good, above the others is bad.
+HIGHER_IS_BETTER = {
+    "service_level_target": True,
+    "abandon_rate_target": False,
+    "asa_target_seconds": False,
+    "oldest_wait_target_seconds": False,
+}
+
+
+def measured_unit(expr: str) -> str:
+    """Grafana unit of what a query measures, read from the first series it names."""
+    series = SERIES.search(expr)
+    assert series, expr
+    name = series.group(1)
+    if "ratio" in name or "service_level" in name or "adherent" in name:
+        return "percentunit"  # ratios 0..1 (docs/kpis.md), shown as percent
+    if name.endswith("_seconds_bucket"):
+        return "s"  # a quantile, or the buckets' axis, of a duration histogram
+    if "_seconds" in name:
+        # seconds per second is a share of time; otherwise a duration
+        return "percentunit" if re.search(rf"\brate\(\s*{name}", expr) else "s"
+    if re.search(rf"\brate\(\s*{name}", expr):
+        return "ops"  # events per second
+    return "short"  # counts: contacts, agents, messages, workers
+
+
+def colour(steps: list[dict], value: float) -> str:
+    """The colour Grafana gives a value: the last step whose value it reaches."""
+    return [s["color"] for s in steps if s["value"] is None or value >= s["value"]][-1]
+
+
+@pytest.mark.parametrize(("spec", "p", "panel"), PANELS, ids=IDS)
+def test_the_unit_is_what_every_query_of_the_panel_measures(spec, p, panel) -> None:
+    unit = panel["fieldConfig"]["defaults"]["unit"]
+    assert {measured_unit(t["expr"]) for t in panel["targets"]} == {unit}
+    if panel["type"] == "heatmap":  # the unit is the buckets' axis; the cells count contacts
+        assert panel["options"]["yAxis"]["unit"] == unit and panel["options"]["cellValues"]["unit"] == "short"
+        assert all(t["format"] == "heatmap" for t in panel["targets"])  # cumulative buckets taken apart
+
+
+@pytest.mark.parametrize(("spec", "p", "panel"), PANELS, ids=IDS)
+def test_threshold_steps_rise_from_a_base_and_fit_the_unit(spec, p, panel) -> None:
+    unit = panel["fieldConfig"]["defaults"]["unit"]
+    every = [panel["fieldConfig"]["defaults"].get("thresholds", {"steps": []})["steps"]]
+    every += [prop["value"]["steps"] for o in panel["fieldConfig"]["overrides"] for prop in o["properties"]]
+    for steps in every:
+        if not steps:
+            continue
+        assert steps[0]["value"] is None, "the first step is the base colour"
+        values = [s["value"] for s in steps[1:]]
+        assert values == sorted(set(values)), "steps must rise"
+        assert {s["color"] for s in steps} <= COLOURS
+        if unit == "percentunit":  # a target typed in percent (80 for 0.8) would never be reached
+            assert all(0 < v <= 1 for v in values), values
+
+
+TARGETED = [(spec, p, panel) for spec, p, panel in PANELS if p.target]
+
+
+@pytest.mark.parametrize(("spec", "p", "panel"), TARGETED, ids=[f"{s.uid}: {p.title}" for s, p, _ in TARGETED])
+def test_each_queue_is_coloured_against_its_own_target_the_right_way_round(spec, p, panel) -> None:
+    assert p.higher_is_better == HIGHER_IS_BETTER[p.target]
+    unit = panel["fieldConfig"]["defaults"]["unit"]
+    assert unit == ("s" if p.target.endswith("_seconds") else "percentunit")
+    good, bad = ("green", "red")
+    defaults = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    by_pattern = {
+        o["matcher"]["options"]: o["properties"][0]["value"]["steps"] for o in panel["fieldConfig"]["overrides"]
+    }
+    queues = {"(defaults)": (QUEUES.defaults, defaults)}
+    for queue, s in QUEUES.queues.items():
+        [steps] = [v for k, v in by_pattern.items() if re.fullmatch(k, f"{queue} voice")]
+        queues[queue] = (s, steps)
+    assert len(by_pattern) == len(QUEUES.queues)
+    for queue, (s, steps) in queues.items():
+        target = getattr(s, p.target)
+        just_below, just_above = target * 0.99, target * 1.01
+        expected = (bad, good) if HIGHER_IS_BETTER[p.target] else (good, bad)
+        assert (colour(steps, just_below), colour(steps, just_above)) == expected, queue
+    # billing's own service level target (0.75) differs from the defaults' (0.8) in deploy/queues.toml
+    if p.target == "service_level_target":
+        assert colour(queues["billing"][1], 0.77) == good and colour(defaults, 0.77) == bad
+
+
+@pytest.mark.parametrize(
+    ("title", "alert"),
+    [("Staffing gap now", "CCQueueStaffingGap"), ("Plan vs forecast, next hour", "CCQueueUnderstaffedNextHour")],
+)
+def test_a_gap_panel_is_red_exactly_when_its_alert_condition_holds(title, alert) -> None:
+    [panel] = [panel for _, p, panel in PANELS if p.title == title]
+    [rule] = [a for a in alerting.all_alerts() if a.name == alert]
+    # `gap > on (queue) group_left (team) (0 * target [+ margin])`: the margin the alert compares the gap with
+    compared = re.search(r"> on \(queue\) group_left \(team\) \((.*)\)\s*$", rule.expr)
+    assert compared and compared.group(1).startswith("0 * "), rule.expr
+    margin = re.search(r"\+ ([\d.]+)$", compared.group(1))
+    limit = float(margin.group(1)) if margin else 0.0
+    assert limit == (alerting.THRESHOLDS.plan_gap_margin if margin else 0.0)
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    # gaps are fractional (an agent serving three queues counts 1/3 in each)
+    for gap in (-1.0, 0.0, 1 / 3, 1.0, 2.0, 2 + 1 / 3, 2.5, 3.0, 10.0):
+        assert (colour(steps, gap) == "red") == (gap > limit), (gap, limit)
