@@ -44,6 +44,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -766,10 +767,14 @@ def processors(opts: argparse.Namespace) -> dict:
         AgentProcessor(settings, PipelineStats()),
     )
     messages: dict[str, list[Message]] = {"contact": [], "agent": []}
+    offsets: Counter[tuple[str, int]] = Counter()  # each partition's offsets follow on, as Kafka's do
     for e in itertools.islice(events_of(agents_for(n), 24, opts.seed), n):
         topic, key = route(e)  # as EventWriter sends them
-        batch = messages[topic.removesuffix("-events")]
-        batch.append(Message(topic, partition_of(key, settings.partitions), len(batch), key, msgspec.json.encode(e)))
+        p = partition_of(key, settings.partitions)
+        messages[topic.removesuffix("-events")].append(
+            Message(topic, p, offsets[topic, p], key, msgspec.json.encode(e))
+        )
+        offsets[topic, p] += 1
     fcr = FcrProcessor(settings, QueueConfig(), PipelineStats())
     forwarder = CustomerContactForwarder(hash_key(settings), settings.partitions, settings.max_message_bytes)
     seconds = {"contact": 0.0, "agent": 0.0, "fcr": 0.0}
@@ -788,10 +793,10 @@ def processors(opts: argparse.Namespace) -> dict:
             if processor is contact:
                 started = time.perf_counter()
                 watermarks = {p: s.watermark for p, s in contact.partitions.items()}
-                offers = [
-                    Message(fcr.topic, o.partition, forwarded + j, o.key, o.value)
-                    for j, o in enumerate(forwarder.messages(result.offered, watermarks))
-                ]
+                offers = []
+                for o in forwarder.messages(result.offered, watermarks):
+                    offers.append(Message(fcr.topic, o.partition, offsets[fcr.topic, o.partition], o.key, o.value))
+                    offsets[fcr.topic, o.partition] += 1
                 forwarded += len(offers)
                 fcr.process(offers, wall_now=wall)
                 seconds["fcr"] += time.perf_counter() - started
@@ -827,13 +832,16 @@ def checkpoint_cost(opts: argparse.Namespace) -> dict:
     wanted = opts.checkpoint_messages
     _say(f"checkpoints: feeding {wanted} contact messages of a {opts.agents}-agent center")
     batch: list[Message] = []
+    offsets: Counter[int] = Counter()
     n = batches = rounds = delta_bytes = 0
     delta_seconds = 0.0
     for e in events_of(opts.agents, 4, opts.seed):
         topic, key = route(e)
         if topic != "contact-events":
             continue
-        batch.append(Message(topic, partition_of(key, settings.partitions), n, key, msgspec.json.encode(e)))
+        p_key = partition_of(key, settings.partitions)
+        batch.append(Message(topic, p_key, offsets[p_key], key, msgspec.json.encode(e)))
+        offsets[p_key] += 1  # each partition's offsets follow on, as Kafka's do
         n += 1
         if len(batch) == 1000 or n == wanted:
             batches += 1

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
@@ -59,10 +60,14 @@ def day_records(agents: int, seed: int) -> list[Record]:
         "agent": AgentProcessor(settings, PipelineStats()),
     }
     messages: dict[str, list[Message]] = {"contact": [], "agent": []}
+    offsets: Counter[tuple[str, int]] = Counter()  # each partition's offsets follow on, as Kafka's do
     for e in simulate(CenterConfig(duration_hours=24, agents=agents), seed):
         topic, key = route(e)
-        batch = messages[topic.removesuffix("-events")]
-        batch.append(Message(topic, partition_of(key, settings.partitions), len(batch), key, msgspec.json.encode(e)))
+        p = partition_of(key, settings.partitions)
+        messages[topic.removesuffix("-events")].append(
+            Message(topic, p, offsets[topic, p], key, msgspec.json.encode(e))
+        )
+        offsets[topic, p] += 1
     records: list[Record] = []
     for name, processor in processors.items():
         wall = 0.0
@@ -75,6 +80,8 @@ def day_records(agents: int, seed: int) -> list[Record]:
 
 def copies(records: list[Record], n: int) -> list[Record]:
     """`n` records: the day again and again, each copy a day later (new keys)."""
+    if not records:
+        raise ValueError("the simulated day gave no records to copy")
     out: list[Record] = []
     for k in itertools.count():
         for r in records:
