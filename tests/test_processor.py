@@ -396,6 +396,18 @@ def test_offsets_that_cannot_be_read_again_are_counted_skipped_and_processing_go
     assert out.dead_letters == [] and [(r.offered, r.answered) for r in out.records if r.final] == [(2, 2)]
 
 
+def test_a_new_partition_starts_where_its_log_starts_without_counting_a_loss():
+    """Nothing applied yet and the log's start already deleted by retention (a new deployment on an old topic):
+    the earliest offset there is is where it starts; nothing was this worker's to lose."""
+    p, stats = processor()
+    msgs = [m._replace(offset=m.offset + 40) for m in messages(stream())]
+    out = p.process(msgs)
+    assert out.rewind == {0: 0} and stats.skipped_offsets == {}
+    out = p.process(msgs)  # the re-read from 0 came back at 40, the log's start
+    assert out.unapplied == set() and stats.skipped_offsets == {}
+    assert [(r.offered, r.answered) for r in out.records if r.final] == [(2, 2)]
+
+
 def test_handling_cost_counter_by_hand_and_equal_to_the_records():
     """Two calls: handle 120 s + 55 s, on the line 10 + 100 s and 25 + 50 s; at 36 an agent hour and 0.03 a minute."""
     stats = PipelineStats()

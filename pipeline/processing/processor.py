@@ -201,7 +201,8 @@ class PartitionedProcessor(Generic[ItemT]):
         transactional, so offsets have no holes of their own: a missing one was not delivered. Until the offset
         asked for comes, later messages (already fetched) are set aside; a message at or before the first one set
         aside means the re-read came back without the offset asked for (retention deleted it, or a producer wrote
-        transactionally): that is counted and logged as skipped, and processing goes on."""
+        transactionally): that is counted and logged as skipped (unless nothing was applied yet: a new consumer
+        group on a topic whose retention already dropped its start), and processing goes on."""
         want = state.offset + 1
         if m.offset == want:
             self.rewinding.pop(m.partition, None)
@@ -209,6 +210,9 @@ class PartitionedProcessor(Generic[ItemT]):
         asked = self.rewinding.get(m.partition)
         if asked is not None and asked[0] == want and m.offset <= asked[1]:
             del self.rewinding[m.partition]
+            if want == 0:  # nothing applied yet: the partition starts where its log does now (retention), no loss
+                log.info("%s[%d]: starts at offset %d, the earliest there is", m.topic, m.partition, m.offset)
+                return True
             self.stats.skipped_offsets[self.topic] += m.offset - want
             log.error("%s[%d]: offsets %d to %d cannot be read; skipped", m.topic, m.partition, want, m.offset - 1)
             return True
