@@ -5,11 +5,14 @@ reported and positive, and the JSON output. No timing is asserted: the figures d
 from __future__ import annotations
 
 import numbers
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 
 from pipeline.__main__ import main
+from pipeline.core.settings import Settings
+from pipeline.tools.bench import center
 
 pytestmark = pytest.mark.integration
 
@@ -114,3 +117,17 @@ def test_bench_reports_every_figure(broker, tmp_path, monkeypatch, capsys):
     table = capsys.readouterr().out  # the same figures, as one table
     for expected in EXPECTED:
         assert expected in table
+
+
+@pytest.mark.parametrize("hours", [0.5, 6, 24])
+@pytest.mark.parametrize("hour_of_day", range(24))
+def test_the_benchmarked_center_closes_before_the_workers_clock(hours, hour_of_day):
+    # The benches close a run with a heartbeat a day (and the lateness) past the last event; a heartbeat ahead
+    # of the worker's clock is rejected and the run never ends (it did at 00:40 UTC with a one-day margin).
+    now = datetime(2026, 12, 3, hour_of_day, 40, tzinfo=UTC)
+    config = center(20, hours, now=now)
+    settings = Settings()
+    # arrivals stop at the end; contacts still open then drain within the contact timeout
+    end = config.start + timedelta(hours=config.duration_hours, seconds=settings.contact_timeout_seconds)
+    closing = end + timedelta(seconds=2 * settings.interval_seconds + settings.allowed_lateness_seconds + 86400)
+    assert closing <= now

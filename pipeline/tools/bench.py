@@ -69,12 +69,14 @@ EVENTS_PER_AGENT_DAY = 430  # a simulated day gives about this many events per a
 # ---------------------------------------------------------------------------------------------- workload
 
 
-def center(agents: int, hours: float, queues: int = 0):
+def center(agents: int, hours: float, queues: int = 0, now: datetime | None = None):
     """A simulated center loaded like the default one, its period well in the past (so no event is in the
     future of the worker's clock), starting at 09:00 UTC so short runs begin with busy hours."""
     from pipeline.tools.simulate import DEFAULT_QUEUES, CenterConfig
 
-    day = (datetime.now(UTC) - timedelta(hours=hours + 24)).date()
+    # Two days back: the closing heartbeat (a day past the last event) must not be ahead of the worker's clock
+    # whatever the time of day (one day back put it in the future in the early hours, UTC).
+    day = ((now or datetime.now(UTC)) - timedelta(hours=hours + 48)).date()
     start = datetime(day.year, day.month, day.day, 9, tzinfo=UTC)
     specs = DEFAULT_QUEUES
     if queues and queues != len(DEFAULT_QUEUES):  # more queues: copies of the default ones, numbered
