@@ -12,7 +12,7 @@ from pipeline.contract import events as ev
 from pipeline.contract.partitioner import partition_of
 from pipeline.core.settings import QueueConfig, load_settings
 from pipeline.exposition.metrics import build_registry, exposition
-from pipeline.processing.processor import ZSTD_MAGIC, ContactProcessor, Message, PipelineStats, unpack
+from pipeline.processing.processor import HOLE_EVIDENCE, ZSTD_MAGIC, ContactProcessor, Message, PipelineStats, unpack
 from pipeline.state.queues import CODEC
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -389,7 +389,10 @@ def test_offsets_that_cannot_be_read_again_are_counted_skipped_and_processing_go
     later = [m._replace(offset=m.offset + 3) for m in msgs[2:]]
     out = p.process(msgs[:2] + later)
     assert out.rewind == {0: 2} and len(out.unapplied) == len(later) and stats.skipped_offsets == {}
-    out = p.process(later)  # the re-read starts at the first offset there is: 5
+    for _ in range(HOLE_EVIDENCE - 1):  # re-reads that begin at the first offset there is, 5: no proof yet
+        out = p.process(later)
+        assert out.rewind == {0: 2} and len(out.unapplied) == len(later) and stats.skipped_offsets == {}
+    out = p.process(later)  # the last re-read of the evidence asked for
     assert stats.skipped_offsets == {TOPIC: 3} and out.unapplied == set()
     families = {f.name: f for f in text_string_to_metric_families(exposition(build_registry(p, stats)).decode())}
     assert [s.value for s in families["cc_pipeline_skipped_offsets"].samples if s.name.endswith("_total")] == [3]
@@ -403,7 +406,9 @@ def test_a_new_partition_starts_where_its_log_starts_without_counting_a_loss():
     msgs = [m._replace(offset=m.offset + 40) for m in messages(stream())]
     out = p.process(msgs)
     assert out.rewind == {0: 0} and stats.skipped_offsets == {}
-    out = p.process(msgs)  # the re-read from 0 came back at 40, the log's start
+    for _ in range(HOLE_EVIDENCE - 1):
+        assert p.process(msgs).rewind == {0: 0}
+    out = p.process(msgs)  # the re-reads from 0 came back at 40, the log's start
     assert out.unapplied == set() and stats.skipped_offsets == {}
     assert [(r.offered, r.answered) for r in out.records if r.final] == [(2, 2)]
 
@@ -429,3 +434,18 @@ def test_handling_cost_counter_by_hand_and_equal_to_the_records():
     ]
     assert bare.handling_cost is None
     assert not any(name == "cc_queue_handling_cost_total" for name, _ in samples(exposition(plain).decode()))
+
+
+def test_a_re_read_that_begins_late_once_is_read_again_not_taken_for_a_hole():
+    """Faust drops re-read messages below the last offset it passed on, and a seek can land while it still passes
+    on messages fetched before it: a re-read was seen to begin at 38 where 0 was due (an hour's offers lost). One
+    such re-read proves nothing; the partition is read again, and the records are the whole stream's."""
+    p, stats = processor()
+    msgs = messages(stream())
+    out = p.process(msgs[4:])  # committed past what was applied: nothing applied yet, offset 4 came first
+    assert out.rewind == {0: 0}
+    out = p.process(msgs[2:])  # a re-read that begins past 0 (offsets 0 and 1 dropped on the way)
+    assert out.rewind == {0: 0} and p.partitions[0].offset == -1 and stats.skipped_offsets == {}
+    out = p.process(msgs)  # the re-read from 0
+    assert out.unapplied == set() and stats.skipped_offsets == {}
+    assert [(r.offered, r.answered) for r in out.records if r.final] == [(2, 2)]

@@ -35,6 +35,8 @@ from pipeline.state.interface import PartitionState
 from pipeline.state.queues import CLAMPS, DUPLICATE, IMPOSSIBLE, LATE, QueueEvent, QueueState
 
 log = logging.getLogger(__name__)
+# re-reads in a row that must begin past an offset before it counts as unreadable (see `_in_sequence`)
+HOLE_EVIDENCE = 3
 # Ids that become metric labels or are shown to people, per event type (checked once per distinct value).
 LABEL_FIELDS: dict[type, tuple[str, ...]] = {
     t: tuple(
@@ -169,8 +171,9 @@ class PartitionedProcessor(Generic[ItemT]):
         self.dirty: set[int] = set()  # changed since their last checkpoint
         # ids checked for label-safe characters -> the partition of their key (-1: not computed yet)
         self.ids: dict[str, int] = {}
-        # partition -> (the offset asked for again, the first offset set aside): see `_in_sequence`
-        self.rewinding: dict[int, tuple[int, int]] = {}
+        # partition -> (the offset asked for again, the first offset set aside since the last re-read began, the
+        # re-reads seen to begin past the offset asked for): see `_in_sequence`
+        self.rewinding: dict[int, tuple[int, int, int]] = {}
 
     def new_state(self) -> Any:
         raise NotImplementedError
@@ -199,25 +202,20 @@ class PartitionedProcessor(Generic[ItemT]):
         commits over offsets it counts as a gap, and a kill -9 then leaves a checkpoint behind its commit), and a
         rebalance can hand over a partition from the wrong place. Source topics are neither compacted nor
         transactional, so offsets have no holes of their own: a missing one was not delivered. Until the offset
-        asked for comes, later messages (already fetched) are set aside; a message at or before the first one set
-        aside means the re-read came back without the offset asked for (retention deleted it, or a producer wrote
-        transactionally): that is counted and logged as skipped (unless nothing was applied yet: a new consumer
-        group on a topic whose retention already dropped its start), and processing goes on."""
+        asked for comes, later messages (already fetched) are set aside. A message at or before the first one set
+        aside begins a re-read; one re-read that begins past the offset asked for is no proof of a hole (Faust
+        drops re-read messages below the last offset it passed on, and a seek can land while it still passes on
+        messages fetched before: seen beginning a re-read at 38 where 0 was due), so the partition is read again
+        until `HOLE_EVIDENCE` re-reads in a row begin past it. Then the offsets cannot be read (retention deleted
+        them, or a producer wrote transactionally): counted and logged as skipped (unless nothing was applied
+        yet: a new consumer group on a topic whose retention already dropped its start), and processing goes on."""
         want = state.offset + 1
         if m.offset == want:
             self.rewinding.pop(m.partition, None)
             return True
         asked = self.rewinding.get(m.partition)
-        if asked is not None and asked[0] == want and m.offset <= asked[1]:
-            del self.rewinding[m.partition]
-            if want == 0:  # nothing applied yet: the partition starts where its log does now (retention), no loss
-                log.info("%s[%d]: starts at offset %d, the earliest there is", m.topic, m.partition, m.offset)
-                return True
-            self.stats.skipped_offsets[self.topic] += m.offset - want
-            log.error("%s[%d]: offsets %d to %d cannot be read; skipped", m.topic, m.partition, want, m.offset - 1)
-            return True
         if asked is None or asked[0] != want:
-            self.rewinding[m.partition] = (want, m.offset)
+            self.rewinding[m.partition] = (want, m.offset, 0)
             log.warning(
                 "%s[%d]: offset %d came where %d was due; reading again from %d",
                 m.topic,
@@ -226,6 +224,17 @@ class PartitionedProcessor(Generic[ItemT]):
                 want,
                 want,
             )
+        elif m.offset <= asked[1]:  # a re-read began past the offset asked for
+            misses = asked[2] + 1
+            if misses >= HOLE_EVIDENCE:
+                del self.rewinding[m.partition]
+                if want == 0:  # nothing applied yet: the partition starts where its log does now (retention), no loss
+                    log.info("%s[%d]: starts at offset %d, the earliest there is", m.topic, m.partition, m.offset)
+                    return True
+                self.stats.skipped_offsets[self.topic] += m.offset - want
+                log.error("%s[%d]: offsets %d to %d cannot be read; skipped", m.topic, m.partition, want, m.offset - 1)
+                return True
+            self.rewinding[m.partition] = (want, m.offset, misses)
         out.rewind[m.partition] = want  # again for every message set aside: see `pipeline.runtime.transport.rewind`
         out.unapplied.add((m.partition, m.offset))
         return False

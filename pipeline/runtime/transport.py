@@ -92,6 +92,18 @@ class _Consumer(driver.Consumer):
             return {}
         return await super()._getmany(active_partitions, timeout)
 
+    async def seek_safely(self, tp: TP, offset: int) -> None:
+        """Faust's `seek`, run in the consumer's thread. Faust's own calls aiokafka's seek from the app's thread
+        while the consumer thread may be draining the same fetcher, which is not thread-safe: a rewind crashed
+        the fetcher (KeyError in `fetched_records`) and stopped the worker."""
+        thread = self._thread
+
+        async def seek_there() -> None:  # runs in the consumer's thread
+            thread.seek(tp, offset)
+
+        await thread.call_thread(seek_there)
+        self._read_offset[tp] = offset if offset else None  # as Faust's `seek`: messages below it are dropped
+
     def _to_message(self, tp, record) -> _HeldMessage:  # noqa: ANN001
         # Faust's own conversion (faust.transport.drivers.aiokafka.Consumer._to_message), into a counted message
         timestamp = record.timestamp
@@ -235,8 +247,9 @@ async def rewind(app: faust.App, topic: str, result: BatchResult, batch: list[fa
 
     The seek is repeated for every message set aside: those fetched before it move Faust's read position past the
     offset asked for, and Faust would drop the re-read messages below it."""
+    consumer = cast(_Consumer, app.consumer)
     for partition, offset in result.rewind.items():
-        await app.consumer.seek(TP(topic, partition), offset)
+        await consumer.seek_safely(TP(topic, partition), offset)
     if not result.unapplied:
         return batch
     return [e for e in batch if (e.message.partition, e.message.offset) not in result.unapplied]
