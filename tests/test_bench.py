@@ -4,17 +4,21 @@ reported and positive, and the JSON output. No timing is asserted: the figures d
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import numbers
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from pipeline.__main__ import main
-from pipeline.core.settings import Settings
-from pipeline.tools.bench import center
-
-pytestmark = pytest.mark.integration
+from pipeline.contract import events as ev
+from pipeline.core.settings import Settings, load_settings
+from pipeline.runtime.broker import ensure_topics
+from pipeline.tools.bench import achieved_per_message, center, events_of, preload
 
 EXPECTED = [
     "contact processor alone",
@@ -54,6 +58,7 @@ EXPECTED = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.timeout(600)
 def test_bench_reports_every_figure(broker, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PIPELINE_BROKER_URL", broker.bootstrap)
@@ -131,3 +136,43 @@ def test_the_benchmarked_center_closes_before_the_workers_clock(hours, hour_of_d
     end = config.start + timedelta(hours=config.duration_hours, seconds=settings.contact_timeout_seconds)
     closing = end + timedelta(seconds=2 * settings.interval_seconds + settings.allowed_lateness_seconds + 86400)
     assert closing <= now
+
+
+async def _read_back(settings: Settings, expected_events: int) -> dict[str, dict[str, int]]:
+    """Events and messages on each event topic, read from the broker."""
+    names = {settings.topic(name): name for name in ("contact-events", "agent-events")}
+    consumer = AIOKafkaConsumer(*names, bootstrap_servers=settings.broker_url, auto_offset_reset="earliest")
+    await consumer.start()
+    got = {name: {"events": 0, "messages": 0} for name in names.values()}
+    try:
+        while batches := await consumer.getmany(timeout_ms=3000):
+            for tp, msgs in batches.items():
+                for m in msgs:
+                    value = orjson.loads(m.value)
+                    got[names[tp.topic]]["events"] += len(value) if isinstance(value, list) else 1
+                    got[names[tp.topic]]["messages"] += 1
+    finally:
+        await consumer.stop()
+    assert sum(g["events"] for g in got.values()) == expected_events
+    return got
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("per_message", [1, 10])
+def test_events_per_message_are_counted_on_the_topic_each_event_went_to(broker, per_message):
+    # Surveys, IVR sessions and forecasts are not contact events, yet go to the contact topic: the bench counted
+    # them on neither side and reported 1.16 contact events per message at one event per message.
+    events = list(itertools.islice(events_of(50, 24, 1), 3000))
+    kinds = {type(e) for e in events}
+    assert {ev.SurveyCompleted, ev.IvrSessionEnded, ev.ForecastPublished, ev.AgentStateChanged} <= kinds
+    settings = load_settings(broker_url=broker.bootstrap, topic_prefix=f"split-{uuid.uuid4().hex[:6]}")
+    asyncio.run(ensure_topics(settings))
+
+    written = asyncio.run(preload(settings, events, per_message))
+
+    assert written == asyncio.run(_read_back(settings, len(events)))
+    achieved = achieved_per_message(written)
+    if per_message == 1:
+        assert achieved == {"contact-events": 1.0, "agent-events": 1.0, "all": 1.0}
+    else:
+        assert all(1.0 <= a <= per_message for a in achieved.values()), achieved

@@ -210,28 +210,40 @@ def phase_settings(base: Settings, name: str, run_id: str, **extra: object) -> t
     return load_settings(broker_url=base.broker_url, **overrides), overrides
 
 
-async def preload(settings: Settings, events: list, per_message: int) -> dict[str, int]:
-    """Write the events (contact and agent topics in turn); the messages written to each topic.
+def by_topic(events: list) -> dict[str, list]:
+    """The events grouped by the topic EventWriter sends each to (its own `route`), in order."""
+    from pipeline.runtime.producer import route
+
+    groups: dict[str, list] = {"contact-events": [], "agent-events": []}
+    for e in events:
+        groups[route(e)[0]].append(e)
+    return groups
+
+
+async def preload(settings: Settings, events: list, per_message: int) -> dict[str, dict[str, int]]:
+    """Write the events (contact and agent topics in turn); the events and messages written to each topic.
 
     Counted here, not read back: the embedded broker's ListOffsets(latest) answers the base offset of the last
     record batch + 1, which is short when a producer batch holds several records (the fetch high watermark is
     right)."""
-    from pipeline.contract.events import ContactEvent
     from pipeline.runtime.producer import EventWriter
 
-    by_topic = {
-        "contact-events": [e for e in events if isinstance(e, ContactEvent)],
-        "agent-events": [e for e in events if not isinstance(e, ContactEvent)],
-    }
-    messages = {}
+    written = {}
     async with EventWriter(settings, bootstrap_servers(settings), per_message) as writer:
-        for topic, group in by_topic.items():
+        for topic, group in by_topic(events).items():
             before = writer.sent_messages
             for i in range(0, len(group), 50_000):
                 await writer.write(group[i : i + 50_000])
-            messages[topic] = writer.sent_messages - before
-            _say(f"    {topic}: {len(group)} events in {messages[topic]} messages")
-    return messages
+            written[topic] = {"events": len(group), "messages": writer.sent_messages - before}
+            _say(f"    {topic}: {len(group):,} events in {written[topic]['messages']:,} messages")
+    return written
+
+
+def achieved_per_message(written: dict[str, dict[str, int]]) -> dict[str, float]:
+    """Events per message on each topic and over all (what batching achieved), from `preload`'s counts."""
+    out = {topic: w["events"] / max(1, w["messages"]) for topic, w in written.items()}
+    out["all"] = sum(w["events"] for w in written.values()) / max(1, sum(w["messages"] for w in written.values()))
+    return out
 
 
 def _rate(events: int, messages: int, r: dict) -> dict:
@@ -368,24 +380,17 @@ def throughput(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: P
     n, k = opts.events, opts.events_per_message
     _say(f"throughput: simulating {n} events")
     events = list(itertools.islice(events_of(agents_for(n), 24, opts.seed), n))
-    from pipeline.contract.events import AgentEvent
-
-    agent_events = sum(1 for e in events if isinstance(e, AgentEvent))
     n_events = len(events)
     out: dict = {}
     for per_message in dict.fromkeys((1, k)):
         settings, overrides = phase_settings(base, f"k{per_message}", run_id)
         asyncio.run(ensure_topics(settings))
         _say(f"throughput: pre-loading {len(events)} events, {per_message} per message")
-        per_topic = asyncio.run(preload(settings, events, per_message))
-        messages = sum(per_topic.values())
+        written = asyncio.run(preload(settings, events, per_message))
+        messages = sum(w["messages"] for w in written.values())
         # What batching achieved: events are grouped per Kafka key (queue, agent) within a few seconds of event
         # time (EventWriter), so agent events, keyed by agent, rarely share a message.
-        achieved = {
-            "contact-events": (n_events - agent_events) / max(1, per_topic["contact-events"]),
-            "agent-events": agent_events / max(1, per_topic["agent-events"]),
-            "all": n_events / messages,
-        }
+        achieved = achieved_per_message(written)
         loaded = Loaded(base, run_id, log_dir, overrides["topic_prefix"], n_events, messages, per_message, achieved)
         if per_message > 1:
             out[f"pipeline_{per_message}"] = loaded.pipeline(f"k{per_message}")
