@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import numbers
+import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -176,3 +177,33 @@ def test_events_per_message_are_counted_on_the_topic_each_event_went_to(broker, 
         assert achieved == {"contact-events": 1.0, "agent-events": 1.0, "all": 1.0}
     else:
         assert all(1.0 <= a <= per_message for a in achieved.values()), achieved
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("asked", [(), ("--log-dir",), ("--log-dir", "--keep")])
+def test_a_run_leaves_nothing_behind_but_what_was_asked_for(broker, tmp_path, monkeypatch, asked):
+    # A default run left ~190 MB in the temporary folder (the replayed day, its KPI records, the ingest files).
+    tmp, logs = tmp_path / "tmp", tmp_path / "logs"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again, as a new process would
+    monkeypatch.setenv("PIPELINE_BROKER_URL", broker.bootstrap)
+    args = ["bench", "--phases", "replay,ingest", "--replay-agents", "5", "--ingest-agents", "5"]
+    args += ["--ingest-rounds", "1", "--events-per-message", "10"]
+    for option in asked:
+        args += [option, str(logs)] if option == "--log-dir" else [option]
+
+    assert main(args) == 0
+
+    assert list(tmp.iterdir()) == []
+    if not asked:
+        assert not logs.exists()
+        return
+    kept = {p.relative_to(logs).as_posix() for p in logs.rglob("*") if p.is_file()}
+    assert "replay/worker.log" in kept  # the replay phase's logs are the run's, not a folder of their own
+    data = {f for f in kept if not f.endswith(".log")}
+    if "--keep" in asked:
+        assert {"data/replay-day.jsonl", "data/replay-kpis.jsonl", "data/ingest/queue_log"} <= data
+    else:
+        assert data == set()
