@@ -7,7 +7,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import numbers
+import os
+import re
+import signal
 import tempfile
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -18,8 +22,10 @@ from aiokafka import AIOKafkaConsumer
 from pipeline.__main__ import main
 from pipeline.contract import events as ev
 from pipeline.core.settings import Settings, load_settings
-from pipeline.runtime.broker import ensure_topics
+from pipeline.runtime.broker import ensure_topics, free_port
 from pipeline.tools.bench import achieved_per_message, center, events_of, preload
+from pipeline.tools.replay import _get
+from pipeline.tools.run import worker_process
 
 EXPECTED = [
     "contact processor alone",
@@ -207,3 +213,40 @@ def test_a_run_leaves_nothing_behind_but_what_was_asked_for(broker, tmp_path, mo
         assert {"data/replay-day.jsonl", "data/replay-kpis.jsonl", "data/ingest/queue_log"} <= data
     else:
         assert data == set()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(180)
+def test_a_stopped_worker_counts_what_it_had_not_checkpointed_instead_of_listing_it(broker, tmp_path):
+    # Stopped with messages taken since its last checkpoint, Faust listed each of them (8,224 in one 0.9 MB line
+    # in a benchmark) and every agent's stack.
+    run = uuid.uuid4().hex[:6]
+    overrides = {"app_id": f"stop-{run}", "topic_prefix": f"stop-{run}", "web_port": free_port("127.0.0.1")}
+    settings = load_settings(broker_url=broker.bootstrap, web_host="127.0.0.1", **overrides)
+    asyncio.run(ensure_topics(settings))
+    events = list(itertools.islice(events_of(50, 24, 1), 2000))
+    written = asyncio.run(preload(settings, events, 1))
+    messages = sum(w["messages"] for w in written.values())
+    log = tmp_path / "worker.log"
+    # checkpoints far apart: what it takes stays unacknowledged until the stop
+    with worker_process(settings, log, web_host="127.0.0.1", checkpoint_seconds="300", **overrides) as worker:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                progress = orjson.loads(_get(f"http://127.0.0.1:{overrides['web_port']}/progress"))
+            except OSError:
+                progress = {"source_messages": 0}
+            if progress["source_messages"] >= messages:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"the worker did not consume {messages} messages; see {log}")
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(30)  # Faust waits for the acks; the worker ends the wait 20 s after the signal
+
+    text = log.read_text()
+    stopping = re.findall(r"stopping: (\d+) messages taken since the last checkpoint are not acknowledged", text)
+    # every source message taken, and the FCR topic's the worker forwarded itself
+    assert stopping and all(int(n) >= messages for n in stopping), text[-3000:]
+    assert "Waiting for tasks" not in text and "TRACEBACK OF ALL RUNNING AGENT ACTORS" not in text
+    assert "_HeldMessage" not in text and "ConsumerMessage" not in text
