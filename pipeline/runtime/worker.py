@@ -33,12 +33,12 @@ class HeldAcksAtStop(logging.Filter):
             return True
         text = str(record.msg)
         if "wait_empty: Waiting for tasks" in text:
-            held = record.args[0] if isinstance(record.args, tuple) and record.args else ()
+            held = record.args[0] if isinstance(record.args, tuple) and record.args else ()  # [(refcount, message)]
             record.msg = (
                 "stopping: %d messages taken since the last checkpoint are not acknowledged; they are read again "
                 "after a restart"
             )
-            record.args = (len(held),)
+            record.args = (len(held) if isinstance(held, list) else 0,)
             return True
         return "Agent tracebacks:" not in text
 
