@@ -25,7 +25,8 @@ the simulator's events, and every worker is a real child process (`pipeline.tool
   (pipeline/tools/bench_ingest.py).
 
 It prints progress on stderr, then one table with the figures, the targets and the ratios on stdout, and can
-write the same as JSON (`--json`). `python -m pipeline.tools.bench empty-agent|raw-consumer` are the two reference
+write the same as JSON (`--json`). It leaves its logs in `--log-dir` only, and its data files (the replayed day,
+the ingest files) only with `--keep` (`run_folders`). `python -m pipeline.tools.bench empty-agent|raw-consumer` are the two reference
 consumers, started as children by the benchmark.
 """
 
@@ -1096,7 +1097,7 @@ def run_folders(opts: argparse.Namespace) -> Iterator[tuple[Path, Path]]:
     to a temporary folder that is removed after a successful run (kept, and named, after a failure)."""
     work = Path(tempfile.mkdtemp(prefix="cc-bench-"))
     logs = opts.log_dir or work / "logs"
-    data = (opts.log_dir or work) / "data"
+    data = (opts.log_dir if opts.keep and opts.log_dir else work) / "data"  # only a folder of our own is removed
     logs.mkdir(parents=True, exist_ok=True)
     data.mkdir(parents=True, exist_ok=True)
     _say(f"logs in {logs}" + ("" if opts.log_dir else " (removed after a successful run; --log-dir to keep them)"))
@@ -1108,7 +1109,7 @@ def run_folders(opts: argparse.Namespace) -> Iterator[tuple[Path, Path]]:
         if opts.keep:
             _say(f"data files kept in {data} (--keep)")
         else:
-            shutil.rmtree(data, ignore_errors=True)
+            shutil.rmtree(data, ignore_errors=True)  # in `work`
         if not succeeded and not opts.log_dir:
             _say(f"the benchmark failed: its logs are in {logs}")
         elif not (opts.keep and not opts.log_dir):
