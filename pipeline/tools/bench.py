@@ -60,7 +60,7 @@ from pipeline.core.settings import Settings, load_settings
 from pipeline.runtime.broker import bootstrap_servers, ensure_topics, free_port
 from pipeline.runtime.kafka_security import client_options, faust_credentials
 from pipeline.tools import bench_webhook
-from pipeline.tools.replay import Rate, _get, _produce, replay, wait_until_done
+from pipeline.tools.replay import Rate, _get, _produce, end_progress, replay, wait_until_done
 from pipeline.tools.run import broker_for, worker_process
 
 PHASES = ("processors", "checkpoints", "throughput", "latency", "memory", "replay", "ingest", "webhook")
@@ -707,7 +707,7 @@ def memory(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path)
     events = list(events_of(opts.agents, opts.memory_hours, opts.seed, opts.queues))
     _say(f"memory: pre-loading {len(events)} events, {opts.events_per_message} per message")
     produced = asyncio.run(_produce(settings, events, opts.events_per_message))
-    print(file=sys.stderr)
+    end_progress()
     n_events = len(events)
     del events
     log_file = log_dir / "worker-memory.log"
@@ -715,7 +715,7 @@ def memory(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path)
     with worker_process(settings, log_file, **overrides) as worker, RssSampler(worker.pid) as rss:
         started = time.monotonic()
         wait_until_done(base_url, produced, worker, timeout=600 + n_events / 1000)
-        print(file=sys.stderr)
+        end_progress()
         seconds = time.monotonic() - started
         before_scrapes = max(rss.mb_over(started, time.monotonic()), default=0.0)
         scrapes = []
@@ -751,7 +751,7 @@ def replay_day(opts: argparse.Namespace, log_dir: Path, data_dir: Path) -> dict:
     n = write_jsonl(events_of(opts.replay_agents, 24, opts.seed), path)
     _say(f"replay: {n} events through `replay` ({opts.events_per_message} per message)")
     summary = replay(path, data_dir / "replay-kpis.jsonl", opts.events_per_message, log_dir=log_dir / "replay")
-    print(file=sys.stderr)
+    end_progress()
     return {
         "agents": opts.replay_agents,
         "events": summary.events,

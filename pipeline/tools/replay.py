@@ -352,3 +352,9 @@ def _progress(text: str, every: float = 10.0) -> None:
     elif time.monotonic() - _last_line >= every:
         _last_line = time.monotonic()
         print(f"  {text}", file=sys.stderr, flush=True)
+
+
+def end_progress() -> None:
+    """Ends a progress line rewritten in place (nothing to end in a log)."""
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
