@@ -245,7 +245,7 @@ def test_a_stopped_worker_counts_what_it_had_not_checkpointed_instead_of_listing
         worker.wait(30)  # Faust waits for the acks; the worker ends the wait 20 s after the signal
 
     text = log.read_text()
-    stopping = re.findall(r"stopping: (\d+) messages taken since the last checkpoint are not acknowledged", text)
+    stopping = re.findall(r"stopping: Faust waits for the acks of (\d+) messages taken", text)
     # every source message taken, and the FCR topic's the worker forwarded itself
     assert stopping and all(int(n) >= messages for n in stopping), text[-3000:]
     assert "Waiting for tasks" not in text and "TRACEBACK OF ALL RUNNING AGENT ACTORS" not in text
