@@ -26,8 +26,8 @@ the simulator's events, and every worker is a real child process (`pipeline.tool
 
 It prints progress on stderr, then one table with the figures, the targets and the ratios on stdout, and can
 write the same as JSON (`--json`). It leaves its logs in `--log-dir` only, and its data files (the replayed day,
-the ingest files) only with `--keep` (`run_folders`). `python -m pipeline.tools.bench empty-agent|raw-consumer` are the two reference
-consumers, started as children by the benchmark.
+the ingest files) only with `--keep` (`run_folders`). `python -m pipeline.tools.bench empty-agent|raw-consumer`
+are the two reference consumers, started as children by the benchmark.
 """
 
 from __future__ import annotations
@@ -322,7 +322,8 @@ def run_pipeline(
             consumed = progress["source_messages"]
             if now > deadline:
                 raise TimeoutError(
-                    f"{label}: gave up after {timeout:.0f}s with {consumed:,}/{messages:,} messages consumed; see {log_file}"
+                    f"{label}: gave up after {timeout:.0f}s with {consumed:,}/{messages:,} messages consumed; "
+                    f"see {log_file}"
                 )
             if consumed == 0:
                 idle_at = now
