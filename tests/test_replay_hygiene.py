@@ -4,22 +4,39 @@ no `cc-replay-*` folder left behind. One integration case runs an Asterisk queue
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 from batch_kpis import compute
 
+from pipeline.contract.events import ContactOffered
+from pipeline.core.settings import load_settings
 from pipeline.kpis.record import decode_record
+from pipeline.processing.decode import REJECTION_REASONS
+from pipeline.runtime.broker import ensure_topics, free_port
 from pipeline.sources.asterisk import AsteriskConfig
 from pipeline.tools import ingest
-from pipeline.tools.replay import read_events, replay
+from pipeline.tools.replay import (
+    ClosingHeartbeatRejected,
+    Rate,
+    _produce,
+    progress_line,
+    read_events,
+    replay,
+    wait_until_done,
+)
+from pipeline.tools.run import worker_process
 from pipeline.tools.simulate import CenterConfig, read_jsonl, simulate
 from pipeline.tools.simulate.formats import CALLBACK_KEY, write_asterisk_queue_log
 
@@ -101,3 +118,37 @@ def test_an_asterisk_day_replayed_leniently_out_of_order_through_the_worker(
     for key, c in expected.items():
         r = got[key]
         assert (r.offered, r.answered, r.abandoned, r.handled) == (c.offered, c.answered, c.abandoned, c.handled)
+
+
+def test_progress_lines_are_for_a_person() -> None:
+    rate = Rate(window=10)
+    assert rate.add(100.0, 0) is None  # one sample: no rate yet
+    assert rate.add(102.0, 6_420) == 3_210
+    assert rate.add(120.0, 6_420) == 0  # the window moved on: nothing new in the last 10 s
+    line = progress_line(2, 4, False, 12_345, 40_000, 3_210.4)
+    assert line == "worker: 2/4 partitions done, FCR pending, 12,345/40,000 messages consumed (3,210/s)"
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(180)
+def test_a_refused_closing_heartbeat_ends_the_wait_at_once_with_its_reason(broker, tmp_path: Path) -> None:
+    # A center ending an hour ago closes a day later: ahead of the worker's clock by more than the allowed skew.
+    # The wait used to poll for 600 s and more, every message consumed, no partition ever done.
+    run = uuid.uuid4().hex[:6]
+    overrides = {"app_id": f"refused-{run}", "topic_prefix": f"refused-{run}", "web_port": free_port("127.0.0.1")}
+    settings = load_settings(broker_url=broker.bootstrap, web_host="127.0.0.1", **overrides)
+    asyncio.run(ensure_topics(settings))
+    at = datetime.now(UTC) - timedelta(hours=1)
+    offered = ContactOffered(event_id="e1", time=at, contact_id="c1", queue_id="q", channel="voice")
+    produced = asyncio.run(_produce(settings, [offered], 1))
+    assert produced.closing > datetime.now(UTC) + timedelta(seconds=settings.max_clock_skew_seconds)
+
+    with worker_process(settings, tmp_path / "worker.log", web_host="127.0.0.1", **overrides) as worker:
+        started = time.monotonic()
+        with pytest.raises(ClosingHeartbeatRejected) as refused:
+            wait_until_done(f"http://127.0.0.1:{overrides['web_port']}", produced, worker, timeout=600)
+        assert time.monotonic() - started < 90
+
+    message = str(refused.value)
+    assert "closing heartbeat" in message and "future_event_time" in message
+    assert REJECTION_REASONS["future_event_time"] in message

@@ -25,8 +25,9 @@ the simulator's events, and every worker is a real child process (`pipeline.tool
   (pipeline/tools/bench_ingest.py).
 
 It prints progress on stderr, then one table with the figures, the targets and the ratios on stdout, and can
-write the same as JSON (`--json`). `python -m pipeline.tools.bench empty-agent|raw-consumer` are the two reference
-consumers, started as children by the benchmark.
+write the same as JSON (`--json`). It leaves its logs in `--log-dir` only, and its data files (the replayed day,
+the ingest files) only with `--keep` (`run_folders`). `python -m pipeline.tools.bench empty-agent|raw-consumer`
+are the two reference consumers, started as children by the benchmark.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import math
 import os
 import platform
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -46,6 +48,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,7 +60,7 @@ from pipeline.core.settings import Settings, load_settings
 from pipeline.runtime.broker import bootstrap_servers, ensure_topics, free_port
 from pipeline.runtime.kafka_security import client_options, faust_credentials
 from pipeline.tools import bench_webhook
-from pipeline.tools.replay import _get, _produce, replay, wait_until_done
+from pipeline.tools.replay import Rate, _get, _produce, end_progress, replay, wait_until_done
 from pipeline.tools.run import broker_for, worker_process
 
 PHASES = ("processors", "checkpoints", "throughput", "latency", "memory", "replay", "ingest", "webhook")
@@ -210,28 +213,40 @@ def phase_settings(base: Settings, name: str, run_id: str, **extra: object) -> t
     return load_settings(broker_url=base.broker_url, **overrides), overrides
 
 
-async def preload(settings: Settings, events: list, per_message: int) -> dict[str, int]:
-    """Write the events (contact and agent topics in turn); the messages written to each topic.
+def by_topic(events: list) -> dict[str, list]:
+    """The events grouped by the topic EventWriter sends each to (its own `route`), in order."""
+    from pipeline.runtime.producer import route
+
+    groups: dict[str, list] = {"contact-events": [], "agent-events": []}
+    for e in events:
+        groups[route(e)[0]].append(e)
+    return groups
+
+
+async def preload(settings: Settings, events: list, per_message: int) -> dict[str, dict[str, int]]:
+    """Write the events (contact and agent topics in turn); the events and messages written to each topic.
 
     Counted here, not read back: the embedded broker's ListOffsets(latest) answers the base offset of the last
     record batch + 1, which is short when a producer batch holds several records (the fetch high watermark is
     right)."""
-    from pipeline.contract.events import ContactEvent
     from pipeline.runtime.producer import EventWriter
 
-    by_topic = {
-        "contact-events": [e for e in events if isinstance(e, ContactEvent)],
-        "agent-events": [e for e in events if not isinstance(e, ContactEvent)],
-    }
-    messages = {}
+    written = {}
     async with EventWriter(settings, bootstrap_servers(settings), per_message) as writer:
-        for topic, group in by_topic.items():
+        for topic, group in by_topic(events).items():
             before = writer.sent_messages
             for i in range(0, len(group), 50_000):
                 await writer.write(group[i : i + 50_000])
-            messages[topic] = writer.sent_messages - before
-            _say(f"    {topic}: {len(group)} events in {messages[topic]} messages")
-    return messages
+            written[topic] = {"events": len(group), "messages": writer.sent_messages - before}
+            _say(f"    {topic}: {len(group):,} events in {written[topic]['messages']:,} messages")
+    return written
+
+
+def achieved_per_message(written: dict[str, dict[str, int]]) -> dict[str, float]:
+    """Events per message on each topic and over all (what batching achieved), from `preload`'s counts."""
+    out = {topic: w["events"] / max(1, w["messages"]) for topic, w in written.items()}
+    out["all"] = sum(w["events"] for w in written.values()) / max(1, sum(w["messages"] for w in written.values()))
+    return out
 
 
 def _rate(events: int, messages: int, r: dict) -> dict:
@@ -294,25 +309,30 @@ def run_pipeline(
     with worker_process(settings, log_file, **overrides) as worker, RssSampler(worker.pid) as rss:
         deadline = time.monotonic() + timeout
         idle_at = None  # the last time nothing had been consumed yet
+        rate = Rate()
         last_note = time.monotonic()
         while True:
             if worker.poll() is not None:
                 raise RuntimeError(f"worker exited with status {worker.returncode}; see {log_file}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{label}: not done after {timeout:.0f}s; see {log_file}")
             now = time.monotonic()
             try:
                 progress = orjson.loads(_get(f"{base_url}/progress"))
             except OSError:
                 progress = {"source_messages": 0}
             consumed = progress["source_messages"]
+            if now > deadline:
+                raise TimeoutError(
+                    f"{label}: gave up after {timeout:.0f}s with {consumed:,}/{messages:,} messages consumed; "
+                    f"see {log_file}"
+                )
             if consumed == 0:
                 idle_at = now
             if consumed >= messages:
                 break
+            per_second = rate.add(now, consumed)
             if now - last_note >= 5:
                 last_note = now
-                _say(f"    {label}: {consumed}/{messages} messages")
+                _say(f"    {label}: {consumed:,}/{messages:,} messages ({per_second or 0:,.0f}/s)")
             time.sleep(0.25)
         return {
             "idle": idle_at or progress["first_batch"][0],
@@ -368,24 +388,17 @@ def throughput(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: P
     n, k = opts.events, opts.events_per_message
     _say(f"throughput: simulating {n} events")
     events = list(itertools.islice(events_of(agents_for(n), 24, opts.seed), n))
-    from pipeline.contract.events import AgentEvent
-
-    agent_events = sum(1 for e in events if isinstance(e, AgentEvent))
     n_events = len(events)
     out: dict = {}
     for per_message in dict.fromkeys((1, k)):
         settings, overrides = phase_settings(base, f"k{per_message}", run_id)
         asyncio.run(ensure_topics(settings))
         _say(f"throughput: pre-loading {len(events)} events, {per_message} per message")
-        per_topic = asyncio.run(preload(settings, events, per_message))
-        messages = sum(per_topic.values())
+        written = asyncio.run(preload(settings, events, per_message))
+        messages = sum(w["messages"] for w in written.values())
         # What batching achieved: events are grouped per Kafka key (queue, agent) within a few seconds of event
         # time (EventWriter), so agent events, keyed by agent, rarely share a message.
-        achieved = {
-            "contact-events": (n_events - agent_events) / max(1, per_topic["contact-events"]),
-            "agent-events": agent_events / max(1, per_topic["agent-events"]),
-            "all": n_events / messages,
-        }
+        achieved = achieved_per_message(written)
         loaded = Loaded(base, run_id, log_dir, overrides["topic_prefix"], n_events, messages, per_message, achieved)
         if per_message > 1:
             out[f"pipeline_{per_message}"] = loaded.pipeline(f"k{per_message}")
@@ -471,9 +484,13 @@ async def _read_probe_records(settings: Settings, seen: list[tuple[float, int]],
     await consumer.start()
     try:
         parts = consumer.partitions_for_topic(topic)
+        deadline = time.monotonic() + 60
         while not parts:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"latency: the KPI topic {topic} has no partitions after 60s")
             await consumer.topics()  # refreshes the metadata
             parts = consumer.partitions_for_topic(topic)
+            await asyncio.sleep(0.2)
         consumer.assign([TopicPartition(topic, p) for p in parts])
         latest: dict[str, tuple[int, int]] = {}  # interval start -> (revision, offered)
         prefix = f"{PROBE_QUEUE}|".encode()
@@ -551,8 +568,8 @@ async def _offer(
             if time.monotonic() - last_note >= 10:
                 last_note = time.monotonic()
                 _say(
-                    f"    latency: {last_note - began:.0f}/{seconds:.0f}s, {sent} events written, "
-                    f"probes seen on /metrics {poller.count}/{len(sent_at)}"
+                    f"    latency: {last_note - began:.0f}/{seconds:.0f}s, {sent:,} events written "
+                    f"({sent / (last_note - began):,.0f}/s), probes seen on /metrics {poller.count}/{len(sent_at)}"
                 )
             await asyncio.sleep(max(0.0, began + (math.floor(elapsed / tick) + 1) * tick - time.monotonic()))
         offered_for = time.monotonic() - began
@@ -690,16 +707,16 @@ def memory(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path)
     _say(f"memory: simulating {opts.agents} agents, {opts.queues} queues, {opts.memory_hours:g} h")
     events = list(events_of(opts.agents, opts.memory_hours, opts.seed, opts.queues))
     _say(f"memory: pre-loading {len(events)} events, {opts.events_per_message} per message")
-    _, ends = asyncio.run(_produce(settings, events, opts.events_per_message))
-    print(file=sys.stderr)
+    produced = asyncio.run(_produce(settings, events, opts.events_per_message))
+    end_progress()
     n_events = len(events)
     del events
     log_file = log_dir / "worker-memory.log"
     base_url = f"http://{settings.web_host}:{overrides['web_port']}"
     with worker_process(settings, log_file, **overrides) as worker, RssSampler(worker.pid) as rss:
         started = time.monotonic()
-        wait_until_done(base_url, ends, worker, timeout=600 + n_events / 1000)
-        print(file=sys.stderr)
+        wait_until_done(base_url, produced, worker, timeout=600 + n_events / 1000)
+        end_progress()
         seconds = time.monotonic() - started
         before_scrapes = max(rss.mb_over(started, time.monotonic()), default=0.0)
         scrapes = []
@@ -727,15 +744,15 @@ def memory(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path)
 # ---------------------------------------------------------------------------------------------- replay
 
 
-def replay_day(opts: argparse.Namespace, log_dir: Path) -> dict:
+def replay_day(opts: argparse.Namespace, log_dir: Path, data_dir: Path) -> dict:
     from pipeline.tools.simulate import write_jsonl
 
-    path = log_dir / "replay-day.jsonl"
+    path = data_dir / "replay-day.jsonl"
     _say(f"replay: simulating a {opts.replay_agents}-agent day")
     n = write_jsonl(events_of(opts.replay_agents, 24, opts.seed), path)
     _say(f"replay: {n} events through `replay` ({opts.events_per_message} per message)")
-    summary = replay(path, log_dir / "replay-kpis.jsonl", opts.events_per_message)
-    print(file=sys.stderr)
+    summary = replay(path, data_dir / "replay-kpis.jsonl", opts.events_per_message, log_dir=log_dir / "replay")
+    end_progress()
     return {
         "agents": opts.replay_agents,
         "events": summary.events,
@@ -1074,12 +1091,41 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+@contextmanager
+def run_folders(opts: argparse.Namespace) -> Iterator[tuple[Path, Path]]:
+    """(logs, data) of one run. The data files (the replayed day and its KPI records, the ingest phase's files:
+    ~190 MB at the defaults) are removed at the end unless `--keep`; the logs stay in `--log-dir`, else they go
+    to a temporary folder that is removed after a successful run (kept, and named, after a failure)."""
+    work = Path(tempfile.mkdtemp(prefix="cc-bench-"))
+    logs = opts.log_dir or work / "logs"
+    data = (opts.log_dir if opts.keep and opts.log_dir else work) / "data"  # only a folder of our own is removed
+    logs.mkdir(parents=True, exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True)
+    _say(f"logs in {logs}" + ("" if opts.log_dir else " (removed after a successful run; --log-dir to keep them)"))
+    succeeded = False
+    try:
+        yield logs, data
+        succeeded = True
+    finally:
+        if opts.keep:
+            _say(f"data files kept in {data} (--keep)")
+        else:
+            shutil.rmtree(data, ignore_errors=True)  # in `work`
+        if not succeeded and not opts.log_dir:
+            _say(f"the benchmark failed: its logs are in {logs}")
+        elif not (opts.keep and not opts.log_dir):
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def bench(opts: argparse.Namespace) -> dict:
+    with run_folders(opts) as (log_dir, data_dir):
+        return _bench(opts, log_dir, data_dir)
+
+
+def _bench(opts: argparse.Namespace, log_dir: Path, data_dir: Path) -> dict:
     base = load_settings()
     run_id = uuid.uuid4().hex[:8]
-    log_dir = Path(opts.log_dir or tempfile.mkdtemp(prefix="cc-bench-"))
-    log_dir.mkdir(parents=True, exist_ok=True)
-    _say(f"benchmark {run_id}: logs in {log_dir}")
+    _say(f"benchmark {run_id}")
     options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items() if k != "json"}
     results: dict = {
         "machine": machine(),
@@ -1109,13 +1155,13 @@ def bench(opts: argparse.Namespace) -> dict:
         from pipeline.tools.bench_sinks import bench_sinks
 
         with broker_for(base, log_dir) as settings:
-            results["sinks"] = bench_sinks(settings, opts, run_id, log_dir)
+            results["sinks"] = bench_sinks(settings, opts, run_id, log_dir, data_dir)
     if "replay" in opts.phases and opts.replay_agents > 0:
-        results["replay"] = replay_day(opts, log_dir)  # like the command: its own embedded broker
+        results["replay"] = replay_day(opts, log_dir, data_dir)  # like the command: its own embedded broker
     if "ingest" in opts.phases:
         from pipeline.tools import bench_ingest
 
-        results["ingest"] = bench_ingest.ingest_phase(opts, log_dir)
+        results["ingest"] = bench_ingest.ingest_phase(opts, data_dir)
     results["figures"] = figures(results)
     return results
 
@@ -1194,7 +1240,16 @@ def parser() -> argparse.ArgumentParser:
 
     add_arguments(p)
     p.add_argument("--json", type=Path, help="also write the results as JSON to this file")
-    p.add_argument("--log-dir", type=Path, help="where logs go (default: a new temporary directory)")
+    p.add_argument(
+        "--log-dir",
+        type=Path,
+        help="where logs go, kept (default: a temporary folder, removed after a successful run)",
+    )
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the data files (the replayed day and its KPI records, the ingest files) in a data folder",
+    )
     return p
 
 

@@ -67,8 +67,8 @@ def run(agents: int, rounds: int, seed: int, folder: Path) -> dict:
     return results
 
 
-def ingest_phase(opts: argparse.Namespace, log_dir: Path) -> dict:
-    folder = log_dir / "ingest"
+def ingest_phase(opts: argparse.Namespace, data_dir: Path) -> dict:
+    folder = data_dir / "ingest"
     folder.mkdir(parents=True, exist_ok=True)
     return run(opts.ingest_agents, opts.ingest_rounds, opts.seed, folder)
 

@@ -132,7 +132,7 @@ def _env(settings: Settings) -> dict[str, str]:
     return {**os.environ, "PIPELINE_BROKER_URL": settings.broker_url, "PIPELINE_TOPIC_PREFIX": settings.topic_prefix}
 
 
-def bench_sinks(settings: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path) -> dict:
+def bench_sinks(settings: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path, data_dir: Path) -> dict:
     _say(f"sinks: the records of a simulated {opts.sink_agents}-agent day")
     day = day_records(opts.sink_agents, opts.seed)
     records = copies(day, opts.sink_records)
@@ -155,7 +155,7 @@ def bench_sinks(settings: Settings, opts: argparse.Namespace, run_id: str, log_d
         for sink in SINKS:
             rounds = []
             for i in range(opts.rounds):
-                target = _fresh_target(sink, dsn, log_dir, f"{run_id}-{i}")
+                target = _fresh_target(sink, dsn, data_dir, f"{run_id}-{i}")
                 proc = subprocess.run(
                     [*_command(sink, target, f"bench-{run_id}-{sink}-{i}"), "--until-end"],
                     env=_env(loaded),
@@ -176,13 +176,13 @@ def bench_sinks(settings: Settings, opts: argparse.Namespace, run_id: str, log_d
                 "min": min(rates),
                 "max": max(rates),
             }
-            results[f"{sink}_delay"] = delay(settings, sink, dsn, log_dir, run_id, day, opts)
+            results[f"{sink}_delay"] = delay(settings, sink, dsn, (log_dir, data_dir), run_id, day, opts)
     return results
 
 
-def _fresh_target(sink: str, dsn: str, log_dir: Path, name: str) -> str:
+def _fresh_target(sink: str, dsn: str, data_dir: Path, name: str) -> str:
     if sink == "parquet":
-        return str(Path(tempfile.mkdtemp(prefix=f"parquet-{name}-", dir=log_dir)))
+        return str(Path(tempfile.mkdtemp(prefix=f"parquet-{name}-", dir=data_dir)))
     import psycopg
 
     db = "bench_" + re.sub(r"\W", "_", name)
@@ -191,11 +191,21 @@ def _fresh_target(sink: str, dsn: str, log_dir: Path, name: str) -> str:
     return dsn.rsplit("/", 1)[0] + "/" + db
 
 
-def delay(settings: Settings, sink: str, dsn: str, log_dir: Path, run_id: str, day: list[Record], opts) -> dict:  # noqa: ANN001
-    """The sink live on an empty topic while records are published at `--sink-rate`/s for `--sink-seconds`."""
+def delay(
+    settings: Settings,
+    sink: str,
+    dsn: str,
+    folders: tuple[Path, Path],
+    run_id: str,
+    day: list[Record],
+    opts,  # noqa: ANN001
+) -> dict:
+    """The sink live on an empty topic while records are published at `--sink-rate`/s for `--sink-seconds`;
+    `folders`: (logs, data files)."""
+    log_dir, data_dir = folders
     live = load_settings(broker_url=settings.broker_url, topic_prefix=f"bench-{run_id}-{sink}-live")
     asyncio.run(ensure_topics(live))
-    target = _fresh_target(sink, dsn, log_dir, f"{run_id}-{sink}-live")
+    target = _fresh_target(sink, dsn, data_dir, f"{run_id}-{sink}-live")
     log = log_dir / f"sink-{sink}-live.log"
     proc = subprocess.Popen(
         _command(sink, target, f"bench-{run_id}-{sink}-live"), env=_env(live), stderr=log.open("w"), text=True

@@ -23,8 +23,9 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -98,10 +99,19 @@ def read_events(path: Path) -> EventFile:
     return EventFile(events, dead, out_of_order)
 
 
-async def _produce(
-    settings: Settings, events, events_per_message: int, horizon_seconds: float = 0.0
-) -> tuple[int, dict[int, int]]:
-    """Write the events and a closing heartbeat; the messages written and the contact topic's end offsets."""
+@dataclass
+class Produced:
+    """What `_produce` wrote: what the worker must apply before it is done."""
+
+    messages: int  # messages of events
+    ends: dict[int, int]  # the contact topic's end offsets (the closing heartbeat is each partition's last)
+    closing: datetime  # the closing heartbeat's time
+    topic: str  # the contact topic
+    source_messages: int  # every message on both event topics, heartbeats included (what the worker consumes)
+
+
+async def _produce(settings: Settings, events, events_per_message: int, horizon_seconds: float = 0.0) -> Produced:
+    """Write the events and a closing heartbeat."""
     last = max(e.time for e in events)
     # Past every interval, the allowed lateness and the longest of the contact timeout, `horizon_seconds` (the
     # longest FCR window) and a day (every local day record): the worker closes everything.
@@ -111,9 +121,16 @@ async def _produce(
         step = 50_000
         for i in range(0, len(events), step):
             await writer.write(events[i : i + step])
-            _progress(f"sent {min(i + step, len(events))}/{len(events)} events")
+            _progress(f"sent {min(i + step, len(events)):,}/{len(events):,} events")
         await writer.heartbeat(closing)
-        return writer.sent_messages, writer.ends[settings.topic("contact-events")]
+    topic = settings.topic("contact-events")
+    return Produced(
+        messages=writer.sent_messages,
+        ends=writer.ends[topic],
+        closing=closing,
+        topic=topic,
+        source_messages=sum(sum(ends.values()) for ends in writer.ends.values()),
+    )
 
 
 def _get(url: str) -> bytes:
@@ -121,9 +138,75 @@ def _get(url: str) -> bytes:
         return resp.read()
 
 
-def wait_until_done(base_url: str, ends: dict[int, int], worker, timeout: float) -> dict:
-    """Poll the worker's /progress until every partition is applied to its end and has nothing open."""
+class ClosingHeartbeatRejected(RuntimeError):
+    """The worker took the closing heartbeat and did not apply it: its partitions would never close."""
+
+
+def closing_rejected(progress: dict, ends: dict[int, int], closing_ms: int, topic: str) -> str | None:
+    """Why the worker refused the closing heartbeat, if it did: the heartbeat is the last message of every contact
+    partition, so a partition applied to its end whose watermark is short of the heartbeat's time refused it."""
+    parts = progress.get("partitions", {})
+    refused = [
+        p
+        for p, end in sorted(ends.items())
+        if str(p) in parts and parts[str(p)]["offset"] >= end - 1 and parts[str(p)]["watermark_ms"] < closing_ms
+    ]
+    if not refused:
+        return None
+    from pipeline.processing.decode import REJECTION_REASONS
+
+    reasons = {
+        key.split("|", 1)[1]: n for key, n in progress.get("rejected", {}).items() if key.split("|", 1)[0] == topic
+    }
+    why = "; ".join(
+        f"{reason} ({n:,} so far: {REJECTION_REASONS.get(reason, reason)})" for reason, n in reasons.items()
+    )
+    return (
+        f"the worker rejected the closing heartbeat ({_readable(closing_ms)}) on contact partition(s) "
+        f"{', '.join(map(str, refused))}, so their intervals would never close; rejected on {topic}: "
+        f"{why or 'none counted'}"
+    )
+
+
+def _readable(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Rate:
+    """Messages per second over the last `window` seconds of samples (what a progress line shows)."""
+
+    def __init__(self, window: float = 10.0) -> None:
+        self.window = window
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def add(self, at: float, count: int) -> float | None:
+        self.samples.append((at, count))
+        while len(self.samples) > 2 and at - self.samples[1][0] >= self.window:
+            self.samples.popleft()
+        (t0, c0) = self.samples[0]
+        return (count - c0) / (at - t0) if at > t0 else None
+
+
+def progress_line(
+    done: int, partitions: int, fcr_done: bool, consumed: int, total: int | None, rate: float | None
+) -> str:
+    """`worker: 2/4 partitions done, FCR pending, 12,345/40,000 messages consumed (3,210/s)`."""
+    of = f"/{total:,}" if total else ""
+    per_second = f" ({rate:,.0f}/s)" if rate is not None else ""
+    return (
+        f"worker: {done}/{partitions} partitions done, FCR {'done' if fcr_done else 'pending'}, "
+        f"{consumed:,}{of} messages consumed{per_second}"
+    )
+
+
+def wait_until_done(base_url: str, produced: Produced, worker, timeout: float) -> dict:
+    """Poll the worker's /progress until every partition is applied to its end and has nothing open.
+
+    Gives up at once when the worker refused the closing heartbeat, and after `timeout` seconds otherwise."""
     deadline = time.monotonic() + timeout
+    ends, messages = produced.ends, produced.source_messages
+    closing_ms = round(produced.closing.timestamp() * 1000)
+    rate = Rate()
     last: dict = {}
     while time.monotonic() < deadline:
         if worker.poll() is not None:
@@ -146,14 +229,17 @@ def wait_until_done(base_url: str, ends: dict[int, int], worker, timeout: float)
         # every contact partition forwards its watermark to every FCR partition, so all of them get messages
         fcr = last.get("fcr_partitions", {})
         fcr_done = len(fcr) == len(ends) and all(x["open_intervals"] == 0 for x in fcr.values())
-        _progress(
-            f"worker: {done}/{len(ends)} partitions done, FCR {'done' if fcr_done else 'pending'}, "
-            f"{last.get('messages', {})} messages consumed"
-        )
-        if done == len(ends) and fcr_done:
+        consumed = last.get("source_messages", 0)
+        finished = done == len(ends) and fcr_done
+        line = progress_line(done, len(ends), fcr_done, consumed, messages, rate.add(time.monotonic(), consumed))
+        _progress(line, every=0 if finished else 10)
+        if finished:
             return last
+        if why := closing_rejected(last, ends, closing_ms, produced.topic):
+            raise ClosingHeartbeatRejected(why)
         time.sleep(0.5)
-    raise TimeoutError(f"replay not finished after {timeout}s; last progress: {last}")
+    done_line = progress_line(done, len(ends), fcr_done, consumed, messages, None) if last else "no /progress answer"
+    raise TimeoutError(f"the worker had not finished after {timeout:.0f}s; gave up at: {done_line}")
 
 
 def replay(
@@ -232,10 +318,10 @@ def _run(
             raise ReplayRefused(f"the broker does not answer: {exc}") from None
         queues = QueueConfig.load(settings.queues_file)
         fcr_window = max(r.fcr_window_hours for r in (queues.defaults, *queues.queues.values())) * 3600
-        messages, ends = asyncio.run(_produce(settings, events, events_per_message, fcr_window))
+        produced = asyncio.run(_produce(settings, events, events_per_message, fcr_window))
         with worker_process(settings, log_dir / "worker.log", **overrides) as worker:
             base_url = f"http://{settings.web_host}:{port}"
-            progress = wait_until_done(base_url, ends, worker, timeout)
+            progress = wait_until_done(base_url, produced, worker, timeout)
             metrics = _get(f"{base_url}/metrics").decode()
         records = asyncio.run(read_final_records(settings))
     kpi_out.parent.mkdir(parents=True, exist_ok=True)
@@ -244,7 +330,7 @@ def _run(
             f.write(orjson.dumps(r) + b"\n")
     return ReplaySummary(
         events=len(events),
-        messages=messages,
+        messages=produced.messages,
         final_records=len(records),
         rejected=sum(progress.get("rejected", {}).values()),
         duplicates=progress.get("duplicates", 0),
@@ -255,5 +341,20 @@ def _run(
     )
 
 
-def _progress(text: str) -> None:
-    print(f"\r  {text}\033[K", end="", file=sys.stderr, flush=True)
+_last_line = 0.0
+
+
+def _progress(text: str, every: float = 10.0) -> None:
+    """One progress line: rewritten in place on a terminal, else (a log file) a line every `every` seconds."""
+    global _last_line
+    if sys.stderr.isatty():
+        print(f"\r  {text}\033[K", end="", file=sys.stderr, flush=True)
+    elif time.monotonic() - _last_line >= every:
+        _last_line = time.monotonic()
+        print(f"  {text}", file=sys.stderr, flush=True)
+
+
+def end_progress() -> None:
+    """Ends a progress line rewritten in place (nothing to end in a log)."""
+    if sys.stderr.isatty():
+        print(file=sys.stderr)

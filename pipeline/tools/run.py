@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,11 +59,15 @@ def worker_process(
     its reference consumers this way)."""
     env = {**os.environ, f"{ENV_PREFIX}BROKER_URL": settings.broker_url}
     env.update({f"{ENV_PREFIX}{k.upper()}": str(v) for k, v in env_overrides.items()})
-    proc = processes.spawn([sys.executable, "-m", *module_args], log_file, env)
-    try:
-        yield proc
-    finally:
-        processes.stop(proc)
+    # A temporary folder of its own, removed with it: Faust makes a table folder per app id even with tables in
+    # memory, and the benches and tests start hundreds of app ids.
+    with tempfile.TemporaryDirectory(prefix="cc-worker-") as tmp:
+        env["TMPDIR"] = tmp
+        proc = processes.spawn([sys.executable, "-m", *module_args], log_file, env)
+        try:
+            yield proc
+        finally:
+            processes.stop(proc)
 
 
 def _terminate_on_sigterm() -> None:
