@@ -11,3 +11,6 @@ from typing import Literal, get_args
 Variant = Literal["abandons_ignored", "abandons_against", "short_abandons_excluded", "abandons_in_favour"]
 """The service level variants (docs/kpis.md); a queue picks one as its headline (`service_level_variant`)."""
 VARIANTS: tuple[Variant, ...] = get_args(Variant)
+
+ServiceLevelClock = Literal["elapsed", "business_hours"]
+"""How a wait is measured against the service level threshold: wall-clock time, or the queue's opening hours only."""

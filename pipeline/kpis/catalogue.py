@@ -17,6 +17,8 @@ from pipeline.kpis.definitions import (
     COMPLETION,
     COUNT,
     COUNTS,
+    DISPOSITION_VENDORS,
+    DISPOSITIONS,
     GAUGE,
     GAUGES,
     HANDLING_COST,
@@ -24,6 +26,9 @@ from pipeline.kpis.definitions import (
     IVR,
     NOT_COUNTERS,
     RATIO,
+    SEGMENT_COUNTS,
+    SEGMENT_RATIOS,
+    SEGMENT_VENDORS,
     SERVICE_LEVEL,
     SL_VENDORS,
     SURVEY,
@@ -35,6 +40,7 @@ from pipeline.kpis.definitions import (
     Kpi,
     Ratio,
     increase,
+    segment_promql,
 )
 
 __all__ = [
@@ -291,6 +297,43 @@ KPIS: tuple[Kpi, ...] = (
 )
 
 
+# ---- per segment, and dispositions: bounded labels from the queue file ---------------------------------------
+
+SEGMENT_NOTES = (
+    "The same definition over the counts of the contacts whose `contact.offered` named a segment, per segment: one "
+    "the queue configures (`segments`), else `other`; contacts without a segment are in no segment, so the "
+    "segments need not add up to the queue. `segments[].service_level` is the queue's headline variant. Series: "
+    "(configured segments + 1) per queue and channel for each `cc_queue_segment_*` counter."
+)
+SEGMENT_KPIS: tuple[Kpi, ...] = tuple(
+    Kpi(
+        f"{r.name}_per_segment",
+        f"{r.title} per segment",
+        f"{r.formula()}, over one segment's counts",
+        r.unit,
+        r.attribution,
+        f"segments[].{r.record_field}",
+        segment_promql(r),
+        SEGMENT_NOTES,
+        SEGMENT_VENDORS,
+    )
+    for r in SEGMENT_RATIOS
+)
+DISPOSITION_KPI = Kpi(
+    "dispositions",
+    "Dispositions (wrap-up codes)",
+    "count of handled contacts by the `disposition` of their `contact.acw_ended`",
+    "contacts",
+    COMPLETION,
+    "dispositions[].contacts",
+    f"sum by (queue, channel, disposition) (increase({DISPOSITIONS.metric}[15m]))",
+    "Codes outside the queue's `dispositions` list count as `other`, so a queue has at most (configured codes + 1) "
+    "series per channel. Counted with `handled`: a contact's code counts once its handling completes.",
+    DISPOSITION_VENDORS,
+)
+KPIS = (*KPIS, *SEGMENT_KPIS, DISPOSITION_KPI)
+
+
 def anchor(title: str) -> str:
     """The docs/kpis.md anchor of a KPI's heading, as GitHub and most Markdown renderers make it."""
     return re.sub(r"[^a-z0-9 _-]", "", title.lower()).replace(" ", "-")
@@ -395,6 +438,14 @@ def markdown() -> str:
     out += [
         "",
         f"Histogram `{WAIT_HISTOGRAM.metric}` (labels `queue`, `channel`, `outcome`, `le`): {WAIT_HISTOGRAM.help}",
+        "",
+        "## Segment and disposition counters",
+        "",
+        "Labels `queue`, `channel` and `segment` (or `disposition`), from the bounded sets of the queue file.",
+        "",
+        "| Prometheus metric | KPI record field | unit | meaning |",
+        "| --- | --- | --- | --- |",
+        *(f"| `{c.metric}` | `{c.record_field}` | {c.unit} | {c.help} |" for c in (*SEGMENT_COUNTS, DISPOSITIONS)),
         "",
         "## Per-agent handling counters",
         "",
