@@ -71,7 +71,13 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
 
     event_id: Annotated[str, Meta(min_length=1, max_length=128, description="Unique id of this event.")]
     time: EventTime
-    v: Annotated[Literal[1], Meta(description="Contract version.")] = 1
+    v: Annotated[
+        Literal[1],
+        Meta(
+            description="Contract version (the major version; optional, 1 when absent). Minor versions add optional "
+            "fields, event types and channel values without changing it (schemas/README.md)."
+        ),
+    ] = 1
 
 
 class ContactEvent(Event, frozen=True, kw_only=True):

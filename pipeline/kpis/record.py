@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from pipeline.contract.records import ServiceLevelClock
+from pipeline.contract.records import RecordVersion, ServiceLevelClock
 from pipeline.core.settings import QueueSettings
 from pipeline.core.time import REVISION, as_datetime
 from pipeline.kpis import counts as k
@@ -116,6 +116,7 @@ class KpiRecord(Handling, frozen=True, kw_only=True):
     """
 
     kind: Annotated[str, Meta(description="Record kind: `queue`.")] = "queue"
+    v: RecordVersion = 1
     queue_id: str
     channel: str
     window: Annotated[
