@@ -391,6 +391,12 @@ def markdown() -> str:
         "event (a quiet queue is not waited for), or its heartbeat if later; the FCR side takes the lowest over "
         "the partitions. A queue stamped ahead by more than that skew (possible only when replaying history: "
         "live, such events are rejected against the worker's clock) would still move it.",
+        "- **Channels**: every queue KPI is per queue and channel (`voice`, `chat`, `email`, `task`, `messaging`), "
+        "each channel with its own service level threshold, short-abandon threshold, headline variant and targets "
+        "where the queue file says so (docs/settings.md#channels). With `service_level_clock = business_hours` the "
+        "wait compared with the threshold counts only the queue's opening hours (the record's "
+        "`service_level_clock` says which), as help-desk tools measure e-mail SLAs (Zendesk's SLA policies and "
+        "Salesforce's entitlements run on business or calendar hours); ASA and the waits stay elapsed time.",
         "- Prometheus counters grow as events are processed; `increase()` over a window therefore follows "
         "processing time. The KPI topic's records are the exact per-interval figures on event time.",
         "- Ratio KPIs are defined once, as a sum of counts over a sum of counts (`pipeline/kpis/definitions.py`): "
