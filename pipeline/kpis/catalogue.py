@@ -297,6 +297,11 @@ KPIS: tuple[Kpi, ...] = (
 )
 
 
+def anchor(title: str) -> str:
+    """The docs/kpis.md anchor of a KPI's heading, as GitHub and most Markdown renderers make it."""
+    return re.sub(r"[^a-z0-9 _-]", "", title.lower()).replace(" ", "-")
+
+
 # ---- per segment, and dispositions: bounded labels from the queue file ---------------------------------------
 
 SEGMENT_NOTES = (
@@ -305,6 +310,7 @@ SEGMENT_NOTES = (
     "segments need not add up to the queue. `segments[].service_level` is the queue's headline variant. Series: "
     "(configured segments + 1) per queue and channel for each `cc_queue_segment_*` counter."
 )
+_first_segment = anchor(f"{SEGMENT_RATIOS[0].title} per segment")
 SEGMENT_KPIS: tuple[Kpi, ...] = tuple(
     Kpi(
         f"{r.name}_per_segment",
@@ -314,10 +320,10 @@ SEGMENT_KPIS: tuple[Kpi, ...] = tuple(
         r.attribution,
         f"segments[].{r.record_field}",
         segment_promql(r),
-        SEGMENT_NOTES,
-        SEGMENT_VENDORS,
+        SEGMENT_NOTES if i == 0 else f"Segments as in [{SEGMENT_RATIOS[0].title} per segment](#{_first_segment}).",
+        SEGMENT_VENDORS if i == 0 else "",
     )
-    for r in SEGMENT_RATIOS
+    for i, r in enumerate(SEGMENT_RATIOS)
 )
 DISPOSITION_KPI = Kpi(
     "dispositions",
@@ -332,11 +338,6 @@ DISPOSITION_KPI = Kpi(
     DISPOSITION_VENDORS,
 )
 KPIS = (*KPIS, *SEGMENT_KPIS, DISPOSITION_KPI)
-
-
-def anchor(title: str) -> str:
-    """The docs/kpis.md anchor of a KPI's heading, as GitHub and most Markdown renderers make it."""
-    return re.sub(r"[^a-z0-9 _-]", "", title.lower()).replace(" ", "-")
 
 
 def promql_expressions(kpis: tuple[Kpi, ...] | None = None) -> list[tuple[str, str]]:
