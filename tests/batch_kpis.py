@@ -14,13 +14,20 @@ Rules, as written in the catalogue:
 - the handling (handled, handle/hold/ACW time, transferred_out) belongs to the interval in which the leg's
   after-contact work ENDED (`contact.acw_ended`), and only exists for a leg that was answered, ended or was
   transferred, ended its ACW and has as many hold ends as hold starts;
-- `source.heartbeat` and agent events carry no counts; events with the same event_id count once.
+- `source.heartbeat` and agent events carry no counts; events with the same event_id count once;
+- a queue's channel may have its own threshold, and may measure the wait against it in business hours
+  (`business_wait`: here counted minute by minute, not with the state's day windows);
+- a leg whose offer names a segment adds its outcome counts to `segments["<label>:<count>"]` too, the label
+  being the segment when the queue configures it, else `other`; a handled leg adds one to
+  `dispositions[<label>]`, its wrap-up code when configured, else `other`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
 
 from pipeline.contract import events as ev
 from pipeline.kpis.counts import QueueCounts
@@ -50,6 +57,37 @@ class _Leg:
     customer_messages: list[int] = field(default_factory=list)
     agent_messages: list[int] = field(default_factory=list)
     agent: str | None = None
+    segment: str | None = None
+    dispositions: list[str] = field(default_factory=list)
+
+
+def business_wait(start: int, end: int, zone: str, days: Collection[int], opens: time, closes: time) -> int:
+    """Milliseconds of [start, end) in opening hours, minute by minute: a whole local minute counts when its local
+    weekday (Monday 0) is open and its local start is in [opens, closes) (`time.max`: until midnight); the partial
+    minutes at either end count in proportion (opening times are whole minutes)."""
+    tz = ZoneInfo(zone)
+    total = 0
+    t = start
+    while t < end:
+        minute_end = (t // 60_000 + 1) * 60_000
+        local = datetime.fromtimestamp(t // 60_000 * 60, tz)
+        shut = closes == time.max or local.time() < closes
+        if local.weekday() in days and local.time() >= opens and shut:
+            total += min(end, minute_end) - t
+        t = minute_end
+    return total
+
+
+_SEGMENT_COUNTS = (
+    "offered",
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "answered_within_threshold",
+    "abandoned_within_threshold",
+    "answer_wait_ms",
+    "abandon_wait_ms",
+)
 
 
 _SLOT = {
@@ -100,10 +138,17 @@ def compute(
     short_of: Callable[[str], float] = lambda queue: 5.0,
     bounds_seconds: tuple[float, ...] = (),
     agents: dict[tuple[str, str], QueueCounts] | None = None,
+    *,
+    channel_thresholds: Mapping[tuple[str, str], float] | None = None,
+    business: Mapping[tuple[str, str], Callable[[int, int], int]] | None = None,
+    segments_of: Callable[[str], Collection[str]] = lambda queue: (),
+    dispositions_of: Callable[[str], Collection[str]] = lambda queue: (),
 ) -> tuple[dict[IntervalKey, QueueCounts], dict[TotalKey, QueueCounts]]:
     """(counts per (queue, channel, interval start ms), counts per (queue, channel)) of a complete log.
 
     `agents`, when given, receives the handling counts per (agent who answered, interval start ms).
+    `channel_thresholds`: (queue, channel) -> threshold in seconds where a channel has its own; `business`:
+    (queue, channel) -> the wait in business hours between two times, where the service level counts those.
     """
     length = interval_seconds * 1000
     bounds = sorted(round(b * 1000) for b in set(bounds_seconds))
@@ -129,6 +174,10 @@ def compute(
         if isinstance(e, ev.ContactAnswered):
             legs.setdefault((e.queue_id, e.contact_id), _Leg(e.channel)).agent = e.agent_id
         leg = legs.setdefault((e.queue_id, e.contact_id), _Leg(e.channel))
+        if isinstance(e, ev.ContactOffered) and e.segment is not None:
+            leg.segment = e.segment if e.segment in segments_of(e.queue_id) else "other"
+        if isinstance(e, ev.AcwEnded):
+            leg.dispositions.append(e.disposition if e.disposition in dispositions_of(e.queue_id) else "other")
         if leg.channel != e.channel:
             raise ValueError(f"leg {(e.queue_id, e.contact_id)}: two channels")
         getattr(leg, slot).append(ms(e))
@@ -136,12 +185,16 @@ def compute(
     # 2. each leg's contribution, attributed to its arrival or completion interval
     intervals: dict[IntervalKey, QueueCounts] = {}
 
+    segment: str | None = None  # of the leg being counted
+
     def bump(queue: str, channel: str, t: int, name: str, amount: int) -> None:
         key = (queue, channel, t // length * length)
         c = intervals.get(key)
         if c is None:
             c = intervals[key] = QueueCounts()
         setattr(c, name, getattr(c, name) + amount)
+        if segment is not None and name in _SEGMENT_COUNTS:
+            c.segments[f"{segment}:{name}"] = c.segments.get(f"{segment}:{name}", 0) + amount
 
     def histogram(queue: str, channel: str, t: int, outcome: str, wait: int) -> None:
         c = intervals[(queue, channel, t // length * length)]
@@ -152,7 +205,9 @@ def compute(
     for (queue, contact), leg in legs.items():
         k = (queue, contact)
         ch = leg.channel
-        threshold_ms = threshold_of(queue) * 1000
+        threshold_ms = (channel_thresholds or {}).get((queue, ch), threshold_of(queue)) * 1000
+        clock = (business or {}).get((queue, ch))
+        segment = leg.segment
         offered = _one(leg.offered, "offered", k)
         answered = _one(leg.answered, "answered", k)
         abandoned = _one(leg.abandoned, "abandoned", k)
@@ -172,14 +227,14 @@ def compute(
                 wait = answered - offered
                 bump(queue, ch, offered, "answered", 1)
                 bump(queue, ch, offered, "answer_wait_ms", wait)
-                if wait <= threshold_ms:
+                if (wait if clock is None else clock(offered, answered)) <= threshold_ms:
                     bump(queue, ch, offered, "answered_within_threshold", 1)
                 histogram(queue, ch, offered, "answered", wait)
             elif abandoned is not None:
                 wait = abandoned - offered
                 bump(queue, ch, offered, "abandoned", 1)
                 bump(queue, ch, offered, "abandon_wait_ms", wait)
-                if wait <= threshold_ms:
+                if (wait if clock is None else clock(offered, abandoned)) <= threshold_ms:
                     bump(queue, ch, offered, "abandoned_within_threshold", 1)
                 if wait <= short_of(queue) * 1000:
                     bump(queue, ch, offered, "short_abandoned", 1)
@@ -211,6 +266,9 @@ def compute(
                 "transferred_out": int(transferred is not None),
             }
             parts.update(_chat(leg.customer_messages, leg.agent_messages))
+            (label,) = leg.dispositions
+            c = intervals.setdefault((queue, ch, acw_ended // length * length), QueueCounts())
+            c.dispositions[label] = c.dispositions.get(label, 0) + 1
             for name, amount in parts.items():
                 bump(queue, ch, acw_ended, name, amount)
                 if agents is not None:
@@ -218,6 +276,7 @@ def compute(
                     setattr(a, name, getattr(a, name) + amount)
 
     # surveys and IVR sessions: the interval of their own time
+    segment = None
     for e in standalone:
         t = ms(e)
         if isinstance(e, ev.SurveyCompleted):

@@ -36,8 +36,8 @@ class Events:
             "channel": channel,
         }
 
-    def offered(self, at, queue="Q1", contact="c1", channel="voice", customer_id=None):
-        return ev.ContactOffered(**self._common(at, queue, contact, channel), customer_id=customer_id)
+    def offered(self, at, queue="Q1", contact="c1", channel="voice", customer_id=None, segment=None):
+        return ev.ContactOffered(**self._common(at, queue, contact, channel), customer_id=customer_id, segment=segment)
 
     def answered(self, at, queue="Q1", contact="c1", channel="voice", agent="a1"):
         return ev.ContactAnswered(**self._common(at, queue, contact, channel), agent_id=agent)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from pathlib import Path
 
 import jsonschema
+import msgspec
 import pytest
 
 from pipeline.contract import events as ev
+from pipeline.kpis.agents import AgentKpiRecord
+from pipeline.kpis.quality import FcrRecord
+from pipeline.kpis.record import KpiRecord
 from pipeline.processing.decode import MessageDecoder
 from pipeline.tools import schemas
 
@@ -74,3 +80,57 @@ def test_the_layers_import_one_way():
     done = subprocess.run([str(lint_imports)], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
     assert done.returncode == 0, done.stdout[-3000:]
     assert "0 broken" in done.stdout
+
+
+# ---- compatibility: every example ever published in a v1 schema stays valid and means the same ---------------
+
+V1_EXAMPLES = json.loads((Path(__file__).parent / "contract-v1-examples.json").read_text())
+"""The examples of every committed version of the v1 schemas (collected from the repository's history): frozen,
+never regenerated. A change that breaks one of them needs a new major version (schemas/README.md). The queue KPI
+record's first four examples are left out: the record gained required fields (hold, chat) while v1 was being
+built, before the compatibility policy; the file holds its examples from the policy on."""
+
+
+def _same(original, reread) -> bool:
+    """The re-encoded value means what the original said: equal, or the same instant written another way."""
+    if original == reread:
+        return True
+    if isinstance(original, str) and isinstance(reread, str):
+        try:
+            return datetime.fromisoformat(original) == datetime.fromisoformat(reread)
+        except ValueError:
+            return False
+    if isinstance(original, dict) and isinstance(reread, dict):
+        return all(k in reread and _same(v, reread[k]) for k, v in original.items())
+    if isinstance(original, list) and isinstance(reread, list):
+        return len(original) == len(reread) and all(map(_same, original, reread))
+    return False
+
+
+@pytest.mark.parametrize(
+    "schema, typ",
+    [
+        ("contact-event", ev.ContactTopicEvent),
+        ("agent-event", ev.AgentTopicEvent),
+        ("kpi-record", KpiRecord),
+        ("agent-kpi-record", AgentKpiRecord),
+        ("fcr-record", FcrRecord),
+    ],
+)
+def test_every_published_v1_example_is_still_valid_and_means_the_same(schema, typ):
+    examples = V1_EXAMPLES[schema]
+    assert len(examples) >= 1
+    validator = jsonschema.Draft202012Validator(json.loads(schemas.generate()[f"{schema}.v1.json"]))
+    for example in examples:
+        validator.validate(example)  # the current schema accepts it
+        decoded = msgspec.json.decode(json.dumps(example).encode(), type=typ)
+        assert decoded.v == 1  # absent or 1: version 1
+        reread = msgspec.to_builtins(decoded)
+        assert _same(example, reread), (example, reread)  # every field it had, with the same value
+
+
+def test_v1_examples_of_every_event_type_are_frozen():
+    """The frozen file covers every event type of the first contract (new types add examples to the schemas)."""
+    frozen = {e["type"] for name in ("contact-event", "agent-event") for e in V1_EXAMPLES[name]}
+    assert frozen <= {ev.event_type(c) for c in ev.CONTACT_EVENT_TYPES + ev.AGENT_EVENT_TYPES}
+    assert {"contact.offered", "contact.acw_ended", "agent.state_changed", "source.heartbeat"} <= frozen

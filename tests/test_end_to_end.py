@@ -9,21 +9,25 @@ import signal
 import time
 import urllib.error
 import urllib.request
+from datetime import time as dtime
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from batch_kpis import compute
+from batch_kpis import business_wait, compute
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.contract.events import ContactOffered
 from pipeline.core.settings import load_settings
 from pipeline.kpis.catalogue import COUNTS
+from pipeline.kpis.definitions import DISPOSITIONS as DISPOSITION_COUNT
+from pipeline.kpis.definitions import SEGMENT_COUNTS
 from pipeline.kpis.record import decode_record
 from pipeline.runtime.broker import ensure_topics, free_port
 from pipeline.runtime.transport import STOP_GRACE_SECONDS
 from pipeline.tools.replay import replay
 from pipeline.tools.run import worker_process
-from pipeline.tools.simulate import CenterConfig, simulate, write_jsonl
+from pipeline.tools.simulate import CenterConfig, simulate, with_all_channels, write_jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -34,14 +38,28 @@ def threshold_of(queue: str) -> float:
     return THRESHOLDS.get(queue, 20.0)
 
 
+# Email: 5 s of business hours, the queues open 08:00-09:30 UTC (the simulated morning runs 09:00-10:30 and on).
+EMAIL_THRESHOLD = 5.0
+SEGMENTS = ("gold", "silver")  # the simulator's `basic` is counted as `other`
+DISPOSITIONS = ("resolved", "sale", "transferred")
+
+
 @pytest.fixture
 def queues_file(tmp_path):
     path = tmp_path / "queues.toml"
     path.write_text(
-        "[defaults]\nservice_level_threshold_seconds = 20\n"
+        "[defaults]\nservice_level_threshold_seconds = 20\nopens = 08:00:00\ncloses = 09:30:00\n"
+        f"segments = {list(SEGMENTS)}\ndispositions = {list(DISPOSITIONS)}\n"
+        f"[defaults.channels.email]\nservice_level_threshold_seconds = {EMAIL_THRESHOLD}\n"
+        'service_level_clock = "business_hours"\n'
         + "".join(f"[queues.{q}]\nservice_level_threshold_seconds = {t}\n" for q, t in THRESHOLDS.items())
     )
     return path
+
+
+def business(start: int, end: int) -> int:
+    """Business time of the test's queue file (Monday to Friday 08:00-09:30 UTC), counted minute by minute."""
+    return business_wait(start, end, "UTC", range(5), dtime(8), dtime(9, 30))
 
 
 def metric_values(text: str) -> dict[tuple[str, tuple], float]:
@@ -86,13 +104,23 @@ def test_replay_matches_the_independent_batch_computation(
 ):
     monkeypatch.setenv("PIPELINE_BROKER_URL", broker.bootstrap)
     monkeypatch.setenv("PIPELINE_QUEUES_FILE", str(queues_file))
-    events = list(simulate(CenterConfig(duration_hours=1.5), seed=7))
+    # every channel: email and tasks (business hours), messaging; segments, wrap-up codes, chat concurrency
+    events = list(simulate(with_all_channels(CenterConfig(duration_hours=1.5)).with_load_of(CenterConfig()), seed=7))
     events_file = tmp_path / "events.jsonl"
     write_jsonl(events, events_file)
 
     summary = replay(events_file, tmp_path / "kpis.jsonl", events_per_message=events_per_message, timeout=240)
 
-    expected_intervals, expected_totals = compute(events, 900, threshold_of)
+    emails = {e.queue_id for e in events if isinstance(e, ContactOffered) and e.channel == "email"}
+    expected_intervals, expected_totals = compute(
+        events,
+        900,
+        threshold_of,
+        channel_thresholds={(q, "email"): EMAIL_THRESHOLD for q in emails},
+        business={(q, "email"): business for q in emails},
+        segments_of=lambda q: SEGMENTS,
+        dispositions_of=lambda q: DISPOSITIONS,
+    )
     lines = (tmp_path / "kpis.jsonl").read_bytes().splitlines()
     queue_records = [decode_record(line) for line in lines if orjson.loads(line)["kind"] == "queue"]
     records = [r for r in queue_records if r.window == "interval"]
@@ -112,10 +140,24 @@ def test_replay_matches_the_independent_batch_computation(
         assert hour.offered == sum(r.offered for r in quarters) and hour.handled == sum(r.handled for r in quarters)
     got = {(r.queue_id, r.channel, int(r.interval_start.timestamp()) * 1000): r for r in records}
     assert set(got) == set(expected_intervals)
-    assert {r.channel for r in records} == {"voice", "chat"}
+    assert {r.channel for r in records} == {"voice", "chat", "email", "task", "messaging"}
+    assert {s.segment for r in records for s in r.segments} == {*SEGMENTS, "other"}
+    email_sl = [r for r in records if r.channel == "email" and r.answered]
+    assert email_sl and all(r.service_level_clock == "business_hours" for r in email_sl)
+    # the business clock counts: emails answered after 09:30 waited more than 5 s but no business time
+    elapsed, _ = compute(events, 900, threshold_of, channel_thresholds={(q, "email"): EMAIL_THRESHOLD for q in emails})
+    within = sum(r.answered_within_threshold for r in email_sl)
+    assert within > sum(c.answered_within_threshold for (q, ch, _), c in elapsed.items() if ch == "email")
     for key, c in expected_intervals.items():
         r = got[key]
-        assert r.service_level_threshold_seconds == threshold_of(r.queue_id)
+        email = r.channel == "email"
+        assert r.service_level_threshold_seconds == (EMAIL_THRESHOLD if email else threshold_of(r.queue_id))
+        assert {s.segment for s in r.segments} == {k.rpartition(":")[0] for k in c.segments}, key
+        for s in r.segments:
+            for n in SEGMENT_COUNTS:
+                want = c.segments.get(f"{s.segment}:{n.field}", 0) * n.scale
+                assert getattr(s, n.record_field.removeprefix("segments[].")) == pytest.approx(want), (key, n.field)
+        assert {d.disposition: d.contacts for d in r.dispositions} == c.dispositions, key
         for count in COUNTS:
             assert getattr(r, count.record_field) == pytest.approx(getattr(c, count.field) * count.scale, abs=1e-9), (
                 key,
@@ -138,6 +180,13 @@ def test_replay_matches_the_independent_batch_computation(
                 count.metric,
             )
         assert metrics[("cc_queue_contacts_waiting", labels)] == 0
+        for segment, sc in c.by_segment().items():
+            for count in SEGMENT_COUNTS:
+                value = metrics[(count.metric, (*labels, ("segment", segment)))]
+                assert value == pytest.approx(getattr(sc, count.field) * count.scale, abs=1e-6), (queue, segment)
+        for code, n in c.dispositions.items():
+            disposition = (("channel", channel), ("disposition", code), ("queue", queue))
+            assert metrics[(DISPOSITION_COUNT.metric, disposition)] == n
         assert metrics[("cc_queue_service_level_threshold_seconds", (("queue", queue),))] == threshold_of(queue)
 
 

@@ -274,6 +274,7 @@ def _metrics_defined() -> set[str]:
     from pipeline.kpis.quality import FCR_COUNTS
 
     names = {m.metric for m in (*kd.COUNTS, *kd.AGENT_HANDLING, *kd.GAUGES, *AGENT_COUNTS, *AGENT_GAUGES)}
+    names |= {m.metric for m in (*kd.SEGMENT_COUNTS, kd.DISPOSITIONS)}
     names |= {m.metric for m in (*QUEUE_ADHERENCE_COUNTS, *FCR_COUNTS)}
     return names | {f"{kd.WAIT_HISTOGRAM.metric}_bucket"}
 
@@ -294,3 +295,42 @@ def test_every_metric_name_read_by_rules_dashboards_and_catalogue_is_defined():
 
 def test_every_count_of_the_table_is_a_queue_counts_field():
     assert {c.field for c in kd.COUNTS} == set(QueueCounts.__struct_fields__) - set(kd.NOT_COUNTERS)
+
+
+@needs_promtool
+def test_promql_per_segment_equals_the_python_value_over_the_segments_counts(tmp_path):
+    """The catalogue's per-segment PromQL, on segment counters rising by each case's counts, gives the table's
+    value over those counts, one sample per segment (a second segment with other counts must not mix in)."""
+    segments = {"gold": CASES["cisco"], "other": CASES["more-offered"]}
+    series = [
+        {
+            "series": f'{count.metric}{{job="cc-kpi-pipeline", instance="w1", queue="q", channel="email", '
+            f'segment="{segment}"}}',
+            "values": f"0+{getattr(c, count.field) * count.scale:g}x{EVAL_MINUTES + 5}",
+        }
+        for segment, c in segments.items()
+        for count in kd.SEGMENT_COUNTS
+    ]
+    assert {r.name for r in kd.SEGMENT_RATIOS} >= {*(f"service_level_{v}" for v in kd.VARIANTS), "asa", "abandon_rate"}
+    tests = [
+        {
+            "expr": kd.segment_promql(r),
+            "eval_time": f"{EVAL_MINUTES}m",
+            "exp_samples": [
+                {"labels": f'{{queue="q", channel="email", segment="{segment}"}}', "value": r.value(c)}
+                for segment, c in segments.items()
+            ],
+        }
+        for r in kd.SEGMENT_RATIOS
+    ]
+    test_file = tmp_path / "segments.test.yml"
+    suite = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": tests}],
+    }
+    test_file.write_text(yaml.safe_dump(suite, sort_keys=False, width=200))
+    out = subprocess.run(
+        [PROMTOOL, "test", "rules", test_file.name], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]

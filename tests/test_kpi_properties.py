@@ -1,9 +1,11 @@
 """Property-based tests: QueueState over random valid event logs equals the independent batch computation.
 
-A generated log is a set of contacts, each a chain of queue legs: offered, then abandoned, or answered with
-0..3 hold pairs, ended or transferred, and ACW ended; a transfer may continue into another queue as a new leg
-of the same contact. Times are random milliseconds spread over several intervals, in a few time zones.
-Heartbeats are sprinkled in; they only move the watermark (as the processor does).
+A generated log is a set of contacts, each a chain of queue legs: offered (with or without a segment), then
+abandoned, or answered with 0..3 hold pairs, ended or transferred, and ACW ended with a wrap-up code; a transfer
+may continue into another queue as a new leg of the same contact. Channels are voice, chat, email, task and
+messaging; email has its own threshold in two queues and counts business hours only in two, whose opening
+hours begin or end inside the generated span. Times are random milliseconds spread over several intervals, in
+a few time zones. Heartbeats are sprinkled in; they only move the watermark (as the processor does).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import batch_kpis
@@ -21,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.contract import events as ev
-from pipeline.core.settings import QueueSettings
+from pipeline.core.settings import WEEKDAYS, ChannelSettings, QueueSettings
 from pipeline.kpis.counts import QueueCounts
 from pipeline.state.queues import CODEC, DUPLICATE, IMPOSSIBLE, LATE, QueueState
 
@@ -38,9 +40,46 @@ BOUNDS = (5.0, 10.5, 20.0, 30.0, 60.0)
 ZONE_OF = {"Q1": "UTC", "Q2": "Asia/Kolkata", "Q3": "America/New_York"}  # +05:30 and a DST zone
 
 
+# Email: Q1 counts business hours from 00:03 UTC on Mondays (the logs start at Monday 00:00 UTC), Q3 until
+# 19:06 New York time on Sundays (the logs start at 19:00 there); Q2 has an elapsed 45 s threshold for it.
+HOURS = {
+    "Q1": (("mon",), time(0, 3), time.max),
+    "Q2": (("mon",), time(8), time(20)),
+    "Q3": (("sun",), time(0), time(19, 6)),
+}
+EMAIL = {
+    "Q1": ChannelSettings(service_level_threshold_seconds=15, service_level_clock="business_hours"),
+    "Q2": ChannelSettings(service_level_threshold_seconds=45),
+    "Q3": ChannelSettings(service_level_clock="business_hours"),
+}
+CHANNEL_THRESHOLDS = {
+    (q, "email"): c.service_level_threshold_seconds for q, c in EMAIL.items() if c.service_level_threshold_seconds
+}
+SEGMENTS = {"Q1": ("gold", "silver"), "Q2": ("gold",), "Q3": ()}
+DISPOSITIONS = {"Q1": ("sale", "no_sale"), "Q2": ("sale",), "Q3": ()}
+
+
+def _business(queue: str):
+    days, opens, closes = HOURS[queue]
+    index = [WEEKDAYS.index(d) for d in days]
+    return lambda start, end: batch_kpis.business_wait(start, end, ZONE_OF[queue], index, opens, closes)
+
+
+BUSINESS = {(q, "email"): _business(q) for q, c in EMAIL.items() if c.service_level_clock == "business_hours"}
+
+
 def rules_of(queue: str) -> QueueSettings:
+    days, opens, closes = HOURS[queue]
     return QueueSettings(
-        service_level_threshold_seconds=THRESHOLDS[queue], short_abandon_seconds=SHORT[queue], time_zone=ZONE_OF[queue]
+        service_level_threshold_seconds=THRESHOLDS[queue],
+        short_abandon_seconds=SHORT[queue],
+        time_zone=ZONE_OF[queue],
+        open_days=days,
+        opens=opens,
+        closes=closes,
+        channels={"email": EMAIL[queue]},
+        segments=SEGMENTS[queue],
+        dispositions=DISPOSITIONS[queue],
     )
 
 
@@ -76,7 +115,9 @@ def event_logs(draw) -> list[ev.Event]:
 
     # sometimes crowd every contact into fewer queues and one channel, where they interact most
     queues = draw(st.sampled_from((QUEUES, QUEUES, QUEUES[:2], QUEUES[:1])))
-    channels = draw(st.sampled_from((("voice", "chat"), ("voice",), ("chat",))))
+    channels = draw(
+        st.sampled_from((("voice", "chat"), ("voice",), ("chat",), ("email",), ("voice", "email", "task", "messaging")))
+    )
     for i in range(draw(st.integers(1, 20))):
         contact = f"c{i}"
         channel = draw(st.sampled_from(channels))
@@ -85,7 +126,8 @@ def event_logs(draw) -> list[ev.Event]:
         t = start + draw(st.integers(0, span))
         for n, q in enumerate(chain):
             common = {"queue": q, "contact": contact, "channel": channel}
-            timed.append((t, E.offered(at(t), customer_id=customer, **common)))
+            segment = draw(st.sampled_from((None, None, "gold", "silver", "bronze")))
+            timed.append((t, E.offered(at(t), customer_id=customer, segment=segment, **common)))
             t += draw(waits)
             if draw(st.integers(0, 3)) == 0:  # about one leg in four leaves the queue unanswered
                 leave = draw(st.sampled_from((E.abandoned, E.abandoned, E.flowed_out, E.callback)))
@@ -124,7 +166,8 @@ def event_logs(draw) -> list[ev.Event]:
             else:
                 timed.append((t, E.ended(at(t), agent=f"a{i}", **common)))
             acw = draw(st.integers(0, 60_000))
-            timed.append((t + acw, E.acw_ended(at(t + acw), agent=f"a{i}", **common)))
+            code = draw(st.sampled_from(("sale", "no_sale", "call_back")))
+            timed.append((t + acw, E.acw_ended(at(t + acw), agent=f"a{i}", disposition=code, **common)))
             if draw(st.integers(0, 3)) == 0:
                 survey_at = t + acw + draw(st.integers(0, 120_000))
                 timed.append((survey_at, E.survey(at(survey_at), draw(st.integers(1, 5)), **common)))
@@ -161,7 +204,7 @@ def run(events: list[ev.Event], advance_every: int):
             assert u.final and u.revision >= 1
             key = (u.queue_id, u.channel, u.start * 1000)
             assert key not in finals, f"interval {key} final twice"
-            assert u.rules == rules_of(u.queue_id)
+            assert u.rules == rules_of(u.queue_id).for_channel(u.channel)
             finals[key] = u.counts
             for agent, c in u.agents.items():
                 agents.setdefault((agent, u.start * 1000), QueueCounts()).add(c)
@@ -194,7 +237,18 @@ def run(events: list[ev.Event], advance_every: int):
 
 def check_against_batch(events, finals, state):
     agents: dict = {}
-    intervals, totals = batch_kpis.compute(events, INTERVAL, threshold_of, SHORT.__getitem__, BOUNDS, agents)
+    intervals, totals = batch_kpis.compute(
+        events,
+        INTERVAL,
+        threshold_of,
+        SHORT.__getitem__,
+        BOUNDS,
+        agents,
+        channel_thresholds=CHANNEL_THRESHOLDS,
+        business=BUSINESS,
+        segments_of=SEGMENTS.__getitem__,
+        dispositions_of=DISPOSITIONS.__getitem__,
+    )
     assert finals == intervals
     assert state.totals == totals
     assert state.final_agents == agents
@@ -390,6 +444,7 @@ def test_batch_compute_hand_checked():
             surveys=1,
             survey_score_sum=4,
             surveys_satisfied=1,
+            dispositions={"other": 1},  # "done": no queue configures wrap-up codes here
         ),
         ("Q2", "voice", b): QueueCounts(ivr_sessions=1, ivr_contained=1),
         # Q2's short-abandon threshold is 20 s: the 19 s abandon is short
@@ -411,7 +466,7 @@ def test_batch_compute_hand_checked():
             waits={"answered:5000": 1},
         ),
         # handle 60 - 50.25 = 9.75 s, ACW 0, completes at 60 s: interval [60, 120)
-        ("Q1", "chat", b + 60_000): QueueCounts(handled=1, handle_ms=9750, talk_ms=9750),
+        ("Q1", "chat", b + 60_000): QueueCounts(handled=1, handle_ms=9750, talk_ms=9750, dispositions={"other": 1}),
         ("Q3", "voice", b): QueueCounts(offered=1, flowed_out=1, longest_wait_ms=30000),
     }
     assert totals[("Q1", "voice")] == QueueCounts(
@@ -431,5 +486,6 @@ def test_batch_compute_hand_checked():
         surveys=1,
         survey_score_sum=4,
         surveys_satisfied=1,
+        dispositions={"other": 1},
     )
     assert set(totals) == {("Q1", "voice"), ("Q2", "voice"), ("Q1", "chat"), ("Q3", "voice")}

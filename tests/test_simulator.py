@@ -23,6 +23,7 @@ from pipeline.contract.events import (
     ContactAnswered,
     ContactEnded,
     ContactEvent,
+    ContactFlowedOut,
     ContactOffered,
     ContactTopicEvent,
     ContactTransferred,
@@ -31,14 +32,33 @@ from pipeline.contract.events import (
     HoldStarted,
     encode,
 )
-from pipeline.tools.simulate import CenterConfig, main_simulate, paced, read_jsonl, simulate, write_jsonl
-from pipeline.tools.simulate.config import _staffing
+from pipeline.tools.simulate import (
+    CenterConfig,
+    main_simulate,
+    paced,
+    read_jsonl,
+    simulate,
+    with_all_channels,
+    write_jsonl,
+)
+from pipeline.tools.simulate.config import CONVERSATIONS, SEGMENTS, _staffing
 
 DEFAULT = CenterConfig()
 # A whole day of a small center: several sessions per agent, shifts cut by the period's edges.
 DAY = replace(DEFAULT, agents=30, duration_hours=26).with_load_of(DEFAULT)
 
-RUNS = {"default-1": (DEFAULT, 1), "default-2": (DEFAULT, 2), "default-3": (DEFAULT, 3), "day-4": (DAY, 4)}
+# Every channel: email and tasks in business hours only, messaging; a day of it crosses the closed night.
+ALL = with_all_channels(DEFAULT).with_load_of(DEFAULT)
+ALL_DAY = with_all_channels(replace(DEFAULT, agents=30, duration_hours=26)).with_load_of(DEFAULT)
+
+RUNS = {
+    "default-1": (DEFAULT, 1),
+    "default-2": (DEFAULT, 2),
+    "default-3": (DEFAULT, 3),
+    "day-4": (DAY, 4),
+    "all-5": (ALL, 5),
+    "all-day-6": (ALL_DAY, 6),
+}
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +102,7 @@ def test_every_leg_follows_the_contract_sequence(logs: dict[str, list[Event]], r
         key = (event.queue_id, event.contact_id)
         if isinstance(event, ChatMessage):  # during the leg: after the offer, agents' only once answered
             kinds = [type(e) for e in open_legs[key]]
-            assert event.channel == "chat" and kinds[-1] is not AcwEnded
+            assert event.channel in CONVERSATIONS and kinds[-1] is not AcwEnded
             assert event.sender == "customer" or (ContactAnswered in kinds and ContactEnded not in kinds)
             continue
         if isinstance(event, ContactOffered):
@@ -104,7 +124,7 @@ def test_every_leg_follows_the_contract_sequence(logs: dict[str, list[Event]], r
                 and e.queue_id == event.to_queue_id
             ]
             assert offered and offered[0].time == event.time and offered[0].channel == event.channel
-        if isinstance(event, ContactAbandoned | CallbackRequested | AcwEnded):
+        if isinstance(event, ContactAbandoned | CallbackRequested | ContactFlowedOut | AcwEnded):
             _check_leg(leg)
             del open_legs[key]
             finished += 1
@@ -120,6 +140,10 @@ def _check_leg(leg: list[ContactEvent]) -> None:
     assert len({(e.channel, e.queue_id, e.contact_id) for e in leg}) == 1
     if kinds[1] in (ContactAbandoned, CallbackRequested):
         assert len(kinds) == 2 and (kinds[1] is ContactAbandoned or leg[0].channel == "voice")
+        assert leg[0].channel not in ("email", "task"), "an email or a task waits until someone takes it"
+        return
+    if kinds[1] is ContactFlowedOut:  # carried over to tomorrow's backlog after the last agent left
+        assert len(kinds) == 2 and leg[0].channel in ("email", "task") and leg[1].to_queue_id is None  # type: ignore[attr-defined]
         return
     assert kinds[1] is ContactAnswered
     assert kinds[-2] in (ContactEnded, ContactTransferred) and kinds[-1] is AcwEnded
@@ -152,26 +176,28 @@ def test_agents_never_exceed_their_capacity_and_work_only_when_logged_in(
                 assert active[event.agent_id] == 0, "breaks start after the current work"
         elif isinstance(event, ContactAnswered):
             assert event.agent_id in logged_in
-            assert channel_of.setdefault(event.agent_id, event.channel) == event.channel
+            pool = "voice" if event.channel == "voice" else "digital"  # chat agents take every other channel
+            assert channel_of.setdefault(event.agent_id, pool) == pool
             active[event.agent_id] += 1
-            limit = config.chat_concurrency if event.channel == "chat" else 1
+            limit = config.chat_concurrency if pool == "digital" else 1
             assert active[event.agent_id] <= limit, f"{event.agent_id} over capacity at {event.time}"
         elif isinstance(event, AcwEnded):
             active[event.agent_id] -= 1
     assert not logged_in and not +active
     assert config.chat_concurrency > 1 and any(
-        n == config.chat_concurrency for n in _peak_concurrency(logs[run], "chat").values()
+        n == config.chat_concurrency for n in _peak_concurrency(logs[run]).values()
     )
 
 
-def _peak_concurrency(events: list[Event], channel: str) -> dict[str, int]:
+def _peak_concurrency(events: list[Event]) -> dict[str, int]:
+    """Most contacts at once per chat agent (every channel but voice)."""
     active: Counter[str] = Counter()
     peak: dict[str, int] = {}
     for event in events:
-        if isinstance(event, ContactAnswered) and event.channel == channel:
+        if isinstance(event, ContactAnswered) and event.channel != "voice":
             active[event.agent_id] += 1
             peak[event.agent_id] = max(peak.get(event.agent_id, 0), active[event.agent_id])
-        elif isinstance(event, AcwEnded) and event.channel == channel:
+        elif isinstance(event, AcwEnded) and event.channel != "voice":
             active[event.agent_id] -= 1
     return peak
 
@@ -182,7 +208,9 @@ def test_agent_states_follow_the_work(default_log: list[Event]) -> None:
     state: dict[str, str] = {}
     for event in default_log:
         if isinstance(event, AgentStateChanged):
-            assert state.get(event.agent_id) != event.state or event.state == "not_ready"
+            # the same state again only for a break, or for a chat agent whose number of contacts changed
+            same = state.get(event.agent_id) == event.state
+            assert not same or event.state == "not_ready" or event.active_contacts is not None
             state[event.agent_id] = event.state
         elif isinstance(event, AgentLoggedOut):
             state.pop(event.agent_id)
@@ -209,7 +237,56 @@ def test_a_moderate_run_shows_everything_the_kpis_need(default_log: list[Event])
     assert "break" in reasons
     dispositions = {e.disposition for e in default_log if isinstance(e, AcwEnded)}
     assert {"resolved", "transferred"} <= dispositions
+    # segments: on the voice queues' offers, from the configured ones, and a share with none
+    segments = Counter(e.segment for e in offered if e.channel == "voice" and e.queue_id in ("sales", "support"))
+    assert set(segments) == {name for name, _ in SEGMENTS} | {None}
     assert all(e.contact_id.startswith("c-1-") for e in offered)
+
+
+@pytest.mark.parametrize("run", ["default-1", "all-5", "all-day-6"])
+def test_chat_agents_send_how_many_contacts_they_have_whenever_it_changes(logs, run) -> None:
+    """`active_contacts` on a chat agent's state is its contacts between answer and end of ACW, sent at every change
+    while it has any; voice agents never send it (one contact: the contract's default)."""
+    events = logs[run]
+    open_contacts: Counter[str] = Counter()
+    last_sent: dict[str, int | None] = {}
+    chat_agents = {e.agent_id for e in events if isinstance(e, ContactAnswered) and e.channel != "voice"}
+    most = 0
+    for i, event in enumerate(events):
+        if isinstance(event, ContactAnswered | AcwEnded):
+            open_contacts[event.agent_id] += 1 if isinstance(event, ContactAnswered) else -1
+        elif isinstance(event, AgentStateChanged):
+            last_sent[event.agent_id] = event.active_contacts
+            if event.active_contacts is not None:
+                assert event.agent_id in chat_agents and event.state in ("on_contact", "acw")
+                assert event.active_contacts == open_contacts[event.agent_id]
+                most = max(most, event.active_contacts)
+            else:
+                assert event.agent_id not in chat_agents or event.state not in ("on_contact", "acw")
+        # once the events of one instant are out, what a busy chat agent last sent is its number of contacts
+        agent = getattr(event, "agent_id", None)
+        boundary = i + 1 == len(events) or events[i + 1].time != event.time
+        if boundary and agent in chat_agents and open_contacts[agent]:
+            assert last_sent.get(agent) == open_contacts[agent], (agent, event.time)
+    assert most == RUNS[run][0].chat_concurrency  # the concurrency KPI sees chat agents at full capacity
+
+
+@pytest.mark.parametrize("run", ["all-5", "all-day-6"])
+def test_every_channel_arrives_email_and_tasks_in_business_hours_only(logs, run) -> None:
+    config = RUNS[run][0]
+    offered = [e for e in logs[run] if isinstance(e, ContactOffered)]
+    assert {e.channel for e in offered} == {"voice", "chat", "email", "task", "messaging"}
+    for e in offered:
+        if e.channel in ("email", "task"):
+            assert config.is_open((e.time - config.start).total_seconds()), e
+    if run == "all-day-6":  # the night is closed: no email or task between 20:00 and 08:00
+        hours = {e.time.hour for e in offered if e.channel in ("email", "task")}
+        assert hours and hours <= set(range(8, 20)) and len({e.time.date() for e in offered}) == 2
+    answered = {(e.queue_id, e.contact_id) for e in logs[run] if isinstance(e, ContactAnswered)}
+    emails = [e for e in offered if e.channel in ("email", "task")]
+    assert sum((e.queue_id, e.contact_id) in answered for e in emails) > 0.9 * len(emails)  # the rest carried over
+    messages = {e.channel for e in logs[run] if isinstance(e, ChatMessage)}
+    assert messages == {"chat", "messaging"}
 
 
 def test_every_event_round_trips_through_the_contract_decoder(default_log: list[Event]) -> None:

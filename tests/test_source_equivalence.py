@@ -46,8 +46,8 @@ def _second(t: datetime) -> datetime:
 
 
 def format_view(events: list[ev.Event], voice: set[str]) -> list[ev.Event]:
-    """The contract day as a format carrying whole seconds, voice legs, no hold and no ACW sees it: the ACW of
-    a leg ends when its conversation does."""
+    """The contract day as a format carrying whole seconds, voice legs, no hold, no ACW and no segment sees it: the
+    ACW of a leg ends when its conversation does."""
     out: list[ev.Event] = []
     ended: dict[tuple[str, str], datetime] = {}
     for e in events:
@@ -63,6 +63,8 @@ def format_view(events: list[ev.Event], voice: set[str]) -> list[ev.Event]:
             ended[key] = t
         if isinstance(e, ev.AcwEnded):
             t = ended.pop(key)
+        if isinstance(e, ev.ContactOffered):  # no segment: a queue_log or a call-detail row has none
+            e = msgspec.structs.replace(e, segment=None)
         out.append(msgspec.structs.replace(e, time=t))
     return out
 
@@ -166,10 +168,12 @@ def test_cdr_queue_kpis_equal_the_contract_path(day: list[ev.Event], voice: set[
     ids = [e.contact_id for e in cdr_path if isinstance(e, ev.ContactOffered)]
     assert len({i.split("@")[0] for i in ids}) < len(ids) == len(set(ids))  # call ids repeat; contact ids do not
     view = [
-        msgspec.structs.replace(e, time=_second(e.time))
+        msgspec.structs.replace(
+            e, time=_second(e.time), **({"segment": None} if isinstance(e, ev.ContactOffered) else {})
+        )
         for e in day
         if isinstance(e, ev.ContactEvent) and e.queue_id in voice
-    ]
+    ]  # whole seconds, and no segment: the simulated call-detail file has no column for it
     vendor = queue_kpis(cdr_path)
     assert vendor == queue_kpis(view)
     original = {k: v for k, v in queue_kpis(day).items() if k[0] in voice}

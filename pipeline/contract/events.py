@@ -45,7 +45,24 @@ EventTime = Annotated[
     datetime,
     Meta(tz=True, description="When it happened at the source (RFC 3339 with a UTC offset): the event time."),
 ]
-Channel = Annotated[Literal["voice", "chat"], Meta(description="The contact's channel.")]
+ChannelName = Literal["voice", "chat", "email", "task", "messaging"]
+"""Channels, in the order they were added to version 1 (`email`, `task`, `messaging` in 1.1: new values only)."""
+CHANNELS: tuple[str, ...] = get_args(ChannelName)
+Channel = Annotated[
+    ChannelName,
+    Meta(
+        description="The contact's channel: voice, chat, email, task (back-office work item) or messaging "
+        "(SMS, WhatsApp, social)."
+    ),
+]
+SegmentName = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=64,
+        description="The customer segment or priority class (e.g. `gold`); queues count the ones they configure.",
+    ),
+]
 AgentState = Literal["available", "on_contact", "acw", "not_ready"]
 
 
@@ -54,7 +71,13 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
 
     event_id: Annotated[str, Meta(min_length=1, max_length=128, description="Unique id of this event.")]
     time: EventTime
-    v: Annotated[Literal[1], Meta(description="Contract version.")] = 1
+    v: Annotated[
+        Literal[1],
+        Meta(
+            description="Contract version (the major version; optional, 1 when absent). Minor versions add optional "
+            "fields, event types and channel values without changing it (schemas/README.md)."
+        ),
+    ] = 1
 
 
 class ContactEvent(Event, frozen=True, kw_only=True):
@@ -75,6 +98,7 @@ class ContactOffered(ContactEvent, frozen=True, kw_only=True, tag="contact.offer
         ]
         | None
     ) = None
+    segment: SegmentName | None = None
 
 
 class ContactAnswered(ContactEvent, frozen=True, kw_only=True, tag="contact.answered"):

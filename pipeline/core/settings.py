@@ -30,7 +30,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.contract.records import Variant
+from pipeline.contract.events import ChannelName
+from pipeline.contract.records import ServiceLevelClock, Variant
+from pipeline.core.time import open_ms
 
 ENV_PREFIX = "PIPELINE_"
 RUNBOOK_URL = "https://github.com/cc-kpi/cc-kpi-pipeline/blob/main/docs/runbook.md"
@@ -59,7 +61,39 @@ class SettingsError(SystemExit):
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Ratio = Annotated[float, Field(ge=0, le=1)]
+# Up to a week: email and task queues promise answers in hours or days (e.g. 86400 = one day).
+ThresholdSeconds = Annotated[float, Field(gt=0, le=7 * 86400)]
+ShortAbandonSeconds = Annotated[float, Field(ge=0, le=600)]
+# A segment or disposition code becomes a label value: a short name from a bounded, configured set.
+LabelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+OTHER = "other"
+"""The label value every segment or disposition code outside a queue's configured set is counted under."""
+
+
+class ChannelSettings(BaseModel):
+    """How one channel of a queue is measured where it differs from the queue (`[queues.<id>.channels.<channel>]`,
+    or `[defaults.channels.<channel>]`): a field left out is the queue's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    service_level_threshold_seconds: ThresholdSeconds | None = None
+    """The channel's service level threshold (email: hours, e.g. 14400 = 4 h)."""
+    service_level_clock: ServiceLevelClock | None = None
+    """`elapsed` or `business_hours`: how the wait is measured against the threshold (see the queue's field)."""
+    service_level_variant: Variant | None = None
+    """The channel's headline service level variant."""
+    short_abandon_seconds: ShortAbandonSeconds | None = None
+    """The channel's short-abandon threshold."""
+    service_level_target: Ratio | None = None
+    """The channel's service level target (0..1)."""
+    abandon_rate_target: Ratio | None = None
+    """The channel's highest acceptable abandonment rate (0..1)."""
+    asa_target_seconds: ThresholdSeconds | None = None
+    """The channel's highest acceptable average speed of answer."""
+    oldest_wait_target_seconds: ThresholdSeconds | None = None
+    """The channel's longest acceptable wait of its oldest contact."""
 
 
 class QueueSettings(BaseModel):
@@ -67,12 +101,16 @@ class QueueSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
-    service_level_threshold_seconds: Annotated[float, Field(gt=0, le=3600)] = 20.0
-    """A contact answered within this many seconds of arriving counts towards the service level."""
+    service_level_threshold_seconds: ThresholdSeconds = 20.0
+    """A contact answered within this many seconds of arriving counts towards the service level (at most a week)."""
+    service_level_clock: ServiceLevelClock = "elapsed"
+    """How a wait is measured against the service level threshold: `elapsed` (wall-clock time) or `business_hours`
+    (only the time within the queue's `open_days`, `opens`-`closes` counts, e.g. for email answered next morning).
+    ASA, waits and short abandons are always elapsed time."""
     service_level_variant: Variant = "abandons_against"
     """The headline service level (the others are computed too): `abandons_ignored`, `abandons_against`,
     `short_abandons_excluded` or `abandons_in_favour` (see docs/kpis.md)."""
-    short_abandon_seconds: Annotated[float, Field(ge=0, le=600)] = 5.0
+    short_abandon_seconds: ShortAbandonSeconds = 5.0
     """Abandons within this many seconds of arriving are short abandons (misdials, instant hang-ups)."""
     time_zone: str = "UTC"
     """IANA time zone of the queue (e.g. `Europe/Paris`): its hours and "today" are aligned to it."""
@@ -128,6 +166,40 @@ class QueueSettings(BaseModel):
     agents needed = required / (1 - shrinkage)."""
     max_occupancy: Annotated[float, Field(gt=0, le=1)] = 1.0
     """Occupancy cap (0..1] for required agents: agents are added until the predicted occupancy is at most this."""
+    channels: dict[ChannelName, ChannelSettings] = {}
+    """Per channel (`[queues.<id>.channels.email]`): thresholds, clock, variant and targets that differ from the
+    queue's. The queue's own values hold for every channel not listed (docs/settings.md#channels)."""
+    segments: tuple[LabelName, ...] = ()
+    """Customer segments (priority classes) counted apart: a `contact.offered` with a `segment` outside this list
+    counts as `other`, one without a segment in no segment."""
+    dispositions: tuple[LabelName, ...] = ()
+    """Wrap-up codes (`contact.acw_ended`'s `disposition`) counted apart; any other code counts as `other`."""
+
+    def __hash__(self) -> int:
+        # hashable although `channels` is a dict: settings key caches (pipeline.exposition.metrics)
+        return hash(tuple(tuple(sorted(v.items())) if isinstance(v, dict) else v for v in self.__dict__.values()))
+
+    def for_channel(self, channel: str) -> QueueSettings:
+        """These settings with the channel's overrides applied (the queue's own for a channel not listed)."""
+        own = self.channels.get(channel)  # type: ignore[call-overload]  # any string; unknown ones have none
+        if own is None:
+            return self
+        return self.model_copy(update=own.model_dump(exclude_none=True))
+
+    def business_ms(self, start_ms: int, end_ms: int) -> int:
+        """Milliseconds of [start, end) within the queue's opening hours (its time zone, open days, opens-closes)."""
+        days = frozenset(WEEKDAYS.index(d) for d in self.open_days)
+        return open_ms(start_ms, end_ms, self.zone, days, self.opens, self.closes)
+
+    def segment(self, name: str | None) -> str | None:
+        """The label a contact's segment is counted under: configured, `other`, or None without one."""
+        if name is None:
+            return None
+        return name if name in self.segments else OTHER
+
+    def disposition(self, code: str) -> str:
+        """The label a wrap-up code is counted under: configured or `other`."""
+        return code if code in self.dispositions else OTHER
 
     @field_validator("time_zone")
     @classmethod
@@ -160,6 +232,17 @@ class TeamSettings(BaseModel):
     """URL the team's reports are posted to (JSON with the report's data and its HTML), instead of or besides e-mail."""
 
 
+def _inherit(base: dict[str, Any], queue: dict[str, Any]) -> dict[str, Any]:
+    """A queue's section over `[defaults]`; a channel's table over the defaults' table of that channel."""
+    merged = {**base, **queue}
+    if isinstance(base.get("channels"), dict) and isinstance(queue.get("channels"), dict):
+        merged["channels"] = {
+            ch: {**base["channels"].get(ch, {}), **v} if isinstance(v, dict) else v
+            for ch, v in {**base["channels"], **queue["channels"]}.items()
+        }
+    return merged
+
+
 class QueueConfig(BaseModel):
     """The queue configuration file: `[defaults]`, and per-queue overrides under `[queues.<queue_id>]`.
 
@@ -181,12 +264,18 @@ class QueueConfig(BaseModel):
             if isinstance(base, dict):
                 raw = {
                     **raw,
-                    "queues": {q: {**base, **v} if isinstance(v, dict) else v for q, v in raw["queues"].items()},
+                    "queues": {q: _inherit(base, v) if isinstance(v, dict) else v for q, v in raw["queues"].items()},
                 }
         return raw
 
     def for_queue(self, queue_id: str) -> QueueSettings:
+        """The queue's settings (its channels' overrides not applied: see `rules`)."""
         return self.queues.get(queue_id, self.defaults)
+
+    def rules(self, queue_id: str, channel: str) -> QueueSettings:
+        """How one queue's channel is measured: the queue's settings with the channel's overrides. The one lookup of
+        thresholds, clock, variant and targets by (queue, channel)."""
+        return self.for_queue(queue_id).for_channel(channel)
 
     @classmethod
     def load(cls, path: Path | None) -> QueueConfig:
@@ -554,6 +643,37 @@ def settings_markdown() -> str:
     for name, f in QueueSettings.model_fields.items():
         default = ", ".join(f.default) if isinstance(f.default, tuple) else f.default
         out.append(_row(name, "" if default is None else default, f.description))
+    out += [
+        "",
+        "## Channels",
+        "",
+        "A queue may carry several channels (`voice`, `chat`, `email`, `task`, `messaging`). A table "
+        "`[queues.<queue_id>.channels.<channel>]` (or `[defaults.channels.<channel>]`, inherited field by field) "
+        "overrides, for that channel only, the fields below; every field it leaves out, and every channel "
+        "without a table, keeps the queue's value, so a file without channel tables means what it always meant. "
+        "KPI records, the staffing model and the collectors read a channel's values by (queue, channel) "
+        "(`QueueConfig.rules`); the target series of alerts and dashboards "
+        "(`cc_queue_*_target_*`, `queue:cc_queue_*_target:*`) are still the queue's.",
+        "",
+        'With `service_level_clock = "business_hours"` the wait compared with the threshold counts only the '
+        "queue's opening hours (`open_days`, `opens`-`closes` in `time_zone`): an email that arrives at 19:00 on a "
+        "Friday and is answered at 09:00 on Monday waited 2 business hours (08:00-20:00 opening). ASA, the wait "
+        "histogram, the longest wait and short abandons stay in elapsed time. Keep "
+        "`PIPELINE_CONTACT_TIMEOUT_SECONDS` above the longest wait a channel expects (an email waiting over a "
+        "weekend), or its contacts expire unanswered.",
+        "",
+        "```toml",
+        "[queues.support.channels.email]",
+        "service_level_threshold_seconds = 14400  # 4 business hours",
+        'service_level_clock = "business_hours"',
+        "service_level_target = 0.9",
+        "```",
+        "",
+        "| field | default | meaning |",
+        "| --- | --- | --- |",
+    ]
+    for name, f in ChannelSettings.model_fields.items():
+        out.append(_row(name, "the queue's", f.description))
     out += [
         "",
         "`[teams.<team>]`: where a team's reports go.",

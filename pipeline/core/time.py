@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -40,6 +40,26 @@ def local_bounds(t: int, window: str, zone: ZoneInfo) -> tuple[int, int]:
     start = datetime(day.year, day.month, day.day, tzinfo=zone)
     end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
     return epoch_ms(start), epoch_ms(end)
+
+
+def open_ms(start: int, end: int, zone: ZoneInfo, open_days: frozenset[int], opens: time, closes: time) -> int:
+    """Milliseconds of [start, end) (epoch ms) within opening hours: `opens`-`closes` local time (`time.max`: until
+    midnight) on the weekdays `open_days` (Monday 0) in `zone`. Days follow the zone's calendar (daylight saving)."""
+    if end <= start:
+        return 0
+    day = datetime.fromtimestamp(start / 1000, zone).date()
+    last = datetime.fromtimestamp(end / 1000, zone).date()
+    total = 0
+    while day <= last:
+        if day.weekday() in open_days:
+            shut = (
+                datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+                if closes == time.max
+                else datetime.combine(day, closes, tzinfo=zone)
+            )
+            total += max(0, min(end, epoch_ms(shut)) - max(start, epoch_ms(datetime.combine(day, opens, tzinfo=zone))))
+        day += timedelta(days=1)
+    return total
 
 
 REVISION = (

@@ -140,7 +140,7 @@ def wallboard(queue_states: Iterable[QueueState], agent_states: Iterable[AgentSt
         for q, ch, counts, span in state.recent():
             traffic = observed_traffic(counts, span)
             if traffic is not None:
-                rules = queues.for_queue(q)
+                rules = queues.rules(q, ch)
                 required[(q, ch)] = agents_needed(requirement(traffic, rules).agents, rules)
         newest = max(newest, state.watermark)
     by_state: dict[str, dict[str, int]] = {}
@@ -154,7 +154,7 @@ def wallboard(queue_states: Iterable[QueueState], agent_states: Iterable[AgentSt
                 row[s] += n
     rows = []
     for (q, ch), (interval, day, current, day_start, clock) in sorted(figures.items()):
-        rules = queues.for_queue(q)
+        rules = queues.rules(q, ch)
         sl = SERVICE_LEVEL[rules.service_level_variant]
         n_waiting, oldest = waiting.get((q, ch), (0, 0.0))
         agents = by_state.get(q, dict.fromkeys(NOW_STATES, 0))
@@ -248,7 +248,7 @@ def prometheus_wallboard(results: dict[str, list[dict]], queues: QueueConfig, at
     pairs = set(by_qc.get("today_offered", {})) | set(by_qc.get("waiting", {}))
     rows = []
     for q, ch in sorted(pairs):
-        rules = queues.for_queue(q)
+        rules = queues.rules(q, ch)
 
         def get(name: str, q: str = q, ch: str = ch) -> float | None:
             return by_qc.get(name, {}).get((q, ch))

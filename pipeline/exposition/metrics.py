@@ -19,7 +19,7 @@ from pipeline.exposition.agent_metrics import AgentCollector
 from pipeline.exposition.described import Part
 from pipeline.kpis.catalogue import AGENT_HANDLING, COUNTS, GAUGE, WAIT_HISTOGRAM
 from pipeline.kpis.counts import Forecast, QueueCounts, cumulative
-from pipeline.kpis.definitions import HANDLING_COST
+from pipeline.kpis.definitions import DISPOSITIONS, HANDLING_COST, SEGMENT_COUNTS
 from pipeline.kpis.reporting.cost import handling_cost
 from pipeline.kpis.staffing.live import agents_needed, observed_traffic, prediction, requirement
 from pipeline.kpis.staffing.plan import Demand, ahead_intervals, required_for
@@ -57,6 +57,7 @@ class KpiCollector:
             for (q, ch), c in sorted(totals.items()):
                 fam.add_metric([q, ch], getattr(c, count.field) * count.scale)
             yield fam
+        yield from _segments_and_dispositions(totals)
         yield self._wait_histogram(totals)
         yield self._handling_cost(totals)
         for q, ch in sorted(totals):
@@ -100,7 +101,7 @@ class KpiCollector:
             HANDLING_COST.metric.removesuffix("_total"), HANDLING_COST.help, labels=["queue", "channel"]
         )
         for (q, ch), c in sorted(totals.items()):
-            spent = handling_cost(c, ch, self.processor.queues.for_queue(q))
+            spent = handling_cost(c, ch, self.processor.queues.rules(q, ch))
             if spent is not None:
                 fam.add_metric([q, ch], spent.assisted)
         return fam
@@ -133,7 +134,7 @@ class KpiCollector:
                 if traffic is None:
                     continue
                 patience[(q, ch)] = traffic.patience
-                rules = self.processor.queues.for_queue(q)
+                rules = self.processor.queues.rules(q, ch)
                 required.add_metric([q, ch], agents_needed(requirement(traffic, rules).agents, rules))
                 if staffed is None:
                     continue
@@ -149,7 +150,7 @@ class KpiCollector:
         step = state.interval_ms
         for (q, ch), of_queue in sorted(state.forecasts.items()):
             now = interval_start(state.clock(q), step)
-            rules = self.processor.queues.for_queue(q)
+            rules = self.processor.queues.rules(q, ch)
             for k in range(1, ahead_intervals(step // 1000) + 1):
                 fc = of_queue.get(now + k * step)
                 if fc is None:
@@ -313,6 +314,27 @@ def _needed(rules: QueueSettings, offered: float, aht: float, patience: float | 
 @lru_cache(maxsize=8192)
 def _needed_cached(rules: QueueSettings, offered: float, aht: float, patience: float | None, step: int) -> int:
     return required_for(Demand("", "", 0, offered, aht, patience), rules, step)[1]
+
+
+def _segments_and_dispositions(totals: Mapping[tuple[str, str], QueueCounts]) -> Iterator[Metric]:
+    """Outcome counters per segment and handled contacts per wrap-up code: bounded labels (the queue file's sets,
+    else `other`)."""
+    by_segment = {qc: c.by_segment() for qc, c in sorted(totals.items())}
+    for count in SEGMENT_COUNTS:
+        fam = CounterMetricFamily(
+            count.metric.removesuffix("_total"), count.help, labels=["queue", "channel", "segment"]
+        )
+        for (q, ch), segments in by_segment.items():
+            for segment, c in sorted(segments.items()):
+                fam.add_metric([q, ch, segment], getattr(c, count.field) * count.scale)
+        yield fam
+    fam = CounterMetricFamily(
+        DISPOSITIONS.metric.removesuffix("_total"), DISPOSITIONS.help, labels=["queue", "channel", "disposition"]
+    )
+    for (q, ch), c in sorted(totals.items()):
+        for code, n in sorted(c.dispositions.items()):
+            fam.add_metric([q, ch, code], n)
+    yield fam
 
 
 def _gauge(metric: str, labels: list[str]) -> GaugeMetricFamily:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from pipeline.contract.records import RecordVersion
 from pipeline.core.time import REVISION, as_datetime
 from pipeline.kpis.definitions import Count, Gauge, Kpi
 
@@ -127,6 +128,7 @@ class AgentKpiRecord(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     kind: Annotated[Literal["agent"], Meta(description="Always `agent`: an agent record.")] = "agent"
+    v: RecordVersion = 1
     agent_id: str
     queue_ids: Annotated[list[str], Meta(description="Queues the agent served while logged in in the interval.")]
     interval_start: Annotated[datetime, Meta(description="Start of the interval (UTC).")]

@@ -17,6 +17,8 @@ from pipeline.kpis.definitions import (
     COMPLETION,
     COUNT,
     COUNTS,
+    DISPOSITION_VENDORS,
+    DISPOSITIONS,
     GAUGE,
     GAUGES,
     HANDLING_COST,
@@ -24,6 +26,9 @@ from pipeline.kpis.definitions import (
     IVR,
     NOT_COUNTERS,
     RATIO,
+    SEGMENT_COUNTS,
+    SEGMENT_RATIOS,
+    SEGMENT_VENDORS,
     SERVICE_LEVEL,
     SL_VENDORS,
     SURVEY,
@@ -35,6 +40,7 @@ from pipeline.kpis.definitions import (
     Kpi,
     Ratio,
     increase,
+    segment_promql,
 )
 
 __all__ = [
@@ -296,6 +302,44 @@ def anchor(title: str) -> str:
     return re.sub(r"[^a-z0-9 _-]", "", title.lower()).replace(" ", "-")
 
 
+# ---- per segment, and dispositions: bounded labels from the queue file ---------------------------------------
+
+SEGMENT_NOTES = (
+    "The same definition over the counts of the contacts whose `contact.offered` named a segment, per segment: one "
+    "the queue configures (`segments`), else `other`; contacts without a segment are in no segment, so the "
+    "segments need not add up to the queue. `segments[].service_level` is the queue's headline variant. Series: "
+    "(configured segments + 1) per queue and channel for each `cc_queue_segment_*` counter."
+)
+_first_segment = anchor(f"{SEGMENT_RATIOS[0].title} per segment")
+SEGMENT_KPIS: tuple[Kpi, ...] = tuple(
+    Kpi(
+        f"{r.name}_per_segment",
+        f"{r.title} per segment",
+        f"{r.formula()}, over one segment's counts",
+        r.unit,
+        r.attribution,
+        f"segments[].{r.record_field}",
+        segment_promql(r),
+        SEGMENT_NOTES if i == 0 else f"Segments as in [{SEGMENT_RATIOS[0].title} per segment](#{_first_segment}).",
+        SEGMENT_VENDORS if i == 0 else "",
+    )
+    for i, r in enumerate(SEGMENT_RATIOS)
+)
+DISPOSITION_KPI = Kpi(
+    "dispositions",
+    "Dispositions (wrap-up codes)",
+    "count of handled contacts by the `disposition` of their `contact.acw_ended`",
+    "contacts",
+    COMPLETION,
+    "dispositions[].contacts",
+    f"sum by (queue, channel, disposition) (increase({DISPOSITIONS.metric}[15m]))",
+    "Codes outside the queue's `dispositions` list count as `other`, so a queue has at most (configured codes + 1) "
+    "series per channel. Counted with `handled`: a contact's code counts once its handling completes.",
+    DISPOSITION_VENDORS,
+)
+KPIS = (*KPIS, *SEGMENT_KPIS, DISPOSITION_KPI)
+
+
 def promql_expressions(kpis: tuple[Kpi, ...] | None = None) -> list[tuple[str, str]]:
     """(KPI name, PromQL) of every expression the catalogue prints: each KPI's, per queue and recorded ones."""
     if kpis is None:
@@ -348,6 +392,12 @@ def markdown() -> str:
         "event (a quiet queue is not waited for), or its heartbeat if later; the FCR side takes the lowest over "
         "the partitions. A queue stamped ahead by more than that skew (possible only when replaying history: "
         "live, such events are rejected against the worker's clock) would still move it.",
+        "- **Channels**: every queue KPI is per queue and channel (`voice`, `chat`, `email`, `task`, `messaging`), "
+        "each channel with its own service level threshold, short-abandon threshold, headline variant and targets "
+        "where the queue file says so (docs/settings.md#channels). With `service_level_clock = business_hours` the "
+        "wait compared with the threshold counts only the queue's opening hours (the record's "
+        "`service_level_clock` says which), as help-desk tools measure e-mail SLAs (Zendesk's SLA policies and "
+        "Salesforce's entitlements run on business or calendar hours); ASA and the waits stay elapsed time.",
         "- Prometheus counters grow as events are processed; `increase()` over a window therefore follows "
         "processing time. The KPI topic's records are the exact per-interval figures on event time.",
         "- Ratio KPIs are defined once, as a sum of counts over a sum of counts (`pipeline/kpis/definitions.py`): "
@@ -395,6 +445,14 @@ def markdown() -> str:
     out += [
         "",
         f"Histogram `{WAIT_HISTOGRAM.metric}` (labels `queue`, `channel`, `outcome`, `le`): {WAIT_HISTOGRAM.help}",
+        "",
+        "## Segment and disposition counters",
+        "",
+        "Labels `queue`, `channel` and `segment` (or `disposition`), from the bounded sets of the queue file.",
+        "",
+        "| Prometheus metric | KPI record field | unit | meaning |",
+        "| --- | --- | --- | --- |",
+        *(f"| `{c.metric}` | `{c.record_field}` | {c.unit} | {c.help} |" for c in (*SEGMENT_COUNTS, DISPOSITIONS)),
         "",
         "## Per-agent handling counters",
         "",

@@ -14,12 +14,17 @@ from typing import Any, Literal
 import msgspec
 
 from pipeline.core.settings import QueueSettings
-from pipeline.kpis.definitions import RATIO, SERVICE_LEVEL, VARIANTS, Variant
+from pipeline.kpis.definitions import RATIO, SEGMENT_FIELDS, SERVICE_LEVEL, VARIANTS, Variant
 
 Window = Literal["interval", "hour", "day"]
 """What a queue record covers: one interval, or the hour or day (in the queue's time zone) that holds it."""
 
-__all__ = ["VARIANTS", "QueueCounts", "Variant"]  # the variants are defined in pipeline.kpis.definitions
+__all__ = [
+    "SEGMENT_FIELDS",
+    "VARIANTS",
+    "QueueCounts",
+    "Variant",
+]  # the variants are defined in pipeline.kpis.definitions
 INF = "inf"  # the histogram's last bucket
 # Standard wait histogram bounds in seconds; every queue's thresholds are added to them (see the processor).
 WAIT_BUCKETS_SECONDS: tuple[float, ...] = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200)
@@ -88,6 +93,10 @@ class QueueCounts(msgspec.Struct, omit_defaults=True):
     """IVR / self-service sessions that ended."""
     ivr_contained: int = 0
     """IVR sessions that ended in self-service, without asking for an agent."""
+    segments: dict[str, int] = msgspec.field(default_factory=dict)
+    """Outcome counts per segment of the offer: `<segment>:<count>` -> value (count: a `SEGMENT_FIELDS` name)."""
+    dispositions: dict[str, int] = msgspec.field(default_factory=dict)
+    """Handled contacts per wrap-up code (the queue's configured codes, else `other`)."""
 
     def add(self, other: QueueCounts) -> None:
         """Merge `other` into this: sums, except the longest wait (a maximum) and the histogram (per bucket)."""
@@ -96,6 +105,10 @@ class QueueCounts(msgspec.Struct, omit_defaults=True):
         self.longest_wait_ms = max(self.longest_wait_ms, other.longest_wait_ms)
         for bucket, n in other.waits.items():
             self.waits[bucket] = self.waits.get(bucket, 0) + n
+        for key, n in other.segments.items():
+            self.segments[key] = self.segments.get(key, 0) + n
+        for key, n in other.dispositions.items():
+            self.dispositions[key] = self.dispositions.get(key, 0) + n
 
     def bump(self, name: str, amount: int) -> None:
         """Apply one increment (see pipeline.state.queues): a sum, the maximum or a histogram bucket."""
@@ -105,6 +118,12 @@ class QueueCounts(msgspec.Struct, omit_defaults=True):
             self.longest_wait_ms = max(self.longest_wait_ms, amount)
         elif name.startswith(("answered:", "abandoned:")):
             self.waits[name] = self.waits.get(name, 0) + amount
+        elif name.startswith("segment:"):
+            key = name[8:]
+            self.segments[key] = self.segments.get(key, 0) + amount
+        elif name.startswith("disposition:"):
+            key = name[12:]
+            self.dispositions[key] = self.dispositions.get(key, 0) + amount
         else:
             raise AttributeError(f"no count {name!r}")
 
@@ -112,6 +131,8 @@ class QueueCounts(msgspec.Struct, omit_defaults=True):
         """An independent copy (a provisional record's), several times faster than copy.deepcopy."""
         c = QueueCounts(*_values(self))
         c.waits = dict(self.waits)
+        c.segments = dict(self.segments)
+        c.dispositions = dict(self.dispositions)
         return c
 
     def as_dict(self) -> dict[str, object]:
@@ -121,11 +142,27 @@ class QueueCounts(msgspec.Struct, omit_defaults=True):
     def from_dict(cls, d: dict[str, Any]) -> QueueCounts:
         c = cls(**d)
         c.waits = dict(c.waits)
+        c.segments = dict(c.segments)
+        c.dispositions = dict(c.dispositions)
         return c
+
+    def by_segment(self) -> dict[str, QueueCounts]:
+        """The outcome counts of each segment, as counts of their own (the service level and the other ratios
+        over them are the queue's formulas)."""
+        out: dict[str, QueueCounts] = {}
+        for key, n in self.segments.items():
+            segment, _, name = key.rpartition(":")
+            c = out.get(segment)
+            if c is None:
+                c = out[segment] = QueueCounts()
+            setattr(c, name, n)
+        return out
 
 
 COUNT_FIELDS: tuple[str, ...] = QueueCounts.__struct_fields__
-SUM_FIELDS: tuple[str, ...] = tuple(n for n in COUNT_FIELDS if n not in ("waits", "longest_wait_ms"))
+SUM_FIELDS: tuple[str, ...] = tuple(
+    n for n in COUNT_FIELDS if n not in ("waits", "longest_wait_ms", "segments", "dispositions")
+)
 SUMS = frozenset(SUM_FIELDS)
 _values = operator.attrgetter(*COUNT_FIELDS)
 _sums = operator.attrgetter(*SUM_FIELDS)

@@ -269,7 +269,8 @@ COUNTS: tuple[Count, ...] = (
     ),
 )
 # QueueCounts fields that are not counters: the histogram is exported as one, the maximum only in records
-NOT_COUNTERS = ("waits", "longest_wait_ms")
+# (segments and dispositions are exported with their own label: SEGMENT_COUNTS and DISPOSITIONS below)
+NOT_COUNTERS = ("waits", "longest_wait_ms", "segments", "dispositions")
 WAIT_HISTOGRAM = Gauge(
     "cc_queue_wait_seconds",
     "seconds",
@@ -789,3 +790,66 @@ RATIOS: tuple[Ratio, ...] = (
 RATIO: dict[str, Ratio] = {r.name: r for r in RATIOS}
 RECORDED: tuple[Ratio, ...] = tuple(r for r in RATIOS if r.rule)
 """The ratios the recording rules record (per queue and channel, over each of WINDOWS)."""
+
+
+# ---- segments and dispositions -------------------------------------------------------------------------------
+# Both are bounded label sets configured per queue (`segments`, `dispositions` in the queue file); any other value
+# is counted as `other`, so a queue has at most (configured + 1) series of each per channel.
+
+SEGMENT_FIELDS: tuple[str, ...] = (
+    "offered",
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "answered_within_threshold",
+    "abandoned_within_threshold",
+    "answer_wait_ms",
+    "abandon_wait_ms",
+)
+"""The counts kept per segment of the offer: what every service level variant, ASA and abandonment are formed from."""
+SEGMENT_COUNTS: tuple[Count, ...] = tuple(
+    Count(
+        COUNT[f].metric.replace("cc_queue_", "cc_queue_segment_", 1),
+        f,
+        f"segments[].{COUNT[f].record_field}",
+        COUNT[f].unit,
+        f"{COUNT[f].help.rstrip('.')}, per segment of the offer (label `segment`).",
+        ARRIVAL,
+    )
+    for f in SEGMENT_FIELDS
+)
+SEGMENT_COUNT: dict[str, Count] = {c.field: c for c in SEGMENT_COUNTS}
+SEGMENT_RATIOS: tuple[Ratio, ...] = tuple(
+    r for r in RATIOS if all(f.lstrip("-") in SEGMENT_COUNT for f in (*r.numerator, *r.denominator))
+)
+"""The ratio KPIs formed per segment too (every service level variant, ASA, abandonment): the same definitions over
+the segment's counts."""
+SEGMENT_VENDORS = (
+    "Genesys Cloud and Amazon Connect report service level per queue (and, in Genesys, per routing priority or "
+    "skill requirement); a customer segment is usually a contact attribute the flow sets and a custom report "
+    "filters on. Here the source puts it on `contact.offered` and every outcome count is kept per segment."
+)
+
+
+def segment_promql(ratio: Ratio, window: str = "15m", guard: bool = False) -> str:
+    """A ratio per queue, channel and segment over the segment counters: sums of increases, then the division."""
+    return ratio.expr(
+        lambda f: f"sum by (queue, channel, segment) (increase({SEGMENT_COUNT[f].metric}[{window}]))", guard
+    )
+
+
+DISPOSITIONS = Count(
+    "cc_queue_dispositions_total",
+    "dispositions",
+    "dispositions[].contacts",
+    "contacts",
+    "Handled contacts by wrap-up code of their `contact.acw_ended` (label `disposition`: the queue's configured "
+    "codes, else `other`).",
+    COMPLETION,
+)
+DISPOSITION_VENDORS = (
+    "Genesys Cloud calls them wrap-up codes (one per agent participant; a transferred contact can carry several, "
+    "one per queue leg as here); in Amazon Connect, Twilio Flex and Asterisk centers commonly record it as a contact "
+    "attribute or task attribute of their own design, so the adapter names the field that carries it. Here one code per queue leg, "
+    "counted when its handling completes, so the codes of an interval add up to its `handled`."
+)

@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from pipeline.contract import events as ev
 
@@ -330,7 +330,7 @@ def forecast_events(
     skipped: list[Key] = []
     for (q, ch), h in sorted(histories.items()):
         points = forecast(h, days, reforecast=reforecast)
-        if any(p.aht_seconds is None for p in points) or ch not in ("voice", "chat"):
+        if any(p.aht_seconds is None for p in points) or ch not in ev.CHANNELS:
             skipped.append((q, ch))
             continue
         made = datetime.fromtimestamp(h.end, UTC)
@@ -340,7 +340,7 @@ def forecast_events(
                     event_id=f"fc:{q}:{ch}:{p.start}:{h.end}",
                     time=made,
                     queue_id=q,
-                    channel="voice" if ch == "voice" else "chat",
+                    channel=cast(ev.ChannelName, ch),  # one of CHANNELS (checked above)
                     interval_start=datetime.fromtimestamp(p.start, UTC),
                     offered=round(p.offered, 3),
                     aht_seconds=round(p.aht_seconds or 0.0, 1),

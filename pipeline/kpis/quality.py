@@ -30,6 +30,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from pipeline.contract.records import RecordVersion
 from pipeline.core.time import REVISION, as_datetime
 from pipeline.kpis.definitions import Count, Kpi
 
@@ -111,6 +112,7 @@ class FcrRecord(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     kind: Annotated[Literal["fcr"], Meta(description="Record kind: `fcr`.")] = "fcr"
+    v: RecordVersion = 1
     queue_id: str
     channel: str
     interval_start: Annotated[datetime, Meta(description="Start of the interval (UTC).")]

@@ -14,11 +14,12 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from pipeline.contract.records import RecordVersion, ServiceLevelClock
 from pipeline.core.settings import QueueSettings
 from pipeline.core.time import REVISION, as_datetime
 from pipeline.kpis import counts as k
 from pipeline.kpis.counts import IntervalUpdate, QueueCounts, Window
-from pipeline.kpis.definitions import RATIO, VARIANTS, Variant
+from pipeline.kpis.definitions import RATIO, SEGMENT_COUNTS, SEGMENT_RATIOS, SERVICE_LEVEL, VARIANTS, Variant
 from pipeline.kpis.reporting.causes import headline_shortfall
 from pipeline.kpis.reporting.cost import handling_cost
 from pipeline.kpis.staffing.live import agents_needed, observed_traffic, requirement
@@ -74,6 +75,40 @@ class MissCause(msgspec.Struct, frozen=True, kw_only=True):
     share: Annotated[float, Meta(ge=0, le=1, description="Its share of the contacts short.")]
 
 
+class SegmentKpis(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome counts and speed-of-service KPIs of one customer segment of the queue (arrival interval)."""
+
+    segment: Annotated[
+        str, Meta(description="A segment the queue configures (`segments` in the queue file), or `other`.")
+    ]
+    offered: int
+    answered: int
+    abandoned: int
+    short_abandoned: int
+    answered_within_threshold: int
+    abandoned_within_threshold: int
+    answer_wait_seconds_sum: Seconds
+    abandon_wait_seconds_sum: Seconds
+    service_level: Ratio
+    service_level_abandons_ignored: Ratio
+    service_level_abandons_against: Ratio
+    service_level_short_abandons_excluded: Ratio
+    service_level_abandons_in_favour: Ratio
+    asa_seconds: Average
+    average_time_to_abandon_seconds: Average
+    abandon_rate: Ratio
+    abandon_rate_without_short: Ratio
+
+
+class DispositionCount(msgspec.Struct, frozen=True, kw_only=True):
+    """Handled contacts with one wrap-up code (completion interval)."""
+
+    disposition: Annotated[
+        str, Meta(description="A code the queue configures (`dispositions` in the queue file), or `other`.")
+    ]
+    contacts: int
+
+
 class KpiRecord(Handling, frozen=True, kw_only=True):
     """Queue KPIs of one queue and channel over one interval (see docs/kpis.md for every definition).
 
@@ -81,6 +116,7 @@ class KpiRecord(Handling, frozen=True, kw_only=True):
     """
 
     kind: Annotated[str, Meta(description="Record kind: `queue`.")] = "queue"
+    v: RecordVersion = 1
     queue_id: str
     channel: str
     window: Annotated[
@@ -97,6 +133,13 @@ class KpiRecord(Handling, frozen=True, kw_only=True):
     service_level_threshold_seconds: Seconds
     short_abandon_seconds: Seconds
     service_level_variant: Annotated[Variant, Meta(description="The queue's headline variant.")]
+    service_level_clock: Annotated[
+        ServiceLevelClock,
+        Meta(
+            description="How waits were measured against the threshold: `elapsed`, or `business_hours` (the queue's "
+            "opening hours only; ASA and waits stay elapsed)."
+        ),
+    ] = "elapsed"
     # volume and outcome (arrival interval)
     offered: int
     answered: int
@@ -174,6 +217,15 @@ class KpiRecord(Handling, frozen=True, kw_only=True):
         float | None,
         Meta(description="handling_cost / handled; null without `agent_hour_cost` or without handled contacts."),
     ] = None
+    # segments and dispositions: bounded sets from the queue file (others as `other`)
+    segments: Annotated[
+        list[SegmentKpis],
+        Meta(description="Per segment of the offers that named one (arrival interval), by segment; empty without."),
+    ] = []
+    dispositions: Annotated[
+        list[DispositionCount],
+        Meta(description="Handled contacts per wrap-up code (completion interval), by code; they add up to `handled`."),
+    ] = []
 
     @property
     def key(self) -> str:
@@ -238,6 +290,7 @@ def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple
         service_level_threshold_seconds=rules.service_level_threshold_seconds,
         short_abandon_seconds=rules.short_abandon_seconds,
         service_level_variant=rules.service_level_variant,
+        service_level_clock=rules.service_level_clock,
         offered=c.offered,
         answered=c.answered,
         abandoned=c.abandoned,
@@ -274,7 +327,23 @@ def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple
         agents_required=_required(c, interval_seconds, rules) if u.window == "interval" else None,
         **_cost(c, u.channel, rules),
         miss_causes=_miss_causes(c, rules, u.causes),
+        segments=[segment_kpis(name, sc, rules.service_level_variant) for name, sc in sorted(c.by_segment().items())],
+        dispositions=[DispositionCount(disposition=d, contacts=n) for d, n in sorted(c.dispositions.items())],
     )
+
+
+def segment_kpis(segment: str, c: QueueCounts, variant: Variant) -> SegmentKpis:
+    """One segment's record entry: its counts and the table's ratios over them (`SEGMENT_RATIOS`)."""
+    fields: dict[str, Any] = {
+        n.record_field.removeprefix("segments[]."): _exported(getattr(c, n.field), n.field) for n in SEGMENT_COUNTS
+    }
+    fields |= {r.record_field: r.value(c) for r in SEGMENT_RATIOS}
+    return SegmentKpis(segment=segment, service_level=SERVICE_LEVEL[variant].value(c), **fields)
+
+
+def _exported(value: int, field: str) -> float | int:
+    """A count as the record carries it: durations (integer ms) in seconds, counts as integers."""
+    return value / 1000 if field.endswith("_ms") else value
 
 
 def _miss_causes(c: QueueCounts, rules: QueueSettings, causes: dict[str, float] | None) -> list[MissCause] | None:

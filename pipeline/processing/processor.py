@@ -489,7 +489,8 @@ def unpack(stored: bytes) -> bytes:
 
 def wait_bounds(queues: QueueConfig) -> tuple[float, ...]:
     """Histogram bounds in seconds: the standard ones, and every queue's thresholds."""
-    rules = [queues.defaults, *queues.queues.values()]
+    queue_rules = [queues.defaults, *queues.queues.values()]
+    rules = queue_rules + [q.for_channel(ch) for q in queue_rules for ch in q.channels]
     extra = {r.service_level_threshold_seconds for r in rules} | {r.short_abandon_seconds for r in rules}
     return tuple(sorted(set(WAIT_BUCKETS_SECONDS) | {b for b in extra if b > 0}))
 

@@ -8,11 +8,13 @@ end of wrap-up), so shuffled input gives the same counts as ordered input. Must 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 
 from pipeline.contract import events as ev
 from pipeline.core.time import interval_start
-from pipeline.kpis.counts import bucket_name
+from pipeline.kpis.counts import SEGMENT_FIELDS, bucket_name
 
 MAX_CHAT_MESSAGES = 2000  # per leg: more is not a chat but a flood (rejected as impossible)
 # An outcome stamped before its offer by no more than the tolerance (two clocks at the source, a second apart) is
@@ -47,6 +49,8 @@ class Leg(msgspec.Struct, omit_defaults=True):
     holds_ended: int = 0
     hold_start_sum: int = 0  # hold time = sum of ends - sum of starts, whatever order they came in
     hold_end_sum: int = 0
+    segment: str | None = None  # the label its offer's segment counts under (the queue's set, or `other`)
+    disposition: str | None = None  # the label its wrap-up code counts under (the queue's set, or `other`)
     customer_messages: list[int] = msgspec.field(default_factory=list)  # chat message times
     agent_messages: list[int] = msgspec.field(default_factory=list)
     chat_counted: list[int] = msgspec.field(default_factory=lambda: [0, 0, 0, 0])  # as CHAT_FIELDS, counted so far
@@ -149,13 +153,41 @@ def record(leg: Leg, e: ev.ContactEvent, t: int) -> bool:
     return True
 
 
+# The outcome counts also counted per segment (`segment:<label>:<count>`), when the leg's offer carried one.
+SEGMENT_COUNTS = frozenset(SEGMENT_FIELDS)
+
+
 def contribution(
-    leg: Leg, newly_offered: bool, threshold: int, short: int, bounds: tuple[int, ...], length: int
+    leg: Leg,
+    newly_offered: bool,
+    threshold: int,
+    short: int,
+    bounds: tuple[int, ...],
+    length: int,
+    business: Callable[[int, int], int] | None = None,
 ) -> list[Increment] | None:
     """The counts the leg adds now that it did not add before, marking them added on the leg.
 
-    None when the leg's times are impossible (an answer before the arrival, an end before the answer).
+    `business`, when the queue's channel measures its service level in business hours: the business time between
+    two times, compared with `threshold` instead of the elapsed wait. None when the leg's times are impossible
+    (an answer before the arrival, an end before the answer).
     """
+    out = _contribution(leg, newly_offered, threshold, short, bounds, length, business)
+    if out is None or leg.segment is None:
+        return out
+    prefix = f"segment:{leg.segment}:"
+    return out + [(s, prefix + name, n, None) for s, name, n, a in out if a is None and name in SEGMENT_COUNTS]
+
+
+def _contribution(
+    leg: Leg,
+    newly_offered: bool,
+    threshold: int,
+    short: int,
+    bounds: tuple[int, ...],
+    length: int,
+    business: Callable[[int, int], int] | None,
+) -> list[Increment] | None:
     out: list[Increment] = []
     if newly_offered and leg.offered_at is not None:  # newly offered: it has an arrival time
         out.append((interval_start(leg.offered_at, length), "offered", 1, None))
@@ -170,7 +202,7 @@ def contribution(
                 (arrival, "answer_wait_ms", wait, None),
                 (arrival, bucket_name("answered", wait, bounds), 1, None),
             ]
-            if wait <= threshold:
+            if (wait if business is None else business(leg.offered_at, leg.answered_at)) <= threshold:
                 out.append((arrival, "answered_within_threshold", 1, None))
         elif leg.abandoned_at is not None:
             wait = leg.abandoned_at - leg.offered_at
@@ -181,7 +213,7 @@ def contribution(
                 (arrival, "abandon_wait_ms", wait, None),
                 (arrival, bucket_name("abandoned", wait, bounds), 1, None),
             ]
-            if wait <= threshold:
+            if (wait if business is None else business(leg.offered_at, leg.abandoned_at)) <= threshold:
                 out.append((arrival, "abandoned_within_threshold", 1, None))
             if wait <= short:
                 out.append((arrival, "short_abandoned", 1, None))
@@ -223,6 +255,8 @@ def contribution(
             (completed, "held", held, agent),
             (completed, "transferred_out", int(leg.transferred), agent),
         ]
+        if leg.disposition is not None:
+            out.append((completed, f"disposition:{leg.disposition}", 1, None))
         leg.handled_counted = True
         leg.hold_counted = hold
         leg.held_counted = held

@@ -57,6 +57,8 @@ from pipeline.state.rollups import RollupKey, Rollups
 # what callers import from here (the state's one interface; the other modules are its parts)
 __all__ = ["CLAMPS", "CODEC", "DUPLICATE", "IMPOSSIBLE", "LATE", "VERSION", "QueueEvent", "QueueState", "chat_figures"]
 FAR_FUTURE = 2**62
+# a channel's settings, its service level threshold and short abandon time in ms, its business-hours clock or None
+Measure = tuple[QueueSettings, int, int, Callable[[int, int], int] | None]
 
 # apply() results that are not "applied"
 DUPLICATE = "duplicate"
@@ -111,7 +113,7 @@ class QueueState:
         # since the last `snapshot` or `changes`: legs changed or gone (None: too many to list), agents counted
         self._changed_legs: set[tuple[str, str]] | None = set()
         self._changed_agents: set[str] = set()
-        self._thresholds: dict[str, tuple[int, int]] = {}  # queue id -> (service level threshold, short abandon) ms
+        self._thresholds: dict[tuple[str, str], Measure] = {}  # (queue, channel) -> how it is measured
 
     # ---- applying events -------------------------------------------------------------------------------
 
@@ -195,8 +197,12 @@ class QueueState:
             return IMPOSSIBLE
         clamped = clamp(leg, self.clamp_skew) if self.clamp_skew and not leg.outcome_counted else None
         newly_offered = newly_offered and leg.offered_at is not None
-        threshold, short = self._thresholds_ms(leg.queue_id)
-        increments = contribution(leg, newly_offered, threshold, short, self.wait_bounds_ms, length)
+        rules, threshold, short, business = self._measure(leg.queue_id, leg.channel)
+        if isinstance(e, ev.ContactOffered) and e.segment is not None:
+            leg.segment = rules.segment(e.segment)
+        elif isinstance(e, ev.AcwEnded):
+            leg.disposition = rules.disposition(e.disposition)
+        increments = contribution(leg, newly_offered, threshold, short, self.wait_bounds_ms, length, business)
         if increments is None:
             return IMPOSSIBLE
         checked = None
@@ -218,15 +224,21 @@ class QueueState:
         self._observe(leg.queue_id, t)
         return clamped
 
-    def _thresholds_ms(self, queue_id: str) -> tuple[int, int]:
-        """The queue's service level threshold and short abandon time in ms (looked up once per queue: the
-        rules do not change while the worker runs)."""
-        found = self._thresholds.get(queue_id)
+    def rules(self, queue_id: str, channel: str) -> QueueSettings:
+        """How the queue's channel is measured: the queue's settings with the channel's overrides."""
+        return self._measure(queue_id, channel)[0]
+
+    def _measure(self, queue_id: str, channel: str) -> Measure:
+        """The channel's settings, service level threshold and short abandon time in ms, and its business-hours
+        clock if it has one (looked up once per queue and channel: the rules do not change while the worker runs)."""
+        found = self._thresholds.get((queue_id, channel))
         if found is None:
-            rules = self.rules_of(queue_id)
-            found = self._thresholds[queue_id] = (
+            rules = self.rules_of(queue_id).for_channel(channel)
+            found = self._thresholds[(queue_id, channel)] = (
+                rules,
                 round(rules.service_level_threshold_seconds * 1000),
                 round(rules.short_abandon_seconds * 1000),
+                rules.business_ms if rules.service_level_clock == "business_hours" else None,
             )
         return found
 
@@ -355,7 +367,7 @@ class QueueState:
         if start >= self.last_final.get((q, ch), (NO_TIME,))[0]:
             self.last_final[(q, ch)] = (start, counts)
         return IntervalUpdate(
-            q, ch, start // 1000, revision, True, counts, self.rules_of(q), agents, self._forecasts.pop(q, ch, start)
+            q, ch, start // 1000, revision, True, counts, self.rules(q, ch), agents, self._forecasts.pop(q, ch, start)
         )
 
     def _forecasts_without_traffic(self) -> list[IntervalUpdate]:
@@ -417,7 +429,7 @@ class QueueState:
                         ivl.revision,
                         False,
                         ivl.counts.copy(),
-                        self.rules_of(q),
+                        self.rules(q, ch),
                         copied(ivl.agents),
                         self.forecast(q, ch, start),
                     )

@@ -104,5 +104,16 @@ class Rollups:
     ) -> IntervalUpdate:
         q, ch, window, start = key
         return IntervalUpdate(
-            q, ch, start // 1000, revision, final, counts, self.rules_of(q), agents, None, window, end // 1000, causes
+            q,
+            ch,
+            start // 1000,
+            revision,
+            final,
+            counts,
+            self.rules_of(q).for_channel(ch),
+            agents,
+            None,
+            window,
+            end // 1000,
+            causes,
         )

@@ -316,7 +316,7 @@ def build(
     pairs = sorted({(r.queue_id, r.channel) for r in chosen if in_period(r, period) or in_period(r, previous)})
     rows = []
     for q, ch in pairs:
-        rules = config.for_queue(q)
+        rules = config.rules(q, ch)
         now = _figures(
             q, ch, [r for r in chosen if r.queue_id == q and r.channel == ch], records, staffed, period, config
         )
@@ -368,7 +368,7 @@ def _figures(
     period: Period,
     config: QueueConfig,
 ) -> QueueFigures:
-    rules = config.for_queue(q)
+    rules = config.rules(q, ch)
     recs = [r for r in mine if local_date(r.interval_start, rules) in period]
     c = queue_counts(recs)
     agents = [a for a in records.agents if q in a.queue_ids and local_date(a.interval_start, rules) in period]
@@ -465,7 +465,7 @@ def _missed(
     """(record, contacts short of the target, cause shares, cause parts in agents) of every missed interval."""
     out = []
     for r in current:
-        rules = config.for_queue(r.queue_id)
+        rules = config.rules(r.queue_id, r.channel)
         short = shortfall(queue_counts([r]), SERVICE_LEVEL[rules.service_level_variant], rules.service_level_target)
         if short <= 0:
             continue
@@ -500,7 +500,7 @@ def _days(
         missed[(r.queue_id, r.channel, local_date(r.interval_start, config.for_queue(r.queue_id)))].append((short, sh))
     out = []
     for (q, ch, day), recs in sorted(by_day.items()):
-        rules = config.for_queue(q)
+        rules = config.rules(q, ch)
         c = queue_counts(recs)
         weights: dict[str, float] = defaultdict(float)
         for short, sh in missed.get((q, ch, day), []):
@@ -565,7 +565,7 @@ def _intraday(current: list[KpiRecord], config: QueueConfig) -> list[dict[str, A
         groups[(r.queue_id, r.channel)][_time_of_day(r, config)].append(r)
     out = []
     for (q, ch), by_time in sorted(groups.items()):
-        rules = config.for_queue(q)
+        rules = config.rules(q, ch)
         points = []
         for t, recs in sorted(by_time.items()):
             c = queue_counts(recs)
@@ -603,7 +603,7 @@ def _tradeoff(current: list[KpiRecord], config: QueueConfig) -> dict[str, Any] |
     if not busy:
         return None
     r = max(busy, key=lambda r: r.offered)
-    rules = config.for_queue(r.queue_id)
+    rules = config.rules(r.queue_id, r.channel)
     return {
         "queue_id": r.queue_id,
         "channel": r.channel,

@@ -84,7 +84,7 @@ def plan(
     """The plan of every demand, in (queue, channel, start) order; `scheduled`: (queue, start) -> agents."""
     out = []
     for d in sorted(demands, key=lambda d: (d.queue, d.channel, d.start)):
-        required, needed, model = required_for(d, rules_of(d.queue), interval_seconds)
+        required, needed, model = required_for(d, rules_of(d.queue).for_channel(d.channel), interval_seconds)
         have = None if scheduled is None else scheduled.get((d.queue, d.start), 0.0)
         out.append(PlanRow(d.queue, d.channel, d.start, d.offered, d.aht, required, needed, have, model))
     return out

@@ -8,11 +8,19 @@
 
 from pipeline.tools.simulate.center import simulate
 from pipeline.tools.simulate.cli import main_simulate
-from pipeline.tools.simulate.config import DEFAULT_QUEUES, CenterConfig, QueueSpec, intraday_load
+from pipeline.tools.simulate.config import (
+    ALL_CHANNEL_QUEUES,
+    DEFAULT_QUEUES,
+    CenterConfig,
+    QueueSpec,
+    intraday_load,
+    with_all_channels,
+)
 from pipeline.tools.simulate.jsonl import read_jsonl, write_jsonl
 from pipeline.tools.simulate.pacing import paced
 
 __all__ = [
+    "ALL_CHANNEL_QUEUES",
     "DEFAULT_QUEUES",
     "CenterConfig",
     "QueueSpec",
@@ -21,5 +29,6 @@ __all__ = [
     "paced",
     "read_jsonl",
     "simulate",
+    "with_all_channels",
     "write_jsonl",
 ]

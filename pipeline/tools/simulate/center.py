@@ -29,6 +29,7 @@ from pipeline.contract.events import (
     ContactAbandoned,
     ContactAnswered,
     ContactEnded,
+    ContactFlowedOut,
     ContactOffered,
     ContactTransferred,
     Event,
@@ -39,7 +40,7 @@ from pipeline.contract.events import (
     ScheduleActivityPlanned,
     SurveyCompleted,
 )
-from pipeline.tools.simulate.config import CenterConfig, QueueSpec
+from pipeline.tools.simulate.config import CONVERSATIONS, CenterConfig, QueueSpec
 from pipeline.tools.simulate.roster import Session, agent_sessions, chat_agents
 
 BATCH_EVENTS = 1000  # the simulation runs about this many events ahead of the consumer
@@ -81,7 +82,18 @@ class _Leg:
 
 
 class _Queue:
-    __slots__ = ("spec", "queue_id", "channel", "line", "available", "transfer_targets", "dispositions", "weights")
+    __slots__ = (
+        "spec",
+        "queue_id",
+        "channel",
+        "line",
+        "available",
+        "transfer_targets",
+        "dispositions",
+        "weights",
+        "segments",
+        "segment_shares",
+    )
 
     def __init__(self, spec: QueueSpec) -> None:
         self.spec = spec
@@ -92,6 +104,8 @@ class _Queue:
         self.transfer_targets: list[_Queue] = []
         self.dispositions = [name for name, _ in spec.dispositions]
         self.weights = [weight for _, weight in spec.dispositions]
+        self.segments: list[str | None] = [name for name, _ in spec.segments] + [None]
+        self.segment_shares = [share for _, share in spec.segments] + [max(0.0, 1 - sum(s for _, s in spec.segments))]
 
 
 class _Agent:
@@ -106,6 +120,7 @@ class _Agent:
         "draining",
         "listed",
         "state",
+        "active",
         "idle",
     )
 
@@ -120,6 +135,7 @@ class _Agent:
         self.draining = False  # the period ended mid-shift: serving what still waits, then logging out
         self.listed = False  # in its queues' `available` lists
         self.state: str | None = None  # last emitted state
+        self.active: int | None = None  # last emitted active_contacts (chat agents in a contact)
         self.idle: simpy.Event | None = None  # fired when the last contact is done, for a pending break/logout
 
 
@@ -139,6 +155,7 @@ class _Center:
         self.rng_customers = random.Random(f"{seed}:customers")
         self.rng_handling = random.Random(f"{seed}:handling")
         self.rng_extras = random.Random(f"{seed}:extras")  # surveys, IVR, forecasts: the rest is unchanged
+        self.rng_segments = random.Random(f"{seed}:segments")  # likewise
         self.queues = [_Queue(spec) for spec in config.queues]
         for queue in self.queues:
             queue.transfer_targets = [q for q in self.queues if q.channel == queue.channel and q is not queue]
@@ -169,11 +186,21 @@ class _Center:
             try:
                 step()
             except EmptySchedule:
+                self._carry_over()
                 break  # drained
             if len(self.events) >= BATCH_EVENTS:
                 events, self.events = self.events, []
                 yield from events
         yield from self.events
+
+    def _carry_over(self) -> None:
+        """Emails and tasks never give up: those still waiting when the last agent has gone go to tomorrow's
+        backlog (flowed out, no target), so that every leg of the log completes."""
+        for queue in self.queues:
+            for leg in queue.line:
+                if leg.waiting:
+                    leg.waiting = False
+                    self._contact_event(ContactFlowedOut, leg, to_queue_id=None)
 
     def _time(self) -> datetime:
         now = self.env.now
@@ -271,13 +298,17 @@ class _Center:
 
     def _set_state(self, agent: _Agent, state: str, reason_code: str | None = None) -> None:
         agent.state = state
+        agent.active = None
         self._agent_event(AgentStateChanged, agent, state=state, reason_code=reason_code)
 
     def _update_state(self, agent: _Agent) -> None:
-        """Emit the agent's state if its work changed it: on_contact while any contact is in talk."""
+        """Emit the agent's state if its work changed it: on_contact while any contact is in talk. A chat agent
+        (several contacts at once) also says how many it has (`active_contacts`), again whenever that changes."""
         state = "on_contact" if agent.talking else "acw" if agent.wrapping else "available"
-        if state != agent.state:
-            self._set_state(agent, state)
+        active = agent.talking + agent.wrapping if agent.capacity > 1 and state != "available" else None
+        if state != agent.state or active != agent.active:
+            agent.state, agent.active = state, active
+            self._agent_event(AgentStateChanged, agent, state=state, active_contacts=active)
 
     def _lognormal(self, mean: float) -> float:
         sigma = self.sigma
@@ -297,7 +328,8 @@ class _Center:
             at += rng.expovariate(peak)
             if at >= config.duration:
                 return
-            if rng.random() < config.load_at(at):
+            open_now = config.is_open(at) if queue.spec.business_hours_only else None
+            if rng.random() < (config.load_at(at) if open_now is None else float(open_now)):
                 yield env.timeout(at - env.now)
                 self.contact_count += 1
                 contact = _Contact(f"c-{self.seed}-{self.contact_count}", self._customer())
@@ -327,8 +359,9 @@ class _Center:
         """A new leg: straight to the longest available agent, or into the line until answered or abandoned."""
         leg = _Leg(contact, queue, self.env.now)
         contact.visited.append(queue.queue_id)
-        self._contact_event(ContactOffered, leg, customer_id=contact.customer_id)
-        if queue.channel == "chat":
+        segment = self.rng_segments.choices(queue.segments, queue.segment_shares)[0] if queue.spec.segments else None
+        self._contact_event(ContactOffered, leg, customer_id=contact.customer_id, segment=segment)
+        if queue.channel in CONVERSATIONS:
             self._contact_event(ChatMessage, leg, sender="customer")  # the question that opens the chat
         if queue.channel == "voice" and len(contact.visited) == 1:  # came through the IVR
             self._ivr_session(queue, contained=False)
@@ -341,8 +374,9 @@ class _Center:
         else:
             leg.waiting = True
             queue.line.append(leg)
-            patience = self.rng_customers.expovariate(1 / queue.spec.patience_mean)
-            self.env.timeout(patience).callbacks.append(lambda _: self._abandon(leg))
+            if queue.spec.patience_mean > 0:  # an email or a task waits until someone takes it
+                patience = self.rng_customers.expovariate(1 / queue.spec.patience_mean)
+                self.env.timeout(patience).callbacks.append(lambda _: self._abandon(leg))
 
     def _abandon(self, leg: _Leg) -> None:
         if not leg.waiting:
@@ -385,14 +419,16 @@ class _Center:
             if oldest is None:
                 break
             oldest.queue.line.popleft()
-            self._answer(agent, oldest)
+            self._answer(agent, oldest, update=False)
+        self._update_state(agent)  # once for the contacts taken at this instant (one state event, not one each)
         self._list(agent)
 
-    def _answer(self, agent: _Agent, leg: _Leg) -> None:
+    def _answer(self, agent: _Agent, leg: _Leg, update: bool = True) -> None:
         leg.waiting = False
         agent.talking += 1
         self._contact_event(ContactAnswered, leg, agent_id=agent.agent_id)
-        self._update_state(agent)
+        if update:
+            self._update_state(agent)
         self.env.process(self._handle(agent, leg))
 
     def _handle(self, agent: _Agent, leg: _Leg):
@@ -402,7 +438,7 @@ class _Center:
         agent_id = agent.agent_id
         talk = self._lognormal(queue.spec.talk_mean)
         voice = queue.channel == "voice"
-        if not voice:
+        if queue.channel in CONVERSATIONS:
             env.process(self._chat_messages(leg, agent_id, talk))
         if voice and rng.random() < config.hold_prob:
             holds = 2 if rng.random() < config.second_hold_prob else 1
@@ -457,7 +493,7 @@ class _Center:
         chat_indexes = set(rng.sample(range(config.agents), chat_count))
         plans = {}  # channel -> (queues, primary skills, rosters), one skill and roster per agent, shuffled
         for channel, count in (("voice", config.agents - chat_count), ("chat", chat_count)):
-            queues = [q for q in self.queues if q.channel == channel]
+            queues = [q for q in self.queues if (q.channel == "voice") == (channel == "voice")]  # chat: the rest
             primaries, rosters = _allocate(count, queues, config), agent_sessions(config, count)
             rng.shuffle(primaries)
             rng.shuffle(rosters)

@@ -14,7 +14,7 @@ from pathlib import Path
 from pipeline.contract.events import ContactOffered, Event, event_type
 from pipeline.tools.simulate import formats
 from pipeline.tools.simulate.center import simulate
-from pipeline.tools.simulate.config import CenterConfig
+from pipeline.tools.simulate.config import CenterConfig, with_all_channels
 from pipeline.tools.simulate.jsonl import write_jsonl
 from pipeline.tools.simulate.vendor_formats import FORMATS, write_vendor_jsonl
 
@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
         help="extra factor on the arrival rates: above 1 overloads the center (default: 1)",
     )
     parser.add_argument(
+        "--all-channels",
+        action="store_true",
+        help="email (arriving in business hours, Monday to Friday 08:00-20:00), back-office tasks and messaging "
+        "queues besides the voice and chat ones, served by the chat agents",
+    )
+    parser.add_argument(
         "--start",
         type=_utc_datetime,
         default=default.start,
@@ -78,6 +84,8 @@ def main_simulate(argv: list[str]) -> int:
         _parser().error("--hours must be positive, --agents and --rate-scale not negative")
     reference = CenterConfig()
     config = replace(reference, agents=args.agents, duration_hours=args.hours, start=args.start)
+    if args.all_channels:
+        config = with_all_channels(config)
     config = config.with_load_of(reference)
     config = replace(config, rate_scale=config.rate_scale * args.rate_scale)
 

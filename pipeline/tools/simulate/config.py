@@ -15,7 +15,8 @@ from typing import Literal
 
 from pipeline.tools.simulate.roster import SLOT_SECONDS, agent_sessions, chat_agents
 
-Channel = Literal["voice", "chat"]
+Channel = Literal["voice", "chat", "email", "task", "messaging"]
+CONVERSATIONS = ("chat", "messaging")  # channels with messages back and forth (`chat.message`)
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,11 @@ class QueueSpec:
     peak_rate: float  # contacts per hour at the intraday peak, before CenterConfig.rate_scale
     talk_mean: float  # answered -> ended, holds excluded (for chat: the conversation)
     acw_mean: float  # after-contact work
-    patience_mean: float  # mean of the exponential time a customer waits before abandoning
+    patience_mean: float  # mean of the exponential time a customer waits before abandoning; 0: never abandons
     dispositions: tuple[tuple[str, float], ...]  # wrap-up codes with their relative weights
+    # customer segments with the share of offers naming each (the rest name none)
+    segments: tuple[tuple[str, float], ...] = ()
+    business_hours_only: bool = False  # arrivals at a flat rate within `CenterConfig.business_hours` only
 
     def mean_handle(self, config: CenterConfig) -> float:
         """Mean agent time per answered contact (talk, holds, ACW)."""
@@ -36,11 +40,13 @@ class QueueSpec:
         return self.talk_mean + self.acw_mean + (holds if self.channel == "voice" else 0.0)
 
 
+SEGMENTS = (("gold", 0.15), ("silver", 0.3), ("basic", 0.45))  # a tenth of the offers name no segment
+
 DEFAULT_QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec("sales", "voice", 70, 240, 45, 150,
-              (("sale", 0.35), ("resolved", 0.35), ("follow_up", 0.2), ("escalated", 0.1))),
+              (("sale", 0.35), ("resolved", 0.35), ("follow_up", 0.2), ("escalated", 0.1)), SEGMENTS),
     QueueSpec("support", "voice", 100, 360, 60, 180,
-              (("resolved", 0.6), ("follow_up", 0.25), ("escalated", 0.15))),
+              (("resolved", 0.6), ("follow_up", 0.25), ("escalated", 0.15)), SEGMENTS),
     QueueSpec("billing", "voice", 50, 300, 45, 180,
               (("resolved", 0.7), ("follow_up", 0.2), ("escalated", 0.1))),
     QueueSpec("support-chat", "chat", 60, 540, 30, 300,
@@ -48,6 +54,16 @@ DEFAULT_QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec("sales-chat", "chat", 35, 420, 30, 240,
               (("sale", 0.3), ("resolved", 0.45), ("follow_up", 0.25))),
 )  # fmt: skip
+DIGITAL_QUEUES: tuple[QueueSpec, ...] = (
+    QueueSpec("support-email", "email", 24, 300, 60, 0,
+              (("resolved", 0.7), ("follow_up", 0.3)), SEGMENTS, business_hours_only=True),
+    QueueSpec("back-office", "task", 16, 480, 30, 0,
+              (("done", 0.85), ("escalated", 0.15)), business_hours_only=True),
+    QueueSpec("support-messaging", "messaging", 24, 420, 30, 900,
+              (("resolved", 0.7), ("follow_up", 0.2), ("escalated", 0.1)), SEGMENTS),
+)  # fmt: skip
+"""Email, back-office tasks and messaging (SMS, WhatsApp), served by the chat agents: `--all-channels`."""
+ALL_CHANNEL_QUEUES = DEFAULT_QUEUES + DIGITAL_QUEUES
 
 
 def intraday_load(hour: float) -> float:
@@ -87,6 +103,8 @@ class CenterConfig:
     # The intraday curve happens this many hours later than in UTC: a center whose busy hours fall at another time
     # of day (the live demo moves the busy hour to now). 0: the curve's hours are UTC hours.
     curve_shift_hours: float = 0.0
+    # Opening hours (on the curve's clock, Monday to Friday) within which email and tasks arrive
+    business_hours: tuple[float, float] = (8.0, 20.0)
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
@@ -121,6 +139,12 @@ class CenterConfig:
         day = (self.start.astimezone(UTC).weekday() + int(hours // 24)) % 7
         return intraday_load(hours % 24) * self.weekly_load[day]
 
+    def is_open(self, seconds: float) -> bool:
+        """Within the business hours (Monday to Friday, on the curve's clock) at a simulated time."""
+        hours = self._start_hour - self.curve_shift_hours + seconds / 3600
+        day = (self.start.astimezone(UTC).weekday() + int(hours // 24)) % 7
+        return day < 5 and self.business_hours[0] <= hours % 24 < self.business_hours[1]
+
     def with_load_of(self, reference: CenterConfig) -> CenterConfig:
         """This center with `rate_scale` set so that customers get about the service of `reference`.
 
@@ -139,6 +163,14 @@ class CenterConfig:
                 root = (-margin + math.sqrt(margin * margin + 4 * agents)) / 2  # sqrt of the load it can take
                 scales.append(root * root / load)
         return replace(self, rate_scale=min(scales, default=reference.rate_scale))
+
+
+ALL_CHANNELS_CHAT_SHARE = 0.4  # the digital queues' work on the chat agents: a bigger share of the staff
+
+
+def with_all_channels(config: CenterConfig) -> CenterConfig:
+    """The center with email, task and messaging queues too, served by a larger share of chat agents."""
+    return replace(config, queues=ALL_CHANNEL_QUEUES, chat_agent_share=ALL_CHANNELS_CHAT_SHARE)
 
 
 def _staffing(config: CenterConfig) -> list[tuple[float, float]]:

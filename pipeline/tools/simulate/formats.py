@@ -33,9 +33,9 @@ _SECONDS = (  # times to the whole second: durations, and the counts that compar
     "acw_ms",
     "handle_ms",
 )
-# `handled` and `transferred_out` count when the ACW ends: without ACW, at the call's end (maybe an interval earlier)
-_NO_ACW_NO_HOLD = ("held", "handled", "transferred_out")
-_NOT_LOGGED = ("surveys", "survey_score_sum", "surveys_satisfied", "ivr_sessions", "ivr_contained")
+# `handled`, `transferred_out` and the dispositions count when the ACW ends: without ACW, at the call's end (maybe an interval earlier)
+_NO_ACW_NO_HOLD = ("held", "handled", "transferred_out", "dispositions")
+_NOT_LOGGED = ("surveys", "survey_score_sum", "surveys_satisfied", "ivr_sessions", "ivr_contained", "segments")
 NOT_CARRIED: dict[str, dict[str, tuple[str, ...]]] = {
     "asterisk-queue-log": {
         "queue": _SECONDS + _NO_ACW_NO_HOLD + _NOT_LOGGED,

@@ -135,9 +135,9 @@ def _plan(demand: list[float], length: int, agents: int, starts: range, cyclic: 
 
 
 def chat_agents(config: CenterConfig) -> int:
-    """How many of the agents are chat agents."""
+    """How many of the agents are chat agents (they serve every channel but voice: chat, messaging, email, tasks)."""
     channels = {q.channel for q in config.queues}
-    if "chat" not in channels:
+    if channels <= {"voice"}:
         return 0
     if "voice" not in channels:
         return config.agents

@@ -45,8 +45,8 @@ def bare(t: mi.Type) -> tuple[mi.Type, bool]:
 
 
 def kind_of(t: mi.Type) -> str:
-    if isinstance(t, mi.LiteralType):
-        return "str"
+    if isinstance(t, mi.LiteralType):  # `kind` (strings), or a record's contract version `v` (integers)
+        return "int" if all(type(v) is int for v in t.values) else "str"
     for cls, name in SCALARS.items():
         if isinstance(t, cls):
             return name
