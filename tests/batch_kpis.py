@@ -14,7 +14,12 @@ Rules, as written in the catalogue:
 - the handling (handled, handle/hold/ACW time, transferred_out) belongs to the interval in which the leg's
   after-contact work ENDED (`contact.acw_ended`), and only exists for a leg that was answered, ended or was
   transferred, ended its ACW and has as many hold ends as hold starts;
-- `source.heartbeat` and agent events carry no counts; events with the same event_id count once.
+- `source.heartbeat` and agent events carry no counts; events with the same event_id count once;
+- a callback is the `callback.*` events (and a `contact.callback_requested` with `promised_by`) with the same
+  (queue_id, contact_id): each dial counts in its interval; a connection or failure, with its attempt count, in
+  its interval; the first dial (attempt 1) of a callback with a promise counts in the first dial's interval,
+  within when at or before the promise: the newest `callback.scheduled` at or before the first dial (at the same
+  time, the later promise), else the request's `promised_by`.
 """
 
 from __future__ import annotations
@@ -112,7 +117,16 @@ def compute(
     # 1. distinct contact events, grouped into legs
     seen: set[str] = set()
     legs: dict[tuple[str, str], _Leg] = {}
+    callbacks: dict[tuple[str, str], list[ev.Event]] = {}
     for e in events:
+        is_callback = isinstance(
+            e, ev.CallbackScheduled | ev.CallbackDialled | ev.CallbackConnected | ev.CallbackFailed
+        )
+        if is_callback and e.event_id not in seen:
+            seen.add(e.event_id)
+            callbacks.setdefault((e.queue_id, e.contact_id), []).append(e)
+        if isinstance(e, ev.CallbackRequested) and e.promised_by is not None and e.event_id not in seen:
+            callbacks.setdefault((e.queue_id, e.contact_id), []).append(e)  # and into its leg, below
         if isinstance(e, ev.SurveyCompleted | ev.IvrSessionEnded) and e.event_id not in seen:
             seen.add(e.event_id)
             standalone.append(e)
@@ -227,6 +241,39 @@ def compute(
         else:
             bump(e.queue_id, e.channel, t, "ivr_sessions", 1)
             bump(e.queue_id, e.channel, t, "ivr_contained", 1 if e.contained else 0)
+
+    # callbacks: each count in the interval of the event it comes from; the promise in the first dial's
+    for of_callback in callbacks.values():
+        ch = of_callback[0].channel
+        first_dials = []
+        schedules = []
+        requested = None
+        for e in of_callback:
+            t = ms(e)
+            q = e.queue_id
+            if isinstance(e, ev.CallbackDialled):
+                bump(q, ch, t, "callback_dials", 1)
+                if e.attempt == 1:
+                    first_dials.append(t)
+            elif isinstance(e, ev.CallbackConnected):
+                bump(q, ch, t, "callbacks_connected", 1)
+                bump(q, ch, t, "callback_attempts", e.attempt)
+            elif isinstance(e, ev.CallbackFailed):
+                bump(q, ch, t, "callbacks_failed", 1)
+                bump(q, ch, t, "callback_attempts", e.attempts)
+            elif isinstance(e, ev.CallbackScheduled):
+                schedules.append((t, round(e.promised_by.timestamp() * 1000)))
+            elif isinstance(e, ev.CallbackRequested) and e.promised_by is not None:
+                requested = round(e.promised_by.timestamp() * 1000)
+        first = _one(first_dials, "first dial", (of_callback[0].queue_id, of_callback[0].contact_id))
+        if first is None:
+            continue
+        before = sorted(s for s in schedules if s[0] <= first)
+        promise = before[-1][1] if before else requested
+        if promise is not None:
+            bump(of_callback[0].queue_id, ch, first, "callbacks_dialled_promised", 1)
+            if first <= promise:
+                bump(of_callback[0].queue_id, ch, first, "callbacks_dialled_within_promise", 1)
 
     # 3. totals = sums over the intervals
     totals: dict[TotalKey, QueueCounts] = {}

@@ -57,7 +57,7 @@ MORE_OFFERED = dict(
     callbacks_requested=5,
     expired=5,
 )
-# Handling, chat, surveys, IVR: durations in whole seconds (the counters export seconds)
+# Handling, chat, surveys, IVR, callbacks: durations in whole seconds (the counters export seconds)
 OTHERS = dict(
     answer_wait_ms=1_234_000,
     abandon_wait_ms=456_000,
@@ -77,6 +77,12 @@ OTHERS = dict(
     surveys_satisfied=8,
     ivr_sessions=30,
     ivr_contained=13,
+    callback_dials=17,
+    callbacks_dialled_promised=8,
+    callbacks_dialled_within_promise=6,
+    callbacks_connected=9,
+    callbacks_failed=3,
+    callback_attempts=16,
 )
 CASES = {"cisco": QueueCounts(**CISCO, **OTHERS), "more-offered": QueueCounts(**MORE_OFFERED, **OTHERS)}
 # Nothing answered or abandoned yet, three contacts waiting: no service level but abandons-in-favour's 0 / 3.

@@ -88,6 +88,19 @@ class QueueCounts(msgspec.Struct, omit_defaults=True):
     """IVR / self-service sessions that ended."""
     ivr_contained: int = 0
     """IVR sessions that ended in self-service, without asking for an agent."""
+    # callbacks (`callback.*` events): each count in the interval of the event it comes from
+    callback_dials: int = 0
+    """Callback dial attempts (`callback.dialled`), in the dial's interval."""
+    callbacks_dialled_promised: int = 0
+    """Callbacks with a promised time whose first dial (attempt 1) fell in the interval."""
+    callbacks_dialled_within_promise: int = 0
+    """Of those, first dialled at or before the promised time in force at that dial."""
+    callbacks_connected: int = 0
+    """Callbacks that reached the customer (`callback.connected`), in the interval of the connection."""
+    callbacks_failed: int = 0
+    """Callbacks given up (`callback.failed`), in the interval they were given up."""
+    callback_attempts: int = 0
+    """Dial attempts of the callbacks connected or failed in the interval (their attempt count)."""
 
     def add(self, other: QueueCounts) -> None:
         """Merge `other` into this: sums, except the longest wait (a maximum) and the histogram (per bucket)."""

@@ -268,6 +268,76 @@ COUNTS: tuple[Count, ...] = (
         IVR,
     ),
 )
+
+# ---- callbacks (`callback.*` events; docs/kpis.md "Callbacks") ---------------------------------------------------
+CALLBACK_DIAL = "the interval of the dial (`callback.dialled`)"
+CALLBACK_FIRST_DIAL = "the interval of the callback's first dial (`callback.dialled` attempt 1)"
+CALLBACK_OUTCOME = "the interval in which the callback connected or failed (`callback.connected` / `callback.failed`)"
+CALLBACK_COUNTS: tuple[Count, ...] = (
+    Count(
+        "cc_queue_callback_dials_total",
+        "callback_dials",
+        "callback_dials",
+        "dials",
+        "Callback dial attempts.",
+        CALLBACK_DIAL,
+    ),
+    Count(
+        "cc_queue_callbacks_dialled_promised_total",
+        "callbacks_dialled_promised",
+        "callbacks_dialled_promised",
+        "callbacks",
+        "Callbacks with a promised time, first dialled.",
+        CALLBACK_FIRST_DIAL,
+    ),
+    Count(
+        "cc_queue_callbacks_dialled_within_promise_total",
+        "callbacks_dialled_within_promise",
+        "callbacks_dialled_within_promise",
+        "callbacks",
+        "Callbacks first dialled at or before the time promised to the customer.",
+        CALLBACK_FIRST_DIAL,
+    ),
+    Count(
+        "cc_queue_callbacks_connected_total",
+        "callbacks_connected",
+        "callbacks_connected",
+        "callbacks",
+        "Callbacks that reached the customer.",
+        CALLBACK_OUTCOME,
+    ),
+    Count(
+        "cc_queue_callbacks_failed_total",
+        "callbacks_failed",
+        "callbacks_failed",
+        "callbacks",
+        "Callbacks given up without reaching the customer.",
+        CALLBACK_OUTCOME,
+    ),
+    Count(
+        "cc_queue_callback_attempts_total",
+        "callback_attempts",
+        "callback_attempts",
+        "dials",
+        "Dial attempts of the callbacks that connected or failed.",
+        CALLBACK_OUTCOME,
+    ),
+)
+COUNTS += CALLBACK_COUNTS
+CALLBACK_GAUGES: tuple[Gauge, ...] = (
+    Gauge(
+        "cc_queue_callbacks_waiting",
+        "callbacks",
+        "Callbacks known to their lifecycle (a promised time or a `callback.*` event) neither connected nor failed.",
+    ),
+    Gauge(
+        "cc_queue_callback_oldest_promise_overdue_seconds",
+        "seconds",
+        "Of the callbacks waiting and not dialled yet, how far the queue's clock is past the earliest promised time "
+        "(negative: the time still left); no series when none of them has a promise.",
+    ),
+)
+
 # QueueCounts fields that are not counters: the histogram is exported as one, the maximum only in records
 NOT_COUNTERS = ("waits", "longest_wait_ms")
 WAIT_HISTOGRAM = Gauge(
@@ -447,6 +517,7 @@ def today_metric(field: str) -> str:
     return "cc_queue_today_" + COUNT[field].metric.removeprefix("cc_queue_").removesuffix("_total")
 
 
+GAUGES += CALLBACK_GAUGES
 GAUGES += tuple(
     Gauge(
         today_metric(f),
@@ -784,6 +855,52 @@ RATIOS: tuple[Ratio, ...] = (
         ("ivr_sessions",),
         "ratio 0..1",
         "ivr_containment",
+    ),
+)
+CALLBACK_VENDORS = (
+    "Amazon Connect makes a queued callback a new contact in a queue after an initial delay "
+    "(`InitialCallDelaySeconds`, at most three days), retried up to `MaximumConnectionAttempts` times "
+    "`RetryDelaySeconds` apart; it shows as in queue in the real-time metrics until an agent takes it, and "
+    "`CALLBACK_CONTACTS_HANDLED` counts the callbacks handled. Its delay is a minimum, not a promise, so it has no "
+    "callback service level against a promised time. Genesys Cloud carries a `callbackScheduledTime` on the "
+    "callback communication; NICE CXone's callback widget splits callbacks into successful, in queue and failed "
+    "(here connected, waiting and failed). Here a callback request leaves the queue (not an abandon, as in "
+    "Amazon Connect) and its service level is against the time promised to the customer."
+)
+RATIOS += (
+    Ratio(
+        "callback_service_level",
+        "Callback service level",
+        ("callbacks_dialled_within_promise",),
+        ("callbacks_dialled_promised",),
+        "ratio 0..1",
+        "callback_service_level",
+        "The promise is the newest `callback.scheduled` at or before the first dial, else the request's "
+        "`promised_by`; callbacks without a promise are not in it. A callback not dialled yet is not in it either: "
+        "`cc_queue_callback_oldest_promise_overdue_seconds` shows it while it waits.",
+        CALLBACK_VENDORS,
+        where=" (first dial at or before the promised time; a dial at the promised time counts as within)",
+        rule="queue_channel:cc_queue_callback_service_level:ratio{window}",
+    ),
+    Ratio(
+        "callback_attempts_avg",
+        "Attempts per callback",
+        ("callback_attempts",),
+        ("callbacks_connected", "callbacks_failed"),
+        "dials per callback",
+        "callback_attempts_avg",
+        "Over the callbacks that connected or failed in the interval (their attempt counts); every dial of the "
+        "interval is `callback_dials`.",
+        CALLBACK_VENDORS,
+    ),
+    Ratio(
+        "callback_connect_rate",
+        "Callback connect rate",
+        ("callbacks_connected",),
+        ("callbacks_connected", "callbacks_failed"),
+        "ratio 0..1",
+        "callback_connect_rate",
+        "Callbacks waiting are in neither side.",
     ),
 )
 RATIO: dict[str, Ratio] = {r.name: r for r in RATIOS}

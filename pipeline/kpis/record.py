@@ -18,11 +18,12 @@ from pipeline.core.settings import QueueSettings
 from pipeline.core.time import REVISION, as_datetime
 from pipeline.kpis import counts as k
 from pipeline.kpis.counts import IntervalUpdate, QueueCounts, Window
-from pipeline.kpis.definitions import RATIO, VARIANTS, Variant
+from pipeline.kpis.definitions import CALLBACK_COUNTS, RATIO, VARIANTS, Variant
 from pipeline.kpis.reporting.causes import headline_shortfall
 from pipeline.kpis.reporting.cost import handling_cost
 from pipeline.kpis.staffing.live import agents_needed, observed_traffic, requirement
 
+CALLBACK_FIELDS = tuple(count.field for count in CALLBACK_COUNTS)  # each the record field of the same name
 Seconds = Annotated[float, Meta(ge=0, description="Seconds.")]
 Ratio = Annotated[float | None, Meta(description="Ratio 0..1; null when there is nothing to measure.")]
 Average = Annotated[float | None, Meta(description="Seconds; null when there is nothing to average.")]
@@ -131,6 +132,16 @@ class KpiRecord(Handling, frozen=True, kw_only=True):
     ivr_sessions: int
     ivr_contained: int
     ivr_containment: Ratio
+    # callbacks (`callback.*` events): each count in the interval of the event it comes from (docs/kpis.md)
+    callback_dials: int
+    callbacks_dialled_promised: int
+    callbacks_dialled_within_promise: int
+    callbacks_connected: int
+    callbacks_failed: int
+    callback_attempts: int
+    callback_service_level: Ratio
+    callback_attempts_avg: Annotated[float | None, Meta(description="Dials per callback; null without any done.")]
+    callback_connect_rate: Ratio
     # planning
     forecast_offered: Annotated[float | None, Meta(description="Forecast contacts; null without a forecast.")]
     forecast_aht_seconds: Average
@@ -267,6 +278,7 @@ def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple
         ivr_sessions=c.ivr_sessions,
         ivr_contained=c.ivr_contained,
         ivr_containment=k.ivr_containment(c),
+        **_callbacks(c),
         forecast_offered=fc.offered if fc else None,
         forecast_aht_seconds=fc.aht_seconds if fc else None,
         offered_vs_forecast=k.forecast_error(c.offered, fc.offered if fc else None),
@@ -275,6 +287,14 @@ def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple
         **_cost(c, u.channel, rules),
         miss_causes=_miss_causes(c, rules, u.causes),
     )
+
+
+def _callbacks(c: QueueCounts) -> dict[str, Any]:
+    """The callback fields: the counts as they are, the ratios from their definitions."""
+    counts = {f: getattr(c, f) for f in CALLBACK_FIELDS}
+    return counts | {
+        r: RATIO[r].value(c) for r in ("callback_service_level", "callback_attempts_avg", "callback_connect_rate")
+    }
 
 
 def _miss_causes(c: QueueCounts, rules: QueueSettings, causes: dict[str, float] | None) -> list[MissCause] | None:
