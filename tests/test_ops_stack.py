@@ -77,6 +77,12 @@ NOT_EXPORTED_YET = (
     "cc_pipeline_consumer_lag_messages",
     "cc_pipeline_processing_latency_seconds_bucket",
 )
+# Exported, but with no data a ratio can be formed from until the simulator plays callbacks' lifecycles (issue 18:
+# the callback counters stay at 0, the overdue gauge has no series): queries reading them may return no data.
+NOT_SIMULATED_YET = (
+    "cc_queue_callbacks_dialled_promised_total",
+    "cc_queue_callback_oldest_promise_overdue_seconds",
+)
 
 
 def queue_spec(queue_id: str, per_hour: float, start: datetime) -> QueueSpec:
@@ -262,7 +268,7 @@ def _every_expression_evaluates_with_data(ops: OpsStack, timing: alerting.Timing
             for line in resp.read().decode().splitlines()
             if line and not line.startswith("#")
         }
-    pending = [m for m in NOT_EXPORTED_YET if m not in exported]
+    pending = [m for m in NOT_EXPORTED_YET if m not in exported] + list(NOT_SIMULATED_YET)
 
     recorded = {r["record"]: r["expr"] for g in alerting.recording_groups(ops.queues, timing) for r in g["rules"]}
 
