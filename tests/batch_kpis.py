@@ -19,7 +19,10 @@ Rules, as written in the catalogue:
   (queue_id, contact_id): each dial counts in its interval; a connection or failure, with its attempt count, in
   its interval; the first dial (attempt 1) of a callback with a promise counts in the first dial's interval,
   within when at or before the promise: the newest `callback.scheduled` at or before the first dial (at the same
-  time, the later promise), else the request's `promised_by`.
+  time, the later promise), else the request's `promised_by`;
+- an offer is the `offer.*` events with the same (queue_id, contact_id, offer_id): its ringing counts in the
+  ringing's interval; its outcome (accepted, rejected, missed) in the outcome's interval, only when the offer
+  rang; an accept adds its ring time (accept - ringing). Each is also the offered agent's count.
 """
 
 from __future__ import annotations
@@ -118,7 +121,13 @@ def compute(
     seen: set[str] = set()
     legs: dict[tuple[str, str], _Leg] = {}
     callbacks: dict[tuple[str, str], list[ev.Event]] = {}
+    offers: dict[tuple[str, str, str], list[ev.Event]] = {}
     for e in events:
+        if isinstance(e, ev.OfferRinging | ev.OfferAccepted | ev.OfferRejected | ev.OfferMissed):
+            if e.event_id not in seen:
+                seen.add(e.event_id)
+                offers.setdefault((e.queue_id, e.contact_id, e.offer_id), []).append(e)
+            continue
         is_callback = isinstance(
             e, ev.CallbackScheduled | ev.CallbackDialled | ev.CallbackConnected | ev.CallbackFailed
         )
@@ -274,6 +283,31 @@ def compute(
             bump(of_callback[0].queue_id, ch, first, "callbacks_dialled_promised", 1)
             if first <= promise:
                 bump(of_callback[0].queue_id, ch, first, "callbacks_dialled_within_promise", 1)
+
+    # offers: the ringing in its interval, the outcome in its own once the offer rang; the agent's too
+    def bump_both(e: ev.Event, t: int, name: str, amount: int) -> None:
+        bump(e.queue_id, e.channel, t, name, amount)
+        if agents is not None:
+            a = agents.setdefault((e.agent_id, t // length * length), QueueCounts())
+            setattr(a, name, getattr(a, name) + amount)
+
+    outcome_count = {
+        ev.OfferAccepted: "agent_offers_accepted",
+        ev.OfferRejected: "agent_offers_rejected",
+        ev.OfferMissed: "agent_offers_missed",
+    }
+    for key, of_offer in offers.items():
+        rings = [e for e in of_offer if isinstance(e, ev.OfferRinging)]
+        ends = [e for e in of_offer if not isinstance(e, ev.OfferRinging)]
+        if len(rings) > 1 or len(ends) > 1:
+            raise ValueError(f"offer {key}: {len(rings)} ringing and {len(ends)} outcome events in a complete log")
+        for e in rings:
+            bump_both(e, ms(e), "agent_offers", 1)
+        if rings and ends:
+            end = ends[0]
+            bump_both(end, ms(end), outcome_count[type(end)], 1)
+            if isinstance(end, ev.OfferAccepted):
+                bump_both(end, ms(end), "agent_offer_ring_ms", ms(end) - ms(rings[0]))
 
     # 3. totals = sums over the intervals
     totals: dict[TotalKey, QueueCounts] = {}

@@ -79,6 +79,12 @@ class Events:
     def callback_failed(self, at, attempts, queue="Q1", contact="c1", channel="voice"):
         return ev.CallbackFailed(**self._common(at, queue, contact, channel), attempts=attempts)
 
+    def offer(self, at, outcome, offer_id, agent, queue="Q1", contact="c1", channel="voice"):
+        """An `offer.*` event: outcome `ringing`, `accepted`, `rejected` or `missed`."""
+        cls = {"ringing": ev.OfferRinging, "accepted": ev.OfferAccepted}.get(outcome)
+        cls = cls or {"rejected": ev.OfferRejected, "missed": ev.OfferMissed}[outcome]
+        return cls(**self._common(at, queue, contact, channel), offer_id=offer_id, agent_id=agent)
+
     def message(self, at, sender, queue="Q1", contact="c1", channel="chat", agent=None):
         return ev.ChatMessage(**self._common(at, queue, contact, channel), sender=sender, agent_id=agent)
 

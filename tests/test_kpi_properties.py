@@ -86,7 +86,8 @@ def event_logs(draw) -> list[ev.Event]:
         for n, q in enumerate(chain):
             common = {"queue": q, "contact": contact, "channel": channel}
             timed.append((t, E.offered(at(t), customer_id=customer, **common)))
-            t += draw(waits)
+            wait = draw(waits)
+            t += wait
             if draw(st.integers(0, 3)) == 0:  # about one leg in four leaves the queue unanswered
                 leave = draw(st.sampled_from((E.abandoned, E.abandoned, E.flowed_out, E.callback)))
                 if leave == E.callback:
@@ -94,6 +95,7 @@ def event_logs(draw) -> list[ev.Event]:
                 else:
                     timed.append((t, leave(at(t), **common)))
                 break
+            timed += offers_before_answer(draw, E, t - wait, t, f"a{i}", common)
             timed.append((t, E.answered(at(t), agent=f"a{i}", **common)))
             talk = draw(st.integers(0, 300_000))
             if channel == "chat":  # messages from the arrival to the end of the conversation
@@ -150,6 +152,30 @@ def event_logs(draw) -> list[ev.Event]:
         timed.append((h, E.heartbeat(at(h))))
     timed.sort(key=lambda x: x[0])  # stable: a leg's events at the same ms keep their life order
     return [e for _, e in timed]
+
+
+def offers_before_answer(draw, E: Events, offered: int, answered: int, agent: str, common: dict) -> list:
+    """Offers of a waiting contact from its arrival to its answer: some ring out (RONA) or are declined by other
+    agents, then, often, the answering agent's accepted offer; an outcome may come at its ringing's millisecond."""
+
+    def at(x: int) -> float:
+        return x / 1000
+
+    if not draw(st.booleans()):
+        return []  # a source that reports no offers
+    n = draw(st.integers(0, 3))
+    points = sorted(draw(st.lists(st.integers(offered, answered), min_size=2 * n + 2, max_size=2 * n + 2)))
+    out = []
+    for k in range(n):
+        rang, ended = points[2 * k], points[2 * k + 1]
+        other = draw(st.sampled_from(("b1", "b2", agent)))
+        out.append((rang, E.offer(at(rang), "ringing", f"o{k}", other, **common)))
+        out.append((ended, E.offer(at(ended), draw(st.sampled_from(("missed", "rejected"))), f"o{k}", other, **common)))
+    if draw(st.integers(0, 3)):  # mostly the answer's own offer, ringing from after the others to the answer
+        rang = points[-2]
+        out.append((rang, E.offer(at(rang), "ringing", "o-answer", agent, **common)))
+        out.append((answered, E.offer(at(answered), "accepted", "o-answer", agent, **common)))
+    return out
 
 
 def callback_lifecycle(draw, E: Events, t: int, common: dict) -> list[tuple[int, ev.Event]]:

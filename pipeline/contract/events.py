@@ -193,6 +193,46 @@ class CallbackFailed(ContactEvent, frozen=True, kw_only=True, tag="callback.fail
     attempts: Annotated[int, Meta(ge=0, le=100, description="Dial attempts made in all (0: never dialled).")]
 
 
+# ---- Agent offers (contact topic, keyed by queue_id) ----------------------------------------------------------
+# Routing offers a waiting contact to an agent: it rings (is presented) until the agent accepts or rejects it, or
+# rings out unanswered (RONA, "ring no answer") and is offered again, to the same agent or another. On the contact
+# topic, keyed by the queue the contact waits in: the queue's offers and its per-agent figures are counted where
+# its legs are (per agent summed over partitions, as the handling per agent is); `contact.answered` still ends
+# the wait, an accept does not replace it.
+
+OfferId = Annotated[
+    str, Meta(min_length=1, max_length=128, description="The offer: the same on its ringing and on its outcome.")
+]
+
+
+class OfferRinging(ContactEvent, frozen=True, kw_only=True, tag="offer.ringing"):
+    """The waiting contact was offered to (is ringing at) an agent."""
+
+    offer_id: OfferId
+    agent_id: Id
+
+
+class OfferAccepted(ContactEvent, frozen=True, kw_only=True, tag="offer.accepted"):
+    """The agent accepted the offer (ring time: this - the ringing)."""
+
+    offer_id: OfferId
+    agent_id: Id
+
+
+class OfferRejected(ContactEvent, frozen=True, kw_only=True, tag="offer.rejected"):
+    """The agent declined the offer; routing offers the contact again."""
+
+    offer_id: OfferId
+    agent_id: Id
+
+
+class OfferMissed(ContactEvent, frozen=True, kw_only=True, tag="offer.missed"):
+    """The offer rang out unanswered (RONA: ring no answer); routing offers the contact again."""
+
+    offer_id: OfferId
+    agent_id: Id
+
+
 class SurveyCompleted(Event, frozen=True, kw_only=True, tag="survey.completed"):
     """A customer satisfaction survey about one contact in one queue (key: queue_id)."""
 
@@ -341,6 +381,10 @@ ContactTopicEvent = (
     | CallbackDialled
     | CallbackConnected
     | CallbackFailed
+    | OfferRinging
+    | OfferAccepted
+    | OfferRejected
+    | OfferMissed
     | SurveyCompleted
     | IvrSessionEnded
     | ForecastPublished

@@ -26,6 +26,8 @@ from pipeline.kpis.definitions import (
     HEADLINE_RULE,
     IVR,
     NOT_COUNTERS,
+    OFFER_OUTCOME,
+    OFFER_RINGING,
     RATIO,
     SERVICE_LEVEL,
     SL_VENDORS,
@@ -246,6 +248,19 @@ KPIS: tuple[Kpi, ...] = (
         "The promise is the newest `callback.scheduled`, else the request's `promised_by`. A callback dialled "
         "and waiting for its next attempt is not in it (its first dial was measured against the promise).",
     ),
+    # agent offers (`offer.*` events)
+    _count_kpi("agent_offers", "Agent offers", "count of `offer.ringing`"),
+    _count_kpi("agent_offers_accepted", "Accepted offers", "count of `offer.accepted` whose ringing is known"),
+    _count_kpi("agent_offers_rejected", "Rejected offers", "count of `offer.rejected` whose ringing is known"),
+    _count_kpi(
+        "agent_offers_missed",
+        "Missed offers (RONA)",
+        "count of `offer.missed` (ring no answer) whose ringing is known",
+        "Per agent: `cc_agent_offers_missed_total` and `agents[].agent_offers_missed`.",
+    ),
+    _kpi(RATIO["ring_time"]),
+    _kpi(RATIO["offers_per_answer"]),
+    _kpi(RATIO["missed_offer_rate"]),
     Kpi(
         "forecast_offered",
         "Volume vs forecast",
@@ -366,6 +381,8 @@ ATTRIBUTION_SHORT = {
     CALLBACK_DIAL: "callback dial",
     CALLBACK_FIRST_DIAL: "callback's first dial",
     CALLBACK_OUTCOME: "callback outcome",
+    OFFER_RINGING: "offer ringing",
+    OFFER_OUTCOME: "offer outcome",
 }
 """How the exported counts table names each attribution."""
 

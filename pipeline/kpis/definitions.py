@@ -338,6 +338,42 @@ CALLBACK_GAUGES: tuple[Gauge, ...] = (
     ),
 )
 
+# ---- agent offers (`offer.*` events; docs/kpis.md "Agent offers") -------------------------------------------------
+OFFER_RINGING = "the interval in which the offer rang (`offer.ringing`)"
+OFFER_OUTCOME = (
+    "the interval of the offer's outcome (`offer.accepted`, `offer.rejected`, `offer.missed`), counted once its "
+    "ringing is known"
+)
+_OFFER_COUNTS = (  # (field, unit, help, attribution)
+    ("agent_offers", "offers", "Offers of a waiting contact to an agent (ringing).", OFFER_RINGING),
+    ("agent_offers_accepted", "offers", "Offers the agent accepted.", OFFER_OUTCOME),
+    ("agent_offers_rejected", "offers", "Offers the agent declined.", OFFER_OUTCOME),
+    ("agent_offers_missed", "offers", "Offers that rang out unanswered (RONA).", OFFER_OUTCOME),
+    ("agent_offer_ring_ms", "seconds", "Sum of the ring times (accept - ringing) of accepted offers.", OFFER_OUTCOME),
+)
+
+
+def _offer_metric(field: str) -> str:
+    return field.removeprefix("agent_").replace("_ms", "_seconds") + "_total"
+
+
+OFFER_COUNTS: tuple[Count, ...] = tuple(
+    Count("cc_queue_" + _offer_metric(f), f, f.replace("_ms", "_seconds_sum"), unit, help_ + " Per queue.", attribution)
+    for f, unit, help_, attribution in _OFFER_COUNTS
+)
+COUNTS += OFFER_COUNTS
+AGENT_OFFERS: tuple[Count, ...] = tuple(
+    Count(
+        "cc_agent_" + _offer_metric(f),
+        f,
+        "agents[]." + f.replace("_ms", "_seconds_sum"),
+        unit,
+        help_ + " Per agent, all queues.",
+        attribution,
+    )
+    for f, unit, help_, attribution in _OFFER_COUNTS
+)
+
 # QueueCounts fields that are not counters: the histogram is exported as one, the maximum only in records
 NOT_COUNTERS = ("waits", "longest_wait_ms")
 WAIT_HISTOGRAM = Gauge(
@@ -346,7 +382,7 @@ WAIT_HISTOGRAM = Gauge(
     "Histogram of queue waits by outcome (answered, abandoned); buckets include every queue's "
     "service level and short-abandon thresholds.",
 )
-AGENT_HANDLING = (
+AGENT_HANDLING: tuple[Count, ...] = (
     Count(
         "cc_agent_handled_total",
         "handled",
@@ -396,6 +432,7 @@ AGENT_HANDLING = (
         COMPLETION,
     ),
 )
+AGENT_HANDLING += AGENT_OFFERS
 COUNT: dict[str, Count] = {c.field: c for c in COUNTS}
 """QueueCounts field -> its exported count."""
 
@@ -901,6 +938,44 @@ RATIOS += (
         "ratio 0..1",
         "callback_connect_rate",
         "Callbacks waiting are in neither side.",
+    ),
+)
+OFFER_VENDORS = (
+    "Amazon Connect counts offers an agent did not answer as `CONTACTS_MISSED` (shown as 'Agent non-response', "
+    "with a variant that leaves out contacts the customer abandoned while ringing); here a reject is counted apart "
+    "from a ring-out, and an offer the customer abandoned while it rang is neither (send no outcome, or `missed`)."
+)
+RATIOS += (
+    Ratio(
+        "ring_time",
+        "Average ring time",
+        ("agent_offer_ring_ms",),
+        ("agent_offers_accepted",),
+        "seconds",
+        "ring_time_avg_seconds",
+        "Per agent in `agents[]` and the `cc_agent_*` offer counters.",
+        OFFER_VENDORS,
+        where="; ring time = `offer.accepted` - `offer.ringing` of the same offer",
+    ),
+    Ratio(
+        "offers_per_answer",
+        "Offers per answer",
+        ("agent_offers",),
+        ("agent_offers_accepted",),
+        "offers per accepted offer",
+        "offers_per_answer",
+        "1 when every contact is accepted at its first offer; each RONA or reject adds an offer.",
+        OFFER_VENDORS,
+    ),
+    Ratio(
+        "missed_offer_rate",
+        "Missed offers (RONA) rate",
+        ("agent_offers_missed",),
+        ("agent_offers",),
+        "ratio 0..1",
+        "missed_offer_rate",
+        "Rejected offers are `agent_offers_rejected`, apart.",
+        OFFER_VENDORS,
     ),
 )
 RATIO: dict[str, Ratio] = {r.name: r for r in RATIOS}

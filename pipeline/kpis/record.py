@@ -54,9 +54,14 @@ class Handling(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AgentHandling(Handling, frozen=True, kw_only=True):
-    """One agent's handling of this queue's contacts that completed in the interval."""
+    """One agent's handling of this queue's contacts that completed in the interval, and the offers to it."""
 
     agent_id: str
+    agent_offers: int = 0
+    agent_offers_accepted: int = 0
+    agent_offers_rejected: int = 0
+    agent_offers_missed: int = 0
+    agent_offer_ring_seconds_sum: Seconds = 0.0
 
 
 class WaitBucket(msgspec.Struct, frozen=True, kw_only=True):
@@ -142,6 +147,15 @@ class KpiRecord(Handling, frozen=True, kw_only=True):
     callback_service_level: Ratio
     callback_attempts_avg: Annotated[float | None, Meta(description="Dials per callback; null without any done.")]
     callback_connect_rate: Ratio
+    # agent offers (`offer.*` events): ringing in its interval, outcomes in theirs; per agent in `agents[]`
+    agent_offers: int
+    agent_offers_accepted: int
+    agent_offers_rejected: int
+    agent_offers_missed: int
+    agent_offer_ring_seconds_sum: Seconds
+    ring_time_avg_seconds: Average
+    offers_per_answer: Annotated[float | None, Meta(description="Offers per accepted offer; null without accepts.")]
+    missed_offer_rate: Ratio
     # planning
     forecast_offered: Annotated[float | None, Meta(description="Forecast contacts; null without a forecast.")]
     forecast_aht_seconds: Average
@@ -269,7 +283,7 @@ def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple
         abandon_rate=k.abandon_rate(c),
         abandon_rate_without_short=k.abandon_rate(c, include_short=False),
         **handling(c),
-        agents=[AgentHandling(agent_id=a, **handling(ac)) for a, ac in sorted(u.agents.items())],
+        agents=[AgentHandling(agent_id=a, **handling(ac), **_offers(ac)) for a, ac in sorted(u.agents.items())],
         surveys=c.surveys,
         survey_score_sum=c.survey_score_sum,
         surveys_satisfied=c.surveys_satisfied,
@@ -279,6 +293,10 @@ def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple
         ivr_contained=c.ivr_contained,
         ivr_containment=k.ivr_containment(c),
         **_callbacks(c),
+        **_offers(c),
+        ring_time_avg_seconds=RATIO["ring_time"].value(c),
+        offers_per_answer=RATIO["offers_per_answer"].value(c),
+        missed_offer_rate=RATIO["missed_offer_rate"].value(c),
         forecast_offered=fc.offered if fc else None,
         forecast_aht_seconds=fc.aht_seconds if fc else None,
         offered_vs_forecast=k.forecast_error(c.offered, fc.offered if fc else None),
@@ -295,6 +313,17 @@ def _callbacks(c: QueueCounts) -> dict[str, Any]:
     return counts | {
         r: RATIO[r].value(c) for r in ("callback_service_level", "callback_attempts_avg", "callback_connect_rate")
     }
+
+
+def _offers(c: QueueCounts) -> dict[str, Any]:
+    """The offer counts of a queue or of one agent in it (durations in seconds)."""
+    return dict(
+        agent_offers=c.agent_offers,
+        agent_offers_accepted=c.agent_offers_accepted,
+        agent_offers_rejected=c.agent_offers_rejected,
+        agent_offers_missed=c.agent_offers_missed,
+        agent_offer_ring_seconds_sum=c.agent_offer_ring_ms / 1000,
+    )
 
 
 def _miss_causes(c: QueueCounts, rules: QueueSettings, causes: dict[str, float] | None) -> list[MissCause] | None:

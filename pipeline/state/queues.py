@@ -13,6 +13,7 @@ snapshot, changes, restore, and the read-only views the collectors take); its pa
 - `rollups`: the open hours and days, folded from the final intervals;
 - `forecasts`: the WFM forecasts held until their interval's final record;
 - `callbacks`: callbacks' own lifecycle (scheduled, dialled, connected or failed), which outlives their legs;
+- `offers`: offers of a contact to an agent (ringing, then accepted, rejected or rung out: RONA);
 - `queue_checkpoint`: the stored form (typed documents) and its codec.
 This module applies events, tracks the contacts waiting, closes intervals and expires legs.
 
@@ -41,6 +42,7 @@ from pipeline.core.time import NO_TIME, due_for_revision, epoch_ms, interval_sta
 from pipeline.kpis.counts import Forecast, IntervalUpdate, QueueCounts
 from pipeline.kpis.reporting.causes import worker_miss
 from pipeline.state import callbacks as cbk
+from pipeline.state import offers as ofr
 from pipeline.state.forecasts import Forecasts
 from pipeline.state.intervals import OpenInterval, copied
 from pipeline.state.legs import CLAMPS, Increment, Leg, chat_figures, clamp, contribution, expires_at, record
@@ -118,6 +120,8 @@ class QueueState:
         self._thresholds: dict[str, tuple[int, int]] = {}  # queue id -> (service level threshold, short abandon) ms
         # callbacks known to their lifecycle (a promise or a `callback.*` event): (queue, contact) -> callback
         self.callbacks: dict[tuple[str, str], cbk.Callback] = {}
+        # offers to agents, until counted and final: (queue, contact, offer id) -> offer
+        self.offers: dict[tuple[str, str, str], ofr.Offer] = {}
 
     # ---- applying events -------------------------------------------------------------------------------
 
@@ -185,6 +189,8 @@ class QueueState:
             return self._apply_standalone(e, t)
         if isinstance(e, cbk.CALLBACK_EVENTS):
             return self._apply_callback(e, t)
+        if isinstance(e, ofr.OFFER_EVENTS):
+            return self._apply_offer(e, t)
         if isinstance(e, ev.CallbackRequested) and e.promised_by is not None:
             return self._apply_promised_request(e, t)
         return self._apply_leg(e, t)
@@ -288,6 +294,50 @@ class QueueState:
         self.callbacks[key] = cb
         if increments:  # a schedule alone counts nothing: no totals for it either
             self._add(cb.queue_id, cb.channel, [(start, name, n, None) for start, name, n in increments])
+
+    # ---- agent offers ------------------------------------------------------------------------------------
+
+    def _apply_offer(self, e: ofr.OfferEvent, t: int) -> str | None:
+        """An `offer.*` event: deduplicated by the offer, late when an interval it counts in is final."""
+        if self.is_final(e.queue_id, e.channel, interval_start(t, self.interval_ms)):
+            return LATE
+        key = (e.queue_id, e.contact_id, e.offer_id)
+        old = self.offers.get(key)
+        if old is None:
+            offer = ofr.Offer(e.queue_id, e.channel, e.contact_id, e.offer_id, e.agent_id, first_seen=t, last_seen=t)
+        elif e.event_id in old.event_ids:
+            return DUPLICATE
+        elif old.channel != e.channel:
+            return IMPOSSIBLE
+        else:
+            offer = msgspec.structs.replace(old)
+        if not ofr.record(offer, e, t):
+            return IMPOSSIBLE
+        increments = ofr.contribution(offer, e, t, self.interval_ms)
+        if increments is None:
+            return IMPOSSIBLE
+        if any(self.is_final(e.queue_id, e.channel, start) for start in {s for s, _, _ in increments}):
+            return LATE
+        offer.event_ids = [*offer.event_ids, e.event_id]
+        offer.first_seen, offer.last_seen = min(offer.first_seen, t), max(offer.last_seen, t)
+        self.offers[key] = offer
+        if increments:
+            self._add(e.queue_id, e.channel, [(start, name, n, offer.agent_id) for start, name, n in increments])
+        self._observe(e.queue_id, t)
+        return None
+
+    def _settle_offers(self) -> None:
+        """Forget offers counted whose newest event's interval is final (so every earlier one is); give up on the
+        others a contact timeout after their first event (reason: which half never came)."""
+        for key, offer in list(self.offers.items()):
+            if offer.complete:
+                if self.is_final(offer.queue_id, offer.channel, interval_start(offer.last_seen, self.interval_ms)):
+                    del self.offers[key]
+            elif offer.first_seen + self.contact_timeout <= self.clock(offer.queue_id):
+                reason = "offer_no_outcome" if offer.ringing_at is not None else "offer_no_ringing"
+                k = (offer.queue_id, offer.channel, reason)
+                self.expired[k] = self.expired.get(k, 0) + 1
+                del self.offers[key]
 
     def _settle_callbacks(self) -> None:
         """Forget callbacks that are done and can change nothing (the interval of their newest event is final, so
@@ -417,6 +467,7 @@ class QueueState:
             return finals
         self._closable_upto = closable_upto
         self._settle_callbacks()
+        self._settle_offers()
         for key, leg in list(self.legs.items()):
             if leg.complete and all(
                 self.is_final(leg.queue_id, leg.channel, interval_start(t, length))
@@ -583,6 +634,7 @@ class QueueState:
             ],
             expired=[StoredExpired(q, ch, reason, n) for (q, ch, reason), n in self.expired.items()],
             callbacks=list(self.callbacks.values()),
+            offers=list(self.offers.values()),
         )
 
     def restore(self, data: bytes, changes: Iterable[bytes] = ()) -> None:
@@ -614,6 +666,7 @@ class QueueState:
         }
         self.expired = {(x.queue_id, x.channel, x.reason): x.n for x in d.expired}
         self.callbacks = {(c.queue_id, c.contact_id): c for c in d.callbacks}
+        self.offers = {(o.queue_id, o.contact_id, o.offer_id): o for o in d.offers}
         self.waiting_since = {}
         for leg in self.legs.values():
             self._track_waiting(leg)

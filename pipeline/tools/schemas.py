@@ -88,6 +88,13 @@ def _examples_contact() -> list[ev.Event]:
         ev.CallbackDialled(event_id="e-19", time=T.replace(minute=40), attempt=2, **(leg | {"contact_id": "c-1006"})),
         ev.CallbackConnected(event_id="e-20", time=T.replace(minute=41), attempt=2, **(leg | {"contact_id": "c-1006"})),
         ev.CallbackFailed(event_id="e-21", time=T.replace(hour=11), attempts=3, **(leg | {"contact_id": "c-1005"})),
+        # offers of contact c-1001 before agent-007 answered it: agent-003 let it ring out (RONA)
+        ev.OfferRinging(event_id="e-22", time=T.replace(second=14), offer_id="o-1", agent_id="agent-003", **leg),
+        ev.OfferMissed(event_id="e-23", time=T.replace(second=24), offer_id="o-1", agent_id="agent-003", **leg),
+        ev.OfferRinging(event_id="e-24", time=T.replace(second=25), offer_id="o-2", agent_id="agent-009", **leg),
+        ev.OfferRejected(event_id="e-25", time=T.replace(second=26), offer_id="o-2", agent_id="agent-009", **leg),
+        ev.OfferRinging(event_id="e-26", time=T.replace(second=27), offer_id="o-3", agent_id="agent-007", **leg),
+        ev.OfferAccepted(event_id="e-27", time=T.replace(second=30), offer_id="o-3", agent_id="agent-007", **leg),
         ev.ChatMessage(
             event_id="e-15",
             time=T.replace(minute=1),
