@@ -35,7 +35,7 @@ _SECONDS = (  # times to the whole second: durations, and the counts that compar
 )
 # `handled` and `transferred_out` count when the ACW ends: without ACW, at the call's end (maybe an interval earlier)
 _NO_ACW_NO_HOLD = ("held", "handled", "transferred_out")
-_NOT_LOGGED = ("surveys", "survey_score_sum", "surveys_satisfied", "ivr_sessions", "ivr_contained")
+_NOT_LOGGED: tuple[str, ...] = ("surveys", "survey_score_sum", "surveys_satisfied", "ivr_sessions", "ivr_contained")
 _NOT_LOGGED += (  # callbacks' lifecycles after the request (issue 18): neither format has them
     "callback_dials",
     "callbacks_dialled_promised",
