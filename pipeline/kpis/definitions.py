@@ -943,7 +943,10 @@ RATIOS += (
 OFFER_VENDORS = (
     "Amazon Connect counts offers an agent did not answer as `CONTACTS_MISSED` (shown as 'Agent non-response', "
     "with a variant that leaves out contacts the customer abandoned while ringing); here a reject is counted apart "
-    "from a ring-out, and an offer the customer abandoned while it rang is neither (send no outcome, or `missed`)."
+    "from a ring-out, and an offer the customer abandoned while it rang is neither (send no outcome, or `missed`). "
+    "8x8's Work Analytics reports accepted, missed and rejected interactions per agent and per queue apart, as "
+    "here, with an agent's average time to answer (here the ring time). Genesys Cloud's counterparts were not "
+    "checked for this definition."
 )
 RATIOS += (
     Ratio(
