@@ -20,6 +20,14 @@ Rules, as written in the catalogue:
 - a leg whose offer names a segment adds its outcome counts to `segments["<label>:<count>"]` too, the label
   being the segment when the queue configures it, else `other`; a handled leg adds one to
   `dispositions[<label>]`, its wrap-up code when configured, else `other`.
+- a callback is the `callback.*` events (and a `contact.callback_requested` with `promised_by`) with the same
+  (queue_id, contact_id): each dial counts in its interval; a connection or failure, with its attempt count, in
+  its interval; the first dial (attempt 1) of a callback with a promise counts in the first dial's interval,
+  within when at or before the promise: the newest `callback.scheduled` at or before the first dial (at the same
+  time, the later promise), else the request's `promised_by`;
+- an offer is the `offer.*` events with the same (queue_id, contact_id, offer_id): its ringing counts in the
+  ringing's interval; its outcome (accepted, rejected, missed) in the outcome's interval, only when the offer
+  rang; an accept adds its ring time (accept - ringing). Each is also the offered agent's count.
 """
 
 from __future__ import annotations
@@ -157,7 +165,22 @@ def compute(
     # 1. distinct contact events, grouped into legs
     seen: set[str] = set()
     legs: dict[tuple[str, str], _Leg] = {}
+    callbacks: dict[tuple[str, str], list[ev.Event]] = {}
+    offers: dict[tuple[str, str, str], list[ev.Event]] = {}
     for e in events:
+        if isinstance(e, ev.OfferRinging | ev.OfferAccepted | ev.OfferRejected | ev.OfferMissed):
+            if e.event_id not in seen:
+                seen.add(e.event_id)
+                offers.setdefault((e.queue_id, e.contact_id, e.offer_id), []).append(e)
+            continue
+        is_callback = isinstance(
+            e, ev.CallbackScheduled | ev.CallbackDialled | ev.CallbackConnected | ev.CallbackFailed
+        )
+        if is_callback and e.event_id not in seen:
+            seen.add(e.event_id)
+            callbacks.setdefault((e.queue_id, e.contact_id), []).append(e)
+        if isinstance(e, ev.CallbackRequested) and e.promised_by is not None and e.event_id not in seen:
+            callbacks.setdefault((e.queue_id, e.contact_id), []).append(e)  # and into its leg, below
         if isinstance(e, ev.SurveyCompleted | ev.IvrSessionEnded) and e.event_id not in seen:
             seen.add(e.event_id)
             standalone.append(e)
@@ -286,6 +309,64 @@ def compute(
         else:
             bump(e.queue_id, e.channel, t, "ivr_sessions", 1)
             bump(e.queue_id, e.channel, t, "ivr_contained", 1 if e.contained else 0)
+
+    # callbacks: each count in the interval of the event it comes from; the promise in the first dial's
+    for of_callback in callbacks.values():
+        ch = of_callback[0].channel
+        first_dials = []
+        schedules = []
+        requested = None
+        for e in of_callback:
+            t = ms(e)
+            q = e.queue_id
+            if isinstance(e, ev.CallbackDialled):
+                bump(q, ch, t, "callback_dials", 1)
+                if e.attempt == 1:
+                    first_dials.append(t)
+            elif isinstance(e, ev.CallbackConnected):
+                bump(q, ch, t, "callbacks_connected", 1)
+                bump(q, ch, t, "callback_attempts", e.attempt)
+            elif isinstance(e, ev.CallbackFailed):
+                bump(q, ch, t, "callbacks_failed", 1)
+                bump(q, ch, t, "callback_attempts", e.attempts)
+            elif isinstance(e, ev.CallbackScheduled):
+                schedules.append((t, round(e.promised_by.timestamp() * 1000)))
+            elif isinstance(e, ev.CallbackRequested) and e.promised_by is not None:
+                requested = round(e.promised_by.timestamp() * 1000)
+        first = _one(first_dials, "first dial", (of_callback[0].queue_id, of_callback[0].contact_id))
+        if first is None:
+            continue
+        before = sorted(s for s in schedules if s[0] <= first)
+        promise = before[-1][1] if before else requested
+        if promise is not None:
+            bump(of_callback[0].queue_id, ch, first, "callbacks_dialled_promised", 1)
+            if first <= promise:
+                bump(of_callback[0].queue_id, ch, first, "callbacks_dialled_within_promise", 1)
+
+    # offers: the ringing in its interval, the outcome in its own once the offer rang; the agent's too
+    def bump_both(e: ev.Event, t: int, name: str, amount: int) -> None:
+        bump(e.queue_id, e.channel, t, name, amount)
+        if agents is not None:
+            a = agents.setdefault((e.agent_id, t // length * length), QueueCounts())
+            setattr(a, name, getattr(a, name) + amount)
+
+    outcome_count = {
+        ev.OfferAccepted: "agent_offers_accepted",
+        ev.OfferRejected: "agent_offers_rejected",
+        ev.OfferMissed: "agent_offers_missed",
+    }
+    for key, of_offer in offers.items():
+        rings = [e for e in of_offer if isinstance(e, ev.OfferRinging)]
+        ends = [e for e in of_offer if not isinstance(e, ev.OfferRinging)]
+        if len(rings) > 1 or len(ends) > 1:
+            raise ValueError(f"offer {key}: {len(rings)} ringing and {len(ends)} outcome events in a complete log")
+        for e in rings:
+            bump_both(e, ms(e), "agent_offers", 1)
+        if rings and ends:
+            end = ends[0]
+            bump_both(end, ms(end), outcome_count[type(end)], 1)
+            if isinstance(end, ev.OfferAccepted):
+                bump_both(end, ms(end), "agent_offer_ring_ms", ms(end) - ms(rings[0]))
 
     # 3. totals = sums over the intervals
     totals: dict[TotalKey, QueueCounts] = {}

@@ -63,8 +63,27 @@ class Events:
     def flowed_out(self, at, queue="Q1", contact="c1", channel="voice", to_queue=None):
         return ev.ContactFlowedOut(**self._common(at, queue, contact, channel), to_queue_id=to_queue)
 
-    def callback(self, at, queue="Q1", contact="c1", channel="voice"):
-        return ev.CallbackRequested(**self._common(at, queue, contact, channel))
+    def callback(self, at, queue="Q1", contact="c1", channel="voice", promised_by=None):
+        promise = None if promised_by is None else when(promised_by, self.tz)
+        return ev.CallbackRequested(**self._common(at, queue, contact, channel), promised_by=promise)
+
+    def callback_scheduled(self, at, promised_by, queue="Q1", contact="c1", channel="voice"):
+        return ev.CallbackScheduled(**self._common(at, queue, contact, channel), promised_by=when(promised_by, self.tz))
+
+    def callback_dialled(self, at, attempt, queue="Q1", contact="c1", channel="voice", agent=None):
+        return ev.CallbackDialled(**self._common(at, queue, contact, channel), attempt=attempt, agent_id=agent)
+
+    def callback_connected(self, at, attempt, queue="Q1", contact="c1", channel="voice"):
+        return ev.CallbackConnected(**self._common(at, queue, contact, channel), attempt=attempt)
+
+    def callback_failed(self, at, attempts, queue="Q1", contact="c1", channel="voice"):
+        return ev.CallbackFailed(**self._common(at, queue, contact, channel), attempts=attempts)
+
+    def offer(self, at, outcome, offer_id, agent, queue="Q1", contact="c1", channel="voice"):
+        """An `offer.*` event: outcome `ringing`, `accepted`, `rejected` or `missed`."""
+        cls = {"ringing": ev.OfferRinging, "accepted": ev.OfferAccepted}.get(outcome)
+        cls = cls or {"rejected": ev.OfferRejected, "missed": ev.OfferMissed}[outcome]
+        return cls(**self._common(at, queue, contact, channel), offer_id=offer_id, agent_id=agent)
 
     def message(self, at, sender, queue="Q1", contact="c1", channel="chat", agent=None):
         return ev.ChatMessage(**self._common(at, queue, contact, channel), sender=sender, agent_id=agent)

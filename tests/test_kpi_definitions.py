@@ -57,7 +57,7 @@ MORE_OFFERED = dict(
     callbacks_requested=5,
     expired=5,
 )
-# Handling, chat, surveys, IVR: durations in whole seconds (the counters export seconds)
+# Handling, chat, surveys, IVR, callbacks, offers: durations in whole seconds (the counters export seconds)
 OTHERS = dict(
     answer_wait_ms=1_234_000,
     abandon_wait_ms=456_000,
@@ -77,6 +77,17 @@ OTHERS = dict(
     surveys_satisfied=8,
     ivr_sessions=30,
     ivr_contained=13,
+    callback_dials=17,
+    callbacks_dialled_promised=8,
+    callbacks_dialled_within_promise=6,
+    callbacks_connected=9,
+    callbacks_failed=3,
+    callback_attempts=16,
+    agent_offers=25,
+    agent_offers_accepted=20,
+    agent_offers_rejected=2,
+    agent_offers_missed=3,
+    agent_offer_ring_ms=96_000,
 )
 CASES = {"cisco": QueueCounts(**CISCO, **OTHERS), "more-offered": QueueCounts(**MORE_OFFERED, **OTHERS)}
 # Nothing answered or abandoned yet, three contacts waiting: no service level but abandons-in-favour's 0 / 3.

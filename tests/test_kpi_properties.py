@@ -128,11 +128,16 @@ def event_logs(draw) -> list[ev.Event]:
             common = {"queue": q, "contact": contact, "channel": channel}
             segment = draw(st.sampled_from((None, None, "gold", "silver", "bronze")))
             timed.append((t, E.offered(at(t), customer_id=customer, segment=segment, **common)))
-            t += draw(waits)
+            wait = draw(waits)
+            t += wait
             if draw(st.integers(0, 3)) == 0:  # about one leg in four leaves the queue unanswered
                 leave = draw(st.sampled_from((E.abandoned, E.abandoned, E.flowed_out, E.callback)))
-                timed.append((t, leave(at(t), **common)))
+                if leave == E.callback:
+                    timed += callback_lifecycle(draw, E, t, common)
+                else:
+                    timed.append((t, leave(at(t), **common)))
                 break
+            timed += offers_before_answer(draw, E, t - wait, t, f"a{i}", common)
             timed.append((t, E.answered(at(t), agent=f"a{i}", **common)))
             talk = draw(st.integers(0, 300_000))
             if channel == "chat":  # messages from the arrival to the end of the conversation
@@ -190,6 +195,63 @@ def event_logs(draw) -> list[ev.Event]:
         timed.append((h, E.heartbeat(at(h))))
     timed.sort(key=lambda x: x[0])  # stable: a leg's events at the same ms keep their life order
     return [e for _, e in timed]
+
+
+def offers_before_answer(draw, E: Events, offered: int, answered: int, agent: str, common: dict) -> list:
+    """Offers of a waiting contact from its arrival to its answer: some ring out (RONA) or are declined by other
+    agents, then, often, the answering agent's accepted offer; an outcome may come at its ringing's millisecond."""
+
+    def at(x: int) -> float:
+        return x / 1000
+
+    if not draw(st.booleans()):
+        return []  # a source that reports no offers
+    n = draw(st.integers(0, 3))
+    points = sorted(draw(st.lists(st.integers(offered, answered), min_size=2 * n + 2, max_size=2 * n + 2)))
+    out = []
+    for k in range(n):
+        rang, ended = points[2 * k], points[2 * k + 1]
+        other = draw(st.sampled_from(("b1", "b2", agent)))
+        out.append((rang, E.offer(at(rang), "ringing", f"o{k}", other, **common)))
+        out.append((ended, E.offer(at(ended), draw(st.sampled_from(("missed", "rejected"))), f"o{k}", other, **common)))
+    if draw(st.integers(0, 3)):  # mostly the answer's own offer, ringing from after the others to the answer
+        rang = points[-2]
+        out.append((rang, E.offer(at(rang), "ringing", "o-answer", agent, **common)))
+        out.append((answered, E.offer(at(answered), "accepted", "o-answer", agent, **common)))
+    return out
+
+
+def callback_lifecycle(draw, E: Events, t: int, common: dict) -> list[tuple[int, ev.Event]]:
+    """A callback request at `t` and, often, its lifecycle: schedules, dials (attempt 1, 2, ...), an outcome or none
+    (still waiting). Promises fall before, at and after the first dial."""
+
+    def at(x: int) -> float:
+        return x / 1000
+
+    out: list[tuple[int, ev.Event]] = []
+    first_dial = t + draw(st.integers(0, 900_000))
+    promise = st.one_of(st.none(), st.just(first_dial), st.just(first_dial - 1), st.integers(t, t + 900_000))
+    requested = draw(promise)
+    out.append((t, E.callback(at(t), promised_by=None if requested is None else at(requested), **common)))
+    if not draw(st.booleans()):
+        return out  # a request alone, as sources that report no lifecycle send
+    for _ in range(draw(st.integers(0, 2))):
+        scheduled_at = draw(st.integers(t, first_dial + 300_000))
+        promised = draw(promise) or scheduled_at + draw(st.integers(0, 600_000))
+        out.append((scheduled_at, E.callback_scheduled(at(scheduled_at), at(promised), **common)))
+    attempts = draw(st.integers(0, 3))
+    dial = first_dial
+    for n in range(1, attempts + 1):
+        out.append((dial, E.callback_dialled(at(dial), n, agent=draw(st.sampled_from((None, "a1"))), **common)))
+        last, dial = dial, dial + draw(st.integers(0, 300_000))
+    outcome = draw(st.sampled_from(("connected", "failed", "none")))
+    if outcome == "connected" and attempts:
+        done = last + draw(st.integers(0, 60_000))
+        out.append((done, E.callback_connected(at(done), attempts, **common)))
+    elif outcome == "failed" or (outcome == "connected" and not attempts):
+        done = (last if attempts else t) + draw(st.integers(0, 60_000))
+        out.append((done, E.callback_failed(at(done), attempts, **common)))
+    return out
 
 
 def run(events: list[ev.Event], advance_every: int):

@@ -17,6 +17,9 @@ from pipeline.contract.events import (
     AgentLoggedOut,
     AgentStateChanged,
     AgentTopicEvent,
+    CallbackConnected,
+    CallbackDialled,
+    CallbackFailed,
     CallbackRequested,
     ChatMessage,
     ContactAbandoned,
@@ -94,12 +97,16 @@ def test_events_are_in_time_order_with_unique_ids(logs: dict[str, list[Event]], 
 def test_every_leg_follows_the_contract_sequence(logs: dict[str, list[Event]], run: str) -> None:
     events = logs[run]
     open_legs: dict[tuple[str, str], list[ContactEvent]] = {}
+    callbacks: dict[tuple[str, str], list[ContactEvent]] = {}
     seen: set[tuple[str, str]] = set()
     finished = 0
     for index, event in enumerate(events):
         if not isinstance(event, ContactEvent):
             continue
         key = (event.queue_id, event.contact_id)
+        if isinstance(event, CallbackDialled | CallbackConnected | CallbackFailed):
+            callbacks.setdefault(key, []).append(event)  # after its leg: checked below
+            continue
         if isinstance(event, ChatMessage):  # during the leg: after the offer, agents' only once answered
             kinds = [type(e) for e in open_legs[key]]
             assert event.channel in CONVERSATIONS and kinds[-1] is not AcwEnded
@@ -130,6 +137,16 @@ def test_every_leg_follows_the_contract_sequence(logs: dict[str, list[Event]], r
             finished += 1
     assert not open_legs, "the run drains: every leg completes"
     assert finished == sum(isinstance(e, ContactOffered) for e in events)
+    # every callback request is dialled 1, 2, ... after it, and ends connected on its last attempt or failed
+    requests = {(e.queue_id, e.contact_id): e for e in events if isinstance(e, CallbackRequested)}
+    assert set(callbacks) == set(requests)
+    for key, lifecycle in callbacks.items():
+        assert requests[key].promised_by is not None and requests[key].time <= lifecycle[0].time
+        dials = [e.attempt for e in lifecycle if isinstance(e, CallbackDialled)]
+        assert dials == list(range(1, len(dials) + 1))
+        end = lifecycle[-1]
+        assert isinstance(end, CallbackConnected | CallbackFailed) and len(lifecycle) == len(dials) + 1
+        assert end.attempt == dials[-1] if isinstance(end, CallbackConnected) else end.attempts == len(dials)
 
 
 def _check_leg(leg: list[ContactEvent]) -> None:
@@ -222,7 +239,8 @@ def test_agent_states_follow_the_work(default_log: list[Event]) -> None:
 
 def test_a_moderate_run_shows_everything_the_kpis_need(default_log: list[Event]) -> None:
     types = Counter(type(e) for e in default_log)
-    for kind in (ContactAbandoned, ContactTransferred, HoldStarted, AgentLoggedIn, AgentLoggedOut):
+    kinds = (ContactAbandoned, ContactTransferred, HoldStarted, AgentLoggedIn, AgentLoggedOut)
+    for kind in (*kinds, CallbackRequested, CallbackDialled, CallbackConnected, CallbackFailed):
         assert types[kind] > 0, kind
     offered = [e for e in default_log if isinstance(e, ContactOffered)]
     assert {e.channel for e in offered} == {"voice", "chat"}

@@ -45,9 +45,12 @@ def _second(t: datetime) -> datetime:
     return datetime.fromtimestamp(int(t.timestamp()), UTC)
 
 
+CALLBACK_LIFECYCLE = (ev.CallbackScheduled, ev.CallbackDialled, ev.CallbackConnected, ev.CallbackFailed)  # not carried
+
+
 def format_view(events: list[ev.Event], voice: set[str]) -> list[ev.Event]:
-    """The contract day as a format carrying whole seconds, voice legs, no hold, no ACW and no segment sees it: the
-    ACW of a leg ends when its conversation does."""
+    """The contract day as a format carrying whole seconds, voice legs, no hold, no ACW, no segment and no callback
+    lifecycle sees it: the ACW of a leg ends when its conversation does."""
     out: list[ev.Event] = []
     ended: dict[tuple[str, str], datetime] = {}
     for e in events:
@@ -55,8 +58,11 @@ def format_view(events: list[ev.Event], voice: set[str]) -> list[ev.Event]:
             not isinstance(e, ev.ContactEvent)
             or e.queue_id not in voice
             or isinstance(e, ev.HoldStarted | ev.HoldEnded)
+            or isinstance(e, CALLBACK_LIFECYCLE)
         ):
             continue
+        if isinstance(e, ev.CallbackRequested):
+            e = msgspec.structs.replace(e, promised_by=None)  # a key pressed in the queue: no promised time
         t = _second(e.time)
         key = (e.queue_id, e.contact_id)
         if isinstance(e, ev.ContactEnded | ev.ContactTransferred):
@@ -172,7 +178,7 @@ def test_cdr_queue_kpis_equal_the_contract_path(day: list[ev.Event], voice: set[
             e, time=_second(e.time), **({"segment": None} if isinstance(e, ev.ContactOffered) else {})
         )
         for e in day
-        if isinstance(e, ev.ContactEvent) and e.queue_id in voice
+        if isinstance(e, ev.ContactEvent) and e.queue_id in voice and not isinstance(e, CALLBACK_LIFECYCLE)
     ]  # whole seconds, and no segment: the simulated call-detail file has no column for it
     vendor = queue_kpis(cdr_path)
     assert vendor == queue_kpis(view)

@@ -163,7 +163,98 @@ class ContactFlowedOut(ContactEvent, frozen=True, kw_only=True, tag="contact.flo
 
 
 class CallbackRequested(ContactEvent, frozen=True, kw_only=True, tag="contact.callback_requested"):
-    """The waiting customer chose to be called back instead of waiting: the contact leaves the queue."""
+    """The waiting customer chose to be called back instead of waiting: the contact leaves the queue.
+
+    It also starts the callback's own lifecycle (the `callback.*` events below) in the same queue."""
+
+    promised_by: (
+        Annotated[
+            datetime,
+            Meta(
+                tz=True,
+                description="When the customer was promised the call back at the latest, if a time was promised. "
+                "A later `callback.scheduled` replaces it.",
+            ),
+        ]
+        | None
+    ) = None
+
+
+# ---- Callbacks (contact topic, keyed by queue_id) --------------------------------------------------------------
+# A callback's lifecycle after `contact.callback_requested`, in the queue the customer left (so on the same
+# partition as the request): requested -> scheduled (optional, repeatable) -> dialled (attempt 1, 2, ...) ->
+# connected or failed. `contact_id` is the requesting contact's. A callback created without a queue wait (from a
+# web form, say) may start at `callback.scheduled` or `callback.dialled` with its own contact id.
+
+CallbackAttempt = Annotated[int, Meta(ge=1, le=100, description="The dial attempt, from 1.")]
+
+
+class CallbackScheduled(ContactEvent, frozen=True, kw_only=True, tag="callback.scheduled"):
+    """The callback was given (or moved to) a time: the customer is promised a dial by `promised_by`."""
+
+    promised_by: Annotated[
+        datetime,
+        Meta(tz=True, description="The latest time the customer was promised the dial (RFC 3339 with offset)."),
+    ]
+
+
+class CallbackDialled(ContactEvent, frozen=True, kw_only=True, tag="callback.dialled"):
+    """The callback's number was dialled (attempt n)."""
+
+    attempt: CallbackAttempt
+    agent_id: Id | None = None
+
+
+class CallbackConnected(ContactEvent, frozen=True, kw_only=True, tag="callback.connected"):
+    """The dialled callback reached the customer: the callback is done (its conversation, if counted, is a new leg)."""
+
+    attempt: CallbackAttempt
+
+
+class CallbackFailed(ContactEvent, frozen=True, kw_only=True, tag="callback.failed"):
+    """The callback was given up (attempts exhausted, cancelled, expired): the callback is done, not connected."""
+
+    attempts: Annotated[int, Meta(ge=0, le=100, description="Dial attempts made in all (0: never dialled).")]
+
+
+# ---- Agent offers (contact topic, keyed by queue_id) ----------------------------------------------------------
+# Routing offers a waiting contact to an agent: it rings (is presented) until the agent accepts or rejects it, or
+# rings out unanswered (RONA, "ring no answer") and is offered again, to the same agent or another. On the contact
+# topic, keyed by the queue the contact waits in: the queue's offers and its per-agent figures are counted where
+# its legs are (per agent summed over partitions, as the handling per agent is); `contact.answered` still ends
+# the wait, an accept does not replace it.
+
+OfferId = Annotated[
+    str, Meta(min_length=1, max_length=128, description="The offer: the same on its ringing and on its outcome.")
+]
+
+
+class OfferRinging(ContactEvent, frozen=True, kw_only=True, tag="offer.ringing"):
+    """The waiting contact was offered to (is ringing at) an agent."""
+
+    offer_id: OfferId
+    agent_id: Id
+
+
+class OfferAccepted(ContactEvent, frozen=True, kw_only=True, tag="offer.accepted"):
+    """The agent accepted the offer (ring time: this - the ringing)."""
+
+    offer_id: OfferId
+    agent_id: Id
+
+
+class OfferRejected(ContactEvent, frozen=True, kw_only=True, tag="offer.rejected"):
+    """The agent declined the offer; routing offers the contact again."""
+
+    offer_id: OfferId
+    agent_id: Id
+
+
+class OfferMissed(ContactEvent, frozen=True, kw_only=True, tag="offer.missed"):
+    """The offer rang out unanswered (RONA: ring no answer); routing offers the contact again."""
+
+    offer_id: OfferId
+    agent_id: Id
 
 
 class SurveyCompleted(Event, frozen=True, kw_only=True, tag="survey.completed"):
@@ -310,6 +401,14 @@ ContactTopicEvent = (
     | ChatMessage
     | ContactFlowedOut
     | CallbackRequested
+    | CallbackScheduled
+    | CallbackDialled
+    | CallbackConnected
+    | CallbackFailed
+    | OfferRinging
+    | OfferAccepted
+    | OfferRejected
+    | OfferMissed
     | SurveyCompleted
     | IvrSessionEnded
     | ForecastPublished

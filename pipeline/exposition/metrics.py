@@ -67,6 +67,7 @@ class KpiCollector:
                 oldest.add_metric([q, ch], 0)
         yield waiting
         yield oldest
+        yield from self._callbacks_waiting(sorted(totals))
         forecast_offered = _gauge("cc_queue_forecast_offered", labels)
         forecast_aht = _gauge("cc_queue_forecast_aht_seconds", labels)
         own_offered = _gauge("cc_queue_own_forecast_offered", labels)
@@ -80,6 +81,24 @@ class KpiCollector:
                 own_aht.add_metric([q, ch], own[1])
         yield from (forecast_offered, forecast_aht, own_offered, own_aht)
         yield from self._targets(sorted({q for q, _ in totals}))
+
+    def _callbacks_waiting(self, queues: list[tuple[str, str]]) -> Iterator[Metric]:
+        """Callbacks waiting (0 for every queue with counts), and how far the earliest promise is past."""
+        labels = ["queue", "channel"]
+        waiting = _gauge("cc_queue_callbacks_waiting", labels)
+        overdue = _gauge("cc_queue_callback_oldest_promise_overdue_seconds", labels)
+        seen = set()
+        for state in list(self.processor.partitions.values()):
+            for q, ch, n, past in state.callbacks_waiting():
+                seen.add((q, ch))
+                waiting.add_metric([q, ch], n)
+                if past is not None:
+                    overdue.add_metric([q, ch], past)
+        for q, ch in queues:
+            if (q, ch) not in seen:
+                waiting.add_metric([q, ch], 0)
+        yield waiting
+        yield overdue
 
     def _agent_handling(self) -> Iterator[Metric]:
         """Per-agent handling (talk, hold, ACW, transfers) from the contact events, unless turned off."""

@@ -14,6 +14,9 @@ import re
 from pipeline.kpis.definitions import (
     AGENT_HANDLING,
     ARRIVAL,
+    CALLBACK_DIAL,
+    CALLBACK_FIRST_DIAL,
+    CALLBACK_OUTCOME,
     COMPLETION,
     COUNT,
     COUNTS,
@@ -25,6 +28,8 @@ from pipeline.kpis.definitions import (
     HEADLINE_RULE,
     IVR,
     NOT_COUNTERS,
+    OFFER_OUTCOME,
+    OFFER_RINGING,
     RATIO,
     SEGMENT_COUNTS,
     SEGMENT_RATIOS,
@@ -203,6 +208,65 @@ KPIS: tuple[Kpi, ...] = (
     _kpi(RATIO["csat"]),
     _kpi(RATIO["csat_satisfied"]),
     _kpi(RATIO["ivr_containment"]),
+    # callbacks (`callback.*` events)
+    _count_kpi("callback_dials", "Callback dials", "count of `callback.dialled`"),
+    _count_kpi("callbacks_connected", "Callbacks connected", "count of `callback.connected`"),
+    _count_kpi("callbacks_failed", "Callbacks failed", "count of `callback.failed`"),
+    _count_kpi(
+        "callbacks_dialled_promised",
+        "Callbacks dialled with a promise",
+        "count of first dials (`callback.dialled` attempt 1) of callbacks with a promised time",
+    ),
+    _count_kpi(
+        "callbacks_dialled_within_promise",
+        "Callbacks dialled within the promise",
+        "of those, the first dials at or before the promise in force then",
+    ),
+    _count_kpi(
+        "callback_attempts",
+        "Callback attempts",
+        "sum of `attempt` of `callback.connected` and `attempts` of `callback.failed`",
+    ),
+    _kpi(RATIO["callback_service_level"]),
+    _kpi(RATIO["callback_attempts_avg"]),
+    _kpi(RATIO["callback_connect_rate"]),
+    Kpi(
+        "callbacks_waiting",
+        "Callbacks waiting now",
+        "callbacks with a promised time or a `callback.*` event, neither connected nor failed",
+        "callbacks",
+        "real time (now)",
+        "-",
+        f"sum by (queue, channel) ({GAUGE['cc_queue_callbacks_waiting'].metric})",
+        "A request without a promise that no `callback.*` event follows (sources that report only "
+        "`contact.callback_requested`) is counted in `callbacks_requested`, not here. A callback with no outcome "
+        "is given up three days after its newest event or promise (`cc_pipeline_expired_contacts`, reason "
+        "`callback_no_outcome`).",
+    ),
+    Kpi(
+        "callback_oldest_promise",
+        "Oldest promised callback",
+        "queue's clock - the earliest promised time of the callbacks waiting and not dialled yet",
+        "seconds (positive: overdue; negative: time left)",
+        "real time (now)",
+        "-",
+        f"max by (queue, channel) ({GAUGE['cc_queue_callback_oldest_promise_overdue_seconds'].metric})",
+        "The promise is the newest `callback.scheduled`, else the request's `promised_by`. A callback dialled "
+        "and waiting for its next attempt is not in it (its first dial was measured against the promise).",
+    ),
+    # agent offers (`offer.*` events)
+    _count_kpi("agent_offers", "Agent offers", "count of `offer.ringing`"),
+    _count_kpi("agent_offers_accepted", "Accepted offers", "count of `offer.accepted` whose ringing is known"),
+    _count_kpi("agent_offers_rejected", "Rejected offers", "count of `offer.rejected` whose ringing is known"),
+    _count_kpi(
+        "agent_offers_missed",
+        "Missed offers (RONA)",
+        "count of `offer.missed` (ring no answer) whose ringing is known",
+        "Per agent: `cc_agent_offers_missed_total` and `agents[].agent_offers_missed`.",
+    ),
+    _kpi(RATIO["ring_time"]),
+    _kpi(RATIO["offers_per_answer"]),
+    _kpi(RATIO["missed_offer_rate"]),
     Kpi(
         "forecast_offered",
         "Volume vs forecast",
@@ -353,6 +417,20 @@ def promql_expressions(kpis: tuple[Kpi, ...] | None = None) -> list[tuple[str, s
     return out
 
 
+ATTRIBUTION_SHORT = {
+    ARRIVAL: "arrival",
+    COMPLETION: "completion",
+    SURVEY: "survey",
+    IVR: "IVR session end",
+    CALLBACK_DIAL: "callback dial",
+    CALLBACK_FIRST_DIAL: "callback's first dial",
+    CALLBACK_OUTCOME: "callback outcome",
+    OFFER_RINGING: "offer ringing",
+    OFFER_OUTCOME: "offer outcome",
+}
+"""How the exported counts table names each attribution."""
+
+
 def markdown() -> str:
     """The catalogue as Markdown (docs/kpis.md)."""
     out = [
@@ -440,7 +518,7 @@ def markdown() -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for c in COUNTS:
-        short = {ARRIVAL: "arrival", COMPLETION: "completion", SURVEY: "survey", IVR: "IVR session end"}[c.attribution]
+        short = ATTRIBUTION_SHORT[c.attribution]
         out.append(f"| `{c.metric}` | `{c.record_field}` | {c.unit} | {short} | {c.help} |")
     out += [
         "",

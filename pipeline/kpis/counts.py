@@ -97,6 +97,30 @@ class QueueCounts(msgspec.Struct, omit_defaults=True):
     """Outcome counts per segment of the offer: `<segment>:<count>` -> value (count: a `SEGMENT_FIELDS` name)."""
     dispositions: dict[str, int] = msgspec.field(default_factory=dict)
     """Handled contacts per wrap-up code (the queue's configured codes, else `other`)."""
+    # callbacks (`callback.*` events): each count in the interval of the event it comes from
+    callback_dials: int = 0
+    """Callback dial attempts (`callback.dialled`), in the dial's interval."""
+    callbacks_dialled_promised: int = 0
+    """Callbacks with a promised time whose first dial (attempt 1) fell in the interval."""
+    callbacks_dialled_within_promise: int = 0
+    """Of those, first dialled at or before the promised time in force at that dial."""
+    callbacks_connected: int = 0
+    """Callbacks that reached the customer (`callback.connected`), in the interval of the connection."""
+    callbacks_failed: int = 0
+    """Callbacks given up (`callback.failed`), in the interval they were given up."""
+    callback_attempts: int = 0
+    """Dial attempts of the callbacks connected or failed in the interval (their attempt count)."""
+    # agent offers (`offer.*` events): also per agent; an outcome counts once its offer's ringing is known
+    agent_offers: int = 0
+    """Offers of a contact to an agent (`offer.ringing`), in the interval it rang."""
+    agent_offers_accepted: int = 0
+    """Offers the agent accepted (`offer.accepted`), in the interval of the accept."""
+    agent_offers_rejected: int = 0
+    """Offers the agent declined (`offer.rejected`), in the interval of the reject."""
+    agent_offers_missed: int = 0
+    """Offers that rang out unanswered (`offer.missed`, RONA), in the interval they rang out."""
+    agent_offer_ring_ms: int = 0
+    """Sum of the ring times of accepted offers: accept - ringing."""
 
     def add(self, other: QueueCounts) -> None:
         """Merge `other` into this: sums, except the longest wait (a maximum) and the histogram (per bucket)."""

@@ -268,6 +268,112 @@ COUNTS: tuple[Count, ...] = (
         IVR,
     ),
 )
+
+# ---- callbacks (`callback.*` events; docs/kpis.md "Callbacks") ---------------------------------------------------
+CALLBACK_DIAL = "the interval of the dial (`callback.dialled`)"
+CALLBACK_FIRST_DIAL = "the interval of the callback's first dial (`callback.dialled` attempt 1)"
+CALLBACK_OUTCOME = "the interval in which the callback connected or failed (`callback.connected` / `callback.failed`)"
+CALLBACK_COUNTS: tuple[Count, ...] = (
+    Count(
+        "cc_queue_callback_dials_total",
+        "callback_dials",
+        "callback_dials",
+        "dials",
+        "Callback dial attempts.",
+        CALLBACK_DIAL,
+    ),
+    Count(
+        "cc_queue_callbacks_dialled_promised_total",
+        "callbacks_dialled_promised",
+        "callbacks_dialled_promised",
+        "callbacks",
+        "Callbacks with a promised time, first dialled.",
+        CALLBACK_FIRST_DIAL,
+    ),
+    Count(
+        "cc_queue_callbacks_dialled_within_promise_total",
+        "callbacks_dialled_within_promise",
+        "callbacks_dialled_within_promise",
+        "callbacks",
+        "Callbacks first dialled at or before the time promised to the customer.",
+        CALLBACK_FIRST_DIAL,
+    ),
+    Count(
+        "cc_queue_callbacks_connected_total",
+        "callbacks_connected",
+        "callbacks_connected",
+        "callbacks",
+        "Callbacks that reached the customer.",
+        CALLBACK_OUTCOME,
+    ),
+    Count(
+        "cc_queue_callbacks_failed_total",
+        "callbacks_failed",
+        "callbacks_failed",
+        "callbacks",
+        "Callbacks given up without reaching the customer.",
+        CALLBACK_OUTCOME,
+    ),
+    Count(
+        "cc_queue_callback_attempts_total",
+        "callback_attempts",
+        "callback_attempts",
+        "dials",
+        "Dial attempts of the callbacks that connected or failed.",
+        CALLBACK_OUTCOME,
+    ),
+)
+COUNTS += CALLBACK_COUNTS
+CALLBACK_GAUGES: tuple[Gauge, ...] = (
+    Gauge(
+        "cc_queue_callbacks_waiting",
+        "callbacks",
+        "Callbacks known to their lifecycle (a promised time or a `callback.*` event) neither connected nor failed.",
+    ),
+    Gauge(
+        "cc_queue_callback_oldest_promise_overdue_seconds",
+        "seconds",
+        "Of the callbacks waiting and not dialled yet, how far the queue's clock is past the earliest promised time "
+        "(negative: the time still left); no series when none of them has a promise.",
+    ),
+)
+
+# ---- agent offers (`offer.*` events; docs/kpis.md "Agent offers") -------------------------------------------------
+OFFER_RINGING = "the interval in which the offer rang (`offer.ringing`)"
+OFFER_OUTCOME = (
+    "the interval of the offer's outcome (`offer.accepted`, `offer.rejected`, `offer.missed`), counted once its "
+    "ringing is known"
+)
+_OFFER_COUNTS = (  # (field, unit, help, attribution)
+    ("agent_offers", "offers", "Offers of a waiting contact to an agent (ringing).", OFFER_RINGING),
+    ("agent_offers_accepted", "offers", "Offers the agent accepted.", OFFER_OUTCOME),
+    ("agent_offers_rejected", "offers", "Offers the agent declined.", OFFER_OUTCOME),
+    ("agent_offers_missed", "offers", "Offers that rang out unanswered (RONA).", OFFER_OUTCOME),
+    ("agent_offer_ring_ms", "seconds", "Sum of the ring times (accept - ringing) of accepted offers.", OFFER_OUTCOME),
+)
+
+
+def _offer_metric(field: str) -> str:
+    return field.removeprefix("agent_").replace("_ms", "_seconds") + "_total"
+
+
+OFFER_COUNTS: tuple[Count, ...] = tuple(
+    Count("cc_queue_" + _offer_metric(f), f, f.replace("_ms", "_seconds_sum"), unit, help_ + " Per queue.", attribution)
+    for f, unit, help_, attribution in _OFFER_COUNTS
+)
+COUNTS += OFFER_COUNTS
+AGENT_OFFERS: tuple[Count, ...] = tuple(
+    Count(
+        "cc_agent_" + _offer_metric(f),
+        f,
+        "agents[]." + f.replace("_ms", "_seconds_sum"),
+        unit,
+        help_ + " Per agent, all queues.",
+        attribution,
+    )
+    for f, unit, help_, attribution in _OFFER_COUNTS
+)
+
 # QueueCounts fields that are not counters: the histogram is exported as one, the maximum only in records
 # (segments and dispositions are exported with their own label: SEGMENT_COUNTS and DISPOSITIONS below)
 NOT_COUNTERS = ("waits", "longest_wait_ms", "segments", "dispositions")
@@ -277,7 +383,7 @@ WAIT_HISTOGRAM = Gauge(
     "Histogram of queue waits by outcome (answered, abandoned); buckets include every queue's "
     "service level and short-abandon thresholds.",
 )
-AGENT_HANDLING = (
+AGENT_HANDLING: tuple[Count, ...] = (
     Count(
         "cc_agent_handled_total",
         "handled",
@@ -327,6 +433,7 @@ AGENT_HANDLING = (
         COMPLETION,
     ),
 )
+AGENT_HANDLING += AGENT_OFFERS
 COUNT: dict[str, Count] = {c.field: c for c in COUNTS}
 """QueueCounts field -> its exported count."""
 
@@ -448,6 +555,7 @@ def today_metric(field: str) -> str:
     return "cc_queue_today_" + COUNT[field].metric.removeprefix("cc_queue_").removesuffix("_total")
 
 
+GAUGES += CALLBACK_GAUGES
 GAUGES += tuple(
     Gauge(
         today_metric(f),
@@ -785,6 +893,93 @@ RATIOS: tuple[Ratio, ...] = (
         ("ivr_sessions",),
         "ratio 0..1",
         "ivr_containment",
+    ),
+)
+CALLBACK_VENDORS = (
+    "Amazon Connect makes a queued callback a new contact in a queue after an initial delay "
+    "(`InitialCallDelaySeconds`, at most three days), retried up to `MaximumConnectionAttempts` times "
+    "`RetryDelaySeconds` apart; it shows as in queue in the real-time metrics until an agent takes it, and "
+    "`CALLBACK_CONTACTS_HANDLED` counts the callbacks handled (its metric list also has callback attempts). Its "
+    "delay is a minimum wait before routing, not a deadline promised to the customer. Genesys Cloud carries a `callbackScheduledTime` on the "
+    "callback communication; NICE CXone's callback widget splits callbacks into successful, in queue and failed "
+    "(here connected, waiting and failed). Here a callback request leaves the queue (not an abandon, as in "
+    "Amazon Connect) and its service level is against the time promised to the customer."
+)
+RATIOS += (
+    Ratio(
+        "callback_service_level",
+        "Callback service level",
+        ("callbacks_dialled_within_promise",),
+        ("callbacks_dialled_promised",),
+        "ratio 0..1",
+        "callback_service_level",
+        "The promise is the newest `callback.scheduled` at or before the first dial, else the request's "
+        "`promised_by`; callbacks without a promise are not in it. A callback not dialled yet is not in it either: "
+        "`cc_queue_callback_oldest_promise_overdue_seconds` shows it while it waits.",
+        CALLBACK_VENDORS,
+        where=" (first dial at or before the promised time; a dial at the promised time counts as within)",
+        rule="queue_channel:cc_queue_callback_service_level:ratio{window}",
+    ),
+    Ratio(
+        "callback_attempts_avg",
+        "Attempts per callback",
+        ("callback_attempts",),
+        ("callbacks_connected", "callbacks_failed"),
+        "dials per callback",
+        "callback_attempts_avg",
+        "Over the callbacks that connected or failed in the interval (their attempt counts); every dial of the "
+        "interval is `callback_dials`.",
+        CALLBACK_VENDORS,
+    ),
+    Ratio(
+        "callback_connect_rate",
+        "Callback connect rate",
+        ("callbacks_connected",),
+        ("callbacks_connected", "callbacks_failed"),
+        "ratio 0..1",
+        "callback_connect_rate",
+        "Callbacks waiting are in neither side.",
+    ),
+)
+OFFER_VENDORS = (
+    "Amazon Connect counts offers an agent did not answer as `CONTACTS_MISSED` (shown as 'Agent non-response', "
+    "with a variant that leaves out contacts the customer abandoned while ringing); here a reject is counted apart "
+    "from a ring-out, and an offer the customer abandoned while it rang is neither (send no outcome, or `missed`). "
+    "8x8's Work Analytics reports accepted, missed and rejected interactions per agent and per queue apart, as "
+    "here, with an agent's average time to answer (here the ring time). Genesys Cloud's counterparts were not "
+    "checked for this definition."
+)
+RATIOS += (
+    Ratio(
+        "ring_time",
+        "Average ring time",
+        ("agent_offer_ring_ms",),
+        ("agent_offers_accepted",),
+        "seconds",
+        "ring_time_avg_seconds",
+        "Per agent in `agents[]` and the `cc_agent_*` offer counters.",
+        OFFER_VENDORS,
+        where="; ring time = `offer.accepted` - `offer.ringing` of the same offer",
+    ),
+    Ratio(
+        "offers_per_answer",
+        "Offers per answer",
+        ("agent_offers",),
+        ("agent_offers_accepted",),
+        "offers per accepted offer",
+        "offers_per_answer",
+        "1 when every contact is accepted at its first offer; each RONA or reject adds an offer.",
+        OFFER_VENDORS,
+    ),
+    Ratio(
+        "missed_offer_rate",
+        "Missed offers (RONA) rate",
+        ("agent_offers_missed",),
+        ("agent_offers",),
+        "ratio 0..1",
+        "missed_offer_rate",
+        "Rejected offers are `agent_offers_rejected`, apart.",
+        OFFER_VENDORS,
     ),
 )
 RATIO: dict[str, Ratio] = {r.name: r for r in RATIOS}

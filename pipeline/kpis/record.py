@@ -19,11 +19,20 @@ from pipeline.core.settings import QueueSettings
 from pipeline.core.time import REVISION, as_datetime
 from pipeline.kpis import counts as k
 from pipeline.kpis.counts import IntervalUpdate, QueueCounts, Window
-from pipeline.kpis.definitions import RATIO, SEGMENT_COUNTS, SEGMENT_RATIOS, SERVICE_LEVEL, VARIANTS, Variant
+from pipeline.kpis.definitions import (
+    CALLBACK_COUNTS,
+    RATIO,
+    SEGMENT_COUNTS,
+    SEGMENT_RATIOS,
+    SERVICE_LEVEL,
+    VARIANTS,
+    Variant,
+)
 from pipeline.kpis.reporting.causes import headline_shortfall
 from pipeline.kpis.reporting.cost import handling_cost
 from pipeline.kpis.staffing.live import agents_needed, observed_traffic, requirement
 
+CALLBACK_FIELDS = tuple(count.field for count in CALLBACK_COUNTS)  # each the record field of the same name
 Seconds = Annotated[float, Meta(ge=0, description="Seconds.")]
 Ratio = Annotated[float | None, Meta(description="Ratio 0..1; null when there is nothing to measure.")]
 Average = Annotated[float | None, Meta(description="Seconds; null when there is nothing to average.")]
@@ -54,9 +63,14 @@ class Handling(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AgentHandling(Handling, frozen=True, kw_only=True):
-    """One agent's handling of this queue's contacts that completed in the interval."""
+    """One agent's handling of this queue's contacts that completed in the interval, and the offers to it."""
 
     agent_id: str
+    agent_offers: int = 0
+    agent_offers_accepted: int = 0
+    agent_offers_rejected: int = 0
+    agent_offers_missed: int = 0
+    agent_offer_ring_seconds_sum: Seconds = 0.0
 
 
 class WaitBucket(msgspec.Struct, frozen=True, kw_only=True):
@@ -174,6 +188,25 @@ class KpiRecord(Handling, frozen=True, kw_only=True):
     ivr_sessions: int
     ivr_contained: int
     ivr_containment: Ratio
+    # callbacks (`callback.*` events): each count in the interval of the event it comes from (docs/kpis.md)
+    callback_dials: int
+    callbacks_dialled_promised: int
+    callbacks_dialled_within_promise: int
+    callbacks_connected: int
+    callbacks_failed: int
+    callback_attempts: int
+    callback_service_level: Ratio
+    callback_attempts_avg: Annotated[float | None, Meta(description="Dials per callback; null without any done.")]
+    callback_connect_rate: Ratio
+    # agent offers (`offer.*` events): ringing in its interval, outcomes in theirs; per agent in `agents[]`
+    agent_offers: int
+    agent_offers_accepted: int
+    agent_offers_rejected: int
+    agent_offers_missed: int
+    agent_offer_ring_seconds_sum: Seconds
+    ring_time_avg_seconds: Average
+    offers_per_answer: Annotated[float | None, Meta(description="Offers per accepted offer; null without accepts.")]
+    missed_offer_rate: Ratio
     # planning
     forecast_offered: Annotated[float | None, Meta(description="Forecast contacts; null without a forecast.")]
     forecast_aht_seconds: Average
@@ -311,7 +344,7 @@ def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple
         abandon_rate=k.abandon_rate(c),
         abandon_rate_without_short=k.abandon_rate(c, include_short=False),
         **handling(c),
-        agents=[AgentHandling(agent_id=a, **handling(ac)) for a, ac in sorted(u.agents.items())],
+        agents=[AgentHandling(agent_id=a, **handling(ac), **_offers(ac)) for a, ac in sorted(u.agents.items())],
         surveys=c.surveys,
         survey_score_sum=c.survey_score_sum,
         surveys_satisfied=c.surveys_satisfied,
@@ -320,6 +353,11 @@ def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple
         ivr_sessions=c.ivr_sessions,
         ivr_contained=c.ivr_contained,
         ivr_containment=k.ivr_containment(c),
+        **_callbacks(c),
+        **_offers(c),
+        ring_time_avg_seconds=RATIO["ring_time"].value(c),
+        offers_per_answer=RATIO["offers_per_answer"].value(c),
+        missed_offer_rate=RATIO["missed_offer_rate"].value(c),
         forecast_offered=fc.offered if fc else None,
         forecast_aht_seconds=fc.aht_seconds if fc else None,
         offered_vs_forecast=k.forecast_error(c.offered, fc.offered if fc else None),
@@ -344,6 +382,25 @@ def segment_kpis(segment: str, c: QueueCounts, variant: Variant) -> SegmentKpis:
 def _exported(value: int, field: str) -> float | int:
     """A count as the record carries it: durations (integer ms) in seconds, counts as integers."""
     return value / 1000 if field.endswith("_ms") else value
+
+
+def _callbacks(c: QueueCounts) -> dict[str, Any]:
+    """The callback fields: the counts as they are, the ratios from their definitions."""
+    counts = {f: getattr(c, f) for f in CALLBACK_FIELDS}
+    return counts | {
+        r: RATIO[r].value(c) for r in ("callback_service_level", "callback_attempts_avg", "callback_connect_rate")
+    }
+
+
+def _offers(c: QueueCounts) -> dict[str, Any]:
+    """The offer counts of a queue or of one agent in it (durations in seconds)."""
+    return dict(
+        agent_offers=c.agent_offers,
+        agent_offers_accepted=c.agent_offers_accepted,
+        agent_offers_rejected=c.agent_offers_rejected,
+        agent_offers_missed=c.agent_offers_missed,
+        agent_offer_ring_seconds_sum=c.agent_offer_ring_ms / 1000,
+    )
 
 
 def _miss_causes(c: QueueCounts, rules: QueueSettings, causes: dict[str, float] | None) -> list[MissCause] | None:

@@ -68,6 +68,10 @@ class Thresholds:
     consumer_lag_messages: int = 10_000  # lag on a topic that is also still growing
     no_contacts_window: int = 1800  # seconds without any offered contact during business hours
     plan_gap_margin: float = 2.0  # agents short of the forecast's need in an interval of the next hour
+    # callbacks: not per queue yet (the queue file has no callback targets); the same for every queue
+    callback_service_level_target: float = 0.9  # first dials within the promised time, over the last hour
+    callback_min_dialled: int = 5  # promised callbacks first dialled in the hour before a ticket
+    callback_overdue_seconds: int = 300  # a promised callback not dialled this long after its promise pages
 
 
 THRESHOLDS = Thresholds()
@@ -420,6 +424,7 @@ def queue_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
             "their scheduled activity) for longer than the queue's exception threshold.",
             "sum by (queue) (cc_queue_agents_adherence_exceptions)",
         ),
+        *callback_alerts(t),
         Alert(
             "CCQueueNoContacts",
             "warning",
@@ -431,6 +436,41 @@ def queue_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
             "Queue {{ $labels.queue }} is within its business hours and has received no contacts for "
             f"{t.no_contacts_window // 60} minutes.",
             "queue:cc_queue_open:bool",
+        ),
+    ]
+
+
+CALLBACK_OVERDUE = "max by (queue, channel) (cc_queue_callback_oldest_promise_overdue_seconds)"
+
+
+def callback_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
+    """A customer promised a call back and not called is the callback's page; a late hour, its ticket. The team
+    comes from the queue's target series, as for the staffing alerts (`0 *`: only its labels matter)."""
+    sl_target = _target("service_level")
+    callback_sl = kd.RATIO["callback_service_level"].recorded("1h")
+    return [
+        Alert(
+            "CCQueueCallbackPromiseOverdue",
+            "critical",
+            f"{CALLBACK_OVERDUE}\n> on (queue) group_left (team) (0 * {sl_target} + {t.callback_overdue_seconds})",
+            300,
+            "A customer promised a callback has not been called by the promised time.",
+            "The earliest promised callback of queue {{ $labels.queue }} ({{ $labels.channel }}) not yet dialled "
+            "is {{ $value | humanizeDuration }} past its promised time.",
+            CALLBACK_OVERDUE,
+        ),
+        Alert(
+            "CCQueueCallbackServiceLevelBelowTarget",
+            "warning",
+            f"(\n  {callback_sl}\n  < on (queue) group_left (team) (0 * {sl_target} + "
+            f"{t.callback_service_level_target:g})\n)\n"
+            f"and on (queue, channel)\n  ({_inc_of('callbacks_dialled_promised', '1h')} >= {t.callback_min_dialled})",
+            900,
+            "Callbacks are dialled later than promised.",
+            "Over the last hour {{ $value | humanizePercentage }} of the promised callbacks of queue "
+            "{{ $labels.queue }} ({{ $labels.channel }}) were first dialled within the promised time (target "
+            f"{t.callback_service_level_target:.0%}).",
+            callback_sl,
         ),
     ]
 

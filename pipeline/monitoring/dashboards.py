@@ -295,6 +295,30 @@ QUEUE_DETAIL = DashboardSpec(
             anchor="average-speed-of-answer-asa",
             width=12,
         ),
+        # callbacks (issue 18): their own lifecycle after the request left the queue
+        PanelSpec(
+            "Callback service level (1 h)",
+            "Promised callbacks first dialled at or before the promised time, over the last hour.",
+            "percentunit",
+            ((f"{kd.RATIO['callback_service_level'].recorded('1h')}{{{Q}}}", "within promise {{queue}} {{channel}}"),),
+            anchor="callback-service-level",
+            width=12,
+        ),
+        PanelSpec(
+            "Oldest promised callback past due",
+            "How far the queue's clock is past the earliest promise of the callbacks not dialled yet (negative: time "
+            "left); the callback page fires 5 minutes past.",
+            "s",
+            (
+                (
+                    f"max by (queue, channel) (cc_queue_callback_oldest_promise_overdue_seconds{{{Q}}})",
+                    "{{queue}} {{channel}}",
+                ),
+            ),
+            anchor="oldest-promised-callback",
+            thresholds=((None, "green"), (0, "orange"), (300, "red")),
+            width=12,
+        ),
         PanelSpec(
             "Forecast vs actual: offered",
             "Contacts forecast for the current interval (an external WFM's when there is one, and the pipeline's own "

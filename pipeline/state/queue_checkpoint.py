@@ -10,10 +10,12 @@ from __future__ import annotations
 import msgspec
 
 from pipeline.kpis.counts import Forecast, QueueCounts, Window
+from pipeline.state.callbacks import Callback
 from pipeline.state.codec import Codec
 from pipeline.state.legs import Leg
+from pipeline.state.offers import Offer
 
-VERSION = 8  # nothing earlier was released
+VERSION = 8  # nothing earlier was released; fields added since have defaults, so version 8 checkpoints load
 
 
 class StoredInterval(msgspec.Struct):
@@ -94,6 +96,10 @@ class QueueSnapshot(msgspec.Struct):
     rollups: list[StoredRollup]
     expired: list[StoredExpired]
     legs_gone: list[tuple[str, str]] = []
+    # Added after version 8 was released, with a default: a version 8 checkpoint without it still loads. Whole in
+    # a checkpoint of changes too (the callbacks waiting: a few hundred at most).
+    callbacks: list[Callback] = []
+    offers: list[Offer] = []  # whole in changes too: offers live seconds, a few per agent at most
 
 
 CODEC = Codec("queue state", b"CCQS", VERSION, QueueSnapshot)

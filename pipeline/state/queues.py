@@ -12,6 +12,8 @@ snapshot, changes, restore, and the read-only views the collectors take); its pa
 - `intervals`: an open interval's counts;
 - `rollups`: the open hours and days, folded from the final intervals;
 - `forecasts`: the WFM forecasts held until their interval's final record;
+- `callbacks`: callbacks' own lifecycle (scheduled, dialled, connected or failed), which outlives their legs;
+- `offers`: offers of a contact to an agent (ringing, then accepted, rejected or rung out: RONA);
 - `queue_checkpoint`: the stored form (typed documents) and its codec.
 This module applies events, tracks the contacts waiting, closes intervals and expires legs.
 
@@ -32,11 +34,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
+import msgspec
+
 from pipeline.contract import events as ev
 from pipeline.core.settings import QueueSettings
 from pipeline.core.time import NO_TIME, due_for_revision, epoch_ms, interval_start, next_revision
 from pipeline.kpis.counts import Forecast, IntervalUpdate, QueueCounts
 from pipeline.kpis.reporting.causes import worker_miss
+from pipeline.state import callbacks as cbk
+from pipeline.state import offers as ofr
 from pipeline.state.forecasts import Forecasts
 from pipeline.state.intervals import OpenInterval, copied
 from pipeline.state.legs import CLAMPS, Increment, Leg, chat_figures, clamp, contribution, expires_at, record
@@ -114,6 +120,10 @@ class QueueState:
         self._changed_legs: set[tuple[str, str]] | None = set()
         self._changed_agents: set[str] = set()
         self._thresholds: dict[tuple[str, str], Measure] = {}  # (queue, channel) -> how it is measured
+        # callbacks known to their lifecycle (a promise or a `callback.*` event): (queue, contact) -> callback
+        self.callbacks: dict[tuple[str, str], cbk.Callback] = {}
+        # offers to agents, until counted and final: (queue, contact, offer id) -> offer
+        self.offers: dict[tuple[str, str, str], ofr.Offer] = {}
 
     # ---- applying events -------------------------------------------------------------------------------
 
@@ -179,6 +189,15 @@ class QueueState:
             t = epoch_ms(e.time)
         if isinstance(e, _STANDALONE):
             return self._apply_standalone(e, t)
+        if isinstance(e, cbk.CALLBACK_EVENTS):
+            return self._apply_callback(e, t)
+        if isinstance(e, ofr.OFFER_EVENTS):
+            return self._apply_offer(e, t)
+        if isinstance(e, ev.CallbackRequested) and e.promised_by is not None:
+            return self._apply_promised_request(e, t)
+        return self._apply_leg(e, t)
+
+    def _apply_leg(self, e: ev.ContactEvent, t: int) -> str | None:
         length = self.interval_ms
         if self.is_final(e.queue_id, e.channel, interval_start(t, length)):
             return LATE
@@ -223,6 +242,126 @@ class QueueState:
         self._add(leg.queue_id, leg.channel, increments)
         self._observe(leg.queue_id, t)
         return clamped
+
+    # ---- callbacks ---------------------------------------------------------------------------------------
+
+    def _apply_callback(self, e: cbk.CallbackEvent, t: int) -> str | None:
+        """A `callback.*` event: deduplicated by the callback, late when an interval it counts in is final."""
+        if self.is_final(e.queue_id, e.channel, interval_start(t, self.interval_ms)):
+            return LATE
+        key = (e.queue_id, e.contact_id)
+        old = self.callbacks.get(key)
+        if old is None:
+            cb = cbk.Callback(e.queue_id, e.channel, e.contact_id, first_seen=t, last_seen=t)
+        elif e.event_id in old.event_ids:
+            return DUPLICATE
+        elif old.channel != e.channel:
+            return IMPOSSIBLE
+        else:
+            cb = msgspec.structs.replace(old)
+        if not cbk.record(cb, e, t):
+            return IMPOSSIBLE
+        increments = cbk.contribution(cb, e, t, self.interval_ms)
+        if self._any_final(cb, increments):
+            return LATE
+        cb.event_ids = [*cb.event_ids, e.event_id]
+        cb.first_seen, cb.last_seen = min(cb.first_seen, t), max(cb.last_seen, t)
+        self._count_callback(key, cb, increments)
+        self._observe(e.queue_id, t)
+        return None
+
+    def _apply_promised_request(self, e: ev.CallbackRequested, t: int) -> str | None:
+        """A callback request with a promise: the leg's exit, and the promise into the callback's lifecycle (the
+        leg deduplicates it; the promise may move the count of a first dial already seen)."""
+        key = (e.queue_id, e.contact_id)
+        old = self.callbacks.get(key)
+        cb = (
+            msgspec.structs.replace(old)
+            if old is not None
+            else cbk.Callback(e.queue_id, e.channel, e.contact_id, first_seen=t, last_seen=t)
+        )
+        if cb.channel != e.channel:
+            return IMPOSSIBLE
+        assert e.promised_by is not None
+        cb.requested_promise = epoch_ms(e.promised_by)
+        increments = cbk.contribution(cb, None, t, self.interval_ms)
+        if self._any_final(cb, increments):
+            return LATE
+        result = self._apply_leg(e, t)
+        if result is None or result in CLAMPS.values():
+            cb.first_seen, cb.last_seen = min(cb.first_seen, t), max(cb.last_seen, t)
+            self._count_callback(key, cb, increments)
+        return result
+
+    def _any_final(self, cb: cbk.Callback, increments: list[cbk.CallbackIncrement]) -> bool:
+        return any(self.is_final(cb.queue_id, cb.channel, start) for start in {s for s, _, _ in increments})
+
+    def _count_callback(self, key: tuple[str, str], cb: cbk.Callback, increments: list[cbk.CallbackIncrement]) -> None:
+        self.callbacks[key] = cb
+        if increments:  # a schedule alone counts nothing: no totals for it either
+            self._add(cb.queue_id, cb.channel, [(start, name, n, None) for start, name, n in increments])
+
+    # ---- agent offers ------------------------------------------------------------------------------------
+
+    def _apply_offer(self, e: ofr.OfferEvent, t: int) -> str | None:
+        """An `offer.*` event: deduplicated by the offer, late when an interval it counts in is final."""
+        if self.is_final(e.queue_id, e.channel, interval_start(t, self.interval_ms)):
+            return LATE
+        key = (e.queue_id, e.contact_id, e.offer_id)
+        old = self.offers.get(key)
+        if old is None:
+            offer = ofr.Offer(e.queue_id, e.channel, e.contact_id, e.offer_id, e.agent_id, first_seen=t, last_seen=t)
+        elif e.event_id in old.event_ids:
+            return DUPLICATE
+        elif old.channel != e.channel:
+            return IMPOSSIBLE
+        else:
+            offer = msgspec.structs.replace(old)
+        if not ofr.record(offer, e, t):
+            return IMPOSSIBLE
+        increments = ofr.contribution(offer, e, t, self.interval_ms)
+        if increments is None:
+            return IMPOSSIBLE
+        if any(self.is_final(e.queue_id, e.channel, start) for start in {s for s, _, _ in increments}):
+            return LATE
+        offer.event_ids = [*offer.event_ids, e.event_id]
+        offer.first_seen, offer.last_seen = min(offer.first_seen, t), max(offer.last_seen, t)
+        self.offers[key] = offer
+        if increments:
+            self._add(e.queue_id, e.channel, [(start, name, n, offer.agent_id) for start, name, n in increments])
+        self._observe(e.queue_id, t)
+        return None
+
+    def _settle_offers(self) -> None:
+        """Forget offers counted whose newest event's interval is final (so every earlier one is); give up on the
+        others a contact timeout after their first event (reason: which half never came)."""
+        for key, offer in list(self.offers.items()):
+            if offer.complete:
+                if self.is_final(offer.queue_id, offer.channel, interval_start(offer.last_seen, self.interval_ms)):
+                    del self.offers[key]
+            elif offer.first_seen + self.contact_timeout <= self.clock(offer.queue_id):
+                reason = "offer_no_outcome" if offer.ringing_at is not None else "offer_no_ringing"
+                k = (offer.queue_id, offer.channel, reason)
+                self.expired[k] = self.expired.get(k, 0) + 1
+                del self.offers[key]
+
+    def _settle_callbacks(self) -> None:
+        """Forget callbacks that are done and can change nothing (the interval of their newest event is final, so
+        every earlier one is); give up on those with no outcome long after their newest event or promise."""
+        for key, cb in list(self.callbacks.items()):
+            if cb.waiting:
+                if cb.expires_at() <= self.clock(cb.queue_id):
+                    k = (cb.queue_id, cb.channel, "callback_no_outcome")
+                    self.expired[k] = self.expired.get(k, 0) + 1
+                    del self.callbacks[key]
+            elif self.is_final(cb.queue_id, cb.channel, interval_start(cb.last_seen, self.interval_ms)):
+                del self.callbacks[key]
+
+    def callbacks_waiting(self) -> Iterator[tuple[str, str, int, float | None]]:
+        """(queue, channel, callbacks waiting now, seconds the earliest promise of those not dialled yet is past at
+        the queue's clock (negative: still ahead), or None without one)."""
+        for q, ch, n, earliest in cbk.waiting(self.callbacks):
+            yield q, ch, n, None if earliest is None else (self.clock(q) - earliest) / 1000
 
     def rules(self, queue_id: str, channel: str) -> QueueSettings:
         """How the queue's channel is measured: the queue's settings with the channel's overrides."""
@@ -339,6 +478,8 @@ class QueueState:
         if not finals and closable_upto == self._closable_upto:
             return finals
         self._closable_upto = closable_upto
+        self._settle_callbacks()
+        self._settle_offers()
         for key, leg in list(self.legs.items()):
             if leg.complete and all(
                 self.is_final(leg.queue_id, leg.channel, interval_start(t, length))
@@ -504,6 +645,8 @@ class QueueState:
                 for (q, ch, w, s), (end, r) in self.rollups.items()
             ],
             expired=[StoredExpired(q, ch, reason, n) for (q, ch, reason), n in self.expired.items()],
+            callbacks=list(self.callbacks.values()),
+            offers=list(self.offers.values()),
         )
 
     def restore(self, data: bytes, changes: Iterable[bytes] = ()) -> None:
@@ -534,6 +677,8 @@ class QueueState:
             for r in d.rollups
         }
         self.expired = {(x.queue_id, x.channel, x.reason): x.n for x in d.expired}
+        self.callbacks = {(c.queue_id, c.contact_id): c for c in d.callbacks}
+        self.offers = {(o.queue_id, o.contact_id, o.offer_id): o for o in d.offers}
         self.waiting_since = {}
         for leg in self.legs.values():
             self._track_waiting(leg)

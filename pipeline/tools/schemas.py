@@ -65,6 +65,36 @@ def _examples_contact() -> list[ev.Event]:
             channel="voice",
         ),
         ev.CallbackRequested(event_id="e-11", time=T.replace(minute=2), **(leg | {"contact_id": "c-1005"})),
+        # a callback's lifecycle: promised within the hour, moved, dialled twice, connected on the second attempt
+        ev.CallbackRequested(
+            event_id="e-16",
+            time=T.replace(minute=3),
+            promised_by=T.replace(minute=45),
+            **(leg | {"contact_id": "c-1006"}),
+        ),
+        ev.CallbackScheduled(
+            event_id="e-17",
+            time=T.replace(minute=4),
+            promised_by=T.replace(minute=50),
+            **(leg | {"contact_id": "c-1006"}),
+        ),
+        ev.CallbackDialled(
+            event_id="e-18",
+            time=T.replace(minute=30),
+            attempt=1,
+            agent_id="agent-007",
+            **(leg | {"contact_id": "c-1006"}),
+        ),
+        ev.CallbackDialled(event_id="e-19", time=T.replace(minute=40), attempt=2, **(leg | {"contact_id": "c-1006"})),
+        ev.CallbackConnected(event_id="e-20", time=T.replace(minute=41), attempt=2, **(leg | {"contact_id": "c-1006"})),
+        ev.CallbackFailed(event_id="e-21", time=T.replace(hour=11), attempts=3, **(leg | {"contact_id": "c-1005"})),
+        # offers of contact c-1001 before agent-007 answered it: agent-003 let it ring out (RONA)
+        ev.OfferRinging(event_id="e-22", time=T.replace(second=14), offer_id="o-1", agent_id="agent-003", **leg),
+        ev.OfferMissed(event_id="e-23", time=T.replace(second=24), offer_id="o-1", agent_id="agent-003", **leg),
+        ev.OfferRinging(event_id="e-24", time=T.replace(second=25), offer_id="o-2", agent_id="agent-009", **leg),
+        ev.OfferRejected(event_id="e-25", time=T.replace(second=26), offer_id="o-2", agent_id="agent-009", **leg),
+        ev.OfferRinging(event_id="e-26", time=T.replace(second=27), offer_id="o-3", agent_id="agent-007", **leg),
+        ev.OfferAccepted(event_id="e-27", time=T.replace(second=30), offer_id="o-3", agent_id="agent-007", **leg),
         ev.ChatMessage(
             event_id="e-15",
             time=T.replace(minute=1),

@@ -24,6 +24,9 @@ from pipeline.contract.events import (
     AgentLoggedIn,
     AgentLoggedOut,
     AgentStateChanged,
+    CallbackConnected,
+    CallbackDialled,
+    CallbackFailed,
     CallbackRequested,
     ChatMessage,
     ContactAbandoned,
@@ -47,6 +50,13 @@ BATCH_EVENTS = 1000  # the simulation runs about this many events ahead of the c
 SURVEY_PROB = 0.25  # handled contacts whose customer answers the post-contact survey
 SURVEY_SCORES = ((1, 0.05), (2, 0.07), (3, 0.13), (4, 0.35), (5, 0.40))
 CALLBACK_SHARE = 0.2  # impatient voice callers who ask for a callback rather than abandon
+# A callback's lifecycle (its own random stream: the rest of the day is unchanged): promised within half an hour,
+# first dialled 1 to 40 minutes after the request (so some late), each attempt reaching the customer with
+# CALLBACK_CONNECT_PROB, up to CALLBACK_ATTEMPTS attempts 5 to 15 minutes apart. The dialler is not modelled as
+# agent time.
+CALLBACK_PROMISE_SECONDS = 1800.0
+CALLBACK_CONNECT_PROB = 0.6
+CALLBACK_ATTEMPTS = 3
 IVR_CONTAINED_PER_CALL = 0.35  # self-service sessions per voice call that reaches a queue
 FORECAST_SECONDS = 900.0
 
@@ -156,6 +166,7 @@ class _Center:
         self.rng_handling = random.Random(f"{seed}:handling")
         self.rng_extras = random.Random(f"{seed}:extras")  # surveys, IVR, forecasts: the rest is unchanged
         self.rng_segments = random.Random(f"{seed}:segments")  # likewise
+        self.rng_callbacks = random.Random(f"{seed}:callbacks")  # callbacks' lifecycles
         self.queues = [_Queue(spec) for spec in config.queues]
         for queue in self.queues:
             queue.transfer_targets = [q for q in self.queues if q.channel == queue.channel and q is not queue]
@@ -384,10 +395,30 @@ class _Center:
         leg.waiting = False
         # Out of patience on the phone, some take the offered callback instead of hanging up.
         callback = leg.queue.channel == "voice" and self.rng_extras.random() < CALLBACK_SHARE
-        self._contact_event(CallbackRequested if callback else ContactAbandoned, leg)
+        if callback:
+            promised_by = self.start + timedelta(seconds=self.env.now + CALLBACK_PROMISE_SECONDS)
+            self._contact_event(CallbackRequested, leg, promised_by=promised_by)
+            self.env.process(self._callback(leg))
+        else:
+            self._contact_event(ContactAbandoned, leg)
         line = leg.queue.line
         while line and not line[0].waiting:
             line.popleft()
+
+    def _callback(self, leg: _Leg):
+        """A requested callback: dialled, redialled while nobody answers, then connected or failed."""
+        env, rng = self.env, self.rng_callbacks
+        yield env.timeout(rng.uniform(60, 2400))
+        for attempt in range(1, CALLBACK_ATTEMPTS + 1):
+            self._contact_event(CallbackDialled, leg, attempt=attempt)
+            if rng.random() < CALLBACK_CONNECT_PROB:
+                yield env.timeout(rng.uniform(5, 30))
+                self._contact_event(CallbackConnected, leg, attempt=attempt)
+                return
+            yield env.timeout(30)  # rang out
+            if attempt < CALLBACK_ATTEMPTS:
+                yield env.timeout(rng.uniform(270, 870))
+        self._contact_event(CallbackFailed, leg, attempts=CALLBACK_ATTEMPTS)
 
     # --- routing and handling -------------------------------------------------------------------------
 

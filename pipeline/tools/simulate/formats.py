@@ -35,7 +35,22 @@ _SECONDS = (  # times to the whole second: durations, and the counts that compar
 )
 # `handled`, `transferred_out` and the dispositions count when the ACW ends: without ACW, at the call's end (maybe an interval earlier)
 _NO_ACW_NO_HOLD = ("held", "handled", "transferred_out", "dispositions")
-_NOT_LOGGED = ("surveys", "survey_score_sum", "surveys_satisfied", "ivr_sessions", "ivr_contained", "segments")
+_NOT_LOGGED: tuple[str, ...] = (
+    "surveys",
+    "survey_score_sum",
+    "surveys_satisfied",
+    "ivr_sessions",
+    "ivr_contained",
+    "segments",
+)
+_NOT_LOGGED += (  # callbacks' lifecycles after the request (issue 18): neither format has them
+    "callback_dials",
+    "callbacks_dialled_promised",
+    "callbacks_dialled_within_promise",
+    "callbacks_connected",
+    "callbacks_failed",
+    "callback_attempts",
+)
 NOT_CARRIED: dict[str, dict[str, tuple[str, ...]]] = {
     "asterisk-queue-log": {
         "queue": _SECONDS + _NO_ACW_NO_HOLD + _NOT_LOGGED,
