@@ -188,25 +188,30 @@ class KpiRecord(Handling, frozen=True, kw_only=True):
     ivr_sessions: int
     ivr_contained: int
     ivr_containment: Ratio
-    # callbacks (`callback.*` events): each count in the interval of the event it comes from (docs/kpis.md)
-    callback_dials: int
-    callbacks_dialled_promised: int
-    callbacks_dialled_within_promise: int
-    callbacks_connected: int
-    callbacks_failed: int
-    callback_attempts: int
-    callback_service_level: Ratio
-    callback_attempts_avg: Annotated[float | None, Meta(description="Dials per callback; null without any done.")]
-    callback_connect_rate: Ratio
+    # callbacks (`callback.*` events): each count in the interval of the event it comes from (docs/kpis.md);
+    # added in 1.x, so defaulted: records written before them stay valid (schemas/README.md)
+    callback_dials: int = 0
+    callbacks_dialled_promised: int = 0
+    callbacks_dialled_within_promise: int = 0
+    callbacks_connected: int = 0
+    callbacks_failed: int = 0
+    callback_attempts: int = 0
+    callback_service_level: Ratio = None
+    callback_attempts_avg: Annotated[float | None, Meta(description="Dials per callback; null without any done.")] = (
+        None
+    )
+    callback_connect_rate: Ratio = None
     # agent offers (`offer.*` events): ringing in its interval, outcomes in theirs; per agent in `agents[]`
-    agent_offers: int
-    agent_offers_accepted: int
-    agent_offers_rejected: int
-    agent_offers_missed: int
-    agent_offer_ring_seconds_sum: Seconds
-    ring_time_avg_seconds: Average
-    offers_per_answer: Annotated[float | None, Meta(description="Offers per accepted offer; null without accepts.")]
-    missed_offer_rate: Ratio
+    agent_offers: int = 0
+    agent_offers_accepted: int = 0
+    agent_offers_rejected: int = 0
+    agent_offers_missed: int = 0
+    agent_offer_ring_seconds_sum: Seconds = 0.0
+    ring_time_avg_seconds: Average = None
+    offers_per_answer: Annotated[float | None, Meta(description="Offers per accepted offer; null without accepts.")] = (
+        None
+    )
+    missed_offer_rate: Ratio = None
     # planning
     forecast_offered: Annotated[float | None, Meta(description="Forecast contacts; null without a forecast.")]
     forecast_aht_seconds: Average
