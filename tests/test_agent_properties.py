@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.contract import events as ev
-from pipeline.state.agents import DUPLICATE, LATE, AgentState
+from pipeline.state.agents import CODEC, DUPLICATE, LATE, AgentState
 
 INTERVAL = 60  # s: short, so that spans cross several intervals
 LATENESS = 120  # s
@@ -224,7 +224,8 @@ def test_shuffled_and_duplicated_with_snapshot_restore_midway(events, seed):
             changes.append(delta)
     restored = AgentState(INTERVAL, LATENESS)
     restored.restore(whole, changes)
-    assert restored.snapshot() == first.snapshot()
+    # the same state: compared decoded, as a restored agent's queues are the same set in another order (bytes differ)
+    assert CODEC.decode(restored.snapshot()) == CODEC.decode(first.snapshot())
     feed(restored, stream[cut:], 3, finals, results)
     until = finish(restored, end_of(events), finals)
     n = len(doubled) - len(events)
