@@ -991,16 +991,7 @@ RECORDED: tuple[Ratio, ...] = tuple(r for r in RATIOS if r.rule)
 # Both are bounded label sets configured per queue (`segments`, `dispositions` in the queue file); any other value
 # is counted as `other`, so a queue has at most (configured + 1) series of each per channel.
 
-SEGMENT_FIELDS: tuple[str, ...] = (
-    "offered",
-    "answered",
-    "abandoned",
-    "short_abandoned",
-    "answered_within_threshold",
-    "abandoned_within_threshold",
-    "answer_wait_ms",
-    "abandon_wait_ms",
-)
+SEGMENT_FIELDS: tuple[str, ...] = (*TODAY_FIELDS, "abandon_wait_ms")
 """The counts kept per segment of the offer: what every service level variant, ASA and abandonment are formed from."""
 SEGMENT_COUNTS: tuple[Count, ...] = tuple(
     Count(
