@@ -7,6 +7,8 @@ import sys
 import tempfile
 import time
 
+import pytest
+
 from pipeline.runtime.transport import App
 
 
@@ -29,13 +31,21 @@ def test_a_worker_that_does_not_stop_after_the_signal_is_stopped_hard():
     assert "did not stop within" in done.stderr
 
 
-async def test_a_crashed_agent_makes_the_worker_not_live_and_not_ready_at_once():
+async def test_a_crashed_processing_task_makes_the_worker_not_live_and_not_ready_at_once():
     from pipeline.core.settings import QueueConfig, load_settings
+    from pipeline.processing.processor import Message
     from pipeline.runtime.app import create_app
 
     app = create_app(load_settings(broker_url="127.0.0.1:1", app_id="crash-test"), QueueConfig())
     assert app.health.live().ok and app.health.live().checks["crashed"] is False
-    agent = app.agents["contact-events"]
-    await app._on_agent_error(agent, RecursionError("maximum recursion depth exceeded"))  # what Faust calls
+    topic = next(t for t in app.processing if t.endswith("contact-events"))
+
+    def bug(*args, **kwargs):  # input never raises; a bug does
+        raise RecursionError("maximum recursion depth exceeded")
+
+    app.pipeline.process = bug  # type: ignore[method-assign]
+    app.inboxes[topic].put(0, [Message(topic, 0, 0, b"q1", b"{}")], 4)
+    with pytest.raises(RecursionError):
+        await app.processing[topic]()
     assert not app.health.live().ok and app.health.live().checks["crashed"] is True
     assert not app.health.ready().ok and app.health.ready().checks["crashed"] is True
