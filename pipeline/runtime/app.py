@@ -146,7 +146,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
                         if forward is not None:
                             await forward(result)
                         await publish(result)
-                        await rewind(app, name, result)
+                        rewind(app, name, result)
                         await held.applied()
                 except Exception as exc:
                     app.task_crashed(name, exc)
@@ -190,9 +190,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
     async def on_revoked(sender: faust.App, revoked: set, **kwargs: Any) -> None:
         """Before the partitions go: what was fetched is dropped (the next owner reads it), and what was applied
         is checkpointed and committed, so that the next owner does not apply it again."""
-        app.revocations += 1
-        for inbox in app.inboxes.values():
-            inbox.discard()
+        app.drop_fetched()
         for c in every_checkpoints:
             await c.maybe_write(now=True)
         for tp in revoked:

@@ -131,7 +131,7 @@ class Inbox:
 class _Consumer(driver.Consumer):
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)
-        self.seeks: dict[TP, int] = {}  # rewinds per partition, so that a fetch from before one is not used
+        self.rewinds: dict[TP, int] = {}  # partition -> the offset to read again from, at the next fetch
 
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -152,7 +152,8 @@ class _Consumer(driver.Consumer):
                 while any(inbox.full() for inbox in inboxes.values()) and not self.should_stop:
                     held.freed.clear()  # fetch nothing until a processing task takes some
                     await self.wait_first(held.freed.wait(), self.suspend_flow.wait())
-                seeks = dict(self.seeks)
+                if self.rewinds:
+                    await self._rewind_now(inboxes)
                 records, active = await self._wait_next_records(1.0)
                 await self.sleep(0)
                 if not records or self.should_stop:
@@ -165,8 +166,6 @@ class _Consumer(driver.Consumer):
                     inbox = inboxes.get(tp.topic)
                     if inbox is None:
                         await self._deliver_each(tp, fetched)
-                        continue
-                    if self.seeks.get(tp) != seeks.get(tp):  # fetched before a rewind of the partition
                         continue
                     start = read_offset.get(tp)
                     messages, size = [], 0
@@ -200,21 +199,26 @@ class _Consumer(driver.Consumer):
                 await self.wait_first(self.callback(message), self.suspend_flow.wait())
                 self._read_offset[tp] = message.offset
 
-    async def seek_safely(self, tp: TP, offset: int) -> None:
-        """Faust's `seek`, run in the consumer's thread, and the partition's messages not yet taken forgotten.
-        Faust's own calls aiokafka's seek from the app's thread while the consumer thread may be draining the
-        same fetcher, which is not thread-safe: a rewind crashed the fetcher (KeyError in `fetched_records`)."""
+    def rewind(self, tp: TP, offset: int) -> None:
+        """Read a partition again from an offset, from the next fetch on."""
+        self.rewinds[tp] = offset
+
+    async def _rewind_now(self, inboxes: dict[str, Inbox]) -> None:
+        """Seek between fetches, in the consumer's thread, and forget what was fetched before. Faust's own seek
+        calls aiokafka's from the app's thread while the consumer thread may be draining the same fetcher, which
+        is not thread-safe (a rewind crashed the fetcher: KeyError in `fetched_records`), and records fetched
+        before it could still come after it."""
         thread = self._thread
+        rewinds, self.rewinds = self.rewinds, {}
+        for tp, offset in rewinds.items():
 
-        async def seek_there() -> None:  # runs in the consumer's thread
-            thread.seek(tp, offset)
+            async def seek_there(tp: TP = tp, offset: int = offset) -> None:  # runs in the consumer's thread
+                thread.seek(tp, offset)
 
-        self.seeks[tp] = self.seeks.get(tp, 0) + 1
-        await thread.call_thread(seek_there)
-        self._read_offset[tp] = offset
-        inbox = cast(App, self.app).inboxes.get(tp.topic)
-        if inbox is not None:
-            inbox.discard(tp.partition)
+            await thread.call_thread(seek_there)
+            self._read_offset[tp] = offset
+            if tp.topic in inboxes:
+                inboxes[tp.topic].discard(tp.partition)
 
     async def commit_offsets(self, offsets: dict[TP, int]) -> None:
         """Commit these offsets (the next message to read), of partitions still assigned: a checkpoint covers
@@ -320,6 +324,14 @@ class App(faust.App):
         inbox = self.inboxes[topic.get_topic_name()] = Inbox(self.held, max_messages)
         return inbox
 
+    def drop_fetched(self) -> None:
+        """Forget what was fetched and not taken yet, and the rewinds asked for: partitions are being revoked, and
+        their next owner reads from the committed offsets. A batch taken before is dropped (`revocations`)."""
+        self.revocations += 1
+        cast(_Consumer, self.consumer).rewinds.clear()
+        for inbox in self.inboxes.values():
+            inbox.discard()
+
     async def commit_read(self, topic: str, offsets: dict[int, int]) -> None:
         """Commit the offset of the next message to read of these partitions of an inbox's topic."""
         await cast(_Consumer, self.consumer).commit_offsets({TP(topic, p): o for p, o in offsets.items()})
@@ -353,8 +365,8 @@ def raw_topic(app: faust.App, name: str, **options) -> faust.TopicT:
     return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", **options)
 
 
-async def rewind(app: App, topic: str, result: BatchResult) -> None:
+def rewind(app: App, topic: str, result: BatchResult) -> None:
     """Read again the partitions whose next offset was not delivered (`PartitionedProcessor._in_sequence`)."""
     consumer = cast(_Consumer, app.consumer)
     for partition, offset in result.rewind.items():
-        await consumer.seek_safely(TP(topic, partition), offset)
+        consumer.rewind(TP(topic, partition), offset)
