@@ -151,7 +151,9 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
                 except Exception as exc:
                     app.task_crashed(name, exc)
                     raise
-                throughput.observe_batch(((m.topic, m.partition, m.offset, m.timestamp) for m in batch), started)
+                throughput.observe_batch(
+                    ((m.topic, m.partition, m.offset, m.timestamp) for m in batch), started=started
+                )
                 app.monitor.stream_inbound_time.update(dict.fromkeys(_partitions(name, batch), time.monotonic()))
 
         app.processing[name] = apply_batches

@@ -185,6 +185,9 @@ class _Consumer(driver.Consumer):
             if self.transport.app.should_stop:
                 return
             raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)  # as Faust's: the fetcher stops, the worker crashes
+            raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
