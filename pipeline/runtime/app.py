@@ -165,8 +165,13 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
     consume(contact_topic, contacts, contact_checkpoints, lambda result: fcr.forward(result, contacts))
     consume(agent_topic, agents, agent_checkpoints)
     consume(fcr.topic, fcr.processor, fcr.checkpoints)
-    every_checkpoints = (contact_checkpoints, agent_checkpoints, fcr.checkpoints)
-    owners = {p.topic: p for p in (contacts, agents, fcr.processor)}
+    inputs = (
+        (contact_topic, contacts, contact_checkpoints),
+        (agent_topic, agents, agent_checkpoints),
+        (fcr.topic, fcr.processor, fcr.checkpoints),
+    )
+    every_checkpoints = tuple(held for _, _, held in inputs)
+    owners = {processor.topic: processor for _, processor, _ in inputs}
 
     @app.timer(interval=min(settings.checkpoint_seconds, 0.5))
     async def write_due_checkpoints() -> None:
@@ -204,11 +209,18 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
     async def on_rebalance_complete(sender: faust.App, **kwargs: Any) -> None:
         # State is recovered now: hold every owned partition's state at once, not at its next message, so that
         # /metrics shows all of them after a rebalance even when no new message comes (the sum over workers
-        # must equal the truth at every scrape once the rebalance has settled).
-        for partition in owned_partitions(contact_topic) - set(contacts.partitions):
-            contacts.load(partition, contact_checkpoints.stored(partition))
-        for partition in owned_partitions(agent_topic) - set(agents.partitions):
-            agents.load(partition, agent_checkpoints.stored(partition))
+        # must equal the truth at every scrape once the rebalance has settled), and so that the consumer reads
+        # each from where its state ends (`next_offset`).
+        for topic, processor, held in inputs:
+            for partition in owned_partitions(topic) - set(processor.partitions):
+                processor.load(partition, held.stored(partition))
+
+    def next_offset(tp: TP) -> int | None:
+        processor = owners.get(tp.topic)
+        state = None if processor is None else processor.partitions.get(tp.partition)
+        return None if state is None else state.offset + 1
+
+    app.next_offset = next_offset
 
     health = _health(app, settings, (contact_topic, contacts), (agent_topic, agents), throughput, probe, assignment)
     registry.register(HealthCollector(health))

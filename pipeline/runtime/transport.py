@@ -202,6 +202,20 @@ class _Consumer(driver.Consumer):
                 await self.wait_first(self.callback(message), self.suspend_flow.wait())
                 self._read_offset[tp] = message.offset
 
+    async def perform_seek(self) -> None:
+        """Faust's seek to the committed offsets at the end of a rebalance, then every input partition whose state
+        is held to the offset after the state's last message. They differ after a crash between a checkpoint and
+        its commit (the state is ahead: nothing to apply again) and when the changelog's last checkpoint was not
+        recovered (behind: Tansu's ListOffsets can report a changelog partition's end short of its last record,
+        and Faust then restores up to there only). The processor would ask for the same at its next message, but
+        an input with no next message would stay behind for good."""
+        await super().perform_seek()
+        app = cast(App, self.app)
+        for tp in self.assignment():
+            offset = app.next_offset(tp) if tp.topic in app.inboxes else None
+            if offset is not None and offset != self._read_offset.get(tp):
+                self.rewind(tp, offset)
+
     def rewind(self, tp: TP, offset: int) -> None:
         """Read a partition again from an offset, from the next fetch on."""
         self.rewinds[tp] = offset
@@ -306,6 +320,8 @@ class App(faust.App):
         self.crashed_agents: list[str] = []  # processing tasks that raised
         self.revocations = 0  # rebalances that took partitions away: a batch taken before one is dropped
         self.processing: dict[str, Callable[[], Awaitable[None]]] = {}  # input topic -> its task (tests)
+        # the offset after the last message an input partition's state holds (None: not held); set by `create_app`
+        self.next_offset: Callable[[TP], int | None] = lambda tp: None
         # Tables are in memory (and Kafka); Faust still makes a directory for table files, in the working
         # directory by default: one per app id, and tests and benches use many.
         if "datadir" not in kwargs:
