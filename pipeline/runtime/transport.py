@@ -213,7 +213,12 @@ class _Consumer(driver.Consumer):
         app = cast(App, self.app)
         for tp in self.assignment():
             offset = app.next_offset(tp) if tp.topic in app.inboxes else None
-            if offset is not None and offset != self._read_offset.get(tp):
+            committed = self._read_offset.get(tp)
+            if offset is not None and offset != committed:
+                if committed is not None and offset < committed:  # the checkpoint that covers it was not restored
+                    log.warning(
+                        "%s[%d]: committed %d where %d was due; reading again from %d", *tp, committed, offset, offset
+                    )
                 self.rewind(tp, offset)
 
     def rewind(self, tp: TP, offset: int) -> None:
