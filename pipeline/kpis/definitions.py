@@ -983,6 +983,16 @@ RATIOS += (
     ),
 )
 RATIO: dict[str, Ratio] = {r.name: r for r in RATIOS}
+
+
+def ratios_over(counts: tuple[Count, ...]) -> tuple[Ratio, ...]:
+    """The ratio KPIs formed from these counts alone (the record carries them beside the counts)."""
+    fields = {c.field for c in counts}
+    return tuple(r for r in RATIOS if all(f.lstrip("-") in fields for f in (*r.numerator, *r.denominator)))
+
+
+CALLBACK_RATIOS = ratios_over(CALLBACK_COUNTS)
+OFFER_RATIOS = ratios_over(OFFER_COUNTS)
 RECORDED: tuple[Ratio, ...] = tuple(r for r in RATIOS if r.rule)
 """The ratios the recording rules record (per queue and channel, over each of WINDOWS)."""
 
@@ -1005,9 +1015,7 @@ SEGMENT_COUNTS: tuple[Count, ...] = tuple(
     for f in SEGMENT_FIELDS
 )
 SEGMENT_COUNT: dict[str, Count] = {c.field: c for c in SEGMENT_COUNTS}
-SEGMENT_RATIOS: tuple[Ratio, ...] = tuple(
-    r for r in RATIOS if all(f.lstrip("-") in SEGMENT_COUNT for f in (*r.numerator, *r.denominator))
-)
+SEGMENT_RATIOS: tuple[Ratio, ...] = ratios_over(SEGMENT_COUNTS)
 """The ratio KPIs formed per segment too (every service level variant, ASA, abandonment): the same definitions over
 the segment's counts."""
 SEGMENT_VENDORS = (
