@@ -460,27 +460,39 @@ GAUGES: tuple[Gauge, ...] = (
     Gauge(
         "cc_queue_service_level_threshold_seconds",
         "seconds",
-        "The queue's service level threshold, from the queue configuration (label `queue`).",
+        "The service level threshold of the queue's channel, from the queue configuration (labels `queue`, `channel`).",
     ),
     Gauge(
         "cc_queue_service_level_target_ratio",
         "ratio 0..1",
-        "The queue's service level target, from the queue configuration (labels `queue`, `variant`).",
+        "The service level target of the queue's channel, from the queue configuration (labels `queue`, `channel`, "
+        "`variant`).",
     ),
     Gauge(
         "cc_queue_abandon_rate_target_ratio",
         "ratio 0..1",
-        "The queue's highest acceptable abandonment rate, from the queue configuration.",
+        "The highest acceptable abandonment rate of the queue's channel, from the queue configuration.",
     ),
     Gauge(
         "cc_queue_asa_target_seconds",
         "seconds",
-        "The queue's highest acceptable average speed of answer, from the queue configuration.",
+        "The highest acceptable average speed of answer of the queue's channel, from the queue configuration.",
     ),
     Gauge(
         "cc_queue_oldest_wait_target_seconds",
         "seconds",
-        "The queue's longest acceptable wait of its oldest contact, from the queue configuration.",
+        "The longest acceptable wait of the oldest contact of the queue's channel, from the queue configuration.",
+    ),
+    Gauge(
+        "cc_queue_callback_service_level_target_ratio",
+        "ratio 0..1",
+        "The callback service level target of the queue's channel, from the queue configuration.",
+    ),
+    Gauge(
+        "cc_queue_callback_overdue_limit_seconds",
+        "seconds",
+        "How long past its promise a callback of the queue's channel may wait undialled before a page, from the "
+        "queue configuration.",
     ),
     Gauge(
         "cc_queue_forecast_offered",
