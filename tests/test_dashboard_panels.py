@@ -41,6 +41,9 @@ def measured_unit(expr: str) -> str:
     name = series.group(1)
     if "ratio" in name or "service_level" in name or "adherent" in name:
         return "percentunit"  # ratios 0..1 (docs/kpis.md), shown as percent
+    names = SERIES.findall(expr)
+    if "/" in expr and all(n.endswith("_total") and "_seconds" not in n for n in names):
+        return "percentunit"  # contacts over contacts (a ratio formed from its counts, e.g. per segment)
     if name.endswith("_seconds_bucket"):
         return "s"  # a quantile, or the buckets' axis, of a duration histogram
     if "_seconds" in name:

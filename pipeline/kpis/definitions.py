@@ -1037,10 +1037,12 @@ SEGMENT_VENDORS = (
 )
 
 
-def segment_promql(ratio: Ratio, window: str = "15m", guard: bool = False) -> str:
-    """A ratio per queue, channel and segment over the segment counters: sums of increases, then the division."""
+def segment_promql(ratio: Ratio, window: str = "15m", guard: bool = False, selector: str = "") -> str:
+    """A ratio per queue, channel and segment over the segment counters: sums of increases, then the division
+    (`selector`: label matchers, e.g. a dashboard's queue and channel)."""
+    matchers = f"{{{selector}}}" if selector else ""
     return ratio.expr(
-        lambda f: f"sum by (queue, channel, segment) (increase({SEGMENT_COUNT[f].metric}[{window}]))", guard
+        lambda f: f"sum by (queue, channel, segment) (increase({SEGMENT_COUNT[f].metric}{matchers}[{window}]))", guard
     )
 
 

@@ -85,6 +85,17 @@ def _mean(name: str, window: str) -> str:
 
 
 SL_ANCHOR = anchor(HEADLINE.title)
+SEGMENT_SL = kd.SERVICE_LEVEL[
+    "abandons_against"
+]  # the panel shows one variant: a queue's headline is not in the labels
+SEGMENT_SL_NAME = "abandons count against"
+
+
+def _segment_count(field: str, window: str) -> str:
+    """A count per segment, increased over `window` and summed by queue, channel and segment."""
+    return f"sum by (queue, channel, segment) (increase({kd.SEGMENT_COUNT[field].metric}{{{Q}}}[{window}]))"
+
+
 VARIANTS_ANCHOR = anchor(kd.SERVICE_LEVEL["abandons_ignored"].title)  # the first variant: the others follow it
 
 
@@ -317,6 +328,57 @@ QUEUE_DETAIL = DashboardSpec(
             ),
             anchor="oldest-promised-callback",
             thresholds=((None, "green"), (0, "orange"), (300, "red")),
+            width=12,
+        ),
+        # segments and wrap-up codes (issue 18): bounded label sets from the queue file, others as `other`
+        PanelSpec(
+            "Offered by segment (30 min)",
+            "Contacts offered in the last 30 minutes per customer segment of the offer (the queue's configured "
+            "segments, others as `other`; contacts without a segment are in none).",
+            "short",
+            ((_segment_count("offered", "30m"), "{{segment}} {{queue}} {{channel}}"),),
+            anchor=anchor(f"{SEGMENT_SL.title} per segment"),
+            width=12,
+        ),
+        PanelSpec(
+            f"Service level by segment (30 min, {SEGMENT_SL_NAME})",
+            f"Service level per customer segment over the last 30 minutes, {SEGMENT_SL_NAME} (the default variant; "
+            "each segment's four variants are in the KPI records).",
+            "percentunit",
+            ((kd.segment_promql(SEGMENT_SL, "30m", True, Q), "{{segment}} {{queue}} {{channel}}"),),
+            anchor=anchor(f"{SEGMENT_SL.title} per segment"),
+            width=12,
+        ),
+        PanelSpec(
+            "ASA by segment (30 min)",
+            "Average speed of answer per customer segment over the last 30 minutes.",
+            "s",
+            ((kd.segment_promql(kd.RATIO["asa"], "30m", True, Q), "{{segment}} {{queue}} {{channel}}"),),
+            anchor=anchor(f"{kd.RATIO['asa'].title} per segment"),
+            width=12,
+        ),
+        PanelSpec(
+            "Abandonment rate by segment (30 min)",
+            "Abandoned over offered per customer segment over the last 30 minutes.",
+            "percentunit",
+            ((kd.segment_promql(kd.RATIO["abandon_rate"], "30m", True, Q), "{{segment}} {{queue}} {{channel}}"),),
+            anchor=anchor(f"{kd.RATIO['abandon_rate'].title} per segment"),
+            width=12,
+        ),
+        PanelSpec(
+            "Wrap-up codes per interval",
+            "Handled contacts per wrap-up code (disposition) per 15-minute interval, by processing time (the queue's "
+            "configured codes, others as `other`); the codes of an interval add up to its handled contacts.",
+            "short",
+            (
+                (
+                    f"sum by (queue, channel, disposition) (increase({kd.DISPOSITIONS.metric}{{{Q}}}[15m]))",
+                    "{{disposition}} {{queue}} {{channel}}",
+                ),
+            ),
+            kind="bargauge",
+            anchor=anchor("Dispositions (wrap-up codes)"),
+            interval="15m",
             width=12,
         ),
         PanelSpec(
