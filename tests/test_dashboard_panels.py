@@ -8,11 +8,16 @@ the structure is Grafana's as the SDK builds it; these tests check the meaning."
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline.core.settings import QueueConfig
+from pipeline.kpis import definitions as kd
+from pipeline.kpis.counts import QueueCounts
 from pipeline.monitoring import alerting, dashboards
 
 QUEUES = QueueConfig.load(Path(__file__).resolve().parent.parent / "deploy" / "queues.toml")
@@ -129,3 +134,88 @@ def test_a_gap_panel_is_red_exactly_when_its_alert_condition_holds(title, alert)
     # gaps are fractional (an agent serving three queues counts 1/3 in each)
     for gap in (-1.0, 0.0, 1 / 3, 1.0, 2.0, 2 + 1 / 3, 2.5, 3.0, 10.0):
         assert (colour(steps, gap) == "red") == (gap > limit), (gap, limit)
+
+
+# ------------------------------------------------------------ segments and wrap-up codes, evaluated by Prometheus
+
+PROMTOOL = shutil.which("promtool")
+EVAL_MINUTES = 40  # the 15- and 30-minute windows within the series
+SEGMENTS = {  # two segments with counts of their own: a panel must not mix them
+    "gold": QueueCounts(
+        offered=40,
+        answered=30,
+        abandoned=10,
+        short_abandoned=2,
+        answered_within_threshold=24,
+        abandoned_within_threshold=4,
+        answer_wait_ms=450_000,
+        abandon_wait_ms=300_000,
+    ),
+    "other": QueueCounts(offered=25, answered=25, answered_within_threshold=10, answer_wait_ms=1_000_000),
+}
+CODES = {"sale": 3, "other": 2}
+# what each panel shows of a segment's (or a code's) counts over its window: the table's definitions in Python
+EXPECTED = {
+    "Offered by segment (30 min)": lambda c: 30 * c.offered,
+    f"Service level by segment (30 min, {dashboards.SEGMENT_SL_NAME})": dashboards.SEGMENT_SL.value,
+    "ASA by segment (30 min)": kd.RATIO["asa"].value,
+    "Abandonment rate by segment (30 min)": kd.RATIO["abandon_rate"].value,
+}
+
+
+def grafana_to_promql(expr: str) -> str:
+    """A dashboard query as Grafana sends it with every queue and channel selected (as tests/test_ops_stack.py)."""
+    return expr.replace("$queue", ".*").replace("$channel", ".*").replace("$__rate_interval", "1m")
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (apt-get install prometheus)")
+def test_the_segment_and_wrap_up_code_panels_show_the_tables_values_in_prometheus(tmp_path) -> None:
+    """Counters rising by each segment's counts (each code's) every minute: over any window the panels' queries must
+    give the definitions' values over those counts, one series per segment (per code)."""
+    reading = [
+        (p, q)
+        for p in dashboards.QUEUE_DETAIL.panels
+        for q, _ in p.queries
+        if "cc_queue_segment_" in q or kd.DISPOSITIONS.metric in q
+    ]
+    assert {p.title for p, _ in reading} == {*EXPECTED, "Wrap-up codes per interval"}
+    labels = 'job="cc-kpi-pipeline", instance="w1", queue="q", channel="voice"'
+    series = [
+        {
+            "series": f'{count.metric}{{{labels}, segment="{segment}"}}',
+            "values": f"0+{getattr(c, count.field) * count.scale:g}x{EVAL_MINUTES + 5}",
+        }
+        for segment, c in SEGMENTS.items()
+        for count in kd.SEGMENT_COUNTS
+    ]
+    series += [
+        {"series": f'{kd.DISPOSITIONS.metric}{{{labels}, disposition="{code}"}}', "values": f"0+{n}x{EVAL_MINUTES + 5}"}
+        for code, n in CODES.items()
+    ]
+    tests = []
+    for p, query in reading:
+        if p.title in EXPECTED:
+            expected = {("segment", s): EXPECTED[p.title](c) for s, c in SEGMENTS.items()}
+        else:
+            expected = {("disposition", code): 15 * n for code, n in CODES.items()}
+        tests.append(
+            {
+                "expr": grafana_to_promql(query),
+                "eval_time": f"{EVAL_MINUTES}m",
+                "exp_samples": [
+                    {"labels": f'{{queue="q", channel="voice", {k}="{v}"}}', "value": value}
+                    for (k, v), value in expected.items()
+                    if value is not None
+                ],
+            }
+        )
+    suite = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": tests}],
+    }
+    (tmp_path / "panels.test.yml").write_text(yaml.safe_dump(suite, sort_keys=False, width=200))
+    out = subprocess.run(
+        [PROMTOOL, "test", "rules", "panels.test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
