@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.contract.events import CHANNELS
 from pipeline.core.settings import QueueConfig
 from pipeline.kpis import definitions as kd
 from pipeline.kpis.counts import QueueCounts
@@ -99,22 +100,31 @@ def test_each_queue_is_coloured_against_its_own_target_the_right_way_round(spec,
     assert unit == ("s" if p.target.endswith("_seconds") else "percentunit")
     good, bad = ("green", "red")
     defaults = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
-    by_pattern = {
-        o["matcher"]["options"]: o["properties"][0]["value"]["steps"] for o in panel["fieldConfig"]["overrides"]
-    }
-    queues = {"(defaults)": (QUEUES.defaults, defaults)}
-    for queue, s in QUEUES.queues.items():
-        [steps] = [v for k, v in by_pattern.items() if re.fullmatch(k, f"{queue} voice")]
-        queues[queue] = (s, steps)
-    assert len(by_pattern) == len(QUEUES.queues)
-    for queue, (s, steps) in queues.items():
-        target = getattr(s, p.target)
-        just_below, just_above = target * 0.99, target * 1.01
-        expected = (bad, good) if HIGHER_IS_BETTER[p.target] else (good, bad)
-        assert (colour(steps, just_below), colour(steps, just_above)) == expected, queue
-    # billing's own service level target (0.75) differs from the defaults' (0.8) in deploy/queues.toml
+    overrides = [
+        (o["matcher"]["options"], o["properties"][0]["value"]["steps"]) for o in panel["fieldConfig"]["overrides"]
+    ]
+
+    def steps_of(series: str) -> list[dict]:
+        """As Grafana colours a series: the last override whose pattern matches its name, else the defaults."""
+        return ([steps for pattern, steps in overrides if re.fullmatch(pattern, series)] or [defaults])[-1]
+
+    # every queue of the file and one it does not name (`returns`), on every channel: the alerts' target
+    for queue in (*QUEUES.queues, "returns"):
+        for channel in CHANNELS:
+            target = getattr(QUEUES.rules(queue, channel), p.target)
+            steps = steps_of(f"{queue} {channel}")
+            just_below, just_above = target * 0.99, target * 1.01
+            expected = (bad, good) if HIGHER_IS_BETTER[p.target] else (good, bad)
+            assert (colour(steps, just_below), colour(steps, just_above)) == expected, (queue, channel)
+    # billing's own service level target (0.75) differs from the defaults' (0.8) in deploy/queues.toml, and every
+    # queue's email has [defaults.channels.email]'s 0.9; support-chat's chat its own abandonment target (0.1)
     if p.target == "service_level_target":
-        assert colour(queues["billing"][1], 0.77) == good and colour(defaults, 0.77) == bad
+        assert colour(steps_of("billing voice"), 0.77) == good and colour(defaults, 0.77) == bad
+        assert colour(steps_of("billing email"), 0.85) == bad and colour(steps_of("returns email"), 0.85) == bad
+    if p.target == "abandon_rate_target":
+        assert (
+            colour(steps_of("support-chat chat"), 0.08) == good and colour(steps_of("support-chat voice"), 0.08) == bad
+        )
 
 
 @pytest.mark.parametrize(

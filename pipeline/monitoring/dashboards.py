@@ -651,6 +651,26 @@ def _target_steps(target: float, higher_is_better: bool) -> list[tuple[float | N
     return [(None, "red"), (target, "green")] if higher_is_better else [(None, "green"), (target, "red")]
 
 
+def _targets(config: QueueConfig, field: str) -> list[tuple[str, float]]:
+    """(series name pattern, target) overrides, in order: series are named "<queue> <channel>" (the legend) and a
+    later override wins in Grafana, so each queue and channel is coloured against `config.rules(queue, channel)`:
+    the defaults' channel tables (queues the file does not name), then each queue's own target, then its channel
+    tables (which include the defaults')."""
+    out = [
+        (f"^\\S+ {re.escape(channel)}$", getattr(own, field))
+        for channel, own in sorted(config.defaults.channels.items())
+        if getattr(own, field) is not None
+    ]
+    for queue, s in sorted(config.queues.items()):
+        out.append((f"^{re.escape(queue)} \\S+$", getattr(s, field)))
+        out += [
+            (f"^{re.escape(queue)} {re.escape(channel)}$", getattr(own, field))
+            for channel, own in sorted(s.channels.items())
+            if getattr(own, field) is not None
+        ]
+    return out
+
+
 PanelBuilder = stat.Panel | timeseries.Panel | bargauge.Panel | heatmap.Panel
 
 
@@ -688,15 +708,10 @@ def _panel(spec: PanelSpec, config: QueueConfig) -> PanelBuilder:
         p = p.interval(spec.interval)
     if spec.target:
         p = p.thresholds(_steps(_target_steps(getattr(config.defaults, spec.target), spec.higher_is_better)))
-        for queue, s in sorted(config.queues.items()):
-            # series are named "<queue> <channel>" (the legend): one override per queue, its own target
+        for pattern, target in _targets(config, spec.target):
             p = p.override_by_regexp(
-                f"^{re.escape(queue)} \\S+$",
-                [
-                    dm.DynamicConfigValue(
-                        "thresholds", _steps(_target_steps(getattr(s, spec.target), spec.higher_is_better)).build()
-                    )
-                ],
+                pattern,
+                [dm.DynamicConfigValue("thresholds", _steps(_target_steps(target, spec.higher_is_better)).build())],
             )
     elif spec.thresholds:
         p = p.thresholds(_steps(spec.thresholds))
