@@ -37,6 +37,8 @@ HIGHER_IS_BETTER = {
     "abandon_rate_target": False,
     "asa_target_seconds": False,
     "oldest_wait_target_seconds": False,
+    "callback_service_level_target": True,
+    "callback_overdue_seconds": False,
 }
 
 

@@ -1,8 +1,8 @@
 """Prometheus recording and alert rules, the Prometheus configuration and the Alertmanager configuration,
 generated from the one queue configuration (`QueueConfig`).
 
-Targets (service level, abandonment, ASA, oldest wait), teams, time zones and business hours are typed once,
-in the queue file; this module turns them into rule files (`python -m pipeline ops-config` writes them under
+Targets (service level, abandonment, ASA, oldest wait, callbacks: per queue, and per channel where a channel
+table sets one), teams, time zones and business hours are typed once, in the queue file; this module turns them into rule files (`python -m pipeline ops-config` writes them under
 `deploy/`, and a test fails when the committed files are stale). It must not compute KPIs itself: every rule is
 PromQL over the counters the pipeline exports (docs/kpis.md), summing numerators and denominators before
 dividing, never averaging ratios.

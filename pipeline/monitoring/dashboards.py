@@ -3,8 +3,8 @@
 Queries are kept apart from layout: each dashboard is a list of `PanelSpec` (title, description, unit, PromQL,
 the KPI catalogue anchor it explains), and one builder turns a spec into a panel with the shared defaults
 (datasource, catalogue link, per-queue target colours). Targets come from the queue configuration: the
-wallboard colours each queue's service level, abandonment, ASA and oldest wait against that queue's own
-target with one field override per queue. UIDs are fixed; the JSON is written with sorted keys so diffs stay
+wallboard colours each queue's service level, abandonment, ASA and oldest wait (queue detail: the callbacks') against
+that queue and channel's own target, the one its alerts compare with, by field overrides per queue and channel. UIDs are fixed; the JSON is written with sorted keys so diffs stay
 small, and a test fails when the committed files are stale (`python -m pipeline ops-config`).
 
 The PromQL uses the recording rules of `pipeline.monitoring.alerting` where one exists, so the wallboard and the
@@ -309,16 +309,19 @@ QUEUE_DETAIL = DashboardSpec(
         # callbacks (issue 18): their own lifecycle after the request left the queue
         PanelSpec(
             "Callback service level (1 h)",
-            "Promised callbacks first dialled at or before the promised time, over the last hour.",
+            "Promised callbacks first dialled at or before the promised time, over the last hour; red below the "
+            "queue's callback target.",
             "percentunit",
-            ((f"{kd.RATIO['callback_service_level'].recorded('1h')}{{{Q}}}", "within promise {{queue}} {{channel}}"),),
+            ((f"{kd.RATIO['callback_service_level'].recorded('1h')}{{{Q}}}", "{{queue}} {{channel}}"),),
             anchor="callback-service-level",
+            target="callback_service_level_target",
+            higher_is_better=True,
             width=12,
         ),
         PanelSpec(
             "Oldest promised callback past due",
             "How far the queue's clock is past the earliest promise of the callbacks not dialled yet (negative: time "
-            "left); the callback page fires 5 minutes past.",
+            "left); red past the queue's limit, where the callback page fires.",
             "s",
             (
                 (
@@ -327,7 +330,7 @@ QUEUE_DETAIL = DashboardSpec(
                 ),
             ),
             anchor="oldest-promised-callback",
-            thresholds=((None, "green"), (0, "orange"), (300, "red")),
+            target="callback_overdue_seconds",
             width=12,
         ),
         # segments and wrap-up codes (issue 18): bounded label sets from the queue file, others as `other`
