@@ -142,7 +142,7 @@ def test_a_file_without_channel_tables_records_only_the_queues_targets():
     for alert in alerting.queue_alerts():
         for kind, (record, _) in alerting.TARGETS.items():
             if alerting.channel_target(kind) in alert.expr:  # the channel's own, else the queue's
-                assert "or on (queue, channel)\n    (0 * " in alert.expr and record in alert.expr, alert.name
+                assert "\n  or on (queue, channel)\n    (0 * " in alert.expr and record in alert.expr, alert.name
                 compared.add(kind)
     assert compared == {"service_level", "abandon_rate", "oldest_wait", "callback_service_level", "callback_overdue"}
 

@@ -231,3 +231,52 @@ def test_the_segment_and_wrap_up_code_panels_show_the_tables_values_in_prometheu
         [PROMTOOL, "test", "rules", "panels.test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (apt-get install prometheus)")
+def test_the_wallboards_target_line_is_each_queue_and_channels_own_in_prometheus(tmp_path) -> None:
+    """The deployed recording rules and the wallboard's target query (the alerts' `target_of`): one target per
+    queue and channel with a service level, the channel's own where the queue file has one (every email: 0.9),
+    else the queue's (billing 0.75, others 0.8), with the queue's team; `returns` is not in the file."""
+    [query] = [
+        q
+        for p in dashboards.WALLBOARD.panels
+        if p.title == "Service level vs target (5 min)"
+        for q, legend in p.queries
+        if legend.startswith("target")
+    ]
+    pairs = [("support", "voice"), ("support", "email"), ("billing", "voice"), ("billing", "email")]
+    pairs += [("returns", "voice"), ("returns", "email")]
+    series = []
+    for queue, channel in pairs:
+        labels = f'job="cc-kpi-pipeline", instance="w1", queue="{queue}", channel="{channel}"'
+        series += [
+            {"series": f"cc_queue_answered_total{{{labels}}}", "values": "0+10x20"},
+            {"series": f"cc_queue_abandoned_total{{{labels}}}", "values": "0+0x20"},
+            {"series": f"cc_queue_answered_within_threshold_total{{{labels}}}", "values": "0+7x20"},
+            {"series": f"cc_queue_service_level_threshold_seconds{{{labels}}}", "values": "20x20"},
+        ]
+    own = alerting.channel_target("service_level")
+    expected = []
+    for queue, channel in pairs:
+        rules, team = QUEUES.rules(queue, channel), QUEUES.for_queue(queue).team
+        from_table = channel in QUEUES.for_queue(queue).channels  # named or not, every queue has the email table
+        labels = f'{{queue="{queue}", channel="{channel}", team="{team}"}}'
+        expected.append({"labels": (own if from_table else "") + labels, "value": rules.service_level_target})
+    assert {e["value"] for e in expected} == {0.75, 0.8, 0.9}
+    suite = {
+        "rule_files": [str(Path(alerting.DEPLOY) / "prometheus" / "rules" / "recording.rules.yml")],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [{"expr": grafana_to_promql(query), "eval_time": "10m", "exp_samples": expected}],
+            }
+        ],
+    }
+    (tmp_path / "target.test.yml").write_text(yaml.safe_dump(suite, sort_keys=False, width=200))
+    out = subprocess.run(
+        [PROMTOOL, "test", "rules", "target.test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]

@@ -291,7 +291,7 @@ def recording_groups(config: QueueConfig, timing: Timing = DEPLOYED) -> list[dic
             }
         )
         # The channels' own targets (a named queue's tables include those of [defaults.channels]); the alerts take
-        # the queue's for every other channel (`_target_of`).
+        # the queue's for every other channel (`target_of`).
         for queue, s in _configured(config):
             for channel, own in sorted(s.channels.items()):
                 if getattr(own, field) is not None:
@@ -367,12 +367,14 @@ def _target(kind: str) -> str:
     return TARGETS[kind][0]
 
 
-def _target_of(kind: str, signal: str) -> str:
+def target_of(kind: str, signal: str, selector: str = "") -> str:
     """The target of each queue and channel of `signal` (a vector by queue and channel), labelled with the
     queue's team: the channel's own where the queue file sets one, else the queue's. For a queue without channel
-    tables this is the queue's target, as before channels had targets of their own."""
+    tables this is the queue's target, as before channels had targets of their own. One series per series of
+    `signal` (`selector`: label matchers of the channels' own, e.g. a dashboard's; `signal` carries its own)."""
+    own = f"{channel_target(kind)}{{{selector}}}" if selector else channel_target(kind)
     return (
-        f"(\n    {channel_target(kind)}\n  or on (queue, channel)\n"
+        f"(\n    {own} and on (queue, channel) {signal}\n  or on (queue, channel)\n"
         f"    (0 * {signal} + on (queue) group_left (team) {_target(kind)})\n  )"
     )
 
@@ -389,9 +391,9 @@ def queue_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
             "CCQueueServiceLevelBelowTargetFast",
             "critical",
             f"(\n  {service_level('5m')}\n  < on (queue, channel) group_left (team) "
-            f"{_target_of('service_level', service_level('5m'))}\n)\n"
+            f"{target_of('service_level', service_level('5m'))}\n)\n"
             f"and on (queue, channel)\n  (\n  {service_level('30m')}\n  < on (queue, channel) "
-            f"{_target_of('service_level', service_level('30m'))}\n  )\n"
+            f"{target_of('service_level', service_level('30m'))}\n  )\n"
             f"and on (queue, channel)\n  ({inc('answered_or_abandoned', '5m')} >= {t.sl_min_contacts_fast})",
             300,
             "Service level dropped sharply below the queue's target.",
@@ -403,7 +405,7 @@ def queue_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
             "CCQueueServiceLevelBelowTargetSlow",
             "warning",
             f"(\n  {service_level('1h')}\n  < on (queue, channel) group_left (team) "
-            f"{_target_of('service_level', service_level('1h'))}\n)\n"
+            f"{target_of('service_level', service_level('1h'))}\n)\n"
             f"and on (queue, channel)\n  ({inc('answered_or_abandoned', '1h')} >= {t.sl_min_contacts_slow})",
             1800,
             "Service level has been below the queue's target for the last hour.",
@@ -415,7 +417,7 @@ def queue_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
             "CCQueueAbandonRateAboveTarget",
             "warning",
             f"(\n  {abandon_rate('30m')}\n  > on (queue, channel) group_left (team) "
-            f"{_target_of('abandon_rate', abandon_rate('30m'))}\n)\n"
+            f"{target_of('abandon_rate', abandon_rate('30m'))}\n)\n"
             f"and on (queue, channel)\n  ({inc('offered', '30m')} >= {t.abandon_min_offered})",
             900,
             "Abandonment rate is above the queue's target.",
@@ -426,7 +428,7 @@ def queue_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
         Alert(
             "CCQueueOldestWaitAboveLimit",
             "critical",
-            f"{OLDEST_WAIT}\n> on (queue, channel) group_left (team) {_target_of('oldest_wait', OLDEST_WAIT)}",
+            f"{OLDEST_WAIT}\n> on (queue, channel) group_left (team) {target_of('oldest_wait', OLDEST_WAIT)}",
             180,
             "A contact has been waiting longer than the queue's limit.",
             "The oldest contact waiting in queue {{ $labels.queue }} ({{ $labels.channel }}) has waited "
@@ -493,7 +495,7 @@ def callback_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
             "CCQueueCallbackPromiseOverdue",
             "critical",
             f"{CALLBACK_OVERDUE}\n> on (queue, channel) group_left (team) "
-            f"{_target_of('callback_overdue', CALLBACK_OVERDUE)}",
+            f"{target_of('callback_overdue', CALLBACK_OVERDUE)}",
             300,
             "A customer promised a callback has not been called by the promised time.",
             "The earliest promised callback of queue {{ $labels.queue }} ({{ $labels.channel }}) not yet dialled "
@@ -504,7 +506,7 @@ def callback_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
             "CCQueueCallbackServiceLevelBelowTarget",
             "warning",
             f"(\n  {callback_sl}\n  < on (queue, channel) group_left (team) "
-            f"{_target_of('callback_service_level', callback_sl)}\n)\n"
+            f"{target_of('callback_service_level', callback_sl)}\n)\n"
             f"and on (queue, channel)\n  ({_inc_of('callbacks_dialled_promised', '1h')} >= {t.callback_min_dialled})",
             900,
             "Callbacks are dialled later than promised.",

@@ -220,11 +220,12 @@ WALLBOARD = DashboardSpec(
         ),
         PanelSpec(
             "Service level vs target (5 min)",
-            "Headline service level over 5 minutes, against the target.",
+            "Headline service level over 5 minutes, against the target of each queue and channel (the one its "
+            "alerts compare with).",
             "percentunit",
             (
                 (_sl("5m"), "{{queue}} {{channel}}"),
-                (f"{al.TARGETS['service_level'][0]}{{{QUEUE}}}", "target {{queue}}"),
+                (al.target_of("service_level", _sl("5m"), Q), "target {{queue}} {{channel}}"),
             ),
             anchor=SL_ANCHOR,
             width=24,
