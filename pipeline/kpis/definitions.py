@@ -460,27 +460,39 @@ GAUGES: tuple[Gauge, ...] = (
     Gauge(
         "cc_queue_service_level_threshold_seconds",
         "seconds",
-        "The queue's service level threshold, from the queue configuration (label `queue`).",
+        "The service level threshold of the queue's channel, from the queue configuration (labels `queue`, `channel`).",
     ),
     Gauge(
         "cc_queue_service_level_target_ratio",
         "ratio 0..1",
-        "The queue's service level target, from the queue configuration (labels `queue`, `variant`).",
+        "The service level target of the queue's channel, from the queue configuration (labels `queue`, `channel`, "
+        "`variant`).",
     ),
     Gauge(
         "cc_queue_abandon_rate_target_ratio",
         "ratio 0..1",
-        "The queue's highest acceptable abandonment rate, from the queue configuration.",
+        "The highest acceptable abandonment rate of the queue's channel, from the queue configuration.",
     ),
     Gauge(
         "cc_queue_asa_target_seconds",
         "seconds",
-        "The queue's highest acceptable average speed of answer, from the queue configuration.",
+        "The highest acceptable average speed of answer of the queue's channel, from the queue configuration.",
     ),
     Gauge(
         "cc_queue_oldest_wait_target_seconds",
         "seconds",
-        "The queue's longest acceptable wait of its oldest contact, from the queue configuration.",
+        "The longest acceptable wait of the oldest contact of the queue's channel, from the queue configuration.",
+    ),
+    Gauge(
+        "cc_queue_callback_service_level_target_ratio",
+        "ratio 0..1",
+        "The callback service level target of the queue's channel, from the queue configuration.",
+    ),
+    Gauge(
+        "cc_queue_callback_overdue_limit_seconds",
+        "seconds",
+        "How long past its promise a callback of the queue's channel may wait undialled before a page, from the "
+        "queue configuration.",
     ),
     Gauge(
         "cc_queue_forecast_offered",
@@ -983,6 +995,16 @@ RATIOS += (
     ),
 )
 RATIO: dict[str, Ratio] = {r.name: r for r in RATIOS}
+
+
+def ratios_over(counts: tuple[Count, ...]) -> tuple[Ratio, ...]:
+    """The ratio KPIs formed from these counts alone (the record carries them beside the counts)."""
+    fields = {c.field for c in counts}
+    return tuple(r for r in RATIOS if all(f.lstrip("-") in fields for f in (*r.numerator, *r.denominator)))
+
+
+CALLBACK_RATIOS = ratios_over(CALLBACK_COUNTS)
+OFFER_RATIOS = ratios_over(OFFER_COUNTS)
 RECORDED: tuple[Ratio, ...] = tuple(r for r in RATIOS if r.rule)
 """The ratios the recording rules record (per queue and channel, over each of WINDOWS)."""
 
@@ -1005,9 +1027,7 @@ SEGMENT_COUNTS: tuple[Count, ...] = tuple(
     for f in SEGMENT_FIELDS
 )
 SEGMENT_COUNT: dict[str, Count] = {c.field: c for c in SEGMENT_COUNTS}
-SEGMENT_RATIOS: tuple[Ratio, ...] = tuple(
-    r for r in RATIOS if all(f.lstrip("-") in SEGMENT_COUNT for f in (*r.numerator, *r.denominator))
-)
+SEGMENT_RATIOS: tuple[Ratio, ...] = ratios_over(SEGMENT_COUNTS)
 """The ratio KPIs formed per segment too (every service level variant, ASA, abandonment): the same definitions over
 the segment's counts."""
 SEGMENT_VENDORS = (
@@ -1017,10 +1037,12 @@ SEGMENT_VENDORS = (
 )
 
 
-def segment_promql(ratio: Ratio, window: str = "15m", guard: bool = False) -> str:
-    """A ratio per queue, channel and segment over the segment counters: sums of increases, then the division."""
+def segment_promql(ratio: Ratio, window: str = "15m", guard: bool = False, selector: str = "") -> str:
+    """A ratio per queue, channel and segment over the segment counters: sums of increases, then the division
+    (`selector`: label matchers, e.g. a dashboard's queue and channel)."""
+    matchers = f"{{{selector}}}" if selector else ""
     return ratio.expr(
-        lambda f: f"sum by (queue, channel, segment) (increase({SEGMENT_COUNT[f].metric}[{window}]))", guard
+        lambda f: f"sum by (queue, channel, segment) (increase({SEGMENT_COUNT[f].metric}{matchers}[{window}]))", guard
     )
 
 
