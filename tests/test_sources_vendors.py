@@ -243,7 +243,7 @@ def test_taskrouter_task_lifecycle():
         "reservation.completed": ev.AcwEnded,
     }
     for kind, cls in kinds.items():
-        (e,) = taskrouter.translate(taskrouter_callback(kind, **worker)).events
+        e = taskrouter.translate(taskrouter_callback(kind, **worker)).events[0]
         assert type(e) is cls, kind
     (moved,) = taskrouter.translate(
         taskrouter_callback(
@@ -254,6 +254,60 @@ def test_taskrouter_task_lifecycle():
     # seconds only (older schema): still read
     (e,) = taskrouter.translate({**taskrouter_callback("task.canceled"), "TimestampMs": ""}).events
     assert e.time == datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def test_taskrouter_reservations_are_offers_to_workers():
+    """The Events reference lists reservation.created ("A task is assigned to a worker"), .accepted, .rejected,
+    .timeout, .canceled and .rescinded, each with the Task, Worker, TaskQueueSid and ReservationSid; the Reservation
+    resource (https://www.twilio.com/docs/taskrouter/api/reservations): a reservation not answered within the
+    Workflow's TaskReservationTimeout times out and the task goes to other workers (RONA)."""
+
+    def at(kind: str, ms: int, worker: str, reservation: str) -> list[ev.Event]:
+        fields = {"TimestampMs": str(ms), "WorkerSid": worker, "ReservationSid": reservation}
+        return list(taskrouter.translate(taskrouter_callback(kind, ResourceType="Reservation", **fields)).events)
+
+    t0 = 1735689600000
+    events = taskrouter.translate(taskrouter_callback("task-queue.entered", TimestampMs=str(t0))).events
+    events += (
+        *at("reservation.created", t0 + 1000, "WK1", "WR1"),
+        *at("reservation.timeout", t0 + 16000, "WK1", "WR1"),
+    )
+    events += (
+        *at("reservation.created", t0 + 16500, "WK2", "WR2"),
+        *at("reservation.rejected", t0 + 19000, "WK2", "WR2"),
+    )
+    events += (
+        *at("reservation.created", t0 + 20000, "WK3", "WR3"),
+        *at("reservation.accepted", t0 + 24000, "WK3", "WR3"),
+    )
+    offers = [
+        e for e in events if isinstance(e, ev.OfferRinging | ev.OfferMissed | ev.OfferRejected | ev.OfferAccepted)
+    ]
+    assert [(type(e).__name__, e.offer_id, e.agent_id) for e in offers] == [
+        ("OfferRinging", "WR1", "WK1"),
+        ("OfferMissed", "WR1", "WK1"),
+        ("OfferRinging", "WR2", "WK2"),
+        ("OfferRejected", "WR2", "WK2"),
+        ("OfferRinging", "WR3", "WK3"),
+        ("OfferAccepted", "WR3", "WK3"),
+    ]
+    answered = next(e for e in events if isinstance(e, ev.ContactAnswered))
+    assert answered.agent_id == "WK3" and answered.time == offers[-1].time
+    assert len({e.event_id for e in events}) == len(events)
+    _, totals = compute(events, 900, lambda q: 20.0)
+    (c,) = totals.values()
+    assert (c.agent_offers, c.agent_offers_missed, c.agent_offers_rejected, c.agent_offers_accepted) == (3, 1, 1, 1)
+    assert c.agent_offer_ring_ms == 4000 and c.answered == 1
+    for kind in ("reservation.canceled", "reservation.rescinded"):
+        assert taskrouter.translate(taskrouter_callback(kind, WorkerSid="WK1", ReservationSid="WR9")).ignored == (
+            "offer_withdrawn"
+        )
+    with pytest.raises(Rejected) as info:
+        taskrouter.translate(taskrouter_callback("reservation.timeout", WorkerSid="WK1"))  # no ReservationSid
+    assert info.value.reason == "missing_field"
+    # an accept without its reservation is still the answer
+    (only,) = taskrouter.translate(taskrouter_callback("reservation.accepted", WorkerSid="WK1")).events
+    assert isinstance(only, ev.ContactAnswered)
 
 
 def test_taskrouter_workers_ignored_types_and_rejections():
@@ -379,10 +433,13 @@ NOT_CARRIED_FIELDS = {
     "callbacks_failed",
     "callback_attempts",
 }
+OFFERS = {ev.OfferRinging, ev.OfferAccepted, ev.OfferRejected, ev.OfferMissed}
+OFFER_FIELDS = {"agent_offers", "agent_offers_accepted", "agent_offers_rejected", "agent_offers_missed"}
+OFFER_FIELDS |= {"agent_offer_ring_ms"}
 EXTRA = {
-    "connect": ({ev.ContactTransferred}, {"transferred_out"}),  # ended, not transferred
+    "connect": ({ev.ContactTransferred} | OFFERS, {"transferred_out"} | OFFER_FIELDS),  # ended, not transferred
     "taskrouter": ({ev.HoldStarted, ev.HoldEnded}, {"talk_ms", "hold_ms", "held"}),  # hold counted as talk
-    "genesys": (set(), set()),
+    "genesys": (OFFERS, OFFER_FIELDS),
 }
 
 
@@ -434,6 +491,9 @@ def test_a_day_in_the_vendor_format_gives_the_same_queue_kpis(day, fmt):
     assert total.offered > 300 and total.answered > 250 and total.abandoned > 0 and total.handled > 250
     if fmt != "taskrouter":
         assert total.held > 0
+    else:  # reservations: every answer an accepted one, and timeouts (RONA) and rejections before some
+        assert total.agent_offers_accepted == total.answered and total.agent_offers > total.answered
+        assert total.agent_offers_missed > 0 and total.agent_offers_rejected > 0
     # 3. reading the same records again gives the same event ids (a re-delivery counts nothing twice)
     again = Tally()
     for record in WRITERS[fmt](day):

@@ -231,12 +231,35 @@ def to_taskrouter(events: Iterable[ev.Event]) -> Iterator[dict[str, str]]:
             "TaskChannelUniqueName": e.channel,
         }
 
+    accepted: dict[tuple[str, str], str] = {}  # (queue, contact) -> the reservation its answer accepts
+    reservation_events = {
+        ev.OfferRinging: "reservation.created",
+        ev.OfferRejected: "reservation.rejected",
+        ev.OfferMissed: "reservation.timeout",
+    }
     for e in events:
         if isinstance(e, ev.ContactOffered):
             attributes = json.dumps({"from": e.customer_id} if e.customer_id else {})
             yield callback("task-queue.entered", e.time, "Task", e.contact_id, TaskAttributes=attributes, **task(e))
+        elif isinstance(e, ev.OfferRinging | ev.OfferRejected | ev.OfferMissed):  # a reservation is an offer
+            kind = reservation_events[type(e)]
+            yield callback(
+                kind, e.time, "Reservation", e.offer_id, WorkerSid=e.agent_id, ReservationSid=e.offer_id, **task(e)
+            )
+        elif isinstance(e, ev.OfferAccepted):  # told by the reservation.accepted of the answer, at the same time
+            accepted[(e.queue_id, e.contact_id)] = e.offer_id
         elif isinstance(e, ev.ContactAnswered):
-            yield callback("reservation.accepted", e.time, "Reservation", e.event_id, WorkerSid=e.agent_id, **task(e))
+            reservation = accepted.pop((e.queue_id, e.contact_id), None)
+            sid = {"ReservationSid": reservation} if reservation else {}
+            yield callback(
+                "reservation.accepted",
+                e.time,
+                "Reservation",
+                reservation or e.event_id,
+                WorkerSid=e.agent_id,
+                **sid,
+                **task(e),
+            )
         elif isinstance(e, ev.ContactAbandoned):
             yield callback("task.canceled", e.time, "Task", e.contact_id, TaskCanceledReason="hangup", **task(e))
         elif isinstance(e, ev.ContactEnded):
