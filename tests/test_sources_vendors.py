@@ -200,6 +200,58 @@ def test_connect_agent_stream_login_hold_and_states():
     assert isinstance(out, ev.AgentLoggedOut)
 
 
+def test_connect_agent_stream_contact_states_are_offers():
+    """about-contact-states: CONNECTING "An inbound contact is being offered to the agent (it's ringing)", CONNECTED
+    "The agent has accepted the contact", MISSED "The contact was missed by the agent", REJECTED "rejected by the
+    agent, or the customer abandoned the contact when it was connecting to the agent"."""
+
+    def snap(state: str | None, start: str, method: str = "INBOUND") -> dict:
+        s = agent_snapshot("Available", "ROUTABLE", state)
+        for c in s["Contacts"]:
+            c["StateStartTimestamp"], c["InitiationMethod"] = start, method
+            if state == "CONNECTING":
+                del c["ConnectedToAgentTimestamp"]  # not connected yet
+        return s
+
+    idle = agent_snapshot("Available", "ROUTABLE", None)
+    ring = snap("CONNECTING", "2019-05-25T18:55:20.011Z")
+    (ringing,) = connect.translate(agent_event("STATE_CHANGE", idle, ring)).events
+    assert isinstance(ringing, ev.OfferRinging) and ringing.time == at("2019-05-25T18:55:20.011Z")
+    assert (ringing.contact_id, ringing.queue_id, ringing.channel, ringing.agent_id) == (
+        "c-9",
+        "q-support",
+        "voice",
+        "a-1",
+    )
+    outcomes = {"CONNECTED": ev.OfferAccepted, "MISSED": ev.OfferMissed, "REJECTED": ev.OfferRejected}
+    for state, cls in outcomes.items():
+        events = connect.translate(agent_event("STATE_CHANGE", ring, snap(state, "2019-05-25T18:55:27.017Z"))).events
+        (end,) = [e for e in events if isinstance(e, cls)]
+        assert end.offer_id == ringing.offer_id and end.agent_id == "a-1" and end.time == at("2019-05-25T18:55:27.017Z")
+        assert sum(isinstance(e, ev.OfferAccepted | ev.OfferMissed | ev.OfferRejected) for e in events) == 1
+    # the accept: ring time 7.006 s, counted as the batch computation counts offers
+    accept = connect.translate(agent_event("STATE_CHANGE", ring, snap("CONNECTED", "2019-05-25T18:55:27.017Z")))
+    _, totals = compute([ringing, *accept.events], 900, lambda q: 20.0)
+    (c,) = totals.values()
+    assert (c.agent_offers, c.agent_offers_accepted, c.agent_offer_ring_ms) == (1, 1, 7006)
+    # the same contact ringing again later is another offer; a queued callback (INCOMING, then dialled) is none
+    again = snap("CONNECTING", "2019-05-25T18:56:00.000Z")
+    (second,) = connect.translate(agent_event("STATE_CHANGE", idle, again)).events
+    assert second.offer_id != ringing.offer_id
+    callback = snap("CONNECTING", "2019-05-25T18:55:20.011Z", method="CALLBACK")
+    assert connect.translate(agent_event("STATE_CHANGE", idle, callback)).ignored == "no_change"
+    # a contact that connects without a ring in the stream (CONNECTING never seen) is no offer
+    assert not any(
+        isinstance(e, ev.OfferAccepted)
+        for e in connect.translate(
+            agent_event("STATE_CHANGE", idle, snap("CONNECTED", "2019-05-25T18:55:27.017Z"))
+        ).events
+    )
+    with pytest.raises(Rejected) as info:
+        connect.translate(agent_event("STATE_CHANGE", idle, snap("CONNECTING", "soon")))
+    assert info.value.reason == "bad_time"
+
+
 # ---- Twilio TaskRouter -------------------------------------------------------------------------------------
 # Event callbacks: https://www.twilio.com/docs/taskrouter/api/event/reference (form parameters EventType, AccountSid,
 # WorkspaceSid, ResourceType, ResourceSid, Timestamp, plus the Task / Reservation / Worker / TaskQueue fields).
@@ -437,7 +489,7 @@ OFFERS = {ev.OfferRinging, ev.OfferAccepted, ev.OfferRejected, ev.OfferMissed}
 OFFER_FIELDS = {"agent_offers", "agent_offers_accepted", "agent_offers_rejected", "agent_offers_missed"}
 OFFER_FIELDS |= {"agent_offer_ring_ms"}
 EXTRA = {
-    "connect": ({ev.ContactTransferred} | OFFERS, {"transferred_out"} | OFFER_FIELDS),  # ended, not transferred
+    "connect": ({ev.ContactTransferred}, {"transferred_out"}),  # ended, not transferred
     "taskrouter": ({ev.HoldStarted, ev.HoldEnded}, {"talk_ms", "hold_ms", "held"}),  # hold counted as talk
     "genesys": (OFFERS, OFFER_FIELDS),
 }
@@ -491,7 +543,7 @@ def test_a_day_in_the_vendor_format_gives_the_same_queue_kpis(day, fmt):
     assert total.offered > 300 and total.answered > 250 and total.abandoned > 0 and total.handled > 250
     if fmt != "taskrouter":
         assert total.held > 0
-    else:  # reservations: every answer an accepted one, and timeouts (RONA) and rejections before some
+    if fmt != "genesys":  # every answer an accepted offer, and missed (RONA) and rejected ones before some
         assert total.agent_offers_accepted == total.answered and total.agent_offers > total.answered
         assert total.agent_offers_missed > 0 and total.agent_offers_rejected > 0
     # 3. reading the same records again gives the same event ids (a re-delivery counts nothing twice)
