@@ -250,17 +250,39 @@ class QueueLogAdapter:
         return self._offer(t, rang, queue, leg, agent, ev.OfferMissed, ids)
 
     def _offer(
-        self, t: datetime, rang_ms: int, queue: str, leg: _Leg, agent: str, outcome: type[ev.ContactEvent], ids: _Ids
+        self,
+        t: datetime,
+        rang_ms: int,
+        queue: str,
+        leg: _Leg,
+        agent: str,
+        outcome: type[ev.OfferAccepted] | type[ev.OfferMissed],
+        ids: _Ids,
     ) -> list[ev.Event]:
         """An offer to `agent` that rang `rang_ms` until its outcome at `t`: its ringing and outcome events. The ring
         starts no earlier than the call's entry (the line's times are whole seconds, the ring's milliseconds)."""
         entered = datetime.fromtimestamp(float(leg.contact_id.rpartition("@")[2]), UTC)
         rang_at = max(entered, t - timedelta(milliseconds=rang_ms))
-        offer = {"contact_id": leg.contact_id, "queue_id": queue, "channel": self.config.channel, "agent_id": agent}
-        offer_id = ids.offer_id()
+        contact, channel, offer_id = leg.contact_id, self.config.channel, ids.offer_id()
         return [
-            ev.OfferRinging(event_id=ids.next(), time=rang_at, offer_id=offer_id, **offer),
-            outcome(event_id=ids.next(), time=t, offer_id=offer_id, **offer),  # type: ignore[call-arg]
+            ev.OfferRinging(
+                event_id=ids.next(),
+                time=rang_at,
+                contact_id=contact,
+                queue_id=queue,
+                channel=channel,
+                offer_id=offer_id,
+                agent_id=agent,
+            ),
+            outcome(
+                event_id=ids.next(),
+                time=t,
+                contact_id=contact,
+                queue_id=queue,
+                channel=channel,
+                offer_id=offer_id,
+                agent_id=agent,
+            ),
         ]
 
     def _finish(self, t: datetime, callid: str, queue: str, ids: _Ids, name: str, transfer: bool) -> list[ev.Event]:

@@ -57,7 +57,8 @@ IRRELEVANT_CONTACT_EVENTS = frozenset(
 )
 ON_CONTACT_STATES = frozenset({"CONNECTED", "CONNECTED_ONHOLD"})
 RINGING_STATE = "CONNECTING"
-OFFER_OUTCOMES: dict[str, type[ev.ContactEvent]] = {
+OfferFact = type[ev.OfferRinging] | type[ev.OfferAccepted] | type[ev.OfferRejected] | type[ev.OfferMissed]
+OFFER_OUTCOMES: dict[str, OfferFact] = {
     "CONNECTED": ev.OfferAccepted,
     "MISSED": ev.OfferMissed,
     "REJECTED": ev.OfferRejected,
@@ -169,7 +170,7 @@ def _agent_event(r: dict[str, Any]) -> Translation:
         prior = before.get(contact_id, {})
         was = prior.get("State")
         now = c.get("State")
-        offer: tuple[type[ev.ContactEvent], dict[str, Any]] | None = None  # the fact, the snapshot of its ring
+        offer: tuple[OfferFact, dict[str, Any]] | None = None  # the fact, the snapshot of its ring
         if c.get("InitiationMethod") != "CALLBACK":
             if now == RINGING_STATE and was != RINGING_STATE:
                 offer = ev.OfferRinging, c
@@ -193,7 +194,7 @@ def _agent_event(r: dict[str, Any]) -> Translation:
         iso_time(ring, "StateStartTimestamp", "Contacts.")  # the ring's start names the offer: it must be a time
         offer_id = stable_event_id(SOURCE, contact_id, agent, ring["StateStartTimestamp"])
         out.append(
-            kind(  # type: ignore[call-arg]
+            kind(
                 event_id=stable_event_id(SOURCE, record_id, contact_id, "offer", now),
                 time=t_state,
                 offer_id=offer_id,

@@ -51,7 +51,8 @@ from pipeline.sources.identity import stable_event_id
 SOURCE = "taskrouter"
 # Task channels as TaskRouter names them (`TaskChannelUniqueName`): voice, chat, sms, email, video, default.
 CHANNELS: dict[str, Channel] = {"VOICE": "voice", "CHAT": "chat", "SMS": "chat"}
-OFFER_EVENTS: dict[str, type[ev.ContactEvent]] = {
+OfferFact = type[ev.OfferRinging] | type[ev.OfferAccepted] | type[ev.OfferRejected] | type[ev.OfferMissed]
+OFFER_EVENTS: dict[str, OfferFact] = {
     "reservation.created": ev.OfferRinging,
     "reservation.rejected": ev.OfferRejected,
     "reservation.timeout": ev.OfferMissed,
@@ -113,10 +114,18 @@ def translate(form: Mapping[str, str]) -> Translation:
     return Translation((ev.AcwEnded(agent_id=agent, disposition=reason, **common),))
 
 
-def _offer(cls: type[ev.ContactEvent], reservation: str, agent: str, common: Stamped) -> ev.Event:
+def _offer(cls: OfferFact, reservation: str, agent: str, common: Stamped) -> ev.Event:
     """One fact of the offer that is the reservation: its id apart from the answer's (same callback, other event)."""
-    eid = stable_event_id(SOURCE, common["contact_id"], common["queue_id"], cls.__name__, reservation)
-    return cls(**{**common, "event_id": eid}, offer_id=reservation, agent_id=agent)  # type: ignore[call-arg]
+    contact, queue = common["contact_id"], common["queue_id"]
+    return cls(
+        event_id=stable_event_id(SOURCE, contact, queue, cls.__name__, reservation),
+        time=common["time"],
+        contact_id=contact,
+        queue_id=queue,
+        channel=common["channel"],
+        offer_id=reservation,
+        agent_id=agent,
+    )
 
 
 def _worker(fields: dict[str, str]) -> Translation:

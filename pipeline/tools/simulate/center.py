@@ -515,6 +515,7 @@ class _Center:
             self._offer_event(OfferAccepted, leg, agent, offer_id)
             self._answer(agent, leg, update)
             return
+        outcome: type[OfferMissed] | type[OfferRejected]
         if draw < config.offer_missed_share:
             outcome, ring = OfferMissed, config.ring_timeout
         else:
