@@ -16,6 +16,13 @@ Two documented formats, told apart by their fields:
   `agent.state_changed` when the agent's state as the contract sees it differs between the two snapshots, and
   `contact.hold_started` / `hold_ended` when a contact went CONNECTED <-> CONNECTED_ONHOLD
   (https://docs.aws.amazon.com/connect/latest/adminguide/about-contact-states.html); HEART_BEAT is ignored.
+  Agent offers from the same contact states: a contact that became CONNECTING ("being offered to the agent (it's
+  ringing)") -> `offer.ringing` at its `StateStartTimestamp`; from CONNECTING to CONNECTED ("the agent has
+  accepted the contact") -> `offer.accepted`, to MISSED -> `offer.missed`, to REJECTED -> `offer.rejected`, each
+  at the new state's start. Connect's REJECTED is also "the customer abandoned the contact when it was connecting
+  to the agent": such a hang-up counts as a rejected offer (and, from the contact event, an abandon). The offer is
+  the contact's ring at that agent since that CONNECTING (its id: contact, agent, ring start). Queued callbacks
+  (`InitiationMethod` CALLBACK: presented as INCOMING, then dialled) are not read as offers.
 
 Each record is translated on its own (the agent stream's two snapshots say what changed), so records may come
 in any order and any number of times: event ids are stable (`pipeline.sources.identity`).
@@ -49,6 +56,13 @@ IRRELEVANT_CONTACT_EVENTS = frozenset(
     {"INITIATED", "CONNECTED_TO_SYSTEM", "CONTACT_DATA_UPDATED", "AMD_DISABLED", "AMD_ERROR", "AMD_DETECTED"}
 )
 ON_CONTACT_STATES = frozenset({"CONNECTED", "CONNECTED_ONHOLD"})
+RINGING_STATE = "CONNECTING"
+OfferFact = type[ev.OfferRinging] | type[ev.OfferAccepted] | type[ev.OfferRejected] | type[ev.OfferMissed]
+OFFER_OUTCOMES: dict[str, OfferFact] = {
+    "CONNECTED": ev.OfferAccepted,
+    "MISSED": ev.OfferMissed,
+    "REJECTED": ev.OfferRejected,
+}
 ACW_STATE = "ENDED"  # "The conversation has ended, and the agent has started doing ACW for that contact."
 
 
@@ -153,23 +167,39 @@ def _agent_event(r: dict[str, Any]) -> Translation:
     out: list[ev.Event] = []
     before = _contacts(previous) if isinstance(previous, dict) else {}
     for contact_id, c in _contacts(current).items():
-        was = before.get(contact_id, {}).get("State")
+        prior = before.get(contact_id, {})
+        was = prior.get("State")
         now = c.get("State")
-        if {was, now} != {"CONNECTED", "CONNECTED_ONHOLD"}:
+        offer: tuple[OfferFact, dict[str, Any]] | None = None  # the fact, the snapshot of its ring
+        if c.get("InitiationMethod") != "CALLBACK":
+            if now == RINGING_STATE and was != RINGING_STATE:
+                offer = ev.OfferRinging, c
+            elif was == RINGING_STATE and now in OFFER_OUTCOMES:
+                offer = OFFER_OUTCOMES[now], prior
+        if offer is None and {was, now} != {"CONNECTED", "CONNECTED_ONHOLD"}:
             continue
-        cls = ev.HoldStarted if now == "CONNECTED_ONHOLD" else ev.HoldEnded
         channel = channel_of(c.get("Channel"), "Contacts.Channel")
         if channel is None:
             continue
         queue = last_segment(text(obj(c, "Queue"), "ARN", "Contacts.Queue."), "Contacts.Queue.ARN")
+        leg = Leg(contact_id=contact_id, queue_id=queue, channel=channel)
+        t_state = iso_time(c, "StateStartTimestamp", "Contacts.")
+        if offer is None:
+            cls = ev.HoldStarted if now == "CONNECTED_ONHOLD" else ev.HoldEnded
+            out.append(
+                cls(event_id=stable_event_id(SOURCE, record_id, contact_id, now), time=t_state, agent_id=agent, **leg)
+            )
+            continue
+        kind, ring = offer
+        iso_time(ring, "StateStartTimestamp", "Contacts.")  # the ring's start names the offer: it must be a time
+        offer_id = stable_event_id(SOURCE, contact_id, agent, ring["StateStartTimestamp"])
         out.append(
-            cls(
-                event_id=stable_event_id(SOURCE, record_id, contact_id, now),
-                time=iso_time(c, "StateStartTimestamp", "Contacts."),
-                contact_id=contact_id,
-                queue_id=queue,
-                channel=channel,
+            kind(
+                event_id=stable_event_id(SOURCE, record_id, contact_id, "offer", now),
+                time=t_state,
+                offer_id=offer_id,
                 agent_id=agent,
+                **leg,
             )
         )
     state_now = _presence(current)
