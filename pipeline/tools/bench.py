@@ -401,7 +401,8 @@ class Loaded:
         _say(f"throughput: Quix Streams peer over {self.messages} messages ({self.per_message} event(s) per message)")
         settings, overrides = phase_settings(self.base, name, self.run_id, topic_prefix=self.topic_prefix)
         r = run_peer(settings, overrides["app_id"], self.messages, self.log_dir, self.timeout, python)
-        return {**_rate(self.events, self.messages, r), "peak_rss_mb": r["peak_rss_mb"]}
+        # `events_seen`: what the peer counted itself (a batched message expanded), to check it saw every event
+        return {**_rate(self.events, self.messages, r), "peak_rss_mb": r["peak_rss_mb"], "events_seen": r["events"]}
 
     def reference(self, kind: str, name: str) -> dict:
         _say(f"throughput: {kind} over {self.messages} messages")

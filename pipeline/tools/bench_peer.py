@@ -80,7 +80,7 @@ def quix(args: argparse.Namespace) -> int:
         consumer_group=args.group,
         auto_offset_reset="earliest",
         state_dir=args.state_dir,
-        loglevel="WARNING",
+        loglevel=args.loglevel,
         on_message_processed=processed,
     )
 
@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--state-dir", type=Path, required=True, help="RocksDB's folder")
     q.add_argument("--window-ms", type=int, default=15 * 60 * 1000)
     q.add_argument("--grace-ms", type=int, default=120_000)
+    q.add_argument("--loglevel", default="WARNING", help="Quix Streams' log level (INFO says where its start-up goes)")
     args = p.parse_args(argv)
     return quix(args)
 
