@@ -12,7 +12,10 @@ the simulator's events, and every worker is a real child process (`pipeline.tool
   had them all, on the machine's monotonic clock (the worker in /progress); the rate is the messages from the
   start of the first batch to the end of the last, so a consumer group's start-up is not counted (the first
   batch's processing is), and all three are measured the same way. The empty agent and the worker at 1 event
-  per message run back to back `--rounds` times; the pair with the median ratio is reported;
+  per message run back to back `--rounds` times; the pair with the median ratio is reported. The peer, Quix
+  Streams' windowed counts (pipeline/tools/bench_peer.py), runs in each round and once batched when it is
+  installed (`--peer-python`), for the worker's ratio to it;
+- scale: 1, 2 and 4 workers of one consumer group over the same events (pipeline/tools/bench_scale.py);
 - latency: a steady offered rate (one event per message) for a fixed time; every tick a probe contact is
   offered in a queue of its own, and the time from writing it to Kafka to the moment it is counted on /metrics
   (polled every 50 ms for that one metric, `?name[]=cc_queue_offered_total`, so that polling does not load the
@@ -20,6 +23,8 @@ the simulator's events, and every worker is a real child process (`pipeline.tool
   topic gives p50/p99/max; the worker's resident memory is sampled all along (a long run is the soak);
 - memory: a simulated day of a large center (agents, queues) through the worker; peak resident memory (VmHWM)
   and the time a /metrics scrape takes with that many queues;
+- growth (opt-in): the memory run at several sizes of center, with the fitted growth of memory and checkpoint
+  bytes per 1,000 agents and per 100 queues (pipeline/tools/bench_growth.py);
 - replay: a simulated day of a 1,000-agent center through `pipeline.tools.replay.replay`, end to end;
 - ingest: file import (Asterisk queue_log, call-detail TSV) into JSON Lines, records per second
   (pipeline/tools/bench_ingest.py).
