@@ -426,8 +426,8 @@ def throughput(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: P
     events = list(itertools.islice(events_of(agents_for(n), 24, opts.seed), n))
     n_events = len(events)
     out: dict = {}
-    peer = why_no_peer(opts, base)
-    out["peer"] = {"python": opts.peer_python, **({"not_run": peer} if peer else {})}
+    out["peer"] = peer_info(opts, base)
+    peer = out["peer"].get("not_run")  # why the peer does not run, if it does not
     for per_message in dict.fromkeys((1, k)):
         settings, overrides = phase_settings(base, f"k{per_message}", run_id)
         asyncio.run(ensure_topics(settings))
@@ -469,8 +469,9 @@ def throughput(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: P
     return out
 
 
-def why_no_peer(opts: argparse.Namespace, base: Settings) -> str | None:
-    """Why the Quix Streams peer cannot run in this benchmark (None: it can), said on stderr."""
+def peer_info(opts: argparse.Namespace, base: Settings) -> dict[str, str]:
+    """The Quix Streams peer of this benchmark: its Python and version, or why it cannot run (`not_run`), said on
+    stderr."""
     why: str | None
     if base.kafka_security_protocol != "PLAINTEXT":
         why = "the Quix Streams peer runs on a plaintext broker only (the embedded one, or PIPELINE_BROKER_URL)"
@@ -478,9 +479,10 @@ def why_no_peer(opts: argparse.Namespace, base: Settings) -> str | None:
         why = bench_peer.not_available(opts.peer_python)
     if why:
         _say(f"throughput: no peer: {why}")
-    else:
-        _say(f"throughput: the peer is Quix Streams {bench_peer.version(opts.peer_python)} ({opts.peer_python})")
-    return why
+        return {"python": opts.peer_python, "not_run": why}
+    version = bench_peer.version(opts.peer_python)
+    _say(f"throughput: the peer is Quix Streams {version} ({opts.peer_python})")
+    return {"python": opts.peer_python, "version": version}
 
 
 # ---------------------------------------------------------------------------------------------- latency
@@ -819,8 +821,8 @@ def day_through_worker(
         "scrape_seconds": percentile(scrapes, 0.5),
         "series": _series(text),
         "exposition_bytes": len(text),
-        "checkpoints": checkpoints["cc_pipeline_checkpoints_total"],
-        "checkpoint_bytes": checkpoints["cc_pipeline_checkpoint_bytes_total"],
+        "checkpoints": checkpoints.get("cc_pipeline_checkpoints_total", 0.0),
+        "checkpoint_bytes": checkpoints.get("cc_pipeline_checkpoint_bytes_total", 0.0),
     }
 
 
@@ -835,16 +837,17 @@ def _settled(url: str, quiet: float, timeout: float = 60) -> dict[str, float]:
     last: dict[str, float] = {}
     since = time.monotonic()
     while True:
-        now: dict[str, float] = Counter()
+        now: dict[str, float] = {}
         for family in text_string_to_metric_families(_get(url).decode()):
             for sample in family.samples:
-                now[sample.name] += sample.value
+                now[sample.name] = now.get(sample.name, 0.0) + sample.value
         if now != last:
             last, since = now, time.monotonic()
         elif time.monotonic() - since >= quiet:
             return last
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{url}: the counters were still moving after {timeout:.0f}s: {dict(now)}")
+            moving = ", ".join(f"{name} {value:,.0f}" for name, value in sorted(now.items()))
+            raise TimeoutError(f"{url}: the counters were still moving after {timeout:.0f}s ({moving})")
         time.sleep(0.5)
 
 
