@@ -105,23 +105,26 @@ def _say(text: str) -> None:
 
 
 def growth(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path) -> dict:
-    """The phase: one worker per size, then the fits."""
+    """The phase: one worker per size, then the fits. Each size on a fresh embedded broker (unless
+    PIPELINE_BROKER_URL names one): Tansu keeps every record in memory, and the sizes add up to ~15 million events."""
     from pipeline.tools.bench import day_through_worker
+    from pipeline.tools.run import broker_for
 
     runs = []
     for i, (agents, queues) in enumerate(opts.growth_sizes, start=1):
         _say(f"growth: size {i}/{len(opts.growth_sizes)}")
-        r = day_through_worker(
-            base,
-            run_id,
-            log_dir,
-            f"growth-{agents}x{queues}",
-            agents,
-            queues,
-            opts.growth_hours,
-            opts.events_per_message,
-            opts.seed,
-        )
+        with broker_for(base, log_dir) as settings:
+            r = day_through_worker(
+                settings,
+                run_id,
+                log_dir,
+                f"growth-{agents}x{queues}",
+                agents,
+                queues,
+                opts.growth_hours,
+                opts.events_per_message,
+                opts.seed,
+            )
         _say(
             f"growth: {agents:,} agents, {queues:,} queues: peak {r['peak_rss_mb']:.0f} MB, checkpoints "
             f"{r['checkpoint_bytes'] / 1e6:.1f} MB written in {r['checkpoints']:,.0f}"
