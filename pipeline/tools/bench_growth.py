@@ -127,7 +127,7 @@ def growth(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path)
             )
         _say(
             f"growth: {agents:,} agents, {queues:,} queues: peak {r['peak_rss_mb']:.0f} MB, checkpoints "
-            f"{r['checkpoint_bytes'] / 1e6:.1f} MB written in {r['checkpoints']:,.0f}"
+            f"{r['checkpoint_bytes'] / 1e6:,.3f} MB written in {r['checkpoints']:,.0f}"
         )
         runs.append(r)
     memory = fit([(r["agents"], r["queues"], r["peak_rss_mb"]) for r in runs])
@@ -164,7 +164,7 @@ def figure_rows(result: dict, row) -> None:  # noqa: ANN001 (bench.figures' row 
         if f is None:
             row(
                 f"growth: {name} per 1,000 agents / per 100 queues",
-                "not fitted: the sizes cannot tell agents from queues",
+                "not fitted: fewer sizes than unknowns, or agents and queues in one proportion at every size",
                 "",
             )
             continue
