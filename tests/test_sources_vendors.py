@@ -564,7 +564,7 @@ NOT_CARRIED_FIELDS = {
     "callbacks_requested",
     "longest_wait_ms",  # only through the waits of callback requests
     "segments",  # the simulated vendor records carry no customer segment
-    # callbacks' lifecycles (issue 18): none of the three formats is read for them yet
+    # callbacks' lifecycles: Connect's come from callback contacts, which the simulated records do not write
     "callback_dials",
     "callbacks_dialled_promised",
     "callbacks_dialled_within_promise",
