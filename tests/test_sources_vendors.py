@@ -123,6 +123,93 @@ def test_connect_malformed_records_are_rejected_with_a_reason(record, reason):
     assert info.value.reason == reason
 
 
+# Queued callbacks: https://docs.aws.amazon.com/connect/latest/adminguide/queued-callback-example.html (John's
+# callback contact: initiated 11:37, in CallbackQueue at 11:38:39 after the 99 s initial delay, accepted by an agent
+# at 11:39:00, John called at 11:39:10) and failed-callback-attempt.html ("Amazon Connect removes the callback from
+# the queue when it's connected to the agent. At that time, Amazon Connect starts dialing the customer"; a failed
+# attempt: "an agent accepts a callback but then something goes wrong"). The contact events are those of
+# contact-events.html, with `initiationMethod` CALLBACK; CONNECTED_TO_SYSTEM: "the contact has established media".
+
+
+def connect_callback(event_type: str, **detail: object) -> dict:
+    record = connect_contact(event_type, contactId="cb-1", initiationMethod="CALLBACK", **detail)
+    record["detail"]["previousContactId"] = "c-1"  # John's inbound contact
+    record["detail"]["initiationTimestamp"] = "2021-03-05T11:37:00Z"
+    record["detail"]["queueInfo"] = {
+        "queueArn": f"{INSTANCE}/queue/q-callbacks",
+        "enqueueTimestamp": "2021-03-05T11:38:39Z",
+        "queueType": "STANDARD",
+    }
+    return record
+
+
+CALLBACK_AGENT = {"agentArn": f"{INSTANCE}/agent/a-7", "connectedToAgentTimestamp": "2021-03-05T11:39:00Z"}
+
+
+def test_connect_queued_callback_is_a_callback_lifecycle_beside_its_leg():
+    leg = {"contact_id": "cb-1", "queue_id": "q-callbacks", "channel": "voice"}
+    (queued,) = connect.translate(connect_callback("QUEUED")).events
+    assert isinstance(queued, ev.ContactOffered) and queued.time == at("2021-03-05T11:38:39Z")  # no promise
+    answered, dialled = connect.translate(connect_callback("CONNECTED_TO_AGENT", agentInfo=CALLBACK_AGENT)).events
+    assert isinstance(answered, ev.ContactAnswered)
+    assert dialled == ev.CallbackDialled(
+        event_id=dialled.event_id, time=at("2021-03-05T11:39:00Z"), attempt=1, agent_id="a-7", **leg
+    )
+    picked_up = "2021-03-05T11:39:14Z"  # after the 11:39:10 dial; the example gives no exact pick-up time
+    (connected,) = connect.translate(
+        connect_callback("CONNECTED_TO_SYSTEM", connectedToSystemTimestamp=picked_up)
+    ).events
+    assert connected == ev.CallbackConnected(event_id=connected.event_id, time=at(picked_up), attempt=1, **leg)
+    hung_up = {"connectedToSystemTimestamp": picked_up, "disconnectTimestamp": "2021-03-05T11:45:00Z"}
+    ended, connected_again = connect.translate(
+        connect_callback("DISCONNECTED", agentInfo=CALLBACK_AGENT, **hung_up)
+    ).events
+    assert isinstance(ended, ev.ContactEnded)
+    assert connected_again == connected  # the same fact from both events: the same id, counted once
+    # the callback's KPIs as the batch computation counts them: one dial, connected at its first attempt
+    records = [
+        connect_callback("QUEUED"),
+        connect_callback("CONNECTED_TO_AGENT", agentInfo=CALLBACK_AGENT),
+        connect_callback("CONNECTED_TO_SYSTEM", connectedToSystemTimestamp=picked_up),
+        connect_callback("DISCONNECTED", agentInfo=CALLBACK_AGENT, **hung_up),
+    ]
+    tally = Tally()
+    for r in records:
+        tally.add(connect.translate(r))
+    _, totals = compute(tally.events, 900, lambda q: 20.0)
+    counts = totals["q-callbacks", "voice"]
+    assert (counts.callback_dials, counts.callbacks_connected, counts.callbacks_failed) == (1, 1, 0)
+    assert counts.callback_attempts == 1 and counts.callbacks_dialled_promised == 0  # Connect promises no time
+    # an inbound contact's CONNECTED_TO_SYSTEM is no callback's
+    assert connect.translate(connect_contact("CONNECTED_TO_SYSTEM")).ignored == "irrelevant_event_type"
+
+
+def test_connect_callback_that_never_reached_the_customer_fails():
+    # an agent took it (Connect dialled) but the customer was never connected: a failed attempt
+    _, failed = connect.translate(
+        connect_callback("DISCONNECTED", agentInfo=CALLBACK_AGENT, disconnectTimestamp="2021-03-05T11:40:00Z")
+    ).events
+    assert isinstance(failed, ev.CallbackFailed) and failed.attempts == 1
+    assert failed.time == at("2021-03-05T11:40:00Z")
+    # it left the callback queue without an agent: never dialled
+    _, dropped = connect.translate(connect_callback("DISCONNECTED", disconnectTimestamp="2021-03-05T11:50:00Z")).events
+    assert isinstance(dropped, ev.CallbackFailed) and dropped.attempts == 0
+    # the pick-up time of a callback's CONNECTED_TO_SYSTEM is its fact: without it the record is rejected
+    with pytest.raises(Rejected) as info:
+        connect.translate(connect_callback("CONNECTED_TO_SYSTEM"))
+    assert info.value.reason == "missing_field"
+    tally = Tally()
+    tally.add(connect.translate(connect_callback("CONNECTED_TO_AGENT", agentInfo=CALLBACK_AGENT)))
+    tally.add(
+        connect.translate(
+            connect_callback("DISCONNECTED", agentInfo=CALLBACK_AGENT, disconnectTimestamp="2021-03-05T11:40:00Z")
+        )
+    )
+    _, totals = compute(tally.events, 900, lambda q: 20.0)
+    counts = totals["q-callbacks", "voice"]
+    assert (counts.callback_dials, counts.callbacks_connected, counts.callbacks_failed) == (1, 0, 1)
+
+
 # Agent event stream: https://docs.aws.amazon.com/connect/latest/adminguide/agent-event-stream-model.html (AgentEvent
 # with Previous/CurrentAgentSnapshot: AgentStatus, Configuration.RoutingProfile, Contacts[].State);
 # contact states: https://docs.aws.amazon.com/connect/latest/adminguide/about-contact-states.html
@@ -477,7 +564,7 @@ NOT_CARRIED_FIELDS = {
     "callbacks_requested",
     "longest_wait_ms",  # only through the waits of callback requests
     "segments",  # the simulated vendor records carry no customer segment
-    # callbacks' lifecycles (issue 18): none of the three formats is read for them yet
+    # callbacks' lifecycles: Connect's come from callback contacts, which the simulated records do not write
     "callback_dials",
     "callbacks_dialled_promised",
     "callbacks_dialled_within_promise",

@@ -912,10 +912,22 @@ CALLBACK_VENDORS = (
     "(`InitialCallDelaySeconds`, at most three days), retried up to `MaximumConnectionAttempts` times "
     "`RetryDelaySeconds` apart; it shows as in queue in the real-time metrics until an agent takes it, and "
     "`CALLBACK_CONTACTS_HANDLED` counts the callbacks handled (its metric list also has callback attempts). Its "
-    "delay is a minimum wait before routing, not a deadline promised to the customer. Genesys Cloud carries a `callbackScheduledTime` on the "
-    "callback communication; NICE CXone's callback widget splits callbacks into successful, in queue and failed "
-    "(here connected, waiting and failed). Here a callback request leaves the queue (not an abandon, as in "
-    "Amazon Connect) and its service level is against the time promised to the customer."
+    "delay is a minimum wait before routing, not a deadline promised to the customer. Read from its contact events "
+    "(docs/sources.md), each Connect callback contact is one callback of one dial: Connect starts dialling when an "
+    "agent accepts the callback (https://docs.aws.amazon.com/connect/latest/adminguide/failed-callback-attempt.html), "
+    "so a dial here is that acceptance, and connected is its CONNECTED_TO_SYSTEM, which a voicemail gives too "
+    "(https://docs.aws.amazon.com/connect/latest/adminguide/contact-events.html); a retry is a contact of its own, "
+    "so attempts per callback is 1 and the connect rate is per dial; and with no promised time its callbacks are "
+    "in no callback service level. Genesys Cloud carries a `callbackScheduledTime` on the callback "
+    "communication, and its conversation aggregates name `nCallbackScheduled`, `nCallbackAttempts`, "
+    "`tCallbackConnect`, `tCallbackNotReached`, `tCallbackAbandon`, `nCallbackOverSla` and `oCallbackServiceLevel` "
+    "(the metric list of the Platform API's ConversationAggregationQuery, "
+    "https://github.com/MyPureCloud/platform-client-sdk-java/blob/master/build/docs/ConversationAggregationQuery.md, "
+    "which names them without defining them: whether Genesys' callback service level is against the scheduled "
+    "time, as here against the promise, is not said there). NICE CXone's callback widget splits callbacks into "
+    "successful, in queue and failed (here connected, waiting and failed). Here a callback request leaves the "
+    "queue (not an abandon, as in Amazon Connect) and its service level is against the time promised to the "
+    "customer."
 )
 RATIOS += (
     Ratio(
@@ -958,8 +970,14 @@ OFFER_VENDORS = (
     "with a variant that leaves out contacts the customer abandoned while ringing); here a reject is counted apart "
     "from a ring-out, and an offer the customer abandoned while it rang is neither (send no outcome, or `missed`). "
     "8x8's Work Analytics reports accepted, missed and rejected interactions per agent and per queue apart, as "
-    "here, with an agent's average time to answer (here the ring time). Genesys Cloud's counterparts were not "
-    "checked for this definition."
+    "here, with an agent's average time to answer (here the ring time). Genesys Cloud's conversation aggregates "
+    "name `tAlert` (time alerting: the ring time), `tAnswered` and `tNotResponding` (an alert the agent did not "
+    "respond to: RONA), and its agents have a NOT_RESPONDING routing status; the metric names are those of the "
+    "Platform API's ConversationAggregationQuery "
+    "(https://github.com/MyPureCloud/platform-client-sdk-java/blob/master/build/docs/ConversationAggregationQuery.md), "
+    "which lists them without definitions, so they are matched here by name only. Its analytics detail events give "
+    "an agent session's `alertingDurationMs` on user.end, but no documented outcome tells a declined or unanswered "
+    "alert from an answered one: Genesys offers are not read (docs/sources.md)."
 )
 RATIOS += (
     Ratio(
