@@ -79,6 +79,74 @@ def test_targets_teams_and_variants_come_from_the_queue_file():
     assert {"vip-desk-page", "vip-desk-ticket", "frontline-page", "platform-page"} <= receivers
 
 
+def test_a_channels_own_targets_and_a_queues_callback_thresholds_are_recorded_by_queue_and_channel():
+    config = QueueConfig.model_validate(
+        {
+            "defaults": {"team": "frontline", "channels": {"email": {"oldest_wait_target_seconds": 28800}}},
+            "queues": {
+                "vip": {
+                    "team": "vip-desk",
+                    "callback_overdue_seconds": "900",  # as TOML or JSON may carry it
+                    "channels": {"chat": {"abandon_rate_target": 0.1, "callback_service_level_target": 0.7}},
+                }
+            },
+        }
+    )
+    rules = [(r["record"], r["expr"], r.get("labels")) for g in alerting.recording_groups(config) for r in g["rules"]]
+    channel_rules = [r for r in rules if r[0].startswith("queue_channel:") and "_target:" in r[0]]
+    assert (
+        "queue_channel:cc_queue_abandon_rate_target:ratio",
+        "vector(0.1)",
+        {"queue": "vip", "channel": "chat", "team": "vip-desk"},
+    ) in channel_rules
+    assert (
+        "queue_channel:cc_queue_callback_service_level_target:ratio",
+        "vector(0.7)",
+        {"queue": "vip", "channel": "chat", "team": "vip-desk"},
+    ) in channel_rules
+    # vip inherits the defaults' email table; a queue the file does not name takes it through the worker's gauge
+    assert (
+        "queue_channel:cc_queue_oldest_wait_target:seconds",
+        "vector(28800.0)",
+        {"queue": "vip", "channel": "email", "team": "vip-desk"},
+    ) in channel_rules
+    unnamed = [r for r in channel_rules if "queue" not in r[2]]
+    assert unnamed == [
+        (
+            "queue_channel:cc_queue_oldest_wait_target:seconds",
+            '0 * group by (queue) (cc_queue_service_level_threshold_seconds{queue!~"vip"}) + 28800.0',
+            {"channel": "email", "team": "frontline"},
+        )
+    ]
+    assert len(channel_rules) == 4  # nothing for the fields no channel table sets
+    # the queue's own callback thresholds, beside its other targets
+    assert (
+        "queue:cc_queue_callback_overdue_limit:seconds",
+        "vector(900.0)",
+        {"queue": "vip", "team": "vip-desk"},
+    ) in rules
+    assert (
+        "queue:cc_queue_callback_service_level_target:ratio",
+        "vector(0.9)",
+        {"queue": "vip", "team": "vip-desk"},
+    ) in rules
+
+
+def test_a_file_without_channel_tables_records_only_the_queues_targets():
+    """Then every alert compares each channel with its queue's target: what the alerts meant before channels had
+    targets of their own (the promtool cases of queue-alerts.test.yml hold it on voice, which has no table)."""
+    config = QueueConfig.model_validate({"queues": {"vip": {"service_level_target": 0.9}}})
+    records = {r["record"] for g in alerting.recording_groups(config) for r in g["rules"]}
+    assert not {r for r in records if r.startswith("queue_channel:") and "_target:" in r}
+    compared = set()
+    for alert in alerting.queue_alerts():
+        for kind, (record, _) in alerting.TARGETS.items():
+            if alerting.channel_target(kind) in alert.expr:  # the channel's own, else the queue's
+                assert "\n  or on (queue, channel)\n    (0 * " in alert.expr and record in alert.expr, alert.name
+                compared.add(kind)
+    assert compared == {"service_level", "abandon_rate", "oldest_wait", "callback_service_level", "callback_overdue"}
+
+
 # -------------------------------------------------------------------------------------------------- promtool
 
 

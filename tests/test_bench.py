@@ -5,11 +5,13 @@ reported and positive, and the JSON output. No timing is asserted: the figures d
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
 import numbers
 import os
 import re
 import signal
+import sys
 import tempfile
 import time
 import uuid
@@ -24,8 +26,20 @@ from pipeline.contract import events as ev
 from pipeline.core.settings import Settings, load_settings
 from pipeline.runtime.broker import ensure_topics, free_port
 from pipeline.tools.bench import achieved_per_message, center, events_of, preload
+from pipeline.tools.bench_growth import Fit, fit, sizes
+from pipeline.tools.bench_peer import not_available
+from pipeline.tools.bench_scale import formed, worker_counts
 from pipeline.tools.replay import _get
 from pipeline.tools.run import worker_process
+
+
+def _peer_python() -> str | None:
+    """A Python with Quix Streams: this one when it has it, else CC_BENCH_PEER_PYTHON (a virtual environment kept
+    apart, since Quix Streams pins pydantic below the project's), else None."""
+    if importlib.util.find_spec("quixstreams"):
+        return sys.executable
+    return os.environ.get("CC_BENCH_PEER_PYTHON")
+
 
 EXPECTED = [
     "contact processor alone",
@@ -40,6 +54,7 @@ EXPECTED = [
     "full KPI pipeline, up to 10 events/message",
     "ratio batched / 1 event per message",
     "worker peak resident memory, throughput runs",
+    "scale-out: 2 worker(s), one consumer group, 4 partitions",
     "latency to /metrics p50",
     "latency to /metrics p99",
     "latency to /metrics max",
@@ -63,6 +78,13 @@ EXPECTED = [
     "contact partition checkpoint written",
     "contact partition checkpoint restored",
 ]
+PEER_ROWS = [
+    "Quix Streams, per-key 15-minute windowed counts (RocksDB state, changelog), 1 event/message",
+    "ratio full pipeline / Quix Streams, 1 event/message",
+    "Quix Streams, per-key 15-minute windowed counts (RocksDB state, changelog), up to 10 events/message",
+    "ratio full pipeline / Quix Streams, up to 10 events/message",
+]
+PEER_NOT_RUN = "Quix Streams, per-key 15-minute windowed counts (RocksDB state, changelog): not run"
 
 
 @pytest.mark.integration
@@ -101,6 +123,8 @@ def test_bench_reports_every_figure(broker, tmp_path, monkeypatch, capsys):
             "1",
             "--webhook-requests",
             "300",
+            "--scale-workers",
+            "2",
             "--json",
             str(out),
             "--log-dir",
@@ -112,10 +136,15 @@ def test_bench_reports_every_figure(broker, tmp_path, monkeypatch, capsys):
     results = orjson.loads(out.read_bytes())
     rows = results["figures"]
     names = [r["figure"] for r in rows]
-    for expected in EXPECTED:
+    # The peer runs when this Python has Quix Streams (not part of the test install); else one row says why.
+    peer = PEER_ROWS if importlib.util.find_spec("quixstreams") else [PEER_NOT_RUN]
+    for expected in EXPECTED + peer:
         assert sum(name.strip().startswith(expected) for name in names) == 1, (expected, names)
-    assert len(rows) == len(EXPECTED)
+    assert len(rows) == len(EXPECTED) + len(peer)
     for r in rows:
+        if r["figure"] == PEER_NOT_RUN:
+            assert "pip install '.[bench]'" in r["value"], r
+            continue
         assert isinstance(r["value"], numbers.Real) and r["value"] > 0, r
     assert len(results["throughput"]["ratios_1"]) == 2
     assert results["latency"]["simulated_days"] == 2 and len(results["latency"]["rss_mb_thirds"]) == 3
@@ -250,3 +279,153 @@ def test_a_stopped_worker_counts_what_it_had_not_checkpointed_instead_of_listing
     assert stopping and all(int(n) >= messages for n in stopping), text[-3000:]
     assert "Waiting for tasks" not in text and "TRACEBACK OF ALL RUNNING AGENT ACTORS" not in text
     assert "_HeldMessage" not in text and "ConsumerMessage" not in text
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(600)
+def test_the_peer_counts_every_event_and_the_ratios_are_the_pipelines_over_the_peers(broker, tmp_path, monkeypatch):
+    python = _peer_python()
+    if python is None:
+        pytest.skip(
+            "Quix Streams is not installed (pip install '.[bench]', or CC_BENCH_PEER_PYTHON=<a python with it>)"
+        )
+    monkeypatch.setenv("PIPELINE_BROKER_URL", broker.bootstrap)
+    monkeypatch.setenv("PIPELINE_SESSION_TIMEOUT_SECONDS", "3")
+    out = tmp_path / "bench.json"
+    args = ["bench", "--phases", "throughput", "--events", "1500", "--events-per-message", "10", "--rounds", "1"]
+
+    assert main([*args, "--peer-python", python, "--json", str(out), "--log-dir", str(tmp_path / "logs")]) == 0
+
+    t = orjson.loads(out.read_bytes())["throughput"]
+    assert "not_run" not in t["peer"] and t["peer"]["python"] == python and t["peer"]["version"] >= "3.28"
+    for per_message in (1, 10):
+        quix, ours = t[f"quix_{per_message}"], t[f"pipeline_{per_message}"]
+        # the peer expanded every batched message: it saw each event written, no more
+        assert quix["events_seen"] == quix["events"] == ours["events"] == 1500
+        assert quix["messages"] == ours["messages"] and quix["events_per_second"] > 0
+    assert t["quix_ratios_1"] == [t["pipeline_1"]["events_per_second"] / t["quix_1"]["events_per_second"]]
+    rows = {r["figure"].strip(): r for r in orjson.loads(out.read_bytes())["figures"]}
+    batched = rows["ratio full pipeline / Quix Streams, up to 10 events/message"]
+    assert batched["value"] == t["pipeline_10"]["events_per_second"] / t["quix_10"]["events_per_second"]
+    assert batched["ok"] == (batched["value"] >= 1.5)
+
+
+def test_the_peer_says_how_to_install_it_when_its_python_lacks_it(tmp_path):
+    lacking = tmp_path / "python"
+    lacking.write_text("#!/bin/sh\nexit 1\n")  # an interpreter on which `import quixstreams` fails
+    lacking.chmod(0o755)
+
+    assert not_available(str(lacking)) == f"Quix Streams is not installed for {lacking}: " + (
+        "pip install '.[bench]' (or --peer-python PYTHON of a virtual environment that has it)"
+    )
+    assert "No such file" in (not_available(str(tmp_path / "missing")) or "")
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(600)
+def test_scale_out_shares_the_partitions_and_consumes_each_message_once(broker, tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINE_BROKER_URL", broker.bootstrap)
+    monkeypatch.setenv("PIPELINE_SESSION_TIMEOUT_SECONDS", "3")
+    out = tmp_path / "bench.json"
+    args = ["bench", "--phases", "scale", "--events", "2000", "--scale-workers", "1,2,4"]
+
+    assert main([*args, "--json", str(out), "--log-dir", str(tmp_path / "logs")]) == 0
+
+    results = orjson.loads(out.read_bytes())
+    scale = results["scale"]
+    assert scale["partitions"] == 4 and scale["cores"] == os.cpu_count()
+    assert [r["workers"] for r in scale["runs"]] == [1, 2, 4]
+    for r in scale["runs"]:
+        assert r["messages"] == r["events"] == 2000  # one event per message
+        assert sorted(p for share in r["assignment"] for p in share) == [0, 1, 2, 3]
+        assert len(r["consumed_per_worker"]) == r["workers"] and min(r["consumed_per_worker"]) > 0
+        if not r["reassigned"]:  # a partition moved mid-run is read again by its new owner
+            assert sum(r["consumed_per_worker"]) == r["messages"]
+        assert 0 < r["write_seconds"] <= r["seconds"]
+    one, two = (r["events_per_second"] for r in scale["runs"][:2])
+    assert scale["ratio_2_to_1"] == two / one
+    names = [r["figure"] for r in results["figures"]]
+    assert [n for n in names if n.startswith("scale-out: ")] == [
+        f"scale-out: {n} worker(s), one consumer group, 4 partitions, 1 event(s)/message, {os.cpu_count()} cores "
+        "shared with the broker and the writer" + ("; partitions moved during the run" if r["reassigned"] else "")
+        for n, r in zip((1, 2, 4), scale["runs"], strict=True)
+    ]
+
+
+def test_a_group_is_formed_when_every_partition_has_one_owner():
+    assert formed((frozenset({0, 1}), frozenset({2, 3})), 4)
+    assert not formed((frozenset({0, 1, 2, 3}), frozenset()), 4)  # the second worker has nothing yet
+    assert not formed((frozenset({0, 1, 2}), frozenset({2, 3})), 4)  # a revoked partition still reported
+    assert not formed((frozenset({0, 1}), frozenset({2})), 4)
+    assert not formed(None, 4)
+    assert formed((frozenset({0}), frozenset({1}), frozenset()), 2)  # more workers than partitions
+    assert worker_counts("1,2,4,2") == (1, 2, 4)
+
+
+@pytest.mark.parametrize("text", ["0,2", "a", ""])
+def test_worker_counts_are_refused_with_an_example(text):
+    with pytest.raises(Exception, match="e.g. 1,2,4|at least 1"):
+        worker_counts(text)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(600)
+def test_growth_fits_memory_and_checkpoints_over_the_sizes_it_measured(broker, tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINE_BROKER_URL", broker.bootstrap)
+    monkeypatch.setenv("PIPELINE_SESSION_TIMEOUT_SECONDS", "3")
+    out = tmp_path / "bench.json"
+    args = ["bench", "--phases", "growth", "--growth-sizes", "20x3,40x3,40x9", "--growth-hours", "0.5"]
+
+    assert main([*args, "--json", str(out), "--log-dir", str(tmp_path / "logs")]) == 0
+
+    results = orjson.loads(out.read_bytes())
+    g = results["growth"]
+    (small, more_agents, more_queues) = g["runs"]
+    assert [(r["agents"], r["queues"]) for r in g["runs"]] == [(20, 3), (40, 3), (40, 9)]
+    for r in g["runs"]:
+        assert r["hours"] == 0.5 and r["events"] > 0 and r["peak_rss_mb"] > 0
+        assert r["checkpoints"] > 0 and r["checkpoint_bytes"] > 0  # counted once the last checkpoint was written
+    assert more_agents["events"] > small["events"]
+    # Three sizes, three unknowns: the fit goes through each point, so its slopes are the differences.
+    rss = g["peak_rss_mb_fit"]
+    assert rss["per_1000_agents"] == pytest.approx((more_agents["peak_rss_mb"] - small["peak_rss_mb"]) / 0.02)
+    assert rss["per_100_queues"] == pytest.approx((more_queues["peak_rss_mb"] - more_agents["peak_rss_mb"]) / 0.06)
+    assert rss["largest_residual"] == pytest.approx(0, abs=1e-6)
+    written = g["checkpoint_mb_fit"]
+    mb = [r["checkpoint_bytes"] / 1e6 for r in g["runs"]]
+    assert written["per_1000_agents"] == pytest.approx((mb[1] - mb[0]) / 0.02)
+    names = [r["figure"] for r in results["figures"]]
+    assert sum(n.startswith("growth: worker peak resident memory, ") for n in names) == 3
+    assert sum(n.startswith("growth: checkpoint bytes written, ") for n in names) == 3
+    assert sum("per 1,000 agents (least squares over 3 sizes" in n for n in names) == 2
+
+
+def test_the_growth_fit_recovers_a_linear_cost_and_refuses_what_it_cannot_tell_apart():
+    def cost(agents: int, queues: int) -> float:
+        return 70 + 12 * agents / 1000 + 3 * queues / 100
+
+    measured = [(a, q, cost(a, q)) for a, q in sizes("1000x50,5000x200,20000x1000,5000x50,5000x1000")]
+    assert fit(measured) == Fit(
+        intercept=pytest.approx(70),
+        per_1000_agents=pytest.approx(12),
+        per_100_queues=pytest.approx(3),
+        largest_residual=pytest.approx(0, abs=1e-9),
+        sizes=5,
+    )
+    # noise on one size: least squares, not a line through the points
+    noisy = [*measured[:-1], (5000, 1000, cost(5000, 1000) + 5)]
+    f = fit(noisy)
+    assert f is not None and 0 < f.largest_residual < 5
+    # agents and queues in one proportion at every size: nothing tells them apart
+    assert fit([(1000, 50, 80.0), (2000, 100, 90.0), (4000, 200, 110.0)]) is None
+    # one variable only: the other has no slope
+    only_agents = fit([(a, 200, cost(a, 200)) for a in (1000, 5000, 20000)])
+    assert only_agents is not None and only_agents.per_100_queues is None
+    assert only_agents.per_1000_agents == pytest.approx(12)
+    assert fit([(1000, 50, 80.0)]) is not None and fit([(1000, 50, 80.0), (2000, 60, 1.0)]) is None
+
+
+@pytest.mark.parametrize("text", ["1000", "1000x", "0x5", "x"])
+def test_growth_sizes_are_refused_with_an_example(text):
+    with pytest.raises(Exception, match="AGENTSxQUEUES, e.g. 5000x200"):
+        sizes(text)

@@ -206,3 +206,48 @@ def test_segments_and_wrap_up_codes_are_counted_in_their_bounded_sets_in_records
         metrics[("cc_queue_dispositions_total", (("channel", "voice"), ("disposition", "sale"), ("queue", "support")))]
         == 1
     )
+
+
+def test_the_target_gauges_are_each_queue_and_channels_own(tmp_path):
+    """The worker exports every target per queue and channel: a channel's own from its table, the queue's for a
+    channel without one; the queue's callback thresholds likewise."""
+    queues = config(
+        tmp_path,
+        """
+[defaults.channels.email]
+service_level_threshold_seconds = 14400
+oldest_wait_target_seconds = 28800
+[queues.support.channels.email]
+service_level_target = 0.9
+[queues.billing]
+callback_overdue_seconds = 900
+[queues.billing.channels.email]
+callback_service_level_target = 0.6
+""",
+    )
+    t = FRIDAY + timedelta(hours=10)
+    events = []
+    for queue in ("support", "billing"):
+        for channel in ("voice", "email"):
+            events += [offered(f"{queue}-{channel}", queue, channel, t)]
+            events += handled(f"{queue}-{channel}", queue, channel, t + timedelta(seconds=10), "resolved")
+    _, metrics = run(queues, events)
+
+    def gauge(name: str, queue: str, channel: str, *more: tuple[str, str]) -> float:
+        return metrics[(name, (("channel", channel), ("queue", queue), *more))]
+
+    for queue in ("support", "billing"):
+        assert gauge("cc_queue_service_level_threshold_seconds", queue, "voice") == 20
+        assert gauge("cc_queue_service_level_threshold_seconds", queue, "email") == 14400
+        assert gauge("cc_queue_oldest_wait_target_seconds", queue, "voice") == 120  # the queue's (the default)
+        assert gauge("cc_queue_oldest_wait_target_seconds", queue, "email") == 28800
+    # support's email table sets its service level target; its voice keeps the queue's
+    variant = ("variant", "abandons_against")
+    assert gauge("cc_queue_service_level_target_ratio", "support", "email", variant) == 0.9
+    assert gauge("cc_queue_service_level_target_ratio", "support", "voice", variant) == 0.8
+    # billing's callback thresholds: the queue's own limit on both channels, email's own target
+    assert gauge("cc_queue_callback_overdue_limit_seconds", "billing", "voice") == 900
+    assert gauge("cc_queue_callback_overdue_limit_seconds", "billing", "email") == 900
+    assert gauge("cc_queue_callback_service_level_target_ratio", "billing", "email") == 0.6
+    assert gauge("cc_queue_callback_service_level_target_ratio", "billing", "voice") == 0.9
+    assert gauge("cc_queue_callback_overdue_limit_seconds", "support", "voice") == 300

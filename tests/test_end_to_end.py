@@ -20,8 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipeline.contract.events import ContactOffered
 from pipeline.core.settings import load_settings
 from pipeline.kpis.catalogue import COUNTS
+from pipeline.kpis.definitions import AGENT_OFFERS, SEGMENT_COUNTS
 from pipeline.kpis.definitions import DISPOSITIONS as DISPOSITION_COUNT
-from pipeline.kpis.definitions import SEGMENT_COUNTS
 from pipeline.kpis.record import decode_record
 from pipeline.runtime.broker import ensure_topics, free_port
 from pipeline.runtime.transport import STOP_GRACE_SECONDS
@@ -112,10 +112,12 @@ def test_replay_matches_the_independent_batch_computation(
     summary = replay(events_file, tmp_path / "kpis.jsonl", events_per_message=events_per_message, timeout=240)
 
     emails = {e.queue_id for e in events if isinstance(e, ContactOffered) and e.channel == "email"}
+    per_agent: dict = {}  # (agent, interval start ms) -> counts, all queues
     expected_intervals, expected_totals = compute(
         events,
         900,
         threshold_of,
+        agents=per_agent,
         channel_thresholds={(q, "email"): EMAIL_THRESHOLD for q in emails},
         business={(q, "email"): business for q in emails},
         segments_of=lambda q: SEGMENTS,
@@ -171,7 +173,31 @@ def test_replay_matches_the_independent_batch_computation(
         assert r.aht_seconds == (pytest.approx(c.handle_ms / 1000 / c.handled) if c.handled else None)
         assert r.talk_seconds_sum == pytest.approx((c.handle_ms - c.hold_ms - c.acw_ms) / 1000)
 
+    # agent offers: the day has missed (RONA) and rejected offers before the accepts; per agent and interval
+    # (`agents[]`, summed over the agent's queues) and per agent on /metrics, as the batch computation counts them
+    assert all(sum(getattr(r, n) for r in records) > 0 for n in ("agent_offers_missed", "agent_offers_rejected"))
+    offer_fields = [c.field for c in AGENT_OFFERS]
+    got_agents: dict = {}
+    for r in records:
+        for a in r.agents:
+            row = got_agents.setdefault(
+                (a.agent_id, int(r.interval_start.timestamp()) * 1000), dict.fromkeys(offer_fields, 0)
+            )
+            for c in AGENT_OFFERS:
+                row[c.field] += getattr(a, c.record_field.removeprefix("agents[].")) / c.scale
+    want_agents = {k: {f: getattr(c, f) for f in offer_fields} for k, c in per_agent.items() if c.agent_offers}
+    assert {k for k, v in got_agents.items() if v["agent_offers"]} == set(want_agents)
+    for key, row in want_agents.items():
+        assert got_agents[key] == pytest.approx(row), key
+
     metrics = metric_values(summary.metrics)
+    by_agent: dict[str, dict[str, float]] = {}
+    for (agent, _), row in want_agents.items():
+        for f, n in row.items():
+            by_agent.setdefault(agent, dict.fromkeys(offer_fields, 0))[f] += n
+    for agent, row in by_agent.items():
+        for c in AGENT_OFFERS:
+            assert metrics[(c.metric, (("agent", agent),))] == pytest.approx(row[c.field] * c.scale), (agent, c.metric)
     for (queue, channel), c in expected_totals.items():
         labels = (("channel", channel), ("queue", queue))
         for count in COUNTS:
@@ -187,7 +213,8 @@ def test_replay_matches_the_independent_batch_computation(
         for code, n in c.dispositions.items():
             disposition = (("channel", channel), ("disposition", code), ("queue", queue))
             assert metrics[(DISPOSITION_COUNT.metric, disposition)] == n
-        assert metrics[("cc_queue_service_level_threshold_seconds", (("queue", queue),))] == threshold_of(queue)
+        threshold = EMAIL_THRESHOLD if channel == "email" else threshold_of(queue)
+        assert metrics[("cc_queue_service_level_threshold_seconds", labels)] == threshold
 
 
 def test_bad_messages_are_dead_lettered_counted_and_the_worker_carries_on(broker, tmp_path, monkeypatch):

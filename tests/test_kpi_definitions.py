@@ -142,6 +142,28 @@ def test_the_record_carries_the_tables_values(counts, variant):
     assert r.service_level == kd.SERVICE_LEVEL[variant].value(counts)
 
 
+@pytest.mark.parametrize("counts", CASES.values())
+def test_the_record_carries_every_count_of_the_table_and_each_agents_offers(counts):
+    """Each count in its definition's record field (durations in seconds), the queue's and an agent's: the callback
+    and offer fields are the table's, not a list of their own."""
+    u = IntervalUpdate("q", "voice", 0, 1, True, counts, QueueSettings(), agents={"a1": counts})
+    r = build_record(u, 900)
+    for count in kd.COUNTS:
+        assert getattr(r, count.record_field) == pytest.approx(getattr(counts, count.field) * count.scale), count.field
+    [agent] = r.agents
+    for count in kd.AGENT_OFFERS:
+        field = count.record_field.removeprefix("agents[].")
+        assert getattr(agent, field) == pytest.approx(getattr(counts, count.field) * count.scale), count.field
+    assert {r.name for r in (*kd.CALLBACK_RATIOS, *kd.OFFER_RATIOS)} == {
+        "callback_service_level",
+        "callback_attempts_avg",
+        "callback_connect_rate",
+        "ring_time",
+        "offers_per_answer",
+        "missed_offer_rate",
+    }
+
+
 def test_a_count_that_is_not_exported_is_refused():
     with pytest.raises(ValueError, match="not exported counts"):
         kd.Ratio("x", "X", ("answered_within",), ("answered",), "ratio 0..1", "x")

@@ -35,6 +35,7 @@ from pipeline.runtime.producer import EventWriter
 from pipeline.tools.opsstack import OpsStack, WebhookReceiver, binaries
 from pipeline.tools.run import worker_process
 from pipeline.tools.simulate import CenterConfig, QueueSpec, intraday_load, paced, simulate
+from pipeline.tools.simulate.config import SEGMENTS
 
 pytestmark = [
     pytest.mark.integration,
@@ -89,7 +90,8 @@ NOT_SIMULATED_YET = (
 def queue_spec(queue_id: str, per_hour: float, start: datetime) -> QueueSpec:
     # The simulator shapes arrivals by the UTC hour; divide it out so the test has the same load at any hour.
     peak = per_hour / intraday_load(start.hour + start.minute / 60)
-    return QueueSpec(queue_id, "voice", peak, 20, 5, 60, (("resolved", 1.0),))  # short calls: 30 agents are plenty
+    # short calls: 30 agents are plenty; segments for the segment panels
+    return QueueSpec(queue_id, "voice", peak, 20, 5, 60, (("resolved", 1.0),), segments=SEGMENTS)
 
 
 def center(queues: tuple[QueueSpec, ...], agents: int, start: datetime, minutes: float) -> CenterConfig:

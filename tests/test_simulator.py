@@ -33,6 +33,10 @@ from pipeline.contract.events import (
     Event,
     HoldEnded,
     HoldStarted,
+    OfferAccepted,
+    OfferMissed,
+    OfferRejected,
+    OfferRinging,
     encode,
 )
 from pipeline.tools.simulate import (
@@ -44,6 +48,7 @@ from pipeline.tools.simulate import (
     with_all_channels,
     write_jsonl,
 )
+from pipeline.tools.simulate.center import ACCEPT_RING_SECONDS, REJECT_AFTER_SECONDS
 from pipeline.tools.simulate.config import CONVERSATIONS, SEGMENTS, _staffing
 
 DEFAULT = CenterConfig()
@@ -104,6 +109,8 @@ def test_every_leg_follows_the_contract_sequence(logs: dict[str, list[Event]], r
         if not isinstance(event, ContactEvent):
             continue
         key = (event.queue_id, event.contact_id)
+        if isinstance(event, OFFER_EVENTS):
+            continue  # offers have their own test
         if isinstance(event, CallbackDialled | CallbackConnected | CallbackFailed):
             callbacks.setdefault(key, []).append(event)  # after its leg: checked below
             continue
@@ -147,6 +154,115 @@ def test_every_leg_follows_the_contract_sequence(logs: dict[str, list[Event]], r
         end = lifecycle[-1]
         assert isinstance(end, CallbackConnected | CallbackFailed) and len(lifecycle) == len(dials) + 1
         assert end.attempt == dials[-1] if isinstance(end, CallbackConnected) else end.attempts == len(dials)
+
+
+OFFER_EVENTS = (OfferRinging, OfferAccepted, OfferRejected, OfferMissed)
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_every_answer_is_an_accepted_offer_after_offers_missed_or_rejected(
+    logs: dict[str, list[Event]], run: str
+) -> None:
+    """Each offer: one ringing, then one outcome at the same agent. Each answered leg: its last offer accepted by
+    the answering agent at the answer, after a ring within the wait; the offers before it missed (after the ring
+    timeout) or rejected, one at a time. An abandoned leg may have had missed or rejected offers, never an accept."""
+    config = RUNS[run][0]
+    events = logs[run]
+    offers: dict[str, list[ContactEvent]] = {}
+    legs: dict[tuple[str, str], list[ContactEvent]] = defaultdict(list)
+    for e in events:
+        if isinstance(e, ContactEvent):
+            legs[(e.queue_id, e.contact_id)].append(e)
+        if isinstance(e, OFFER_EVENTS):
+            offers.setdefault(e.offer_id, []).append(e)
+    for offer_id, (ringing, *outcome) in offers.items():
+        assert isinstance(ringing, OfferRinging) and len(outcome) == 1, offer_id
+        end = outcome[0]
+        assert (end.queue_id, end.contact_id, end.agent_id) == (ringing.queue_id, ringing.contact_id, ringing.agent_id)  # type: ignore[attr-defined]
+        ring = (end.time - ringing.time).total_seconds()
+        if isinstance(end, OfferMissed):
+            assert ring == pytest.approx(config.ring_timeout)
+        elif isinstance(end, OfferRejected):
+            assert REJECT_AFTER_SECONDS[0] - 0.001 <= ring <= REJECT_AFTER_SECONDS[1] + 0.001
+        else:
+            assert isinstance(end, OfferAccepted) and 0 <= ring <= ACCEPT_RING_SECONDS[1] + 0.001
+    outcomes: Counter[type] = Counter()
+    for leg in legs.values():
+        offered = leg[0]
+        assert isinstance(offered, ContactOffered)
+        rings = [e for e in leg if isinstance(e, OfferRinging)]
+        ends = [e for e in leg if isinstance(e, OfferAccepted | OfferMissed | OfferRejected)]
+        assert len(rings) == len(ends)
+        free_since = offered.time
+        for ringing, end in zip(rings, ends, strict=True):  # one offer at a time, each after the last one's end
+            assert ringing.offer_id == end.offer_id and free_since <= ringing.time
+            free_since = end.time
+            outcomes[type(end)] += 1
+        answered = [e for e in leg if isinstance(e, ContactAnswered)]
+        if answered:
+            assert isinstance(ends[-1], OfferAccepted) and ends[-1].agent_id == answered[0].agent_id
+            assert ends[-1].time == answered[0].time
+            assert not any(isinstance(e, OfferAccepted) for e in ends[:-1])
+        else:
+            assert not any(isinstance(e, OfferAccepted) for e in ends)
+    accepted = outcomes[OfferAccepted]
+    assert accepted == sum(isinstance(e, ContactAnswered) for e in events)
+    # the outcomes come in the configured shares (binomial: within 4 standard deviations)
+    offered = sum(outcomes.values())
+    for kind, share in ((OfferMissed, config.offer_missed_share), (OfferRejected, config.offer_rejected_share)):
+        assert abs(outcomes[kind] - offered * share) <= 4 * math.sqrt(offered * share * (1 - share)) + 1, kind
+        assert outcomes[kind] > 0
+
+
+def test_offers_change_no_other_event_when_every_offer_is_accepted() -> None:
+    """Every offer accepted: the day is the day without offers, event for event (ids, times, order), plus the
+    offers. So adding offers moves no answer, no handle time, no other figure."""
+    for config, seed in (RUNS["default-2"], RUNS["all-day-6"]):
+        without = list(simulate(replace(config, agent_offers=False), seed))
+        accepted = list(simulate(replace(config, offer_missed_share=0.0, offer_rejected_share=0.0), seed))
+        assert not any(isinstance(e, OFFER_EVENTS) for e in without)
+        assert [e for e in accepted if not isinstance(e, OFFER_EVENTS)] == without
+        assert sum(isinstance(e, OfferAccepted) for e in accepted) == sum(
+            isinstance(e, ContactAnswered) for e in without
+        )
+
+
+def test_missed_and_rejected_offers_leave_the_queue_figures_about_the_same() -> None:
+    """Missed and rejected offers hold an agent and the customer for a few seconds, a few percent of the time:
+    over 12 seeds answered, abandoned, ASA and AHT stay within a few percent of the center without offers."""
+
+    def figures(config: CenterConfig) -> list[float]:
+        answered = abandoned = 0
+        wait = handle = 0.0
+        for seed in range(1, 13):
+            offered_at: dict[tuple[str, str], datetime] = {}
+            answered_at: dict[tuple[str, str], datetime] = {}
+            for e in simulate(config, seed):
+                if isinstance(e, ContactOffered):
+                    offered_at[(e.queue_id, e.contact_id)] = e.time
+                elif isinstance(e, ContactAnswered):
+                    answered += 1
+                    answered_at[(e.queue_id, e.contact_id)] = e.time
+                    wait += (e.time - offered_at[(e.queue_id, e.contact_id)]).total_seconds()
+                elif isinstance(e, ContactAbandoned | CallbackRequested):
+                    abandoned += 1
+                elif isinstance(e, AcwEnded):
+                    handle += (e.time - answered_at[(e.queue_id, e.contact_id)]).total_seconds()
+        return [answered, abandoned, wait / answered, handle / answered]
+
+    answered, abandoned, asa, aht = figures(DEFAULT)
+    base_answered, base_abandoned, base_asa, base_aht = figures(replace(DEFAULT, agent_offers=False))
+    assert answered == pytest.approx(base_answered, rel=0.02)
+    assert aht == pytest.approx(base_aht, rel=0.03)
+    assert abandoned == pytest.approx(base_abandoned, rel=0.25)
+    assert asa == pytest.approx(base_asa, rel=0.25)
+
+
+def test_config_rejects_offer_shares_that_leave_no_accept() -> None:
+    with pytest.raises(ValueError, match="sum below 1"):
+        CenterConfig(offer_missed_share=0.6, offer_rejected_share=0.4)
+    with pytest.raises(ValueError, match="ring_timeout"):
+        CenterConfig(ring_timeout=0)
 
 
 def _check_leg(leg: list[ContactEvent]) -> None:
@@ -237,11 +353,14 @@ def test_agent_states_follow_the_work(default_log: list[Event]) -> None:
             assert state[event.agent_id] == "on_contact"
 
 
-def test_a_moderate_run_shows_everything_the_kpis_need(default_log: list[Event]) -> None:
+def test_a_moderate_run_shows_everything_the_kpis_need(logs: dict[str, list[Event]]) -> None:
+    default_log = logs["default-1"]
     types = Counter(type(e) for e in default_log)
-    kinds = (ContactAbandoned, ContactTransferred, HoldStarted, AgentLoggedIn, AgentLoggedOut)
-    for kind in (*kinds, CallbackRequested, CallbackDialled, CallbackConnected, CallbackFailed):
+    kinds = (ContactAbandoned, ContactTransferred, HoldStarted, AgentLoggedIn, AgentLoggedOut, OfferMissed)
+    for kind in (*kinds, OfferRejected, CallbackRequested, CallbackDialled, CallbackConnected):
         assert types[kind] > 0, kind
+    # a callback fails after 3 unanswered dials (0.4 ** 3: 6 % of a handful per run): over the runs, some do
+    assert any(isinstance(e, CallbackFailed) for log in logs.values() for e in log)
     offered = [e for e in default_log if isinstance(e, ContactOffered)]
     assert {e.channel for e in offered} == {"voice", "chat"}
     assert {e.queue_id for e in offered} == {q.queue_id for q in DEFAULT.queues}
@@ -377,3 +496,15 @@ def test_main_simulate_writes_a_log_and_a_summary(tmp_path, capsys) -> None:
 
 def _smallest_margin(config: CenterConfig) -> float:
     return min((n - load) / math.sqrt(load) for n, load in _staffing(config) if n > 0 and load > 0)
+
+
+def test_main_simulate_takes_the_offer_shares(tmp_path, capsys) -> None:
+    path = tmp_path / "out.jsonl"
+    argv = ["--out", str(path), "--hours", "0.5", "--agents", "12", "--offer-rejected-share", "0"]
+    assert main_simulate([*argv, "--offer-missed-share", "0.2"]) == 0
+    kinds = Counter(type(e) for e in read_jsonl(path))
+    assert kinds[OfferRejected] == 0 and kinds[OfferMissed] > 0.1 * kinds[OfferRinging]
+    assert "offer.missed" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main_simulate([*argv, "--offer-missed-share", "1"])
+    assert "their sum below 1" in capsys.readouterr().err

@@ -5,7 +5,10 @@ https://docs.asterisk.org/Operation/Logging/Queue-Logs/ (fields `UNIX timestamp|
 channel|event|parameters...`, and the parameters of each event: ENTERQUEUE(url|callerid), CONNECT(holdtime|
 bridgedchanneluniqueid|ringtime), COMPLETECALLER/COMPLETEAGENT(holdtime|calltime|origposition),
 ABANDON(position|origposition|waittime), EXITWITHKEY(key|position|origposition|waittime), TRANSFER(extension|
-context|holdtime|calltime|origposition), PAUSE/UNPAUSE(reason), RINGNOANSWER(ringtime)...), and the sample
+context|holdtime|calltime|origposition), PAUSE/UNPAUSE(reason), RINGNOANSWER(ringtime)...; its own example
+line `1366720340|1366720340.303267|MYQUEUE|SIP/8007|RINGNOANSWER|1000`), the units app_queue.c writes them in
+(CONNECT's ring time in whole seconds, `(orig - to) / 1000`; RINGNOANSWER's in milliseconds, `rna(rnatime, ...)`:
+"Nobody picked up in %d ms"), and the sample
 logs of the Wazo documentation (https://wazo.readthedocs.io/en/wazo-20.03/api_sdk/queue_log.html: UNPAUSEALL on
 queue NONE followed by one UNPAUSE per queue; `time` as a local date-time in the realtime table).
 """
@@ -47,11 +50,16 @@ def test_an_answered_call_is_a_complete_leg_with_a_zero_length_acw() -> None:
         "contact.offered",
         "contact.answered",
         "agent.state_changed",
+        "offer.ringing",  # CONNECT's ring time: the accepted offer
+        "offer.accepted",
         "contact.ended",
         "contact.acw_ended",
         "agent.state_changed",
     ]
-    offered, answered, on_call, ended, acw, free = events
+    offered, answered, on_call, ringing, accepted, ended, acw, free = events
+    assert isinstance(ringing, ev.OfferRinging) and isinstance(accepted, ev.OfferAccepted)
+    assert (ringing.agent_id, accepted.agent_id, accepted.time) == ("SIP/8007", "SIP/8007", answered.time)
+    assert (accepted.time - ringing.time).total_seconds() == 3 and ringing.offer_id == accepted.offer_id
     assert isinstance(offered, ev.ContactOffered) and offered.customer_id == "0612345678"
     assert offered.time == datetime.fromtimestamp(T0, UTC)
     assert offered.contact_id == f"1366720340.303267@{T0}"  # callid + ENTERQUEUE time
@@ -153,7 +161,6 @@ def test_members_log_in_pause_with_a_reason_and_log_out() -> None:
             f"{T0 + 950}|NONE|support|Agent/1001|REMOVEMEMBER|",
             f"{T0 + 960}|NONE|NONE|NONE|QUEUESTART|",
             f"{T0 + 961}|NONE|sales|NONE|CONFIGRELOAD|",
-            f"{T0 + 962}|c9|sales|SIP/1|RINGNOANSWER|15000",
             f"{T0 + 963}|c9|sales|SIP/1|RINGCANCELED|2000",
         ]
     )
@@ -169,7 +176,7 @@ def test_members_log_in_pause_with_a_reason_and_log_out() -> None:
     assert events[2].queue_ids == ["sales", "support"]  # type: ignore[attr-defined]
     states = [(e.state, e.reason_code) for e in events if isinstance(e, ev.AgentStateChanged)]
     assert states == [("available", None), ("not_ready", "lunch"), ("available", None)]
-    assert adapter.ignored == {"QUEUESTART": 1, "CONFIGRELOAD": 1, "RINGNOANSWER": 1, "RINGCANCELED": 1}
+    assert adapter.ignored == {"QUEUESTART": 1, "CONFIGRELOAD": 1, "RINGCANCELED": 1}
 
 
 def test_an_agent_paused_during_a_call_stays_on_contact_until_it_ends() -> None:
@@ -229,7 +236,10 @@ def test_sort_key_orders_a_leg_within_its_second() -> None:
     ]
     ordered = sorted(lines, key=lambda line: sort_key(line) or (0, 0))
     events, _ = run(ordered)
-    assert kinds([e for e in events if isinstance(e, ev.ContactEvent)]) == [
+    legs = [
+        e for e in events if isinstance(e, ev.ContactEvent) and not isinstance(e, ev.OfferRinging | ev.OfferAccepted)
+    ]
+    assert kinds(legs) == [
         "contact.offered",
         "contact.answered",
         "contact.ended",
@@ -250,3 +260,67 @@ def test_stable_event_id_is_exactly_uuid5_of_the_joined_parts() -> None:
         parts = [rng.random(), "é\x1f|", i, "".join(chr(rng.randrange(32, 0x3000)) for _ in range(rng.randrange(40)))]
         name = "\x1f".join(["src", *map(str, parts)])
         assert stable_event_id("src", *parts) == str(uuid.uuid5(NAMESPACE, name))
+
+
+def test_a_ring_no_answer_is_a_missed_offer_that_rang_its_ring_time() -> None:
+    """The documentation's own RINGNOANSWER line: SIP/8007 rang 1000 ms and did not pick up (RONA)."""
+    events, adapter = run(
+        [
+            f"{T0 - 30}|1366720340.303267|MYQUEUE|NONE|ENTERQUEUE||0612345678|1",
+            "1366720340|1366720340.303267|MYQUEUE|SIP/8007|RINGNOANSWER|1000",
+            f"{T0 + 20}|1366720340.303267|MYQUEUE|SIP/8008|RINGNOANSWER|20000",
+            f"{T0 + 25}|1366720340.303267|MYQUEUE|SIP/8009|CONNECT|55|1366720365.303270|4",
+        ]
+    )
+    offers = [e for e in events if isinstance(e, ev.OfferRinging | ev.OfferMissed | ev.OfferAccepted)]
+    assert kinds(offers) == ["offer.ringing", "offer.missed"] * 2 + ["offer.ringing", "offer.accepted"]
+    leg = events[0].contact_id  # type: ignore[attr-defined]
+    assert {(e.contact_id, e.queue_id, e.channel) for e in offers} == {(leg, "MYQUEUE", "voice")}  # type: ignore[attr-defined]
+    rings = [(e.agent_id, e.time.timestamp()) for e in offers if isinstance(e, ev.OfferRinging)]
+    assert rings == [("SIP/8007", T0 - 1), ("SIP/8008", T0), ("SIP/8009", T0 + 21)]
+    ends = [(e.agent_id, e.time.timestamp()) for e in offers if not isinstance(e, ev.OfferRinging)]
+    assert ends == [("SIP/8007", T0), ("SIP/8008", T0 + 20), ("SIP/8009", T0 + 25)]
+    ids = [e.offer_id for e in offers]  # type: ignore[attr-defined]
+    assert ids[0] == ids[1] != ids[2] == ids[3] != ids[4] == ids[5] != ids[0]
+    assert not adapter.ignored
+
+
+def test_a_ring_starts_no_earlier_than_the_call_entered_the_queue() -> None:
+    events, _ = run([f"{T0}|c1|q|NONE|ENTERQUEUE||x|1", f"{T0 + 2}|c1|q|SIP/1|CONNECT|2|m|5"])
+    ringing = next(e for e in events if isinstance(e, ev.OfferRinging))
+    assert ringing.time == datetime.fromtimestamp(T0, UTC)
+
+
+def test_no_offer_without_a_ring_a_member_or_a_ring_time() -> None:
+    """RINGNOANSWER|0: the member could not be called; a placeholder names no member; a CONNECT without its third
+    field (before Asterisk 1.4) tells no ring."""
+    events, adapter = run(
+        [
+            f"{T0}|c1|q|NONE|ENTERQUEUE||x|1",
+            f"{T0 + 1}|c1|q|SIP/1|RINGNOANSWER|0",
+            f"{T0 + 2}|c1|q|NONE|RINGNOANSWER|15000",
+            f"{T0 + 3}|c1|q|SIP/2|CONNECT|3|m",
+            f"{T0 + 4}|c2|q|NONE|ENTERQUEUE||x|1",
+            f"{T0 + 5}|c2|q|NONE|CONNECT|1|m|1",
+        ]
+    )
+    assert not any(isinstance(e, ev.OfferRinging | ev.OfferMissed | ev.OfferAccepted) for e in events)
+    assert adapter.ignored == {"RINGNOANSWER_not_rung": 1, "placeholder_agent": 1}
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("c1|q|SIP/1|RINGNOANSWER|soon", "bad_ringtime"),
+        ("c1|q|SIP/1|RINGNOANSWER|-5", "bad_ringtime"),
+        ("c1|q|SIP/1|RINGNOANSWER|", "bad_ringtime"),
+        ("c1|q|SIP/1|CONNECT|5|m|x", "bad_ringtime"),
+        ("c9|q|SIP/1|RINGNOANSWER|1000", "no_enterqueue"),
+    ],
+)
+def test_bad_ring_lines_are_refused_with_a_reason(line: str, reason: str) -> None:
+    adapter = QueueLogAdapter()
+    adapter.translate(f"{T0}|c1|q|NONE|ENTERQUEUE||x|1")
+    with pytest.raises(Rejected) as refused:
+        adapter.translate(f"{T0 + 5}|{line}")
+    assert refused.value.reason == reason

@@ -12,7 +12,7 @@ change are the ones docs/sources.md lists as not carried (`formats.NOT_CARRIED`)
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import batch_agents
@@ -46,13 +46,18 @@ def _second(t: datetime) -> datetime:
 
 
 CALLBACK_LIFECYCLE = (ev.CallbackScheduled, ev.CallbackDialled, ev.CallbackConnected, ev.CallbackFailed)  # not carried
+OFFERS = (ev.OfferRinging, ev.OfferAccepted, ev.OfferRejected, ev.OfferMissed)
 
 
 def format_view(events: list[ev.Event], voice: set[str]) -> list[ev.Event]:
     """The contract day as a format carrying whole seconds, voice legs, no hold, no ACW, no segment and no callback
-    lifecycle sees it: the ACW of a leg ends when its conversation does."""
+    lifecycle sees it: the ACW of a leg ends when its conversation does. Offers as a queue_log tells them: an
+    accepted one by the CONNECT's ring time in whole seconds, a missed or rejected one by a RINGNOANSWER (missed:
+    the log has no rejection) with its ring time in ms, both at the line's second, rung no earlier than the entry."""
     out: list[ev.Event] = []
     ended: dict[tuple[str, str], datetime] = {}
+    entered: dict[tuple[str, str], datetime] = {}
+    ringing: dict[str, ev.OfferRinging] = {}
     for e in events:
         if (
             not isinstance(e, ev.ContactEvent)
@@ -60,6 +65,20 @@ def format_view(events: list[ev.Event], voice: set[str]) -> list[ev.Event]:
             or isinstance(e, ev.HoldStarted | ev.HoldEnded)
             or isinstance(e, CALLBACK_LIFECYCLE)
         ):
+            continue
+        if isinstance(e, ev.OfferRinging):
+            ringing[e.offer_id] = e
+            continue
+        if isinstance(e, ev.OfferAccepted | ev.OfferMissed | ev.OfferRejected):
+            rang = ringing.pop(e.offer_id)
+            ring = e.time - rang.time
+            at = _second(e.time)
+            if isinstance(e, ev.OfferAccepted):
+                ring = timedelta(seconds=ring // timedelta(seconds=1))
+            else:
+                e = ev.OfferMissed(**{f: getattr(e, f) for f in e.__struct_fields__ if f != "type"})
+            start = max(entered[(e.queue_id, e.contact_id)], at - ring)
+            out += [msgspec.structs.replace(rang, time=start), msgspec.structs.replace(e, time=at)]
             continue
         if isinstance(e, ev.CallbackRequested):
             e = msgspec.structs.replace(e, promised_by=None)  # a key pressed in the queue: no promised time
@@ -71,6 +90,7 @@ def format_view(events: list[ev.Event], voice: set[str]) -> list[ev.Event]:
             t = ended.pop(key)
         if isinstance(e, ev.ContactOffered):  # no segment: a queue_log or a call-detail row has none
             e = msgspec.structs.replace(e, segment=None)
+            entered[(e.queue_id, e.contact_id)] = _second(e.time)
         out.append(msgspec.structs.replace(e, time=t))
     return out
 
@@ -116,6 +136,12 @@ def test_asterisk_queue_kpis_equal_the_contract_path(day: list[ev.Event], voice:
         assert name not in changed
     for name in ("offered", "answered", "abandoned", "callbacks_requested", "handled", "transferred_out"):
         assert sum(getattr(c, name) for c in vendor.values()) == sum(getattr(c, name) for c in original.values())
+    # offers: every answer an accepted offer, and the day's missed and rejected ones all missed (RINGNOANSWER)
+    total = {n: sum(getattr(c, n) for c in vendor.values()) for n in formats.OFFER_FIELDS}
+    was = {n: sum(getattr(c, n) for c in original.values()) for n in formats.OFFER_FIELDS}
+    assert total["agent_offers_accepted"] == was["agent_offers_accepted"] == sum(c.answered for c in vendor.values())
+    assert total["agent_offers_missed"] == was["agent_offers_missed"] + was["agent_offers_rejected"] > 0
+    assert total["agent_offers"] == was["agent_offers"] and total["agent_offers_rejected"] == 0
 
 
 def test_asterisk_agent_kpis_equal_the_contract_path(day: list[ev.Event], voice: set[str], asterisk_path) -> None:
@@ -178,8 +204,8 @@ def test_cdr_queue_kpis_equal_the_contract_path(day: list[ev.Event], voice: set[
             e, time=_second(e.time), **({"segment": None} if isinstance(e, ev.ContactOffered) else {})
         )
         for e in day
-        if isinstance(e, ev.ContactEvent) and e.queue_id in voice and not isinstance(e, CALLBACK_LIFECYCLE)
-    ]  # whole seconds, and no segment: the simulated call-detail file has no column for it
+        if isinstance(e, ev.ContactEvent) and e.queue_id in voice and not isinstance(e, CALLBACK_LIFECYCLE + OFFERS)
+    ]  # whole seconds, and no segment or offer: the simulated call-detail file has no column for them
     vendor = queue_kpis(cdr_path)
     assert vendor == queue_kpis(view)
     original = {k: v for k, v in queue_kpis(day).items() if k[0] in voice}

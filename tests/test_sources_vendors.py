@@ -123,6 +123,93 @@ def test_connect_malformed_records_are_rejected_with_a_reason(record, reason):
     assert info.value.reason == reason
 
 
+# Queued callbacks: https://docs.aws.amazon.com/connect/latest/adminguide/queued-callback-example.html (John's
+# callback contact: initiated 11:37, in CallbackQueue at 11:38:39 after the 99 s initial delay, accepted by an agent
+# at 11:39:00, John called at 11:39:10) and failed-callback-attempt.html ("Amazon Connect removes the callback from
+# the queue when it's connected to the agent. At that time, Amazon Connect starts dialing the customer"; a failed
+# attempt: "an agent accepts a callback but then something goes wrong"). The contact events are those of
+# contact-events.html, with `initiationMethod` CALLBACK; CONNECTED_TO_SYSTEM: "the contact has established media".
+
+
+def connect_callback(event_type: str, **detail: object) -> dict:
+    record = connect_contact(event_type, contactId="cb-1", initiationMethod="CALLBACK", **detail)
+    record["detail"]["previousContactId"] = "c-1"  # John's inbound contact
+    record["detail"]["initiationTimestamp"] = "2021-03-05T11:37:00Z"
+    record["detail"]["queueInfo"] = {
+        "queueArn": f"{INSTANCE}/queue/q-callbacks",
+        "enqueueTimestamp": "2021-03-05T11:38:39Z",
+        "queueType": "STANDARD",
+    }
+    return record
+
+
+CALLBACK_AGENT = {"agentArn": f"{INSTANCE}/agent/a-7", "connectedToAgentTimestamp": "2021-03-05T11:39:00Z"}
+
+
+def test_connect_queued_callback_is_a_callback_lifecycle_beside_its_leg():
+    leg = {"contact_id": "cb-1", "queue_id": "q-callbacks", "channel": "voice"}
+    (queued,) = connect.translate(connect_callback("QUEUED")).events
+    assert isinstance(queued, ev.ContactOffered) and queued.time == at("2021-03-05T11:38:39Z")  # no promise
+    answered, dialled = connect.translate(connect_callback("CONNECTED_TO_AGENT", agentInfo=CALLBACK_AGENT)).events
+    assert isinstance(answered, ev.ContactAnswered)
+    assert dialled == ev.CallbackDialled(
+        event_id=dialled.event_id, time=at("2021-03-05T11:39:00Z"), attempt=1, agent_id="a-7", **leg
+    )
+    picked_up = "2021-03-05T11:39:14Z"  # after the 11:39:10 dial; the example gives no exact pick-up time
+    (connected,) = connect.translate(
+        connect_callback("CONNECTED_TO_SYSTEM", connectedToSystemTimestamp=picked_up)
+    ).events
+    assert connected == ev.CallbackConnected(event_id=connected.event_id, time=at(picked_up), attempt=1, **leg)
+    hung_up = {"connectedToSystemTimestamp": picked_up, "disconnectTimestamp": "2021-03-05T11:45:00Z"}
+    ended, connected_again = connect.translate(
+        connect_callback("DISCONNECTED", agentInfo=CALLBACK_AGENT, **hung_up)
+    ).events
+    assert isinstance(ended, ev.ContactEnded)
+    assert connected_again == connected  # the same fact from both events: the same id, counted once
+    # the callback's KPIs as the batch computation counts them: one dial, connected at its first attempt
+    records = [
+        connect_callback("QUEUED"),
+        connect_callback("CONNECTED_TO_AGENT", agentInfo=CALLBACK_AGENT),
+        connect_callback("CONNECTED_TO_SYSTEM", connectedToSystemTimestamp=picked_up),
+        connect_callback("DISCONNECTED", agentInfo=CALLBACK_AGENT, **hung_up),
+    ]
+    tally = Tally()
+    for r in records:
+        tally.add(connect.translate(r))
+    _, totals = compute(tally.events, 900, lambda q: 20.0)
+    counts = totals["q-callbacks", "voice"]
+    assert (counts.callback_dials, counts.callbacks_connected, counts.callbacks_failed) == (1, 1, 0)
+    assert counts.callback_attempts == 1 and counts.callbacks_dialled_promised == 0  # Connect promises no time
+    # an inbound contact's CONNECTED_TO_SYSTEM is no callback's
+    assert connect.translate(connect_contact("CONNECTED_TO_SYSTEM")).ignored == "irrelevant_event_type"
+
+
+def test_connect_callback_that_never_reached_the_customer_fails():
+    # an agent took it (Connect dialled) but the customer was never connected: a failed attempt
+    _, failed = connect.translate(
+        connect_callback("DISCONNECTED", agentInfo=CALLBACK_AGENT, disconnectTimestamp="2021-03-05T11:40:00Z")
+    ).events
+    assert isinstance(failed, ev.CallbackFailed) and failed.attempts == 1
+    assert failed.time == at("2021-03-05T11:40:00Z")
+    # it left the callback queue without an agent: never dialled
+    _, dropped = connect.translate(connect_callback("DISCONNECTED", disconnectTimestamp="2021-03-05T11:50:00Z")).events
+    assert isinstance(dropped, ev.CallbackFailed) and dropped.attempts == 0
+    # the pick-up time of a callback's CONNECTED_TO_SYSTEM is its fact: without it the record is rejected
+    with pytest.raises(Rejected) as info:
+        connect.translate(connect_callback("CONNECTED_TO_SYSTEM"))
+    assert info.value.reason == "missing_field"
+    tally = Tally()
+    tally.add(connect.translate(connect_callback("CONNECTED_TO_AGENT", agentInfo=CALLBACK_AGENT)))
+    tally.add(
+        connect.translate(
+            connect_callback("DISCONNECTED", agentInfo=CALLBACK_AGENT, disconnectTimestamp="2021-03-05T11:40:00Z")
+        )
+    )
+    _, totals = compute(tally.events, 900, lambda q: 20.0)
+    counts = totals["q-callbacks", "voice"]
+    assert (counts.callback_dials, counts.callbacks_connected, counts.callbacks_failed) == (1, 0, 1)
+
+
 # Agent event stream: https://docs.aws.amazon.com/connect/latest/adminguide/agent-event-stream-model.html (AgentEvent
 # with Previous/CurrentAgentSnapshot: AgentStatus, Configuration.RoutingProfile, Contacts[].State);
 # contact states: https://docs.aws.amazon.com/connect/latest/adminguide/about-contact-states.html
@@ -200,6 +287,58 @@ def test_connect_agent_stream_login_hold_and_states():
     assert isinstance(out, ev.AgentLoggedOut)
 
 
+def test_connect_agent_stream_contact_states_are_offers():
+    """about-contact-states: CONNECTING "An inbound contact is being offered to the agent (it's ringing)", CONNECTED
+    "The agent has accepted the contact", MISSED "The contact was missed by the agent", REJECTED "rejected by the
+    agent, or the customer abandoned the contact when it was connecting to the agent"."""
+
+    def snap(state: str | None, start: str, method: str = "INBOUND") -> dict:
+        s = agent_snapshot("Available", "ROUTABLE", state)
+        for c in s["Contacts"]:
+            c["StateStartTimestamp"], c["InitiationMethod"] = start, method
+            if state == "CONNECTING":
+                del c["ConnectedToAgentTimestamp"]  # not connected yet
+        return s
+
+    idle = agent_snapshot("Available", "ROUTABLE", None)
+    ring = snap("CONNECTING", "2019-05-25T18:55:20.011Z")
+    (ringing,) = connect.translate(agent_event("STATE_CHANGE", idle, ring)).events
+    assert isinstance(ringing, ev.OfferRinging) and ringing.time == at("2019-05-25T18:55:20.011Z")
+    assert (ringing.contact_id, ringing.queue_id, ringing.channel, ringing.agent_id) == (
+        "c-9",
+        "q-support",
+        "voice",
+        "a-1",
+    )
+    outcomes = {"CONNECTED": ev.OfferAccepted, "MISSED": ev.OfferMissed, "REJECTED": ev.OfferRejected}
+    for state, cls in outcomes.items():
+        events = connect.translate(agent_event("STATE_CHANGE", ring, snap(state, "2019-05-25T18:55:27.017Z"))).events
+        (end,) = [e for e in events if isinstance(e, cls)]
+        assert end.offer_id == ringing.offer_id and end.agent_id == "a-1" and end.time == at("2019-05-25T18:55:27.017Z")
+        assert sum(isinstance(e, ev.OfferAccepted | ev.OfferMissed | ev.OfferRejected) for e in events) == 1
+    # the accept: ring time 7.006 s, counted as the batch computation counts offers
+    accept = connect.translate(agent_event("STATE_CHANGE", ring, snap("CONNECTED", "2019-05-25T18:55:27.017Z")))
+    _, totals = compute([ringing, *accept.events], 900, lambda q: 20.0)
+    (c,) = totals.values()
+    assert (c.agent_offers, c.agent_offers_accepted, c.agent_offer_ring_ms) == (1, 1, 7006)
+    # the same contact ringing again later is another offer; a queued callback (INCOMING, then dialled) is none
+    again = snap("CONNECTING", "2019-05-25T18:56:00.000Z")
+    (second,) = connect.translate(agent_event("STATE_CHANGE", idle, again)).events
+    assert second.offer_id != ringing.offer_id
+    callback = snap("CONNECTING", "2019-05-25T18:55:20.011Z", method="CALLBACK")
+    assert connect.translate(agent_event("STATE_CHANGE", idle, callback)).ignored == "no_change"
+    # a contact that connects without a ring in the stream (CONNECTING never seen) is no offer
+    assert not any(
+        isinstance(e, ev.OfferAccepted)
+        for e in connect.translate(
+            agent_event("STATE_CHANGE", idle, snap("CONNECTED", "2019-05-25T18:55:27.017Z"))
+        ).events
+    )
+    with pytest.raises(Rejected) as info:
+        connect.translate(agent_event("STATE_CHANGE", idle, snap("CONNECTING", "soon")))
+    assert info.value.reason == "bad_time"
+
+
 # ---- Twilio TaskRouter -------------------------------------------------------------------------------------
 # Event callbacks: https://www.twilio.com/docs/taskrouter/api/event/reference (form parameters EventType, AccountSid,
 # WorkspaceSid, ResourceType, ResourceSid, Timestamp, plus the Task / Reservation / Worker / TaskQueue fields).
@@ -243,7 +382,7 @@ def test_taskrouter_task_lifecycle():
         "reservation.completed": ev.AcwEnded,
     }
     for kind, cls in kinds.items():
-        (e,) = taskrouter.translate(taskrouter_callback(kind, **worker)).events
+        e = taskrouter.translate(taskrouter_callback(kind, **worker)).events[0]
         assert type(e) is cls, kind
     (moved,) = taskrouter.translate(
         taskrouter_callback(
@@ -254,6 +393,60 @@ def test_taskrouter_task_lifecycle():
     # seconds only (older schema): still read
     (e,) = taskrouter.translate({**taskrouter_callback("task.canceled"), "TimestampMs": ""}).events
     assert e.time == datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def test_taskrouter_reservations_are_offers_to_workers():
+    """The Events reference lists reservation.created ("A task is assigned to a worker"), .accepted, .rejected,
+    .timeout, .canceled and .rescinded, each with the Task, Worker, TaskQueueSid and ReservationSid; the Reservation
+    resource (https://www.twilio.com/docs/taskrouter/api/reservations): a reservation not answered within the
+    Workflow's TaskReservationTimeout times out and the task goes to other workers (RONA)."""
+
+    def at(kind: str, ms: int, worker: str, reservation: str) -> list[ev.Event]:
+        fields = {"TimestampMs": str(ms), "WorkerSid": worker, "ReservationSid": reservation}
+        return list(taskrouter.translate(taskrouter_callback(kind, ResourceType="Reservation", **fields)).events)
+
+    t0 = 1735689600000
+    events = taskrouter.translate(taskrouter_callback("task-queue.entered", TimestampMs=str(t0))).events
+    events += (
+        *at("reservation.created", t0 + 1000, "WK1", "WR1"),
+        *at("reservation.timeout", t0 + 16000, "WK1", "WR1"),
+    )
+    events += (
+        *at("reservation.created", t0 + 16500, "WK2", "WR2"),
+        *at("reservation.rejected", t0 + 19000, "WK2", "WR2"),
+    )
+    events += (
+        *at("reservation.created", t0 + 20000, "WK3", "WR3"),
+        *at("reservation.accepted", t0 + 24000, "WK3", "WR3"),
+    )
+    offers = [
+        e for e in events if isinstance(e, ev.OfferRinging | ev.OfferMissed | ev.OfferRejected | ev.OfferAccepted)
+    ]
+    assert [(type(e).__name__, e.offer_id, e.agent_id) for e in offers] == [
+        ("OfferRinging", "WR1", "WK1"),
+        ("OfferMissed", "WR1", "WK1"),
+        ("OfferRinging", "WR2", "WK2"),
+        ("OfferRejected", "WR2", "WK2"),
+        ("OfferRinging", "WR3", "WK3"),
+        ("OfferAccepted", "WR3", "WK3"),
+    ]
+    answered = next(e for e in events if isinstance(e, ev.ContactAnswered))
+    assert answered.agent_id == "WK3" and answered.time == offers[-1].time
+    assert len({e.event_id for e in events}) == len(events)
+    _, totals = compute(events, 900, lambda q: 20.0)
+    (c,) = totals.values()
+    assert (c.agent_offers, c.agent_offers_missed, c.agent_offers_rejected, c.agent_offers_accepted) == (3, 1, 1, 1)
+    assert c.agent_offer_ring_ms == 4000 and c.answered == 1
+    for kind in ("reservation.canceled", "reservation.rescinded"):
+        assert taskrouter.translate(taskrouter_callback(kind, WorkerSid="WK1", ReservationSid="WR9")).ignored == (
+            "offer_withdrawn"
+        )
+    with pytest.raises(Rejected) as info:
+        taskrouter.translate(taskrouter_callback("reservation.timeout", WorkerSid="WK1"))  # no ReservationSid
+    assert info.value.reason == "missing_field"
+    # an accept without its reservation is still the answer
+    (only,) = taskrouter.translate(taskrouter_callback("reservation.accepted", WorkerSid="WK1")).events
+    assert isinstance(only, ev.ContactAnswered)
 
 
 def test_taskrouter_workers_ignored_types_and_rejections():
@@ -371,7 +564,7 @@ NOT_CARRIED_FIELDS = {
     "callbacks_requested",
     "longest_wait_ms",  # only through the waits of callback requests
     "segments",  # the simulated vendor records carry no customer segment
-    # callbacks' lifecycles (issue 18): none of the three formats is read for them yet
+    # callbacks' lifecycles: Connect's come from callback contacts, which the simulated records do not write
     "callback_dials",
     "callbacks_dialled_promised",
     "callbacks_dialled_within_promise",
@@ -379,10 +572,13 @@ NOT_CARRIED_FIELDS = {
     "callbacks_failed",
     "callback_attempts",
 }
+OFFERS = {ev.OfferRinging, ev.OfferAccepted, ev.OfferRejected, ev.OfferMissed}
+OFFER_FIELDS = {"agent_offers", "agent_offers_accepted", "agent_offers_rejected", "agent_offers_missed"}
+OFFER_FIELDS |= {"agent_offer_ring_ms"}
 EXTRA = {
     "connect": ({ev.ContactTransferred}, {"transferred_out"}),  # ended, not transferred
     "taskrouter": ({ev.HoldStarted, ev.HoldEnded}, {"talk_ms", "hold_ms", "held"}),  # hold counted as talk
-    "genesys": (set(), set()),
+    "genesys": (OFFERS, OFFER_FIELDS),
 }
 
 
@@ -434,6 +630,9 @@ def test_a_day_in_the_vendor_format_gives_the_same_queue_kpis(day, fmt):
     assert total.offered > 300 and total.answered > 250 and total.abandoned > 0 and total.handled > 250
     if fmt != "taskrouter":
         assert total.held > 0
+    if fmt != "genesys":  # every answer an accepted offer, and missed (RONA) and rejected ones before some
+        assert total.agent_offers_accepted == total.answered and total.agent_offers > total.answered
+        assert total.agent_offers_missed > 0 and total.agent_offers_rejected > 0
     # 3. reading the same records again gives the same event ids (a re-delivery counts nothing twice)
     again = Tally()
     for record in WRITERS[fmt](day):

@@ -94,6 +94,10 @@ class ChannelSettings(BaseModel):
     """The channel's highest acceptable average speed of answer."""
     oldest_wait_target_seconds: ThresholdSeconds | None = None
     """The channel's longest acceptable wait of its oldest contact."""
+    callback_service_level_target: Ratio | None = None
+    """The channel's callback service level target (0..1)."""
+    callback_overdue_seconds: ThresholdSeconds | None = None
+    """How long past its promise the channel's earliest promised callback may wait undialled before a page."""
 
 
 class QueueSettings(BaseModel):
@@ -124,6 +128,11 @@ class QueueSettings(BaseModel):
     """Highest acceptable average speed of answer."""
     oldest_wait_target_seconds: Annotated[float, Field(gt=0, le=86400)] = 120.0
     """Longest acceptable wait of the oldest contact in the queue now."""
+    callback_service_level_target: Ratio = 0.9
+    """Target share of promised callbacks first dialled at or before the promised time, over the last hour (0..1):
+    below it, `CCQueueCallbackServiceLevelBelowTarget` opens a ticket."""
+    callback_overdue_seconds: ThresholdSeconds = 300.0
+    """A promised callback not dialled this long after its promise pages (`CCQueueCallbackPromiseOverdue`)."""
     team: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "operations"
     """The team that answers for this queue: alerts are routed by it."""
     adherence_exception_seconds: Annotated[float, Field(gt=0, le=86400)] = 300.0
@@ -651,8 +660,10 @@ def settings_markdown() -> str:
         "overrides, for that channel only, the fields below; every field it leaves out, and every channel "
         "without a table, keeps the queue's value, so a file without channel tables means what it always meant. "
         "KPI records, the staffing model and the collectors read a channel's values by (queue, channel) "
-        "(`QueueConfig.rules`); the target series of alerts and dashboards "
-        "(`cc_queue_*_target_*`, `queue:cc_queue_*_target:*`) are still the queue's.",
+        "(`QueueConfig.rules`), and so do the alerts: each queue and channel is compared with its own target (the "
+        "worker's target gauges `cc_queue_*_target_*` are labelled by queue and channel; the recorded "
+        "`queue_channel:cc_queue_*_target:*` hold the channels' own targets, `queue:cc_queue_*_target:*` the "
+        "queue's, which every other channel of the queue takes).",
         "",
         'With `service_level_clock = "business_hours"` the wait compared with the threshold counts only the '
         "queue's opening hours (`open_days`, `opens`-`closes` in `time_zone`): an email that arrives at 19:00 on a "

@@ -80,7 +80,7 @@ class KpiCollector:
                 own_offered.add_metric([q, ch], own[0])
                 own_aht.add_metric([q, ch], own[1])
         yield from (forecast_offered, forecast_aht, own_offered, own_aht)
-        yield from self._targets(sorted({q for q, _ in totals}))
+        yield from self._targets(sorted(totals))
 
     def _callbacks_waiting(self, queues: list[tuple[str, str]]) -> Iterator[Metric]:
         """Callbacks waiting (0 for every queue with counts), and how far the earliest promise is past."""
@@ -186,22 +186,25 @@ class KpiCollector:
                 out[q] = out.get(q, 0.0) + c.staffed
         return out
 
-    def _targets(self, queues: list[str]) -> Iterator[Metric]:
-        """The queue configuration's thresholds and targets, for dashboards and alert rules to compare with."""
-        rules = {q: self.processor.queues.for_queue(q) for q in queues}
+    def _targets(self, queues: list[tuple[str, str]]) -> Iterator[Metric]:
+        """The queue configuration's thresholds and targets of each queue and channel (a channel's own where the
+        queue file sets one), for dashboards and people to compare with; the alert rules read the same file."""
+        rules = {qc: self.processor.queues.rules(*qc) for qc in queues}
         for metric, value in (
             ("cc_queue_service_level_threshold_seconds", lambda r: r.service_level_threshold_seconds),
             ("cc_queue_abandon_rate_target_ratio", lambda r: r.abandon_rate_target),
             ("cc_queue_asa_target_seconds", lambda r: r.asa_target_seconds),
             ("cc_queue_oldest_wait_target_seconds", lambda r: r.oldest_wait_target_seconds),
+            ("cc_queue_callback_service_level_target_ratio", lambda r: r.callback_service_level_target),
+            ("cc_queue_callback_overdue_limit_seconds", lambda r: r.callback_overdue_seconds),
         ):
-            fam = _gauge(metric, ["queue"])
-            for q, r in rules.items():
-                fam.add_metric([q], value(r))
+            fam = _gauge(metric, ["queue", "channel"])
+            for (q, ch), r in rules.items():
+                fam.add_metric([q, ch], value(r))
             yield fam
-        fam = _gauge("cc_queue_service_level_target_ratio", ["queue", "variant"])
-        for q, r in rules.items():
-            fam.add_metric([q, r.service_level_variant], r.service_level_target)
+        fam = _gauge("cc_queue_service_level_target_ratio", ["queue", "channel", "variant"])
+        for (q, ch), r in rules.items():
+            fam.add_metric([q, ch, r.service_level_variant], r.service_level_target)
         yield fam
 
     def _pipeline_metrics(self) -> Iterator[Metric]:

@@ -472,7 +472,8 @@ def markdown() -> str:
         "live, such events are rejected against the worker's clock) would still move it.",
         "- **Channels**: every queue KPI is per queue and channel (`voice`, `chat`, `email`, `task`, `messaging`), "
         "each channel with its own service level threshold, short-abandon threshold, headline variant and targets "
-        "where the queue file says so (docs/settings.md#channels). With `service_level_clock = business_hours` the "
+        "where the queue file says so (docs/settings.md#channels); alerts, the target series and the dashboards' "
+        "colours compare each queue and channel with its own target. With `service_level_clock = business_hours` the "
         "wait compared with the threshold counts only the queue's opening hours (the record's "
         "`service_level_clock` says which), as help-desk tools measure e-mail SLAs (Zendesk's SLA policies and "
         "Salesforce's entitlements run on business or calendar hours); ASA and the waits stay elapsed time.",

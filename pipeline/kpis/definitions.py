@@ -460,27 +460,39 @@ GAUGES: tuple[Gauge, ...] = (
     Gauge(
         "cc_queue_service_level_threshold_seconds",
         "seconds",
-        "The queue's service level threshold, from the queue configuration (label `queue`).",
+        "The service level threshold of the queue's channel, from the queue configuration (labels `queue`, `channel`).",
     ),
     Gauge(
         "cc_queue_service_level_target_ratio",
         "ratio 0..1",
-        "The queue's service level target, from the queue configuration (labels `queue`, `variant`).",
+        "The service level target of the queue's channel, from the queue configuration (labels `queue`, `channel`, "
+        "`variant`).",
     ),
     Gauge(
         "cc_queue_abandon_rate_target_ratio",
         "ratio 0..1",
-        "The queue's highest acceptable abandonment rate, from the queue configuration.",
+        "The highest acceptable abandonment rate of the queue's channel, from the queue configuration.",
     ),
     Gauge(
         "cc_queue_asa_target_seconds",
         "seconds",
-        "The queue's highest acceptable average speed of answer, from the queue configuration.",
+        "The highest acceptable average speed of answer of the queue's channel, from the queue configuration.",
     ),
     Gauge(
         "cc_queue_oldest_wait_target_seconds",
         "seconds",
-        "The queue's longest acceptable wait of its oldest contact, from the queue configuration.",
+        "The longest acceptable wait of the oldest contact of the queue's channel, from the queue configuration.",
+    ),
+    Gauge(
+        "cc_queue_callback_service_level_target_ratio",
+        "ratio 0..1",
+        "The callback service level target of the queue's channel, from the queue configuration.",
+    ),
+    Gauge(
+        "cc_queue_callback_overdue_limit_seconds",
+        "seconds",
+        "How long past its promise a callback of the queue's channel may wait undialled before a page, from the "
+        "queue configuration.",
     ),
     Gauge(
         "cc_queue_forecast_offered",
@@ -900,10 +912,22 @@ CALLBACK_VENDORS = (
     "(`InitialCallDelaySeconds`, at most three days), retried up to `MaximumConnectionAttempts` times "
     "`RetryDelaySeconds` apart; it shows as in queue in the real-time metrics until an agent takes it, and "
     "`CALLBACK_CONTACTS_HANDLED` counts the callbacks handled (its metric list also has callback attempts). Its "
-    "delay is a minimum wait before routing, not a deadline promised to the customer. Genesys Cloud carries a `callbackScheduledTime` on the "
-    "callback communication; NICE CXone's callback widget splits callbacks into successful, in queue and failed "
-    "(here connected, waiting and failed). Here a callback request leaves the queue (not an abandon, as in "
-    "Amazon Connect) and its service level is against the time promised to the customer."
+    "delay is a minimum wait before routing, not a deadline promised to the customer. Read from its contact events "
+    "(docs/sources.md), each Connect callback contact is one callback of one dial: Connect starts dialling when an "
+    "agent accepts the callback (https://docs.aws.amazon.com/connect/latest/adminguide/failed-callback-attempt.html), "
+    "so a dial here is that acceptance, and connected is its CONNECTED_TO_SYSTEM, which a voicemail gives too "
+    "(https://docs.aws.amazon.com/connect/latest/adminguide/contact-events.html); a retry is a contact of its own, "
+    "so attempts per callback is 1 and the connect rate is per dial; and with no promised time its callbacks are "
+    "in no callback service level. Genesys Cloud carries a `callbackScheduledTime` on the callback "
+    "communication, and its conversation aggregates name `nCallbackScheduled`, `nCallbackAttempts`, "
+    "`tCallbackConnect`, `tCallbackNotReached`, `tCallbackAbandon`, `nCallbackOverSla` and `oCallbackServiceLevel` "
+    "(the metric list of the Platform API's ConversationAggregationQuery, "
+    "https://github.com/MyPureCloud/platform-client-sdk-java/blob/master/build/docs/ConversationAggregationQuery.md, "
+    "which names them without defining them: whether Genesys' callback service level is against the scheduled "
+    "time, as here against the promise, is not said there). NICE CXone's callback widget splits callbacks into "
+    "successful, in queue and failed (here connected, waiting and failed). Here a callback request leaves the "
+    "queue (not an abandon, as in Amazon Connect) and its service level is against the time promised to the "
+    "customer."
 )
 RATIOS += (
     Ratio(
@@ -946,8 +970,14 @@ OFFER_VENDORS = (
     "with a variant that leaves out contacts the customer abandoned while ringing); here a reject is counted apart "
     "from a ring-out, and an offer the customer abandoned while it rang is neither (send no outcome, or `missed`). "
     "8x8's Work Analytics reports accepted, missed and rejected interactions per agent and per queue apart, as "
-    "here, with an agent's average time to answer (here the ring time). Genesys Cloud's counterparts were not "
-    "checked for this definition."
+    "here, with an agent's average time to answer (here the ring time). Genesys Cloud's conversation aggregates "
+    "name `tAlert` (time alerting: the ring time), `tAnswered` and `tNotResponding` (an alert the agent did not "
+    "respond to: RONA), and its agents have a NOT_RESPONDING routing status; the metric names are those of the "
+    "Platform API's ConversationAggregationQuery "
+    "(https://github.com/MyPureCloud/platform-client-sdk-java/blob/master/build/docs/ConversationAggregationQuery.md), "
+    "which lists them without definitions, so they are matched here by name only. Its analytics detail events give "
+    "an agent session's `alertingDurationMs` on user.end, but no documented outcome tells a declined or unanswered "
+    "alert from an answered one: Genesys offers are not read (docs/sources.md)."
 )
 RATIOS += (
     Ratio(
@@ -983,6 +1013,16 @@ RATIOS += (
     ),
 )
 RATIO: dict[str, Ratio] = {r.name: r for r in RATIOS}
+
+
+def ratios_over(counts: tuple[Count, ...]) -> tuple[Ratio, ...]:
+    """The ratio KPIs formed from these counts alone (the record carries them beside the counts)."""
+    fields = {c.field for c in counts}
+    return tuple(r for r in RATIOS if all(f.lstrip("-") in fields for f in (*r.numerator, *r.denominator)))
+
+
+CALLBACK_RATIOS = ratios_over(CALLBACK_COUNTS)
+OFFER_RATIOS = ratios_over(OFFER_COUNTS)
 RECORDED: tuple[Ratio, ...] = tuple(r for r in RATIOS if r.rule)
 """The ratios the recording rules record (per queue and channel, over each of WINDOWS)."""
 
@@ -1005,9 +1045,7 @@ SEGMENT_COUNTS: tuple[Count, ...] = tuple(
     for f in SEGMENT_FIELDS
 )
 SEGMENT_COUNT: dict[str, Count] = {c.field: c for c in SEGMENT_COUNTS}
-SEGMENT_RATIOS: tuple[Ratio, ...] = tuple(
-    r for r in RATIOS if all(f.lstrip("-") in SEGMENT_COUNT for f in (*r.numerator, *r.denominator))
-)
+SEGMENT_RATIOS: tuple[Ratio, ...] = ratios_over(SEGMENT_COUNTS)
 """The ratio KPIs formed per segment too (every service level variant, ASA, abandonment): the same definitions over
 the segment's counts."""
 SEGMENT_VENDORS = (
@@ -1017,10 +1055,12 @@ SEGMENT_VENDORS = (
 )
 
 
-def segment_promql(ratio: Ratio, window: str = "15m", guard: bool = False) -> str:
-    """A ratio per queue, channel and segment over the segment counters: sums of increases, then the division."""
+def segment_promql(ratio: Ratio, window: str = "15m", guard: bool = False, selector: str = "") -> str:
+    """A ratio per queue, channel and segment over the segment counters: sums of increases, then the division
+    (`selector`: label matchers, e.g. a dashboard's queue and channel)."""
+    matchers = f"{{{selector}}}" if selector else ""
     return ratio.expr(
-        lambda f: f"sum by (queue, channel, segment) (increase({SEGMENT_COUNT[f].metric}[{window}]))", guard
+        lambda f: f"sum by (queue, channel, segment) (increase({SEGMENT_COUNT[f].metric}{matchers}[{window}]))", guard
     )
 
 

@@ -21,18 +21,22 @@ from pipeline.kpis import counts as k
 from pipeline.kpis.counts import IntervalUpdate, QueueCounts, Window
 from pipeline.kpis.definitions import (
     CALLBACK_COUNTS,
+    CALLBACK_RATIOS,
+    OFFER_COUNTS,
+    OFFER_RATIOS,
     RATIO,
     SEGMENT_COUNTS,
     SEGMENT_RATIOS,
     SERVICE_LEVEL,
     VARIANTS,
+    Count,
     Variant,
 )
+from pipeline.kpis.definitions import Ratio as RatioKpi
 from pipeline.kpis.reporting.causes import headline_shortfall
 from pipeline.kpis.reporting.cost import handling_cost
 from pipeline.kpis.staffing.live import agents_needed, observed_traffic, requirement
 
-CALLBACK_FIELDS = tuple(count.field for count in CALLBACK_COUNTS)  # each the record field of the same name
 Seconds = Annotated[float, Meta(ge=0, description="Seconds.")]
 Ratio = Annotated[float | None, Meta(description="Ratio 0..1; null when there is nothing to measure.")]
 Average = Annotated[float | None, Meta(description="Seconds; null when there is nothing to average.")]
@@ -349,7 +353,9 @@ def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple
         abandon_rate=k.abandon_rate(c),
         abandon_rate_without_short=k.abandon_rate(c, include_short=False),
         **handling(c),
-        agents=[AgentHandling(agent_id=a, **handling(ac), **_offers(ac)) for a, ac in sorted(u.agents.items())],
+        agents=[
+            AgentHandling(agent_id=a, **handling(ac), **_counts(ac, OFFER_COUNTS)) for a, ac in sorted(u.agents.items())
+        ],
         surveys=c.surveys,
         survey_score_sum=c.survey_score_sum,
         surveys_satisfied=c.surveys_satisfied,
@@ -358,11 +364,10 @@ def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple
         ivr_sessions=c.ivr_sessions,
         ivr_contained=c.ivr_contained,
         ivr_containment=k.ivr_containment(c),
-        **_callbacks(c),
-        **_offers(c),
-        ring_time_avg_seconds=RATIO["ring_time"].value(c),
-        offers_per_answer=RATIO["offers_per_answer"].value(c),
-        missed_offer_rate=RATIO["missed_offer_rate"].value(c),
+        **_counts(c, CALLBACK_COUNTS),
+        **_ratios(c, CALLBACK_RATIOS),
+        **_counts(c, OFFER_COUNTS),
+        **_ratios(c, OFFER_RATIOS),
         forecast_offered=fc.offered if fc else None,
         forecast_aht_seconds=fc.aht_seconds if fc else None,
         offered_vs_forecast=k.forecast_error(c.offered, fc.offered if fc else None),
@@ -389,23 +394,14 @@ def _exported(value: int, field: str) -> float | int:
     return value / 1000 if field.endswith("_ms") else value
 
 
-def _callbacks(c: QueueCounts) -> dict[str, Any]:
-    """The callback fields: the counts as they are, the ratios from their definitions."""
-    counts = {f: getattr(c, f) for f in CALLBACK_FIELDS}
-    return counts | {
-        r: RATIO[r].value(c) for r in ("callback_service_level", "callback_attempts_avg", "callback_connect_rate")
-    }
+def _counts(c: QueueCounts, counts: tuple[Count, ...]) -> dict[str, Any]:
+    """The record fields of the table's counts, each as its definition names it (durations in seconds)."""
+    return {n.record_field: _exported(getattr(c, n.field), n.field) for n in counts}
 
 
-def _offers(c: QueueCounts) -> dict[str, Any]:
-    """The offer counts of a queue or of one agent in it (durations in seconds)."""
-    return dict(
-        agent_offers=c.agent_offers,
-        agent_offers_accepted=c.agent_offers_accepted,
-        agent_offers_rejected=c.agent_offers_rejected,
-        agent_offers_missed=c.agent_offers_missed,
-        agent_offer_ring_seconds_sum=c.agent_offer_ring_ms / 1000,
-    )
+def _ratios(c: QueueCounts, ratios: tuple[RatioKpi, ...]) -> dict[str, Any]:
+    """The record fields of the table's ratios, each its definition's value over the counts."""
+    return {r.record_field: r.value(c) for r in ratios}
 
 
 def _miss_causes(c: QueueCounts, rules: QueueSettings, causes: dict[str, float] | None) -> list[MissCause] | None:

@@ -1,8 +1,8 @@
 """Prometheus recording and alert rules, the Prometheus configuration and the Alertmanager configuration,
 generated from the one queue configuration (`QueueConfig`).
 
-Targets (service level, abandonment, ASA, oldest wait), teams, time zones and business hours are typed once,
-in the queue file; this module turns them into rule files (`python -m pipeline ops-config` writes them under
+Targets (service level, abandonment, ASA, oldest wait, callbacks: per queue, and per channel where a channel
+table sets one), teams, time zones and business hours are typed once, in the queue file; this module turns them into rule files (`python -m pipeline ops-config` writes them under
 `deploy/`, and a test fails when the committed files are stale). It must not compute KPIs itself: every rule is
 PromQL over the counters the pipeline exports (docs/kpis.md), summing numerators and denominators before
 dividing, never averaging ratios.
@@ -68,10 +68,8 @@ class Thresholds:
     consumer_lag_messages: int = 10_000  # lag on a topic that is also still growing
     no_contacts_window: int = 1800  # seconds without any offered contact during business hours
     plan_gap_margin: float = 2.0  # agents short of the forecast's need in an interval of the next hour
-    # callbacks: not per queue yet (the queue file has no callback targets); the same for every queue
-    callback_service_level_target: float = 0.9  # first dials within the promised time, over the last hour
+    # callbacks (their target and overdue limit are per queue and channel, in the queue file)
     callback_min_dialled: int = 5  # promised callbacks first dialled in the hour before a ticket
-    callback_overdue_seconds: int = 300  # a promised callback not dialled this long after its promise pages
 
 
 THRESHOLDS = Thresholds()
@@ -212,12 +210,20 @@ def asa(window: str) -> str:
 
 
 TARGETS = {
-    # recorded target series: (rule name, QueueSettings field)
+    # recorded target series of each queue: (rule name, QueueSettings field); a channel's own target where the
+    # queue file sets one is recorded beside it as `queue_channel:...` (`channel_target`)
     "service_level": ("queue:cc_queue_service_level_target:ratio", "service_level_target"),
     "abandon_rate": ("queue:cc_queue_abandon_rate_target:ratio", "abandon_rate_target"),
     "asa": ("queue:cc_queue_asa_target:seconds", "asa_target_seconds"),
     "oldest_wait": ("queue:cc_queue_oldest_wait_target:seconds", "oldest_wait_target_seconds"),
+    "callback_service_level": ("queue:cc_queue_callback_service_level_target:ratio", "callback_service_level_target"),
+    "callback_overdue": ("queue:cc_queue_callback_overdue_limit:seconds", "callback_overdue_seconds"),
 }
+
+
+def channel_target(kind: str) -> str:
+    """The recorded series of the channels' own targets of one kind (`[queues.X.channels.<ch>]`)."""
+    return TARGETS[kind][0].replace("queue:", "queue_channel:", 1)
 
 
 def _ratio_rule(definition: kd.Ratio, window: str) -> dict:
@@ -270,20 +276,41 @@ def recording_groups(config: QueueConfig, timing: Timing = DEPLOYED) -> list[dic
         ratio_rules.append({"record": definition.recorded("_today"), "expr": definition.expr(today(""), guard=True)})
 
     target_rules: list[dict] = []
-    for _kpi, (record, field) in TARGETS.items():
+    for kind, (record, field) in TARGETS.items():
         for queue, s in _configured(config):
             target_rules.append(
                 {"record": record, "expr": f"vector({getattr(s, field)})", "labels": {"queue": queue, "team": s.team}}
             )
         # Queues the file does not name: the defaults, for every queue the pipeline reports a threshold for.
+        unnamed = f"0 * group by (queue) (cc_queue_service_level_threshold_seconds{_others(config)})"
         target_rules.append(
             {
                 "record": record,
-                "expr": f"0 * group by (queue) (cc_queue_service_level_threshold_seconds{_others(config)})"
-                f" + {getattr(config.defaults, field)}",
+                "expr": f"{unnamed} + {getattr(config.defaults, field)}",
                 "labels": {"team": config.defaults.team},
             }
         )
+        # The channels' own targets (a named queue's tables include those of [defaults.channels]); the alerts take
+        # the queue's for every other channel (`target_of`).
+        for queue, s in _configured(config):
+            for channel, own in sorted(s.channels.items()):
+                if getattr(own, field) is not None:
+                    target_rules.append(
+                        {
+                            "record": channel_target(kind),
+                            "expr": f"vector({getattr(own, field)})",
+                            "labels": {"queue": queue, "channel": channel, "team": s.team},
+                        }
+                    )
+        for channel, own in sorted(config.defaults.channels.items()):
+            if getattr(own, field) is not None:
+                target_rules.append(
+                    {
+                        "record": channel_target(kind),
+                        "expr": f"{unnamed} + {getattr(own, field)}",
+                        "labels": {"channel": channel, "team": config.defaults.team},
+                    }
+                )
 
     hours_rules: list[dict] = []
     schedules: dict[tuple, list[str]] = {}
@@ -340,6 +367,19 @@ def _target(kind: str) -> str:
     return TARGETS[kind][0]
 
 
+def target_of(kind: str, signal: str, selector: str = "") -> str:
+    """The target of each queue and channel of `signal` (a vector by queue and channel), labelled with the
+    queue's team: the channel's own where the queue file sets one, else the queue's. For a queue without channel
+    tables this is the queue's target, as before channels had targets of their own. One series per series of
+    `signal` (`selector`: label matchers of the channels' own, e.g. a dashboard's; `signal` carries its own)."""
+    own = f"{channel_target(kind)}{{{selector}}}" if selector else channel_target(kind)
+    return (
+        f"(\n    {own} and on (queue, channel) {signal}\n  or on (queue, channel)\n"
+        f"    (0 * {signal} + on (queue) group_left (team) {_target(kind)})\n  )"
+    )
+
+
+OLDEST_WAIT = "max by (queue, channel) (cc_queue_oldest_waiting_age_seconds)"
 STAFFING_GAP = "queue_channel:cc_queue_agents_gap:sum"  # over all workers (kd.STAFFING_RULES)
 PLAN_GAP = "queue_channel:cc_queue_agents_plan_gap_next_hour:max"  # needed by the forecast - scheduled
 
@@ -350,8 +390,10 @@ def queue_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
         Alert(
             "CCQueueServiceLevelBelowTargetFast",
             "critical",
-            f"(\n  {service_level('5m')}\n  < on (queue) group_left (team) {sl_target}\n)\n"
-            f"and on (queue, channel)\n  ({service_level('30m')} < on (queue) group_left () {sl_target})\n"
+            f"(\n  {service_level('5m')}\n  < on (queue, channel) group_left (team) "
+            f"{target_of('service_level', service_level('5m'))}\n)\n"
+            f"and on (queue, channel)\n  (\n  {service_level('30m')}\n  < on (queue, channel) "
+            f"{target_of('service_level', service_level('30m'))}\n  )\n"
             f"and on (queue, channel)\n  ({inc('answered_or_abandoned', '5m')} >= {t.sl_min_contacts_fast})",
             300,
             "Service level dropped sharply below the queue's target.",
@@ -362,7 +404,8 @@ def queue_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
         Alert(
             "CCQueueServiceLevelBelowTargetSlow",
             "warning",
-            f"(\n  {service_level('1h')}\n  < on (queue) group_left (team) {sl_target}\n)\n"
+            f"(\n  {service_level('1h')}\n  < on (queue, channel) group_left (team) "
+            f"{target_of('service_level', service_level('1h'))}\n)\n"
             f"and on (queue, channel)\n  ({inc('answered_or_abandoned', '1h')} >= {t.sl_min_contacts_slow})",
             1800,
             "Service level has been below the queue's target for the last hour.",
@@ -373,7 +416,8 @@ def queue_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
         Alert(
             "CCQueueAbandonRateAboveTarget",
             "warning",
-            f"(\n  {abandon_rate('30m')}\n  > on (queue) group_left (team) {_target('abandon_rate')}\n)\n"
+            f"(\n  {abandon_rate('30m')}\n  > on (queue, channel) group_left (team) "
+            f"{target_of('abandon_rate', abandon_rate('30m'))}\n)\n"
             f"and on (queue, channel)\n  ({inc('offered', '30m')} >= {t.abandon_min_offered})",
             900,
             "Abandonment rate is above the queue's target.",
@@ -384,13 +428,12 @@ def queue_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
         Alert(
             "CCQueueOldestWaitAboveLimit",
             "critical",
-            "max by (queue, channel) (cc_queue_oldest_waiting_age_seconds)\n"
-            f"> on (queue) group_left (team) {_target('oldest_wait')}",
+            f"{OLDEST_WAIT}\n> on (queue, channel) group_left (team) {target_of('oldest_wait', OLDEST_WAIT)}",
             180,
             "A contact has been waiting longer than the queue's limit.",
             "The oldest contact waiting in queue {{ $labels.queue }} ({{ $labels.channel }}) has waited "
             "{{ $value | humanizeDuration }}.",
-            "max by (queue, channel) (cc_queue_oldest_waiting_age_seconds)",
+            OLDEST_WAIT,
         ),
         Alert(
             "CCQueueStaffingGap",
@@ -444,15 +487,15 @@ CALLBACK_OVERDUE = "max by (queue, channel) (cc_queue_callback_oldest_promise_ov
 
 
 def callback_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
-    """A customer promised a call back and not called is the callback's page; a late hour, its ticket. The team
-    comes from the queue's target series, as for the staffing alerts (`0 *`: only its labels matter)."""
-    sl_target = _target("service_level")
+    """A customer promised a call back and not called is the callback's page; a late hour, its ticket. Each queue
+    and channel against its own limit and target (`callback_overdue_seconds`, `callback_service_level_target`)."""
     callback_sl = kd.RATIO["callback_service_level"].recorded("1h")
     return [
         Alert(
             "CCQueueCallbackPromiseOverdue",
             "critical",
-            f"{CALLBACK_OVERDUE}\n> on (queue) group_left (team) (0 * {sl_target} + {t.callback_overdue_seconds})",
+            f"{CALLBACK_OVERDUE}\n> on (queue, channel) group_left (team) "
+            f"{target_of('callback_overdue', CALLBACK_OVERDUE)}",
             300,
             "A customer promised a callback has not been called by the promised time.",
             "The earliest promised callback of queue {{ $labels.queue }} ({{ $labels.channel }}) not yet dialled "
@@ -462,14 +505,14 @@ def callback_alerts(t: Thresholds = THRESHOLDS) -> list[Alert]:
         Alert(
             "CCQueueCallbackServiceLevelBelowTarget",
             "warning",
-            f"(\n  {callback_sl}\n  < on (queue) group_left (team) (0 * {sl_target} + "
-            f"{t.callback_service_level_target:g})\n)\n"
+            f"(\n  {callback_sl}\n  < on (queue, channel) group_left (team) "
+            f"{target_of('callback_service_level', callback_sl)}\n)\n"
             f"and on (queue, channel)\n  ({_inc_of('callbacks_dialled_promised', '1h')} >= {t.callback_min_dialled})",
             900,
             "Callbacks are dialled later than promised.",
             "Over the last hour {{ $value | humanizePercentage }} of the promised callbacks of queue "
-            "{{ $labels.queue }} ({{ $labels.channel }}) were first dialled within the promised time (target "
-            f"{t.callback_service_level_target:.0%}).",
+            "{{ $labels.queue }} ({{ $labels.channel }}) were first dialled within the promised time, below its "
+            "target (`callback_service_level_target`).",
             callback_sl,
         ),
     ]

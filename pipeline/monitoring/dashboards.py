@@ -3,8 +3,8 @@
 Queries are kept apart from layout: each dashboard is a list of `PanelSpec` (title, description, unit, PromQL,
 the KPI catalogue anchor it explains), and one builder turns a spec into a panel with the shared defaults
 (datasource, catalogue link, per-queue target colours). Targets come from the queue configuration: the
-wallboard colours each queue's service level, abandonment, ASA and oldest wait against that queue's own
-target with one field override per queue. UIDs are fixed; the JSON is written with sorted keys so diffs stay
+wallboard colours each queue's service level, abandonment, ASA and oldest wait (queue detail: the callbacks') against
+that queue and channel's own target, the one its alerts compare with, by field overrides per queue and channel. UIDs are fixed; the JSON is written with sorted keys so diffs stay
 small, and a test fails when the committed files are stale (`python -m pipeline ops-config`).
 
 The PromQL uses the recording rules of `pipeline.monitoring.alerting` where one exists, so the wallboard and the
@@ -85,6 +85,17 @@ def _mean(name: str, window: str) -> str:
 
 
 SL_ANCHOR = anchor(HEADLINE.title)
+SEGMENT_SL = kd.SERVICE_LEVEL[
+    "abandons_against"
+]  # the panel shows one variant: a queue's headline is not in the labels
+SEGMENT_SL_NAME = "abandons count against"
+
+
+def _segment_count(field: str, window: str) -> str:
+    """A count per segment, increased over `window` and summed by queue, channel and segment."""
+    return f"sum by (queue, channel, segment) (increase({kd.SEGMENT_COUNT[field].metric}{{{Q}}}[{window}]))"
+
+
 VARIANTS_ANCHOR = anchor(kd.SERVICE_LEVEL["abandons_ignored"].title)  # the first variant: the others follow it
 
 
@@ -209,11 +220,12 @@ WALLBOARD = DashboardSpec(
         ),
         PanelSpec(
             "Service level vs target (5 min)",
-            "Headline service level over 5 minutes, against the target.",
+            "Headline service level over 5 minutes, against the target of each queue and channel (the one its "
+            "alerts compare with).",
             "percentunit",
             (
                 (_sl("5m"), "{{queue}} {{channel}}"),
-                (f"{al.TARGETS['service_level'][0]}{{{QUEUE}}}", "target {{queue}}"),
+                (al.target_of("service_level", _sl("5m"), Q), "target {{queue}} {{channel}}"),
             ),
             anchor=SL_ANCHOR,
             width=24,
@@ -298,16 +310,19 @@ QUEUE_DETAIL = DashboardSpec(
         # callbacks (issue 18): their own lifecycle after the request left the queue
         PanelSpec(
             "Callback service level (1 h)",
-            "Promised callbacks first dialled at or before the promised time, over the last hour.",
+            "Promised callbacks first dialled at or before the promised time, over the last hour; red below the "
+            "queue's callback target.",
             "percentunit",
-            ((f"{kd.RATIO['callback_service_level'].recorded('1h')}{{{Q}}}", "within promise {{queue}} {{channel}}"),),
+            ((f"{kd.RATIO['callback_service_level'].recorded('1h')}{{{Q}}}", "{{queue}} {{channel}}"),),
             anchor="callback-service-level",
+            target="callback_service_level_target",
+            higher_is_better=True,
             width=12,
         ),
         PanelSpec(
             "Oldest promised callback past due",
             "How far the queue's clock is past the earliest promise of the callbacks not dialled yet (negative: time "
-            "left); the callback page fires 5 minutes past.",
+            "left); red past the queue's limit, where the callback page fires.",
             "s",
             (
                 (
@@ -316,7 +331,58 @@ QUEUE_DETAIL = DashboardSpec(
                 ),
             ),
             anchor="oldest-promised-callback",
-            thresholds=((None, "green"), (0, "orange"), (300, "red")),
+            target="callback_overdue_seconds",
+            width=12,
+        ),
+        # segments and wrap-up codes (issue 18): bounded label sets from the queue file, others as `other`
+        PanelSpec(
+            "Offered by segment (30 min)",
+            "Contacts offered in the last 30 minutes per customer segment of the offer (the queue's configured "
+            "segments, others as `other`; contacts without a segment are in none).",
+            "short",
+            ((_segment_count("offered", "30m"), "{{segment}} {{queue}} {{channel}}"),),
+            anchor=anchor(f"{SEGMENT_SL.title} per segment"),
+            width=12,
+        ),
+        PanelSpec(
+            f"Service level by segment (30 min, {SEGMENT_SL_NAME})",
+            f"Service level per customer segment over the last 30 minutes, {SEGMENT_SL_NAME} (the default variant; "
+            "each segment's four variants are in the KPI records).",
+            "percentunit",
+            ((kd.segment_promql(SEGMENT_SL, "30m", True, Q), "{{segment}} {{queue}} {{channel}}"),),
+            anchor=anchor(f"{SEGMENT_SL.title} per segment"),
+            width=12,
+        ),
+        PanelSpec(
+            "ASA by segment (30 min)",
+            "Average speed of answer per customer segment over the last 30 minutes.",
+            "s",
+            ((kd.segment_promql(kd.RATIO["asa"], "30m", True, Q), "{{segment}} {{queue}} {{channel}}"),),
+            anchor=anchor(f"{kd.RATIO['asa'].title} per segment"),
+            width=12,
+        ),
+        PanelSpec(
+            "Abandonment rate by segment (30 min)",
+            "Abandoned over offered per customer segment over the last 30 minutes.",
+            "percentunit",
+            ((kd.segment_promql(kd.RATIO["abandon_rate"], "30m", True, Q), "{{segment}} {{queue}} {{channel}}"),),
+            anchor=anchor(f"{kd.RATIO['abandon_rate'].title} per segment"),
+            width=12,
+        ),
+        PanelSpec(
+            "Wrap-up codes per interval",
+            "Handled contacts per wrap-up code (disposition) per 15-minute interval, by processing time (the queue's "
+            "configured codes, others as `other`); the codes of an interval add up to its handled contacts.",
+            "short",
+            (
+                (
+                    f"sum by (queue, channel, disposition) (increase({kd.DISPOSITIONS.metric}{{{Q}}}[15m]))",
+                    "{{disposition}} {{queue}} {{channel}}",
+                ),
+            ),
+            kind="bargauge",
+            anchor=anchor("Dispositions (wrap-up codes)"),
+            interval="15m",
             width=12,
         ),
         PanelSpec(
@@ -589,6 +655,26 @@ def _target_steps(target: float, higher_is_better: bool) -> list[tuple[float | N
     return [(None, "red"), (target, "green")] if higher_is_better else [(None, "green"), (target, "red")]
 
 
+def _targets(config: QueueConfig, field: str) -> list[tuple[str, float]]:
+    """(series name pattern, target) overrides, in order: series are named "<queue> <channel>" (the legend) and a
+    later override wins in Grafana, so each queue and channel is coloured against `config.rules(queue, channel)`:
+    the defaults' channel tables (queues the file does not name), then each queue's own target, then its channel
+    tables (which include the defaults')."""
+    out = [
+        (f"^\\S+ {re.escape(channel)}$", getattr(own, field))
+        for channel, own in sorted(config.defaults.channels.items())
+        if getattr(own, field) is not None
+    ]
+    for queue, s in sorted(config.queues.items()):
+        out.append((f"^{re.escape(queue)} \\S+$", getattr(s, field)))
+        out += [
+            (f"^{re.escape(queue)} {re.escape(channel)}$", getattr(own, field))
+            for channel, own in sorted(s.channels.items())
+            if getattr(own, field) is not None
+        ]
+    return out
+
+
 PanelBuilder = stat.Panel | timeseries.Panel | bargauge.Panel | heatmap.Panel
 
 
@@ -626,15 +712,10 @@ def _panel(spec: PanelSpec, config: QueueConfig) -> PanelBuilder:
         p = p.interval(spec.interval)
     if spec.target:
         p = p.thresholds(_steps(_target_steps(getattr(config.defaults, spec.target), spec.higher_is_better)))
-        for queue, s in sorted(config.queues.items()):
-            # series are named "<queue> <channel>" (the legend): one override per queue, its own target
+        for pattern, target in _targets(config, spec.target):
             p = p.override_by_regexp(
-                f"^{re.escape(queue)} \\S+$",
-                [
-                    dm.DynamicConfigValue(
-                        "thresholds", _steps(_target_steps(getattr(s, spec.target), spec.higher_is_better)).build()
-                    )
-                ],
+                pattern,
+                [dm.DynamicConfigValue("thresholds", _steps(_target_steps(target, spec.higher_is_better)).build())],
             )
     elif spec.thresholds:
         p = p.thresholds(_steps(spec.thresholds))

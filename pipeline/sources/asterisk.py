@@ -11,6 +11,13 @@ What each event becomes (a *leg* is one call in one queue):
   contacts; never exported). The callid alone is not unique (a call re-enters a queue, a PBX restart reuses
   ids), so the contact id is the callid plus the ENTERQUEUE time: `<callid>@<time>`.
 - CONNECT(holdtime|bridgedchanneluniqueid|ringtime): `contact.answered` by the member; the agent is on a call.
+  With the ring time (whole seconds, app_queue's `(orig - to) / 1000`), also the accepted offer: `offer.ringing`
+  that many seconds earlier (not before the call entered the queue) and `offer.accepted` at the CONNECT.
+- RINGNOANSWER(ringtime): the member was rung for `ringtime` milliseconds and did not pick up (app_queue's
+  `rna()`; the docs' own example is `1366720340|1366720340.303267|MYQUEUE|SIP/8007|RINGNOANSWER|1000`):
+  `offer.ringing` `ringtime` ms earlier and `offer.missed` (RONA) at the line. A ring time of 0 is a member that
+  could not be called at all (its device busy or unreachable): no offer, counted as ignored. A member who
+  declines the call shows in a queue_log as a RINGNOANSWER too: the log has no rejected offers.
 - COMPLETECALLER / COMPLETEAGENT(holdtime|calltime|origposition): `contact.ended`, then at the same time
   `contact.acw_ended`: Asterisk logs no after-contact work, so every leg gets an explicit zero-length ACW
   (its disposition is the event's name).
@@ -28,7 +35,7 @@ What each event becomes (a *leg* is one call in one queue):
 - PAUSE / PAUSEALL(reason): `not_ready` with the reason; UNPAUSE / UNPAUSEALL: ready again. The agent's state
   is derived: on a call (between CONNECT and the end of the leg) `on_contact`, else paused `not_ready`, else
   `available`; a `agent.state_changed` is written only when it changes.
-- RINGNOANSWER(ringtime ms), RINGCANCELED, CONFIGRELOAD, QUEUESTART, SYSCOMPAT, AGENTDUMP, custom events
+- RINGCANCELED (not described in the queue_log reference: its meaning is not read into it), CONFIGRELOAD, QUEUESTART, SYSCOMPAT, AGENTDUMP, custom events
   written with the QueueLog() application: nothing in the contract; counted as ignored by name.
 
 Placeholder agents ("NONE", "NO_SERVER") on a CONNECT are mapped to a configured agent id; they get no
@@ -42,7 +49,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -68,7 +75,6 @@ _RANK = {
 }
 IGNORED = frozenset(
     {
-        "RINGNOANSWER",
         "RINGCANCELED",
         "CONFIGRELOAD",
         "QUEUESTART",
@@ -225,7 +231,59 @@ class QueueLogAdapter:
             state = self.agents.setdefault(agent, _Agent())
             state.calls += 1
             out += self._show(t, agent, state, ids)
+            if len(data) > 2 and data[2].strip():  # the ring time (Asterisk 1.4 on); last: the ids before stay
+                rang = _ring_time(data[2], "CONNECT ringtime", 1000)
+                out += self._offer(t, rang, queue, leg, agent, ev.OfferAccepted, ids)
         return out
+
+    def _ring_no_answer(
+        self, t: datetime, callid: str, queue: str, agent: str, data: list[str], ids: _Ids
+    ) -> list[ev.Event]:
+        leg = self._leg(callid, queue, "RINGNOANSWER")
+        if agent in self.config.placeholder_agents:
+            self.ignored["placeholder_agent"] += 1
+            return []
+        rang = _ring_time(data[0] if data else "", "RINGNOANSWER ringtime", 1)
+        if rang == 0:
+            self.ignored["RINGNOANSWER_not_rung"] += 1
+            return []
+        return self._offer(t, rang, queue, leg, agent, ev.OfferMissed, ids)
+
+    def _offer(
+        self,
+        t: datetime,
+        rang_ms: int,
+        queue: str,
+        leg: _Leg,
+        agent: str,
+        outcome: type[ev.OfferAccepted] | type[ev.OfferMissed],
+        ids: _Ids,
+    ) -> list[ev.Event]:
+        """An offer to `agent` that rang `rang_ms` until its outcome at `t`: its ringing and outcome events. The ring
+        starts no earlier than the call's entry (the line's times are whole seconds, the ring's milliseconds)."""
+        entered = datetime.fromtimestamp(float(leg.contact_id.rpartition("@")[2]), UTC)
+        rang_at = max(entered, t - timedelta(milliseconds=rang_ms))
+        contact, channel, offer_id = leg.contact_id, self.config.channel, ids.offer_id()
+        return [
+            ev.OfferRinging(
+                event_id=ids.next(),
+                time=rang_at,
+                contact_id=contact,
+                queue_id=queue,
+                channel=channel,
+                offer_id=offer_id,
+                agent_id=agent,
+            ),
+            outcome(
+                event_id=ids.next(),
+                time=t,
+                contact_id=contact,
+                queue_id=queue,
+                channel=channel,
+                offer_id=offer_id,
+                agent_id=agent,
+            ),
+        ]
 
     def _finish(self, t: datetime, callid: str, queue: str, ids: _Ids, name: str, transfer: bool) -> list[ev.Event]:
         leg = self._leg(callid, queue, name)
@@ -368,6 +426,17 @@ def _finisher(name: str, transfer: bool) -> Handler:
     return handler
 
 
+def _ring_time(text: str, what: str, to_ms: int) -> int:
+    """A ring time field in milliseconds (`to_ms`: the field's unit in ms)."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise Rejected("bad_ringtime", f"{what} is not a whole number") from None
+    if not 0 <= value * to_ms <= 86_400_000:
+        raise Rejected("bad_ringtime", f"{what} is negative or longer than a day")
+    return value * to_ms
+
+
 def _require(value: str, what: str) -> None:
     if not value or value == "NONE":
         raise Rejected(f"no_{what}", f"no {what}")
@@ -388,10 +457,15 @@ class _Ids:
         self.n += 1
         return stable_event_id(SOURCE, self.line, self.n)
 
+    def offer_id(self) -> str:
+        """The offer a line tells of (its ringing and outcome come from the same line)."""
+        return stable_event_id(SOURCE, self.line, "offer")
+
 
 _HANDLERS: dict[str, Handler] = {
     "ENTERQUEUE": QueueLogAdapter._enter,
     "CONNECT": QueueLogAdapter._connect,
+    "RINGNOANSWER": QueueLogAdapter._ring_no_answer,
     "COMPLETECALLER": _finisher("COMPLETECALLER", False),
     "COMPLETEAGENT": _finisher("COMPLETEAGENT", False),
     "TRANSFER": _finisher("TRANSFER", True),

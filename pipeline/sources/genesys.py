@@ -18,6 +18,12 @@ the `detail` of an EventBridge event, which is unwrapped here. The topics read:
   COMMUNICATING -> on_contact, NOT_RESPONDING -> not_ready; OFF_QUEUE is left to the presence topic.
 - `v2.users.{id}.presence` (`presenceDefinition.systemPresence` since `modifiedDate`): Offline -> logged out,
   On Queue -> left to the routing status, any other presence -> not_ready with the presence as the reason.
+
+Not read, because the documented format does not carry them (docs/sources.md): agent offers (user.end gives a
+session's `alertingDurationMs`, but no `disconnectType` is documented as an unanswered or declined alert, and the
+NOT_RESPONDING routing status names no contact) and the callback lifecycle (a CALLBACK conversation carries
+`callbackScheduledTime`, but no field tells a dial attempt or its outcome; its ACD leg counts as voice, as CHANNELS
+says).
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ final is *late*: it is counted and reported, never applied.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import msgspec
 
@@ -70,6 +71,16 @@ Measure = tuple[QueueSettings, int, int, Callable[[int, int], int] | None]
 DUPLICATE = "duplicate"
 LATE = "late"
 IMPOSSIBLE = "impossible_sequence"
+
+
+_Key = TypeVar("_Key", bound=tuple[str, ...])
+_Entry = TypeVar("_Entry", cbk.Callback, ofr.Offer)  # what a callback or offer table holds
+
+
+def _seen(entry: cbk.Callback | ofr.Offer, event_id: str, t: int) -> None:
+    """An event applied to a callback or an offer: its id (for de-duplication) and its time."""
+    entry.event_ids = [*entry.event_ids, event_id]
+    entry.first_seen, entry.last_seen = min(entry.first_seen, t), max(entry.last_seen, t)
 
 
 _STANDALONE = (ev.SurveyCompleted, ev.IvrSessionEnded, ev.ForecastPublished)  # events that belong to no leg
@@ -243,29 +254,50 @@ class QueueState:
         self._observe(leg.queue_id, t)
         return clamped
 
+    # ---- callbacks and offers: entries of their own lifecycle, beside the legs -----------------------------------
+
+    def _entry(
+        self,
+        table: dict[_Key, _Entry],
+        key: _Key,
+        e: cbk.CallbackEvent | ofr.OfferEvent,
+        t: int,
+        new: Callable[[], _Entry],
+    ) -> _Entry | str:
+        """The entry (a callback or an offer) the event writes into: a copy of the one in `table`, so that nothing
+        changes unless the event is applied, or `new()`; else why the event is not applied (LATE, DUPLICATE or
+        IMPOSSIBLE: another channel than the entry's)."""
+        if self.is_final(e.queue_id, e.channel, interval_start(t, self.interval_ms)):
+            return LATE
+        old = table.get(key)
+        if old is None:
+            return new()
+        if e.event_id in old.event_ids:
+            return DUPLICATE
+        if old.channel != e.channel:
+            return IMPOSSIBLE
+        return msgspec.structs.replace(old)
+
     # ---- callbacks ---------------------------------------------------------------------------------------
 
     def _apply_callback(self, e: cbk.CallbackEvent, t: int) -> str | None:
         """A `callback.*` event: deduplicated by the callback, late when an interval it counts in is final."""
-        if self.is_final(e.queue_id, e.channel, interval_start(t, self.interval_ms)):
-            return LATE
         key = (e.queue_id, e.contact_id)
-        old = self.callbacks.get(key)
-        if old is None:
-            cb = cbk.Callback(e.queue_id, e.channel, e.contact_id, first_seen=t, last_seen=t)
-        elif e.event_id in old.event_ids:
-            return DUPLICATE
-        elif old.channel != e.channel:
-            return IMPOSSIBLE
-        else:
-            cb = msgspec.structs.replace(old)
+        cb = self._entry(
+            self.callbacks,
+            key,
+            e,
+            t,
+            lambda: cbk.Callback(e.queue_id, e.channel, e.contact_id, first_seen=t, last_seen=t),
+        )
+        if isinstance(cb, str):
+            return cb
         if not cbk.record(cb, e, t):
             return IMPOSSIBLE
         increments = cbk.contribution(cb, e, t, self.interval_ms)
-        if self._any_final(cb, increments):
+        if self._any_final(e.queue_id, e.channel, increments):
             return LATE
-        cb.event_ids = [*cb.event_ids, e.event_id]
-        cb.first_seen, cb.last_seen = min(cb.first_seen, t), max(cb.last_seen, t)
+        _seen(cb, e.event_id, t)
         self._count_callback(key, cb, increments)
         self._observe(e.queue_id, t)
         return None
@@ -285,7 +317,7 @@ class QueueState:
         assert e.promised_by is not None
         cb.requested_promise = epoch_ms(e.promised_by)
         increments = cbk.contribution(cb, None, t, self.interval_ms)
-        if self._any_final(cb, increments):
+        if self._any_final(cb.queue_id, cb.channel, increments):
             return LATE
         result = self._apply_leg(e, t)
         if result is None or result in CLAMPS.values():
@@ -293,8 +325,9 @@ class QueueState:
             self._count_callback(key, cb, increments)
         return result
 
-    def _any_final(self, cb: cbk.Callback, increments: list[cbk.CallbackIncrement]) -> bool:
-        return any(self.is_final(cb.queue_id, cb.channel, start) for start in {s for s, _, _ in increments})
+    def _any_final(self, queue_id: str, channel: str, increments: list[tuple[int, str, int]]) -> bool:
+        """Whether an interval the increments (of a callback or an offer) count in is final."""
+        return any(self.is_final(queue_id, channel, start) for start in {s for s, _, _ in increments})
 
     def _count_callback(self, key: tuple[str, str], cb: cbk.Callback, increments: list[cbk.CallbackIncrement]) -> None:
         self.callbacks[key] = cb
@@ -305,27 +338,24 @@ class QueueState:
 
     def _apply_offer(self, e: ofr.OfferEvent, t: int) -> str | None:
         """An `offer.*` event: deduplicated by the offer, late when an interval it counts in is final."""
-        if self.is_final(e.queue_id, e.channel, interval_start(t, self.interval_ms)):
-            return LATE
         key = (e.queue_id, e.contact_id, e.offer_id)
-        old = self.offers.get(key)
-        if old is None:
-            offer = ofr.Offer(e.queue_id, e.channel, e.contact_id, e.offer_id, e.agent_id, first_seen=t, last_seen=t)
-        elif e.event_id in old.event_ids:
-            return DUPLICATE
-        elif old.channel != e.channel:
-            return IMPOSSIBLE
-        else:
-            offer = msgspec.structs.replace(old)
+        offer = self._entry(
+            self.offers,
+            key,
+            e,
+            t,
+            lambda: ofr.Offer(e.queue_id, e.channel, e.contact_id, e.offer_id, e.agent_id, first_seen=t, last_seen=t),
+        )
+        if isinstance(offer, str):
+            return offer
         if not ofr.record(offer, e, t):
             return IMPOSSIBLE
         increments = ofr.contribution(offer, e, t, self.interval_ms)
         if increments is None:
             return IMPOSSIBLE
-        if any(self.is_final(e.queue_id, e.channel, start) for start in {s for s, _, _ in increments}):
+        if self._any_final(e.queue_id, e.channel, increments):
             return LATE
-        offer.event_ids = [*offer.event_ids, e.event_id]
-        offer.first_seen, offer.last_seen = min(offer.first_seen, t), max(offer.last_seen, t)
+        _seen(offer, e.event_id, t)
         self.offers[key] = offer
         if increments:
             self._add(e.queue_id, e.channel, [(start, name, n, offer.agent_id) for start, name, n in increments])

@@ -12,7 +12,10 @@ the simulator's events, and every worker is a real child process (`pipeline.tool
   had them all, on the machine's monotonic clock (the worker in /progress); the rate is the messages from the
   start of the first batch to the end of the last, so a consumer group's start-up is not counted (the first
   batch's processing is), and all three are measured the same way. The empty agent and the worker at 1 event
-  per message run back to back `--rounds` times; the pair with the median ratio is reported;
+  per message run back to back `--rounds` times; the pair with the median ratio is reported. The peer, Quix
+  Streams' windowed counts (pipeline/tools/bench_peer.py), runs in each round and once batched when it is
+  installed (`--peer-python`), for the worker's ratio to it;
+- scale: 1, 2 and 4 workers of one consumer group over the same events (pipeline/tools/bench_scale.py);
 - latency: a steady offered rate (one event per message) for a fixed time; every tick a probe contact is
   offered in a queue of its own, and the time from writing it to Kafka to the moment it is counted on /metrics
   (polled every 50 ms for that one metric, `?name[]=cc_queue_offered_total`, so that polling does not load the
@@ -20,6 +23,8 @@ the simulator's events, and every worker is a real child process (`pipeline.tool
   topic gives p50/p99/max; the worker's resident memory is sampled all along (a long run is the soak);
 - memory: a simulated day of a large center (agents, queues) through the worker; peak resident memory (VmHWM)
   and the time a /metrics scrape takes with that many queues;
+- growth (opt-in): the memory run at several sizes of center, with the fitted growth of memory and checkpoint
+  bytes per 1,000 agents and per 100 queues (pipeline/tools/bench_growth.py);
 - replay: a simulated day of a 1,000-agent center through `pipeline.tools.replay.replay`, end to end;
 - ingest: file import (Asterisk queue_log, call-detail TSV) into JSON Lines, records per second
   (pipeline/tools/bench_ingest.py).
@@ -56,15 +61,18 @@ from typing import Generic, Self, TypeVar
 
 import orjson
 
+from pipeline.core import processes
 from pipeline.core.settings import Settings, load_settings
 from pipeline.runtime.broker import bootstrap_servers, ensure_topics, free_port
 from pipeline.runtime.kafka_security import client_options, faust_credentials
-from pipeline.tools import bench_webhook
+from pipeline.tools import bench_growth, bench_peer, bench_scale, bench_webhook
 from pipeline.tools.replay import Rate, _get, _produce, end_progress, replay, wait_until_done
 from pipeline.tools.run import broker_for, worker_process
 
-PHASES = ("processors", "checkpoints", "throughput", "latency", "memory", "replay", "ingest", "webhook")
-OPT_IN_PHASES = ("sinks",)  # run only when named: `--phases sinks` (pipeline/tools/bench_sinks.py)
+PHASES = ("processors", "checkpoints", "throughput", "scale", "latency", "memory", "replay", "ingest", "webhook")
+# Run only when named: `--phases sinks` (pipeline/tools/bench_sinks.py), `--phases growth` (a day at 20,000 agents
+# among others: pipeline/tools/bench_growth.py).
+OPT_IN_PHASES = ("sinks", "growth")
 PROBE_QUEUE = "bench-probe"
 EVENTS_PER_AGENT_DAY = 430  # a simulated day gives about this many events per agent (1,000 agents: ~436,000)
 
@@ -297,6 +305,27 @@ def run_reference(kind: str, settings: Settings, overrides: dict, messages: int,
     return result
 
 
+def run_peer(settings: Settings, group: str, messages: int, log_dir: Path, timeout: float, python: str) -> dict:
+    """Start the Quix Streams peer child (`pipeline.tools.bench_peer`) under `python` and return what it measured."""
+    out = log_dir / f"{group}-quix.json"
+    log_file = log_dir / "quix.log"
+    args = ["--broker", bootstrap_servers(settings), "--group", group, "--messages", str(messages), "--out", str(out)]
+    for name in ("contact-events", "agent-events"):
+        args += ["--topic", settings.topic(name)]
+    args += ["--grace-ms", str(round(settings.allowed_lateness_seconds * 1000))]
+    # A folder of its own for RocksDB, removed with the child (as worker_process does for the workers).
+    with tempfile.TemporaryDirectory(prefix="cc-peer-") as tmp:
+        env = bench_peer.child_environment({**os.environ, "TMPDIR": tmp})
+        argv = [python, "-m", "pipeline.tools.bench_peer", "quix", *args, "--state-dir", str(Path(tmp) / "state")]
+        proc = processes.spawn(argv, log_file, env)
+        try:
+            result = _wait_for_result(out, proc, timeout, "Quix Streams peer", log_file)
+            result["peak_rss_mb"] = (proc_status_kb(proc.pid, "VmHWM") or 0) / 1024
+        finally:
+            processes.stop(proc)
+    return result
+
+
 def run_pipeline(
     settings: Settings, overrides: dict, messages: int, log_file: Path, label: str, timeout: float
 ) -> dict:
@@ -373,6 +402,13 @@ class Loaded:
             "achieved_per_message": self.achieved,
         }
 
+    def peer(self, name: str, python: str) -> dict:
+        _say(f"throughput: Quix Streams peer over {self.messages} messages ({self.per_message} event(s) per message)")
+        settings, overrides = phase_settings(self.base, name, self.run_id, topic_prefix=self.topic_prefix)
+        r = run_peer(settings, overrides["app_id"], self.messages, self.log_dir, self.timeout, python)
+        # `events_seen`: what the peer counted itself (a batched message expanded), to check it saw every event
+        return {**_rate(self.events, self.messages, r), "peak_rss_mb": r["peak_rss_mb"], "events_seen": r["events"]}
+
     def reference(self, kind: str, name: str) -> dict:
         _say(f"throughput: {kind} over {self.messages} messages")
         settings, overrides = phase_settings(self.base, name, self.run_id, topic_prefix=self.topic_prefix)
@@ -390,6 +426,8 @@ def throughput(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: P
     events = list(itertools.islice(events_of(agents_for(n), 24, opts.seed), n))
     n_events = len(events)
     out: dict = {}
+    out["peer"] = peer_info(opts, base)
+    peer = out["peer"].get("not_run")  # why the peer does not run, if it does not
     for per_message in dict.fromkeys((1, k)):
         settings, overrides = phase_settings(base, f"k{per_message}", run_id)
         asyncio.run(ensure_topics(settings))
@@ -402,6 +440,8 @@ def throughput(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: P
         loaded = Loaded(base, run_id, log_dir, overrides["topic_prefix"], n_events, messages, per_message, achieved)
         if per_message > 1:
             out[f"pipeline_{per_message}"] = loaded.pipeline(f"k{per_message}")
+            if not peer:
+                out[f"quix_{per_message}"] = loaded.peer(f"k{per_message}-quix", opts.peer_python)
             continue
         out["raw_consumer"] = loaded.reference("raw-consumer", "k1-raw-consumer")
         # The ratio to the empty agent is taken in pairs run back to back, several times: this machine's speed
@@ -416,11 +456,33 @@ def throughput(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: P
                     "ratio": one["events_per_second"] / empty["events_per_second"],
                 }
             )
+            if not peer:  # the peer in the same round, so its ratio is taken back to back too
+                quix = loaded.peer(f"k1-quix-{i}", opts.peer_python)
+                rounds[-1].update(quix_1=quix, quix_ratio=one["events_per_second"] / quix["events_per_second"])
         median = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
         out.update(
             empty_agent=median["empty_agent"], pipeline_1=median["pipeline_1"], ratios_1=[r["ratio"] for r in rounds]
         )
+        if not peer:
+            by_peer = sorted(rounds, key=lambda r: r["quix_ratio"])[len(rounds) // 2]
+            out.update(quix_1=by_peer["quix_1"], quix_ratios_1=[r["quix_ratio"] for r in rounds])
     return out
+
+
+def peer_info(opts: argparse.Namespace, base: Settings) -> dict[str, str]:
+    """The Quix Streams peer of this benchmark: its Python and version, or why it cannot run (`not_run`), said on
+    stderr."""
+    why: str | None
+    if base.kafka_security_protocol != "PLAINTEXT":
+        why = "the Quix Streams peer runs on a plaintext broker only (the embedded one, or PIPELINE_BROKER_URL)"
+    else:
+        why = bench_peer.not_available(opts.peer_python)
+    if why:
+        _say(f"throughput: no peer: {why}")
+        return {"python": opts.peer_python, "not_run": why}
+    version = bench_peer.version(opts.peer_python)
+    _say(f"throughput: the peer is Quix Streams {version} ({opts.peer_python})")
+    return {"python": opts.peer_python, "version": version}
 
 
 # ---------------------------------------------------------------------------------------------- latency
@@ -702,22 +764,43 @@ def _series(text: str) -> int:
 
 
 def memory(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path) -> dict:
-    settings, overrides = phase_settings(base, "memory", run_id)
+    return day_through_worker(
+        base, run_id, log_dir, "memory", opts.agents, opts.queues, opts.memory_hours, opts.events_per_message, opts.seed
+    )
+
+
+def day_through_worker(
+    base: Settings,
+    run_id: str,
+    log_dir: Path,
+    name: str,
+    agents: int,
+    queues: int,
+    hours: float,
+    per_message: int,
+    seed: int,
+) -> dict:
+    """A simulated center's period through the worker: its peak memory, the checkpoints it wrote, and the time a
+    /metrics scrape takes at the end. The events are written as they are simulated (a 20,000-agent day is ~9
+    million), then the worker reads them all and closes every interval."""
+    settings, overrides = phase_settings(base, name, run_id)
     asyncio.run(ensure_topics(settings))
-    _say(f"memory: simulating {opts.agents} agents, {opts.queues} queues, {opts.memory_hours:g} h")
-    events = list(events_of(opts.agents, opts.memory_hours, opts.seed, opts.queues))
-    _say(f"memory: pre-loading {len(events)} events, {opts.events_per_message} per message")
-    produced = asyncio.run(_produce(settings, events, opts.events_per_message))
+    _say(f"{name}: {agents} agents, {queues} queues, {hours:g} h, simulated and written {per_message} per message")
+    produced = asyncio.run(_produce(settings, events_of(agents, hours, seed, queues), per_message))
     end_progress()
-    n_events = len(events)
-    del events
-    log_file = log_dir / "worker-memory.log"
+    n_events = produced.events
+    log_file = log_dir / f"worker-{name}.log"
     base_url = f"http://{settings.web_host}:{overrides['web_port']}"
     with worker_process(settings, log_file, **overrides) as worker, RssSampler(worker.pid) as rss:
         started = time.monotonic()
         wait_until_done(base_url, produced, worker, timeout=600 + n_events / 1000)
         end_progress()
         seconds = time.monotonic() - started
+        # The last batches' checkpoint comes up to a checkpoint period after them.
+        checkpoints = _settled(
+            f"{base_url}/metrics?" + "&".join(f"name[]={n}" for n in CHECKPOINT_COUNTERS),
+            settings.checkpoint_seconds + 1,
+        )
         before_scrapes = max(rss.mb_over(started, time.monotonic()), default=0.0)
         scrapes = []
         for _ in range(5):
@@ -727,9 +810,9 @@ def memory(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path)
         end_rss = (proc_status_kb(worker.pid, "VmRSS") or 0) / 1024
         peak = rss.peak_mb()
     return {
-        "agents": opts.agents,
-        "queues": opts.queues,
-        "hours": opts.memory_hours,
+        "agents": agents,
+        "queues": queues,
+        "hours": hours,
         "events": n_events,
         "seconds_with_start_up": seconds,
         "peak_rss_mb": peak,
@@ -738,7 +821,34 @@ def memory(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path)
         "scrape_seconds": percentile(scrapes, 0.5),
         "series": _series(text),
         "exposition_bytes": len(text),
+        "checkpoints": checkpoints.get("cc_pipeline_checkpoints_total", 0.0),
+        "checkpoint_bytes": checkpoints.get("cc_pipeline_checkpoint_bytes_total", 0.0),
     }
+
+
+CHECKPOINT_COUNTERS = ("cc_pipeline_checkpoints_total", "cc_pipeline_checkpoint_bytes_total")
+
+
+def _settled(url: str, quiet: float, timeout: float = 60) -> dict[str, float]:
+    """The counters on a /metrics page (summed over their labels) once they have not moved for `quiet` seconds."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    deadline = time.monotonic() + timeout
+    last: dict[str, float] = {}
+    since = time.monotonic()
+    while True:
+        now: dict[str, float] = {}
+        for family in text_string_to_metric_families(_get(url).decode()):
+            for sample in family.samples:
+                now[sample.name] = now.get(sample.name, 0.0) + sample.value
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return last
+        if time.monotonic() > deadline:
+            moving = ", ".join(f"{name} {value:,.0f}" for name, value in sorted(now.items()))
+            raise TimeoutError(f"{url}: the counters were still moving after {timeout:.0f}s ({moving})")
+        time.sleep(0.5)
 
 
 # ---------------------------------------------------------------------------------------------- replay
@@ -985,11 +1095,14 @@ def figures(results: dict) -> list[dict]:
                 b["events_per_second"] >= 25_000,
             )
             row("  ratio batched / 1 event per message", b["events_per_second"] / one["events_per_second"], "")
+        peer_rows(t, row)
         row(
             "worker peak resident memory, throughput runs",
             max(v["peak_rss_mb"] for key, v in t.items() if key.startswith("pipeline_")),
             "MB",
         )
+    if results.get("scale"):
+        bench_scale.figure_rows(results["scale"], row)
     lat = results.get("latency")
     if lat:
         where = f"at {lat['offered_events_per_second']:,.0f} events/s for {lat['seconds']:.0f}s"
@@ -1038,6 +1151,8 @@ def figures(results: dict) -> list[dict]:
             "worker peak resident memory before the five full /metrics scrapes", mem["peak_rss_mb_before_scrapes"], "MB"
         )
         row(f"/metrics scrape with {mem['queues']} queues ({mem['series']:,} series)", mem["scrape_seconds"], "s")
+    if results.get("growth"):
+        bench_growth.figure_rows(results["growth"], row)
     rep = results.get("replay")
     if rep:
         row(
@@ -1059,6 +1174,33 @@ def figures(results: dict) -> list[dict]:
 
         sink_figures(results["sinks"], row)
     return rows
+
+
+def peer_rows(t: dict, row) -> None:  # noqa: ANN001 (figures' row function)
+    """The Quix Streams peer's rows, and the worker's ratio to it (the issue's targets), or why it did not run."""
+    what = "Quix Streams, per-key 15-minute windowed counts (RocksDB state, changelog)"
+    if "not_run" in t.get("peer", {}):
+        row(f"{what}: not run", t["peer"]["not_run"], "")
+        return
+    quix, ratios = t["quix_1"], t["quix_ratios_1"]
+    of = f" (the round of the median ratio, of {len(ratios)})" if len(ratios) > 1 else ""
+    row(f"{what}, 1 event/message{of}", quix["events_per_second"], "events/s")
+    median = sorted(ratios)[len(ratios) // 2]
+    each = f" (each round, in the order run: {', '.join(f'{r:.3f}' for r in ratios)})" if len(ratios) > 1 else ""
+    row(f"  ratio full pipeline / Quix Streams, 1 event/message{each}", median, "", ">= 1.2", median >= 1.2)
+    for key, b in t.items():
+        if not key.startswith("quix_") or key in ("quix_1", "quix_ratios_1"):
+            continue
+        per_message = int(key.removeprefix("quix_"))
+        row(f"{what}, up to {per_message} events/message", b["events_per_second"], "events/s")
+        ratio = t[f"pipeline_{per_message}"]["events_per_second"] / b["events_per_second"]
+        row(
+            f"  ratio full pipeline / Quix Streams, up to {per_message} events/message",
+            ratio,
+            "",
+            ">= 1.5",
+            ratio >= 1.5,
+        )
 
 
 def _fmt(value) -> str:
@@ -1140,6 +1282,7 @@ def _bench(opts: argparse.Namespace, log_dir: Path, data_dir: Path) -> dict:
         (name, phase)
         for name, phase in (
             ("throughput", throughput),
+            ("scale", bench_scale.scale),  # 1, 2, 4 workers of one group (pipeline/tools/bench_scale.py)
             ("latency", latency),
             ("memory", memory),
             ("webhook", bench_webhook.webhook),  # the webhook receiver's requests/s (pipeline/tools/bench_webhook.py)
@@ -1151,6 +1294,8 @@ def _bench(opts: argparse.Namespace, log_dir: Path, data_dir: Path) -> dict:
             results["broker"] = "external" if base.broker_url else "embedded Tansu (same machine)"
             for name, phase in on_broker:
                 results[name] = phase(settings, opts, run_id, log_dir)
+    if "growth" in opts.phases:  # a broker of its own per size: the embedded one holds every record in memory
+        results["growth"] = bench_growth.growth(base, opts, run_id, log_dir)
     if "sinks" in opts.phases:
         from pipeline.tools.bench_sinks import bench_sinks
 
@@ -1200,6 +1345,12 @@ def parser() -> argparse.ArgumentParser:
         default=3,
         help="back-to-back pairs of empty agent and pipeline at 1 event/message; the median ratio counts",
     )
+    p.add_argument(
+        "--peer-python",
+        default=sys.executable,
+        help="the Python that runs the Quix Streams peer in the throughput phase (default: this one); the peer is "
+        "skipped, and the table says why, when Quix Streams is not installed there (pip install '.[bench]')",
+    )
     p.add_argument("--latency-rate", type=float, default=2000.0, help="offered events/s of the latency run")
     p.add_argument(
         "--latency-seconds",
@@ -1223,6 +1374,8 @@ def parser() -> argparse.ArgumentParser:
         help="contact messages of the --agents center fed before the checkpoint phase measures",
     )
     p.add_argument("--checkpoint-repeats", type=_at_least_one, default=5, help="repeats of the checkpoint phase")
+    bench_scale.add_arguments(p)
+    bench_growth.add_arguments(p)
     p.add_argument("--replay-agents", type=int, default=1000, help="agents of the replayed day (0: skip)")
     from pipeline.tools.bench_ingest import add_arguments
 

@@ -16,6 +16,7 @@ after a successful run (kept, and named, after a failure), or to `log_dir` (`--l
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import shutil
 import sys
@@ -24,6 +25,7 @@ import time
 import urllib.request
 import uuid
 from collections import deque
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -108,20 +110,32 @@ class Produced:
     closing: datetime  # the closing heartbeat's time
     topic: str  # the contact topic
     source_messages: int  # every message on both event topics, heartbeats included (what the worker consumes)
+    events: int = 0  # events written (heartbeats not counted)
 
 
-async def _produce(settings: Settings, events, events_per_message: int, horizon_seconds: float = 0.0) -> Produced:
-    """Write the events and a closing heartbeat."""
-    last = max(e.time for e in events)
-    # Past every interval, the allowed lateness and the longest of the contact timeout, `horizon_seconds` (the
-    # longest FCR window) and a day (every local day record): the worker closes everything.
-    longest = max(settings.contact_timeout_seconds, horizon_seconds, 86400.0)
-    closing = last + timedelta(seconds=settings.interval_seconds * 2 + settings.allowed_lateness_seconds + longest)
+async def _produce(
+    settings: Settings, events: Iterable, events_per_message: int, horizon_seconds: float = 0.0
+) -> Produced:
+    """Write the events (a list, or a generator of a center too large to hold) and a closing heartbeat."""
+    total = f"/{len(events):,}" if isinstance(events, Sized) else ""
+    last: datetime | None = None
+    sent = 0
+    rate = Rate()
+    events = iter(events)
     async with EventWriter(settings, bootstrap_servers(settings), events_per_message) as writer:
-        step = 50_000
-        for i in range(0, len(events), step):
-            await writer.write(events[i : i + step])
-            _progress(f"sent {min(i + step, len(events)):,}/{len(events):,} events")
+        while chunk := list(itertools.islice(events, 50_000)):
+            await writer.write(chunk)
+            newest = max(e.time for e in chunk)
+            last = newest if last is None or newest > last else last
+            sent += len(chunk)
+            per_second = rate.add(time.monotonic(), sent)
+            _progress(f"sent {sent:,}{total} events" + (f" ({per_second:,.0f}/s)" if per_second else ""))
+        if last is None:
+            raise ValueError("no events to write")
+        # Past every interval, the allowed lateness and the longest of the contact timeout, `horizon_seconds` (the
+        # longest FCR window) and a day (every local day record): the worker closes everything.
+        longest = max(settings.contact_timeout_seconds, horizon_seconds, 86400.0)
+        closing = last + timedelta(seconds=settings.interval_seconds * 2 + settings.allowed_lateness_seconds + longest)
         await writer.heartbeat(closing)
     topic = settings.topic("contact-events")
     return Produced(
@@ -130,6 +144,7 @@ async def _produce(settings: Settings, events, events_per_message: int, horizon_
         closing=closing,
         topic=topic,
         source_messages=sum(sum(ends.values()) for ends in writer.ends.values()),
+        events=sent,
     )
 
 

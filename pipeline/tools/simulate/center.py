@@ -2,13 +2,17 @@
 
 Customers arrive per queue (non-homogeneous Poisson, by thinning against the intraday curve), wait with
 exponential patience, and are routed longest-waiting first to agents with the right skill (the longest
-available agent takes a new arrival). Agents work shifts with breaks; voice agents take one contact at a
-time, chat agents several. Every event is emitted at the simulated time it happens, so the output is in
-time order without sorting, and it is streamed while the simulation runs.
+available agent takes a new arrival). Routing offers the contact to the agent: it rings, and a share of the
+offers ring out unanswered (RONA) or are rejected, tying up the agent for the ring while the contact waits on;
+the others are accepted, and the contact is answered. Agents work shifts with breaks; voice agents take one
+contact at a time, chat agents several. Every event is emitted at the simulated time it happens, except the
+ringing of an accepted offer (drawn back into the contact's wait, a few seconds at most: so that offers change
+no answer time); events are handed over in time order, and streamed while the simulation runs.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections import deque
@@ -40,6 +44,10 @@ from pipeline.contract.events import (
     HoldEnded,
     HoldStarted,
     IvrSessionEnded,
+    OfferAccepted,
+    OfferMissed,
+    OfferRejected,
+    OfferRinging,
     ScheduleActivityPlanned,
     SurveyCompleted,
 )
@@ -57,6 +65,12 @@ CALLBACK_SHARE = 0.2  # impatient voice callers who ask for a callback rather th
 CALLBACK_PROMISE_SECONDS = 1800.0
 CALLBACK_CONNECT_PROB = 0.6
 CALLBACK_ATTEMPTS = 3
+# An accepted offer rang this long (uniform, seconds) before the accept, within the contact's wait; a rejected one
+# this long, at most the ring timeout. The ring of an accepted offer is drawn back into the wait, so that offers
+# leave every answer where the model put it; missed and rejected offers are modelled (the agent is held, the
+# customer waits on).
+ACCEPT_RING_SECONDS = (2.0, 8.0)
+REJECT_AFTER_SECONDS = (1.0, 10.0)
 IVR_CONTAINED_PER_CALL = 0.35  # self-service sessions per voice call that reaches a queue
 FORECAST_SECONDS = 900.0
 
@@ -82,13 +96,15 @@ class _Contact:
 class _Leg:
     """A contact's stay in one queue."""
 
-    __slots__ = ("contact", "queue", "offered_at", "waiting")
+    __slots__ = ("contact", "queue", "offered_at", "waiting", "patience_at", "free_since")
 
     def __init__(self, contact: _Contact, queue: _Queue, offered_at: float) -> None:
         self.contact = contact
         self.queue = queue
         self.offered_at = offered_at
         self.waiting = False  # in the queue's line; cleared on answer or abandon (lazy removal)
+        self.patience_at: float | None = None  # when the customer gives up waiting, if they may
+        self.free_since = offered_at  # since when no offer of it rings (an accepted offer's ring starts after)
 
 
 class _Queue:
@@ -126,6 +142,7 @@ class _Agent:
         "capacity",
         "talking",
         "wrapping",
+        "ringing",
         "ready",
         "draining",
         "listed",
@@ -141,6 +158,7 @@ class _Agent:
         self.capacity = capacity
         self.talking = 0  # legs between answered and ended/transferred
         self.wrapping = 0  # legs in ACW
+        self.ringing = 0  # offers ringing that will be missed or rejected (each holds a place, as a contact does)
         self.ready = False  # logged in and not heading for a break or logout: may get new contacts
         self.draining = False  # the period ended mid-shift: serving what still waits, then logging out
         self.listed = False  # in its queues' `available` lists
@@ -167,11 +185,16 @@ class _Center:
         self.rng_extras = random.Random(f"{seed}:extras")  # surveys, IVR, forecasts: the rest is unchanged
         self.rng_segments = random.Random(f"{seed}:segments")  # likewise
         self.rng_callbacks = random.Random(f"{seed}:callbacks")  # callbacks' lifecycles
+        self.rng_offers = random.Random(f"{seed}:offers")  # offers' outcomes and rings
         self.queues = [_Queue(spec) for spec in config.queues]
         for queue in self.queues:
             queue.transfer_targets = [q for q in self.queues if q.channel == queue.channel and q is not queue]
         self.events: list[Event] = []
+        self.backdated: list[Event] = []  # accepted offers' ringing, up to ACCEPT_RING_SECONDS in the past
+        self.held: list[Event] = []  # events not handed over yet: a backdated one may still come before them
         self.event_count = 0
+        self.offer_count = 0
+        self.offer_event_count = 0  # offer events have their own ids, so that offers change no other event's id
         self.contact_count = 0
         self.customer_count = 0
         self.recent_customers: list[tuple[float, str]] = []  # (contacted at, customer), oldest first
@@ -200,9 +223,26 @@ class _Center:
                 self._carry_over()
                 break  # drained
             if len(self.events) >= BATCH_EVENTS:
-                events, self.events = self.events, []
-                yield from events
-        yield from self.events
+                yield from self._hand_over(final=False)
+        yield from self._hand_over(final=True)
+
+    def _hand_over(self, final: bool) -> list[Event]:
+        """The events emitted so far that no later one can precede, in time order (stable: equal times keep
+        the order they happened in). Without backdated ringing, the events as they were emitted."""
+        if not self.backdated and not self.held:
+            events, self.events = self.events, []
+            return events
+        pending = self.held + self.events + self.backdated
+        pending.sort(key=lambda e: e.time)
+        self.events, self.backdated = [], []
+        if final:
+            self.held = []
+            return pending
+        # a ringing emitted later is backdated at most ACCEPT_RING_SECONDS before the simulated time
+        horizon = self.start + timedelta(seconds=self.env.now - ACCEPT_RING_SECONDS[1] - 1)
+        cut = bisect.bisect_left(pending, horizon, key=lambda e: e.time)
+        self.held = pending[cut:]
+        return pending[:cut]
 
     def _carry_over(self) -> None:
         """Emails and tasks never give up: those still waiting when the last agent has gone go to tomorrow's
@@ -380,14 +420,18 @@ class _Center:
                 self._ivr_session(queue, contained=True)
         if queue.available:
             agent = next(iter(queue.available))
-            self._answer(agent, leg)
+            self._present(agent, leg)
             self._list(agent, requeue=True)
         else:
             leg.waiting = True
             queue.line.append(leg)
             if queue.spec.patience_mean > 0:  # an email or a task waits until someone takes it
                 patience = self.rng_customers.expovariate(1 / queue.spec.patience_mean)
-                self.env.timeout(patience).callbacks.append(lambda _: self._abandon(leg))
+                self._give_up_after(leg, patience)
+
+    def _give_up_after(self, leg: _Leg, patience: float) -> None:
+        leg.patience_at = self.env.now + patience
+        self.env.timeout(patience).callbacks.append(lambda _: self._abandon(leg))
 
     def _abandon(self, leg: _Leg) -> None:
         if not leg.waiting:
@@ -427,7 +471,7 @@ class _Center:
 
         `requeue` moves a chat agent that just took a chat but has room for more behind the others.
         """
-        can_take = agent.ready and agent.talking + agent.wrapping < agent.capacity
+        can_take = agent.ready and agent.talking + agent.wrapping + agent.ringing < agent.capacity
         if agent.listed and (requeue or not can_take):
             for queue in agent.queues:
                 del queue.available[agent]
@@ -439,7 +483,7 @@ class _Center:
 
     def _pull(self, agent: _Agent) -> None:
         """Give a ready agent the longest-waiting contacts of its queues while it has room, then list it."""
-        while agent.ready and agent.talking + agent.wrapping < agent.capacity:
+        while agent.ready and agent.talking + agent.wrapping + agent.ringing < agent.capacity:
             oldest: _Leg | None = None
             for queue in agent.queues:
                 line = queue.line
@@ -450,9 +494,76 @@ class _Center:
             if oldest is None:
                 break
             oldest.queue.line.popleft()
-            self._answer(agent, oldest, update=False)
+            self._present(agent, oldest, update=False)
         self._update_state(agent)  # once for the contacts taken at this instant (one state event, not one each)
         self._list(agent)
+
+    def _present(self, agent: _Agent, leg: _Leg, update: bool = True) -> None:
+        """Routing offers the leg to the agent: accepted (and answered) now, or ringing until it is missed or
+        rejected, after which the leg is offered again."""
+        config = self.config
+        if not config.agent_offers:
+            self._answer(agent, leg, update)
+            return
+        rng, now = self.rng_offers, self.env.now
+        self.offer_count += 1
+        offer_id = f"offer-{self.seed}-{self.offer_count}"
+        draw = rng.random()
+        if draw >= config.offer_missed_share + config.offer_rejected_share:
+            rang_at = max(leg.free_since, now - rng.uniform(*ACCEPT_RING_SECONDS))
+            self._offer_event(OfferRinging, leg, agent, offer_id, at=rang_at)
+            self._offer_event(OfferAccepted, leg, agent, offer_id)
+            self._answer(agent, leg, update)
+            return
+        outcome: type[OfferMissed] | type[OfferRejected]
+        if draw < config.offer_missed_share:
+            outcome, ring = OfferMissed, config.ring_timeout
+        else:
+            outcome, ring = OfferRejected, min(rng.uniform(*REJECT_AFTER_SECONDS), config.ring_timeout)
+        leg.waiting = False  # out of the line while it rings (it keeps its place: back at the front after)
+        agent.ringing += 1
+        self._offer_event(OfferRinging, leg, agent, offer_id)
+        self.env.timeout(ring).callbacks.append(lambda _: self._not_accepted(agent, leg, outcome, offer_id))
+
+    def _not_accepted(self, agent: _Agent, leg: _Leg, outcome: type, offer_id: str) -> None:
+        """The offer rang out or was rejected: the leg is offered again (another available agent first), the
+        agent is free again (for routing, behind the other available agents)."""
+        self._offer_event(outcome, leg, agent, offer_id)
+        agent.ringing -= 1
+        leg.free_since = self.env.now
+        self._list(agent)
+        queue = leg.queue
+        if queue.available:
+            other = next(iter(queue.available))
+            self._present(other, leg)
+            self._list(other, requeue=True)
+        else:
+            leg.waiting = True
+            queue.line.appendleft(leg)  # it was the queue's oldest when offered; those behind came later
+            if leg.patience_at is not None and leg.patience_at <= self.env.now:
+                self._abandon(leg)  # gave up while it rang
+            elif leg.patience_at is None and queue.spec.patience_mean > 0:  # was offered on arrival
+                self._give_up_after(leg, self.rng_offers.expovariate(1 / queue.spec.patience_mean))
+        if agent.ready:
+            self._pull(agent)
+        busy = agent.talking or agent.wrapping or agent.ringing
+        if not busy and (agent.draining or not agent.ready) and agent.idle is not None:
+            agent.idle.succeed()  # a break, the logout or the drain was waiting for this ring
+            agent.idle = None
+
+    def _offer_event(self, cls: type, leg: _Leg, agent: _Agent, offer_id: str, at: float | None = None) -> None:
+        self.offer_event_count += 1
+        queue = leg.queue
+        event = cls(
+            event_id=f"ev-{self.seed}-o{self.offer_event_count}",
+            time=self._time() if at is None else self.start + timedelta(milliseconds=round(at * 1000)),
+            contact_id=leg.contact.contact_id,
+            queue_id=queue.queue_id,
+            channel=queue.channel,
+            offer_id=offer_id,
+            agent_id=agent.agent_id,
+        )
+        (self.events if at is None or at >= self.env.now else self.backdated).append(event)
 
     def _answer(self, agent: _Agent, leg: _Leg, update: bool = True) -> None:
         leg.waiting = False
@@ -507,7 +618,7 @@ class _Center:
         agent.wrapping -= 1
         if agent.ready:
             self._pull(agent)
-        busy = agent.talking or agent.wrapping
+        busy = agent.talking or agent.wrapping or agent.ringing
         if busy or (agent.ready and not agent.draining):
             self._update_state(agent)
         elif agent.idle is not None:  # a break or the logout was waiting for this: no "available" first
@@ -605,7 +716,7 @@ class _Center:
     def _drain(self, agent: _Agent):
         """At the end of the period, mid-shift: keep answering until the agent's queues are empty."""
         agent.draining = True
-        while agent.talking or agent.wrapping:
+        while agent.talking or agent.wrapping or agent.ringing:
             agent.idle = self.env.event()
             yield agent.idle
         agent.draining = False
@@ -614,7 +725,7 @@ class _Center:
         """Take no new contacts and wait until the current ones are done (ACW included)."""
         agent.ready = False
         self._list(agent)
-        if agent.talking or agent.wrapping:
+        if agent.talking or agent.wrapping or agent.ringing:
             agent.idle = self.env.event()
             yield agent.idle
 

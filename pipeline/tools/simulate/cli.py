@@ -69,6 +69,19 @@ def _parser() -> argparse.ArgumentParser:
         "queues besides the voice and chat ones, served by the chat agents",
     )
     parser.add_argument(
+        "--offer-missed-share",
+        type=float,
+        default=default.offer_missed_share,
+        help=f"offers to agents that ring out unanswered (RONA, after {default.ring_timeout:g} s) before the "
+        "contact is offered again (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--offer-rejected-share",
+        type=float,
+        default=default.offer_rejected_share,
+        help="offers the agent rejects before the contact is offered again (default: %(default)s)",
+    )
+    parser.add_argument(
         "--start",
         type=_utc_datetime,
         default=default.start,
@@ -83,7 +96,17 @@ def main_simulate(argv: list[str]) -> int:
     if args.hours <= 0 or args.agents < 0 or args.rate_scale < 0:
         _parser().error("--hours must be positive, --agents and --rate-scale not negative")
     reference = CenterConfig()
-    config = replace(reference, agents=args.agents, duration_hours=args.hours, start=args.start)
+    try:
+        config = replace(
+            reference,
+            agents=args.agents,
+            duration_hours=args.hours,
+            start=args.start,
+            offer_missed_share=args.offer_missed_share,
+            offer_rejected_share=args.offer_rejected_share,
+        )
+    except ValueError as exc:
+        _parser().error(str(exc))
     if args.all_channels:
         config = with_all_channels(config)
     config = config.with_load_of(reference)

@@ -105,6 +105,13 @@ class CenterConfig:
     curve_shift_hours: float = 0.0
     # Opening hours (on the curve's clock, Monday to Friday) within which email and tasks arrive
     business_hours: tuple[float, float] = (8.0, 20.0)
+    # Agent offers: every answer is the accept of an offer that rang at the answering agent. Before it, a share of
+    # the offers ring out unanswered (RONA, after `ring_timeout`) or are rejected, and the contact is offered again.
+    # Off (`agent_offers=False`): no offer events, and the rest of the day is the same event for event.
+    agent_offers: bool = True
+    offer_missed_share: float = 0.03
+    offer_rejected_share: float = 0.01
+    ring_timeout: float = 20.0
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
@@ -115,6 +122,11 @@ class CenterConfig:
             raise ValueError("agents and rate_scale must be >= 0, chat_concurrency >= 1")
         if len(self.weekly_load) != 7 or not all(0 <= x <= 1 for x in self.weekly_load):
             raise ValueError("weekly_load needs 7 factors (Monday..Sunday) in [0, 1]")
+        missed, rejected = self.offer_missed_share, self.offer_rejected_share
+        if missed < 0 or rejected < 0 or missed + rejected >= 1:
+            raise ValueError("offer_missed_share and offer_rejected_share must be >= 0, their sum below 1")
+        if self.ring_timeout <= 0:
+            raise ValueError("ring_timeout must be positive")
         if not 0 <= self.chat_agent_share <= 1:
             raise ValueError("chat_agent_share must be between 0 and 1")
         ids = [q.queue_id for q in self.queues]

@@ -51,15 +51,25 @@ _NOT_LOGGED += (  # callbacks' lifecycles after the request (issue 18): neither 
     "callbacks_failed",
     "callback_attempts",
 )
+OFFER_FIELDS = (
+    "agent_offers",
+    "agent_offers_accepted",
+    "agent_offers_rejected",
+    "agent_offers_missed",
+    "agent_offer_ring_ms",
+)
+# a queue_log has offers to the second (CONNECT's ring time in whole seconds, so some rings move to an interval
+# before), and a declined call is a RINGNOANSWER: rejected offers count as missed
+_RINGS = ("agent_offers", "agent_offers_rejected", "agent_offers_missed", "agent_offer_ring_ms")
 NOT_CARRIED: dict[str, dict[str, tuple[str, ...]]] = {
     "asterisk-queue-log": {
-        "queue": _SECONDS + _NO_ACW_NO_HOLD + _NOT_LOGGED,
+        "queue": _SECONDS + _NO_ACW_NO_HOLD + _NOT_LOGGED + _RINGS,
         # chat queues, surveys, IVR sessions and forecasts are not in a queue_log at all
         "agent": ("acw_ms", "available_ms", "scheduled_ms", "adherent_ms"),
     },
     "cdr": {
         # hold is a total per call: one hold of that length before the call's end (KPIs use only totals)
-        "queue": _SECONDS + _NOT_LOGGED,
+        "queue": _SECONDS + _NOT_LOGGED + OFFER_FIELDS,  # one row per call: no offers
         "agent": ("every agent time: a call-detail file has no presence or state",),
     },
 }
@@ -75,8 +85,12 @@ def write_asterisk_queue_log(events: Iterable[ev.Event], path: str | Path, voice
     """Write the events of `voice_queues` and of the agents serving them as queue_log lines; the lines written.
 
     Times are whole epoch seconds (the log's resolution); hold, ACW, surveys, IVR sessions, forecasts and
-    schedules have no queue_log event and are left out. Callbacks are EXITWITHKEY with `CALLBACK_KEY`."""
+    schedules have no queue_log event and are left out. Callbacks are EXITWITHKEY with `CALLBACK_KEY`. Offers: an
+    accepted one is the CONNECT's ring time (whole seconds), a missed or rejected one a RINGNOANSWER with its ring
+    time in milliseconds (app_queue logs no rejection)."""
     legs: dict[tuple[str, str], tuple[int, int | None]] = {}  # (queue, contact) -> (entered, connected)
+    ringing: dict[str, datetime] = {}  # offer id -> when it began to ring
+    accepted_ring: dict[tuple[str, str], int] = {}  # (queue, contact) -> its accepted offer's ring, ms
     members: dict[str, list[str]] = {}  # agent -> voice queues it is a member of
     paused: set[str] = set()
     count = 0
@@ -97,10 +111,20 @@ def write_asterisk_queue_log(events: Iterable[ev.Event], path: str | Path, voice
                 if isinstance(e, ev.ContactOffered):
                     legs[key] = (t, None)
                     line(t, c, q, "NONE", "ENTERQUEUE", "", e.customer_id or "", 1)
+                elif isinstance(e, ev.OfferRinging):
+                    ringing[e.offer_id] = e.time
+                elif isinstance(e, ev.OfferAccepted | ev.OfferMissed | ev.OfferRejected):
+                    rang = round((e.time - ringing.pop(e.offer_id)).total_seconds() * 1000)
+                    if isinstance(e, ev.OfferAccepted):
+                        accepted_ring[key] = rang
+                    else:
+                        line(t, c, q, e.agent_id, "RINGNOANSWER", rang)
                 elif isinstance(e, ev.ContactAnswered):
                     entered = legs[key][0]
                     legs[key] = (entered, t)
-                    line(t, c, q, e.agent_id, "CONNECT", t - entered, f"{c}-member", 0)
+                    # app_queue's ring time: (orig - to) / 1000; none without an offer (as before Asterisk 1.4)
+                    ring = [accepted_ring.pop(key) // 1000] if key in accepted_ring else []
+                    line(t, c, q, e.agent_id, "CONNECT", t - entered, f"{c}-member", *ring)
                 elif isinstance(e, ev.ContactEnded | ev.ContactTransferred):
                     entered, connected = legs.pop(key)
                     hold, talk = (connected or t) - entered, t - (connected or t)

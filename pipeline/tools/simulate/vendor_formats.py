@@ -80,11 +80,21 @@ def to_connect(events: Iterable[ev.Event]) -> Iterator[dict[str, Any]]:
     """EventBridge contact events and agent event stream records, as Connect would send them for these events."""
     legs: dict[tuple[str, str], _ConnectLeg] = {}
     agents: dict[str, _ConnectAgent] = {}
+    # Connect gives a transferred contact a new ContactId; the simulator keeps one id per contact across queues
+    contact_ids: dict[tuple[str, str], str] = {}
+    seen: set[str] = set()
+
+    def cid(e: ev.ContactEvent) -> str:
+        key = (e.queue_id, e.contact_id)
+        if key not in contact_ids:
+            contact_ids[key] = f"{e.contact_id}.{e.queue_id}" if e.contact_id in seen else e.contact_id
+            seen.add(e.contact_id)
+        return contact_ids[key]
 
     def contact_event(kind: str, e: ev.ContactEvent, **detail: Any) -> dict[str, Any]:
         body = {
             "eventType": kind,
-            "contactId": e.contact_id,
+            "contactId": cid(e),
             "channel": e.channel.upper(),
             "instanceArn": INSTANCE,
             "initiationMethod": "INBOUND",
@@ -99,12 +109,14 @@ def to_connect(events: Iterable[ev.Event]) -> Iterator[dict[str, Any]]:
             "account": "111122223333",
             "time": e.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": "us-east-1",
-            "resources": [f"{INSTANCE}/contact/{e.contact_id}"],
+            "resources": [f"{INSTANCE}/contact/{cid(e)}"],
             "detail": body,
         }
 
     def agent_record(kind: str, agent: str, t: datetime, key: str, change: Any = None) -> dict[str, Any]:
         a = agents.setdefault(agent, _ConnectAgent())
+        for gone in [k for k, c in a.contacts.items() if c["State"] in ("MISSED", "REJECTED")]:
+            del a.contacts[gone]  # a missed or rejected offer is shown once, then cleared
         previous = a.snapshot(agent)
         if change is not None:
             change(a)
@@ -123,18 +135,19 @@ def to_connect(events: Iterable[ev.Event]) -> Iterator[dict[str, Any]]:
     def set_contact(e: ev.ContactEvent, agent: str, state: str | None) -> Any:
         def change(a: _ConnectAgent) -> None:
             if state is None:
-                a.contacts.pop(e.contact_id, None)
+                a.contacts.pop(cid(e), None)
                 return
             c = a.contacts.setdefault(
-                e.contact_id,
+                cid(e),
                 {
-                    "ContactId": e.contact_id,
+                    "ContactId": cid(e),
                     "Channel": e.channel.upper(),
                     "InitiationMethod": "INBOUND",
                     "Queue": {"ARN": _queue_arn(e.queue_id), "Name": e.queue_id},
-                    "ConnectedToAgentTimestamp": _iso(e.time),
                 },
             )
+            if state == "CONNECTED":
+                c.setdefault("ConnectedToAgentTimestamp", _iso(e.time))
             c["State"] = state
             c["StateStartTimestamp"] = _iso(e.time)
 
@@ -155,6 +168,9 @@ def to_connect(events: Iterable[ev.Event]) -> Iterator[dict[str, Any]]:
             info: dict[str, Any] = {"agentArn": _agent_arn(e.agent_id), "connectedToAgentTimestamp": _iso(e.time)}
             yield contact_event("CONNECTED_TO_AGENT", e, agentInfo=info)
             yield agent_record("STATE_CHANGE", e.agent_id, e.time, e.event_id, set_contact(e, e.agent_id, "CONNECTED"))
+        elif isinstance(e, ev.OfferRinging | ev.OfferMissed | ev.OfferRejected):  # accepted: the answer's CONNECTED
+            state = {ev.OfferRinging: "CONNECTING", ev.OfferMissed: "MISSED", ev.OfferRejected: "REJECTED"}[type(e)]
+            yield agent_record("STATE_CHANGE", e.agent_id, e.time, e.event_id, set_contact(e, e.agent_id, state))
         elif isinstance(e, ev.ContactAbandoned):
             yield contact_event("DISCONNECTED", e, disconnectTimestamp=_iso(e.time))
             yield contact_event("COMPLETED", e, disconnectTimestamp=_iso(e.time))  # no ACW: published at once
@@ -231,12 +247,35 @@ def to_taskrouter(events: Iterable[ev.Event]) -> Iterator[dict[str, str]]:
             "TaskChannelUniqueName": e.channel,
         }
 
+    accepted: dict[tuple[str, str], str] = {}  # (queue, contact) -> the reservation its answer accepts
+    reservation_events = {
+        ev.OfferRinging: "reservation.created",
+        ev.OfferRejected: "reservation.rejected",
+        ev.OfferMissed: "reservation.timeout",
+    }
     for e in events:
         if isinstance(e, ev.ContactOffered):
             attributes = json.dumps({"from": e.customer_id} if e.customer_id else {})
             yield callback("task-queue.entered", e.time, "Task", e.contact_id, TaskAttributes=attributes, **task(e))
+        elif isinstance(e, ev.OfferRinging | ev.OfferRejected | ev.OfferMissed):  # a reservation is an offer
+            kind = reservation_events[type(e)]
+            yield callback(
+                kind, e.time, "Reservation", e.offer_id, WorkerSid=e.agent_id, ReservationSid=e.offer_id, **task(e)
+            )
+        elif isinstance(e, ev.OfferAccepted):  # told by the reservation.accepted of the answer, at the same time
+            accepted[(e.queue_id, e.contact_id)] = e.offer_id
         elif isinstance(e, ev.ContactAnswered):
-            yield callback("reservation.accepted", e.time, "Reservation", e.event_id, WorkerSid=e.agent_id, **task(e))
+            reservation = accepted.pop((e.queue_id, e.contact_id), None)
+            sid = {"ReservationSid": reservation} if reservation else {}
+            yield callback(
+                "reservation.accepted",
+                e.time,
+                "Reservation",
+                reservation or e.event_id,
+                WorkerSid=e.agent_id,
+                **sid,
+                **task(e),
+            )
         elif isinstance(e, ev.ContactAbandoned):
             yield callback("task.canceled", e.time, "Task", e.contact_id, TaskCanceledReason="hangup", **task(e))
         elif isinstance(e, ev.ContactEnded):
