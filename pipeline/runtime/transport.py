@@ -1,7 +1,7 @@
 """Faust's app and Kafka transport, changed where Faust's per-message machinery or its defaults cost the worker.
 
 Messages a fetch at a time. Faust turns every message into an event of its own and passes it through a
-queue, a stream and an ack; at one event per message that cost ten times the pipeline's own work (figures in
+queue, a stream and an ack; at one event per message that cost about eight times the pipeline's own work (figures in
 docs/performance.md). The worker's processors take lists of messages, so the consumer's fetch loop puts each
 partition's fetched records into its topic's `Inbox` as one list, and a task of the app takes them in batches.
 Faust still does what it does well: group membership and rebalances, the fetcher, tables and their recovery
@@ -65,7 +65,7 @@ class Inbox:
     """One input topic's messages, a fetch of one partition at a time, from the consumer to one processing task.
 
     Faust hands every message to its agents as an event of its own, through a queue, a stream and its acks; at
-    one event per message that machinery cost ten times the pipeline's own work (docs/performance.md). The
+    one event per message that machinery cost about eight times the pipeline's own work (docs/performance.md). The
     worker's processors take a list of messages, so the consumer puts each fetch's records here as they come
     and the task takes them in batches: no per-message objects, queues or acks. Offsets are committed by the
     checkpoints (`pipeline.runtime.checkpoints`), not from acks."""
