@@ -65,9 +65,14 @@ async def test_an_inbox_hands_over_whole_fetches_in_order_up_to_the_batch_size()
     inbox.put(1, _messages(1, range(5, 10)), 50)
     batch = await inbox.take(4, within=0.0)
     assert [(m.partition, m.offset) for m in batch] == [(0, 0), (0, 1), (0, 2), (1, 5)]
-    assert inbox.messages == 4 and inbox.held.bytes == 40  # the rest of the fetch stays first in line
+    assert inbox.messages == 4  # the rest of the fetch stays first in line
+    assert inbox.held.bytes == 80  # a batch taken is held until it is applied
+    inbox.done()
+    assert inbox.held.bytes == 40
     batch = await inbox.take(100, within=0.01)
-    assert [m.offset for m in batch] == [6, 7, 8, 9] and inbox.messages == 0 and inbox.held.bytes == 0
+    assert [m.offset for m in batch] == [6, 7, 8, 9] and inbox.messages == 0
+    inbox.done()
+    assert inbox.held.bytes == 0
 
 
 async def test_an_inbox_waits_within_the_flush_time_for_more_and_no_longer():

@@ -151,6 +151,8 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
                 except Exception as exc:
                     app.task_crashed(name, exc)
                     raise
+                finally:
+                    inbox.done()
                 throughput.observe_batch(
                     ((m.topic, m.partition, m.offset, m.timestamp) for m in batch), started=started
                 )

@@ -75,6 +75,7 @@ class Inbox:
         self.max_messages = max_messages
         self.chunks: deque[tuple[int, list[Message], int]] = deque()  # (partition, messages, bytes)
         self.messages = 0
+        self.taken = 0  # bytes of the batch taken and not yet `done`: held until it is applied
         self.arrived = asyncio.Event()
 
     def full(self) -> bool:
@@ -88,7 +89,7 @@ class Inbox:
 
     async def take(self, max_messages: int, within: float) -> list[Message]:
         """At least one message and at most `max_messages`, waiting at most `within` seconds after the first for
-        more (Faust's `take`)."""
+        more (Faust's `take`). Call `done` once the batch is applied: until then its bytes count as held."""
         while not self.chunks:
             self.arrived.clear()
             await self.arrived.wait()
@@ -113,9 +114,14 @@ class Inbox:
                 messages, size = messages[:room], size - rest_size
             batch.extend(messages)
             self.messages -= len(messages)
-            self.held.bytes -= size
-        self.held.freed.set()
+            self.taken += size
         return batch
+
+    def done(self) -> None:
+        """The batch taken last is applied (or dropped): its bytes are no longer held."""
+        self.held.bytes -= self.taken
+        self.taken = 0
+        self.held.freed.set()
 
     def discard(self, partition: int | None = None) -> None:
         """Forget the messages of a partition (all: None): read again from elsewhere, or not owned any more."""
