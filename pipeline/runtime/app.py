@@ -140,7 +140,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
                 revocations, started = app.revocations, time.monotonic()
                 try:
                     async with held.lock:  # no checkpoint of a batch whose results are not sent yet
-                        if revocations != app.revocations:  # taken before a rebalance: read again after it
+                        if revocations != app.revocations or app.stopping:  # read again after the rebalance
                             continue
                         result = processor.process(batch, held.stored)
                         if forward is not None:
@@ -206,6 +206,12 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
             if tp.topic in owners:
                 owners[tp.topic].drop(tp.partition)
             throughput.forget(tp.topic, tp.partition)
+
+    async def checkpoint_at_stop() -> None:
+        for c in every_checkpoints:
+            await c.maybe_write(now=True)  # after the batch being applied (the lock)
+
+    app.before_stop.append(checkpoint_at_stop)
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # mode types a handler as taking any *args
     async def on_rebalance_complete(sender: faust.App, **kwargs: Any) -> None:

@@ -264,8 +264,9 @@ class _Transport(driver.Transport):
 
 
 log = logging.getLogger(__name__)
-# On SIGTERM or SIGINT Faust waits until every event taken is acked; a stuck agent would hold the worker for ever
-# (and a supervisor's SIGKILL comes anyway). Stopping hard is safe: what was not checkpointed is re-delivered.
+# On SIGTERM or SIGINT the worker finishes the batch it applies and checkpoints it (`App.on_stop`); a stuck batch
+# or broker would hold it for ever (and a supervisor's SIGKILL comes anyway). Stopping hard is safe: what was not
+# checkpointed is read again.
 STOP_GRACE_SECONDS = 20.0
 
 
@@ -331,6 +332,8 @@ class App(faust.App):
         self.crashed_agents: list[str] = []  # processing tasks that raised
         self.revocations = 0  # rebalances that took partitions away: a batch taken before one is dropped
         self.processing: dict[str, Callable[[], Awaitable[None]]] = {}  # input topic -> its task (tests)
+        self.stopping = False  # set at a stop: processing tasks apply no new batch
+        self.before_stop: list[Callable[[], Awaitable[None]]] = []  # run at a stop, before the consumer stops
         # the offset after the last message an input partition's state holds (None: not held); set by `create_app`
         self.next_offset: Callable[[TP], int | None] = lambda tp: None
         # Tables are in memory (and Kafka); Faust still makes a directory for table files, in the working
@@ -353,6 +356,14 @@ class App(faust.App):
         self.topics.add(topic)  # the conductor subscribes the consumer to its topics
         inbox = self.inboxes[topic.get_topic_name()] = Inbox(self.held, max_messages)
         return inbox
+
+    async def on_stop(self) -> None:
+        """At a stop (SIGTERM), before Faust stops the consumer and the producer: the batch being applied finishes
+        and what was applied is checkpointed and committed (`before_stop`), so a restart reads nothing again."""
+        self.stopping = True
+        for hook in self.before_stop:
+            await hook()
+        await super().on_stop()
 
     def drop_fetched(self) -> None:
         """Forget what was fetched and not taken yet, and the rewinds asked for: partitions are being revoked, and
