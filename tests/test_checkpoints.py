@@ -58,7 +58,7 @@ def header(c: Checkpoints, partition: int) -> dict:
 
 @pytest.fixture
 def checkpoints() -> Checkpoints:
-    return Checkpoints(Processor(), Table(), every=2.0, partitions=4, chunk_bytes=1000)
+    return Checkpoints(Processor(), Table(), every=2.0, partitions=4, chunk_bytes=1000, commit=Commits())
 
 
 def test_a_small_checkpoint_is_one_chunk_and_a_header(checkpoints):
@@ -110,46 +110,54 @@ def test_a_whole_state_not_due_this_round_waits_and_the_changes_are_appended(che
     assert checkpoints.stored(2) == [b"now"]
 
 
-class Stream:
-    def __init__(self) -> None:
-        self.acked: list = []
+class Commits(list):
+    """The offsets committed, as the consumer would be asked to."""
 
-    async def ack(self, event) -> None:
-        self.acked.append(event)
+    async def __call__(self, offsets: dict[int, int]) -> None:
+        self.append(offsets)
 
 
-async def test_a_round_writes_one_partitions_whole_state_at_most_and_then_releases_the_acks(checkpoints):
+async def test_a_round_writes_one_partitions_whole_state_at_most_and_then_commits_past_what_it_covers(checkpoints):
     for p in range(3):
         store(checkpoints, p, os.urandom(1000))
     checkpoints.every = 0.0
+    offsets = {0: 41, 1: -1, 2: 7}  # partition 1: nothing applied yet
     checkpoints.processor.checkpoint = lambda: {
-        p: Change(lambda p=p: b"whole %d" % p, os.urandom(600)) for p in range(3)
+        p: Change(lambda p=p: b"whole %d" % p, os.urandom(600), offsets[p]) for p in range(3)
     }
-    stream = Stream()
-    await checkpoints.applied(stream, ["e1", "e2"])
+    await checkpoints.applied()
     assert [len(checkpoints.stored(p)) for p in range(3)] == [1, 2, 2]  # partition 0 whole, the others appended
-    assert stream.acked == ["e1", "e2"] and checkpoints.held == []
+    assert checkpoints.commit == [{0: 42, 2: 8}] and not checkpoints.pending
     stats = checkpoints.processor.stats
     assert stats.checkpoints["t"] == 3 and stats.checkpoint_bytes["t"] == len(b"whole 0") + 2 * 600
-    await checkpoints.applied(stream, ["e3"])
+    offsets[1] = 3
+    await checkpoints.applied()
     assert [len(checkpoints.stored(p)) for p in range(3)] == [2, 1, 3]  # by turns: partition 1 first this round
-    await checkpoints.applied(stream, ["e4"])
+    assert checkpoints.commit[-1] == {0: 42, 1: 4, 2: 8}
+    await checkpoints.applied()
     assert [len(checkpoints.stored(p)) for p in range(3)] == [3, 2, 1]
 
 
-async def test_no_ack_is_released_before_the_checkpoint_is_delivered_to_the_changelog(checkpoints):
-    """Faust commits an acked offset at its next commit: if the checkpoint covering it were still on its way, a
-    crash would leave the offset committed and the events it covers applied nowhere."""
+async def test_nothing_is_checkpointed_or_committed_before_it_is_due(checkpoints):
+    checkpoints.processor.checkpoint = lambda: {0: Change(lambda: b"whole", None, 5)}
+    await checkpoints.applied()  # `every` is 2 s
+    assert checkpoints.commit == [] and checkpoints.pending and checkpoints.stored(0) is None
+    await checkpoints.maybe_write(now=True)  # as before partitions are revoked
+    assert checkpoints.commit == [{0: 6}] and not checkpoints.pending
+
+
+async def test_no_offset_is_committed_before_the_checkpoint_is_delivered_to_the_changelog(checkpoints):
+    """If the checkpoint covering a committed offset were still on its way, a crash would leave the offset
+    committed and the messages it covers applied nowhere."""
     checkpoints.every = 0.0
-    checkpoints.processor.checkpoint = lambda: {0: Change(lambda: b"whole", None)}
+    checkpoints.processor.checkpoint = lambda: {0: Change(lambda: b"whole", None, 9)}
     checkpoints.table.in_changelog = asyncio.Event()
-    stream = Stream()
-    writing = asyncio.create_task(checkpoints.applied(stream, ["e1"]))
+    writing = asyncio.create_task(checkpoints.applied())
     await asyncio.sleep(0.05)
-    assert checkpoints.stored(0) == [b"whole"] and stream.acked == []  # written, not yet known delivered
+    assert checkpoints.stored(0) == [b"whole"] and checkpoints.commit == []  # written, not yet known delivered
     checkpoints.table.in_changelog.set()
     await writing
-    assert stream.acked == ["e1"]
+    assert checkpoints.commit == [{0: 10}]
 
 
 def test_changes_without_a_stored_checkpoint_store_the_whole_state(checkpoints):

@@ -7,6 +7,8 @@ import sys
 import tempfile
 import time
 
+import pytest
+
 from pipeline.runtime.transport import App
 
 
@@ -29,13 +31,94 @@ def test_a_worker_that_does_not_stop_after_the_signal_is_stopped_hard():
     assert "did not stop within" in done.stderr
 
 
-async def test_a_crashed_agent_makes_the_worker_not_live_and_not_ready_at_once():
+async def test_a_crashed_processing_task_makes_the_worker_not_live_and_not_ready_at_once():
     from pipeline.core.settings import QueueConfig, load_settings
+    from pipeline.processing.processor import Message
     from pipeline.runtime.app import create_app
 
     app = create_app(load_settings(broker_url="127.0.0.1:1", app_id="crash-test"), QueueConfig())
     assert app.health.live().ok and app.health.live().checks["crashed"] is False
-    agent = app.agents["contact-events"]
-    await app._on_agent_error(agent, RecursionError("maximum recursion depth exceeded"))  # what Faust calls
+    topic = next(t for t in app.processing if t.endswith("contact-events"))
+
+    def bug(*args, **kwargs):  # input never raises; a bug does
+        raise RecursionError("maximum recursion depth exceeded")
+
+    app.pipeline.process = bug  # type: ignore[method-assign]
+    app.inboxes[topic].put(0, [Message(topic, 0, 0, b"q1", b"{}")], 4)
+    with pytest.raises(RecursionError):
+        await app.processing[topic]()
     assert not app.health.live().ok and app.health.live().checks["crashed"] is True
     assert not app.health.ready().ok and app.health.ready().checks["crashed"] is True
+
+
+def _messages(partition: int, offsets: range, size: int = 10):
+    from pipeline.processing.processor import Message
+
+    return [Message("t", partition, o, None, b"x" * size) for o in offsets]
+
+
+async def test_an_inbox_hands_over_whole_fetches_in_order_up_to_the_batch_size():
+    from pipeline.runtime.transport import Held, Inbox
+
+    inbox = Inbox(Held(1 << 20), max_messages=100)
+    inbox.put(0, _messages(0, range(0, 3)), 30)
+    inbox.put(1, _messages(1, range(5, 10)), 50)
+    batch = await inbox.take(4, within=0.0)
+    assert [(m.partition, m.offset) for m in batch] == [(0, 0), (0, 1), (0, 2), (1, 5)]
+    assert inbox.messages == 4  # the rest of the fetch stays first in line
+    assert inbox.held.bytes == 80  # a batch taken is held until it is applied
+    inbox.done()
+    assert inbox.held.bytes == 40
+    batch = await inbox.take(100, within=0.01)
+    assert [m.offset for m in batch] == [6, 7, 8, 9] and inbox.messages == 0
+    inbox.done()
+    assert inbox.held.bytes == 0
+
+
+async def test_an_inbox_waits_within_the_flush_time_for_more_and_no_longer():
+    import asyncio
+
+    from pipeline.runtime.transport import Held, Inbox
+
+    inbox = Inbox(Held(1 << 20), max_messages=100)
+
+    async def later() -> None:
+        await asyncio.sleep(0.05)
+        inbox.put(0, _messages(0, range(1, 2)), 10)
+
+    inbox.put(0, _messages(0, range(0, 1)), 10)
+    asyncio.get_running_loop().create_task(later())
+    started = time.monotonic()
+    batch = await inbox.take(100, within=0.5)  # not full: waits the flush time for more
+    assert [m.offset for m in batch] == [0, 1] and 0.45 <= time.monotonic() - started < 2
+    inbox.put(0, _messages(0, range(2, 4)), 20)
+    started = time.monotonic()
+    assert len(await inbox.take(2, within=5.0)) == 2 and time.monotonic() - started < 0.5  # full: at once
+
+
+def test_an_inbox_is_full_at_its_messages_or_at_the_bytes_held_by_all_inboxes():
+    from pipeline.runtime.transport import Held, Inbox
+
+    held = Held(100)
+    contacts, agents = Inbox(held, max_messages=3), Inbox(held, max_messages=50)
+    contacts.put(0, _messages(0, range(0, 2)), 20)
+    assert not contacts.full()
+    contacts.put(0, _messages(0, range(2, 3)), 10)
+    assert contacts.full() and not agents.full()
+    agents.put(1, _messages(1, range(0, 7), size=10), 70)
+    assert agents.full() and held.bytes == 100  # the bytes are shared
+    contacts.discard(0)
+    assert not contacts.full() and not agents.full() and held.bytes == 70 and contacts.messages == 0
+    agents.discard()
+    assert held.bytes == 0 and agents.messages == 0 and not agents.chunks
+
+
+def test_discarding_one_partition_keeps_the_others():
+    from pipeline.runtime.transport import Held, Inbox
+
+    inbox = Inbox(Held(1 << 20), max_messages=100)
+    inbox.put(0, _messages(0, range(0, 2)), 20)
+    inbox.put(1, _messages(1, range(0, 3)), 30)
+    inbox.put(0, _messages(0, range(2, 4)), 20)
+    inbox.discard(0)
+    assert [c[0] for c in inbox.chunks] == [1] and inbox.messages == 3 and inbox.held.bytes == 30

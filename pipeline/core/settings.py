@@ -384,9 +384,8 @@ class Settings(BaseSettings):
     """Most messages the worker takes from Kafka in one batch."""
 
     stream_buffer_messages: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
-    """Most messages each of the worker's three streams holds ahead of its batches (at least two batches' worth
-    is used). During a catch-up they are full: about 3 x this x the message size of memory (~100 MB at 100 events
-    per message). Lower it when producers batch many events per message; 4,096 keeps one event per message fast."""
+    """Most messages each of the worker's three inputs holds fetched ahead of its batches (at least two batches'
+    worth is used; `max_held_bytes` bounds them in bytes). During a catch-up they are full."""
 
     flush_seconds: Annotated[float, Field(gt=0, le=60)] = 0.25
     """Longest a batch waits to fill: how stale /metrics may be behind Kafka (plus the batch's own time)."""
@@ -401,10 +400,10 @@ class Settings(BaseSettings):
     bigger message still comes whole (Kafka and Tansu return an oversized first batch)."""
 
     max_held_bytes: Annotated[int, Field(ge=1024 * 1024, le=1 << 40)] = 64 * 1024 * 1024
-    """Most bytes of Kafka messages the worker holds: fetched and not yet covered by a checkpoint (stream buffers,
-    the batch, the events of the batches since the last checkpoint). Above it the worker fetches nothing until
-    some are freed. Small events stay far below it; it bounds a catch-up on large messages (one larger message still
-    comes whole). Kafka's fetch buffers (about `fetch_partition_bytes` per partition) and the producer's come on top."""
+    """Most bytes of Kafka messages the worker holds fetched ahead of its batches. Above it the worker fetches
+    nothing until a batch is taken. Small events stay far below it; it bounds a catch-up on large messages (one
+    larger fetch still comes whole). The batch being applied, Kafka's fetch buffers (about `fetch_partition_bytes`
+    per partition) and the producer's come on top."""
 
     checkpoint_seconds: Annotated[float, Field(gt=0, le=300)] = 2.0
     """How often changed state is checkpointed; input offsets are committed only up to a checkpoint, so this

@@ -59,6 +59,7 @@ class Change(NamedTuple):
 
     whole: Callable[[], bytes]
     delta: bytes | None = None
+    offset: int = -1  # of the last message applied (-1: none): once stored, the consumer commits the one after
 
 
 class Message(NamedTuple):
@@ -67,6 +68,7 @@ class Message(NamedTuple):
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: float | None = None  # Kafka's, in seconds (health's latency figures)
 
 
 @dataclass(slots=True)
@@ -291,7 +293,7 @@ class PartitionedProcessor(Generic[ItemT]):
     def _change(self, state: PartitionState) -> Change:
         """The changes since the last checkpoint if the state can tell them, and the whole state if asked."""
         delta = state.changes()
-        return Change(partial(_whole, state), None if delta is None else pack(delta))
+        return Change(partial(_whole, state), None if delta is None else pack(delta), state.offset)
 
     def _updates(self, state, wall: float, every: float) -> list:
         return state.advance() + state.provisional(wall, every)

@@ -1,15 +1,17 @@
-"""The Faust application: topics, agents, the state table and the HTTP endpoints. Wiring only.
+"""The Faust application: topics, processing tasks, the state tables and the HTTP endpoints. Wiring only.
 
-Hot path: agents take messages in batches of at most `flush_seconds` and the processor applies a whole batch in
-plain Python, so /metrics is that fresh. State is checkpointed separately, every `checkpoint_seconds`: a few
-table writes per changed partition, its changes since the last checkpoint or now and then its whole state
-(`pipeline.runtime.checkpoints`; a table write costs ~150 us in Faust here, so one per event would cap the worker near
-2,000 events/s). The checkpoint carries the offset of the last message it includes, and the events it covers
-are acked only once it is written: Faust commits acked offsets only, and flushes the producer before it
-commits, so a committed offset is never ahead of the stored checkpoint. After a crash the events since the
-checkpoint are re-delivered and applied again; those up to its offset are skipped, so nothing is counted twice.
-So a checkpoint is taken between batches only (`Checkpoints.lock`), once the records and forwarded offers of the
-batches it covers are delivered: whatever of them a crash lost would never be sent again.
+Hot path: the consumer puts each fetch in its topic's inbox (`pipeline.runtime.transport`), a task per input
+topic takes batches of at most `flush_seconds` and the processor applies a whole batch in plain Python, so
+/metrics is that fresh. State is checkpointed separately, every `checkpoint_seconds`: a few table writes per
+changed partition, its changes since the last checkpoint or now and then its whole state
+(`pipeline.runtime.checkpoints`; a table write costs ~150 us in Faust here, so one per event would cap the worker
+near 2,000 events/s). The checkpoint carries the offset of the last message it includes, and the consumer
+commits the next offset only once the checkpoint is delivered to the changelog, so a committed offset is never
+ahead of the stored checkpoint. After a crash the messages since the checkpoint are read again and applied
+again; those up to its offset are skipped, so nothing is counted twice. So a checkpoint is taken between
+batches only (`Checkpoints.lock`), once the records and forwarded offers of the batches it covers are
+delivered: whatever of them a crash lost would never be sent again. Before partitions are revoked, what was
+applied is checkpointed and committed and what was fetched is dropped.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import faust
@@ -53,7 +55,7 @@ from pipeline.runtime.health import (
 from pipeline.runtime.http import add_pages, progress
 from pipeline.runtime.kafka_security import client_options, faust_credentials
 from pipeline.runtime.memory import release_free_memory
-from pipeline.runtime.transport import App, StallMonitor, kafka_urls, raw_topic, rewind, to_message
+from pipeline.runtime.transport import App, StallMonitor, kafka_urls, raw_topic, rewind
 from pipeline.runtime.webconfig import load_web_config
 
 log = logging.getLogger(__name__)
@@ -92,11 +94,9 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
             settings.checkpoint_seconds,
             settings.partitions,
             chunk_bytes=settings.max_message_bytes // 2,
+            commit=lambda offsets: app.commit_read(processor.topic, offsets),
             deliver=lambda: app.producer.flush(),
         )
-
-    contact_checkpoints = checkpoints(contacts, "queue-state", "contact-event")
-    agent_checkpoints = checkpoints(agents, "agent-state", "agent-event")
 
     def assignment() -> set[TP]:
         try:
@@ -113,8 +113,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
         """A batch's records (every kind is a msgspec struct with a `key`), dead letters and late events.
 
         Records go straight to the producer: `topic.send` adds a promise, serializer look-ups and a callback per
-        record, and a batch can hold thousands (an interval's final record for every agent). Faust still flushes
-        the producer before it commits offsets."""
+        record, and a batch can hold thousands (an interval's final record for every agent)."""
         send = app.producer.send
         for r in result.records:
             delivery = await send(kpi_topic_name, r.key.encode(), encode(r), None, None, None)
@@ -122,35 +121,59 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
         await _send_dead(dead_letter_topic, result.dead_letters)
         await _send_dead(late_topic, result.late)
 
-    def batches(stream: faust.StreamT):
-        # acks are ours: `Checkpoints` releases them once a checkpoint covers the events
-        return stream.noack_take(settings.batch_max_messages, within=settings.flush_seconds)  # type: ignore[attr-defined]  # on Stream, not in StreamT
+    def consume(
+        topic: faust.TopicT,
+        processor: PartitionedProcessor,
+        held: Checkpoints,
+        forward: Callable[[BatchResult], Awaitable[None]] | None = None,
+    ) -> None:
+        """A task that applies the topic's messages in batches of at most `batch_max_messages` taken within
+        `flush_seconds` (so /metrics is that fresh), a fetch at a time from the consumer
+        (`pipeline.runtime.transport.Inbox`); `forward` sends what a batch owes another topic before the
+        checkpoint that covers it."""
+        name = topic.get_topic_name()
+        inbox = app.inbox(topic, max(settings.stream_buffer_messages, settings.batch_max_messages * 2))
 
-    fcr = wire_fcr(app, settings, queues, stats, registry, publish, checkpoints, batches)  # pipeline/processing/fcr.py
-    every_checkpoints = (contact_checkpoints, agent_checkpoints, fcr.checkpoints)
+        async def apply_batches() -> None:
+            while True:
+                batch = await inbox.take(settings.batch_max_messages, settings.flush_seconds)
+                revocations, started = app.revocations, time.monotonic()
+                try:
+                    async with held.lock:  # no checkpoint of a batch whose results are not sent yet
+                        if revocations != app.revocations or app.stopping:  # read again after the rebalance
+                            continue
+                        result = processor.process(batch, held.stored)
+                        if forward is not None:
+                            await forward(result)
+                        await publish(result)
+                        rewind(app, name, result)
+                        await held.applied()
+                except Exception as exc:
+                    app.task_crashed(name, exc)
+                    raise
+                finally:
+                    inbox.done()
+                throughput.observe_batch(
+                    ((m.topic, m.partition, m.offset, m.timestamp) for m in batch), started=started
+                )
+                app.monitor.stream_inbound_time.update(dict.fromkeys(_partitions(name, batch), time.monotonic()))
 
-    contact_name, agent_name = contact_topic.get_topic_name(), agent_topic.get_topic_name()
+        app.processing[name] = apply_batches
+        app.task(apply_batches)
 
-    @app.agent(contact_topic, name="contact-events")
-    async def contact_events(stream: faust.StreamT) -> None:
-        async for batch in batches(stream):
-            started = time.monotonic()
-            async with contact_checkpoints.lock:  # no checkpoint of a batch whose results are not sent yet
-                result = contacts.process([to_message(e) for e in batch], contact_checkpoints.stored)
-                await fcr.forward(result, contacts)  # before the checkpoint that covers these offers
-                await publish(result)
-                await contact_checkpoints.applied(stream, await rewind(app, contact_name, result, batch))
-            throughput.observe_batch(_positions(batch), started=started)
-
-    @app.agent(agent_topic, name="agent-events")
-    async def agent_events(stream: faust.StreamT) -> None:
-        async for batch in batches(stream):
-            started = time.monotonic()
-            async with agent_checkpoints.lock:
-                result = agents.process([to_message(e) for e in batch], agent_checkpoints.stored)
-                await publish(result)
-                await agent_checkpoints.applied(stream, await rewind(app, agent_name, result, batch))
-            throughput.observe_batch(_positions(batch), started=started)
+    contact_checkpoints = checkpoints(contacts, "queue-state", "contact-event")
+    agent_checkpoints = checkpoints(agents, "agent-state", "agent-event")
+    fcr = wire_fcr(app, settings, queues, stats, registry, checkpoints)  # pipeline/processing/fcr.py
+    consume(contact_topic, contacts, contact_checkpoints, lambda result: fcr.forward(result, contacts))
+    consume(agent_topic, agents, agent_checkpoints)
+    consume(fcr.topic, fcr.processor, fcr.checkpoints)
+    inputs = (
+        (contact_topic, contacts, contact_checkpoints),
+        (agent_topic, agents, agent_checkpoints),
+        (fcr.topic, fcr.processor, fcr.checkpoints),
+    )
+    every_checkpoints = tuple(held for _, _, held in inputs)
+    owners = {processor.topic: processor for _, processor, _ in inputs}
 
     @app.timer(interval=min(settings.checkpoint_seconds, 0.5))
     async def write_due_checkpoints() -> None:
@@ -174,22 +197,38 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types a handler as taking any *args; this signal sends one
     async def on_revoked(sender: faust.App, revoked: set, **kwargs: Any) -> None:
+        """Before the partitions go: what was fetched is dropped (the next owner reads it), and what was applied
+        is checkpointed and committed, so that the next owner does not apply it again."""
+        app.drop_fetched()
+        for c in every_checkpoints:
+            await c.maybe_write(now=True)
         for tp in revoked:
-            if tp.topic == contact_topic.get_topic_name():
-                contacts.drop(tp.partition)
-            elif tp.topic == agent_topic.get_topic_name():
-                agents.drop(tp.partition)
+            if tp.topic in owners:
+                owners[tp.topic].drop(tp.partition)
             throughput.forget(tp.topic, tp.partition)
+
+    async def checkpoint_at_stop() -> None:
+        for c in every_checkpoints:
+            await c.maybe_write(now=True)  # after the batch being applied (the lock)
+
+    app.before_stop.append(checkpoint_at_stop)
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # mode types a handler as taking any *args
     async def on_rebalance_complete(sender: faust.App, **kwargs: Any) -> None:
         # State is recovered now: hold every owned partition's state at once, not at its next message, so that
         # /metrics shows all of them after a rebalance even when no new message comes (the sum over workers
-        # must equal the truth at every scrape once the rebalance has settled).
-        for partition in owned_partitions(contact_topic) - set(contacts.partitions):
-            contacts.load(partition, contact_checkpoints.stored(partition))
-        for partition in owned_partitions(agent_topic) - set(agents.partitions):
-            agents.load(partition, agent_checkpoints.stored(partition))
+        # must equal the truth at every scrape once the rebalance has settled), and so that the consumer reads
+        # each from where its state ends (`next_offset`).
+        for topic, processor, held in inputs:
+            for partition in owned_partitions(topic) - set(processor.partitions):
+                processor.load(partition, held.stored(partition))
+
+    def next_offset(tp: TP) -> int | None:
+        processor = owners.get(tp.topic)
+        state = None if processor is None else processor.partitions.get(tp.partition)
+        return None if state is None else state.offset + 1
+
+    app.next_offset = next_offset
 
     health = _health(app, settings, (contact_topic, contacts), (agent_topic, agents), throughput, probe, assignment)
     registry.register(HealthCollector(health))
@@ -292,10 +331,8 @@ def _health(
     )
 
 
-def _positions(batch: list[faust.EventT]):
-    for e in batch:
-        m = e.message
-        yield m.topic, m.partition, m.offset, m.timestamp
+def _partitions(topic: str, batch: Iterable) -> set[TP]:
+    return {TP(topic, p) for p in {m.partition for m in batch}}
 
 
 def _undelivered(delivery: asyncio.Future) -> None:

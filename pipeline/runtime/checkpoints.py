@@ -79,7 +79,8 @@ class PartitionStateTable(faust.Table):
 
 
 class Checkpoints:
-    """One processor's checkpoints and the acks they hold back (see `pipeline.runtime.app` and the module docstring)."""
+    """One processor's checkpoints and the offsets they let the consumer commit (see `pipeline.runtime.app` and
+    the module docstring)."""
 
     def __init__(
         self,
@@ -88,6 +89,7 @@ class Checkpoints:
         every: float,
         partitions: int,
         chunk_bytes: int,
+        commit: Callable[[dict[int, int]], Awaitable[None]],
         deliver: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.processor = processor
@@ -95,9 +97,10 @@ class Checkpoints:
         self.every = every
         self.partitions = partitions
         self.chunk_bytes = chunk_bytes
-        self.stream: faust.StreamT | None = None
-        self.held: list[faust.EventT] = []  # applied, not yet covered by a stored checkpoint
-        self.since = 0.0  # monotonic time the oldest held event was applied
+        # commits the offsets of the next message to read, by partition, once a checkpoint covers those before
+        self.commit = commit
+        self.pending = False  # batches applied that no stored checkpoint covers yet
+        self.since = 0.0  # monotonic time the oldest of them was applied
         self.turn = 0  # the partition first in line for its whole state this round
         # Held by the agent from applying a batch until `applied`, and by a checkpoint: a checkpoint taken while a
         # batch's records or forwarded offers are still unsent would skip its offsets after a crash, so nothing
@@ -160,28 +163,28 @@ class Checkpoints:
     def _put_header(self, partition: int, header: Header) -> None:
         self.table[partition] = msgspec.json.encode(header)
 
-    async def applied(self, stream: faust.StreamT, events: list[faust.EventT]) -> None:
-        """A batch was applied and its results sent (call holding `lock`, taken before applying it): hold its
-        acks, and checkpoint when one is due."""
-        if not self.held:
+    async def applied(self) -> None:
+        """A batch was applied and its results sent (call holding `lock`, taken before applying it): checkpoint
+        when one is due."""
+        if not self.pending:
             self.since = time.monotonic()
-        self.stream = stream
-        self.held.extend(events)
+            self.pending = True
         await self._write_if_due(False)
 
     async def maybe_write(self, now: bool = False) -> None:
-        """Checkpoint and release the held acks if `every` has passed (or `now`: a rebalance waits for them)."""
+        """Checkpoint and commit if `every` has passed (or `now`: before partitions are revoked)."""
         async with self.lock:
             await self._write_if_due(now)
 
     async def _write_if_due(self, now: bool) -> None:
-        if not self.held or not (now or time.monotonic() - self.since >= self.every):
+        if not self.pending or not (now or time.monotonic() - self.since >= self.every):
             return
         started = time.perf_counter()
         if self.deliver is not None:
             await self.deliver()
-        # No await until the acks are swapped out: a batch applied meanwhile is not acked unchecked.
+        # No await from here until `pending` is cleared: the lock keeps batches out, but be plain about it.
         changes = self.processor.checkpoint()
+        self.pending = False
         # One partition's whole state per round at most, by turns: partitions fed alike reach the ratio together,
         # and a contact partition's whole state took ~0.15 s at 5,000 agents (the worker processes nothing
         # meanwhile). The others append their changes this round.
@@ -192,16 +195,12 @@ class Checkpoints:
             size, whole = self._write(partition, changes[partition], whole_due)
             written += size
             whole_due = whole_due and not (whole and changes[partition].delta is not None)
-        held, self.held = self.held, []
-        await self.table.delivered()  # before any ack: Faust may commit an acked offset at once
+        await self.table.delivered()  # before the commit: a committed offset must never be ahead of its checkpoint
         stats, topic = self.processor.stats, self.processor.topic
         stats.checkpoints[topic] += len(changes)
         stats.checkpoint_bytes[topic] += written
         stats.checkpoint_seconds[topic] += time.perf_counter() - started
-        if held:
-            assert self.stream is not None  # `applied` set it with the events it held
-            for e in held:
-                await self.stream.ack(e)
+        await self.commit({p: c.offset + 1 for p, c in changes.items() if c.offset >= 0})
 
 
 def _first_index(region: int) -> int:

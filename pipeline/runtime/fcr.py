@@ -1,5 +1,5 @@
-"""The FCR agent's Faust wiring: the internal customer-contacts topic, the agent, its checkpoints and its
-metrics collector. The logic is `pipeline.processing.fcr`; this only wires."""
+"""The FCR side's wiring: the internal customer-contacts topic, its processor, checkpoints and metrics collector.
+The logic is `pipeline.processing.fcr`; this only wires."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pipeline.core.settings import QueueConfig, Settings
 from pipeline.exposition.quality_metrics import FcrCollector
 from pipeline.processing.fcr import TOPIC, CustomerContactForwarder, FcrProcessor, hash_key
 from pipeline.processing.processor import BatchResult, ContactProcessor, PipelineStats
-from pipeline.runtime.transport import raw_topic, rewind, to_message
+from pipeline.runtime.transport import raw_topic
 
 
 @dataclass
@@ -40,30 +40,13 @@ def wire_fcr(
     queues: QueueConfig,
     stats: PipelineStats,
     registry: CollectorRegistry,
-    publish,
     checkpoints,
-    batches,
 ) -> FcrWiring:
-    """The internal topic, the FCR agent and its checkpoints, and the FCR metrics collector. `publish`,
-    `checkpoints` and `batches` are the app's, so that FCR batches are handled like the other agents'."""
+    """The internal topic, the FCR processor and its checkpoints, and the FCR metrics collector; `create_app`
+    consumes the topic like its others (`checkpoints` is its own)."""
     processor = FcrProcessor(settings, queues, stats)
     forwarder = CustomerContactForwarder(hash_key(settings), settings.partitions, settings.max_message_bytes)
     topic = raw_topic(app, settings.topic(TOPIC), partitions=settings.partitions)
     held = checkpoints(processor, "fcr-state", "customer-contacts")
     registry.register(FcrCollector(processor))
-
-    @app.agent(topic, name="customer-contacts")
-    async def customer_contacts(stream: faust.StreamT) -> None:
-        async for batch in batches(stream):
-            async with held.lock:  # see the contact agent
-                result = processor.process([to_message(e) for e in batch], held.stored)
-                await publish(result)
-                await held.applied(stream, await rewind(app, topic.get_topic_name(), result, batch))
-
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types a handler as taking any *args; this signal sends one
-    async def on_revoked(sender: faust.App, revoked: set, **kwargs: Any) -> None:
-        for tp in revoked:
-            if tp.topic == topic.get_topic_name():
-                processor.drop(tp.partition)
-
     return FcrWiring(processor, forwarder, topic, held)
