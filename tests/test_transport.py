@@ -122,3 +122,17 @@ def test_discarding_one_partition_keeps_the_others():
     inbox.put(0, _messages(0, range(2, 4)), 20)
     inbox.discard(0)
     assert [c[0] for c in inbox.chunks] == [1] and inbox.messages == 3 and inbox.held.bytes == 30
+
+
+async def test_a_batch_takes_a_quarter_of_the_held_bytes_bound_at_most_and_one_fetch_at_least():
+    from pipeline.runtime.transport import Held, Inbox
+
+    inbox = Inbox(Held(400), max_messages=1000)
+    for offset in range(0, 30, 3):
+        inbox.put(0, _messages(0, range(offset, offset + 3), size=20), 60)  # 60 bytes a fetch, 600 held
+    batch = await inbox.take(1000, within=0.0)
+    assert len(batch) == 6 and inbox.taken == 120  # two fetches: the first alone is under 100 bytes
+    inbox.done()
+    big = Inbox(Held(400), max_messages=1000)
+    big.put(0, _messages(0, range(0, 1), size=500), 500)
+    assert len(await big.take(1000, within=0.0)) == 1  # one fetch over the bound still comes

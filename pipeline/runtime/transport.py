@@ -104,7 +104,10 @@ class Inbox:
             except TimeoutError:
                 break
         batch: list[Message] = []
-        while self.chunks and len(batch) < max_messages:
+        # A quarter of the bound at most (at least one fetch): the batch's dead letters are copied to the producer,
+        # and the inboxes go on fetching meanwhile, all in the same memory.
+        most_bytes = self.held.bound // 4
+        while self.chunks and len(batch) < max_messages and (not batch or self.taken < most_bytes):
             partition, messages, size = self.chunks.popleft()
             room = max_messages - len(batch)
             if len(messages) > room:  # the rest stays first in line
