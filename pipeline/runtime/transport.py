@@ -62,13 +62,8 @@ class Held:
 
 
 class Inbox:
-    """One input topic's messages, a fetch of one partition at a time, from the consumer to one processing task.
-
-    Faust hands every message to its agents as an event of its own, through a queue, a stream and its acks; at
-    one event per message that machinery cost about eight times the pipeline's own work (docs/performance.md). The
-    worker's processors take a list of messages, so the consumer puts each fetch's records here as they come
-    and the task takes them in batches: no per-message objects, queues or acks. Offsets are committed by the
-    checkpoints (`pipeline.runtime.checkpoints`), not from acks."""
+    """One input topic's messages on their way from the consumer's fetch loop to its processing task: each
+    partition's fetch put as one list, taken in batches (see the module docstring)."""
 
     def __init__(self, held: Held, max_messages: int) -> None:
         self.held = held
