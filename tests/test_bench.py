@@ -16,9 +16,10 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import offsets
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from pipeline.__main__ import main
 from pipeline.contract import events as ev
@@ -276,25 +277,10 @@ def test_a_stopped_worker_checkpoints_and_commits_what_it_applied_and_stops_at_o
         stopped = time.monotonic() - signalled
 
     assert stopped < 10, f"{stopped:.1f} s from SIGTERM to exit"  # the grace period is 20 s
-    committed = asyncio.run(_committed(settings, settings.topic("contact-events")))
+    committed = asyncio.run(offsets.committed(settings, settings.topic("contact-events")))
     assert applied and committed == {p: o + 1 for p, o in applied.items() if o >= 0}, log.read_text()[-3000:]
     text = log.read_text()
     assert "Waiting for tasks" not in text and "TRACEBACK OF ALL RUNNING AGENT ACTORS" not in text
-
-
-async def _committed(settings, topic: str) -> dict[int, int]:
-    """The group's committed offsets (next to read) of a topic's partitions; it does not join the group."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker_url, group_id=settings.app_id)
-    await consumer.start()
-    try:
-        out = {}
-        for p in range(settings.partitions):
-            offset = await consumer.committed(TopicPartition(topic, p))
-            if offset is not None and offset >= 0:
-                out[p] = offset
-        return out
-    finally:
-        await consumer.stop()
 
 
 @pytest.mark.integration

@@ -28,6 +28,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from batch_kpis import compute
+from offsets import committed
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.contract import events as ev
@@ -118,20 +119,7 @@ class Pipeline:
             await consumer.stop()
 
     async def committed(self, topic: str) -> dict[int, int]:
-        """The consumer group's committed offsets (next offset to read) on a topic; it does not join the group."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.broker_url, group_id=self.settings.app_id, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            out = {}
-            for p in range(self.settings.partitions):
-                offset = await consumer.committed(TopicPartition(topic, p))
-                if offset is not None and offset >= 0:
-                    out[p] = offset
-            return out
-        finally:
-            await consumer.stop()
+        return await committed(self.settings, topic)
 
     async def read_topic(self, name: str) -> list:
         """Every message of one of the pipeline's topics, up to its current end."""
