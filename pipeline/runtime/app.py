@@ -218,9 +218,8 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
         # State is recovered now: hold every owned partition's state at once, not at its next message, so that
         # /metrics shows all of them after a rebalance even when no new message comes (the sum over workers
         # must equal the truth at every scrape once the rebalance has settled), and so that the consumer reads
-        # each from where its state ends (`next_offset`). The FCR side's at its first message, as before: its
-        # /progress entries tell that forwarded offers arrived (`replay` and the fault tests wait on them).
-        for topic, processor, held in inputs[:2]:
+        # each from where its state ends (`next_offset`): an input with no next message would stay behind.
+        for topic, processor, held in inputs:
             for partition in owned_partitions(topic) - set(processor.partitions):
                 processor.load(partition, held.stored(partition))
 
