@@ -101,7 +101,7 @@ class BatchResult:
     # FCR hook (pipeline.processing.fcr): the contact.offered events applied in this batch, to forward by customer
     offered: list[ev.ContactOffered] = field(default_factory=list)
     # Partitions whose next offset was not delivered: read them again from this offset (`PartitionedProcessor`);
-    # the messages set aside meanwhile, (partition, offset), must not be acked.
+    # the messages set aside meanwhile, (partition, offset): they come again with the re-read (tests read it).
     rewind: dict[int, int] = field(default_factory=dict)
     unapplied: set[tuple[int, int]] = field(default_factory=set)
 
