@@ -136,3 +136,73 @@ async def test_a_batch_takes_a_quarter_of_the_held_bytes_bound_at_most_and_one_f
     big = Inbox(Held(400), max_messages=1000)
     big.put(0, _messages(0, range(0, 1), size=500), 500)
     assert len(await big.take(1000, within=0.0)) == 1  # one fetch over the bound still comes
+
+
+@pytest.mark.integration
+async def test_a_rewind_of_a_partition_taken_away_is_skipped_and_the_others_are_read_again(broker, caplog):
+    """A rebalance can take a partition away between a batch asking to read it again and the fetch loop's seek;
+    aiokafka's seek raises for a partition not assigned (IllegalStateError), which would stop the fetcher."""
+    import logging
+    import uuid
+
+    from aiokafka import AIOKafkaProducer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from faust.types import TP
+
+    from pipeline.processing.processor import Message
+    from pipeline.runtime.transport import App, Held, Inbox
+
+    topic = f"rewind-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 2, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    await producer.start()
+    try:
+        for offset in range(5):
+            await producer.send_and_wait(topic, b"m%d" % offset, partition=0)
+    finally:
+        await producer.stop()
+
+    app = App(topic, fetch_max_wait_ms=100, broker=f"kafka://{broker.bootstrap}", store="memory://")
+    consumer = app.consumer
+    thread = consumer._thread  # the real consumer thread and its aiokafka consumer
+    owned, taken_away = TP(topic, 0), TP(topic, 1)
+
+    async def in_thread(call):  # aiokafka's consumer is used from its own thread only, as the fetch loop does
+        async def run():
+            return await call(thread._ensure_consumer())
+
+        return await thread.call_thread(run)
+
+    async def assign(kafka):  # what the rebalance leaves this worker: partition 0 only
+        kafka.assign([TopicPartition(*owned)])
+
+    async def fetch(kafka):
+        got: list[int] = []
+        for _ in range(20):
+            got += [r.offset for r in (await kafka.getmany(TopicPartition(*owned), timeout_ms=500)).get(owned, [])]
+            if got and got[-1] == 4:
+                break
+        return got
+
+    await thread.start()
+    try:
+        await in_thread(assign)
+        assert await in_thread(fetch) == [0, 1, 2, 3, 4]
+        inbox = Inbox(Held(1 << 20), max_messages=100)
+        inbox.put(0, [Message(topic, 0, 4, None, b"m4")], 2)  # fetched before the seek: forgotten at it
+        consumer.rewind(taken_away, 2)
+        consumer.rewind(owned, 3)
+        with caplog.at_level(logging.INFO, logger="pipeline.runtime.transport"):
+            await consumer._rewind_now({topic: inbox})
+        assert consumer.rewinds == {} and inbox.messages == 0
+        assert consumer._read_offset.get(owned) == 3 and taken_away not in consumer._read_offset
+        assert await in_thread(fetch) == [3, 4]  # the partition still assigned is read again from where asked
+        skipped = [r.getMessage() for r in caplog.records if r.name == "pipeline.runtime.transport"]
+        assert skipped == [f"{topic}[1]: not assigned any more; not read again from 2"]
+    finally:
+        await thread.stop()

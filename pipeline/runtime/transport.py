@@ -233,15 +233,22 @@ class _Consumer(driver.Consumer):
         """Seek between fetches, in the consumer's thread, and forget what was fetched before. Faust's own seek
         calls aiokafka's from the app's thread while the consumer thread may be draining the same fetcher, which
         is not thread-safe (a rewind crashed the fetcher: KeyError in `fetched_records`), and records fetched
-        before it could still come after it."""
+        before it could still come after it. A partition a rebalance took away after the rewind was asked for is
+        skipped: aiokafka's seek would raise (not assigned) and stop the fetcher, and its next owner reads it from
+        the committed offset."""
         thread = self._thread
         rewinds, self.rewinds = self.rewinds, {}
         for tp, offset in rewinds.items():
 
-            async def seek_there(tp: TP = tp, offset: int = offset) -> None:  # runs in the consumer's thread
+            async def seek_there(tp: TP = tp, offset: int = offset) -> bool:  # runs in the consumer's thread
+                if tp not in thread.assignment():  # checked in the thread that changes the assignment
+                    return False
                 thread.seek(tp, offset)
+                return True
 
-            await thread.call_thread(seek_there)
+            if not await thread.call_thread(seek_there):
+                log.info("%s[%d]: not assigned any more; not read again from %d", tp.topic, tp.partition, offset)
+                continue
             self._read_offset[tp] = offset
             if tp.topic in inboxes:
                 inboxes[tp.topic].discard(tp.partition)
