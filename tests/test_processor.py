@@ -369,15 +369,15 @@ def test_the_fcr_side_closes_on_the_slowest_live_queue_not_on_a_queue_stamped_ah
 
 def test_a_partition_whose_next_offset_was_not_delivered_is_read_again_from_it():
     """The state's offset is what was applied: a later message (a commit past the checkpoint, a rebalance handing
-    over from the wrong place) is set aside, not acked, and the partition read again from the next offset."""
+    over from the wrong place) is set aside, not applied, and the partition read again from the next offset."""
     p, stats = processor()
     msgs = messages(stream())
     out = p.process(msgs[:2] + msgs[5:8])
-    assert out.rewind == {0: 2} and out.unapplied == {(0, 5), (0, 6), (0, 7)}
-    assert p.partitions[0].offset == 1
+    assert out.rewind == {0: 2}
+    assert p.partitions[0].offset == 1 and stats.messages[TOPIC] == 2  # 5 to 7 set aside, not even decoded
     out = p.process(msgs[2:])  # read again from offset 2: applied in order
-    assert out.rewind == {} and out.unapplied == set() and p.partitions[0].offset == len(msgs) - 1
-    assert stats.skipped_offsets == {}
+    assert out.rewind == {} and p.partitions[0].offset == len(msgs) - 1
+    assert stats.messages[TOPIC] == len(msgs) and stats.skipped_offsets == {}  # each message applied once
     assert [(r.offered, r.answered) for r in out.records if r.final] == [(2, 2)]  # as the whole stream at once
 
 
@@ -388,12 +388,14 @@ def test_offsets_that_cannot_be_read_again_are_counted_skipped_and_processing_go
     msgs = messages(stream())
     later = [m._replace(offset=m.offset + 3) for m in msgs[2:]]
     out = p.process(msgs[:2] + later)
-    assert out.rewind == {0: 2} and len(out.unapplied) == len(later) and stats.skipped_offsets == {}
+    assert out.rewind == {0: 2} and p.partitions[0].offset == 1 and stats.skipped_offsets == {}
     for _ in range(HOLE_EVIDENCE - 1):  # re-reads that begin at the first offset there is, 5: no proof yet
         out = p.process(later)
-        assert out.rewind == {0: 2} and len(out.unapplied) == len(later) and stats.skipped_offsets == {}
+        assert out.rewind == {0: 2} and p.partitions[0].offset == 1 and stats.skipped_offsets == {}
+    assert stats.messages[TOPIC] == 2  # every later message set aside so far
     out = p.process(later)  # the last re-read of the evidence asked for
-    assert stats.skipped_offsets == {TOPIC: 3} and out.unapplied == set()
+    assert stats.skipped_offsets == {TOPIC: 3} and out.rewind == {}
+    assert p.partitions[0].offset == later[-1].offset and stats.messages[TOPIC] == 2 + len(later)
     families = {f.name: f for f in text_string_to_metric_families(exposition(build_registry(p, stats)).decode())}
     assert [s.value for s in families["cc_pipeline_skipped_offsets"].samples if s.name.endswith("_total")] == [3]
     assert out.dead_letters == [] and [(r.offered, r.answered) for r in out.records if r.final] == [(2, 2)]
@@ -408,8 +410,10 @@ def test_a_new_partition_starts_where_its_log_starts_without_counting_a_loss():
     assert out.rewind == {0: 0} and stats.skipped_offsets == {}
     for _ in range(HOLE_EVIDENCE - 1):
         assert p.process(msgs).rewind == {0: 0}
+    assert p.partitions[0].offset == -1 and stats.messages[TOPIC] == 0  # nothing applied before the proof
     out = p.process(msgs)  # the re-reads from 0 came back at 40, the log's start
-    assert out.unapplied == set() and stats.skipped_offsets == {}
+    assert out.rewind == {} and stats.skipped_offsets == {}
+    assert p.partitions[0].offset == msgs[-1].offset and stats.messages[TOPIC] == len(msgs)
     assert [(r.offered, r.answered) for r in out.records if r.final] == [(2, 2)]
 
 
@@ -446,6 +450,8 @@ def test_a_re_read_that_begins_late_once_is_read_again_not_taken_for_a_hole():
     assert out.rewind == {0: 0}
     out = p.process(msgs[2:])  # a re-read that begins past 0 (offsets 0 and 1 dropped on the way)
     assert out.rewind == {0: 0} and p.partitions[0].offset == -1 and stats.skipped_offsets == {}
+    assert stats.messages[TOPIC] == 0  # nothing applied while the re-reads began past 0
     out = p.process(msgs)  # the re-read from 0
-    assert out.unapplied == set() and stats.skipped_offsets == {}
+    assert out.rewind == {} and stats.skipped_offsets == {}
+    assert p.partitions[0].offset == len(msgs) - 1 and stats.messages[TOPIC] == len(msgs)
     assert [(r.offered, r.answered) for r in out.records if r.final] == [(2, 2)]

@@ -100,10 +100,8 @@ class BatchResult:
     touched: set[int] = field(default_factory=set)  # partitions this batch applied messages to
     # FCR hook (pipeline.processing.fcr): the contact.offered events applied in this batch, to forward by customer
     offered: list[ev.ContactOffered] = field(default_factory=list)
-    # Partitions whose next offset was not delivered: read them again from this offset (`PartitionedProcessor`);
-    # the messages set aside meanwhile, (partition, offset): they come again with the re-read (tests read it).
+    # Partitions whose next offset was not delivered: read them again from this offset (`PartitionedProcessor`)
     rewind: dict[int, int] = field(default_factory=dict)
-    unapplied: set[tuple[int, int]] = field(default_factory=set)
 
 
 @dataclass
@@ -238,7 +236,6 @@ class PartitionedProcessor(Generic[ItemT]):
                 return True
             self.rewinding[m.partition] = (want, m.offset, misses)
         out.rewind[m.partition] = want  # again for every message set aside: see `pipeline.runtime.transport.rewind`
-        out.unapplied.add((m.partition, m.offset))
         return False
 
     def process(
