@@ -35,7 +35,8 @@ from pipeline.state.interface import PartitionState
 from pipeline.state.queues import CLAMPS, DUPLICATE, IMPOSSIBLE, LATE, QueueEvent, QueueState
 
 log = logging.getLogger(__name__)
-# re-reads in a row that must begin past an offset before it counts as unreadable (see `_in_sequence`)
+# re-reads in a row that must begin past an offset before it counts as unreadable: one alone could be a broker
+# delivering from elsewhere than asked (see `_in_sequence`)
 HOLE_EVIDENCE = 3
 # Ids that become metric labels or are shown to people, per event type (checked once per distinct value).
 LABEL_FIELDS: dict[type, tuple[str, ...]] = {
@@ -198,15 +199,15 @@ class PartitionedProcessor(Generic[ItemT]):
         """Whether a message is the next one of its partition's state; if later, the partition is read again from
         the next one and the message set aside.
 
-        The state's own offset is what was applied; the consumer's committed offset can be past it (Faust
-        commits over offsets it counts as a gap, and a kill -9 then leaves a checkpoint behind its commit), and a
-        rebalance can hand over a partition from the wrong place. Source topics are neither compacted nor
-        transactional, so offsets have no holes of their own: a missing one was not delivered. Until the offset
-        asked for comes, later messages (already fetched) are set aside. A message at or before the first one set
-        aside begins a re-read; one re-read that begins past the offset asked for is no proof of a hole (Faust
-        drops re-read messages below the last offset it passed on, and a seek can land while it still passes on
-        messages fetched before: seen beginning a re-read at 38 where 0 was due), so the partition is read again
-        until `HOLE_EVIDENCE` re-reads in a row begin past it. Then the offsets cannot be read (retention deleted
+        The state's own offset is what was applied; the consumer can begin past it (the checkpoint its committed
+        offset counts on was not restored: `perform_seek` in `pipeline.runtime.transport`), and a rebalance can
+        hand over a partition from the wrong place. Source topics are neither compacted nor transactional, so
+        offsets have no holes of their own: a missing one was not delivered. Until the offset asked for comes,
+        later messages (already fetched) are set aside. A message at or before the first one set aside begins a
+        re-read. The fetch loop forgets a partition's fetched messages at the seek, so a re-read begins where it
+        was asked to unless the offsets are gone or a broker delivers from elsewhere than asked; one re-read that
+        begins past the offset asked for is therefore no proof of a hole, and the partition is read again until
+        `HOLE_EVIDENCE` re-reads in a row begin past it. Then the offsets cannot be read (retention deleted
         them, or a producer wrote transactionally): counted and logged as skipped (unless nothing was applied
         yet: a new consumer group on a topic whose retention already dropped its start), and processing goes on."""
         want = state.offset + 1
