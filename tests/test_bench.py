@@ -28,7 +28,7 @@ from pipeline.runtime.broker import ensure_topics, free_port
 from pipeline.tools.bench import achieved_per_message, center, events_of, preload
 from pipeline.tools.bench_growth import Fit, fit, sizes
 from pipeline.tools.bench_peer import not_available
-from pipeline.tools.bench_scale import formed, worker_counts
+from pipeline.tools.bench_scale import cpu_seconds, formed, machine_busy_seconds, projection, worker_counts
 from pipeline.tools.replay import _get
 from pipeline.tools.run import worker_process
 
@@ -344,6 +344,9 @@ def test_scale_out_shares_the_partitions_and_consumes_each_message_once(broker, 
         if not r["reassigned"]:  # a partition moved mid-run is read again by its new owner
             assert sum(r["consumed_per_worker"]) == r["messages"]
         assert 0 < r["write_seconds"] <= r["seconds"]
+        # the machine's busy time holds the workers' (and the broker's and the writer's); ticks of 10 ms
+        assert 0 < r["worker_cpu_seconds"] <= r["machine_busy_seconds"] + 0.01 * (r["workers"] + 1)
+    assert scale["projection"] == projection(scale["runs"])
     one, two = (r["events_per_second"] for r in scale["runs"][:2])
     assert scale["ratio_2_to_1"] == two / one
     names = [r["figure"] for r in results["figures"]]
@@ -352,6 +355,31 @@ def test_scale_out_shares_the_partitions_and_consumes_each_message_once(broker, 
         "shared with the broker and the writer" + ("; partitions moved during the run" if r["reassigned"] else "")
         for n, r in zip((1, 2, 4), scale["runs"], strict=True)
     ]
+
+
+def test_the_projection_takes_the_costliest_run_per_event():
+    runs = [
+        {"events": 1000, "worker_cpu_seconds": 0.040, "machine_busy_seconds": 0.080},  # 40 and 80 us an event
+        {"events": 1000, "worker_cpu_seconds": 0.050, "machine_busy_seconds": 0.070},
+    ]
+    p = projection(runs, cores=(4, 8))
+    assert p["worker_cpu_us_per_event"] == pytest.approx(50) and p["machine_cpu_us_per_event"] == pytest.approx(80)
+    assert p["cores"] == [
+        {"cores": 4, "workers_alone": pytest.approx(4 / 50e-6), "with_the_broker": pytest.approx(4 / 80e-6)},
+        {"cores": 8, "workers_alone": pytest.approx(8 / 50e-6), "with_the_broker": pytest.approx(8 / 80e-6)},
+    ]
+
+
+def test_cpu_seconds_are_the_kernels_account_of_a_process():
+    t0, busy0 = cpu_seconds(os.getpid()), machine_busy_seconds()
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:  # spin: 0.3 s of CPU
+        pass
+    used = cpu_seconds(os.getpid()) - t0
+    assert 0.25 <= used <= 0.5
+    assert machine_busy_seconds() - busy0 >= used - 0.05  # the machine was busy at least while this process was
+    times = os.times()
+    assert cpu_seconds(os.getpid()) == pytest.approx(times.user + times.system, abs=0.05)
 
 
 def test_a_group_is_formed_when_every_partition_has_one_owner():

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
+from pipeline.processing.processor import Message
 from pipeline.runtime.health import BrokerProbe, Health, HealthCollector, Throughput, WorkerView
+
+
+def _m(partition: int, offset: int, written: float | None) -> Message:
+    """A message of topic "t" as a batch carries it (`written`: its Kafka timestamp in seconds)."""
+    return Message("t", partition, offset, None, b"{}", written)
 
 
 def view(assigned=(("t", 0),), high=None, joined=True, rebalancing=False, crashed=False, applied=None):
@@ -48,7 +54,7 @@ def test_ready_needs_the_broker_the_group_and_no_rebalance():
 
 def test_not_live_when_crashed_or_stalled_with_messages_waiting():
     t = Throughput()
-    t.observe_batch([("t", 0, 4, 100.0)], now=100.0)
+    t.observe_batch([_m(0, 4, 100.0)], now=100.0)
     waiting = view(high={("t", 0): 10}, applied={("t", 0): 4})
     assert Health(waiting, up_probe(), t, stall_seconds=60).live(now=150.0).ok
     stalled = Health(waiting, up_probe(), t, stall_seconds=60).live(now=161.0)
@@ -77,7 +83,7 @@ def test_probe_counts_an_outage_once_and_logs_both_transitions(caplog):
 
 def test_latency_histogram_and_exported_series():
     t = Throughput()
-    t.observe_batch([("t", 0, 1, 99.995), ("t", 0, 2, 99.0), ("t", 1, 7, None)], now=100.0)
+    t.observe_batch([_m(0, 1, 99.995), _m(0, 2, 99.0), _m(1, 7, None)], now=100.0)
     assert t.processed == {("t", 0): 2, ("t", 1): 7}
     registry = CollectorRegistry()
     registry.register(HealthCollector(Health(view(high={("t", 0): 3}, applied={("t", 0): 2}), up_probe(), t)))
@@ -95,15 +101,15 @@ def test_latency_histogram_and_exported_series():
 def test_throughput_times_its_own_batches_for_the_benchmark():
     t = Throughput()
     assert (t.messages, t.first_batch) == (0, None)
-    t.observe_batch([("t", 0, 4, None)])
+    t.observe_batch([_m(0, 4, None)])
     first = t.first_batch
-    t.observe_batch([("t", 0, 5, None), ("t", 1, 0, None)])
+    t.observe_batch([_m(0, 5, None), _m(1, 0, None)])
     assert t.messages == 3 and first is not None and first[1] == 0 and t.first_batch == first
     assert t.last_batch_monotonic >= first[0]
 
 
 def test_the_first_batch_is_timed_from_when_it_began():
     t = Throughput()
-    t.observe_batch([("t", 0, 0, None)], started=5.0)  # the agent passes time.monotonic() at the batch's start
-    t.observe_batch([("t", 0, 1, None)], started=9.0)
+    t.observe_batch([_m(0, 0, None)], started=5.0)  # the agent passes time.monotonic() at the batch's start
+    t.observe_batch([_m(0, 1, None)], started=9.0)
     assert t.first_batch == (5.0, 0) and t.messages == 2

@@ -134,7 +134,7 @@ class Ingest:
         self.stats = stats
 
     def decode(self, m: Message, dead: list[DeadLetter]) -> list[Any]:  # of the topic's union
-        self.stats.messages[self.topic] += 1
+        """A message's items (the caller counts the message: once per batch, not per message)."""
         events, rejections = self.decoder.decode(m.value)
         for r in rejections:
             self.reject(m, r, dead)
@@ -247,8 +247,10 @@ class PartitionedProcessor(Generic[ItemT]):
         out = BatchResult()
         touched = out.touched
         max_future = epoch_ms_now() + round(self.settings.max_clock_skew_seconds * 1000)
+        partitions, decode, handle = self.partitions, self.ingest.decode, self._handle
+        decoded = 0
         for m in messages:
-            state = self.partitions.get(m.partition)
+            state = partitions.get(m.partition)
             if state is None:
                 state = self.load(m.partition, load_snapshot(m.partition))
             if m.offset <= state.offset:
@@ -257,20 +259,23 @@ class PartitionedProcessor(Generic[ItemT]):
                 continue
             state.offset = m.offset
             touched.add(m.partition)
+            decoded += 1
             try:
-                items = self.ingest.decode(m, out.dead_letters)
+                items = decode(m, out.dead_letters)
             except Exception as exc:  # the decoder never raises on input: this is a bug, and costs one message
                 log.exception("error decoding the message at %s[%d]@%d", m.topic, m.partition, m.offset)
                 self.ingest.reject(m, Rejection("processing_error", repr(exc), m.value or b""), out.dead_letters)
                 continue
             for item in items:
                 try:
-                    self._handle(state, item, m, out, max_future)
+                    handle(state, item, m, out, max_future)
                 except Exception as exc:  # a bug must cost one event, not the worker (faust-streaming #175)
                     log.exception("error applying an item at %s[%d]@%d", m.topic, m.partition, m.offset)
                     self.ingest.reject(
                         m, Rejection("processing_error", repr(exc), self._original(m, item)), out.dead_letters
                     )
+        self.stats.messages[self.topic] += decoded
+        self._count_items()
         wall = time.time() if wall_now is None else wall_now
         for p in touched:
             state = self.partitions[p]
@@ -281,6 +286,9 @@ class PartitionedProcessor(Generic[ItemT]):
         self.stats.batches += 1
         self.stats.last_batch_seconds = time.perf_counter() - started
         return out
+
+    def _count_items(self) -> None:
+        """Add the batch's counts of items by kind to the stats (a subclass that counts them)."""
 
     def checkpoint(self) -> dict[int, Change]:
         """What to store of every partition changed since the last checkpoint (each carries its offset)."""
@@ -309,13 +317,22 @@ class PartitionedProcessor(Generic[ItemT]):
 class EventProcessor(PartitionedProcessor[ev.Event]):
     """A processor of an event topic: the clock-skew guard, heartbeats, label-safe ids and the key's partition."""
 
+    def __init__(self, settings: Settings, stats: PipelineStats, topic: str, item_type) -> None:
+        super().__init__(settings, stats, topic, item_type)
+        self.kinds: Counter[type[ev.Event]] = Counter()  # events by type in the batch being applied
+
     def _original(self, m: Message, item: ev.Event) -> bytes:
         return _original(m, item)
 
+    def _count_items(self) -> None:
+        events = self.stats.events
+        for kind, n in self.kinds.items():
+            events[(self.topic, kind.__struct_config__.tag)] += n
+        self.kinds.clear()
+
     def _handle(self, state: Any, e: ev.Event, m: Message, out: BatchResult, max_future: int) -> None:
         """Count the event, guard against a bad clock, let heartbeats move the watermark, apply the rest."""
-        tag = type(e).__struct_config__.tag
-        self.stats.events[(self.topic, tag)] += 1
+        self.kinds[type(e)] += 1
         t = epoch_ms(e.time)
         if t > max_future:  # one bad clock must not push the watermark past every open interval
             self.ingest.reject(
@@ -344,6 +361,8 @@ class EventProcessor(PartitionedProcessor[ev.Event]):
         ids = self.ids
         for name in LABEL_FIELDS.get(type(e), ()):
             value = getattr(e, name)
+            if value is None or (type(value) is str and value in ids):  # the usual case: an id checked before
+                continue
             for v in value if isinstance(value, list) else (value,):
                 if v is not None and v not in ids:
                     if not ev.label_safe(v):

@@ -153,9 +153,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
                     raise
                 finally:
                     inbox.done()
-                throughput.observe_batch(
-                    ((m.topic, m.partition, m.offset, m.timestamp) for m in batch), started=started
-                )
+                throughput.observe_batch(batch, started=started)
                 app.monitor.stream_inbound_time.update(dict.fromkeys(_partitions(name, batch), time.monotonic()))
 
         app.processing[name] = apply_batches

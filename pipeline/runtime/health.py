@@ -14,15 +14,16 @@ through the callables it is given (`WorkerView`), so it is tested without a brok
 from __future__ import annotations
 
 import asyncio
-import bisect
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from pipeline.exposition.described import Described
+from pipeline.processing.processor import Message
 
 log = logging.getLogger(__name__)
 
@@ -53,27 +54,28 @@ class Throughput:
 
     def observe_batch(
         self,
-        messages: Iterable[tuple[str, int, int, float | None]],
+        messages: Sequence[Message],
         now: float | None = None,
         started: float | None = None,
     ) -> None:
-        """(topic, partition, offset, Kafka timestamp in seconds or None) of each message of a finished batch, and
-        when (`time.monotonic()`) it began."""
+        """The messages of a finished batch (their Kafka timestamps give the latency), and when
+        (`time.monotonic()`) it began."""
         now = time.time() if now is None else now
         processed = self.processed
         counts = self.bucket_counts
         buckets = self.buckets
-        n = 0
-        for topic, partition, offset, written in messages:
-            n += 1
-            key = (topic, partition)
-            if offset > processed.get(key, -1):
-                processed[key] = offset
+        n = len(messages)
+        latency_sum, latency_count = 0.0, 0
+        for topic, partition, offset, _, _, written in messages:  # per message: kept plain, it is the hot path
+            if offset > processed.get((topic, partition), -1):
+                processed[(topic, partition)] = offset
             if written is not None:
-                latency = max(0.0, now - written)
-                counts[bisect.bisect_left(buckets, latency)] += 1
-                self.latency_sum += latency
-                self.latency_count += 1
+                latency = now - written if now > written else 0.0
+                counts[bisect_left(buckets, latency)] += 1
+                latency_sum += latency
+                latency_count += 1
+        self.latency_sum += latency_sum
+        self.latency_count += latency_count
         self.last_batch_at = now
         self.messages += n
         self.last_batch_monotonic = time.monotonic()

@@ -149,6 +149,7 @@ class _Consumer(driver.Consumer):
             return await super()._drain_messages(fetcher)
         held = cast(App, self.app).held
         read_offset = self._read_offset
+        new = tuple.__new__
         consumer_stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
         try:
             while not (consumer_stopped() or fetcher_stopped()):
@@ -172,11 +173,17 @@ class _Consumer(driver.Consumer):
                         await self._deliver_each(tp, fetched)
                         continue
                     start = read_offset.get(tp)
-                    messages, size = [], 0
-                    for r in fetched:
-                        if start is None or r.offset >= start:
-                            messages.append(Message(r.topic, r.partition, r.offset, r.key, r.value, _seconds(r)))
-                            size += len(r.value or b"") + len(r.key or b"")
+                    if start is not None and fetched and fetched[0].offset < start:
+                        fetched = [r for r in fetched if r.offset >= start]
+                    # a tuple each, made without the named tuple's Python-level constructor (a frame per message)
+                    messages = [
+                        new(
+                            Message,
+                            (r.topic, r.partition, r.offset, r.key, r.value, r.timestamp and r.timestamp / 1000),
+                        )
+                        for r in fetched
+                    ]
+                    size = sum(len(r.value or b"") + len(r.key or b"") for r in fetched)
                     if messages:
                         read_offset[tp] = messages[-1].offset + 1
                         inbox.put(tp.partition, messages, size)
@@ -258,10 +265,6 @@ class _Consumer(driver.Consumer):
         everything before them (`pipeline.runtime.checkpoints`)."""
         if offsets:
             await self._commit_offsets(offsets)
-
-
-def _seconds(record) -> float | None:  # noqa: ANN001
-    return None if record.timestamp is None else record.timestamp / 1000.0
 
 
 class _Transport(driver.Transport):

@@ -265,8 +265,11 @@ class AgentState:
         if t is None:
             t = epoch_ms(e.time)
         track = self.agents.get(e.agent_id)
-        if track is not None and any(c.event_id == e.event_id for c in track.changes):
-            return DUPLICATE
+        if track is not None:
+            event_id = e.event_id
+            for c in track.changes:  # a loop, not any() over a generator: ~5 changes an event, every event
+                if c.event_id == event_id:
+                    return DUPLICATE
         if t < self.final_horizon(e.agent_id):
             return LATE
         match e:

@@ -40,7 +40,7 @@ import msgspec
 from pipeline.contract import events as ev
 from pipeline.core.settings import QueueSettings
 from pipeline.core.time import NO_TIME, due_for_revision, epoch_ms, interval_start, next_revision
-from pipeline.kpis.counts import Forecast, IntervalUpdate, QueueCounts
+from pipeline.kpis.counts import SUMS, Forecast, IntervalUpdate, QueueCounts
 from pipeline.kpis.reporting.causes import worker_miss
 from pipeline.state import callbacks as cbk
 from pipeline.state import offers as ofr
@@ -210,7 +210,11 @@ class QueueState:
 
     def _apply_leg(self, e: ev.ContactEvent, t: int) -> str | None:
         length = self.interval_ms
-        if self.is_final(e.queue_id, e.channel, interval_start(t, length)):
+        # intervals starting after this are open (`_closable`'s first test, once per event: the clock does not
+        # move until the event is applied)
+        horizon = self.clock(e.queue_id) - length - self.allowed_lateness
+        start = t // length * length
+        if start <= horizon and self.is_final(e.queue_id, e.channel, start):
             return LATE
         key = (e.queue_id, e.contact_id)
         old = self.legs.get(key)
@@ -238,7 +242,7 @@ class QueueState:
         checked = None
         for start, _, _, _ in increments:  # an event's increments share one or two starts, mostly in a row
             if start != checked:
-                if self.is_final(leg.queue_id, leg.channel, start):
+                if start <= horizon and self.is_final(leg.queue_id, leg.channel, start):
                     return LATE
                 checked = start
         leg.event_ids = [*leg.event_ids, e.event_id]
@@ -452,6 +456,7 @@ class QueueState:
         # Hours and days get an interval's counts when it is final (`_fold`), not every increment, which would
         # triple the counting of every event.
         intervals: dict[int, OpenInterval] = {}  # an event's increments share one or two starts
+        agent_totals = self.agent_totals
         for start, name, amount, agent in increments:
             ivl = intervals.get(start)
             if ivl is None:
@@ -464,13 +469,23 @@ class QueueState:
                 for roll in ivl.rollups:
                     roll.changed = True
                 intervals[start] = ivl
-            ivl.counts.bump(name, amount)
-            if agent is not None:
-                ivl.agents.setdefault(agent, QueueCounts()).bump(name, amount)
-            total.bump(name, amount)
-            if agent is not None:
-                self.agent_totals.setdefault(agent, QueueCounts()).bump(name, amount)
+            if agent is None:
+                targets: tuple[QueueCounts, ...] = (ivl.counts, total)
+            else:
+                by_agent = ivl.agents.get(agent)
+                if by_agent is None:
+                    by_agent = ivl.agents[agent] = QueueCounts()
+                agent_total = agent_totals.get(agent)
+                if agent_total is None:
+                    agent_total = agent_totals[agent] = QueueCounts()
+                targets = (ivl.counts, by_agent, total, agent_total)
                 self._changed_agents.add(agent)
+            if name in SUMS:  # the hot path (~10 increments an event): `QueueCounts.bump`'s first case, inline
+                for c in targets:
+                    setattr(c, name, getattr(c, name) + amount)
+            else:
+                for c in targets:
+                    c.bump(name, amount)
 
     # ---- time passing ----------------------------------------------------------------------------------
 

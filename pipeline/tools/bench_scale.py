@@ -9,7 +9,8 @@ messages over the time from the first written to the last applied (the latest en
 workers, on the machine's monotonic clock). Done: every contact partition applied to its end, and the workers
 together consumed every message written since (a partition moved to another worker would make them read some
 twice: the phase notes when the assignment changed). On a machine of few cores the broker, the writer and the
-workers share them (the table says how many).
+workers share them (the table says how many), so each run also takes the CPU the workers and the whole machine
+used per event, from which `projection` gives the rate on more cores.
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ async def _form_and_load(
         assignment = now
         # What the workers consumed before the events: heartbeats (read once the last ones are applied).
         before = await _settled(group)
+        cpu_before, busy_before = [cpu_seconds(p.pid) for p in group.procs], machine_busy_seconds()
         began, sent_before = time.monotonic(), writer.sent_messages
         for i in range(0, len(events), 10_000):  # chunks: the workers start on the first ones
             await writer.write(events[i : i + 10_000])
@@ -147,8 +149,14 @@ async def _form_and_load(
                 f"see {', '.join(map(str, group.logs))}"
             )
         await asyncio.sleep(0.25)
+    # The CPU each worker used from the first event written to the last applied (and a poll or so of idling after:
+    # timers and heartbeats, a few ms), and the whole machine's (broker, writer, bench and system alike).
+    worker_cpu = sum(cpu_seconds(p.pid) - b for p, b in zip(group.procs, cpu_before, strict=True))
+    busy = machine_busy_seconds() - busy_before
     end = max(p["last_batch_monotonic"] for p in progress if p)
     return {
+        "worker_cpu_seconds": worker_cpu,
+        "machine_busy_seconds": busy,
         "messages": messages,
         "seconds": end - began,
         "write_seconds": written_at - began,
@@ -168,6 +176,35 @@ async def _settled(group: Group) -> list[int]:
         last = now
         await asyncio.sleep(0.5)
     raise TimeoutError(f"the workers were still consuming heartbeats after 10s: {last}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a process has used so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy so far (/proc/stat: all but idle and I/O wait)."""
+    with open("/proc/stat") as f:
+        user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in f.readline().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def projection(runs: list[dict], cores: tuple[int, ...] = (4, 8, 16)) -> dict:
+    """Events/s on a machine of more cores, one worker per core, from what the runs measured on this one: with the
+    broker on other machines, each worker applies one core's worth (a worker is one Python thread: 1 / its CPU
+    per event); with everything on the one machine, the cores over the CPU per event of everything (workers,
+    broker, writer). Holds while the CPU per event stays as measured with more workers (the runs show whether it
+    did from 1 to 4 workers), the partitions are at least the workers, and the broker keeps up."""
+    worker = max(r["worker_cpu_seconds"] / r["events"] for r in runs)  # the costliest run: the safe side
+    machine = max(r["machine_busy_seconds"] / r["events"] for r in runs)
+    return {
+        "worker_cpu_us_per_event": 1e6 * worker,
+        "machine_cpu_us_per_event": 1e6 * machine,
+        "cores": [{"cores": n, "workers_alone": n / worker, "with_the_broker": n / machine} for n in cores],
+    }
 
 
 def _shares(assignment: tuple[frozenset[int], ...] | None) -> str:
@@ -211,7 +248,9 @@ def scale(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path) 
         r.update(workers=count, events=len(events), events_per_second=len(events) / r["seconds"])
         _say(
             f"scale: {count} worker(s): {r['events_per_second']:,.0f} events/s (written in {r['write_seconds']:.1f}s "
-            f"of {r['seconds']:.1f}s); messages per worker {', '.join(f'{c:,}' for c in r['consumed_per_worker'])}"
+            f"of {r['seconds']:.1f}s); messages per worker {', '.join(f'{c:,}' for c in r['consumed_per_worker'])}; "
+            f"CPU per event: workers {1e6 * r['worker_cpu_seconds'] / r['events']:.1f} us, machine "
+            f"{1e6 * r['machine_busy_seconds'] / r['events']:.1f} us"
             + ("; the assignment changed during the run" if r["reassigned"] else "")
         )
         runs.append(r)
@@ -221,6 +260,7 @@ def scale(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path) 
         "events_per_message": per_message,
         "cores": os.cpu_count(),
         "runs": runs,
+        "projection": projection(runs),
         "ratio_2_to_1": (
             by_count[2]["events_per_second"] / by_count[1]["events_per_second"] if {1, 2} <= by_count.keys() else None
         ),
@@ -236,5 +276,18 @@ def figure_rows(result: dict, row) -> None:  # noqa: ANN001 (bench.figures' row 
     for r in result["runs"]:
         moved = "; partitions moved during the run" if r["reassigned"] else ""
         row(f"scale-out: {r['workers']} worker(s), {where}{moved}", r["events_per_second"], "events/s")
+        row("  CPU per event, the workers together", 1e6 * r["worker_cpu_seconds"] / r["events"], "us")
+        row("  CPU per event, the whole machine", 1e6 * r["machine_busy_seconds"] / r["events"], "us")
     if result["ratio_2_to_1"] is not None:
         row(f"  ratio 2 workers / 1 worker (on {result['cores']} cores)", result["ratio_2_to_1"], "")
+    for p in result["projection"]["cores"]:
+        row(
+            f"scale-out projected: {p['cores']} cores, a worker each, the broker elsewhere",
+            p["workers_alone"],
+            "events/s",
+        )
+        row(
+            f"scale-out projected: {p['cores']} cores, a worker each, the broker on them",
+            p["with_the_broker"],
+            "events/s",
+        )
