@@ -108,6 +108,12 @@ class AgentTrack:
     published_at: float = 0.0
     settled_since: int = NO_TIME  # when the settled status took its presence (state and reason); see `status_since`
     now_since: int = NO_TIME  # the same of `now`: the agent board's time in state (derived, not stored)
+    # the event ids of `changes` (derived, not stored): a duplicate is found at once, not by walking the changes,
+    # which grow through a batch (an agent's whole day in a replay)
+    event_ids: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.event_ids = {c.event_id for c in self.changes}
 
 
 LOGGED_OUT = Status()  # before any event, and after a logout from a session without queues
@@ -265,11 +271,8 @@ class AgentState:
         if t is None:
             t = epoch_ms(e.time)
         track = self.agents.get(e.agent_id)
-        if track is not None:
-            event_id = e.event_id
-            for c in track.changes:  # a loop, not any() over a generator: ~5 changes an event, every event
-                if c.event_id == event_id:
-                    return DUPLICATE
+        if track is not None and e.event_id in track.event_ids:
+            return DUPLICATE
         if t < self.final_horizon(e.agent_id):
             return LATE
         match e:
@@ -289,6 +292,7 @@ class AgentState:
             self._moved.add(e.agent_id)
         changes = track.changes
         changes.append(change)
+        track.event_ids.add(change.event_id)
         if len(changes) > 1 and change.t < changes[-2].t:  # out of order: re-sort, and fold from the horizon
             changes.sort(key=lambda c: (c.t, c.seq))
             track.now, track.now_since = status_since(track.settled, track.settled_since, changes)
@@ -405,6 +409,7 @@ class AgentState:
                 total.add(c)
             track.settled, track.settled_since = status_since(track.settled, track.settled_since, settling)
             track.changes = [c for c in track.changes if c.t >= new]
+            track.event_ids = {c.event_id for c in track.changes}
             track.plan = [p for p in track.plan if p.end > new]
             if track.settled == LOGGED_OUT and not track.changes and not track.plan and not track.revisions:
                 # nothing left that could make a record; its totals stay. (A logged-out agent that had queues
