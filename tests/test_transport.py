@@ -75,23 +75,40 @@ async def test_an_inbox_hands_over_whole_fetches_in_order_up_to_the_batch_size()
     assert inbox.held.bytes == 0
 
 
-async def test_an_inbox_waits_within_the_flush_time_for_more_and_no_longer():
+async def test_an_inbox_waits_for_fetches_that_keep_coming_within_the_flush_time_and_no_longer():
     import asyncio
 
-    from pipeline.runtime.transport import Held, Inbox
+    from pipeline.runtime.transport import LINGER_SECONDS, Held, Inbox
 
-    inbox = Inbox(Held(1 << 20), max_messages=100)
+    inbox = Inbox(Held(1 << 20), max_messages=1000)
 
-    async def later() -> None:
-        await asyncio.sleep(0.05)
-        inbox.put(0, _messages(0, range(1, 2)), 10)
+    async def fetches(offsets: range, every: float) -> None:
+        for offset in offsets:
+            await asyncio.sleep(every)
+            inbox.put(0, _messages(0, range(offset, offset + 1)), 10)
 
+    # fetches back to back (a backlog): taken together, up to the flush time
     inbox.put(0, _messages(0, range(0, 1)), 10)
-    asyncio.get_running_loop().create_task(later())
+    feeding = asyncio.get_running_loop().create_task(fetches(range(1, 200), LINGER_SECONDS / 4))
     started = time.monotonic()
-    batch = await inbox.take(100, within=0.5)  # not full: waits the flush time for more
-    assert [m.offset for m in batch] == [0, 1] and 0.45 <= time.monotonic() - started < 2
-    inbox.put(0, _messages(0, range(2, 4)), 20)
+    batch = await inbox.take(1000, within=0.3)
+    took = time.monotonic() - started
+    assert 0.3 <= took < 1.5 and len(batch) > 20  # cut at the flush time, with every fetch that came meanwhile
+    assert [m.offset for m in batch] == list(range(len(batch)))
+    feeding.cancel()
+    inbox.done()
+    inbox.discard()
+
+    # the next fetch comes later than the linger: the batch goes as it is, not after the flush time
+    inbox.put(0, _messages(0, range(500, 501)), 10)
+    late = asyncio.get_running_loop().create_task(fetches(range(501, 502), 10 * LINGER_SECONDS))
+    started = time.monotonic()
+    batch = await inbox.take(1000, within=5.0)
+    assert [m.offset for m in batch] == [500] and time.monotonic() - started < 5 * LINGER_SECONDS
+    await late
+    inbox.done()
+
+    inbox.put(0, _messages(0, range(502, 504)), 20)
     started = time.monotonic()
     assert len(await inbox.take(2, within=5.0)) == 2 and time.monotonic() - started < 0.5  # full: at once
 

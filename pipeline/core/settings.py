@@ -388,7 +388,8 @@ class Settings(BaseSettings):
     worth is used; `max_held_bytes` bounds them in bytes). During a catch-up they are full."""
 
     flush_seconds: Annotated[float, Field(gt=0, le=60)] = 0.25
-    """Longest a batch waits to fill: how stale /metrics may be behind Kafka (plus the batch's own time)."""
+    """Longest a batch waits to fill: how stale /metrics may be behind Kafka (plus the batch's own time). It goes
+    sooner once no fetch has come for 20 ms (the consumer has caught up)."""
 
     fetch_max_wait_ms: Annotated[int, Field(ge=1, le=10_000)] = 100
     """Longest a Kafka fetch waits at the broker for new records. Tansu answers only when this is up (Kafka at
