@@ -75,42 +75,46 @@ async def test_an_inbox_hands_over_whole_fetches_in_order_up_to_the_batch_size()
     assert inbox.held.bytes == 0
 
 
-async def test_an_inbox_waits_for_fetches_that_keep_coming_within_the_flush_time_and_no_longer():
+async def test_an_inbox_waits_within_the_flush_time_for_more_and_no_longer():
     import asyncio
 
-    from pipeline.runtime.transport import LINGER_SECONDS, Held, Inbox
+    from pipeline.runtime.transport import Held, Inbox
 
-    inbox = Inbox(Held(1 << 20), max_messages=1000)
+    inbox = Inbox(Held(1 << 20), max_messages=100)
 
-    async def fetches(offsets: range, every: float) -> None:
-        for offset in offsets:
-            await asyncio.sleep(every)
-            inbox.put(0, _messages(0, range(offset, offset + 1)), 10)
+    async def later() -> None:
+        await asyncio.sleep(0.05)
+        inbox.put(0, _messages(0, range(1, 2)), 10)
 
-    # fetches back to back (a backlog): taken together, up to the flush time
     inbox.put(0, _messages(0, range(0, 1)), 10)
-    feeding = asyncio.get_running_loop().create_task(fetches(range(1, 200), LINGER_SECONDS / 4))
+    asyncio.get_running_loop().create_task(later())
     started = time.monotonic()
-    batch = await inbox.take(1000, within=0.3)
-    took = time.monotonic() - started
-    assert 0.3 <= took < 1.5 and len(batch) > 20  # cut at the flush time, with every fetch that came meanwhile
-    assert [m.offset for m in batch] == list(range(len(batch)))
-    feeding.cancel()
+    batch = await inbox.take(100, within=0.5)  # not full: waits the flush time for more
+    assert [m.offset for m in batch] == [0, 1] and 0.45 <= time.monotonic() - started < 2
     inbox.done()
-    inbox.discard()
-
-    # the next fetch comes later than the linger: the batch goes as it is, not after the flush time
-    inbox.put(0, _messages(0, range(500, 501)), 10)
-    late = asyncio.get_running_loop().create_task(fetches(range(501, 502), 10 * LINGER_SECONDS))
-    started = time.monotonic()
-    batch = await inbox.take(1000, within=5.0)
-    assert [m.offset for m in batch] == [500] and time.monotonic() - started < 5 * LINGER_SECONDS
-    await late
-    inbox.done()
-
-    inbox.put(0, _messages(0, range(502, 504)), 20)
+    inbox.put(0, _messages(0, range(2, 4)), 20)
     started = time.monotonic()
     assert len(await inbox.take(2, within=5.0)) == 2 and time.monotonic() - started < 0.5  # full: at once
+    inbox.done()
+
+
+async def test_an_inbox_waits_no_longer_once_it_holds_a_batch_of_bytes():
+    """A batch takes a quarter of the bytes held at most: waiting for more than that only idles the worker while
+    the fetches it cannot take pile up."""
+    from pipeline.runtime.transport import Held, Inbox
+
+    inbox = Inbox(Held(4000), max_messages=100)
+    inbox.put(0, _messages(0, range(0, 2)), 1000)  # a quarter of the bound: a whole batch
+    started = time.monotonic()
+    batch = await inbox.take(100, within=5.0)
+    assert [m.offset for m in batch] == [0, 1] and time.monotonic() - started < 1
+    assert inbox.bytes == 0 and inbox.taken == 1000
+    inbox.done()
+    inbox.put(0, _messages(0, range(2, 3)), 600)
+    inbox.put(1, _messages(1, range(0, 1)), 600)
+    started = time.monotonic()
+    batch = await inbox.take(100, within=5.0)  # 1,200 bytes held: more than a batch takes, so at once
+    assert [(m.partition, m.offset) for m in batch] == [(0, 2), (1, 0)] and time.monotonic() - started < 1
 
 
 def test_an_inbox_is_full_at_its_messages_or_at_the_bytes_held_by_all_inboxes():

@@ -61,12 +61,6 @@ class Held:
         self.freed = asyncio.Event()
 
 
-# How long a batch waits for the next fetch before it is applied as it is. Fetches of a backlog come back to back
-# (milliseconds apart); a longer pause means the consumer has caught up, and waiting out `flush_seconds` then
-# only idles the worker (a backlog smaller than a batch waited 0.25 s per batch: half the batched bench's time).
-LINGER_SECONDS = 0.02
-
-
 class Inbox:
     """One input topic's messages on their way from the consumer's fetch loop to its processing task: each
     partition's fetch put as one list, taken in batches (see the module docstring)."""
@@ -76,6 +70,7 @@ class Inbox:
         self.max_messages = max_messages
         self.chunks: deque[tuple[int, list[Message], int]] = deque()  # (partition, messages, bytes)
         self.messages = 0
+        self.bytes = 0  # of the messages it holds
         self.taken = 0  # bytes of the batch taken and not yet `done`: held until it is applied
         self.arrived = asyncio.Event()
 
@@ -85,19 +80,23 @@ class Inbox:
     def put(self, partition: int, messages: list[Message], size: int) -> None:
         self.chunks.append((partition, messages, size))
         self.messages += len(messages)
+        self.bytes += size
         self.held.bytes += size
         self.arrived.set()
 
     async def take(self, max_messages: int, within: float) -> list[Message]:
-        """At least one message and at most `max_messages`, waiting for more while fetches keep coming (each
-        within `LINGER_SECONDS` of the last) and at most `within` seconds after the first. Call `done` once the
-        batch is applied: until then its bytes count as held."""
+        """At least one message and at most `max_messages` (and a quarter of the bytes held at most), waiting at
+        most `within` seconds after the first for more while the batch is not full (Faust's `take`). Call `done` once
+        the batch is applied: until then its bytes count as held."""
         while not self.chunks:
             self.arrived.clear()
             await self.arrived.wait()
         deadline = monotonic() + within
-        while self.messages < max_messages and not self.held.bytes >= self.held.bound:
-            left = min(deadline - monotonic(), LINGER_SECONDS)
+        # A quarter of the bound at most (at least one fetch): the batch's dead letters are copied to the producer,
+        # and the inboxes go on fetching meanwhile, all in the same memory.
+        most_bytes = self.held.bound // 4
+        while self.messages < max_messages and self.bytes < most_bytes and not self.held.bytes >= self.held.bound:
+            left = deadline - monotonic()
             if left <= 0:
                 break
             self.arrived.clear()
@@ -106,16 +105,15 @@ class Inbox:
             except TimeoutError:
                 break
         batch: list[Message] = []
-        # A quarter of the bound at most (at least one fetch): the batch's dead letters are copied to the producer,
-        # and the inboxes go on fetching meanwhile, all in the same memory.
-        most_bytes = self.held.bound // 4
         while self.chunks and len(batch) < max_messages and (not batch or self.taken < most_bytes):
             partition, messages, size = self.chunks.popleft()
+            self.bytes -= size
             room = max_messages - len(batch)
             if len(messages) > room:  # the rest stays first in line
                 rest = messages[room:]
                 rest_size = sum(len(m.value or b"") + len(m.key or b"") for m in rest)
                 self.chunks.appendleft((partition, rest, rest_size))
+                self.bytes += rest_size
                 messages, size = messages[:room], size - rest_size
             batch.extend(messages)
             self.messages -= len(messages)
@@ -134,6 +132,7 @@ class Inbox:
         for p, messages, size in self.chunks:
             if partition is None or p == partition:
                 self.messages -= len(messages)
+                self.bytes -= size
                 self.held.bytes -= size
         self.chunks = kept
         self.held.freed.set()
