@@ -55,6 +55,14 @@ EXPECTED = [
     "ratio batched / 1 event per message",
     "worker peak resident memory, throughput runs",
     "scale-out: 2 worker(s), one consumer group, 4 partitions",
+    "CPU per event, the workers together",
+    "CPU per event, the whole machine",
+    "scale-out projected: 4 cores, a worker each, the broker elsewhere",
+    "scale-out projected: 4 cores, a worker each, the broker on them",
+    "scale-out projected: 8 cores, a worker each, the broker elsewhere",
+    "scale-out projected: 8 cores, a worker each, the broker on them",
+    "scale-out projected: 16 cores, a worker each, the broker elsewhere",
+    "scale-out projected: 16 cores, a worker each, the broker on them",
     "latency to /metrics p50",
     "latency to /metrics p99",
     "latency to /metrics max",
@@ -147,6 +155,9 @@ def test_bench_reports_every_figure(broker, tmp_path, monkeypatch, capsys):
             continue
         assert isinstance(r["value"], numbers.Real) and r["value"] > 0, r
     assert len(results["throughput"]["ratios_1"]) == 2
+    batched = results["throughput"]["pipeline_10"]  # in rounds too: the round of the median rate
+    assert len(batched["rounds_events_per_second"]) == 2
+    assert batched["events_per_second"] in batched["rounds_events_per_second"]
     assert results["latency"]["simulated_days"] == 2 and len(results["latency"]["rss_mb_thirds"]) == 3
     assert {"contact_legs", "open_intervals", "agents", "fcr_contacts"} <= set(results["latency"]["state_thirds"][-1])
     assert results["latency"]["metrics"]["missing"] == 0
@@ -306,6 +317,8 @@ def test_the_peer_counts_every_event_and_the_ratios_are_the_pipelines_over_the_p
         assert quix["events_seen"] == quix["events"] == ours["events"] == 1500
         assert quix["messages"] == ours["messages"] and quix["events_per_second"] > 0
     assert t["quix_ratios_1"] == [t["pipeline_1"]["events_per_second"] / t["quix_1"]["events_per_second"]]
+    assert t["quix_ratios_10"] == [t["pipeline_10"]["events_per_second"] / t["quix_10"]["events_per_second"]]
+    assert t["pipeline_10"]["rounds_events_per_second"] == [t["pipeline_10"]["events_per_second"]]
     rows = {r["figure"].strip(): r for r in orjson.loads(out.read_bytes())["figures"]}
     batched = rows["ratio full pipeline / Quix Streams, up to 10 events/message"]
     assert batched["value"] == t["pipeline_10"]["events_per_second"] / t["quix_10"]["events_per_second"]
@@ -344,8 +357,9 @@ def test_scale_out_shares_the_partitions_and_consumes_each_message_once(broker, 
         if not r["reassigned"]:  # a partition moved mid-run is read again by its new owner
             assert sum(r["consumed_per_worker"]) == r["messages"]
         assert 0 < r["write_seconds"] <= r["seconds"]
-        # the machine's busy time holds the workers' (and the broker's and the writer's); ticks of 10 ms
-        assert 0 < r["worker_cpu_seconds"] <= r["machine_busy_seconds"] + 0.01 * (r["workers"] + 1)
+        # the machine's busy time holds the workers' (and the broker's and the writer's); the kernel samples the two
+        # accounts apart, a tick (10 ms) at a time, so a short run's may differ by a few ticks per process
+        assert 0 < r["worker_cpu_seconds"] <= r["machine_busy_seconds"] + 0.05 * (r["workers"] + 1)
     assert scale["projection"] == projection(scale["runs"])
     one, two = (r["events_per_second"] for r in scale["runs"][:2])
     assert scale["ratio_2_to_1"] == two / one

@@ -57,7 +57,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import orjson
 
@@ -438,10 +438,22 @@ def throughput(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: P
         # time (EventWriter), so agent events, keyed by agent, rarely share a message.
         achieved = achieved_per_message(written)
         loaded = Loaded(base, run_id, log_dir, overrides["topic_prefix"], n_events, messages, per_message, achieved)
-        if per_message > 1:
-            out[f"pipeline_{per_message}"] = loaded.pipeline(f"k{per_message}")
-            if not peer:
-                out[f"quix_{per_message}"] = loaded.peer(f"k{per_message}-quix", opts.peer_python)
+        if per_message > 1:  # in rounds too, the pipeline and the peer back to back: a batched run lasts seconds
+            batched: list[dict[str, Any]] = []
+            for i in range(opts.rounds):
+                ours = loaded.pipeline(f"k{per_message}-{i}")
+                batched.append({"pipeline": ours})
+                if not peer:
+                    quix = loaded.peer(f"k{per_message}-quix-{i}", opts.peer_python)
+                    batched[-1].update(quix=quix, ratio=ours["events_per_second"] / quix["events_per_second"])
+            rates = [r["pipeline"]["events_per_second"] for r in batched]
+            if peer:
+                median = sorted(batched, key=lambda r: r["pipeline"]["events_per_second"])[len(batched) // 2]
+            else:
+                median = sorted(batched, key=lambda r: r["ratio"])[len(batched) // 2]
+                out[f"quix_{per_message}"] = median["quix"]
+                out[f"quix_ratios_{per_message}"] = [r["ratio"] for r in batched]
+            out[f"pipeline_{per_message}"] = {**median["pipeline"], "rounds_events_per_second": rates}
             continue
         out["raw_consumer"] = loaded.reference("raw-consumer", "k1-raw-consumer")
         # The ratio to the empty agent is taken in pairs run back to back, several times: this machine's speed
@@ -1086,9 +1098,11 @@ def figures(results: dict) -> list[dict]:
         batched = [v for key, v in t.items() if key.startswith("pipeline_") and v["events_per_message"] > 1]
         for b in batched:
             a = b["achieved_per_message"]
+            rates = b.get("rounds_events_per_second", [])
+            of = f"; the round of the median, of {', '.join(f'{r:,.0f}' for r in rates)}" if len(rates) > 1 else ""
             row(
                 f"full KPI pipeline, up to {b['events_per_message']} events/message (achieved {a['all']:.1f}: "
-                f"contact {a['contact-events']:.1f}, agent {a['agent-events']:.1f})",
+                f"contact {a['contact-events']:.1f}, agent {a['agent-events']:.1f}{of})",
                 b["events_per_second"],
                 "events/s",
                 ">= 25,000",
@@ -1189,17 +1203,22 @@ def peer_rows(t: dict, row) -> None:  # noqa: ANN001 (figures' row function)
     each = f" (each round, in the order run: {', '.join(f'{r:.3f}' for r in ratios)})" if len(ratios) > 1 else ""
     row(f"  ratio full pipeline / Quix Streams, 1 event/message{each}", median, "", ">= 1.2", median >= 1.2)
     for key, b in t.items():
-        if not key.startswith("quix_") or key in ("quix_1", "quix_ratios_1"):
+        if not key.startswith("quix_") or key == "quix_1" or key.startswith("quix_ratios_"):
             continue
         per_message = int(key.removeprefix("quix_"))
-        row(f"{what}, up to {per_message} events/message", b["events_per_second"], "events/s")
-        ratio = t[f"pipeline_{per_message}"]["events_per_second"] / b["events_per_second"]
+        ratios = t.get(f"quix_ratios_{per_message}") or [
+            t[f"pipeline_{per_message}"]["events_per_second"] / b["events_per_second"]
+        ]
+        of = f" (the round of the median ratio, of {len(ratios)})" if len(ratios) > 1 else ""
+        row(f"{what}, up to {per_message} events/message{of}", b["events_per_second"], "events/s")
+        median = sorted(ratios)[len(ratios) // 2]
+        each = f" (each round, in the order run: {', '.join(f'{r:.3f}' for r in ratios)})" if len(ratios) > 1 else ""
         row(
-            f"  ratio full pipeline / Quix Streams, up to {per_message} events/message",
-            ratio,
+            f"  ratio full pipeline / Quix Streams, up to {per_message} events/message{each}",
+            median,
             "",
             ">= 1.5",
-            ratio >= 1.5,
+            median >= 1.5,
         )
 
 
