@@ -213,7 +213,7 @@ class QueueState:
         # intervals starting after this are open (`_closable`'s first test, once per event: the clock does not
         # move until the event is applied)
         horizon = self.clock(e.queue_id) - length - self.allowed_lateness
-        start = t // length * length
+        start = interval_start(t, length)
         if start <= horizon and self.is_final(e.queue_id, e.channel, start):
             return LATE
         key = (e.queue_id, e.contact_id)
