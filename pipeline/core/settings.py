@@ -389,8 +389,7 @@ class Settings(BaseSettings):
 
     flush_seconds: Annotated[float, Field(gt=0, le=60)] = 0.02
     """Longest a batch waits to fill: how stale /metrics may be behind Kafka (plus the batch's own time). Short on
-    purpose: while a batch waits the worker idles, and a bigger batch gains nothing (0.25 s halved the batched
-    rate of a backlog: the consumer fetches while the worker applies, not while it waits; docs/performance.md)."""
+    purpose: while a batch waits, the worker idles with the messages it already holds (docs/performance.md)."""
 
     fetch_max_wait_ms: Annotated[int, Field(ge=1, le=10_000)] = 100
     """Longest a Kafka fetch waits at the broker for new records. Tansu answers only when this is up (Kafka at
