@@ -356,7 +356,8 @@ def test_scale_out_shares_the_partitions_and_consumes_each_message_once(broker, 
         assert len(r["consumed_per_worker"]) == r["workers"] and min(r["consumed_per_worker"]) > 0
         if not r["reassigned"]:  # a partition moved mid-run is read again by its new owner
             assert sum(r["consumed_per_worker"]) == r["messages"]
-        assert 0 < r["write_seconds"] <= r["seconds"]
+        # the writer returns once the broker acknowledged the last message, which the workers may apply before it
+        assert r["write_seconds"] > 0 and r["seconds"] > 0
         # the machine's busy time holds the workers' (and the broker's and the writer's); the kernel samples the two
         # accounts apart, a tick (10 ms) at a time, so a short run's may differ by a few ticks per process
         assert 0 < r["worker_cpu_seconds"] <= r["machine_busy_seconds"] + 0.05 * (r["workers"] + 1)
