@@ -140,16 +140,10 @@ class QueueCounts(msgspec.Struct, omit_defaults=True):
             setattr(self, name, getattr(self, name) + amount)
         elif name == "longest_wait_ms":
             self.longest_wait_ms = max(self.longest_wait_ms, amount)
-        elif name.startswith(("answered:", "abandoned:")):
-            self.waits[name] = self.waits.get(name, 0) + amount
-        elif name.startswith("segment:"):
-            key = name[8:]
-            self.segments[key] = self.segments.get(key, 0) + amount
-        elif name.startswith("disposition:"):
-            key = name[12:]
-            self.dispositions[key] = self.dispositions.get(key, 0) + amount
         else:
-            raise AttributeError(f"no count {name!r}")
+            table, key = keyed_count(name)
+            counts = getattr(self, table)
+            counts[key] = counts.get(key, 0) + amount
 
     def copy(self) -> QueueCounts:
         """An independent copy (a provisional record's), several times faster than copy.deepcopy."""
@@ -190,6 +184,33 @@ SUM_FIELDS: tuple[str, ...] = tuple(
 SUMS = frozenset(SUM_FIELDS)
 _values = operator.attrgetter(*COUNT_FIELDS)
 _sums = operator.attrgetter(*SUM_FIELDS)
+
+
+_KEYED: dict[str, tuple[str, str]] = {}  # an increment's name -> (the dict of counts, the key in it)
+_KEYED_PREFIXES: tuple[tuple[str, str, int], ...] = (
+    ("answered:", "waits", 0),
+    ("abandoned:", "waits", 0),
+    ("segment:", "segments", 8),
+    ("disposition:", "dispositions", 12),
+)
+
+
+def keyed_count(name: str) -> tuple[str, str]:
+    """Where an increment that is not a sum goes: the histogram (`answered:<le ms>`), a segment's count
+    (`segment:<label>:<count>`) or a wrap-up code's (`disposition:<label>`), as (field, key). Looked up once per name:
+    the names come from bounded label sets, several per event."""
+    found = _KEYED.get(name)
+    if found is None:
+        for prefix, table, cut in _KEYED_PREFIXES:
+            if name.startswith(prefix):
+                found = (table, name[cut:])
+                break
+        else:
+            raise AttributeError(f"no count {name!r}")
+        if len(_KEYED) >= 100_000:  # bounded whatever the labels: forgotten all at once
+            _KEYED.clear()
+        _KEYED[name] = found
+    return found
 
 
 def bucket_name(outcome: str, wait_ms: int, bounds_ms: tuple[int, ...]) -> str:

@@ -66,10 +66,9 @@ class Leg(msgspec.Struct, omit_defaults=True):
     @property
     def left_at(self) -> int | None:
         """When the contact left the queue unanswered (abandoned, flowed out or asked for a callback)."""
-        for t in (self.abandoned_at, self.flowed_out_at, self.callback_at):
-            if t is not None:
-                return t
-        return None
+        if self.abandoned_at is not None:  # spelt out, not a loop: read for every event of the leg
+            return self.abandoned_at
+        return self.flowed_out_at if self.flowed_out_at is not None else self.callback_at
 
     @property
     def waiting(self) -> bool:
@@ -100,7 +99,7 @@ def clamp(leg: Leg, skew: int) -> str | None:
 
 def record(leg: Leg, e: ev.ContactEvent, t: int) -> bool:
     """Write the event's fact into the leg; False when it contradicts what the leg already knows."""
-    gone = leg.left_at is not None
+    gone = leg.abandoned_at is not None or leg.flowed_out_at is not None or leg.callback_at is not None  # left
     match e:
         case ev.ContactOffered():
             if leg.offered_at is not None:

@@ -33,14 +33,14 @@ final is *late*: it is counted and reported, never applied.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import msgspec
 
 from pipeline.contract import events as ev
 from pipeline.core.settings import QueueSettings
 from pipeline.core.time import NO_TIME, due_for_revision, epoch_ms, interval_start, next_revision
-from pipeline.kpis.counts import SUMS, Forecast, IntervalUpdate, QueueCounts
+from pipeline.kpis.counts import SUMS, Forecast, IntervalUpdate, QueueCounts, keyed_count
 from pipeline.kpis.reporting.causes import worker_miss
 from pipeline.state import callbacks as cbk
 from pipeline.state import offers as ofr
@@ -84,6 +84,13 @@ def _seen(entry: cbk.Callback | ofr.Offer, event_id: str, t: int) -> None:
 
 
 _STANDALONE = (ev.SurveyCompleted, ev.IvrSessionEnded, ev.ForecastPublished)  # events that belong to no leg
+# event type -> how `QueueState.apply` takes it (a contact's own events, the rest, are not listed)
+_KINDS: dict[type, str] = {
+    **dict.fromkeys(_STANDALONE, "standalone"),
+    **dict.fromkeys(cbk.CALLBACK_EVENTS, "callback"),
+    **dict.fromkeys(ofr.OFFER_EVENTS, "offer"),
+    ev.CallbackRequested: "request",  # a leg's event, unless it carries a promise (a callback's lifecycle begins)
+}
 QueueEvent = ev.ContactEvent | ev.SurveyCompleted | ev.IvrSessionEnded | ev.ForecastPublished
 """What `QueueState.apply` takes: the contact topic's events but the heartbeats (they only move time)."""
 
@@ -198,15 +205,17 @@ class QueueState:
         LATE or IMPOSSIBLE."""
         if t is None:
             t = epoch_ms(e.time)
-        if isinstance(e, _STANDALONE):
-            return self._apply_standalone(e, t)
-        if isinstance(e, cbk.CALLBACK_EVENTS):
-            return self._apply_callback(e, t)
-        if isinstance(e, ofr.OFFER_EVENTS):
-            return self._apply_offer(e, t)
-        if isinstance(e, ev.CallbackRequested) and e.promised_by is not None:
-            return self._apply_promised_request(e, t)
-        return self._apply_leg(e, t)
+        kind = _KINDS.get(type(e))  # a look-up, not a chain of isinstance: this runs for every event
+        if kind is None:
+            return self._apply_leg(cast(ev.ContactEvent, e), t)
+        if kind == "offer":
+            return self._apply_offer(cast(ofr.OfferEvent, e), t)
+        if kind == "standalone":
+            return self._apply_standalone(cast(ev.SurveyCompleted | ev.IvrSessionEnded | ev.ForecastPublished, e), t)
+        if kind == "callback":
+            return self._apply_callback(cast(cbk.CallbackEvent, e), t)
+        e = cast(ev.CallbackRequested, e)
+        return self._apply_leg(e, t) if e.promised_by is None else self._apply_promised_request(e, t)
 
     def _apply_leg(self, e: ev.ContactEvent, t: int) -> str | None:
         length = self.interval_ms
@@ -331,7 +340,13 @@ class QueueState:
 
     def _any_final(self, queue_id: str, channel: str, increments: list[tuple[int, str, int]]) -> bool:
         """Whether an interval the increments (of a callback or an offer) count in is final."""
-        return any(self.is_final(queue_id, channel, start) for start in {s for s, _, _ in increments})
+        checked = None
+        for start, _, _ in increments:  # one or two starts, in a row
+            if start != checked:
+                if self._closable(queue_id, channel, start):
+                    return True
+                checked = start
+        return False
 
     def _count_callback(self, key: tuple[str, str], cb: cbk.Callback, increments: list[cbk.CallbackIncrement]) -> None:
         self.callbacks[key] = cb
@@ -480,12 +495,19 @@ class QueueState:
                     agent_total = agent_totals[agent] = QueueCounts()
                 targets = (ivl.counts, by_agent, total, agent_total)
                 self._changed_agents.add(agent)
-            if name in SUMS:  # the hot path (~10 increments an event): `QueueCounts.bump`'s first case, inline
+            # `QueueCounts.bump`, inline: ~10 increments an event, half of them histogram or segment counts
+            if name in SUMS:
                 for c in targets:
                     setattr(c, name, getattr(c, name) + amount)
-            else:
+            elif name == "longest_wait_ms":
                 for c in targets:
-                    c.bump(name, amount)
+                    if amount > c.longest_wait_ms:
+                        c.longest_wait_ms = amount
+            else:
+                table, key = keyed_count(name)
+                for c in targets:
+                    counts = getattr(c, table)
+                    counts[key] = counts.get(key, 0) + amount
 
     # ---- time passing ----------------------------------------------------------------------------------
 
