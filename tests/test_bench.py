@@ -361,6 +361,8 @@ def test_scale_out_shares_the_partitions_and_consumes_each_message_once(broker, 
         # the machine's busy time holds the workers' (and the broker's and the writer's); the kernel samples the two
         # accounts apart, a tick (10 ms) at a time, so a short run's may differ by a few ticks per process
         assert 0 < r["worker_cpu_seconds"] <= r["machine_busy_seconds"] + 0.05 * (r["workers"] + 1)
+        assert r["worker_cpu_us_per_event"] == pytest.approx(1e6 * r["worker_cpu_seconds"] / r["events"])
+        assert r["machine_cpu_us_per_event"] == pytest.approx(1e6 * r["machine_busy_seconds"] / r["events"])
     assert scale["projection"] == projection(scale["runs"])
     one, two = (r["events_per_second"] for r in scale["runs"][:2])
     assert scale["ratio_2_to_1"] == two / one
@@ -374,8 +376,8 @@ def test_scale_out_shares_the_partitions_and_consumes_each_message_once(broker, 
 
 def test_the_projection_takes_the_costliest_run_per_event():
     runs = [
-        {"events": 1000, "worker_cpu_seconds": 0.040, "machine_busy_seconds": 0.080},  # 40 and 80 us an event
-        {"events": 1000, "worker_cpu_seconds": 0.050, "machine_busy_seconds": 0.070},
+        {"worker_cpu_us_per_event": 40.0, "machine_cpu_us_per_event": 80.0},
+        {"worker_cpu_us_per_event": 50.0, "machine_cpu_us_per_event": 70.0},
     ]
     p = projection(runs, cores=(4, 8))
     assert p["worker_cpu_us_per_event"] == pytest.approx(50) and p["machine_cpu_us_per_event"] == pytest.approx(80)

@@ -198,12 +198,12 @@ def projection(runs: list[dict], cores: tuple[int, ...] = (4, 8, 16)) -> dict:
     per event); with everything on the one machine, the cores over the CPU per event of everything (workers,
     broker, writer). Holds while the CPU per event stays as measured with more workers (the runs show whether it
     did from 1 to 4 workers), the partitions are at least the workers, and the broker keeps up."""
-    worker = max(r["worker_cpu_seconds"] / r["events"] for r in runs)  # the costliest run: the safe side
-    machine = max(r["machine_busy_seconds"] / r["events"] for r in runs)
+    worker = max(r["worker_cpu_us_per_event"] for r in runs)  # the costliest run: the safe side
+    machine = max(r["machine_cpu_us_per_event"] for r in runs)
     return {
-        "worker_cpu_us_per_event": 1e6 * worker,
-        "machine_cpu_us_per_event": 1e6 * machine,
-        "cores": [{"cores": n, "workers_alone": n / worker, "with_the_broker": n / machine} for n in cores],
+        "worker_cpu_us_per_event": worker,
+        "machine_cpu_us_per_event": machine,
+        "cores": [{"cores": n, "workers_alone": 1e6 * n / worker, "with_the_broker": 1e6 * n / machine} for n in cores],
     }
 
 
@@ -246,11 +246,15 @@ def scale(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path) 
             timeout = 120 + len(events) / per_message / 200
             r = asyncio.run(_form_and_load(settings, Group(urls, procs, logs), events, per_message, label, timeout))
         r.update(workers=count, events=len(events), events_per_second=len(events) / r["seconds"])
+        r.update(
+            worker_cpu_us_per_event=1e6 * r["worker_cpu_seconds"] / r["events"],
+            machine_cpu_us_per_event=1e6 * r["machine_busy_seconds"] / r["events"],
+        )
         _say(
             f"scale: {count} worker(s): {r['events_per_second']:,.0f} events/s (written in {r['write_seconds']:.1f}s "
             f"of {r['seconds']:.1f}s); messages per worker {', '.join(f'{c:,}' for c in r['consumed_per_worker'])}; "
-            f"CPU per event: workers {1e6 * r['worker_cpu_seconds'] / r['events']:.1f} us, machine "
-            f"{1e6 * r['machine_busy_seconds'] / r['events']:.1f} us"
+            f"CPU per event: workers {r['worker_cpu_us_per_event']:.1f} us, machine "
+            f"{r['machine_cpu_us_per_event']:.1f} us"
             + ("; the assignment changed during the run" if r["reassigned"] else "")
         )
         runs.append(r)
@@ -276,8 +280,8 @@ def figure_rows(result: dict, row) -> None:  # noqa: ANN001 (bench.figures' row 
     for r in result["runs"]:
         moved = "; partitions moved during the run" if r["reassigned"] else ""
         row(f"scale-out: {r['workers']} worker(s), {where}{moved}", r["events_per_second"], "events/s")
-        row("  CPU per event, the workers together", 1e6 * r["worker_cpu_seconds"] / r["events"], "us")
-        row("  CPU per event, the whole machine", 1e6 * r["machine_busy_seconds"] / r["events"], "us")
+        row("  CPU per event, the workers together", r["worker_cpu_us_per_event"], "us")
+        row("  CPU per event, the whole machine", r["machine_cpu_us_per_event"], "us")
     if result["ratio_2_to_1"] is not None:
         row(f"  ratio 2 workers / 1 worker (on {result['cores']} cores)", result["ratio_2_to_1"], "")
     for p in result["projection"]["cores"]:
