@@ -82,6 +82,23 @@ def test_each_non_event_in_an_array_is_rejected_on_its_own(decoder):
     ]
 
 
+def test_a_batch_larger_than_one_event_may_be_is_read_whole_unless_an_event_in_it_is_too_large(decoder):
+    small = [{**GOOD, "event_id": f"e{i}"} for i in range(12)]  # ~2.5 KB together, each well under 1 KB
+    events, rejections = decoder.decode(enc(small))
+    assert len(enc(small)) > decoder.max_event_bytes
+    assert [e.event_id for e in events] == [f"e{i}" for i in range(12)] and rejections == []
+    big = {**GOOD, "event_id": "big", "customer_id": "x" * 1100}
+    events, rejections = decoder.decode(enc([*small[:3], big, *small[3:6]]))
+    assert [e.event_id for e in events] == [f"e{i}" for i in range(6)]
+    assert [r.reason for r in rejections] == ["oversized"] and json.loads(rejections[0].raw) == big
+
+
+@pytest.mark.parametrize("payload", [enc(GOOD), b"  \n" + enc(GOOD), b"\t" + enc([GOOD])])
+def test_leading_whitespace_does_not_change_what_a_message_is(decoder, payload):
+    events, rejections = decoder.decode(payload)
+    assert [e.event_id for e in events] == ["e1"] and rejections == []
+
+
 def test_oversized_message(decoder):
     payload = enc([GOOD] * 100)
     events, rejections = decoder.decode(payload)

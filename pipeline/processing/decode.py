@@ -85,14 +85,16 @@ class MessageDecoder:
                 payload.decode()
             except UnicodeDecodeError as exc:
                 return [], [Rejection("not_json", f"not UTF-8 ({exc.reason} at byte {exc.start})", payload)]
-        if payload.lstrip()[:1] != b"[":
+        if payload[:1] == b"{" or payload.lstrip()[:1] != b"[":  # the first test alone for most messages
             return self._decode_one(payload)
         try:  # fast path: the whole batch is valid
             events = self._many.decode(payload)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             return self._decode_each(payload)
         if self.max_event_bytes < self.max_message_bytes and len(payload) > self.max_event_bytes:
-            return self._decode_each(payload)  # some event in it may be too large on its own
+            # some event in it may be too large on its own: the items' sizes (spans of the payload, not copies)
+            if any(len(item) > self.max_event_bytes for item in self._raw_items.decode(payload)):
+                return self._decode_each(payload)
         return events, []
 
     def _decode_one(self, raw: bytes) -> tuple[list[Any], list[Rejection]]:
