@@ -33,7 +33,7 @@ final is *late*: it is counted and reported, never applied.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar, cast
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -84,13 +84,6 @@ def _seen(entry: cbk.Callback | ofr.Offer, event_id: str, t: int) -> None:
 
 
 _STANDALONE = (ev.SurveyCompleted, ev.IvrSessionEnded, ev.ForecastPublished)  # events that belong to no leg
-# event type -> how `QueueState.apply` takes it (a contact's own events, the rest, are not listed)
-_KINDS: dict[type, str] = {
-    **dict.fromkeys(_STANDALONE, "standalone"),
-    **dict.fromkeys(cbk.CALLBACK_EVENTS, "callback"),
-    **dict.fromkeys(ofr.OFFER_EVENTS, "offer"),
-    ev.CallbackRequested: "request",  # a leg's event, unless it carries a promise (a callback's lifecycle begins)
-}
 QueueEvent = ev.ContactEvent | ev.SurveyCompleted | ev.IvrSessionEnded | ev.ForecastPublished
 """What `QueueState.apply` takes: the contact topic's events but the heartbeats (they only move time)."""
 
@@ -142,6 +135,13 @@ class QueueState:
         self.callbacks: dict[tuple[str, str], cbk.Callback] = {}
         # offers to agents, until counted and final: (queue, contact, offer id) -> offer
         self.offers: dict[tuple[str, str, str], ofr.Offer] = {}
+        # event type -> what applies it, but a contact's own events (`_apply_leg`)
+        self._appliers: dict[type, Callable[[Any, int], str | None]] = {
+            **dict.fromkeys(_STANDALONE, self._apply_standalone),
+            **dict.fromkeys(cbk.CALLBACK_EVENTS, self._apply_callback),
+            **dict.fromkeys(ofr.OFFER_EVENTS, self._apply_offer),
+            ev.CallbackRequested: self._apply_request,
+        }
 
     # ---- applying events -------------------------------------------------------------------------------
 
@@ -205,16 +205,11 @@ class QueueState:
         LATE or IMPOSSIBLE."""
         if t is None:
             t = epoch_ms(e.time)
-        kind = _KINDS.get(type(e))  # a look-up, not a chain of isinstance: this runs for every event
-        if kind is None:
-            return self._apply_leg(cast(ev.ContactEvent, e), t)
-        if kind == "offer":
-            return self._apply_offer(cast(ofr.OfferEvent, e), t)
-        if kind == "standalone":
-            return self._apply_standalone(cast(ev.SurveyCompleted | ev.IvrSessionEnded | ev.ForecastPublished, e), t)
-        if kind == "callback":
-            return self._apply_callback(cast(cbk.CallbackEvent, e), t)
-        e = cast(ev.CallbackRequested, e)
+        # a look-up, not a chain of isinstance: this runs for every event (a contact's own events are not listed)
+        return self._appliers.get(type(e), self._apply_leg)(e, t)
+
+    def _apply_request(self, e: ev.CallbackRequested, t: int) -> str | None:
+        """A leg's event, unless it carries a promise: then a callback's lifecycle begins too."""
         return self._apply_leg(e, t) if e.promised_by is None else self._apply_promised_request(e, t)
 
     def _apply_leg(self, e: ev.ContactEvent, t: int) -> str | None:
