@@ -100,7 +100,16 @@ def clamp(leg: Leg, skew: int) -> str | None:
 def record(leg: Leg, e: ev.ContactEvent, t: int) -> bool:
     """Write the event's fact into the leg; False when it contradicts what the leg already knows."""
     gone = leg.abandoned_at is not None or leg.flowed_out_at is not None or leg.callback_at is not None  # left
-    match e:
+    match e:  # the cases are tried in order: a chat's messages, the most frequent events of a chat center, first
+        case ev.ChatMessage():
+            if len(leg.customer_messages) + len(leg.agent_messages) >= MAX_CHAT_MESSAGES:
+                return False
+            if e.sender == "customer":
+                leg.customer_messages = [*leg.customer_messages, t]
+            elif gone:
+                return False  # nobody accepted it: no agent to write
+            else:
+                leg.agent_messages = [*leg.agent_messages, t]
         case ev.ContactOffered():
             if leg.offered_at is not None:
                 return False
@@ -138,15 +147,6 @@ def record(leg: Leg, e: ev.ContactEvent, t: int) -> bool:
             if leg.acw_end_at is not None or gone:
                 return False
             leg.acw_end_at = t
-        case ev.ChatMessage():
-            if len(leg.customer_messages) + len(leg.agent_messages) >= MAX_CHAT_MESSAGES:
-                return False
-            if e.sender == "customer":
-                leg.customer_messages = [*leg.customer_messages, t]
-            elif gone:
-                return False  # nobody accepted it: no agent to write
-            else:
-                leg.agent_messages = [*leg.agent_messages, t]
         case _:
             return False
     return True
