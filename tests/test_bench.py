@@ -25,7 +25,7 @@ from pipeline.__main__ import main
 from pipeline.contract import events as ev
 from pipeline.core.settings import Settings, load_settings
 from pipeline.runtime.broker import ensure_topics, free_port
-from pipeline.tools.bench import achieved_per_message, center, events_of, preload
+from pipeline.tools.bench import achieved_per_message, center, events_of, preload, run_rate
 from pipeline.tools.bench_growth import Fit, fit, sizes
 from pipeline.tools.bench_peer import not_available
 from pipeline.tools.bench_scale import cpu_seconds, formed, machine_busy_seconds, projection, worker_counts
@@ -91,6 +91,15 @@ PEER_ROWS = [
     "ratio full pipeline / Quix Streams, 1 event/message",
     "Quix Streams, per-key 15-minute windowed counts (RocksDB state, changelog), up to 10 events/message",
     "ratio full pipeline / Quix Streams, up to 10 events/message",
+    *(
+        f"{what}, {framing}"
+        for framing in ("1 event/message", "up to 10 events/message")
+        for what in (
+            "CPU per event, full pipeline",
+            "CPU per event, Quix Streams",
+            "ratio Quix Streams' CPU per event / the pipeline's",
+        )
+    ),
 ]
 PEER_NOT_RUN = "Quix Streams, per-key 15-minute windowed counts (RocksDB state, changelog): not run"
 
@@ -155,6 +164,8 @@ def test_bench_reports_every_figure(broker, tmp_path, monkeypatch, capsys):
             continue
         assert isinstance(r["value"], numbers.Real) and r["value"] > 0, r
     assert len(results["throughput"]["ratios_1"]) == 2
+    for per_message in (1, 10):  # the worker's CPU from its first batch to its last, per event
+        assert 0 < results["throughput"][f"pipeline_{per_message}"]["cpu_us_per_event"] < 10_000
     batched = results["throughput"]["pipeline_10"]  # in rounds too: the round of the median rate
     assert len(batched["rounds_events_per_second"]) == 2
     assert batched["events_per_second"] in batched["rounds_events_per_second"]
@@ -319,10 +330,25 @@ def test_the_peer_counts_every_event_and_the_ratios_are_the_pipelines_over_the_p
     assert t["quix_ratios_1"] == [t["pipeline_1"]["events_per_second"] / t["quix_1"]["events_per_second"]]
     assert t["quix_ratios_10"] == [t["pipeline_10"]["events_per_second"] / t["quix_10"]["events_per_second"]]
     assert t["pipeline_10"]["rounds_events_per_second"] == [t["pipeline_10"]["events_per_second"]]
+    for per_message in (1, 10):  # CPU per event of each, from the same round
+        quix, ours = t[f"quix_{per_message}"], t[f"pipeline_{per_message}"]
+        assert t[f"cpu_quix_{per_message}"] == [
+            {"pipeline": ours["cpu_us_per_event"], "quix": quix["cpu_us_per_event"]}
+        ]
+        assert 0 < ours["cpu_us_per_event"] < 10_000 and 0 < quix["cpu_us_per_event"] < 10_000
     rows = {r["figure"].strip(): r for r in orjson.loads(out.read_bytes())["figures"]}
     batched = rows["ratio full pipeline / Quix Streams, up to 10 events/message"]
     assert batched["value"] == t["pipeline_10"]["events_per_second"] / t["quix_10"]["events_per_second"]
     assert batched["ok"] == (batched["value"] >= 1.5)
+
+
+def test_cpu_per_event_counts_the_events_the_rate_counts():
+    # 1,000 messages of 2 events; the first batch began with 100 already consumed (its fetch is not counted)
+    r = {"idle": 0.0, "first": [10.0, 100], "end": 12.0, "cpu": [3.0, 3.9]}
+    rate = run_rate(2000, 1000, r)
+    assert rate["events_per_second"] == pytest.approx(900 * 2 / 2.0)
+    assert rate["cpu_us_per_event"] == pytest.approx(1e6 * 0.9 / (900 * 2))
+    assert "cpu_us_per_event" not in run_rate(2000, 1000, {**r, "cpu": [None, 3.9]})  # no batch began: no figure
 
 
 def test_the_peer_says_how_to_install_it_when_its_python_lacks_it(tmp_path):

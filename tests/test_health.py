@@ -3,6 +3,8 @@ checks the same endpoints against the embedded broker)."""
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry
 
 from pipeline.processing.processor import Message
@@ -113,3 +115,16 @@ def test_the_first_batch_is_timed_from_when_it_began():
     t.observe_batch([_m(0, 0, None)], started=5.0)  # the agent passes time.monotonic() at the batch's start
     t.observe_batch([_m(0, 1, None)], started=9.0)
     assert t.first_batch == (5.0, 0) and t.messages == 2
+
+
+def test_the_batches_cpu_is_the_process_time_from_the_first_batchs_start_to_the_last_ones_end():
+    t = Throughput()
+    assert t.first_batch_cpu is None
+    began = time.process_time()
+    t.observe_batch([_m(0, 0, None)], started_cpu=began)
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:  # CPU spent between two batches counts
+        pass
+    t.observe_batch([_m(0, 1, None)], started_cpu=began + 1.0)  # only the first batch's start is kept
+    assert t.first_batch_cpu == began and t.last_batch_cpu - began >= 0.05
+    assert t.last_batch_cpu <= time.process_time()

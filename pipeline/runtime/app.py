@@ -137,7 +137,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
         async def apply_batches() -> None:
             while True:
                 batch = await inbox.take(settings.batch_max_messages, settings.flush_seconds)
-                revocations, started = app.revocations, time.monotonic()
+                revocations, started, started_cpu = app.revocations, time.monotonic(), time.process_time()
                 try:
                     async with held.lock:  # no checkpoint of a batch whose results are not sent yet
                         if revocations != app.revocations or app.stopping:  # read again after the rebalance
@@ -153,7 +153,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
                     raise
                 finally:
                     inbox.done()
-                throughput.observe_batch(batch, started=started)
+                throughput.observe_batch(batch, started=started, started_cpu=started_cpu)
                 app.monitor.stream_inbound_time.update(dict.fromkeys(_partitions(name, batch), time.monotonic()))
 
         app.processing[name] = apply_batches

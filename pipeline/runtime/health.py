@@ -51,15 +51,20 @@ class Throughput:
         self.messages = 0  # source messages processed
         self.first_batch: tuple[float, int] | None = None  # (time.monotonic(), 0) when the first batch began
         self.last_batch_monotonic = 0.0
+        # the process's CPU seconds (every thread's: the consumer's fetches too) when the first batch began and the
+        # last one ended: CPU per event, which other processes on the machine do not change as they change the rate
+        self.first_batch_cpu: float | None = None
+        self.last_batch_cpu = 0.0
 
     def observe_batch(
         self,
         messages: Sequence[Message],
         now: float | None = None,
         started: float | None = None,
+        started_cpu: float | None = None,
     ) -> None:
-        """The messages of a finished batch (their Kafka timestamps give the latency), and when
-        (`time.monotonic()`) it began."""
+        """The messages of a finished batch (their Kafka timestamps give the latency), and when it began
+        (`time.monotonic()`, and `time.process_time()`)."""
         now = time.time() if now is None else now
         processed = self.processed
         counts = self.bucket_counts
@@ -78,9 +83,10 @@ class Throughput:
         self.latency_count += latency_count
         self.last_batch_at = now
         self.messages += n
-        self.last_batch_monotonic = time.monotonic()
+        self.last_batch_monotonic, self.last_batch_cpu = time.monotonic(), time.process_time()
         if self.first_batch is None:
             self.first_batch = (self.last_batch_monotonic if started is None else started, self.messages - n)
+            self.first_batch_cpu = self.last_batch_cpu if started_cpu is None else started_cpu
 
     def forget(self, topic: str, partition: int) -> None:
         """A revoked partition: its lag is no longer this worker's to report."""

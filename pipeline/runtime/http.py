@@ -64,6 +64,7 @@ def progress(
         "source_messages": throughput.messages,
         "first_batch": throughput.first_batch,
         "last_batch_monotonic": throughput.last_batch_monotonic,  # the machine's clock: for the benchmark
+        "batches_cpu": [throughput.first_batch_cpu, throughput.last_batch_cpu],  # the process's CPU seconds, as well
         "last_batch_seconds_ago": (
             round(time.monotonic() - throughput.last_batch_monotonic, 3) if throughput.last_batch_monotonic else None
         ),

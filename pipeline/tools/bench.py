@@ -46,6 +46,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -257,23 +258,27 @@ def achieved_per_message(written: dict[str, dict[str, int]]) -> dict[str, float]
     return out
 
 
-def _rate(events: int, messages: int, r: dict) -> dict:
+def run_rate(events: int, messages: int, r: dict) -> dict:
     """Events/s of a consumer's run: `r` has `idle` (nothing consumed yet), `first` ([time, messages before it]
     when the first batch began: its fetch is not counted, its processing is) and `end` (all consumed). A run with
-    no time between the two (a tiny smoke run) falls back to everything since `idle`."""
+    no time between the two (a tiny smoke run) falls back to everything since `idle`. With `cpu` (the process's
+    CPU seconds at `first` and at `end`), also its CPU per event over the same messages."""
     (seen_at, first_batch), end = r["first"], r["end"]
     if first_batch < messages and end > seen_at:
         seconds, counted = end - seen_at, messages - first_batch
     else:
         seconds, counted = max(end - r["idle"], 1e-6), messages
     per_second = counted / seconds
-    return {
+    out = {
         "events": events,
         "messages": messages,
         "seconds": seconds,
         "messages_per_second": per_second,
         "events_per_second": per_second * events / messages,
     }
+    if r.get("cpu") and r["cpu"][0] is not None and counted:
+        out["cpu_us_per_event"] = 1e6 * (r["cpu"][1] - r["cpu"][0]) / (counted * events / messages)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- throughput
@@ -367,6 +372,7 @@ def run_pipeline(
             "idle": idle_at or progress["first_batch"][0],
             "first": progress["first_batch"],
             "end": progress["last_batch_monotonic"],
+            "cpu": progress["batches_cpu"],
             "peak_rss_mb": rss.peak_mb(),
         }
 
@@ -396,7 +402,7 @@ class Loaded:
             self.timeout,
         )
         return {
-            **_rate(self.events, self.messages, r),
+            **run_rate(self.events, self.messages, r),
             "peak_rss_mb": r["peak_rss_mb"],
             "events_per_message": self.per_message,
             "achieved_per_message": self.achieved,
@@ -407,13 +413,13 @@ class Loaded:
         settings, overrides = phase_settings(self.base, name, self.run_id, topic_prefix=self.topic_prefix)
         r = run_peer(settings, overrides["app_id"], self.messages, self.log_dir, self.timeout, python)
         # `events_seen`: what the peer counted itself (a batched message expanded), to check it saw every event
-        return {**_rate(self.events, self.messages, r), "peak_rss_mb": r["peak_rss_mb"], "events_seen": r["events"]}
+        return {**run_rate(self.events, self.messages, r), "peak_rss_mb": r["peak_rss_mb"], "events_seen": r["events"]}
 
     def reference(self, kind: str, name: str) -> dict:
         _say(f"throughput: {kind} over {self.messages} messages")
         settings, overrides = phase_settings(self.base, name, self.run_id, topic_prefix=self.topic_prefix)
         r = run_reference(kind, settings, overrides, self.messages, self.log_dir, self.timeout)
-        return {**_rate(self.events, self.messages, r), "peak_rss_mb": r["peak_rss_mb"]}
+        return {**run_rate(self.events, self.messages, r), "peak_rss_mb": r["peak_rss_mb"]}
 
     @property
     def timeout(self) -> float:
@@ -445,7 +451,11 @@ def throughput(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: P
                 batched.append({"pipeline": ours})
                 if not peer:
                     quix = loaded.peer(f"k{per_message}-quix-{i}", opts.peer_python)
-                    batched[-1].update(quix=quix, ratio=ours["events_per_second"] / quix["events_per_second"])
+                    batched[-1].update(
+                        quix=quix,
+                        ratio=ours["events_per_second"] / quix["events_per_second"],
+                        cpu=cpu_per_event(quix, ours),
+                    )
             rates = [r["pipeline"]["events_per_second"] for r in batched]
             if peer:
                 median = sorted(batched, key=lambda r: r["pipeline"]["events_per_second"])[len(batched) // 2]
@@ -453,6 +463,7 @@ def throughput(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: P
                 median = sorted(batched, key=lambda r: r["ratio"])[len(batched) // 2]
                 out[f"quix_{per_message}"] = median["quix"]
                 out[f"quix_ratios_{per_message}"] = [r["ratio"] for r in batched]
+                out[f"cpu_quix_{per_message}"] = [r["cpu"] for r in batched]
             out[f"pipeline_{per_message}"] = {**median["pipeline"], "rounds_events_per_second": rates}
             continue
         out["raw_consumer"] = loaded.reference("raw-consumer", "k1-raw-consumer")
@@ -470,7 +481,11 @@ def throughput(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: P
             )
             if not peer:  # the peer in the same round, so its ratio is taken back to back too
                 quix = loaded.peer(f"k1-quix-{i}", opts.peer_python)
-                rounds[-1].update(quix_1=quix, quix_ratio=one["events_per_second"] / quix["events_per_second"])
+                rounds[-1].update(
+                    quix_1=quix,
+                    quix_ratio=one["events_per_second"] / quix["events_per_second"],
+                    cpu=cpu_per_event(quix, one),
+                )
         median = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
         out.update(
             empty_agent=median["empty_agent"], pipeline_1=median["pipeline_1"], ratios_1=[r["ratio"] for r in rounds]
@@ -478,7 +493,13 @@ def throughput(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: P
         if not peer:
             by_peer = sorted(rounds, key=lambda r: r["quix_ratio"])[len(rounds) // 2]
             out.update(quix_1=by_peer["quix_1"], quix_ratios_1=[r["quix_ratio"] for r in rounds])
+            out["cpu_quix_1"] = [r["cpu"] for r in rounds]
     return out
+
+
+def cpu_per_event(peer: dict, ours: dict) -> dict:
+    """The CPU per event (us) of the pipeline and of the peer in one round, where both measured it."""
+    return {"pipeline": ours.get("cpu_us_per_event"), "quix": peer.get("cpu_us_per_event")}
 
 
 def peer_info(opts: argparse.Namespace, base: Settings) -> dict[str, str]:
@@ -1202,6 +1223,7 @@ def peer_rows(t: dict, row) -> None:  # noqa: ANN001 (figures' row function)
     median = sorted(ratios)[len(ratios) // 2]
     each = f" (each round, in the order run: {', '.join(f'{r:.3f}' for r in ratios)})" if len(ratios) > 1 else ""
     row(f"  ratio full pipeline / Quix Streams, 1 event/message{each}", median, "", ">= 1.2", median >= 1.2)
+    cpu_rows(t, 1, row)
     for key, b in t.items():
         if not key.startswith("quix_") or key == "quix_1" or key.startswith("quix_ratios_"):
             continue
@@ -1220,6 +1242,23 @@ def peer_rows(t: dict, row) -> None:  # noqa: ANN001 (figures' row function)
             ">= 1.5",
             median >= 1.5,
         )
+        cpu_rows(t, per_message, row)
+
+
+def cpu_rows(t: dict, per_message: int, row) -> None:  # noqa: ANN001 (figures' row function)
+    """CPU per event of the pipeline and of the peer (medians over the rounds) and their ratio in each round: unlike
+    the ratio of rates, not moved by what else runs on the machine meanwhile (the broker, another process)."""
+    rounds = [r for r in t.get(f"cpu_quix_{per_message}", []) if r["pipeline"] and r["quix"]]
+    if not rounds:
+        return
+    framing = "1 event/message" if per_message == 1 else f"up to {per_message} events/message"
+    ratios = [r["quix"] / r["pipeline"] for r in rounds]
+    of = f", median of {len(rounds)} rounds" if len(rounds) > 1 else ""
+    ours, theirs = (statistics.median([r[who] for r in rounds]) for who in ("pipeline", "quix"))
+    row(f"  CPU per event, full pipeline, {framing} (its threads{of})", ours, "us")
+    row(f"  CPU per event, Quix Streams, {framing} (its threads, librdkafka's too{of})", theirs, "us")
+    each = f" (each round: {', '.join(f'{r:.3f}' for r in ratios)})" if len(ratios) > 1 else ""
+    row(f"  ratio Quix Streams' CPU per event / the pipeline's, {framing}{each}", statistics.median(ratios), "")
 
 
 def _fmt(value) -> str:

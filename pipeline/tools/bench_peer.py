@@ -71,8 +71,10 @@ def quix(args: argparse.Namespace) -> int:
         n = state["messages"] = state["messages"] + 1
         if state["first"] is None:  # after the first message: it is not counted, as the others' first fetch
             state["first"] = [time.monotonic(), 1]
+            state["cpu"] = [time.process_time(), None]  # every thread's, librdkafka's too (as the worker's)
         if n >= args.messages and "end" not in state:
             state["end"] = time.monotonic()
+            state["cpu"][1] = time.process_time()
             app.stop()
 
     app = Application(
