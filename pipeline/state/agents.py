@@ -252,6 +252,10 @@ class AgentState:
         self.queue_totals: dict[str, QueueAdherence] = {}
         self._changed: set[str] = set()  # agents changed since the last `snapshot` or `changes`
         self._dropped: set[str] = set()  # and forgotten since
+        # agents and queues whose totals grew since (insertion-ordered sets: a checkpoint of changes lists the new
+        # ones in the order `totals` got them, so that a restored state's totals are in the same order)
+        self._totalled: dict[str, None] = {}
+        self._queues_totalled: dict[str, None] = {}
         self._moved: set[str] = set()  # agents whose clock moved since the last `advance`
 
     # ---- applying events -------------------------------------------------------------------------------
@@ -390,6 +394,7 @@ class AgentState:
                         qa = self.queue_totals.get(q)
                         if qa is None:
                             qa = self.queue_totals[q] = QueueAdherence()
+                        self._queues_totalled[q] = None
                         qa.scheduled_ms += e - s
                         if adherent(activity, status):
                             qa.adherent_ms += e - s
@@ -407,6 +412,7 @@ class AgentState:
                 if total is None:
                     total = self.totals[agent_id] = AgentCounts()
                 total.add(c)
+                self._totalled[agent_id] = None
             track.settled, track.settled_since = status_since(track.settled, track.settled_since, settling)
             track.changes = [c for c in track.changes if c.t >= new]
             track.event_ids = {c.event_id for c in track.changes}
@@ -501,19 +507,34 @@ class AgentState:
 
     def snapshot(self) -> bytes:
         """The whole state (resets what `changes` reports)."""
-        self._changed, self._dropped = set(), set()
-        return CODEC.encode(self._document(self.agents, []))
+        self._changed, self._dropped, self._totalled, self._queues_totalled = set(), set(), {}, {}
+        return CODEC.encode(self._document(self.agents, [], self.totals, self.queue_totals))
 
     def changes(self) -> bytes | None:
-        """The agents changed or forgotten since the last `snapshot` or `changes`, and the totals (a few entries per
-        agent and queue). `restore(snapshot, [changes, ...])` gives the state back."""
+        """The agents changed or forgotten since the last `snapshot` or `changes`, and the totals that grew since
+        (of the agents and queues whose intervals became final). `restore(snapshot, [changes, ...])` gives the
+        state back."""
         changed, dropped = self._changed, self._dropped
-        self._changed, self._dropped = set(), set()
+        totalled, queues_totalled = self._totalled, self._queues_totalled
+        self._changed, self._dropped, self._totalled, self._queues_totalled = set(), set(), {}, {}
         # in the state's own order, so that a restored state lists its agents as this one does
-        return CODEC.encode(self._document({a: t for a, t in self.agents.items() if a in changed}, sorted(dropped)))
+        return CODEC.encode(
+            self._document(
+                {a: t for a, t in self.agents.items() if a in changed},
+                sorted(dropped),
+                {a: self.totals[a] for a in totalled},
+                {q: self.queue_totals[q] for q in queues_totalled},
+            )
+        )
 
-    def _document(self, agents: dict[str, AgentTrack], dropped: list[str]) -> AgentSnapshot:
-        """The stored form of the state with these agents (the rest of it whole)."""
+    def _document(
+        self,
+        agents: dict[str, AgentTrack],
+        dropped: list[str],
+        totals: dict[str, AgentCounts],
+        queue_totals: dict[str, QueueAdherence],
+    ) -> AgentSnapshot:
+        """The stored form of the state with these agents and totals (the clocks and offset whole)."""
         return AgentSnapshot(
             watermark=self.watermark,
             heartbeat=self.heartbeat,
@@ -535,8 +556,8 @@ class AgentState:
                 for a, t in agents.items()
             },
             dropped=dropped,
-            totals=self.totals,
-            queue_totals=self.queue_totals,
+            totals=totals,
+            queue_totals=queue_totals,
         )
 
     def restore(self, data: bytes, changes: Iterable[bytes] = ()) -> None:
@@ -547,7 +568,13 @@ class AgentState:
             agents = {**d.agents, **c.agents}
             for a in c.dropped:
                 agents.pop(a, None)
-            d = msgspec.structs.replace(c, agents=agents)
+            # totals only grow and are never forgotten: those in the changes over the earlier ones
+            d = msgspec.structs.replace(
+                c,
+                agents=agents,
+                totals={**d.totals, **c.totals},
+                queue_totals={**d.queue_totals, **c.queue_totals},
+            )
         self.watermark = d.watermark
         self.heartbeat = d.heartbeat
         self.horizon = d.horizon
@@ -571,6 +598,7 @@ class AgentState:
         self.totals = d.totals
         self.queue_totals = d.queue_totals
         self._changed, self._dropped, self._moved = set(), set(), set()
+        self._totalled, self._queues_totalled = {}, {}
 
 
 class StoredTrack(msgspec.Struct, array_like=True):
@@ -588,8 +616,8 @@ class StoredTrack(msgspec.Struct, array_like=True):
 
 
 class AgentSnapshot(msgspec.Struct):
-    """An agent state's checkpoint: the whole of it, or the agents changed and forgotten since (`dropped`), with
-    the partition's clocks, offset and totals whole either way."""
+    """An agent state's checkpoint: the whole of it, or the agents changed and forgotten since (`dropped`) and the
+    totals that grew since (laid over the earlier ones), with the partition's clocks and offset whole either way."""
 
     watermark: int
     heartbeat: int
