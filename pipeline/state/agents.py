@@ -257,6 +257,9 @@ class AgentState:
         self._totalled: dict[str, None] = {}
         self._queues_totalled: dict[str, None] = {}
         self._moved: set[str] = set()  # agents whose clock moved since the last `advance`
+        # agents with events not yet in a provisional publication (`AgentTrack.changed`): what `provisional` looks
+        # at, rather than every agent of the partition each batch
+        self._unpublished: set[str] = set()
 
     # ---- applying events -------------------------------------------------------------------------------
 
@@ -332,6 +335,7 @@ class AgentState:
     def _changed_one(self, agent_id: str, track: AgentTrack) -> None:
         track.changed = True
         self._changed.add(agent_id)
+        self._unpublished.add(agent_id)
 
     @staticmethod
     def _fold(status: Status, changes: list[Change]) -> Status:
@@ -422,6 +426,7 @@ class AgentState:
                 # keeps them: an agent.state_changed while logged out logs it in to the queues of its last session.)
                 del self.agents[agent_id]
                 self._changed.discard(agent_id)
+                self._unpublished.discard(agent_id)
                 self._dropped.add(agent_id)
         finals.sort(key=lambda u: (u.start, u.agent_id))
         return finals
@@ -446,12 +451,15 @@ class AgentState:
 
     def provisional(self, wall_now: float, every: float) -> list[AgentIntervalUpdate]:
         """Updates for the open intervals of agents that had events since their last provisional publication
-        and were last published at least `every` seconds ago."""
+        and were last published at least `every` seconds ago (by agent id)."""
         out = []
-        for agent_id, track in self.agents.items():
-            if not track.changed or wall_now - track.published_at < every:
+        unpublished = self._unpublished
+        for agent_id in sorted(unpublished):
+            track = self.agents[agent_id]
+            if wall_now - track.published_at < every:
                 continue
             track.changed = False
+            unpublished.discard(agent_id)
             track.published_at = wall_now
             self._changed.add(agent_id)
             for ivl, c in sorted(self.open_counts(agent_id).items()):
@@ -599,6 +607,7 @@ class AgentState:
         self.queue_totals = d.queue_totals
         self._changed, self._dropped, self._moved = set(), set(), set()
         self._totalled, self._queues_totalled = {}, {}
+        self._unpublished = {a for a, t in self.agents.items() if t.changed}
 
 
 class StoredTrack(msgspec.Struct, array_like=True):

@@ -80,11 +80,16 @@ class Rollups:
     ) -> list[IntervalUpdate]:
         """Open hours and days that changed `every` seconds ago, with the open intervals in them added."""
         out = []
+        by_queue: dict[tuple[str, str], list[tuple[int, OpenInterval]]] | None = None
         for (q, ch, window, start), (end, roll) in self.open.items():
             if due_for_revision(roll, wall_now, every, offset):
+                if by_queue is None:  # once per call: each due hour or day reads its own queue's intervals only
+                    by_queue = {}
+                    for (iq, ich, s), ivl in intervals.items():
+                        by_queue.setdefault((iq, ich), []).append((s, ivl))
                 counts, agents = roll.counts.copy(), copied(roll.agents)
-                for (iq, ich, s), ivl in intervals.items():  # open ones: added when final
-                    if iq == q and ich == ch and start <= s < end:
+                for s, ivl in by_queue.get((q, ch), ()):  # open ones: added when final
+                    if start <= s < end:
                         counts.add(ivl.counts)
                         add_agents(agents, ivl.agents)
                 out.append(
