@@ -37,6 +37,7 @@ the events of the last interval plus the allowed lateness, and the published pla
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -47,6 +48,7 @@ from pipeline.core.time import NO_TIME, epoch_ms, interval_start, next_revision
 from pipeline.kpis.agents import HANDLING_STATES, STATES, UNSPECIFIED_REASON, AgentCounts, AgentIntervalUpdate
 from pipeline.state.codec import Codec
 
+MAX_QUEUE_SETS = 10_000  # distinct login queue lists shared (`AgentState._queues`)
 SNAPSHOT_VERSION = 3  # the version of `AgentSnapshot` (pipeline.state.codec): no other is read
 
 DUPLICATE = "duplicate"
@@ -260,6 +262,7 @@ class AgentState:
         # agents with events not yet in a provisional publication (`AgentTrack.changed`): what `provisional` looks
         # at, rather than every agent of the partition each batch
         self._unpublished: set[str] = set()
+        self._queue_sets: dict[tuple[str, ...], tuple[str, ...]] = {}  # see `_queues`
 
     # ---- applying events -------------------------------------------------------------------------------
 
@@ -284,7 +287,7 @@ class AgentState:
             return LATE
         match e:
             case ev.AgentLoggedIn():
-                change = Change(t, self.seq, e.event_id, "login", queues=tuple(e.queue_ids))
+                change = Change(t, self.seq, e.event_id, "login", queues=self._queues(e.queue_ids))
             case ev.AgentLoggedOut():
                 change = Change(t, self.seq, e.event_id, "logout")
             case ev.AgentStateChanged():
@@ -311,6 +314,18 @@ class AgentState:
         if t > self.watermark:
             self.watermark = t
         return None
+
+    def _queues(self, queue_ids: Iterable[str]) -> tuple[str, ...]:
+        """A login's queues as one shared tuple of interned ids: each decoded event carries its own copies, and
+        an agent serving a hundred queues would otherwise hold a hundred strings in every status, login and total
+        (most of an agent's memory in a large center)."""
+        queues = tuple(queue_ids)
+        shared = self._queue_sets.get(queues)
+        if shared is None:
+            if len(self._queue_sets) >= MAX_QUEUE_SETS:
+                self._queue_sets.clear()  # a cache: bounded whatever logins come
+            shared = self._queue_sets[queues] = tuple(map(sys.intern, queues))
+        return shared
 
     def _new_track(self, agent_id: str) -> AgentTrack:
         track = self.agents[agent_id] = AgentTrack()
@@ -589,11 +604,15 @@ class AgentState:
         self.offset = d.offset
         self.seq = d.seq
         self.agents = {}
+        self._queue_sets = {}
         for a, x in d.agents.items():
+            for c in x.changes:  # shared and interned as when applied (`_queues`)
+                if c.queues:
+                    c.queues = self._queues(c.queues)
             track = AgentTrack(
                 clock=x.clock,
                 horizon=x.horizon,
-                settled=x.settled,
+                settled=replace(x.settled, queues=self._queues(x.settled.queues)),
                 changes=x.changes,
                 plan=x.plan,
                 revisions=x.revisions,
@@ -604,6 +623,8 @@ class AgentState:
             track.now, track.now_since = status_since(track.settled, track.settled_since, track.changes)
             self.agents[a] = track
         self.totals = d.totals
+        for total in self.totals.values():
+            total.queues = set(map(sys.intern, total.queues))
         self.queue_totals = d.queue_totals
         self._changed, self._dropped, self._moved = set(), set(), set()
         self._totalled, self._queues_totalled = {}, {}
