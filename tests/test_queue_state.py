@@ -833,7 +833,8 @@ def test_changes_after_one_queue_moved_hold_that_queue_alone():
     stored = CODEC.decode(changes)
     assert stored.queues_changed == [("Q7", "voice")]
     assert {i.queue_id for i in stored.intervals} == {r.queue_id for r in stored.rollups} == {"Q7"}
-    assert [t.queue_id for t in stored.totals] == [f.queue_id for f in stored.forecasts] == ["Q7"]
+    assert [t.queue_id for t in stored.totals] == ["Q7"]
+    assert stored.forecasts == [] and stored.forecasts_changed == []  # no forecast came or went
     assert list(stored.clocks) == ["Q7"]
     assert len(CODEC.decode(whole).totals) == len(queues)
     r = make_state()
@@ -844,3 +845,19 @@ def test_changes_after_one_queue_moved_hold_that_queue_alone():
 
     assert stored_form(r) == stored_form(s)
     assert r.totals[("Q7", "voice")].abandoned == 1 and r.totals[("Q7", "voice")].offered == 2
+    # a new forecast of one queue: its forecasts alone (and its clock), laid over the rest
+    feed(s, [E.forecast(400, 1800, 12, 150, "Q3")])
+    more = s.changes()
+    stored = CODEC.decode(more)
+    assert stored.forecasts_changed == [("Q3", "voice")] and stored.queues_changed == []
+    assert [(f.queue_id, f.start) for f in stored.forecasts] == [("Q3", wm(900)), ("Q3", wm(1800))]
+    r = make_state()
+    r.restore(whole, [changes, more])
+    assert stored_form(r) == stored_form(s)
+    # every interval closing, with its forecast, and the forecasts of intervals without traffic published
+    s.observe_time(FAR)
+    assert s.advance() and not s.forecasts
+    last = s.changes()
+    r = make_state()
+    r.restore(whole, [changes, more, last])
+    assert stored_form(r) == stored_form(s) and not r.forecasts and not r.intervals

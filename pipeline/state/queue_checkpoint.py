@@ -2,8 +2,8 @@
 
 A whole checkpoint holds everything but what is derived on restore (each interval's hour and day, the contacts
 waiting, the expiry bound); a checkpoint of changes holds the legs and offers changed and gone, the intervals,
-hours and days, forecasts, totals and newest finals of the queues and channels that changed (of those, the
-agents counted since), the clocks that moved, and the rest whole (callbacks and expiry counts: a few hundred
+hours and days, totals and newest finals of the queues and channels that changed (of those, the agents counted
+since), the forecasts of those whose forecasts changed, the clocks that moved, and the rest whole (callbacks and expiry counts: a few hundred
 entries at most). `merged` lays changes over a document.
 """
 
@@ -106,10 +106,11 @@ class QueueSnapshot(msgspec.Struct):
     callbacks: list[Callback] = []
     offers: list[Offer] = []  # in changes: the offers changed since (see `queues_changed`)
     # Added after version 8 too. A checkpoint of changes written since holds the intervals, hours and days,
-    # forecasts, totals and newest finals of these queues and channels only (the others' did not change), the
-    # clocks that moved, and the offers changed and gone; None: those whole (a whole checkpoint, or changes
-    # written before).
+    # totals and newest finals of these queues and channels only (the others' did not change), the forecasts of
+    # `forecasts_changed`, the clocks that moved, and the offers changed and gone; None: those whole (a whole
+    # checkpoint, or changes written before).
     queues_changed: list[tuple[str, str]] | None = None
+    forecasts_changed: list[tuple[str, str]] = []
     offers_gone: list[tuple[str, str, str]] = []
 
 
@@ -138,7 +139,12 @@ def merged(d: QueueSnapshot, changes: QueueSnapshot) -> QueueSnapshot:
         changes.rollups = _over(
             d.rollups, changes.rollups, queues, lambda x: (x.queue_id, x.channel, x.window, x.start)
         )
-        changes.forecasts = _over(d.forecasts, changes.forecasts, queues, lambda x: (x.queue_id, x.channel, x.start))
+        changes.forecasts = _over(
+            d.forecasts,
+            changes.forecasts,
+            set(map(tuple, changes.forecasts_changed)),
+            lambda x: (x.queue_id, x.channel, x.start),
+        )
         changes.totals = _over(d.totals, changes.totals, queues, lambda x: (x.queue_id, x.channel))
         changes.last_final = _over(d.last_final, changes.last_final, queues, lambda x: (x.queue_id, x.channel))
         changes.clocks = {**d.clocks, **changes.clocks}
@@ -147,7 +153,7 @@ def merged(d: QueueSnapshot, changes: QueueSnapshot) -> QueueSnapshot:
         for key in changes.offers_gone:
             offers.pop(tuple(key), None)
         changes.offers = list(offers.values())
-        changes.queues_changed, changes.offers_gone = None, []
+        changes.queues_changed, changes.forecasts_changed, changes.offers_gone = None, [], []
     return changes
 
 

@@ -130,9 +130,10 @@ class QueueState:
         # since the last `snapshot` or `changes`: legs changed or gone (None: too many to list), agents counted
         self._changed_legs: set[tuple[str, str]] | None = set()
         self._changed_agents: set[str] = set()
-        # queues and channels whose intervals, hours and days, forecasts, totals or newest final changed since, the
+        # queues and channels whose intervals, hours and days, totals or newest final changed since, the
         # queues whose clock moved, and the offers changed or gone: a checkpoint of changes holds these alone
         self._changed_queues: set[tuple[str, str]] = set()
+        self._forecast_queues: set[tuple[str, str]] = set()  # and whose forecasts changed (a day's come at once)
         self._clocked: set[str] = set()
         self._changed_offers: dict[
             tuple[str, str, str], None
@@ -457,7 +458,7 @@ class QueueState:
     def _forecast(self, e: ev.ForecastPublished, t: int, start: int) -> str | None:
         if not self._forecasts.put(e.queue_id, e.channel, start, Forecast(t, e.offered, e.aht_seconds, e.source)):
             return DUPLICATE
-        self._changed_queues.add((e.queue_id, e.channel))
+        self._forecast_queues.add((e.queue_id, e.channel))
         self._observe(e.queue_id, t)
         return None
 
@@ -524,6 +525,7 @@ class QueueState:
                 continue
             ivl = self.intervals.pop((q, ch, start))
             self._changed_queues.add((q, ch))
+            self._forecast_queues.add((q, ch))  # its forecast goes with its final record
             ivl.revision = next_revision(ivl.revision, self.offset)
             final = self._final(q, ch, start, ivl.revision, ivl.counts, ivl.agents)
             self._fold(ivl, final)
@@ -576,6 +578,7 @@ class QueueState:
         out, blocked = [], []
         for start, q, ch in self._forecasts.due(self.watermark - self.interval_ms - self.allowed_lateness):
             self._changed_queues.add((q, ch))
+            self._forecast_queues.add((q, ch))
             if not self._closable(q, ch, start):
                 blocked.append((start, q, ch))  # a contact that arrived in it or earlier still waits
                 continue
@@ -667,39 +670,42 @@ class QueueState:
 
     def _reset_changes(self) -> None:
         self._changed_legs, self._changed_agents = set(), set()
-        self._changed_queues, self._clocked, self._changed_offers = set(), set(), {}
+        self._changed_queues, self._forecast_queues, self._clocked = set(), set(), set()
+        self._changed_offers = {}
 
     def changes(self) -> bytes | None:
         """What changed since the last `snapshot` or `changes` (None: too much to tell; take a snapshot): the legs
-        and offers changed or gone, the per-agent counts of the agents counted since, and of the open intervals,
-        hours and days, forecasts, totals and newest finals those of the queues and channels that changed (with
-        the clocks that moved); the callbacks and expiry counts whole (a few hundred entries at most). What a
+        and offers changed or gone, the per-agent counts of the agents counted since, of the open intervals, hours
+        and days, totals and newest finals those of the queues and channels that changed, their forecasts those of
+        the queues and channels whose forecasts changed, and the clocks that moved; the callbacks and expiry counts whole (a few hundred entries at most). What a
         checkpoint of changes costs follows what changed, not the number of queues or agents.
         `restore(snapshot, [changes, ...])` gives the state back."""
         legs = self._changed_legs
         if legs is None:
             return None
-        agents, queues, clocked, offers = (
-            self._changed_agents,
-            self._changed_queues,
-            self._clocked,
-            self._changed_offers,
-        )
+        agents, queues, forecasts = self._changed_agents, self._changed_queues, self._forecast_queues
+        clocked, offers = self._clocked, self._changed_offers
         self._reset_changes()
         held = [self.legs[k] for k in legs if k in self.legs]
-        document = self._document(held, agents, queues)
+        document = self._document(held, agents, queues, forecasts)
         document.legs_gone = [k for k in legs if k not in self.legs]
         document.clocks = {q: c for q, c in self.clocks.items() if q in clocked}
         document.offers = [self.offers[k] for k in offers if k in self.offers]
         document.offers_gone = [k for k in offers if k not in self.offers]
         document.queues_changed = sorted(queues)
+        document.forecasts_changed = sorted(forecasts)
         return CODEC.encode(document)
 
     def _document(
-        self, legs: list[Leg], agents: set[str] | None, queues: set[tuple[str, str]] | None = None
+        self,
+        legs: list[Leg],
+        agents: set[str] | None,
+        queues: set[tuple[str, str]] | None = None,
+        forecasts: set[tuple[str, str]] | None = None,
     ) -> QueueSnapshot:
         """The stored form: every agent's counts, or only those of `agents`; every queue's and channel's intervals,
-        hours and days, forecasts, totals and newest final, or only those of `queues`."""
+        hours and days, totals and newest final, or only those of `queues`; every forecast, or those of
+        `forecasts`."""
 
         def of(counts: dict[str, QueueCounts]) -> dict[str, QueueCounts]:
             return counts if agents is None else {a: counts[a] for a in agents if a in counts}
@@ -720,7 +726,7 @@ class QueueState:
                 for (q, ch, s), i in self.intervals.items()
                 if kept(q, ch)
             ],
-            forecasts=[StoredForecast(q, ch, s, f) for q, ch, s, f in self._forecasts.items(queues)],
+            forecasts=[StoredForecast(q, ch, s, f) for q, ch, s, f in self._forecasts.items(forecasts)],
             totals=[StoredTotal(q, ch, c) for (q, ch), c in self.totals.items() if kept(q, ch)],
             agent_totals=of(self.agent_totals),
             last_final=[StoredFinal(q, ch, start, c) for (q, ch), (start, c) in self.last_final.items() if kept(q, ch)],
