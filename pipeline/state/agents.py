@@ -606,9 +606,9 @@ class AgentState:
         self.agents = {}
         self._queue_sets = {}
         for a, x in d.agents.items():
-            for c in x.changes:  # shared and interned as when applied (`_queues`)
-                if c.queues:
-                    c.queues = self._queues(c.queues)
+            for change in x.changes:  # shared and interned as when applied (`_queues`)
+                if change.queues:
+                    change.queues = self._queues(change.queues)
             track = AgentTrack(
                 clock=x.clock,
                 horizon=x.horizon,

@@ -134,7 +134,7 @@ def merged(d: QueueSnapshot, changes: QueueSnapshot) -> QueueSnapshot:
     changes.agent_totals = {**d.agent_totals, **changes.agent_totals}
     changes.legs_gone = []
     if changes.queues_changed is not None:
-        queues = set(map(tuple, changes.queues_changed))
+        queues = set(changes.queues_changed)
         changes.intervals = _over(d.intervals, changes.intervals, queues, lambda x: (x.queue_id, x.channel, x.start))
         changes.rollups = _over(
             d.rollups, changes.rollups, queues, lambda x: (x.queue_id, x.channel, x.window, x.start)
@@ -142,7 +142,7 @@ def merged(d: QueueSnapshot, changes: QueueSnapshot) -> QueueSnapshot:
         changes.forecasts = _over(
             d.forecasts,
             changes.forecasts,
-            set(map(tuple, changes.forecasts_changed)),
+            set(changes.forecasts_changed),
             lambda x: (x.queue_id, x.channel, x.start),
         )
         changes.totals = _over(d.totals, changes.totals, queues, lambda x: (x.queue_id, x.channel))
@@ -150,8 +150,8 @@ def merged(d: QueueSnapshot, changes: QueueSnapshot) -> QueueSnapshot:
         changes.clocks = {**d.clocks, **changes.clocks}
         offers = {(x.queue_id, x.contact_id, x.offer_id): x for x in d.offers}
         offers.update(((x.queue_id, x.contact_id, x.offer_id), x) for x in changes.offers)
-        for key in changes.offers_gone:
-            offers.pop(tuple(key), None)
+        for gone in changes.offers_gone:
+            offers.pop(gone, None)
         changes.offers = list(offers.values())
         changes.queues_changed, changes.forecasts_changed, changes.offers_gone = None, [], []
     return changes
@@ -160,7 +160,9 @@ def merged(d: QueueSnapshot, changes: QueueSnapshot) -> QueueSnapshot:
 E = TypeVar("E", StoredInterval, StoredRollup, StoredForecast, StoredTotal, StoredFinal)
 
 
-def _over(held: list[E], changed: list[E], queues: set, key: Callable[[E], tuple]) -> list[E]:
+def _over(
+    held: list[E], changed: list[E], queues: set[tuple[str, str]], key: Callable[[E], tuple[object, ...]]
+) -> list[E]:
     """The entries of `changed` over those of `held` for the queues and channels in `queues` (every entry of theirs
     `changed` does not hold is gone), in the order the state holds them: each where it was, the new ones after."""
     new = {key(x): x for x in changed}
