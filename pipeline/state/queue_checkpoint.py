@@ -3,8 +3,8 @@
 A whole checkpoint holds everything but what is derived on restore (each interval's hour and day, the contacts
 waiting, the expiry bound); a checkpoint of changes holds the legs and offers changed and gone, the intervals,
 hours and days, totals and newest finals of the queues and channels that changed (of those, the agents counted
-since), the forecasts of those whose forecasts changed, the clocks that moved, and the rest whole (callbacks and expiry counts: a few hundred
-entries at most). `merged` lays changes over a document.
+since), the forecasts of those whose forecasts changed, the clocks that moved, and the rest whole (callbacks
+and expiry counts: a few hundred entries at most). `merged` lays changes over a document.
 """
 
 from __future__ import annotations

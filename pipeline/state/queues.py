@@ -135,9 +135,8 @@ class QueueState:
         self._changed_queues: set[tuple[str, str]] = set()
         self._forecast_queues: set[tuple[str, str]] = set()  # and whose forecasts changed (a day's come at once)
         self._clocked: set[str] = set()
-        self._changed_offers: dict[
-            tuple[str, str, str], None
-        ] = {}  # in the order changed: new ones as `offers` has them
+        # in the order changed, so that new ones are in the order `offers` has them
+        self._changed_offers: dict[tuple[str, str, str], None] = {}
         self._thresholds: dict[tuple[str, str], Measure] = {}  # (queue, channel) -> how it is measured
         # callbacks known to their lifecycle (a promise or a `callback.*` event): (queue, contact) -> callback
         self.callbacks: dict[tuple[str, str], cbk.Callback] = {}
@@ -550,6 +549,8 @@ class QueueState:
                 self._forget(key)
         if self._changed_legs is not None and len(self._changed_legs) > 4096 + 2 * len(self.legs):
             self._changed_legs = None  # nothing takes checkpoints (a replay, say): do not keep listing
+        if self._changed_legs is None:
+            self._changed_offers.clear()  # the same: a whole checkpoint comes next
         return finals
 
     def _forget(self, key: tuple[str, str]) -> None:
