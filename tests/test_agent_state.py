@@ -29,7 +29,7 @@ from pipeline.kpis.agents import (
     utilization,
 )
 from pipeline.processing.processor import AgentProcessor, Message, PipelineStats
-from pipeline.state.agents import DUPLICATE, LATE, AgentState, Status
+from pipeline.state.agents import CODEC, DUPLICATE, LATE, AgentState, Status
 
 INTERVAL = 900
 LATENESS = 120
@@ -417,6 +417,33 @@ def test_a_forgotten_agents_old_events_stay_late_and_its_changes_restore():
     assert "A9" not in r.agents and r.snapshot() == s.snapshot()
     for state in (s, r):
         assert feed(state, [E.login(0, agent="A9"), E.state(200, "on_contact", agent="A9")]) == [LATE, LATE]
+
+
+def test_changes_after_one_agent_moved_hold_that_agent_and_its_totals_alone():
+    """A checkpoint of changes costs what changed, not the center: after a batch of one agent of many (its own clock
+    closing its interval), the changes hold that agent, its totals and its queue's adherence, none of the others';
+    laid over the whole checkpoint they still give the state back."""
+    E = AgentEvents()
+    s = AgentState(INTERVAL, LATENESS)
+    agents = [f"A{i}" for i in range(20)]
+    for a in agents:
+        feed(s, [E.plan(0, 2 * INTERVAL, agent=a)])
+        feed(s, [E.login(0, agent=a, queues=[f"Q{a}"]), E.state(10, "available", agent=a)])
+        feed(s, [E.state(INTERVAL + LATENESS, "on_contact", agent=a)])  # each closes its interval 0
+    assert len(s.advance()) == len(agents)
+    whole = s.snapshot()
+    feed(s, [E.state(2 * INTERVAL + LATENESS, "acw", agent="A7")])  # closes A7's interval 1 alone
+    assert [u.agent_id for u in s.advance()] == ["A7"]
+    changes = s.changes()
+    stored = CODEC.decode(changes)
+    assert list(stored.agents) == ["A7"]
+    assert list(stored.totals) == ["A7"]
+    assert list(stored.queue_totals) == ["QA7"]
+    assert len(stored.totals) < len(CODEC.decode(whole).totals) == len(agents)
+    r = AgentState(INTERVAL, LATENESS)
+    r.restore(whole, [changes])
+    assert r.snapshot() == s.snapshot()
+    assert r.totals["A7"] == s.totals["A7"] and r.totals["A7"].on_contact_ms == s_ms(INTERVAL - LATENESS)
 
 
 # ---- processor and collector ------------------------------------------------------------------------------

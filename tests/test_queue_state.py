@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 
+import msgspec
 import pytest
 from eventlog import BASE_MS, BASE_S, Events
 
@@ -807,3 +808,64 @@ def test_a_missed_interval_s_causes_go_into_its_hour_and_day_and_survive_a_check
     b.advance()
     day = [u for u in b.rollup_updates(wall_now=0.0, every=0) if u.window == "day" and u.final]
     assert len(day) == 1 and day[0].causes is not None and sum(day[0].causes.values()) == pytest.approx(0.6)
+
+
+def test_changes_after_one_queue_moved_hold_that_queue_alone():
+    """A checkpoint of changes costs what changed, not the number of queues: after events of one queue of many,
+    the changes hold that queue's interval, hour and day, forecast, total and clock, none of the others'; laid
+    over the whole checkpoint they still give the state back (with the hour and day published since)."""
+    from pipeline.state.queue_checkpoint import CODEC
+
+    E = Events()
+    s = make_state()
+    queues = [f"Q{i}" for i in range(12)]
+    for i, q in enumerate(queues):
+        feed(s, [E.offered(10 + i, q, f"c{q}"), E.answered(20 + i, q, f"c{q}"), E.forecast(5, 900, 30, 200, q)])
+    s.advance()
+    s.provisional(wall_now=100.0, every=5.0)
+    s.rollup_updates(wall_now=100.0, every=5.0)
+    whole = s.snapshot()
+    feed(s, [E.offered(300, "Q7", "c2"), E.abandoned(330, "Q7", "c2")])
+    s.advance()
+    s.provisional(wall_now=200.0, every=5.0)
+    s.rollup_updates(wall_now=200.0, every=5.0)
+    changes = s.changes()
+    stored = CODEC.decode(changes)
+    assert stored.queues_changed == [("Q7", "voice")]
+    assert {i.queue_id for i in stored.intervals} == {r.queue_id for r in stored.rollups} == {"Q7"}
+    assert [t.queue_id for t in stored.totals] == ["Q7"]
+    assert stored.forecasts == [] and stored.forecasts_changed == []  # no forecast came or went
+    assert list(stored.clocks) == ["Q7"]
+    assert len(CODEC.decode(whole).totals) == len(queues)
+    r = make_state()
+    r.restore(whole, [changes])
+
+    def stored_form(state: QueueState) -> bytes:  # decoded: a restored forecast holds 30.0 where the event had 30
+        return msgspec.json.encode(CODEC.decode(state.snapshot()))
+
+    assert stored_form(r) == stored_form(s)
+    assert r.totals[("Q7", "voice")].abandoned == 1 and r.totals[("Q7", "voice")].offered == 2
+    # changes as written before (every queue's entries, no queue listed) still restore
+    earlier, now = CODEC.decode(changes), CODEC.decode(s.snapshot())
+    for name in ("clocks", "intervals", "rollups", "forecasts", "totals", "last_final", "offers"):
+        setattr(earlier, name, getattr(now, name))
+    earlier.queues_changed = None
+    r = make_state()
+    r.restore(whole, [CODEC.encode(earlier)])
+    assert stored_form(r) == stored_form(s)
+    # a new forecast of one queue: its forecasts alone (and its clock), laid over the rest
+    feed(s, [E.forecast(400, 1800, 12, 150, "Q3")])
+    more = s.changes()
+    stored = CODEC.decode(more)
+    assert stored.forecasts_changed == [("Q3", "voice")] and stored.queues_changed == []
+    assert [(f.queue_id, f.start) for f in stored.forecasts] == [("Q3", wm(900)), ("Q3", wm(1800))]
+    r = make_state()
+    r.restore(whole, [changes, more])
+    assert stored_form(r) == stored_form(s)
+    # every interval closing, with its forecast, and the forecasts of intervals without traffic published
+    s.observe_time(FAR)
+    assert s.advance() and not s.forecasts
+    last = s.changes()
+    r = make_state()
+    r.restore(whole, [changes, more, last])
+    assert stored_form(r) == stored_form(s) and not r.forecasts and not r.intervals

@@ -37,6 +37,7 @@ the events of the last interval plus the allowed lateness, and the published pla
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -47,6 +48,7 @@ from pipeline.core.time import NO_TIME, epoch_ms, interval_start, next_revision
 from pipeline.kpis.agents import HANDLING_STATES, STATES, UNSPECIFIED_REASON, AgentCounts, AgentIntervalUpdate
 from pipeline.state.codec import Codec
 
+MAX_QUEUE_SETS = 10_000  # distinct login queue lists shared (`AgentState._queues`)
 SNAPSHOT_VERSION = 3  # the version of `AgentSnapshot` (pipeline.state.codec): no other is read
 
 DUPLICATE = "duplicate"
@@ -252,7 +254,15 @@ class AgentState:
         self.queue_totals: dict[str, QueueAdherence] = {}
         self._changed: set[str] = set()  # agents changed since the last `snapshot` or `changes`
         self._dropped: set[str] = set()  # and forgotten since
+        # agents and queues whose totals grew since (insertion-ordered sets: a checkpoint of changes lists the new
+        # ones in the order `totals` got them, so that a restored state's totals are in the same order)
+        self._totalled: dict[str, None] = {}
+        self._queues_totalled: dict[str, None] = {}
         self._moved: set[str] = set()  # agents whose clock moved since the last `advance`
+        # agents with events not yet in a provisional publication (`AgentTrack.changed`): what `provisional` looks
+        # at, rather than every agent of the partition each batch
+        self._unpublished: set[str] = set()
+        self._queue_sets: dict[tuple[str, ...], tuple[str, ...]] = {}  # see `_queues`
 
     # ---- applying events -------------------------------------------------------------------------------
 
@@ -277,7 +287,7 @@ class AgentState:
             return LATE
         match e:
             case ev.AgentLoggedIn():
-                change = Change(t, self.seq, e.event_id, "login", queues=tuple(e.queue_ids))
+                change = Change(t, self.seq, e.event_id, "login", queues=self._queues(e.queue_ids))
             case ev.AgentLoggedOut():
                 change = Change(t, self.seq, e.event_id, "logout")
             case ev.AgentStateChanged():
@@ -305,6 +315,18 @@ class AgentState:
             self.watermark = t
         return None
 
+    def _queues(self, queue_ids: Iterable[str]) -> tuple[str, ...]:
+        """A login's queues as one shared tuple of interned ids: each decoded event carries its own copies, and
+        an agent serving a hundred queues would otherwise hold a hundred strings in every status, login and total
+        (most of an agent's memory in a large center)."""
+        queues = tuple(queue_ids)
+        shared = self._queue_sets.get(queues)
+        if shared is None:
+            if len(self._queue_sets) >= MAX_QUEUE_SETS:
+                self._queue_sets.clear()  # a cache: bounded whatever logins come
+            shared = self._queue_sets[queues] = tuple(map(sys.intern, queues))
+        return shared
+
     def _new_track(self, agent_id: str) -> AgentTrack:
         track = self.agents[agent_id] = AgentTrack()
         self._dropped.discard(agent_id)
@@ -328,6 +350,7 @@ class AgentState:
     def _changed_one(self, agent_id: str, track: AgentTrack) -> None:
         track.changed = True
         self._changed.add(agent_id)
+        self._unpublished.add(agent_id)
 
     @staticmethod
     def _fold(status: Status, changes: list[Change]) -> Status:
@@ -390,6 +413,7 @@ class AgentState:
                         qa = self.queue_totals.get(q)
                         if qa is None:
                             qa = self.queue_totals[q] = QueueAdherence()
+                        self._queues_totalled[q] = None
                         qa.scheduled_ms += e - s
                         if adherent(activity, status):
                             qa.adherent_ms += e - s
@@ -407,6 +431,7 @@ class AgentState:
                 if total is None:
                     total = self.totals[agent_id] = AgentCounts()
                 total.add(c)
+                self._totalled[agent_id] = None
             track.settled, track.settled_since = status_since(track.settled, track.settled_since, settling)
             track.changes = [c for c in track.changes if c.t >= new]
             track.event_ids = {c.event_id for c in track.changes}
@@ -416,6 +441,7 @@ class AgentState:
                 # keeps them: an agent.state_changed while logged out logs it in to the queues of its last session.)
                 del self.agents[agent_id]
                 self._changed.discard(agent_id)
+                self._unpublished.discard(agent_id)
                 self._dropped.add(agent_id)
         finals.sort(key=lambda u: (u.start, u.agent_id))
         return finals
@@ -440,12 +466,15 @@ class AgentState:
 
     def provisional(self, wall_now: float, every: float) -> list[AgentIntervalUpdate]:
         """Updates for the open intervals of agents that had events since their last provisional publication
-        and were last published at least `every` seconds ago."""
+        and were last published at least `every` seconds ago (by agent id)."""
         out = []
-        for agent_id, track in self.agents.items():
-            if not track.changed or wall_now - track.published_at < every:
+        unpublished = self._unpublished
+        for agent_id in sorted(unpublished):
+            track = self.agents[agent_id]
+            if wall_now - track.published_at < every:
                 continue
             track.changed = False
+            unpublished.discard(agent_id)
             track.published_at = wall_now
             self._changed.add(agent_id)
             for ivl, c in sorted(self.open_counts(agent_id).items()):
@@ -501,19 +530,34 @@ class AgentState:
 
     def snapshot(self) -> bytes:
         """The whole state (resets what `changes` reports)."""
-        self._changed, self._dropped = set(), set()
-        return CODEC.encode(self._document(self.agents, []))
+        self._changed, self._dropped, self._totalled, self._queues_totalled = set(), set(), {}, {}
+        return CODEC.encode(self._document(self.agents, [], self.totals, self.queue_totals))
 
     def changes(self) -> bytes | None:
-        """The agents changed or forgotten since the last `snapshot` or `changes`, and the totals (a few entries per
-        agent and queue). `restore(snapshot, [changes, ...])` gives the state back."""
+        """The agents changed or forgotten since the last `snapshot` or `changes`, and the totals that grew since
+        (of the agents and queues whose intervals became final). `restore(snapshot, [changes, ...])` gives the
+        state back."""
         changed, dropped = self._changed, self._dropped
-        self._changed, self._dropped = set(), set()
+        totalled, queues_totalled = self._totalled, self._queues_totalled
+        self._changed, self._dropped, self._totalled, self._queues_totalled = set(), set(), {}, {}
         # in the state's own order, so that a restored state lists its agents as this one does
-        return CODEC.encode(self._document({a: t for a, t in self.agents.items() if a in changed}, sorted(dropped)))
+        return CODEC.encode(
+            self._document(
+                {a: t for a, t in self.agents.items() if a in changed},
+                sorted(dropped),
+                {a: self.totals[a] for a in totalled},
+                {q: self.queue_totals[q] for q in queues_totalled},
+            )
+        )
 
-    def _document(self, agents: dict[str, AgentTrack], dropped: list[str]) -> AgentSnapshot:
-        """The stored form of the state with these agents (the rest of it whole)."""
+    def _document(
+        self,
+        agents: dict[str, AgentTrack],
+        dropped: list[str],
+        totals: dict[str, AgentCounts],
+        queue_totals: dict[str, QueueAdherence],
+    ) -> AgentSnapshot:
+        """The stored form of the state with these agents and totals (the clocks and offset whole)."""
         return AgentSnapshot(
             watermark=self.watermark,
             heartbeat=self.heartbeat,
@@ -535,8 +579,8 @@ class AgentState:
                 for a, t in agents.items()
             },
             dropped=dropped,
-            totals=self.totals,
-            queue_totals=self.queue_totals,
+            totals=totals,
+            queue_totals=queue_totals,
         )
 
     def restore(self, data: bytes, changes: Iterable[bytes] = ()) -> None:
@@ -547,18 +591,28 @@ class AgentState:
             agents = {**d.agents, **c.agents}
             for a in c.dropped:
                 agents.pop(a, None)
-            d = msgspec.structs.replace(c, agents=agents)
+            # totals only grow and are never forgotten: those in the changes over the earlier ones
+            d = msgspec.structs.replace(
+                c,
+                agents=agents,
+                totals={**d.totals, **c.totals},
+                queue_totals={**d.queue_totals, **c.queue_totals},
+            )
         self.watermark = d.watermark
         self.heartbeat = d.heartbeat
         self.horizon = d.horizon
         self.offset = d.offset
         self.seq = d.seq
         self.agents = {}
+        self._queue_sets = {}
         for a, x in d.agents.items():
+            for change in x.changes:  # shared and interned as when applied (`_queues`)
+                if change.queues:
+                    change.queues = self._queues(change.queues)
             track = AgentTrack(
                 clock=x.clock,
                 horizon=x.horizon,
-                settled=x.settled,
+                settled=replace(x.settled, queues=self._queues(x.settled.queues)),
                 changes=x.changes,
                 plan=x.plan,
                 revisions=x.revisions,
@@ -569,8 +623,12 @@ class AgentState:
             track.now, track.now_since = status_since(track.settled, track.settled_since, track.changes)
             self.agents[a] = track
         self.totals = d.totals
+        for total in self.totals.values():
+            total.queues = set(map(sys.intern, total.queues))
         self.queue_totals = d.queue_totals
         self._changed, self._dropped, self._moved = set(), set(), set()
+        self._totalled, self._queues_totalled = {}, {}
+        self._unpublished = {a for a, t in self.agents.items() if t.changed}
 
 
 class StoredTrack(msgspec.Struct, array_like=True):
@@ -588,8 +646,8 @@ class StoredTrack(msgspec.Struct, array_like=True):
 
 
 class AgentSnapshot(msgspec.Struct):
-    """An agent state's checkpoint: the whole of it, or the agents changed and forgotten since (`dropped`), with
-    the partition's clocks, offset and totals whole either way."""
+    """An agent state's checkpoint: the whole of it, or the agents changed and forgotten since (`dropped`) and the
+    totals that grew since (laid over the earlier ones), with the partition's clocks and offset whole either way."""
 
     watermark: int
     heartbeat: int

@@ -8,7 +8,7 @@ which says which intervals are final; must not import it.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import replace
 
 from pipeline.kpis.counts import Forecast
@@ -87,10 +87,12 @@ class Forecasts:
     def keep(self, start: int, queue_id: str, channel: str) -> None:
         heapq.heappush(self._due, (start, queue_id, channel))
 
-    def items(self) -> Iterator[tuple[str, str, int, Forecast]]:
+    def items(self, of: Container[tuple[str, str]] | None = None) -> Iterator[tuple[str, str, int, Forecast]]:
+        """Every forecast held, or those of the queues and channels in `of`."""
         for (q, ch), of_queue in self.by_queue.items():
-            for s, f in of_queue.items():
-                yield q, ch, s, f
+            if of is None or (q, ch) in of:
+                for s, f in of_queue.items():
+                    yield q, ch, s, f
 
     def restore(self, items: Iterator[tuple[str, str, int, Forecast]]) -> None:
         self.by_queue = {}

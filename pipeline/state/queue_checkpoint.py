@@ -1,11 +1,16 @@
 """The queue state's stored form: the typed documents its checkpoints are (`QueueSnapshot`) and their codec.
 
 A whole checkpoint holds everything but what is derived on restore (each interval's hour and day, the contacts
-waiting, the expiry bound); a checkpoint of changes holds the legs changed and gone and, per interval, hour and
-day, the agents counted since, the rest whole (a few dozen entries). `merged` lays changes over a document.
+waiting, the expiry bound); a checkpoint of changes holds the legs and offers changed and gone, the intervals,
+hours and days, totals and newest finals of the queues and channels that changed (of those, the agents counted
+since), the forecasts of those whose forecasts changed, the clocks that moved, and the rest whole (callbacks
+and expiry counts: a few hundred entries at most). `merged` lays changes over a document.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
 
 import msgspec
 
@@ -99,14 +104,22 @@ class QueueSnapshot(msgspec.Struct):
     # Added after version 8 was released, with a default: a version 8 checkpoint without it still loads. Whole in
     # a checkpoint of changes too (the callbacks waiting: a few hundred at most).
     callbacks: list[Callback] = []
-    offers: list[Offer] = []  # whole in changes too: offers live seconds, a few per agent at most
+    offers: list[Offer] = []  # in changes: the offers changed since (see `queues_changed`)
+    # Added after version 8 too. A checkpoint of changes written since holds the intervals, hours and days,
+    # totals and newest finals of these queues and channels only (the others' did not change), the forecasts of
+    # `forecasts_changed`, the clocks that moved, and the offers changed and gone; None: those whole (a whole
+    # checkpoint, or changes written before).
+    queues_changed: list[tuple[str, str]] | None = None
+    forecasts_changed: list[tuple[str, str]] = []
+    offers_gone: list[tuple[str, str, str]] = []
 
 
 CODEC = Codec("queue state", b"CCQS", VERSION, QueueSnapshot)
 
 
 def merged(d: QueueSnapshot, changes: QueueSnapshot) -> QueueSnapshot:
-    """A stored document with `changes` applied: their legs and agents' counts over its own, the rest theirs."""
+    """A stored document with `changes` applied: their legs and agents' counts over its own, and the entries of the
+    queues and channels they list over its own (`queues_changed`; the rest theirs when they list none)."""
     legs = {(x.queue_id, x.contact_id): x for x in d.legs}
     legs.update(((x.queue_id, x.contact_id), x) for x in changes.legs)
     for key in changes.legs_gone:
@@ -120,4 +133,44 @@ def merged(d: QueueSnapshot, changes: QueueSnapshot) -> QueueSnapshot:
     changes.legs = list(legs.values())
     changes.agent_totals = {**d.agent_totals, **changes.agent_totals}
     changes.legs_gone = []
+    if changes.queues_changed is not None:
+        queues = set(changes.queues_changed)
+        changes.intervals = _over(d.intervals, changes.intervals, queues, lambda x: (x.queue_id, x.channel, x.start))
+        changes.rollups = _over(
+            d.rollups, changes.rollups, queues, lambda x: (x.queue_id, x.channel, x.window, x.start)
+        )
+        changes.forecasts = _over(
+            d.forecasts,
+            changes.forecasts,
+            set(changes.forecasts_changed),
+            lambda x: (x.queue_id, x.channel, x.start),
+        )
+        changes.totals = _over(d.totals, changes.totals, queues, lambda x: (x.queue_id, x.channel))
+        changes.last_final = _over(d.last_final, changes.last_final, queues, lambda x: (x.queue_id, x.channel))
+        changes.clocks = {**d.clocks, **changes.clocks}
+        offers = {(x.queue_id, x.contact_id, x.offer_id): x for x in d.offers}
+        offers.update(((x.queue_id, x.contact_id, x.offer_id), x) for x in changes.offers)
+        for gone in changes.offers_gone:
+            offers.pop(gone, None)
+        changes.offers = list(offers.values())
+        changes.queues_changed, changes.forecasts_changed, changes.offers_gone = None, [], []
     return changes
+
+
+E = TypeVar("E", StoredInterval, StoredRollup, StoredForecast, StoredTotal, StoredFinal)
+
+
+def _over(
+    held: list[E], changed: list[E], queues: set[tuple[str, str]], key: Callable[[E], tuple[object, ...]]
+) -> list[E]:
+    """The entries of `changed` over those of `held` for the queues and channels in `queues` (every entry of theirs
+    `changed` does not hold is gone), in the order the state holds them: each where it was, the new ones after."""
+    new = {key(x): x for x in changed}
+    out = []
+    for x in held:
+        if (x.queue_id, x.channel) not in queues:
+            out.append(x)
+        elif (replacement := new.pop(key(x), None)) is not None:
+            out.append(replacement)
+    out.extend(new.values())
+    return out

@@ -130,6 +130,13 @@ class QueueState:
         # since the last `snapshot` or `changes`: legs changed or gone (None: too many to list), agents counted
         self._changed_legs: set[tuple[str, str]] | None = set()
         self._changed_agents: set[str] = set()
+        # queues and channels whose intervals, hours and days, totals or newest final changed since, the
+        # queues whose clock moved, and the offers changed or gone: a checkpoint of changes holds these alone
+        self._changed_queues: set[tuple[str, str]] = set()
+        self._forecast_queues: set[tuple[str, str]] = set()  # and whose forecasts changed (a day's come at once)
+        self._clocked: set[str] = set()
+        # in the order changed, so that new ones are in the order `offers` has them
+        self._changed_offers: dict[tuple[str, str, str], None] = {}
         self._thresholds: dict[tuple[str, str], Measure] = {}  # (queue, channel) -> how it is measured
         # callbacks known to their lifecycle (a promise or a `callback.*` event): (queue, contact) -> callback
         self.callbacks: dict[tuple[str, str], cbk.Callback] = {}
@@ -160,6 +167,7 @@ class QueueState:
     def _observe(self, queue_id: str, t: int) -> None:
         if t > self.clocks.get(queue_id, NO_TIME):
             self.clocks[queue_id] = t
+            self._clocked.add(queue_id)
         if t > self.watermark:
             self.watermark = t
 
@@ -371,6 +379,7 @@ class QueueState:
             return LATE
         _seen(offer, e.event_id, t)
         self.offers[key] = offer
+        self._changed_offers[key] = None
         if increments:
             self._add(e.queue_id, e.channel, [(start, name, n, offer.agent_id) for start, name, n in increments])
         self._observe(e.queue_id, t)
@@ -383,11 +392,13 @@ class QueueState:
             if offer.complete:
                 if self.is_final(offer.queue_id, offer.channel, interval_start(offer.last_seen, self.interval_ms)):
                     del self.offers[key]
+                    self._changed_offers[key] = None
             elif offer.first_seen + self.contact_timeout <= self.clock(offer.queue_id):
                 reason = "offer_no_outcome" if offer.ringing_at is not None else "offer_no_ringing"
                 k = (offer.queue_id, offer.channel, reason)
                 self.expired[k] = self.expired.get(k, 0) + 1
                 del self.offers[key]
+                self._changed_offers[key] = None
 
     def _settle_callbacks(self) -> None:
         """Forget callbacks that are done and can change nothing (the interval of their newest event is final, so
@@ -456,10 +467,12 @@ class QueueState:
     def _forecast(self, e: ev.ForecastPublished, t: int, start: int) -> str | None:
         if not self._forecasts.put(e.queue_id, e.channel, start, Forecast(t, e.offered, e.aht_seconds, e.source)):
             return DUPLICATE
+        self._forecast_queues.add((e.queue_id, e.channel))
         self._observe(e.queue_id, t)
         return None
 
     def _add(self, queue_id: str, channel: str, increments: list[Increment]) -> None:
+        self._changed_queues.add((queue_id, channel))
         total = self.totals.get((queue_id, channel))
         if total is None:
             total = self.totals[(queue_id, channel)] = QueueCounts()
@@ -527,6 +540,8 @@ class QueueState:
             if not self._closable(q, ch, start):
                 continue
             ivl = self.intervals.pop((q, ch, start))
+            self._changed_queues.add((q, ch))
+            self._forecast_queues.add((q, ch))  # its forecast goes with its final record
             ivl.revision = next_revision(ivl.revision, self.offset)
             final = self._final(q, ch, start, ivl.revision, ivl.counts, ivl.agents)
             self._fold(ivl, final)
@@ -551,6 +566,8 @@ class QueueState:
                 self._forget(key)
         if self._changed_legs is not None and len(self._changed_legs) > 4096 + 2 * len(self.legs):
             self._changed_legs = None  # nothing takes checkpoints (a replay, say): do not keep listing
+        if self._changed_legs is None:
+            self._changed_offers.clear()  # the same: a whole checkpoint comes next
         return finals
 
     def _forget(self, key: tuple[str, str]) -> None:
@@ -578,6 +595,8 @@ class QueueState:
         (Call after the open intervals are closed: one still open is not closable.)"""
         out, blocked = [], []
         for start, q, ch in self._forecasts.due(self.watermark - self.interval_ms - self.allowed_lateness):
+            self._changed_queues.add((q, ch))
+            self._forecast_queues.add((q, ch))
             if not self._closable(q, ch, start):
                 blocked.append((start, q, ch))  # a contact that arrived in it or earlier still waits
                 continue
@@ -592,8 +611,10 @@ class QueueState:
         An hour or day is final once it has ended by the allowed lateness, no interval of it is still open and
         no contact that arrived in it still waits: then every interval in it is final too.
         """
-        finals = self._rollups.finals(self._closed_upto, self.intervals, self.offset)
-        return finals + self._rollups.provisional(wall_now, every, self.offset, self.intervals)
+        out = self._rollups.finals(self._closed_upto, self.intervals, self.offset)
+        out += self._rollups.provisional(wall_now, every, self.offset, self.intervals)
+        self._changed_queues.update((u.queue_id, u.channel) for u in out)  # an hour or day changes when published
+        return out
 
     def _closed_upto(self, queue_id: str, channel: str, end: int) -> bool:
         """Nothing before `end` can change any more: the queue's clock is past it by the allowed lateness, and no
@@ -624,6 +645,7 @@ class QueueState:
         out = []
         for (q, ch, start), ivl in self.intervals.items():
             if due_for_revision(ivl, wall_now, every, self.offset):
+                self._changed_queues.add((q, ch))
                 out.append(
                     IntervalUpdate(
                         q,
@@ -661,28 +683,53 @@ class QueueState:
 
     def snapshot(self) -> bytes:
         """The whole state (resets what `changes` reports)."""
-        self._changed_legs, self._changed_agents = set(), set()
+        self._reset_changes()
         return CODEC.encode(self._document(list(self.legs.values()), None))
+
+    def _reset_changes(self) -> None:
+        self._changed_legs, self._changed_agents = set(), set()
+        self._changed_queues, self._forecast_queues, self._clocked = set(), set(), set()
+        self._changed_offers = {}
 
     def changes(self) -> bytes | None:
         """What changed since the last `snapshot` or `changes` (None: too much to tell; take a snapshot): the legs
-        changed or gone, and of the per-agent counts only the agents counted since; the rest whole (open
-        intervals and rollups, totals: a few dozen entries). `restore(snapshot, [changes, ...])` gives the state
-        back."""
-        legs, agents = self._changed_legs, self._changed_agents
+        and offers changed or gone, the per-agent counts of the agents counted since, of the open intervals, hours
+        and days, totals and newest finals those of the queues and channels that changed, their forecasts those of
+        the queues and channels whose forecasts changed, and the clocks that moved; the callbacks and expiry counts whole (a few hundred entries at most). What a
+        checkpoint of changes costs follows what changed, not the number of queues or agents.
+        `restore(snapshot, [changes, ...])` gives the state back."""
+        legs = self._changed_legs
         if legs is None:
             return None
-        self._changed_legs, self._changed_agents = set(), set()
+        agents, queues, forecasts = self._changed_agents, self._changed_queues, self._forecast_queues
+        clocked, offers = self._clocked, self._changed_offers
+        self._reset_changes()
         held = [self.legs[k] for k in legs if k in self.legs]
-        document = self._document(held, agents)
+        document = self._document(held, agents, queues, forecasts)
         document.legs_gone = [k for k in legs if k not in self.legs]
+        document.clocks = {q: c for q, c in self.clocks.items() if q in clocked}
+        document.offers = [self.offers[k] for k in offers if k in self.offers]
+        document.offers_gone = [k for k in offers if k not in self.offers]
+        document.queues_changed = sorted(queues)
+        document.forecasts_changed = sorted(forecasts)
         return CODEC.encode(document)
 
-    def _document(self, legs: list[Leg], agents: set[str] | None) -> QueueSnapshot:
-        """The stored form: every agent's counts, or only those of `agents`."""
+    def _document(
+        self,
+        legs: list[Leg],
+        agents: set[str] | None,
+        queues: set[tuple[str, str]] | None = None,
+        forecasts: set[tuple[str, str]] | None = None,
+    ) -> QueueSnapshot:
+        """The stored form: every agent's counts, or only those of `agents`; every queue's and channel's intervals,
+        hours and days, totals and newest final, or only those of `queues`; every forecast, or those of
+        `forecasts`."""
 
         def of(counts: dict[str, QueueCounts]) -> dict[str, QueueCounts]:
             return counts if agents is None else {a: counts[a] for a in agents if a in counts}
+
+        def kept(q: str, ch: str) -> bool:
+            return queues is None or (q, ch) in queues
 
         return QueueSnapshot(
             watermark=self.watermark,
@@ -695,16 +742,18 @@ class QueueState:
                     q, ch, s, i.counts, i.revision, i.changed, i.published_at, of(i.agents), sorted(i.event_ids)
                 )
                 for (q, ch, s), i in self.intervals.items()
+                if kept(q, ch)
             ],
-            forecasts=[StoredForecast(q, ch, s, f) for q, ch, s, f in self._forecasts.items()],
-            totals=[StoredTotal(q, ch, c) for (q, ch), c in self.totals.items()],
+            forecasts=[StoredForecast(q, ch, s, f) for q, ch, s, f in self._forecasts.items(forecasts)],
+            totals=[StoredTotal(q, ch, c) for (q, ch), c in self.totals.items() if kept(q, ch)],
             agent_totals=of(self.agent_totals),
-            last_final=[StoredFinal(q, ch, start, c) for (q, ch), (start, c) in self.last_final.items()],
+            last_final=[StoredFinal(q, ch, start, c) for (q, ch), (start, c) in self.last_final.items() if kept(q, ch)],
             rollups=[
                 StoredRollup(
                     q, ch, w, s, end, r.counts, r.revision, r.changed, r.published_at, of(r.agents), dict(r.causes)
                 )
                 for (q, ch, w, s), (end, r) in self.rollups.items()
+                if kept(q, ch)
             ],
             expired=[StoredExpired(q, ch, reason, n) for (q, ch, reason), n in self.expired.items()],
             callbacks=list(self.callbacks.values()),
@@ -745,6 +794,6 @@ class QueueState:
         for leg in self.legs.values():
             self._track_waiting(leg)
         self._next_expiry, self._closable_upto = NO_TIME, None
-        self._changed_legs, self._changed_agents = set(), set()
+        self._reset_changes()
         for (q, ch, s), ivl in self.intervals.items():
             ivl.rollups = self._rollups.of(q, ch, s)

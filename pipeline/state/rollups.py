@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from pipeline.core.settings import QueueSettings
 from pipeline.core.time import due_for_revision, local_bounds, next_revision
 from pipeline.kpis.counts import IntervalUpdate, QueueCounts, Window
-from pipeline.state.intervals import OpenInterval, add_agents, copied
+from pipeline.state.intervals import OpenInterval, add_agents
 
 ROLLUPS: tuple[Window, ...] = ("hour", "day")  # the windows summed from the intervals
 RollupKey = tuple[str, str, Window, int]  # queue, channel, window, start ms
@@ -80,13 +80,28 @@ class Rollups:
     ) -> list[IntervalUpdate]:
         """Open hours and days that changed `every` seconds ago, with the open intervals in them added."""
         out = []
+        by_queue: dict[tuple[str, str], list[tuple[int, OpenInterval]]] | None = None
         for (q, ch, window, start), (end, roll) in self.open.items():
             if due_for_revision(roll, wall_now, every, offset):
-                counts, agents = roll.counts.copy(), copied(roll.agents)
-                for (iq, ich, s), ivl in intervals.items():  # open ones: added when final
-                    if iq == q and ich == ch and start <= s < end:
+                if by_queue is None:  # once per call: each due hour or day reads its own queue's intervals only
+                    by_queue = {}
+                    for (iq, ich, s), ivl in intervals.items():
+                        by_queue.setdefault((iq, ich), []).append((s, ivl))
+                # the day's agents shared, copied only where an open interval adds to them: a day's provisional
+                # update is made many times, and the record is built from it at once (nothing keeps it)
+                counts, agents = roll.counts.copy(), dict(roll.agents)
+                own: set[str] = set()
+                for s, ivl in by_queue.get((q, ch), ()):  # open ones: added when final
+                    if start <= s < end:
                         counts.add(ivl.counts)
-                        add_agents(agents, ivl.agents)
+                        for a, c in ivl.agents.items():
+                            if a not in own:
+                                own.add(a)
+                                held = agents.get(a)
+                                agents[a] = c.copy() if held is None else held.copy()
+                                if held is None:
+                                    continue
+                            agents[a].add(c)
                 out.append(
                     self._update((q, ch, window, start), end, roll.revision, False, counts, agents, dict(roll.causes))
                 )
