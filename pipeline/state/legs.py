@@ -99,7 +99,7 @@ def clamp(leg: Leg, skew: int) -> str | None:
 
 def record(leg: Leg, e: ev.ContactEvent, t: int) -> bool:
     """Write the event's fact into the leg; False when it contradicts what the leg already knows."""
-    gone = leg.abandoned_at is not None or leg.flowed_out_at is not None or leg.callback_at is not None  # left
+    gone = leg.left_at is not None
     match e:  # the cases are tried in order: a chat's messages, the most frequent events of a chat center, first
         case ev.ChatMessage():
             if len(leg.customer_messages) + len(leg.agent_messages) >= MAX_CHAT_MESSAGES:
