@@ -32,7 +32,7 @@ final is *late*: it is counted and reported, never applied.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -251,12 +251,8 @@ class QueueState:
         increments = contribution(leg, newly_offered, threshold, short, self.wait_bounds_ms, length, business)
         if increments is None:
             return IMPOSSIBLE
-        checked = None
-        for start, _, _, _ in increments:  # an event's increments share one or two starts, mostly in a row
-            if start != checked:
-                if start <= horizon and self.is_final(leg.queue_id, leg.channel, start):
-                    return LATE
-                checked = start
+        if self._any_final(leg.queue_id, leg.channel, increments, horizon):
+            return LATE
         leg.event_ids = [*leg.event_ids, e.event_id]
         leg.first_seen = min(leg.first_seen, t)
         leg.last_seen = max(leg.last_seen, t)
@@ -341,12 +337,16 @@ class QueueState:
             self._count_callback(key, cb, increments)
         return result
 
-    def _any_final(self, queue_id: str, channel: str, increments: list[tuple[int, str, int]]) -> bool:
-        """Whether an interval the increments (of a callback or an offer) count in is final."""
+    def _any_final(
+        self, queue_id: str, channel: str, increments: Iterable[Sequence[Any]], horizon: int = FAR_FUTURE
+    ) -> bool:
+        """Whether an interval the increments (of a leg, a callback or an offer) count in is final; those starting
+        after `horizon` are open without asking (`_apply_leg` knows it once per event)."""
         checked = None
-        for start, _, _ in increments:  # one or two starts, in a row
+        for increment in increments:  # an event's increments share one or two starts, mostly in a row
+            start = increment[0]
             if start != checked:
-                if self._closable(queue_id, channel, start):
+                if start <= horizon and self._closable(queue_id, channel, start):
                     return True
                 checked = start
         return False
@@ -695,8 +695,9 @@ class QueueState:
         """What changed since the last `snapshot` or `changes` (None: too much to tell; take a snapshot): the legs
         and offers changed or gone, the per-agent counts of the agents counted since, of the open intervals, hours
         and days, totals and newest finals those of the queues and channels that changed, their forecasts those of
-        the queues and channels whose forecasts changed, and the clocks that moved; the callbacks and expiry counts whole (a few hundred entries at most). What a
-        checkpoint of changes costs follows what changed, not the number of queues or agents.
+        the queues and channels whose forecasts changed, and the clocks that moved; the callbacks and expiry counts
+        whole (a few hundred entries at most). What a checkpoint of changes costs follows what changed, not the
+        number of queues or agents.
         `restore(snapshot, [changes, ...])` gives the state back."""
         legs = self._changed_legs
         if legs is None:
