@@ -508,3 +508,18 @@ def test_main_simulate_takes_the_offer_shares(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         main_simulate([*argv, "--offer-missed-share", "1"])
     assert "their sum below 1" in capsys.readouterr().err
+
+
+def test_an_agent_serves_at_most_a_routing_profiles_queues() -> None:
+    """Generalists of a center with hundreds of queues serve 50 of them, Amazon Connect's default quota of queues
+    per routing profile ("Connect Customer service quotas"), not every queue of their channel."""
+    from pipeline.tools.bench import center
+    from pipeline.tools.simulate.center import MAX_SKILLS
+
+    config = center(400, 0.5, queues=300)
+    logins = [e for e in simulate(config, 7) if isinstance(e, AgentLoggedIn)]
+    served = Counter(len(set(e.queue_ids)) for e in logins)
+    voice_queues = sum(1 for q in config.queues if q.channel == "voice")
+    assert voice_queues > MAX_SKILLS  # the cap can bind
+    assert max(served) == MAX_SKILLS  # the generalists: capped, and there are some
+    assert served[1] > 0 and served[2] > 0  # most agents: one or two

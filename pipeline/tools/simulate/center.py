@@ -57,6 +57,9 @@ from pipeline.tools.simulate.roster import Session, agent_sessions, chat_agents
 BATCH_EVENTS = 1000  # the simulation runs about this many events ahead of the consumer
 SURVEY_PROB = 0.25  # handled contacts whose customer answers the post-contact survey
 SURVEY_SCORES = ((1, 0.05), (2, 0.07), (3, 0.13), (4, 0.35), (5, 0.40))
+# Queues one agent serves at most, as Amazon Connect's routing profile allows by default ("the quota of 50 queues per
+# routing profile per instance", Amazon Connect service quotas): a generalist of a 1,000-queue center is not in all.
+MAX_SKILLS = 50
 CALLBACK_SHARE = 0.2  # impatient voice callers who ask for a callback rather than abandon
 # A callback's lifecycle (its own random stream: the rest of the day is unchanged): promised within half an hour,
 # first dialled 1 to 40 minutes after the request (so some late), each attempt reaching the customer with
@@ -647,8 +650,11 @@ class _Center:
             queues, primaries, rosters = plans[channel]
             primary = primaries.pop()
             others = [q for q in queues if q is not primary]
-            extra = rng.random()  # most agents have one or two skills, some all of their channel
-            skills = [primary] + (others if extra < 0.15 else rng.sample(others, 1) if extra < 0.5 and others else [])
+            extra = rng.random()  # most agents have one or two skills, some all of their channel (up to a profile's)
+            if extra < 0.15:
+                skills = [primary] + (others if len(others) < MAX_SKILLS else rng.sample(others, MAX_SKILLS - 1))
+            else:
+                skills = [primary] + (rng.sample(others, 1) if extra < 0.5 and others else [])
             capacity = config.chat_concurrency if channel == "chat" else 1
             agent = _Agent(f"agent-{index + 1:0{width}d}", channel, skills, capacity)
             staff.append((agent, [self._session(session, rng) for session in rosters.pop()]))
