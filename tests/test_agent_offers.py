@@ -80,11 +80,14 @@ def test_series_and_records_per_queue_and_per_agent_equal_the_batch():
             events.append(E.offered(at, queue, contact))
         else:
             events.append(E.offer(at, kind, offer, agent, queue, contact))
+            if kind == "accepted":
+                events.append(E.answered(at, queue, contact, agent=agent))
     events.sort(key=lambda e: e.time)
+    events.append(E.heartbeat(900 + 120))  # the interval final: its record lists the agents
     stats = PipelineStats()
     p = ContactProcessor(load_settings(broker_url="x:1", partitions=1), QueueConfig(), stats)
     out = p.process(
-        [Message("cc.contact-events", 0, i, e.queue_id.encode(), ev.encode(e)) for i, e in enumerate(events)],
+        [Message("cc.contact-events", 0, i, b"k", ev.encode(e)) for i, e in enumerate(events)],
         lambda part: None,
     )
     per_agent: dict = {}
@@ -104,7 +107,7 @@ def test_series_and_records_per_queue_and_per_agent_equal_the_batch():
         assert m[("cc_agent_offers_missed_total", (("agent", agent),))] == c.agent_offers_missed
         assert m[("cc_agent_offers_rejected_total", (("agent", agent),))] == c.agent_offers_rejected
         assert m[("cc_agent_offer_ring_seconds_total", (("agent", agent),))] == c.agent_offer_ring_ms / 1000
-    sales = next(r for r in out.records if r.queue_id == "sales" and r.window == "interval")
+    sales = next(r for r in out.records if r.queue_id == "sales" and r.window == "interval" and r.final)
     expected = intervals[("sales", "voice", sales.interval_start.timestamp() * 1000)]
     assert (sales.agent_offers, sales.agent_offers_missed, sales.agent_offers_rejected) == (3, 1, 1)
     assert sales.offers_per_answer == RATIO["offers_per_answer"].value(expected) == 3

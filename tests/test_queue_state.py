@@ -869,3 +869,23 @@ def test_changes_after_one_queue_moved_hold_that_queue_alone():
     r = make_state()
     r.restore(whole, [changes, more, last])
     assert stored_form(r) == stored_form(s) and not r.forecasts and not r.intervals
+
+
+def test_per_agent_handling_is_in_final_updates_only():
+    """Provisional interval, hour and day updates carry no per-agent counts (a queue's provisional day would copy
+    every agent who handled it, every few seconds); the final ones carry every agent's."""
+    E = Events()
+    s = make_state()
+    feed(s, [E.offered(10, contact="c1"), E.answered(15, contact="c1"), E.ended(60, contact="c1")])
+    feed(s, [E.acw_ended(70, contact="c1"), E.offered(20, contact="c2")])
+    feed(s, [E.answered(30, contact="c2", agent="a2"), E.ended(90, contact="c2", agent="a2")])
+    feed(s, [E.acw_ended(95, contact="c2", agent="a2")])
+    provisional = s.provisional(wall_now=100.0, every=0) + s.rollup_updates(wall_now=100.0, every=0)
+    assert sorted(u.window for u in provisional) == ["day", "hour", "interval"]
+    assert all(not u.final and u.agents == {} and u.counts.answered == 2 for u in provisional)
+    s.observe_time(FAR)
+    finals = s.advance() + s.rollup_updates(wall_now=200.0, every=0)
+    assert sorted(u.window for u in finals) == ["day", "hour", "interval"]
+    for u in finals:
+        assert u.final and sorted(u.agents) == ["a1", "a2"]
+        assert {a: c.handled for a, c in u.agents.items()} == {"a1": 1, "a2": 1}

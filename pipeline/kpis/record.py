@@ -182,7 +182,15 @@ class KpiRecord(Handling, frozen=True, kw_only=True):
     average_time_to_abandon_seconds: Average
     abandon_rate: Ratio
     abandon_rate_without_short: Ratio
-    agents: Annotated[list[AgentHandling], Meta(description="Handling per agent (completion interval).")]
+    agents: Annotated[
+        list[AgentHandling],
+        Meta(
+            description=(
+                "Handling per agent (completion interval), in final records; empty in provisional ones (a queue's "
+                "provisional day would list every agent who handled it, every few seconds)."
+            )
+        ),
+    ]
     # quality
     surveys: int
     survey_score_sum: int

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pipeline.kpis.counts import QueueCounts
@@ -28,21 +27,3 @@ def add_agents(into: dict[str, QueueCounts], agents: dict[str, QueueCounts]) -> 
             into[a] = c.copy()
         else:
             mine.add(c)
-
-
-def with_agents(held: dict[str, QueueCounts], adds: Iterable[dict[str, QueueCounts]]) -> dict[str, QueueCounts]:
-    """`held` with `adds` added, in a new dict that shares `held`'s counts of the agents nothing adds to and copies
-    only the others: `held` stays as it was."""
-    out = dict(held)
-    own: set[str] = set()  # agents whose counts in `out` are this call's
-    for agents in adds:
-        for a in agents:
-            if a not in own and a in out:
-                out[a] = out[a].copy()
-            own.add(a)
-        add_agents(out, agents)
-    return out
-
-
-def copied(agents: dict[str, QueueCounts]) -> dict[str, QueueCounts]:
-    return {a: c.copy() for a, c in agents.items()}

@@ -45,7 +45,7 @@ from pipeline.kpis.reporting.causes import worker_miss
 from pipeline.state import callbacks as cbk
 from pipeline.state import offers as ofr
 from pipeline.state.forecasts import Forecasts
-from pipeline.state.intervals import OpenInterval, copied
+from pipeline.state.intervals import OpenInterval
 from pipeline.state.legs import CLAMPS, Increment, Leg, chat_figures, clamp, contribution, expires_at, record
 from pipeline.state.queue_checkpoint import (
     CODEC,
@@ -655,7 +655,7 @@ class QueueState:
                         False,
                         ivl.counts.copy(),
                         self.rules(q, ch),
-                        copied(ivl.agents),
+                        {},  # per agent in the final record only (see `KpiRecord.agents`)
                         self.forecast(q, ch, start),
                     )
                 )

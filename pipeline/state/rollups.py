@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from pipeline.core.settings import QueueSettings
 from pipeline.core.time import due_for_revision, local_bounds, next_revision
 from pipeline.kpis.counts import IntervalUpdate, QueueCounts, Window
-from pipeline.state.intervals import OpenInterval, add_agents, with_agents
+from pipeline.state.intervals import OpenInterval, add_agents
 
 ROLLUPS: tuple[Window, ...] = ("hour", "day")  # the windows summed from the intervals
 RollupKey = tuple[str, str, Window, int]  # queue, channel, window, start ms
@@ -87,15 +87,13 @@ class Rollups:
                     by_queue = {}
                     for (iq, ich, s), ivl in intervals.items():
                         by_queue.setdefault((iq, ich), []).append((s, ivl))
-                # the day's agents shared, copied only where an open interval adds to them: a day's provisional
-                # update is made many times, and the record is built from it at once (nothing keeps it)
                 counts = roll.counts.copy()
-                inside = [ivl for s, ivl in by_queue.get((q, ch), ()) if start <= s < end]  # open: added when final
-                for ivl in inside:
-                    counts.add(ivl.counts)
-                agents = with_agents(roll.agents, (ivl.agents for ivl in inside))
+                for s, ivl in by_queue.get((q, ch), ()):
+                    if start <= s < end:  # open: added when final
+                        counts.add(ivl.counts)
+                # per agent in the final record only (see `KpiRecord.agents`)
                 out.append(
-                    self._update((q, ch, window, start), end, roll.revision, False, counts, agents, dict(roll.causes))
+                    self._update((q, ch, window, start), end, roll.revision, False, counts, {}, dict(roll.causes))
                 )
         return out
 
