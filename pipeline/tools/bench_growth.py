@@ -20,6 +20,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.core.settings import Settings
 
 DEFAULT_SIZES = "1000x50,5000x200,20000x1000,5000x50,5000x1000"
@@ -70,26 +72,11 @@ def fit(points: list[tuple[int, int, float]]) -> Fit | None:
     agents_vary = len({a for a, _, _ in points}) > 1
     queues_vary = len({q for _, q, _ in points}) > 1
     rows = [[1.0] + ([a / 1000] if agents_vary else []) + ([q / 100] if queues_vary else []) for a, q, _ in points]
-    ys = [y for _, _, y in points]
-    k = len(rows[0])
-    if len(points) < k:
-        return None
-    # The normal equations (X'X) b = X'y, solved by Gaussian elimination with partial pivoting.
-    m = [
-        [sum(r[i] * r[j] for r in rows) for j in range(k)] + [sum(r[i] * y for r, y in zip(rows, ys, strict=True))]
-        for i in range(k)
-    ]
-    for col in range(k):
-        pivot = max(range(col, k), key=lambda r: abs(m[r][col]))
-        if abs(m[pivot][col]) < 1e-9 * max(1.0, max(abs(x) for x in m[pivot][:k])):
-            return None  # singular: the sizes do not tell the variables apart
-        m[col], m[pivot] = m[pivot], m[col]
-        for r in range(k):
-            if r != col:
-                factor = m[r][col] / m[col][col]
-                m[r] = [x - factor * y for x, y in zip(m[r], m[col], strict=True)]
-    beta = [m[i][k] / m[i][i] for i in range(k)]
-    residual = max(abs(y - sum(b * x for b, x in zip(beta, r, strict=True))) for r, y in zip(rows, ys, strict=True))
+    x, y = np.array(rows), np.array([v for _, _, v in points])
+    if len(points) < x.shape[1] or np.linalg.matrix_rank(x) < x.shape[1]:
+        return None  # too few sizes, or sizes that do not tell the variables apart
+    beta = [float(b) for b in np.linalg.lstsq(x, y, rcond=None)[0]]
+    residual = float(np.max(np.abs(y - x @ beta)))
     slopes = iter(beta[1:])
     return Fit(
         intercept=beta[0],
