@@ -26,7 +26,7 @@ from pipeline.contract import events as ev
 from pipeline.core.settings import Settings, load_settings
 from pipeline.runtime.broker import ensure_topics, free_port
 from pipeline.tools.bench import achieved_per_message, center, events_of, preload, run_rate
-from pipeline.tools.bench_growth import Fit, fit, sizes
+from pipeline.tools.bench_growth import Fit, fit, scraped, sizes
 from pipeline.tools.bench_peer import not_available
 from pipeline.tools.bench_scale import cpu_seconds, formed, machine_busy_seconds, projection, worker_counts
 from pipeline.tools.replay import _get
@@ -502,3 +502,10 @@ def test_the_growth_fit_recovers_a_linear_cost_and_refuses_what_it_cannot_tell_a
 def test_growth_sizes_are_refused_with_an_example(text):
     with pytest.raises(Exception, match="AGENTSxQUEUES, e.g. 5000x200"):
         sizes(text)
+
+
+def test_a_failed_end_of_run_scrape_is_a_figure_not_a_crash():
+    """A 20,000-agent day's /metrics page outlived the 5 s a scrape had: the run's other figures were lost."""
+    assert scraped({"scrape_seconds": 1.25, "scrapes_failed": 0}) == 1.25
+    assert scraped({"scrape_seconds": 1.25, "scrapes_failed": 2}) == "1.25 (2 of 5 failed)"
+    assert scraped({"scrape_seconds": None, "scrapes_failed": 5}) == "every scrape failed (5)"

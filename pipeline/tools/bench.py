@@ -835,10 +835,15 @@ def day_through_worker(
             settings.checkpoint_seconds + 1,
         )
         before_scrapes = max(rss.mb_over(started, time.monotonic()), default=0.0)
-        scrapes = []
+        scrapes: list[float] = []
+        text = ""
         for _ in range(5):
             asked = time.monotonic()
-            text = _get(f"{base_url}/metrics").decode()
+            try:  # Prometheus's own limit is its scrape_timeout (10 s by default): a slower page is a finding
+                text = _get(f"{base_url}/metrics", timeout=SCRAPE_TIMEOUT).decode()
+            except OSError as exc:
+                _say(f"{name}: a /metrics scrape failed after {time.monotonic() - asked:.1f} s ({exc}): not timed")
+                continue
             scrapes.append(time.monotonic() - asked)
         end_rss = (proc_status_kb(worker.pid, "VmRSS") or 0) / 1024
         peak = rss.peak_mb()
@@ -851,7 +856,8 @@ def day_through_worker(
         "peak_rss_mb": peak,
         "rss_mb_after": end_rss,
         "peak_rss_mb_before_scrapes": before_scrapes,
-        "scrape_seconds": percentile(scrapes, 0.5),
+        "scrape_seconds": percentile(scrapes, 0.5) if scrapes else None,
+        "scrapes_failed": 5 - len(scrapes),
         "series": _series(text),
         "exposition_bytes": len(text),
         "checkpoints": checkpoints.get("cc_pipeline_checkpoints_total", 0.0),
@@ -860,6 +866,7 @@ def day_through_worker(
 
 
 CHECKPOINT_COUNTERS = ("cc_pipeline_checkpoints_total", "cc_pipeline_checkpoint_bytes_total")
+SCRAPE_TIMEOUT = 120.0  # seconds a full /metrics scrape at the end of a memory or growth run may take
 
 
 def _settled(url: str, quiet: float, timeout: float = 60) -> dict[str, float]:
@@ -1185,7 +1192,7 @@ def figures(results: dict) -> list[dict]:
         row(
             "worker peak resident memory before the five full /metrics scrapes", mem["peak_rss_mb_before_scrapes"], "MB"
         )
-        row(f"/metrics scrape with {mem['queues']} queues ({mem['series']:,} series)", mem["scrape_seconds"], "s")
+        row(f"/metrics scrape with {mem['queues']} queues ({mem['series']:,} series)", bench_growth.scraped(mem), "s")
     if results.get("growth"):
         bench_growth.figure_rows(results["growth"], row)
     rep = results.get("replay")

@@ -128,6 +128,14 @@ def growth(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path)
     }
 
 
+def scraped(run: dict) -> float | str:
+    """A run's median /metrics scrape, or how many of its scrapes failed."""
+    failed = run.get("scrapes_failed", 0)
+    if run["scrape_seconds"] is None:
+        return f"every scrape failed ({failed})"
+    return run["scrape_seconds"] if not failed else f"{run['scrape_seconds']:.2f} ({failed} of 5 failed)"
+
+
 def figure_rows(result: dict, row) -> None:  # noqa: ANN001 (bench.figures' row function)
     """The phase's rows in the benchmark's table."""
     runs = result["runs"]
@@ -143,6 +151,7 @@ def figure_rows(result: dict, row) -> None:  # noqa: ANN001 (bench.figures' row 
             r["peak_rss_mb"] <= MEMORY_TARGET_MB if target else None,
         )
         row(f"growth: checkpoint bytes written, {what}", r["checkpoint_bytes"] / 1e6, "MB")
+        row(f"growth: full /metrics scrape at the end ({r['series']:,} series), median", scraped(r), "s")
     for name, key in (
         ("worker peak resident memory", "peak_rss_mb_fit"),
         ("checkpoint bytes written", "checkpoint_mb_fit"),

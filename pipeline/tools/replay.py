@@ -148,8 +148,8 @@ async def _produce(
     )
 
 
-def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (loopback only)
+def _get(url: str, timeout: float = 5) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback only)
         return resp.read()
 
 
