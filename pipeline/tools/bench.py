@@ -814,7 +814,7 @@ def day_through_worker(
     seed: int,
 ) -> dict:
     """A simulated center's period through the worker: its peak memory, the checkpoints it wrote, and the time a
-    /metrics scrape takes at the end. The events are written as they are simulated (a 20,000-agent day is ~9
+    /metrics scrape takes at the end. The events are written as they are simulated (a 20,000-agent day is ~19
     million), then the worker reads them all and closes every interval."""
     settings, overrides = phase_settings(base, name, run_id)
     asyncio.run(ensure_topics(settings))

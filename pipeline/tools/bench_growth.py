@@ -8,7 +8,7 @@ growth per 1,000 agents and per 100 queues and the largest residual (how far fro
 
 The default sizes are the issue's three centers (1,000 agents and 50 queues, 5,000 and 200, 20,000 and 1,000)
 and two that vary the queues alone (5,000 agents with 50 and with 1,000 queues): in the three, agents and
-queues grow almost in proportion, so on their own they would split the growth between the two by the noise. Opt-in (a day of 20,000 agents is ~9
+queues grow almost in proportion, so on their own they would split the growth between the two by the noise. Opt-in (a day of 20,000 agents is ~19
 million events): `--phases growth --growth-hours 2` is a quicker look.
 """
 
@@ -93,7 +93,7 @@ def _say(text: str) -> None:
 
 def growth(base: Settings, opts: argparse.Namespace, run_id: str, log_dir: Path) -> dict:
     """The phase: one worker per size, then the fits. Each size on a fresh embedded broker (unless
-    PIPELINE_BROKER_URL names one): Tansu keeps every record in memory, and the sizes add up to ~15 million events."""
+    PIPELINE_BROKER_URL names one): Tansu keeps every record in memory, and the sizes add up to ~34 million events."""
     from pipeline.tools.bench import day_through_worker
     from pipeline.tools.run import broker_for
 
