@@ -506,6 +506,6 @@ def test_growth_sizes_are_refused_with_an_example(text):
 
 def test_a_failed_end_of_run_scrape_is_a_figure_not_a_crash():
     """A 20,000-agent day's /metrics page outlived the 5 s a scrape had: the run's other figures were lost."""
-    assert scraped({"scrape_seconds": 1.25, "scrapes_failed": 0}) == 1.25
-    assert scraped({"scrape_seconds": 1.25, "scrapes_failed": 2}) == "1.25 (2 of 5 failed)"
-    assert scraped({"scrape_seconds": None, "scrapes_failed": 5}) == "every scrape failed (5)"
+    assert scraped({"scrape_seconds": 1.25, "scrapes": 5, "scrapes_failed": 0}) == 1.25
+    assert scraped({"scrape_seconds": 1.25, "scrapes": 5, "scrapes_failed": 2}) == "1.25 (2 of 5 failed)"
+    assert scraped({"scrape_seconds": None, "scrapes": 5, "scrapes_failed": 5}) == "every scrape failed (5)"

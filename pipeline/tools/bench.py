@@ -837,7 +837,7 @@ def day_through_worker(
         before_scrapes = max(rss.mb_over(started, time.monotonic()), default=0.0)
         scrapes: list[float] = []
         text = ""
-        for _ in range(5):
+        for _ in range(SCRAPES):
             asked = time.monotonic()
             try:  # Prometheus's own limit is its scrape_timeout (10 s by default): a slower page is a finding
                 text = _get(f"{base_url}/metrics", timeout=SCRAPE_TIMEOUT).decode()
@@ -857,7 +857,8 @@ def day_through_worker(
         "rss_mb_after": end_rss,
         "peak_rss_mb_before_scrapes": before_scrapes,
         "scrape_seconds": percentile(scrapes, 0.5) if scrapes else None,
-        "scrapes_failed": 5 - len(scrapes),
+        "scrapes": SCRAPES,
+        "scrapes_failed": SCRAPES - len(scrapes),
         "series": _series(text),
         "exposition_bytes": len(text),
         "checkpoints": checkpoints.get("cc_pipeline_checkpoints_total", 0.0),
@@ -866,7 +867,8 @@ def day_through_worker(
 
 
 CHECKPOINT_COUNTERS = ("cc_pipeline_checkpoints_total", "cc_pipeline_checkpoint_bytes_total")
-SCRAPE_TIMEOUT = 120.0  # seconds a full /metrics scrape at the end of a memory or growth run may take
+SCRAPES = 5  # full /metrics scrapes timed at the end of a memory or growth run
+SCRAPE_TIMEOUT = 120.0  # seconds each may take
 
 
 def _settled(url: str, quiet: float, timeout: float = 60) -> dict[str, float]:

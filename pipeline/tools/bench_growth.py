@@ -133,7 +133,7 @@ def scraped(run: dict) -> float | str:
     failed = run.get("scrapes_failed", 0)
     if run["scrape_seconds"] is None:
         return f"every scrape failed ({failed})"
-    return run["scrape_seconds"] if not failed else f"{run['scrape_seconds']:.2f} ({failed} of 5 failed)"
+    return run["scrape_seconds"] if not failed else f"{run['scrape_seconds']:.2f} ({failed} of {run['scrapes']} failed)"
 
 
 def figure_rows(result: dict, row) -> None:  # noqa: ANN001 (bench.figures' row function)
