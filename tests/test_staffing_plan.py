@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyworkforce.queuing import ErlangC
 
 from pipeline.__main__ import main
@@ -70,6 +72,37 @@ def test_scheduled_agents_count_the_planned_share_split_between_queues():
     assert got[("s", T0 + 900)] == pytest.approx(0.25)  # A half on break, shared
     assert got[("s", T0 + 1800)] == pytest.approx(0.5)
     assert ("s", T0 + 3600) not in got
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from("ABC"),
+            st.sampled_from(["contact_handling", "break", "off"]),
+            st.integers(0, 40),  # start, in 5-minute steps from T0
+            st.integers(1, 30),  # length, in 5-minute steps
+            st.integers(1, 3),  # version
+        ),
+        max_size=12,
+    ),
+    st.integers(-2, 12),  # the window's first interval
+    st.integers(0, 6),  # its length in intervals
+)
+def test_scheduled_agents_in_a_window_are_the_whole_plans_intervals_in_it(rows, first, length):
+    """/metrics asks for the next hour only: the same figures as the whole plan's for the intervals in the window."""
+    entries = [
+        Entry(agent, activity, T0 + 300 * a, T0 + 300 * (a + n), version, f"e{i}")
+        for i, (agent, activity, a, n, version) in enumerate(rows)
+    ]
+    queues = {"A": ("s", "b"), "B": ("s",), "C": ("b", "s", "x")}
+    lo, hi = T0 + 900 * first, T0 + 900 * (first + length)
+    whole = scheduled_agents(entries, queues, 900)
+    got = scheduled_agents(entries, queues, 900, (lo, hi))
+    assert got.keys() <= {k for k in whole if lo <= k[1] < hi}
+    for key, n in whole.items():
+        if lo <= key[1] < hi:
+            assert got.get(key, 0.0) == pytest.approx(n)
 
 
 def test_the_plan_command_prints_the_days_table_and_writes_plan_records(tmp_path, capsys):

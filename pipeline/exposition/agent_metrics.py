@@ -94,22 +94,23 @@ class AgentCollector(Described):
             "cc_queue_agents_scheduled_ahead", GAUGE["cc_queue_agents_scheduled_ahead"].help, labels=["queue", "ahead"]
         )
         step = self.processor.settings.interval_seconds
+        ahead = ahead_intervals(step)
         totals: dict[tuple[str, int], float] = {}
         for state in states:
             if state.watermark == NO_TIME:
                 continue
             now = interval_start(state.watermark, step * 1000) // 1000
+            lo, hi = now + step, now + (ahead + 1) * step
             entries = [
                 Entry(agent, p.activity, p.start / 1000, p.end / 1000, p.version, p.event_id)
                 for agent, track in state.agents.items()
                 for p in track.plan
+                if p.end > lo * 1000 and p.start < hi * 1000
             ]
             queues_of = {agent: track.now.queues for agent, track in state.agents.items()}
-            planned = scheduled_agents(entries, queues_of, step)
-            for k in range(1, ahead_intervals(step) + 1):
-                for (q, start), n in planned.items():
-                    if start == now + k * step:
-                        totals[(q, k)] = totals.get((q, k), 0.0) + n
+            for (q, start), n in scheduled_agents(entries, queues_of, step, (lo, hi)).items():
+                k = (start - now) // step
+                totals[(q, k)] = totals.get((q, k), 0.0) + n
         for (q, k), n in sorted(totals.items()):
             fam.add_metric([q, str(k)], round(n, 6))
         return fam

@@ -15,6 +15,7 @@ Pure (docs/staffing.md: "The plan"). Per queue, channel and interval:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -103,20 +104,27 @@ class Entry:
 
 
 def scheduled_agents(
-    entries: Iterable[Entry], queues_of: Mapping[str, tuple[str, ...]], interval_seconds: int
+    entries: Iterable[Entry],
+    queues_of: Mapping[str, tuple[str, ...]],
+    interval_seconds: int,
+    window: tuple[float, float] | None = None,
 ) -> dict[tuple[str, int], float]:
     """(queue, interval start) -> agents planned for contact handling: each agent counts the share of the interval
     its plan gives to contact handling, split 1/k between its k queues. Where an agent's entries overlap, the
-    highest (version, event_id) holds (the contract's rule); `off` plans nothing."""
+    highest (version, event_id) holds (the contract's rule); `off` plans nothing. With `window` (start, end in
+    epoch seconds, on interval boundaries), only the intervals in it: /metrics asks for the next hour of plans
+    that span whole days, of agents that can serve 50 queues each."""
+    lo, hi = window or (-math.inf, math.inf)
     by_agent: dict[str, list[Entry]] = {}
     for e in entries:
-        by_agent.setdefault(e.agent, []).append(e)
+        if e.end > lo and e.start < hi:
+            by_agent.setdefault(e.agent, []).append(e)
     out: dict[tuple[str, int], float] = {}
     for agent, plan_ in by_agent.items():
         queues = sorted(set(queues_of.get(agent, ())))
         if not queues:
             continue
-        cuts = sorted({t for e in plan_ for t in (e.start, e.end)})
+        cuts = sorted({min(max(t, lo), hi) for e in plan_ for t in (e.start, e.end)})
         for a, b in zip(cuts, cuts[1:], strict=False):
             covering = [e for e in plan_ if e.start <= a and b <= e.end]
             if not covering:
