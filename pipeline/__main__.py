@@ -119,8 +119,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_demo(args.hours, args.speed, args.seed, args.agents, args.log_dir)
     if args.command == "replay":
+        from pipeline.core.processes import interrupt_on_sigterm
         from pipeline.tools.replay import ReplayRefused, replay
 
+        interrupt_on_sigterm()  # the broker and worker it starts stop with it
         try:
             s = replay(args.events, args.kpi_out, args.events_per_message, strict=args.strict, log_dir=args.log_dir)
         except ReplayRefused as exc:

@@ -5,8 +5,11 @@ no `cc-replay-*` folder left behind. One integration case runs an Asterisk queue
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +42,7 @@ from pipeline.tools.replay import (
 from pipeline.tools.run import worker_process
 from pipeline.tools.simulate import CenterConfig, read_jsonl, simulate
 from pipeline.tools.simulate.formats import CALLBACK_KEY, write_asterisk_queue_log
+from pipeline.tools.simulate.jsonl import write_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = (
@@ -152,3 +156,52 @@ def test_a_refused_closing_heartbeat_ends_the_wait_at_once_with_its_reason(broke
     message = str(refused.value)
     assert "closing heartbeat" in message and "future_event_time" in message
     assert REJECTION_REASONS["future_event_time"] in message
+
+
+def _started_by(marker: str) -> set[int]:
+    """Processes whose environment carries `marker`: the brokers and workers a command started (each in a process
+    group of its own, so not in the command's)."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker.encode() in (proc / "environ").read_bytes():
+                found.add(int(proc.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("command", ["replay", "bench"])
+def test_a_command_stopped_with_sigterm_stops_the_broker_and_worker_it_started(tmp_path: Path, command: str) -> None:
+    """A CI job's timeout or `kill` sends SIGTERM: the command's children must not outlive it (they held ports, GBs of
+    broker memory and the temporary folders)."""
+    events = tmp_path / "events.jsonl"
+    write_jsonl(
+        simulate(CenterConfig(agents=300, duration_hours=8.0, start=datetime(2026, 1, 5, 9, tzinfo=UTC)), 3), events
+    )
+    argv = {
+        "replay": ["replay", str(events), "--kpi-out", str(tmp_path / "kpis.jsonl")],
+        "bench": ["bench", "--phases", "throughput", "--events", "200000", "--rounds", "3"],
+    }[command]
+    marker = f"CC_SIGTERM_TEST={uuid.uuid4().hex}"
+    env = {**os.environ, "CC_SIGTERM_TEST": marker.partition("=")[2]}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while len(_started_by(marker) - {proc.pid}) < 2:  # the broker and a worker are up
+            assert proc.poll() is None, f"{command} ended before its worker started"
+            assert time.monotonic() < deadline, f"{command} never started a broker and a worker"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) != 0
+        deadline = time.monotonic() + 30
+        while _started_by(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _started_by(marker), "children left running after the command stopped"
+    finally:
+        for pid in _started_by(marker) | {proc.pid}:  # nothing left behind by a failure either
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from types import FrameType
 
 
 def spawn(argv: list[str], log_file: Path | None, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -30,3 +31,13 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM (`kill`, a CI job's timeout, systemd) stop a command as Ctrl-C does: through its `finally`
+    blocks, which stop the children it started. They run in process groups of their own, so nothing else would."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)

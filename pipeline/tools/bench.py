@@ -1475,6 +1475,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main_bench(argv: list[str]) -> int:
     opts = parser().parse_args(argv)
+    processes.interrupt_on_sigterm()
     results = bench(opts)
     results["command"] = "python -m pipeline bench " + " ".join(argv)
     print(table(results["figures"]))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -70,13 +69,6 @@ def worker_process(
             processes.stop(proc)
 
 
-def _terminate_on_sigterm() -> None:
-    def handler(signum, frame):  # noqa: ANN001
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def _busiest_hour() -> float:
     """The hour of the simulated day (0-23, on the curve's own clock) that brings the most contacts."""
     from pipeline.tools.simulate import intraday_load
@@ -109,7 +101,7 @@ def run_demo(hours: float, speed: float, seed: int, agents: int | None, log_dir:
     settings = load_settings()
     queues = QueueConfig.load(settings.queues_file)  # fail now, not in the worker, on a bad queue file
     configure_logging(settings)
-    _terminate_on_sigterm()
+    processes.interrupt_on_sigterm()
     log_dir.mkdir(parents=True, exist_ok=True)
     config = demo_center(datetime.now(UTC), hours, speed, agents)
     try:
