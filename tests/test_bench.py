@@ -509,3 +509,15 @@ def test_a_failed_end_of_run_scrape_is_a_figure_not_a_crash():
     assert scraped({"scrape_seconds": 1.25, "scrapes": 5, "scrapes_failed": 0}) == 1.25
     assert scraped({"scrape_seconds": 1.25, "scrapes": 5, "scrapes_failed": 2}) == "1.25 (2 of 5 failed)"
     assert scraped({"scrape_seconds": None, "scrapes": 5, "scrapes_failed": 5}) == "every scrape failed (5)"
+
+
+def test_the_scrape_phase_times_the_whole_exposition_and_each_collector(tmp_path):
+    out = tmp_path / "scrape.json"
+    argv = ["bench", "--phases", "scrape", "--agents", "60", "--queues", "12", "--scrape-hours", "1"]
+    assert main([*argv, "--scrape-repeats", "2", "--json", str(out)]) == 0
+    s = orjson.loads(out.read_bytes())["scrape"]
+    assert s["events"] > 1000 and s["seconds"]["min"] > 0
+    # the collectors timed alone add up to the whole page: each is on it once
+    assert sum(c["series"] for c in s["by_collector"].values()) == s["series"]
+    assert s["by_collector"]["agents"]["series"] >= 60 * 4  # time by state of every agent
+    assert s["by_collector"]["kpi queue_metrics"]["series"] >= 12  # every queue

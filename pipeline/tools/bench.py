@@ -25,6 +25,8 @@ the simulator's events, and every worker is a real child process (`pipeline.tool
   and the time a /metrics scrape takes with that many queues;
 - growth (opt-in): the memory run at several sizes of center, with the fitted growth of memory and checkpoint
   bytes per 1,000 agents and per 100 queues (pipeline/tools/bench_growth.py);
+- scrape (opt-in): one full /metrics exposition over the state of a simulated `--agents` x `--queues` center, in
+  this process, whole and per collector (pipeline/tools/bench_scrape.py);
 - replay: a simulated day of a 1,000-agent center through `pipeline.tools.replay.replay`, end to end;
 - ingest: file import (Asterisk queue_log, call-detail TSV) into JSON Lines, records per second
   (pipeline/tools/bench_ingest.py).
@@ -66,14 +68,14 @@ from pipeline.core import processes
 from pipeline.core.settings import Settings, load_settings
 from pipeline.runtime.broker import bootstrap_servers, ensure_topics, free_port
 from pipeline.runtime.kafka_security import client_options, faust_credentials
-from pipeline.tools import bench_growth, bench_peer, bench_scale, bench_webhook
+from pipeline.tools import bench_growth, bench_peer, bench_scale, bench_scrape, bench_webhook
 from pipeline.tools.replay import Rate, _get, _produce, end_progress, replay, wait_until_done
 from pipeline.tools.run import broker_for, worker_process
 
 PHASES = ("processors", "checkpoints", "throughput", "scale", "latency", "memory", "replay", "ingest", "webhook")
 # Run only when named: `--phases sinks` (pipeline/tools/bench_sinks.py), `--phases growth` (a day at 20,000 agents
-# among others: pipeline/tools/bench_growth.py).
-OPT_IN_PHASES = ("sinks", "growth")
+# among others: pipeline/tools/bench_growth.py), `--phases scrape` (pipeline/tools/bench_scrape.py).
+OPT_IN_PHASES = ("sinks", "growth", "scrape")
 PROBE_QUEUE = "bench-probe"
 EVENTS_PER_AGENT_DAY = 430  # a simulated day gives about this many events per agent (1,000 agents: ~436,000)
 
@@ -1197,6 +1199,8 @@ def figures(results: dict) -> list[dict]:
         row(f"/metrics scrape with {mem['queues']} queues ({mem['series']:,} series)", bench_growth.scraped(mem), "s")
     if results.get("growth"):
         bench_growth.figure_rows(results["growth"], row)
+    if results.get("scrape"):
+        bench_scrape.figure_rows(results["scrape"], row)
     rep = results.get("replay")
     if rep:
         row(
@@ -1345,6 +1349,8 @@ def _bench(opts: argparse.Namespace, log_dir: Path, data_dir: Path) -> dict:
         results["processors"] = processors(opts)
     if "checkpoints" in opts.phases:
         results["checkpoints"] = checkpoint_cost(opts)
+    if "scrape" in opts.phases:
+        results["scrape"] = bench_scrape.scrape(opts)
     on_broker = [
         (name, phase)
         for name, phase in (
@@ -1443,6 +1449,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-repeats", type=_at_least_one, default=5, help="repeats of the checkpoint phase")
     bench_scale.add_arguments(p)
     bench_growth.add_arguments(p)
+    bench_scrape.add_arguments(p)
     p.add_argument("--replay-agents", type=int, default=1000, help="agents of the replayed day (0: skip)")
     from pipeline.tools.bench_ingest import add_arguments
 
