@@ -7,6 +7,7 @@ sum over workers never counts a queue twice. Metric names come from the KPI cata
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import operator
 from collections.abc import Iterable, Iterator, Mapping
@@ -386,15 +387,47 @@ def build_registry(
 def exposition(registry: CollectorRegistry, names: Iterable[str] = ()) -> bytes:
     """The text exposition; with `names` (the `name[]` query parameters), only those metrics: a cheap scrape of
     a few headline series, e.g. for a fast Prometheus job on the service level beside the full scrape."""
+    return b"".join(families(registry, names))
+
+
+async def exposition_in_steps(registry: CollectorRegistry, names: Iterable[str] = ()) -> bytes:
+    """`exposition`, giving the event loop a turn after each metric family: the worker renders /metrics on its
+    loop, and a whole page of tens of thousands of agents takes seconds, in which no batch would be applied and
+    no health probe answered. The collectors hold no iteration over live state across a family."""
+    out = []
+    for text in families(registry, names):
+        out.append(text)
+        await asyncio.sleep(0)
+    return b"".join(out)
+
+
+def families(registry: CollectorRegistry, names: Iterable[str] = ()) -> Iterator[bytes]:
+    """The exposition a metric family at a time (prometheus_client's text format, family by family)."""
     names = list(names)
-    # A scrape allocates a sample (a tuple and a dict) per series and drops them all at the end; with the collector
-    # on, those allocations set off full collections of the whole state, which grows with the agents (a quarter to
-    # a third of a scrape's time at 2,000 agents, docs/performance.md). None of it forms a cycle: refcounting
-    # frees it.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return generate_latest(registry.restricted_registry(names) if names else registry)
-    finally:
-        if collecting:
-            gc.enable()
+    collected = iter((registry.restricted_registry(names) if names else registry).collect())
+    while True:
+        # A scrape allocates a sample (a tuple and a dict) per series and drops them soon after; with the collector
+        # on, those allocations set off full collections of the whole state, which grows with the agents (a quarter
+        # to a third of a scrape's time at 2,000 agents, docs/performance.md). None of it forms a cycle: refcounting
+        # frees it. Off for one family at a time, not across the loop's turns between them.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            family = next(collected, None)
+            if family is None:
+                return
+            text = generate_latest(_Family(family))
+        finally:
+            if collecting:
+                gc.enable()
+        yield text
+
+
+class _Family:
+    """One collected family, as prometheus_client's formatter takes it (anything with `collect`)."""
+
+    def __init__(self, family: Metric) -> None:
+        self.family = family
+
+    def collect(self) -> Iterable[Metric]:
+        return (self.family,)

@@ -11,7 +11,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from pipeline.core.time import NO_TIME
-from pipeline.exposition.metrics import exposition
+from pipeline.exposition.metrics import exposition_in_steps
 from pipeline.processing.fcr import FcrProcessor
 from pipeline.processing.processor import ContactProcessor, PipelineStats
 from pipeline.runtime.health import Health, HealthReport, Throughput
@@ -22,7 +22,8 @@ def add_pages(app: App, registry: CollectorRegistry, health: Health, progress: C
     @app.page("/metrics")
     async def metrics(web, request):  # noqa: ANN001
         names = request.query.getall("name[]", [])  # Prometheus' own filter: only these metrics
-        return web.bytes(exposition(registry, names), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body = await exposition_in_steps(registry, names)
+        return web.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/health/live")
     async def live(web, request):  # noqa: ANN001
