@@ -1449,7 +1449,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-repeats", type=_at_least_one, default=5, help="repeats of the checkpoint phase")
     bench_scale.add_arguments(p)
     bench_growth.add_arguments(p)
-    bench_scrape.add_arguments(p)
+    p.add_argument("--scrape-hours", type=float, default=4.0, help="simulated hours fed before the scrape phase")
+    p.add_argument("--scrape-repeats", type=_at_least_one, default=5, help="full scrapes timed by the scrape phase")
     p.add_argument("--replay-agents", type=int, default=1000, help="agents of the replayed day (0: skip)")
     from pipeline.tools.bench_ingest import add_arguments
 

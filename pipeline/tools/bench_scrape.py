@@ -1,7 +1,8 @@
 """Benchmark phase "scrape": what one full `/metrics` scrape costs the worker at a given size of center
 (`--phases scrape`).
 
-The worker renders /metrics on its event loop, so a scrape is time in which it applies nothing. This phase feeds
+The worker renders /metrics on its event loop (a family at a time, with turns for its batches between), so a scrape
+is CPU the worker does not spend applying events. This phase feeds
 `--scrape-hours` of a simulated `--agents` x `--queues` center (from 09:00) through the contact, agent and FCR
 processors in this process, as the worker applies them (no Kafka, no Faust: quick to A/B a change of the
 exposition), registers the worker's collectors, and times the whole exposition `--scrape-repeats` times, then each
@@ -33,13 +34,6 @@ from pipeline.runtime.producer import route
 from pipeline.tools.replay import Rate
 
 BATCH = 5_000  # events applied per batch, a quarter of a second of wall clock each (provisional records as live)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--scrape-hours", type=float, default=4.0, help="simulated hours fed before the scrape phase measures"
-    )
-    p.add_argument("--scrape-repeats", type=int, default=5, help="full scrapes timed by the scrape phase")
 
 
 def _say(text: str) -> None:
