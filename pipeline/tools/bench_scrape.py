@@ -1,12 +1,12 @@
 """Benchmark phase "scrape": what one full `/metrics` scrape costs the worker at a given size of center
 (`--phases scrape`).
 
-The worker renders /metrics on its event loop (a family at a time, with turns for its batches between), so a scrape
-is CPU the worker does not spend applying events. This phase feeds
-`--scrape-hours` of a simulated `--agents` x `--queues` center (from 09:00) through the contact, agent and FCR
-processors in this process, as the worker applies them (no Kafka, no Faust: quick to A/B a change of the
-exposition), registers the worker's collectors, and times the whole exposition `--scrape-repeats` times, then each
-collector on its own. Opt-in: the state takes minutes to build at thousands of agents.
+The worker renders /metrics on its event loop (a family at a time, with turns for its batches between), so a
+scrape is CPU the worker does not spend applying events. This phase feeds `--scrape-hours` of a simulated
+`--agents` x `--queues` center (from 09:00) through the contact, agent and FCR processors in this process, as the
+worker applies them (no Kafka, no Faust: quick to A/B a change of the exposition), registers the worker's
+collectors, and times the whole exposition `--scrape-repeats` times, then each collector on its own. Opt-in: the
+state takes minutes to build at thousands of agents.
 """
 
 from __future__ import annotations
