@@ -184,8 +184,9 @@ def test_a_command_stopped_with_sigterm_stops_the_broker_and_worker_it_started(t
         "replay": ["replay", str(events), "--kpi-out", str(tmp_path / "kpis.jsonl")],
         "bench": ["bench", "--phases", "throughput", "--events", "200000", "--rounds", "3"],
     }[command]
-    marker = f"CC_SIGTERM_TEST={uuid.uuid4().hex}"
-    env = {**os.environ, "CC_SIGTERM_TEST": marker.partition("=")[2]}
+    token = uuid.uuid4().hex
+    marker = f"CC_SIGTERM_TEST={token}"  # as it reads in /proc/PID/environ
+    env = {**os.environ, "CC_SIGTERM_TEST": token}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

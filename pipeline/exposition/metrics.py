@@ -407,9 +407,9 @@ def families(registry: CollectorRegistry, names: Iterable[str] = ()) -> Iterator
     collected = iter((registry.restricted_registry(names) if names else registry).collect())
     while True:
         # A scrape allocates a sample (a tuple and a dict) per series and drops them soon after; with the collector
-        # on, those allocations set off full collections of the whole state, which grows with the agents (a quarter
-        # to a third of a scrape's time at 2,000 agents, docs/performance.md). None of it forms a cycle: refcounting
-        # frees it. Off for one family at a time, not across the loop's turns between them.
+        # on, those allocations set off full collections of the whole state, which grows with the agents
+        # (docs/performance.md). None of it forms a cycle: refcounting frees it. Off for one family at a time, not
+        # across the loop's turns between them.
         collecting = gc.isenabled()
         gc.disable()
         try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -36,10 +35,6 @@ from pipeline.tools.replay import Rate
 BATCH = 5_000  # events applied per batch, a quarter of a second of wall clock each (provisional records as live)
 
 
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def _collectors(contact: ContactProcessor, agent: AgentProcessor, fcr: FcrProcessor) -> dict[str, Collector]:
     """The worker's collectors (`pipeline.runtime.app` and `.fcr`) but its health one, by name."""
     parts: dict[str, Collector] = {
@@ -54,7 +49,7 @@ def _collectors(contact: ContactProcessor, agent: AgentProcessor, fcr: FcrProces
 
 
 def scrape(opts: argparse.Namespace) -> dict:
-    from pipeline.tools.bench import _series, center
+    from pipeline.tools.bench import _say, _series, center
     from pipeline.tools.simulate import simulate
 
     settings = load_settings()
