@@ -1,4 +1,4 @@
-"""Giving freed memory back to the system (glibc's allocator; elsewhere these do nothing).
+"""Giving freed memory back to the system (glibc's allocator; elsewhere these do nothing), and the cycle collector.
 
 In a long catch-up most of what glibc's arenas held was free, yet the worker kept all of it (figures in
 docs/performance.md). Two causes: glibc raises its mmap threshold to the size of each big block freed (up to 32 MB), after
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,10 @@ log = logging.getLogger(__name__)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
 MMAP_THRESHOLD_BYTES = 256 * 1024
 TRIM_THRESHOLD_BYTES = 1024 * 1024
+# The youngest generation is collected after this many new container objects survive, not Python's 700: at the
+# default most of an event's short-lived objects (a leg's previous copy, its increments) were still alive at a
+# collection and were walked again in the older generations (docs/performance.md, issue 22's seventh round).
+YOUNG_GENERATION_OBJECTS = 50_000
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -50,3 +55,12 @@ def tune_allocator() -> bool:
 def release_free_memory() -> bool:
     """Return the free pages of every arena to the system (a few ms). True if any was released."""
     return bool(_LIBC.malloc_trim(0)) if _LIBC is not None else False
+
+
+def tune_collector() -> None:
+    """Put what is alive now (the libraries, the settings) out of the cycle collector's sight, so that its full
+    collections walk the state only, and collect the youngest generation less often. Call once, after start-up."""
+    gc.collect()
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION_OBJECTS, middle, oldest)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 
 from pipeline.core.settings import ENV_PREFIX, QueueConfig, Settings, SettingsError, load_settings
@@ -18,7 +17,7 @@ def configure_logging(settings: Settings) -> None:
 def run_worker() -> int:
     """`python -m pipeline worker`: one Faust worker against PIPELINE_BROKER_URL."""
     from pipeline.runtime.app import create_app
-    from pipeline.runtime.memory import tune_allocator
+    from pipeline.runtime.memory import tune_allocator, tune_collector
     from pipeline.runtime.transport import Worker
 
     settings = load_settings()
@@ -36,9 +35,8 @@ def run_worker() -> int:
     tune_allocator()  # before Faust starts its threads (pipeline.runtime.memory)
     app = create_app(settings, queues)
     # The imported libraries' ~100,000 objects live as long as the process: out of the collector's sight, its full
-    # collections (one every 1.4 s at 2,000 events/s) pause the worker for 42 ms on average instead of 95.
-    gc.collect()
-    gc.freeze()
+    # collections pause the worker for less than half as long (docs/performance.md).
+    tune_collector()
     worker = Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
     return 0

@@ -68,6 +68,7 @@ from pipeline.core import processes
 from pipeline.core.settings import Settings, load_settings
 from pipeline.runtime.broker import bootstrap_servers, ensure_topics, free_port
 from pipeline.runtime.kafka_security import client_options, faust_credentials
+from pipeline.runtime.memory import tune_collector
 from pipeline.tools import bench_growth, bench_peer, bench_scale, bench_scrape, bench_webhook
 from pipeline.tools.replay import Rate, _get, _produce, end_progress, replay, wait_until_done
 from pipeline.tools.run import broker_for, worker_process
@@ -952,10 +953,10 @@ def processors(opts: argparse.Namespace) -> dict:
     forwarder = CustomerContactForwarder(hash_key(settings), settings.partitions, settings.max_message_bytes)
     seconds = {"contact": 0.0, "agent": 0.0, "fcr": 0.0}
     forwarded = 0
-    # As the worker does at start (pipeline.tools.run): what is loaded so far out of the collector's sight, so that its
-    # full collections walk the processors' state, not the libraries and the prepared messages.
-    gc.collect()
-    gc.freeze()
+    # As the worker does at start: what is loaded so far out of the collector's sight, so that its full collections
+    # walk the processors' state, not the libraries and the prepared messages, and its thresholds.
+    threshold = gc.get_threshold()
+    tune_collector()
     for name, processor in (("contact", contact), ("agent", agent)):
         batch, wall = messages[name], 0.0
         for i in range(0, len(batch), 1000):
@@ -974,6 +975,7 @@ def processors(opts: argparse.Namespace) -> dict:
                 fcr.process(offers, wall_now=wall)
                 seconds["fcr"] += time.perf_counter() - started
     gc.unfreeze()
+    gc.set_threshold(*threshold)
     out = {}
     for name, n in (
         ("contact", len(messages["contact"])),
