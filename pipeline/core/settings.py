@@ -312,7 +312,8 @@ class Settings(BaseSettings):
     """Kafka bootstrap servers, `host:port[,host:port...]`. Empty: `run` and `replay` start the embedded broker."""
 
     app_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "cc-kpi"
-    """Faust application id: the consumer group and the prefix of state topics."""
+    """Faust application id: the consumer group and the prefix of the topics it owns (`<app id>-customer-contacts`
+    and Faust's changelogs), so that a new group reprocessing the same input starts from nothing of an old one's."""
 
     topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "cc"
     """Prefix of every topic: `<prefix>.contact-events`, `.agent-events`, `.kpis`, `.dead-letters`, `.late-events`."""
@@ -603,6 +604,11 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """Full name of one of the pipeline's topics."""
         return f"{self.topic_prefix}.{name}"
+
+    def internal_topic(self, name: str) -> str:
+        """Full name of a topic the consumer group owns, as Faust names its changelogs (and Kafka Streams its
+        repartition topics): what one group forwarded to itself is never read by another."""
+        return f"{self.app_id}-{name}"
 
     @property
     def interval_seconds(self) -> int:

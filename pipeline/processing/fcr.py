@@ -2,7 +2,7 @@
 
 Contact events are keyed by queue, but FCR needs every contact of one customer, whatever the queue or channel.
 So the contact worker forwards each `contact.offered` it applied, with the customer id replaced by a keyed
-hash (HMAC-SHA256, `PIPELINE_CUSTOMER_HASH_KEY`), to the internal topic `<prefix>.customer-contacts` keyed by
+hash (HMAC-SHA256, `PIPELINE_CUSTOMER_HASH_KEY`), to the internal topic `<app id>-customer-contacts` keyed by
 that hash, plus its partitions' watermarks to every partition of it; the FCR agent keeps the customers' recent
 contacts (`pipeline.state.repeats`) and publishes FCR records on the KPI topic.
 
@@ -131,7 +131,7 @@ class FcrProcessor(PartitionedProcessor[CustomerContact | SourceWatermark]):
     """Customer-contact messages → repeat state per partition → FCR records. No Faust."""
 
     def __init__(self, settings: Settings, queues: QueueConfig, stats: PipelineStats) -> None:
-        super().__init__(settings, stats, settings.topic(TOPIC), CustomerContactMessage)
+        super().__init__(settings, stats, settings.internal_topic(TOPIC), CustomerContactMessage)
         self.queues = queues
         self.late: Counter = Counter()  # (queue, channel): offers that came after the FCR horizon
 

@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from pipeline.core import processes
 from pipeline.core.settings import Settings
+from pipeline.processing.fcr import TOPIC
 from pipeline.runtime.kafka_security import check_files, check_tls, client_options, login_failure
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.topic("dead-letters"): {"cleanup.policy": "delete", "retention.ms": week},
         settings.topic("late-events"): {"cleanup.policy": "delete", "retention.ms": week},
         # internal, keyed by customer hash (FCR); holds no customer id. Needed only until consumed.
-        settings.topic("customer-contacts"): {"cleanup.policy": "delete", "retention.ms": week},
+        settings.internal_topic(TOPIC): {"cleanup.policy": "delete", "retention.ms": week},
     }
 
 

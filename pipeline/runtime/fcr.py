@@ -46,7 +46,7 @@ def wire_fcr(
     consumes the topic like its others (`checkpoints` is its own)."""
     processor = FcrProcessor(settings, queues, stats)
     forwarder = CustomerContactForwarder(hash_key(settings), settings.partitions, settings.max_message_bytes)
-    topic = raw_topic(app, settings.topic(TOPIC), partitions=settings.partitions)
+    topic = raw_topic(app, settings.internal_topic(TOPIC), partitions=settings.partitions)
     held = checkpoints(processor, "fcr-state", "customer-contacts")
     registry.register(FcrCollector(processor))
     return FcrWiring(processor, forwarder, topic, held)

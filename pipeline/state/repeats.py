@@ -3,7 +3,7 @@
 Pure Python: no Kafka, no Faust. The definitions are in `pipeline.kpis.quality` (and docs/kpis.md); this module
 keeps what they need and nothing else.
 
-Input: the internal topic `<prefix>.customer-contacts`, keyed by customer, so that every contact of one customer
+Input: the internal topic `<app id>-customer-contacts`, keyed by customer, so that every contact of one customer
 (any queue, any channel) reaches one partition. The contact worker writes to it
 - a `CustomerContact` for every `contact.offered` it applied: a keyed hash of the customer id (never the id),
   the contact, queue, channel, time and event id (contacts without a customer id are keyed by contact id and
@@ -79,7 +79,7 @@ CustomerHash = Annotated[
 
 
 class CustomerContact(msgspec.Struct, frozen=True, kw_only=True, tag="customer.contact"):
-    """One `contact.offered` that the contact worker applied (internal topic `<prefix>.customer-contacts`)."""
+    """One `contact.offered` that the contact worker applied (internal topic `<app id>-customer-contacts`)."""
 
     customer: CustomerHash | None
     contact_id: Annotated[str, Meta(min_length=1, max_length=128)]

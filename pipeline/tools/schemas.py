@@ -304,7 +304,7 @@ def generate() -> dict[str, str]:
         ),
         "customer-contact.v1.json": _schema(
             "customer-contact.v1.json",
-            "Customer contact (internal topic <prefix>.customer-contacts)",
+            "Customer contact (internal topic <app id>-customer-contacts)",
             CustomerContactMessage,
             _examples_customer_contact(),
         ),
