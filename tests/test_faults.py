@@ -339,9 +339,9 @@ def test_every_event_twice_gives_the_same_kpis_and_counts_each_duplicate(broker,
 
 
 def test_a_new_consumer_group_over_the_same_topics_reads_only_its_own_forwarded_contacts(broker, tmp_path):
-    """Reprocessing the input with a fresh `PIPELINE_APP_ID` must recompute FCR from this group's own forwards: an
-    internal topic shared through the topic prefix gave the new group the old one's too: its FCR was the old
-    group's, and its own offers came after the old group's watermarks (late)."""
+    """Reprocessing the input with a fresh `PIPELINE_APP_ID` recomputes FCR from this group's own forwards. With the
+    internal topic named by the topic prefix, the new group read the old group's forwards first, took its FCR from
+    them and counted its own offers late (behind the old group's watermarks)."""
     pipe = Pipeline.create(broker.bootstrap, tmp_path, "regroup")
     asyncio.run(ensure_topics(pipe.settings))
     events = day(0.5, seed=13)

@@ -35,7 +35,8 @@ def run_worker() -> int:
     tune_allocator()  # before Faust starts its threads (pipeline.runtime.memory)
     app = create_app(settings, queues)
     # The imported libraries' ~100,000 objects live as long as the process: out of the collector's sight, its full
-    # collections pause the worker for less than half as long (docs/performance.md).
+    # collections pause the worker for less than half as long; and its youngest generation is collected less often
+    # (pipeline.runtime.memory, docs/performance.md).
     tune_collector()
     worker = Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()

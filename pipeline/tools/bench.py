@@ -953,8 +953,8 @@ def processors(opts: argparse.Namespace) -> dict:
     forwarder = CustomerContactForwarder(hash_key(settings), settings.partitions, settings.max_message_bytes)
     seconds = {"contact": 0.0, "agent": 0.0, "fcr": 0.0}
     forwarded = 0
-    # As the worker does at start: what is loaded so far out of the collector's sight, so that its full collections
-    # walk the processors' state, not the libraries and the prepared messages, and its thresholds.
+    # The worker's collector: what is loaded so far out of its sight (its full collections walk the processors'
+    # state, not the libraries and the prepared messages) and the worker's thresholds; both undone after.
     threshold = gc.get_threshold()
     tune_collector()
     for name, processor in (("contact", contact), ("agent", agent)):
