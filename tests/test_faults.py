@@ -35,6 +35,7 @@ from pipeline.contract import events as ev
 from pipeline.core.settings import Settings, load_settings
 from pipeline.kpis.catalogue import COUNTS
 from pipeline.kpis.record import KpiRecord, decode_record
+from pipeline.processing.fcr import TOPIC as FCR_TOPIC
 from pipeline.runtime.broker import EmbeddedBroker, ensure_topics, free_port
 from pipeline.runtime.producer import EventWriter
 from pipeline.tools.run import worker_process
@@ -364,7 +365,7 @@ def test_a_new_consumer_group_over_the_same_topics_reads_only_its_own_forwarded_
             time.sleep(3)  # anything else the internal topic holds is read by now
             m = metrics(base)
         held.append(metric_sum(m, "cc_pipeline_fcr_contacts_held"))
-        topic = settings.internal_topic("customer-contacts")
+        topic = settings.internal_topic(FCR_TOPIC)
         assert metric_sum(m, "cc_pipeline_duplicate_events_total", topic=topic) == 0, group
         assert metric_sum(m, "cc_pipeline_fcr_late_contacts_total") == 0, group  # behind another group's watermark
     assert held[0] > 0

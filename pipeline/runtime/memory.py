@@ -21,8 +21,8 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
 MMAP_THRESHOLD_BYTES = 256 * 1024
 TRIM_THRESHOLD_BYTES = 1024 * 1024
 # The youngest generation is collected after this many new container objects survive, not Python's 700: at the
-# default most of an event's short-lived objects (a leg's previous copy, its increments) were still alive at a
-# collection and were walked again in the older generations (docs/performance.md, issue 22's seventh round).
+# default an event's short-lived objects (a leg's previous copy, its increments) can still be alive at a collection
+# and are then walked again in the older generations. Time in the collector and its cost in memory: docs/performance.md.
 YOUNG_GENERATION_OBJECTS = 50_000
 
 
