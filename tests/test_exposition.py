@@ -18,11 +18,9 @@ from pipeline.runtime.producer import route
 from pipeline.tools.simulate import CenterConfig, simulate
 
 
-def _registry():
-    """The worker's KPI and agent collectors over an hour of a small simulated center."""
+def _messages() -> dict[str, list[Message]]:
+    """An hour of a small simulated center, as the worker reads it, by topic."""
     settings = load_settings()
-    stats = PipelineStats()
-    contact, agent = ContactProcessor(settings, QueueConfig(), stats), AgentProcessor(settings, stats)
     by_topic: dict[str, list[Message]] = {"contact-events": [], "agent-events": []}
     offsets: Counter[tuple[str, int]] = Counter()
     config = CenterConfig(agents=30, duration_hours=1.0, start=datetime(2026, 1, 5, 9, tzinfo=UTC))
@@ -34,6 +32,14 @@ def _registry():
         p = partition_of(key, settings.partitions)
         by_topic[topic].append(Message(topic, p, offsets[topic, p], key, msgspec.json.encode(e)))
         offsets[topic, p] += 1
+    return by_topic
+
+
+def _registry():
+    """The worker's KPI and agent collectors over `_messages`."""
+    settings, stats = load_settings(), PipelineStats()
+    contact, agent = ContactProcessor(settings, QueueConfig(), stats), AgentProcessor(settings, stats)
+    by_topic = _messages()
     contact.process(by_topic["contact-events"])
     agent.process(by_topic["agent-events"])
     return build_registry(contact, stats, agent)
@@ -66,3 +72,27 @@ async def test_the_event_loop_gets_a_turn_between_families():
     task.cancel()
     assert page == exposition(registry)
     assert turns - before >= families - 1 > 50
+
+
+async def test_a_scrapes_queue_counts_are_of_one_moment_though_a_batch_is_applied_between_its_families():
+    settings, stats = load_settings(), PipelineStats()
+    contact = ContactProcessor(settings, QueueConfig(), stats)
+    events = _messages()["contact-events"]
+    half = len(events) // 2
+    contact.process(events[:half])
+    registry = build_registry(contact, stats)
+
+    def queue_counts(page: bytes) -> list[bytes]:
+        return [line for line in page.splitlines() if line.startswith(b"cc_queue_") and b"_total{" in line]
+
+    before = queue_counts(exposition(registry))
+
+    async def apply_the_rest() -> None:  # at the scrape's first turn, as the worker's loop would
+        contact.process(events[half:])
+
+    task = asyncio.create_task(apply_the_rest())
+    page = await exposition_in_steps(registry)
+    await task
+    after = queue_counts(exposition(registry))
+    assert after != before  # the second half did change the counts ...
+    assert queue_counts(page) == before  # ... but not within the scrape that had begun

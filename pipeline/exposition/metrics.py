@@ -47,7 +47,10 @@ class KpiCollector:
         waiting = _gauge("cc_queue_contacts_waiting", labels)
         oldest = _gauge("cc_queue_oldest_waiting_age_seconds", labels)
         for state in list(self.processor.partitions.values()):
-            totals.update(state.totals)  # a queue lives on exactly one partition
+            # Copies (a queue lives on exactly one partition): the families are rendered across turns of the loop
+            # in which batches change the live counts, and one scrape's families must agree (none answered more
+            # than offered).
+            totals.update((key, counts.copy()) for key, counts in state.totals.items())
             for (q, ch), of_queue in state.forecasts.items():
                 now = interval_start(state.clock(q), state.interval_ms)
                 if now in of_queue:
