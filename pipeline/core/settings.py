@@ -404,8 +404,9 @@ class Settings(BaseSettings):
     max_held_bytes: Annotated[int, Field(ge=1024 * 1024, le=1 << 40)] = 64 * 1024 * 1024
     """Most bytes of Kafka messages the worker holds fetched ahead of its batches. Above it the worker fetches
     nothing until a batch is taken. Small events stay far below it; it bounds a catch-up on large messages (one
-    larger fetch still comes whole). The batch being applied, Kafka's fetch buffers (about `fetch_partition_bytes`
-    per partition) and the producer's come on top."""
+    larger fetch still comes whole). The batch being applied (at most a quarter of it, decoded), Kafka's fetch buffers
+    (about `fetch_partition_bytes` per partition) and the producer's come on top. Lower it for a worker short of
+    memory: a catch-up then goes in smaller batches, more slowly (docs/performance.md)."""
 
     checkpoint_seconds: Annotated[float, Field(gt=0, le=300)] = 2.0
     """How often changed state is checkpointed; input offsets are committed only up to a checkpoint, so this
