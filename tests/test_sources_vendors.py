@@ -4,6 +4,9 @@ through the vendor's format as in the contract (the batch reference computation,
 
 from __future__ import annotations
 
+import copy
+import functools
+import operator
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -12,11 +15,13 @@ import msgspec
 import orjson
 import pytest
 from batch_kpis import compute
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.contract import events as ev
 from pipeline.kpis.counts import QueueCounts
 from pipeline.sources import connect, genesys, taskrouter
-from pipeline.sources.common import Rejected, Tally
+from pipeline.sources.common import Rejected, Tally, guarded
 from pipeline.tools.simulate import CenterConfig, main_simulate, simulate
 from pipeline.tools.simulate.vendor_formats import WRITERS
 
@@ -677,3 +682,82 @@ def test_a_day_through_connect_gives_the_same_agent_kpis(day):
     assert adapted.keys() == expected.keys() and len(expected) > 100
     assert all(adapted[k].contact_ms >= expected[k].contact_ms for k in expected)
     assert any(adapted[k].contact_ms > expected[k].contact_ms for k in expected)  # chats in parallel, counted
+
+
+# ---- hostile values in any field ---------------------------------------------------------------------------
+# The documents give each field's type; a record can still carry any JSON value anywhere. What the adapter cannot
+# read is rejected with a reason (a dead letter); it never raises anything else (which would stop an `ingest` run
+# or answer a webhook with a 500), and never reaches the guard's `processing_error`, kept for the adapters' bugs.
+
+
+def test_values_of_the_wrong_type_where_a_state_or_a_code_is_compared_are_rejected():
+    state_list = agent_snapshot("Available", "ROUTABLE", "CONNECTED")
+    state_list["Contacts"][0]["State"] = ["CONNECTED"]
+    for kind in ("LOGIN", "STATE_CHANGE"):
+        with pytest.raises(Rejected) as caught:
+            connect.translate(agent_event(kind, agent_snapshot("Available", "ROUTABLE", None), state_list))
+        assert caught.value.reason == "bad_value"
+    # an object where Genesys gives a string is read as no transfer, as an absent `disconnectType` is
+    (end,) = genesys.translate(genesys_detail("user.end", userId="u-1", disconnectType={"type": "TRANSFER"})).events
+    assert isinstance(end, ev.ContactEnded)
+    for held in (2**70, 10**17, -1, True, 1.5):  # 2**70 ms overflowed the date; True is not a duration
+        with pytest.raises(Rejected) as caught:
+            genesys.translate(genesys_detail("user.end", userId="u-1", heldDurationMs=held))
+        assert caught.value.reason == "bad_value"
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _paths(value: object, at: tuple = ()) -> list[tuple]:
+    out = [at] if at else []
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        out += _paths(v, (*at, k))
+    return out
+
+
+@pytest.fixture(scope="module")
+def vendor_records() -> dict[str, list]:
+    events = list(simulate(replace(CenterConfig(), duration_hours=1.0, agents=8), 3))
+    return {fmt: list(write(events)) for fmt, write in WRITERS.items()}
+
+
+@pytest.mark.parametrize("fmt", ["connect", "taskrouter", "genesys"])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_value_in_any_field_is_translated_or_rejected_with_a_reason(vendor_records, fmt, data):
+    record = copy.deepcopy(data.draw(st.sampled_from(vendor_records[fmt])))
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(_paths(record)))
+        parent = functools.reduce(operator.getitem, path[:-1], record)
+        if data.draw(st.booleans()) and isinstance(parent, dict):
+            parent.pop(path[-1], None)
+        elif fmt == "taskrouter":  # a form: every value a string
+            parent[path[-1]] = data.draw(st.text(max_size=40) | st.integers().map(str))
+        else:
+            parent[path[-1]] = data.draw(JSON_VALUES)
+    try:
+        TRANSLATE[fmt](record)
+    except Rejected as exc:
+        assert exc.reason != "processing_error", exc.detail
+    except ValueError:
+        pass  # a value the contract refuses (its validation): the callers dead-letter it as `invalid`
+
+
+def test_an_adapter_failing_on_a_record_costs_the_record_and_logs_no_value(caplog):
+    @guarded
+    def translate(record: dict) -> list:
+        return record["+15550100"]  # a KeyError that quotes a caller's number
+
+    with pytest.raises(Rejected) as caught:
+        translate({})
+    assert caught.value.reason == "processing_error" and "KeyError" in caught.value.detail
+    assert "KeyError" in caplog.text and "15550100" not in caplog.text + caught.value.detail
+    with pytest.raises(Rejected) as refused:  # a rejection passes through as it is
+        guarded(connect.translate)([])
+    assert refused.value.reason == "not_an_object"

@@ -54,7 +54,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.contract import events as ev
-from pipeline.sources.common import Rejected
+from pipeline.sources.common import Rejected, guarded
 from pipeline.sources.identity import stable_event_id
 
 SOURCE = "asterisk-queue-log"
@@ -154,6 +154,7 @@ class QueueLogAdapter:
 
     # --- one line ---------------------------------------------------------------------------------------
 
+    @guarded
     def translate(self, line: str) -> list[ev.Event]:
         """The events of one line (maybe none); raises `Rejected` for a line that cannot be read."""
         raw = line.rstrip("\r\n")

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.contract import events as ev
-from pipeline.sources.common import Rejected
+from pipeline.sources.common import Rejected, guarded
 from pipeline.sources.identity import stable_event_id
 
 # strptime formats that fromisoformat reads exactly, several times faster
@@ -188,6 +188,7 @@ class CdrAdapter:
             t = row[ARRIVED] = self._time(row, self.m.columns.arrived)
         return t
 
+    @guarded
     def translate(self, row: dict[str, str]) -> list[ev.Event]:
         """The events of one row are buffered; returns those that can no longer be preceded by a later row's."""
         c = self.m.columns

@@ -8,11 +8,19 @@ a dead-letter header) and a detail for people. Details never quote field values:
 
 from __future__ import annotations
 
+import functools
+import logging
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, ParamSpec, TypedDict, TypeVar
 
 from pipeline.contract.events import Channel, Event, label_safe
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class Rejected(ValueError):
@@ -25,6 +33,25 @@ class Rejected(ValueError):
 
     def __reduce__(self) -> tuple[type[Rejected], tuple[str, str]]:  # pickled with the records it travels with
         return Rejected, (self.reason, self.detail)
+
+
+def guarded(translate: Callable[P, R]) -> Callable[P, R]:
+    """An adapter's translate, with any error but a rejection or a value the contract refuses (a record nobody
+    foresaw meeting a bug) made a rejection: the record costs a dead letter, not the ingest run or the request.
+    Logged by type and place only: an exception's message can quote the record's values."""
+
+    @functools.wraps(translate)
+    def translating(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return translate(*args, **kwargs)
+        except ValueError:  # `Rejected`, or the contract's validation: the callers tell them apart
+            raise
+        except Exception as exc:
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            log.error("%s translating a record, at %s:%s", type(exc).__name__, where.filename, where.lineno)
+            raise Rejected("processing_error", f"the adapter failed on this record ({type(exc).__name__})") from None
+
+    return translating
 
 
 @dataclass(frozen=True)

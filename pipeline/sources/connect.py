@@ -58,6 +58,7 @@ from pipeline.sources.common import (
     Rejected,
     Translation,
     channel_of,
+    guarded,
     ignored,
     iso_time,
     last_segment,
@@ -85,6 +86,7 @@ OFFER_OUTCOMES: dict[str, OfferFact] = {
 ACW_STATE = "ENDED"  # "The conversation has ended, and the agent has started doing ACW for that contact."
 
 
+@guarded
 def translate(record: object) -> Translation:
     """One Connect record (an EventBridge contact event or an agent event stream record) -> contract events."""
     if not isinstance(record, dict):
@@ -281,7 +283,12 @@ def _contacts(snapshot: dict[str, Any]) -> dict[str, dict[str, Any]]:
     contacts = snapshot.get("Contacts") or []
     if not isinstance(contacts, list):
         raise Rejected("missing_field", "`Contacts` must be a list")
-    return {text(obj(c, ""), "ContactId", "Contacts."): c for c in contacts}
+    out = {}
+    for c in contacts:
+        out[text(obj(c, ""), "ContactId", "Contacts.")] = c
+        if not isinstance(c.get("State", ""), str):  # compared with the states below
+            raise Rejected("bad_value", "`Contacts.State` must be a string")
+    return out
 
 
 def _presence(snapshot: dict[str, Any]) -> tuple[AgentState, str | None, int]:

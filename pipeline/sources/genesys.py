@@ -40,6 +40,7 @@ from pipeline.sources.common import (
     Translation,
     channel_of,
     epoch_ms_time,
+    guarded,
     ignored,
     iso_time,
     obj,
@@ -56,6 +57,7 @@ TRANSFERS = frozenset({"TRANSFER", "CONFERENCE_TRANSFER", "CONSULT_TRANSFER", "F
 ROUTING_STATES = {"IDLE": "available", "INTERACTING": "on_contact", "COMMUNICATING": "on_contact"}
 
 
+@guarded
 def translate(notification: object) -> Translation:
     """One notification (or an EventBridge event carrying one) -> contract events."""
     if not isinstance(notification, dict):
@@ -109,13 +111,14 @@ def _conversation(kind: str, b: dict[str, Any]) -> Translation:
         )
     out: list[ev.Event] = []
     held = b.get("heldDurationMs") or 0
-    if not isinstance(held, int) or held < 0:
-        raise Rejected("bad_value", "`eventBody.heldDurationMs` is not a non-negative integer")
+    # no longer than since the epoch: a hold must begin at a time (a huge one would overflow the date)
+    if not isinstance(held, int) or isinstance(held, bool) or not 0 <= held <= t.timestamp() * 1000:
+        raise Rejected("bad_value", "`eventBody.heldDurationMs` is not a non-negative integer of milliseconds")
     if held:
         start = t - timedelta(milliseconds=held)
         out.append(ev.HoldStarted(event_id=eid("hold_started"), time=start, agent_id=agent, **common))
         out.append(ev.HoldEnded(event_id=eid("hold_ended"), time=t, agent_id=agent, **common))
-    if b.get("disconnectType") in TRANSFERS:
+    if optional_text(b, "disconnectType") in TRANSFERS:
         out.append(ev.ContactTransferred(event_id=eid("transferred"), time=t, agent_id=agent, **common))
     else:
         out.append(ev.ContactEnded(event_id=eid("ended"), time=t, agent_id=agent, **common))

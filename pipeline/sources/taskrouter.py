@@ -42,6 +42,7 @@ from pipeline.sources.common import (
     Translation,
     channel_of,
     epoch_ms_time,
+    guarded,
     ignored,
     optional_text,
     text,
@@ -71,6 +72,7 @@ CONTACT_EVENTS = frozenset(
 )
 
 
+@guarded
 def translate(form: Mapping[str, str]) -> Translation:
     """One event callback (its form fields) -> contract events."""
     fields = dict(form)
