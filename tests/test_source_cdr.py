@@ -150,6 +150,20 @@ def test_a_tab_separated_export_with_acw_hold_transfer_and_placeholder_agents(tm
     assert [e.event_id for e in again] == [e.event_id for e in events]  # stable ids
 
 
+def test_a_row_csv_cannot_read_is_dead_lettered_and_the_rows_after_it_still_count(tmp_path: Path) -> None:
+    # Python's csv refuses a field over 131,072 characters (`csv.field_size_limit`); that row alone is lost
+    lines = TSV.splitlines(keepends=True)
+    huge = lines[1].split("\t")
+    huge[1] = "x" * 200_000
+    (tmp_path / "clean").mkdir()
+    clean, clean_summary = _import(tmp_path / "clean", TSV_MAPPING, TSV, "calls.tsv")
+    events, summary = _import(tmp_path, TSV_MAPPING, "".join([lines[0], "\t".join(huge), *lines[1:]]), "calls.tsv")
+    assert summary.dead == {**clean_summary.dead, "unreadable_row": 1}
+    assert summary.read == clean_summary.read + 1 and [e.event_id for e in events] == [e.event_id for e in clean]
+    dead = [line for line in (tmp_path / "dead.jsonl").read_text().splitlines() if "unreadable_row" in line]
+    assert len(dead) == 1 and '"line": 2' in dead[0] and "field larger than field limit" in dead[0]
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

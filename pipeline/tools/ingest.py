@@ -545,16 +545,32 @@ class CdrFormat:
             problem = self.adapter.header_problem(header)
             if problem:
                 raise UserError(f"{path}: {problem} (the header is {header[:12]})")
-            for row in reader:
+            rows = iter(reader)
+            while True:
+                try:
+                    row = next(rows)
+                except StopIteration:
+                    return
+                except csv.Error as exc:  # a field over csv's size limit, say: that row is lost, not the file
+                    # (the DictReader's own count is of the rows it gave; its reader's counts this one too)
+                    yield (
+                        reader.reader.line_num,
+                        f"the row cannot be read as {self.mapping.file.delimiter!r}-separated: {exc}",
+                    )
+                    continue
                 yield reader.line_num, row
 
     def key(self, record: Any) -> tuple[float, int] | None:
+        if isinstance(record, str):  # unreadable: `translate` dead-letters it
+            return 0.0, 0
         try:
             return self.adapter.arrival(record).timestamp(), 0
         except Rejected:
             return None
 
     def translate(self, record: Any) -> list[ev.Event]:
+        if isinstance(record, str):
+            raise Rejected("unreadable_row", record)
         return self.adapter.translate(record)
 
     def flush(self) -> list[ev.Event]:
