@@ -18,7 +18,9 @@ Rules, as written in the catalogue and the event contract:
   (version, event_id); `off` means nothing planned;
 - adherent: contact_handling while logged in and available/on_contact/acw; break, lunch, training, meeting
   while not_ready or logged out;
-- per-queue scheduled/adherent time goes to every queue of the agent's current (or, logged out, last) session.
+- per-queue scheduled/adherent time goes to every queue of the agent's current (or, logged out, last) session;
+- a presence (logged in, one state and reason) counts for `MAX_PRESENCE_SECONDS` at most: after that, until the
+  presence changes, the agent counts as logged out (its queues kept).
 """
 
 from __future__ import annotations
@@ -26,16 +28,34 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pipeline.contract import events as ev
-from pipeline.kpis.agents import AgentCounts
+from pipeline.kpis.agents import MAX_PRESENCE_SECONDS, AgentCounts
+
+MAX_PRESENCE = MAX_PRESENCE_SECONDS * 1000
 
 
 def ms(t) -> int:
     return round(t.timestamp() * 1000)
 
 
-def _status_after(events: list[ev.Event]) -> dict:
-    """The agent's presence after these events (in order)."""
+def _presence_at(events: list[ev.Event], t: int) -> dict:
+    """The agent's presence at `t` from its events (in order), counted as logged out once one presence has lasted
+    `MAX_PRESENCE`."""
+    since, before = None, None
     s = {"logged_in": False, "state": None, "reason": None, "queues": (), "active": 0}
+    for e in events:
+        if ms(e.time) > t:
+            break
+        s = _status_after([e], s)
+        if (s["logged_in"], s["state"], s["reason"]) != before:
+            since, before = ms(e.time), (s["logged_in"], s["state"], s["reason"])
+    if s["logged_in"] and since is not None and t >= since + MAX_PRESENCE:
+        return {"logged_in": False, "state": None, "reason": None, "queues": s["queues"], "active": 0}
+    return s
+
+
+def _status_after(events: list[ev.Event], start: dict | None = None) -> dict:
+    """The agent's presence after these events (in order), from `start` (logged out)."""
+    s = start or {"logged_in": False, "state": None, "reason": None, "queues": (), "active": 0}
     for e in events:
         if isinstance(e, ev.AgentLoggedIn):
             if s["logged_in"]:
@@ -96,11 +116,12 @@ def compute(events: Iterable[ev.Event], interval_seconds: int, until: int):
         plan = plans.get(agent, [])
         times = [ms(e.time) for e in mine] + [ms(p.start) for p in plan] + [ms(p.end) for p in plan]
         first = min(times)
+        times += [ms(e.time) + MAX_PRESENCE for e in mine]  # where a presence may run out
         points = set(t for t in times if t < until) | {until}
         points.update(range((first // length + 1) * length, until, length))  # every interval boundary
         points = sorted(p for p in points if p >= first)
         for a, b in zip(points, points[1:], strict=False):
-            status = _status_after([e for e in mine if ms(e.time) <= a])
+            status = _presence_at(mine, a)
             activity = _activity_at(plan, a)
             if not status["logged_in"] and activity is None:
                 continue

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.contract import events as ev
+from pipeline.kpis.agents import MAX_PRESENCE_SECONDS
 from pipeline.state.agents import CODEC, DUPLICATE, LATE, AgentState
 
 INTERVAL = 60  # s: short, so that spans cross several intervals
@@ -40,13 +41,17 @@ SETTINGS = settings(
 
 
 @st.composite
-def agent_logs(draw) -> list[ev.Event]:
-    """A valid agent log, sorted by event time; one agent's presence events are at distinct milliseconds."""
+def agent_logs(draw, long_gaps: bool = False) -> list[ev.Event]:
+    """A valid agent log, sorted by event time; one agent's presence events are at distinct milliseconds. With
+    `long_gaps`, some presences last about `MAX_PRESENCE_SECONDS` (a little less, exactly, or more)."""
     E = AgentEvents(tz=draw(st.sampled_from(ZONES)))
     start = draw(st.integers(0, INTERVAL * 1000 - 1))
     span = draw(st.integers(1, 5)) * INTERVAL * 1000
     timed: list[tuple[int, ev.Event]] = []
     gaps = st.one_of(st.integers(1, 5_000), st.integers(1, 3 * INTERVAL * 1000), st.sampled_from([1, 1000]))
+    if long_gaps:
+        longest = MAX_PRESENCE_SECONDS * 1000
+        gaps = st.one_of(gaps, st.integers(longest - 2 * INTERVAL * 1000, longest + 2 * INTERVAL * 1000))
     for i in range(draw(st.integers(1, 4))):
         agent = f"A{i}"
         t = start + draw(st.integers(0, span))
@@ -167,6 +172,15 @@ def test_shuffled_within_lateness_and_duplicated_gives_the_same_counts(events, a
     ref_finals, _, ref_state = run(events, advance_every)
     assert finish(ref_state, end_of(events), ref_finals) == until
     assert finals == ref_finals and ref_state.totals == state.totals
+
+
+@settings(SETTINGS, max_examples=max(10, SETTINGS.max_examples // 5))
+@given(events=agent_logs(long_gaps=True), advance_every=st.integers(1, 10))
+def test_a_presence_longer_than_the_longest_counts_as_logged_out_after_it_as_the_batch_says(events, advance_every):
+    finals, results, state = run(events, advance_every)
+    assert set(results) <= {None}, results
+    until = finish(state, end_of(events), finals)
+    check_against_batch(events, finals, state, until)
 
 
 @SETTINGS

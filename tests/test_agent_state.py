@@ -20,6 +20,7 @@ from pipeline.contract.partitioner import partition_of
 from pipeline.core.settings import load_settings
 from pipeline.exposition.agent_metrics import AgentCollector
 from pipeline.kpis.agents import (
+    MAX_PRESENCE_SECONDS,
     AgentCounts,
     AgentKpiRecord,
     adherence,
@@ -65,6 +66,21 @@ def counts(**kw) -> AgentCounts:
 
 
 # ---- states, spans and intervals --------------------------------------------------------------------------
+
+
+def test_a_login_centuries_before_the_next_event_counts_the_longest_presence_and_costs_no_more():
+    """Found by fuzzing the processors: a login stamped in the year 24 and the agent's next event now made the
+    worker walk (and hold) every interval between, until it ran out of memory. A presence counts for
+    `MAX_PRESENCE_SECONDS` at most (docs/kpis.md): the walk stops there too."""
+    E = AgentEvents()
+    s = AgentState(INTERVAL, LATENESS)
+    feed(s, [E.login(-2000 * 365 * 86400, queues=["Q1"]), E.state(60, "available"), E.logout(600)])
+    most = MAX_PRESENCE_SECONDS // INTERVAL + 3  # the old presence's intervals, and interval 0
+    assert 0 < len(s.provisional(wall_now=0.0, every=0.0)) <= most
+    finals = close_all(s)
+    assert 0 < len(finals) <= most
+    assert sum(c.logged_in_ms for c in finals.values()) == s_ms(MAX_PRESENCE_SECONDS + 540)
+    assert finals[("A1", 0)] == counts(logged_in_ms=540, available_ms=540, queues=["Q1"])
 
 
 def test_a_state_change_long_after_a_logout_logs_in_to_the_last_sessions_queues():

@@ -28,6 +28,10 @@ STATE_LABEL: dict[str, str] = {
 }
 HANDLING_STATES: frozenset[str] = frozenset({"on_contact", "acw"})
 UNSPECIFIED_REASON = "unspecified"  # not_ready without a reason code, and logged in before the first state
+MAX_PRESENCE_SECONDS = 7 * 24 * 3600
+"""The longest one presence (logged in, in one state and reason) counts: past it the agent counts as logged out
+until the presence changes, so that a missing logout, or an event time years off, cannot count for ever (nor
+make the worker walk every interval of the years between)."""
 
 
 @dataclass(slots=True)
@@ -204,7 +208,8 @@ def decode_agent_record(b: bytes) -> AgentKpiRecord:
 
 AGENT_TIME = (
     "time is split at interval boundaries on event time: each interval gets the part of the agent's "
-    "state spans (and planned activities) that falls in it"
+    "state spans (and planned activities) that falls in it; a presence (logged in, one state and reason) "
+    f"counts for at most {MAX_PRESENCE_SECONDS // 86400} days, then as logged out until it changes"
 )
 
 AGENT_COUNTS: tuple[Count, ...] = (

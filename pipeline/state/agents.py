@@ -45,9 +45,17 @@ import msgspec
 
 from pipeline.contract import events as ev
 from pipeline.core.time import NO_TIME, epoch_ms, interval_start, next_revision
-from pipeline.kpis.agents import HANDLING_STATES, STATES, UNSPECIFIED_REASON, AgentCounts, AgentIntervalUpdate
+from pipeline.kpis.agents import (
+    HANDLING_STATES,
+    MAX_PRESENCE_SECONDS,
+    STATES,
+    UNSPECIFIED_REASON,
+    AgentCounts,
+    AgentIntervalUpdate,
+)
 from pipeline.state.codec import Codec
 
+MAX_PRESENCE_MS = MAX_PRESENCE_SECONDS * 1000
 MAX_QUEUE_SETS = 10_000  # distinct login queue lists shared (`AgentState._queues`)
 SNAPSHOT_VERSION = 3  # the version of `AgentSnapshot` (pipeline.state.codec): no other is read
 
@@ -170,16 +178,21 @@ def planned_activity(plan: list[Planned], t: int) -> str | None:
 Piece = tuple[int, int, Status, str | None]  # (start, end, status, planned activity), inside one interval
 
 
-def pieces(status: Status, changes: list[Change], plan: list[Planned], a: int, b: int, length: int) -> Iterator[Piece]:
+def pieces(
+    status: Status, since: int, changes: list[Change], plan: list[Planned], a: int, b: int, length: int
+) -> Iterator[Piece]:
     """Split [a, b) into pieces of constant status and planned activity, each inside one interval.
 
-    `status` holds at `a`; `changes` are sorted and none is before `a`; those before `b` are applied. Pieces
-    where the agent is neither logged in nor scheduled are left out.
+    `status` holds at `a`, its presence since `since`; `changes` are sorted and none is before `a`; those before
+    `b` are applied. A presence counts for `MAX_PRESENCE_SECONDS` at most, then as logged out. Pieces where the
+    agent is neither logged in nor scheduled are left out.
     """
     if a >= b:
         return
     cuts = {a, b}
     cuts.update(c.t for c in changes if a < c.t < b)
+    # where a presence would run out (cut at every change's time: more cuts than needed split no sum)
+    cuts.update(x for x in [since + MAX_PRESENCE_MS, *(c.t + MAX_PRESENCE_MS for c in changes)] if a < x < b)
     for p in plan:
         cuts.update(x for x in (p.start, p.end) if a < x < b)
     points = sorted(cuts)
@@ -187,15 +200,25 @@ def pieces(status: Status, changes: list[Change], plan: list[Planned], a: int, b
     n = len(changes)
     for s, e in zip(points, points[1:], strict=False):
         while i < n and changes[i].t <= s:
-            status = apply_change(status, changes[i])
+            after = apply_change(status, changes[i])
+            if not _same_presence(after, status):
+                since = changes[i].t
+            status = after
             i += 1
         activity = planned_activity(plan, s)
-        if not status.logged_in and activity is None:
+        # `status` and `since` go on as `status_since` has them (the settled status of the next walk), whatever ran out
+        counted = status if not status.logged_in or s < since + MAX_PRESENCE_MS else _ran_out(status)
+        if not counted.logged_in and activity is None:
             continue
         while s < e:  # split at interval boundaries
             cut = min(e, interval_start(s, length) + length)
-            yield s, cut, status, activity
+            yield s, cut, counted, activity
             s = cut
+
+
+def _ran_out(status: Status) -> Status:
+    """A presence past `MAX_PRESENCE_SECONDS`: counted as logged out (its queues kept, as after a logout)."""
+    return Status(False, None, None, status.queues, 0)
 
 
 def add_piece(c: AgentCounts, s: int, e: int, status: Status, activity: str | None) -> None:
@@ -402,7 +425,9 @@ class AgentState:
             counts: dict[int, AgentCounts] = {}
             # the settled status holds from the old horizon on (before any event: logged out, from its first one)
             start = old if old != NO_TIME else min([c.t for c in settling] + [p.start for p in track.plan] + [new])
-            for s, e, status, activity in pieces(track.settled, settling, track.plan, start, new, self.interval_ms):
+            for s, e, status, activity in pieces(
+                track.settled, track.settled_since, settling, track.plan, start, new, self.interval_ms
+            ):
                 ivl = interval_start(s, self.interval_ms)
                 c = counts.get(ivl)
                 if c is None:
@@ -458,7 +483,7 @@ class AgentState:
             else min([c.t for c in track.changes] + [p.start for p in track.plan] + [self.watermark])
         )
         for s, e, status, activity in pieces(
-            track.settled, track.changes, track.plan, start, self.watermark, self.interval_ms
+            track.settled, track.settled_since, track.changes, track.plan, start, self.watermark, self.interval_ms
         ):
             ivl = interval_start(s, self.interval_ms)
             add_piece(out.setdefault(ivl, AgentCounts()), s, e, status, activity)
