@@ -20,8 +20,10 @@ import shutil
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -44,6 +46,7 @@ pytestmark = [
 ]
 
 START = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)  # a Monday, near the morning peak; the whole run is within one UTC day
+T = TypeVar("T")
 STATE_LABEL = {"available": "available", "on_contact": "on_contact", "acw": "after_contact_work"}
 QUEUES_TOML = """
 [defaults]
@@ -100,6 +103,47 @@ def wait_applied(base: str, ends: dict[str, int], timeout: float = 90) -> dict:
             pass  # not serving yet
         assert time.monotonic() < deadline, f"the worker did not apply every message within {timeout} s"
         time.sleep(0.5)
+
+
+def ready(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/health/ready", timeout=5) as resp:
+            return resp.status == 200
+    except OSError:  # 503 while joining, rebalancing or recovering
+        return False
+
+
+def kpis(m: dict) -> dict:
+    """The KPI series of a scrape (the pipeline's own counts and timings move with every scrape)."""
+    return {k: v for k, v in m.items() if k[0].startswith(("cc_queue_", "cc_agent_"))}
+
+
+def settled(base: str, ends: dict[str, int], timeout: float = 90) -> dict:
+    """/metrics once the worker has applied every message sent and is settled: ready, and its KPIs the same in
+    two scrapes in a row. A rebalance (a group session can time out on a loaded machine) drops the partitions'
+    state and loads it again; a scrape rendered across it holds only part of the state."""
+    deadline = time.monotonic() + timeout
+    before: dict | None = None
+    while True:
+        m = wait_applied(base, ends, timeout)
+        if before is not None and ready(base) and kpis(m) == kpis(before):
+            return m
+        assert time.monotonic() < deadline, f"the worker did not settle within {timeout} s"
+        before = m
+        time.sleep(0.5)
+
+
+def read_settled(driver, base: str, ends: dict[str, int], read: Callable[[Any], T]) -> tuple[T, dict]:
+    """What `read(driver)` shows once the page has drawn an update fetched after a settled scrape (two: one may
+    have been on its way), with that scrape: the page is read between two settled scrapes with equal KPIs (else
+    again: the state moved while the page was drawn)."""
+    for _ in range(5):
+        m = settled(base, ends)
+        wait_for_update(driver, 2)
+        shown = read(driver)
+        if kpis(settled(base, ends)) == kpis(m):
+            return shown, m
+    raise AssertionError("the worker's KPIs kept changing with no new input")
 
 
 def wait_for_update(driver, after: int, timeout: float = 10) -> None:
@@ -223,20 +267,20 @@ def test_wallboard_and_agent_board_in_chromium(broker, tmp_path):
                     for topic, of_topic in writer.ends.items():
                         ends.setdefault(topic, {}).update(of_topic)
 
+            def sent() -> dict[str, int]:
+                return {t: sum(e.values()) for t, e in ends.items()}
+
             asyncio.run(send_part(parts[0]))
-            m = wait_applied(base, {t: sum(e.values()) for t, e in ends.items()})
+            settled(base, sent())  # serving
             driver.get(base + "/")
-            wait_for_update(driver, 1)
-            first = tiles(driver)
+            first, m = read_settled(driver, base, sent(), tiles)
             assert_wallboard_equals_metrics(first, m)
             status = driver.find_element("id", "status")
             assert status.get_attribute("data-state") == "live" and status.text.startswith("LIVE")
             assert "every partition" in driver.find_element("id", "source").text  # one worker: the whole center
 
             asyncio.run(send_part(parts[1]))  # more events: the open page follows, without a reload
-            m = wait_applied(base, {t: sum(e.values()) for t, e in ends.items()})
-            wait_for_update(driver, 2)
-            second = tiles(driver)
+            second, m = read_settled(driver, base, sent(), tiles)
             with urllib.request.urlopen(f"{base}/progress", timeout=5) as resp:  # readable, as well as exact
                 progress = json.loads(resp.read())
             stamp = end.isoformat(timespec="milliseconds").replace("+00:00", "Z")  # the closing heartbeat's time
