@@ -112,6 +112,13 @@ _SLOT = {
 }
 
 
+def count_by_key(c: QueueCounts, table: str, key: str, n: int) -> None:
+    """A histogram bucket, a segment's count or a wrap-up code's (a map made at its first count, as counts keep them)."""
+    counts = getattr(c, table) or {}
+    counts[key] = counts.get(key, 0) + n
+    setattr(c, table, counts)
+
+
 def _one(times: list[int], what: str, leg: tuple[str, str]) -> int | None:
     if len(times) > 1:
         raise ValueError(f"leg {leg}: {len(times)} {what} events in a complete log")
@@ -217,12 +224,12 @@ def compute(
             c = intervals[key] = QueueCounts()
         setattr(c, name, getattr(c, name) + amount)
         if segment is not None and name in _SEGMENT_COUNTS:
-            c.segments[f"{segment}:{name}"] = c.segments.get(f"{segment}:{name}", 0) + amount
+            count_by_key(c, "segments", f"{segment}:{name}", amount)
 
     def histogram(queue: str, channel: str, t: int, outcome: str, wait: int) -> None:
         c = intervals[(queue, channel, t // length * length)]
         le = next((str(b) for b in bounds if wait <= b), "inf")
-        c.waits[f"{outcome}:{le}"] = c.waits.get(f"{outcome}:{le}", 0) + 1
+        count_by_key(c, "waits", f"{outcome}:{le}", 1)
         c.longest_wait_ms = max(c.longest_wait_ms, wait)
 
     for (queue, contact), leg in legs.items():
@@ -291,7 +298,7 @@ def compute(
             parts.update(_chat(leg.customer_messages, leg.agent_messages))
             (label,) = leg.dispositions
             c = intervals.setdefault((queue, ch, acw_ended // length * length), QueueCounts())
-            c.dispositions[label] = c.dispositions.get(label, 0) + 1
+            count_by_key(c, "dispositions", label, 1)
             for name, amount in parts.items():
                 bump(queue, ch, acw_ended, name, amount)
                 if agents is not None:

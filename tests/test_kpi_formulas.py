@@ -194,3 +194,19 @@ def test_counts_copy_is_equal_and_independent_and_an_unknown_count_is_an_error()
     assert (d.offered, d.waits, d.longest_wait_ms) == (4, {"answered:20000": 3}, 50)
     with pytest.raises(AttributeError, match="no count 'offerd'"):
         c.bump("offerd", 1)
+
+
+def test_counts_make_a_map_only_at_its_first_count_and_never_share_one():
+    c = QueueCounts(offered=1)
+    d = c.copy()
+    d.add(QueueCounts(handled=1))
+    # most counts (an agent's) never count by key: no empty maps made for them by copies and sums
+    assert (d.waits, d.segments, d.dispositions) == (None, None, None)
+    d.bump("disposition:sale", 1)
+    d.add(QueueCounts(dispositions={"sale": 2, "other": 1}))
+    assert d.dispositions == {"sale": 3, "other": 1} and c.dispositions is None
+    e = QueueCounts()
+    e.add(d)
+    f = e.copy()
+    e.bump("disposition:sale", 1)
+    assert (d.dispositions["sale"], e.dispositions["sale"], f.dispositions["sale"]) == (3, 4, 3)

@@ -367,7 +367,7 @@ def _segments_and_dispositions(totals: Mapping[tuple[str, str], QueueCounts]) ->
         DISPOSITIONS.metric.removesuffix("_total"), DISPOSITIONS.help, labels=["queue", "channel", "disposition"]
     )
     for (q, ch), c in sorted(totals.items()):
-        for code, n in sorted(c.dispositions.items()):
+        for code, n in sorted((c.dispositions or {}).items()):
             fam.add_metric([q, ch, code], n)
     yield fam
 

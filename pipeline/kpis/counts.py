@@ -59,7 +59,9 @@ class QueueCounts(msgspec.Struct, omit_defaults=True):
     """Sum of the waits of abandoned contacts (time to abandon)."""
     longest_wait_ms: int = 0
     """Longest wait of a contact that was answered, abandoned, flowed out or asked for a callback (a maximum)."""
-    waits: dict[str, int] = msgspec.field(default_factory=dict)
+    # The three maps are None until they hold a count: most counts (an agent's above all) have none, and hundreds
+    # of thousands of counts are open at once in a large center.
+    waits: dict[str, int] | None = None
     """Wait histogram, not cumulative: `answered:<le ms>` / `abandoned:<le ms>` -> contacts (`inf` = above all)."""
     handled: int = 0
     """Answered contacts whose handling (conversation and after-contact work) completed."""
@@ -93,9 +95,9 @@ class QueueCounts(msgspec.Struct, omit_defaults=True):
     """IVR / self-service sessions that ended."""
     ivr_contained: int = 0
     """IVR sessions that ended in self-service, without asking for an agent."""
-    segments: dict[str, int] = msgspec.field(default_factory=dict)
+    segments: dict[str, int] | None = None
     """Outcome counts per segment of the offer: `<segment>:<count>` -> value (count: a `SEGMENT_FIELDS` name)."""
-    dispositions: dict[str, int] = msgspec.field(default_factory=dict)
+    dispositions: dict[str, int] | None = None
     """Handled contacts per wrap-up code (the queue's configured codes, else `other`)."""
     # callbacks (`callback.*` events): each count in the interval of the event it comes from
     callback_dials: int = 0
@@ -127,12 +129,15 @@ class QueueCounts(msgspec.Struct, omit_defaults=True):
         for name, mine, theirs in zip(SUM_FIELDS, _sums(self), _sums(other), strict=True):
             setattr(self, name, mine + theirs)
         self.longest_wait_ms = max(self.longest_wait_ms, other.longest_wait_ms)
-        for bucket, n in other.waits.items():
-            self.waits[bucket] = self.waits.get(bucket, 0) + n
-        for key, n in other.segments.items():
-            self.segments[key] = self.segments.get(key, 0) + n
-        for key, n in other.dispositions.items():
-            self.dispositions[key] = self.dispositions.get(key, 0) + n
+        for table in KEYED_FIELDS:
+            theirs = getattr(other, table)
+            if theirs:
+                mine = getattr(self, table)
+                if mine is None:
+                    setattr(self, table, dict(theirs))
+                else:
+                    for key, n in theirs.items():
+                        mine[key] = mine.get(key, 0) + n
 
     def bump(self, name: str, amount: int) -> None:
         """Apply one increment (see pipeline.state.queues): a sum, the maximum or a histogram bucket."""
@@ -141,16 +146,15 @@ class QueueCounts(msgspec.Struct, omit_defaults=True):
         elif name == "longest_wait_ms":
             self.longest_wait_ms = max(self.longest_wait_ms, amount)
         else:
-            table, key = keyed_count(name)
-            counts = getattr(self, table)
-            counts[key] = counts.get(key, 0) + amount
+            add_keyed(self, *keyed_count(name), amount)
 
     def copy(self) -> QueueCounts:
         """An independent copy (a provisional record's), several times faster than copy.deepcopy."""
         c = QueueCounts(*_values(self))
-        c.waits = dict(self.waits)
-        c.segments = dict(self.segments)
-        c.dispositions = dict(self.dispositions)
+        for table in KEYED_FIELDS:
+            mine = getattr(self, table)
+            if mine is not None:
+                setattr(c, table, dict(mine))
         return c
 
     def as_dict(self) -> dict[str, object]:
@@ -158,17 +162,13 @@ class QueueCounts(msgspec.Struct, omit_defaults=True):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> QueueCounts:
-        c = cls(**d)
-        c.waits = dict(c.waits)
-        c.segments = dict(c.segments)
-        c.dispositions = dict(c.dispositions)
-        return c
+        return cls(**d).copy()
 
     def by_segment(self) -> dict[str, QueueCounts]:
         """The outcome counts of each segment, as counts of their own (the service level and the other ratios
         over them are the queue's formulas)."""
         out: dict[str, QueueCounts] = {}
-        for key, n in self.segments.items():
+        for key, n in (self.segments or {}).items():
             segment, _, name = key.rpartition(":")
             c = out.get(segment)
             if c is None:
@@ -178,9 +178,8 @@ class QueueCounts(msgspec.Struct, omit_defaults=True):
 
 
 COUNT_FIELDS: tuple[str, ...] = QueueCounts.__struct_fields__
-SUM_FIELDS: tuple[str, ...] = tuple(
-    n for n in COUNT_FIELDS if n not in ("waits", "longest_wait_ms", "segments", "dispositions")
-)
+KEYED_FIELDS = ("waits", "segments", "dispositions")  # the maps of counts by key
+SUM_FIELDS: tuple[str, ...] = tuple(n for n in COUNT_FIELDS if n not in (*KEYED_FIELDS, "longest_wait_ms"))
 SUMS = frozenset(SUM_FIELDS)
 _values = operator.attrgetter(*COUNT_FIELDS)
 _sums = operator.attrgetter(*SUM_FIELDS)
@@ -213,6 +212,15 @@ def keyed_count(name: str) -> tuple[str, str]:
     return found
 
 
+def add_keyed(c: QueueCounts, table: str, key: str, amount: int) -> None:
+    """Add to a count kept by key (where `keyed_count` says), making its map at its first count."""
+    counts = getattr(c, table)
+    if counts is None:
+        setattr(c, table, {key: amount})
+    else:
+        counts[key] = counts.get(key, 0) + amount
+
+
 def bucket_name(outcome: str, wait_ms: int, bounds_ms: tuple[int, ...]) -> str:
     """The histogram bucket of a wait: the smallest bound at or above it (a wait equal to a bound is in it)."""
     for b in bounds_ms:
@@ -223,11 +231,11 @@ def bucket_name(outcome: str, wait_ms: int, bounds_ms: tuple[int, ...]) -> str:
 
 def cumulative(c: QueueCounts, outcome: str, bounds_ms: tuple[int, ...]) -> list[int]:
     """Cumulative counts per bound, then the total (the `+Inf` bucket): Prometheus's histogram layout."""
-    out, running = [], 0
+    out, running, waits = [], 0, c.waits or {}
     for b in bounds_ms:
-        running += c.waits.get(f"{outcome}:{b}", 0)
+        running += waits.get(f"{outcome}:{b}", 0)
         out.append(running)
-    out.append(running + c.waits.get(f"{outcome}:{INF}", 0))
+    out.append(running + waits.get(f"{outcome}:{INF}", 0))
     return out
 
 

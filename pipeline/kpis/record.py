@@ -384,7 +384,7 @@ def build_record(u: IntervalUpdate, interval_seconds: int, wait_bounds_ms: tuple
         **_cost(c, u.channel, rules),
         miss_causes=_miss_causes(c, rules, u.causes),
         segments=[segment_kpis(name, sc, rules.service_level_variant) for name, sc in sorted(c.by_segment().items())],
-        dispositions=[DispositionCount(disposition=d, contacts=n) for d, n in sorted(c.dispositions.items())],
+        dispositions=[DispositionCount(disposition=d, contacts=n) for d, n in sorted((c.dispositions or {}).items())],
     )
 
 

@@ -40,7 +40,7 @@ import msgspec
 from pipeline.contract import events as ev
 from pipeline.core.settings import QueueSettings
 from pipeline.core.time import NO_TIME, due_for_revision, epoch_ms, interval_start, next_revision
-from pipeline.kpis.counts import SUMS, Forecast, IntervalUpdate, QueueCounts, keyed_count
+from pipeline.kpis.counts import SUMS, Forecast, IntervalUpdate, QueueCounts, add_keyed, keyed_count
 from pipeline.kpis.reporting.causes import worker_miss
 from pipeline.state import callbacks as cbk
 from pipeline.state import offers as ofr
@@ -514,8 +514,7 @@ class QueueState:
             else:
                 table, key = keyed_count(name)
                 for c in targets:
-                    counts = getattr(c, table)
-                    counts[key] = counts.get(key, 0) + amount
+                    add_keyed(c, table, key, amount)
 
     # ---- time passing ----------------------------------------------------------------------------------
 
