@@ -206,3 +206,41 @@ def test_a_command_stopped_with_sigterm_stops_the_broker_and_worker_it_started(t
         for pid in _started_by(marker) | {proc.pid}:  # nothing left behind by a failure either
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+
+
+SPAWN_INTERRUPTED = """
+import os, signal, subprocess, sys
+from pipeline.core import processes
+
+class Interrupted(subprocess.Popen):
+    # the stop signal lands while the child is being started: it exists, and Popen has not returned it yet
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIG{signal})
+
+processes.interrupt_on_sigterm()
+subprocess.Popen = Interrupted
+try:
+    processes.spawn(["sleep", "60"], None)
+except KeyboardInterrupt:
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("stop", ["TERM", "INT"])
+def test_a_stop_while_a_child_is_being_started_stops_that_child(stop: str) -> None:
+    """A command stopped right as it starts its broker or worker: the child exists before `Popen` returns it,
+    and an interrupt in between would lose the only handle on it (a worker was left running so in CI)."""
+    token = uuid.uuid4().hex
+    env = {**os.environ, "CC_SIGTERM_TEST": token}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", SPAWN_INTERRUPTED.replace("{signal}", stop)], env=env, timeout=60, text=True,
+            capture_output=True,
+        )  # fmt: skip
+        assert done.returncode == 3, done.stderr  # interrupted, as the signal asked
+        assert not _started_by(f"CC_SIGTERM_TEST={token}"), "the child was left running"
+    finally:
+        for pid in _started_by(f"CC_SIGTERM_TEST={token}"):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)

@@ -10,15 +10,32 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
+# A stop (Ctrl-C, SIGTERM) that came while a child was being started: the child exists from the fork on, but
+# `Popen` returns it only after its exec, and an interrupt raised in between would lose the only handle to stop it.
+_starting = False
+_stop_deferred = False
+
 
 def spawn(argv: list[str], log_file: Path | None, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start `argv` in a new process group, its output appended to `log_file` (or discarded)."""
-    if log_file is None:
-        return subprocess.Popen(
-            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    with open(log_file, "ab") as out:
-        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    """Start `argv` in a new process group, its output appended to `log_file` (or discarded). A stop that comes
+    meanwhile (with `interrupt_on_sigterm`) stops the child, then interrupts as it would have."""
+    global _starting, _stop_deferred
+    _starting = True
+    try:
+        if log_file is None:
+            proc = subprocess.Popen(
+                argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        else:
+            with open(log_file, "ab") as out:
+                proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        _starting = False
+    if _stop_deferred:
+        _stop_deferred = False
+        stop(proc)
+        raise KeyboardInterrupt
+    return proc
 
 
 def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
@@ -35,9 +52,15 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
 
 def interrupt_on_sigterm() -> None:
     """Make SIGTERM (`kill`, a CI job's timeout, systemd) stop a command as Ctrl-C does: through its `finally`
-    blocks, which stop the children it started. They run in process groups of their own, so nothing else would."""
+    blocks, which stop the children it started. They run in process groups of their own, so nothing else would.
+    Both wait while `spawn` starts a child (see `_starting`)."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        global _stop_deferred
+        if _starting:
+            _stop_deferred = True
+            return
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

