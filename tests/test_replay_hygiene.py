@@ -234,10 +234,8 @@ def test_a_stop_while_a_child_is_being_started_stops_that_child(stop: str) -> No
     token = uuid.uuid4().hex
     env = {**os.environ, "CC_SIGTERM_TEST": token}
     try:
-        done = subprocess.run(
-            [sys.executable, "-c", SPAWN_INTERRUPTED.replace("{signal}", stop)], env=env, timeout=60, text=True,
-            capture_output=True,
-        )  # fmt: skip
+        script = SPAWN_INTERRUPTED.replace("{signal}", stop)
+        done = subprocess.run([sys.executable, "-c", script], env=env, timeout=60, text=True, capture_output=True)
         assert done.returncode == 3, done.stderr  # interrupted, as the signal asked
         assert not _started_by(f"CC_SIGTERM_TEST={token}"), "the child was left running"
     finally:
