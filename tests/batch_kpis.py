@@ -38,7 +38,7 @@ from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from pipeline.contract import events as ev
-from pipeline.kpis.counts import QueueCounts
+from pipeline.kpis.counts import HandlingCounts, QueueCounts
 
 IntervalKey = tuple[str, str, int]  # (queue, channel, interval start in epoch ms)
 TotalKey = tuple[str, str]  # (queue, channel)
@@ -152,7 +152,7 @@ def compute(
     threshold_of: Callable[[str], float],
     short_of: Callable[[str], float] = lambda queue: 5.0,
     bounds_seconds: tuple[float, ...] = (),
-    agents: dict[tuple[str, str], QueueCounts] | None = None,
+    agents: dict[tuple[str, str], HandlingCounts] | None = None,
     *,
     channel_thresholds: Mapping[tuple[str, str], float] | None = None,
     business: Mapping[tuple[str, str], Callable[[int, int], int]] | None = None,
@@ -302,7 +302,7 @@ def compute(
             for name, amount in parts.items():
                 bump(queue, ch, acw_ended, name, amount)
                 if agents is not None:
-                    a = agents.setdefault((leg.agent, acw_ended // length * length), QueueCounts())
+                    a = agents.setdefault((leg.agent, acw_ended // length * length), HandlingCounts())
                     setattr(a, name, getattr(a, name) + amount)
 
     # surveys and IVR sessions: the interval of their own time
@@ -354,7 +354,7 @@ def compute(
     def bump_both(e: ev.Event, t: int, name: str, amount: int) -> None:
         bump(e.queue_id, e.channel, t, name, amount)
         if agents is not None:
-            a = agents.setdefault((e.agent_id, t // length * length), QueueCounts())
+            a = agents.setdefault((e.agent_id, t // length * length), HandlingCounts())
             setattr(a, name, getattr(a, name) + amount)
 
     outcome_count = {

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipeline.contract import events as ev
 from pipeline.core.settings import QueueConfig, QueueSettings, load_settings
 from pipeline.exposition.metrics import build_registry, exposition
-from pipeline.kpis.counts import QueueCounts
+from pipeline.kpis.counts import HandlingCounts
 from pipeline.kpis.definitions import RATIO
 from pipeline.processing.processor import ContactProcessor, Message, PipelineStats
 from pipeline.state.queues import DUPLICATE, IMPOSSIBLE, QueueState
@@ -98,9 +98,9 @@ def test_series_and_records_per_queue_and_per_agent_equal_the_batch():
         assert m[("cc_queue_offers_total", labels)] == c.agent_offers
         assert m[("cc_queue_offers_missed_total", labels)] == c.agent_offers_missed
         assert m[("cc_queue_offer_ring_seconds_total", labels)] == c.agent_offer_ring_ms / 1000
-    by_agent: dict[str, QueueCounts] = {}
+    by_agent: dict[str, HandlingCounts] = {}
     for (agent, _), c in per_agent.items():
-        by_agent.setdefault(agent, QueueCounts()).add(c)
+        by_agent.setdefault(agent, HandlingCounts()).add(c)
     assert set(by_agent) == {"a1", "a2", "a3"}
     for agent, c in by_agent.items():  # a1 is counted on both queues: one series, summed
         assert m[("cc_agent_offers_total", (("agent", agent),))] == c.agent_offers

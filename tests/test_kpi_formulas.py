@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from eventlog import BASE_S, Events
 
 from pipeline.core.settings import QueueSettings
 from pipeline.kpis import counts as k
-from pipeline.kpis.counts import QueueCounts
+from pipeline.kpis.counts import HANDLING_FIELDS, SUMS, HandlingCounts, QueueCounts
+from pipeline.kpis.definitions import AGENT_HANDLING
 from pipeline.kpis.record import build_record
 from pipeline.state.queues import DUPLICATE, LATE, QueueState
 
@@ -200,7 +202,7 @@ def test_counts_make_a_map_only_at_its_first_count_and_never_share_one():
     c = QueueCounts(offered=1)
     d = c.copy()
     d.add(QueueCounts(handled=1))
-    # most counts (an agent's) never count by key: no empty maps made for them by copies and sums
+    # many counts never count by key: no empty maps made for them by copies and sums
     assert (d.waits, d.segments, d.dispositions) == (None, None, None)
     d.bump("disposition:sale", 1)
     d.add(QueueCounts(dispositions={"sale": 2, "other": 1}))
@@ -210,3 +212,19 @@ def test_counts_make_a_map_only_at_its_first_count_and_never_share_one():
     f = e.copy()
     e.bump("disposition:sale", 1)
     assert (d.dispositions["sale"], e.dispositions["sale"], f.dispositions["sale"]) == (3, 4, 3)
+
+
+def test_an_agents_counts_are_the_queue_sums_counted_per_agent_and_read_from_older_checkpoints():
+    # every field of an agent's counts is a sum of the queue's, and every per-agent metric reads one of them
+    assert set(HANDLING_FIELDS) <= SUMS
+    assert {c.field for c in AGENT_HANDLING} <= set(HANDLING_FIELDS)
+    a = HandlingCounts(handled=1, handle_ms=300_000, agent_offers=2)
+    b = a.copy()
+    b.add(HandlingCounts(handled=1, talk_ms=5_000, agent_offers_missed=1))
+    assert a == HandlingCounts(handled=1, handle_ms=300_000, agent_offers=2)  # the copy is independent
+    assert b == HandlingCounts(handled=2, handle_ms=300_000, talk_ms=5_000, agent_offers=2, agent_offers_missed=1)
+    # checkpoints written before stored an agent's counts as a QueueCounts without its zeros: they still load
+    older = msgspec.msgpack.encode({"A1": QueueCounts(handled=2, hold_ms=40_000, agent_offers_rejected=1)})
+    loaded = msgspec.msgpack.decode(older, type=dict[str, HandlingCounts])
+    assert loaded == {"A1": HandlingCounts(handled=2, hold_ms=40_000, agent_offers_rejected=1)}
+    assert msgspec.msgpack.encode(loaded) == older  # and are stored the same way now

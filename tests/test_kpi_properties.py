@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from pipeline.contract import events as ev
 from pipeline.core.settings import WEEKDAYS, ChannelSettings, QueueSettings
-from pipeline.kpis.counts import QueueCounts
+from pipeline.kpis.counts import HandlingCounts, QueueCounts
 from pipeline.state.queues import CODEC, DUPLICATE, IMPOSSIBLE, LATE, QueueState
 
 INTERVAL = 60  # s: short, so that legs spread over several intervals
@@ -258,7 +258,7 @@ def run(events: list[ev.Event], advance_every: int):
     """Feed a QueueState like the processor does; collect every final update. Returns (finals, results, state)."""
     s = QueueState(INTERVAL, LATENESS, TIMEOUT, rules_of, BOUNDS)
     finals: dict[tuple[str, str, int], QueueCounts] = {}
-    agents: dict[tuple[str, int], QueueCounts] = {}
+    agents: dict[tuple[str, int], HandlingCounts] = {}
     results: list = []
 
     def collect():
@@ -269,7 +269,7 @@ def run(events: list[ev.Event], advance_every: int):
             assert u.rules == rules_of(u.queue_id).for_channel(u.channel)
             finals[key] = u.counts
             for agent, c in u.agents.items():
-                agents.setdefault((agent, u.start * 1000), QueueCounts()).add(c)
+                agents.setdefault((agent, u.start * 1000), HandlingCounts()).add(c)
 
     rollups: dict = {}
 
@@ -419,7 +419,7 @@ def test_shuffled_and_duplicated_with_snapshot_restore_midway(events, seed):
     def keep(u):
         finals[(u.queue_id, u.channel, u.start * 1000)] = u.counts
         for agent, c in u.agents.items():
-            agents.setdefault((agent, u.start * 1000), QueueCounts()).add(c)
+            agents.setdefault((agent, u.start * 1000), HandlingCounts()).add(c)
 
     def feed(state, part):
         for i, e in enumerate(part):

@@ -18,7 +18,7 @@ from pipeline.contract.records import RecordVersion, ServiceLevelClock
 from pipeline.core.settings import QueueSettings
 from pipeline.core.time import REVISION, as_datetime
 from pipeline.kpis import counts as k
-from pipeline.kpis.counts import IntervalUpdate, QueueCounts, Window
+from pipeline.kpis.counts import HandlingCounts, IntervalUpdate, QueueCounts, Window
 from pipeline.kpis.definitions import (
     CALLBACK_COUNTS,
     CALLBACK_RATIOS,
@@ -289,8 +289,9 @@ def record_key(queue_id: str, channel: str, start: datetime, window: str = "inte
     return f"{queue_id}|{channel}|{window}|{start.isoformat()}"
 
 
-def handling(c: QueueCounts) -> dict[str, Any]:
-    """The handling fields of a record, from counts (keyword arguments of KpiRecord and AgentHandling)."""
+def handling(c: QueueCounts | HandlingCounts) -> dict[str, Any]:
+    """The handling fields of a record, from a queue's or an agent's counts (keyword arguments of KpiRecord and
+    AgentHandling)."""
     talk = c.talk_ms
     return dict(
         handled=c.handled,
@@ -300,18 +301,18 @@ def handling(c: QueueCounts) -> dict[str, Any]:
         acw_seconds_sum=c.acw_ms / 1000,
         held=c.held,
         transferred_out=c.transferred_out,
-        aht_seconds=k.average_handle_time(c),
+        aht_seconds=RATIO["aht"].value(c),
         talk_seconds_avg=RATIO["talk_avg"].value(c),
         hold_seconds_avg=RATIO["hold_avg"].value(c),
         acw_seconds_avg=RATIO["acw_avg"].value(c),
-        hold_rate=k.hold_rate(c),
-        transfer_rate=k.transfer_rate(c),
+        hold_rate=RATIO["hold_rate"].value(c),
+        transfer_rate=RATIO["transfer_rate"].value(c),
         chat_first_responses=c.chat_first_responses,
         chat_first_response_seconds_sum=c.chat_first_response_ms / 1000,
         chat_responses=c.chat_responses,
         chat_response_seconds_sum=c.chat_response_ms / 1000,
-        first_response_seconds=k.first_response_time(c),
-        average_response_seconds=k.average_response_time(c),
+        first_response_seconds=RATIO["chat_first_response"].value(c),
+        average_response_seconds=RATIO["chat_response"].value(c),
     )
 
 
@@ -402,7 +403,7 @@ def _exported(value: int, field: str) -> float | int:
     return value / 1000 if field.endswith("_ms") else value
 
 
-def _counts(c: QueueCounts, counts: tuple[Count, ...]) -> dict[str, Any]:
+def _counts(c: QueueCounts | HandlingCounts, counts: tuple[Count, ...]) -> dict[str, Any]:
     """The record fields of the table's counts, each as its definition names it (durations in seconds)."""
     return {n.record_field: _exported(getattr(c, n.field), n.field) for n in counts}
 

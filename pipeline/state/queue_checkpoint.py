@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import msgspec
 
-from pipeline.kpis.counts import Forecast, QueueCounts, Window
+from pipeline.kpis.counts import Forecast, HandlingCounts, QueueCounts, Window
 from pipeline.state.callbacks import Callback
 from pipeline.state.codec import Codec
 from pipeline.state.legs import Leg
@@ -33,7 +33,7 @@ class StoredInterval(msgspec.Struct):
     revision: int
     changed: bool
     published_at: float
-    agents: dict[str, QueueCounts]  # in changes: only the agents counted since the last checkpoint
+    agents: dict[str, HandlingCounts]  # in changes: only the agents counted since the last checkpoint
     event_ids: list[str]
 
 
@@ -49,7 +49,7 @@ class StoredRollup(msgspec.Struct, omit_defaults=True):  # no `causes` stored fo
     revision: int
     changed: bool
     published_at: float
-    agents: dict[str, QueueCounts]  # in changes: only the agents counted since the last checkpoint
+    agents: dict[str, HandlingCounts]  # in changes: only the agents counted since the last checkpoint
     causes: dict[str, float] = {}  # contacts short of the target by cause, whole (`OpenInterval.causes`)
 
 
@@ -96,7 +96,7 @@ class QueueSnapshot(msgspec.Struct):
     intervals: list[StoredInterval]
     forecasts: list[StoredForecast]
     totals: list[StoredTotal]
-    agent_totals: dict[str, QueueCounts]
+    agent_totals: dict[str, HandlingCounts]
     last_final: list[StoredFinal]
     rollups: list[StoredRollup]
     expired: list[StoredExpired]

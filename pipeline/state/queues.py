@@ -40,7 +40,7 @@ import msgspec
 from pipeline.contract import events as ev
 from pipeline.core.settings import QueueSettings
 from pipeline.core.time import NO_TIME, due_for_revision, epoch_ms, interval_start, next_revision
-from pipeline.kpis.counts import SUMS, Forecast, IntervalUpdate, QueueCounts, add_keyed, keyed_count
+from pipeline.kpis.counts import SUMS, Forecast, HandlingCounts, IntervalUpdate, QueueCounts, add_keyed, keyed_count
 from pipeline.kpis.reporting.causes import worker_miss
 from pipeline.state import callbacks as cbk
 from pipeline.state import offers as ofr
@@ -116,7 +116,7 @@ class QueueState:
         self.legs: dict[tuple[str, str], Leg] = {}
         self.intervals: dict[tuple[str, str, int], OpenInterval] = {}
         self.totals: dict[tuple[str, str], QueueCounts] = {}
-        self.agent_totals: dict[str, QueueCounts] = {}  # handling per agent, all queues of this partition
+        self.agent_totals: dict[str, HandlingCounts] = {}  # handling per agent, all queues of this partition
         self._rollups = Rollups(rules_of)  # hours and days in each queue's time zone
         # the newest final interval per (queue, channel): with the open one, the recent traffic for staffing
         self.last_final: dict[tuple[str, str], tuple[int, QueueCounts]] = {}
@@ -492,29 +492,30 @@ class QueueState:
                 for roll in ivl.rollups:
                     roll.changed = True
                 intervals[start] = ivl
-            if agent is None:
-                targets: tuple[QueueCounts, ...] = (ivl.counts, total)
-            else:
+            if agent is not None:  # an agent's counts are sums (`HandlingCounts`)
                 by_agent = ivl.agents.get(agent)
                 if by_agent is None:
-                    by_agent = ivl.agents[agent] = QueueCounts()
+                    by_agent = ivl.agents[agent] = HandlingCounts()
                 agent_total = agent_totals.get(agent)
                 if agent_total is None:
-                    agent_total = agent_totals[agent] = QueueCounts()
-                targets = (ivl.counts, by_agent, total, agent_total)
+                    agent_total = agent_totals[agent] = HandlingCounts()
+                setattr(by_agent, name, getattr(by_agent, name) + amount)
+                setattr(agent_total, name, getattr(agent_total, name) + amount)
                 self._changed_agents.add(agent)
             # `QueueCounts.bump`, inline: ~10 increments an event, half of them histogram or segment counts
+            counts = ivl.counts
             if name in SUMS:
-                for c in targets:
-                    setattr(c, name, getattr(c, name) + amount)
+                setattr(counts, name, getattr(counts, name) + amount)
+                setattr(total, name, getattr(total, name) + amount)
             elif name == "longest_wait_ms":
-                for c in targets:
-                    if amount > c.longest_wait_ms:
-                        c.longest_wait_ms = amount
+                if amount > counts.longest_wait_ms:
+                    counts.longest_wait_ms = amount
+                if amount > total.longest_wait_ms:
+                    total.longest_wait_ms = amount
             else:
                 table, key = keyed_count(name)
-                for c in targets:
-                    add_keyed(c, table, key, amount)
+                add_keyed(counts, table, key, amount)
+                add_keyed(total, table, key, amount)
 
     # ---- time passing ----------------------------------------------------------------------------------
 
@@ -580,7 +581,7 @@ class QueueState:
         self._changed_agents.update(ivl.agents)
 
     def _final(
-        self, q: str, ch: str, start: int, revision: int, counts: QueueCounts, agents: dict[str, QueueCounts]
+        self, q: str, ch: str, start: int, revision: int, counts: QueueCounts, agents: dict[str, HandlingCounts]
     ) -> IntervalUpdate:
         """The final update of a closed interval, with its forecast; the newest final is kept for staffing."""
         if start >= self.last_final.get((q, ch), (NO_TIME,))[0]:
@@ -725,7 +726,7 @@ class QueueState:
         hours and days, totals and newest final, or only those of `queues`; every forecast, or those of
         `forecasts`."""
 
-        def of(counts: dict[str, QueueCounts]) -> dict[str, QueueCounts]:
+        def of(counts: dict[str, HandlingCounts]) -> dict[str, HandlingCounts]:
             return counts if agents is None else {a: counts[a] for a in agents if a in counts}
 
         def kept(q: str, ch: str) -> bool:

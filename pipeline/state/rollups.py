@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from pipeline.core.settings import QueueSettings
 from pipeline.core.time import due_for_revision, local_bounds, next_revision
-from pipeline.kpis.counts import IntervalUpdate, QueueCounts, Window
+from pipeline.kpis.counts import HandlingCounts, IntervalUpdate, QueueCounts, Window
 from pipeline.state.intervals import OpenInterval, add_agents
 
 ROLLUPS: tuple[Window, ...] = ("hour", "day")  # the windows summed from the intervals
@@ -104,7 +104,7 @@ class Rollups:
         revision: int,
         final: bool,
         counts: QueueCounts,
-        agents: dict[str, QueueCounts],
+        agents: dict[str, HandlingCounts],
         causes: dict[str, float],
     ) -> IntervalUpdate:
         q, ch, window, start = key

@@ -17,7 +17,7 @@ import orjson
 from pipeline.contract import events as ev
 from pipeline.core.settings import QueueSettings
 from pipeline.kpis.agents import AgentCounts, AgentIntervalUpdate, AgentKpiRecord, build_agent_record
-from pipeline.kpis.counts import Forecast, IntervalUpdate, QueueCounts
+from pipeline.kpis.counts import Forecast, HandlingCounts, IntervalUpdate, QueueCounts
 from pipeline.kpis.quality import FcrCounts, FcrRecord, FcrUpdate, build_fcr_record
 from pipeline.kpis.record import KpiRecord, build_record
 from pipeline.state.repeats import CustomerContact, CustomerContactMessage, SourceWatermark
@@ -207,7 +207,7 @@ def _example_record() -> KpiRecord:
         ivr_sessions=3,
         ivr_contained=1,
     )
-    agent = QueueCounts(handled=1, handle_ms=330_000, hold_ms=40_000, acw_ms=50_000, held=1)
+    agent = HandlingCounts(handled=1, handle_ms=330_000, hold_ms=40_000, acw_ms=50_000, held=1)
     update = IntervalUpdate(
         "support",
         "voice",
