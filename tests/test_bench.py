@@ -25,7 +25,7 @@ from pipeline.__main__ import main
 from pipeline.contract import events as ev
 from pipeline.core.settings import Settings, load_settings
 from pipeline.runtime.broker import ensure_topics, free_port
-from pipeline.tools.bench import achieved_per_message, center, events_of, preload, run_rate
+from pipeline.tools.bench import achieved_per_message, center, events_of, megabytes, preload, proc_status_kb, run_rate
 from pipeline.tools.bench_growth import Fit, fit, scraped, sizes
 from pipeline.tools.bench_peer import not_available
 from pipeline.tools.bench_scale import cpu_seconds, formed, machine_busy_seconds, projection, worker_counts
@@ -423,6 +423,16 @@ def test_cpu_seconds_are_the_kernels_account_of_a_process():
     assert machine_busy_seconds() - busy0 >= used - 0.05  # the machine was busy at least while this process was
     times = os.times()
     assert cpu_seconds(os.getpid()) == pytest.approx(times.user + times.system, abs=0.05)
+
+
+def test_memory_figures_are_megabytes_of_a_million_bytes():
+    # /proc counts kB of 1,024 bytes; the bench's MB, and the 1 GB target, are 10^6 and 10^9 bytes
+    assert megabytes(976_562.5) == pytest.approx(1000)
+    with open("/proc/self/statm") as f:
+        resident_pages = int(f.read().split()[1])
+    rss = proc_status_kb(os.getpid(), "VmRSS")
+    assert rss is not None
+    assert megabytes(rss) == pytest.approx(resident_pages * os.sysconf("SC_PAGE_SIZE") / 1e6, rel=0.05)
 
 
 def test_a_group_is_formed_when_every_partition_has_one_owner():

@@ -121,8 +121,13 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def megabytes(kb: float) -> float:
+    """/proc's kB (1,024 bytes) in MB (10^6 bytes): the unit of every memory figure the bench prints."""
+    return kb * 1024 / 1e6
+
+
 def proc_status_kb(pid: int, field: str) -> int | None:
-    """A memory figure of a process from /proc (VmRSS, VmHWM), in kB; None when it has gone."""
+    """A memory figure of a process from /proc (VmRSS, VmHWM), in kB (of 1,024 bytes); None when it has gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
@@ -180,10 +185,10 @@ class RssSampler(Sampler[int]):
     def peak_mb(self) -> float:
         hwm = proc_status_kb(self.pid, "VmHWM")
         seen = max((kb for _, kb in self.samples), default=0)
-        return max(hwm or 0, seen) / 1024
+        return megabytes(max(hwm or 0, seen))
 
     def mb_over(self, start: float, end: float) -> list[float]:
-        return [kb / 1024 for kb in self.over(start, end)]
+        return [megabytes(kb) for kb in self.over(start, end)]
 
 
 class StateSampler(Sampler[dict[str, int]]):
@@ -309,7 +314,7 @@ def run_reference(kind: str, settings: Settings, overrides: dict, messages: int,
     args = ("pipeline.tools.bench", kind, "--messages", str(messages), "--out", str(out))
     with worker_process(settings, log_file, args, **overrides) as proc:
         result = _wait_for_result(out, proc, timeout, kind, log_file)
-        result["peak_rss_mb"] = (proc_status_kb(proc.pid, "VmHWM") or 0) / 1024
+        result["peak_rss_mb"] = megabytes(proc_status_kb(proc.pid, "VmHWM") or 0)
     return result
 
 
@@ -328,7 +333,7 @@ def run_peer(settings: Settings, group: str, messages: int, log_dir: Path, timeo
         proc = processes.spawn(argv, log_file, env)
         try:
             result = _wait_for_result(out, proc, timeout, "Quix Streams peer", log_file)
-            result["peak_rss_mb"] = (proc_status_kb(proc.pid, "VmHWM") or 0) / 1024
+            result["peak_rss_mb"] = megabytes(proc_status_kb(proc.pid, "VmHWM") or 0)
         finally:
             processes.stop(proc)
     return result
@@ -848,7 +853,7 @@ def day_through_worker(
                 _say(f"{name}: a /metrics scrape failed after {time.monotonic() - asked:.1f} s ({exc}): not timed")
                 continue
             scrapes.append(time.monotonic() - asked)
-        end_rss = (proc_status_kb(worker.pid, "VmRSS") or 0) / 1024
+        end_rss = megabytes(proc_status_kb(worker.pid, "VmRSS") or 0)
         peak = rss.peak_mb()
     return {
         "agents": agents,

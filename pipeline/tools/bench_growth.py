@@ -25,7 +25,7 @@ import numpy as np
 from pipeline.core.settings import Settings
 
 DEFAULT_SIZES = "1000x50,5000x200,20000x1000,5000x50,5000x1000"
-MEMORY_TARGET_MB = 1024  # the target for a 20,000-agent, 1,000-queue day
+MEMORY_TARGET_MB = 1000  # the target for a 20,000-agent, 1,000-queue day: 1 GB (MB: 10^6 bytes)
 
 
 def sizes(text: str) -> tuple[tuple[int, int], ...]:
