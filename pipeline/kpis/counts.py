@@ -310,27 +310,27 @@ def average_time_to_abandon(c: QueueCounts) -> float | None:
     return RATIO["average_time_to_abandon"].value(c)
 
 
-def average_handle_time(c: QueueCounts) -> float | None:
+def average_handle_time(c: QueueCounts | HandlingCounts) -> float | None:
     """Mean of talk + hold + after-contact work over handled contacts, in seconds."""
     return RATIO["aht"].value(c)
 
 
-def hold_rate(c: QueueCounts) -> float | None:
+def hold_rate(c: QueueCounts | HandlingCounts) -> float | None:
     """Handled contacts put on hold at least once, over handled contacts."""
     return RATIO["hold_rate"].value(c)
 
 
-def transfer_rate(c: QueueCounts) -> float | None:
+def transfer_rate(c: QueueCounts | HandlingCounts) -> float | None:
     """Handled contacts transferred out, over handled contacts."""
     return RATIO["transfer_rate"].value(c)
 
 
-def first_response_time(c: QueueCounts) -> float | None:
+def first_response_time(c: QueueCounts | HandlingCounts) -> float | None:
     """Mean chat first response time, in seconds."""
     return RATIO["chat_first_response"].value(c)
 
 
-def average_response_time(c: QueueCounts) -> float | None:
+def average_response_time(c: QueueCounts | HandlingCounts) -> float | None:
     """Mean chat response time, in seconds."""
     return RATIO["chat_response"].value(c)
 

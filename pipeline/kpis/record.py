@@ -301,18 +301,18 @@ def handling(c: QueueCounts | HandlingCounts) -> dict[str, Any]:
         acw_seconds_sum=c.acw_ms / 1000,
         held=c.held,
         transferred_out=c.transferred_out,
-        aht_seconds=RATIO["aht"].value(c),
+        aht_seconds=k.average_handle_time(c),
         talk_seconds_avg=RATIO["talk_avg"].value(c),
         hold_seconds_avg=RATIO["hold_avg"].value(c),
         acw_seconds_avg=RATIO["acw_avg"].value(c),
-        hold_rate=RATIO["hold_rate"].value(c),
-        transfer_rate=RATIO["transfer_rate"].value(c),
+        hold_rate=k.hold_rate(c),
+        transfer_rate=k.transfer_rate(c),
         chat_first_responses=c.chat_first_responses,
         chat_first_response_seconds_sum=c.chat_first_response_ms / 1000,
         chat_responses=c.chat_responses,
         chat_response_seconds_sum=c.chat_response_ms / 1000,
-        first_response_seconds=RATIO["chat_first_response"].value(c),
-        average_response_seconds=RATIO["chat_response"].value(c),
+        first_response_seconds=k.first_response_time(c),
+        average_response_seconds=k.average_response_time(c),
     )
 
 
