@@ -3,6 +3,7 @@ of its own, so that stopping it stops everything it started, and always stopped 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -22,13 +23,8 @@ def spawn(argv: list[str], log_file: Path | None, env: Mapping[str, str] | None 
     global _starting, _stop_deferred
     _starting, proc = True, None
     try:
-        if log_file is None:
-            proc = subprocess.Popen(
-                argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        else:
-            with open(log_file, "ab") as out:
-                proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(log_file, "ab") if log_file is not None else contextlib.nullcontext(subprocess.DEVNULL) as out:
+            proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     finally:
         _starting = False
         if _stop_deferred:  # also when the start failed: the stop asked for is not lost, nor left for the next start
