@@ -117,6 +117,17 @@ def test_the_first_batch_is_timed_from_when_it_began():
     assert t.first_batch == (5.0, 0) and t.messages == 2
 
 
+def test_the_first_batch_is_the_one_that_began_first_not_the_first_to_end():
+    # A topic's task can begin a long batch, then await its records' delivery while another topic's short batch
+    # begins and ends: timed from the short one, the benchmark left the long one's work out of its time and CPU
+    # but counted its events.
+    t = Throughput()
+    t.observe_batch([_m(0, 0, None)], started=5.4, started_cpu=3.2)  # began second, ended first
+    t.observe_batch([_m(1, 0, None)], started=5.0, started_cpu=3.0)
+    t.observe_batch([_m(1, 1, None)], started=6.0, started_cpu=4.0)
+    assert t.first_batch == (5.0, 0) and t.first_batch_cpu == 3.0 and t.messages == 3
+
+
 def test_the_batches_cpu_is_the_process_time_from_the_first_batchs_start_to_the_last_ones_end():
     t = Throughput()
     assert t.first_batch_cpu is None

@@ -49,9 +49,11 @@ class Throughput:
         self.last_batch_at = 0.0  # wall clock of the end of the last batch (0: none yet)
         # for the benchmark, which reads them from /progress instead of timing the worker by polling it often:
         self.messages = 0  # source messages processed
-        self.first_batch: tuple[float, int] | None = None  # (time.monotonic(), 0) when the first batch began
+        # (time.monotonic(), 0) when the earliest batch began: not always the first to end, as the input topics' tasks
+        # interleave (one publishing its records while another applies its batch)
+        self.first_batch: tuple[float, int] | None = None
         self.last_batch_monotonic = 0.0
-        # the process's CPU seconds (every thread's: the consumer's fetches too) when the first batch began and the
+        # the process's CPU seconds (every thread's: the consumer's fetches too) when the earliest batch began and the
         # last one ended: CPU per event, which other processes on the machine do not change as they change the rate
         self.first_batch_cpu: float | None = None
         self.last_batch_cpu = 0.0
@@ -84,8 +86,9 @@ class Throughput:
         self.last_batch_at = now
         self.messages += n
         self.last_batch_monotonic, self.last_batch_cpu = time.monotonic(), time.process_time()
-        if self.first_batch is None:
-            self.first_batch = (self.last_batch_monotonic if started is None else started, self.messages - n)
+        began = self.last_batch_monotonic if started is None else started
+        if self.first_batch is None or began < self.first_batch[0]:  # nothing ended before the earliest began
+            self.first_batch = (began, 0)
             self.first_batch_cpu = self.last_batch_cpu if started_cpu is None else started_cpu
 
     def forget(self, topic: str, partition: int) -> None:
