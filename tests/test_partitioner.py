@@ -4,8 +4,10 @@ import random
 
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as reference_murmur2
+from hypothesis import given
+from hypothesis import strategies as st
 
-from pipeline.contract.partitioner import KeyPartitioner, murmur2, partition_of
+from pipeline.contract.partitioner import FEW, KeyPartitioner, murmur2, murmur2_each, partition_of, partitions_of
 
 
 def test_murmur2_is_kafkas_for_every_length_and_tail():
@@ -14,6 +16,37 @@ def test_murmur2_is_kafkas_for_every_length_and_tail():
         for _ in range(5):
             key = rnd.randbytes(length)
             assert murmur2(key) == reference_murmur2(key), key
+
+
+def test_keys_hashed_together_get_kafkas_hash_for_every_length_and_tail():
+    rnd = random.Random(9)
+    for length in range(70):
+        for n in (1, FEW - 1, FEW, 40):  # one by one, and in lanes
+            keys = [rnd.randbytes(length) for _ in range(n)]
+            assert murmur2_each(keys) == [reference_murmur2(k) for k in keys], (length, n)
+    # the forwarder's keys: 64-character customer hashes, and `anon:` + contact ids of any length, mixed
+    keys = [
+        rnd.randbytes(32).hex().encode() if rnd.random() < 0.8 else f"anon:{rnd.random()}".encode() for _ in range(500)
+    ]
+    assert partitions_of(keys, 12) == [DefaultPartitioner()(k, list(range(12)), list(range(12))) for k in keys]
+
+
+@given(st.lists(st.binary(max_size=40), max_size=60))
+def test_any_keys_hashed_together_keep_their_order_and_kafkas_hash(keys):
+    assert murmur2_each(keys) == [reference_murmur2(k) for k in keys]
+
+
+def test_keys_learnt_in_advance_are_partitioned_as_kafka_does_and_the_memory_stays_bounded():
+    rnd = random.Random(10)
+    keys = [f"agent-{i}|2026-11-30T09:{rnd.randrange(60):02d}:00+00:00".encode() for i in range(120)]
+    ours, theirs, partitions = KeyPartitioner(remember=100), DefaultPartitioner(), list(range(7))
+    ours.learn(keys[:60])
+    assert set(ours._hashes) == set(keys[:60])
+    assert all(ours(k, partitions, partitions) == theirs(k, partitions, partitions) for k in keys[:60])
+    ours.learn(keys)  # more than it may remember: it forgets, then learns as many as it may
+    assert len(ours._hashes) == 100
+    assert all(ours(k, partitions, partitions) == theirs(k, partitions, partitions) for k in keys)
+    assert len(ours._hashes) <= 100
 
 
 def test_partitions_are_the_default_partitioners_and_remembered_keys_stay_right():

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import msgspec
 
 from pipeline.contract import events as ev
-from pipeline.contract.partitioner import partition_of
+from pipeline.contract.partitioner import partitions_of
 from pipeline.core.settings import ENV_PREFIX, QueueConfig, Settings, SettingsError
 from pipeline.core.time import epoch_ms
 from pipeline.kpis.quality import FcrRecord, build_fcr_record
@@ -97,18 +97,21 @@ class CustomerContactForwarder:
         every = list(range(self.partitions))
         batches: dict[int, list] = {}
         keys: dict[int, bytes] = {}
+        records, record_keys = [], []
         for e in offered:
             customer = customer_hash(self.key, e.customer_id) if e.customer_id else None
-            record = CustomerContact(
-                customer=customer,
-                contact_id=e.contact_id,
-                queue_id=e.queue_id,
-                channel=e.channel,
-                time_ms=epoch_ms(e.time),
-                event_id=e.event_id,
+            records.append(
+                CustomerContact(
+                    customer=customer,
+                    contact_id=e.contact_id,
+                    queue_id=e.queue_id,
+                    channel=e.channel,
+                    time_ms=epoch_ms(e.time),
+                    event_id=e.event_id,
+                )
             )
-            key = (customer if customer is not None else ANONYMOUS + e.contact_id).encode()
-            p = partition_of(key, self.partitions)
+            record_keys.append((customer if customer is not None else ANONYMOUS + e.contact_id).encode())
+        for record, key, p in zip(records, record_keys, partitions_of(record_keys, self.partitions), strict=True):
             batches.setdefault(p, []).append(record)
             keys.setdefault(p, key)
         moved = []

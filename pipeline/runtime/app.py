@@ -64,7 +64,8 @@ RELEASE_MEMORY_SECONDS = 10.0
 
 def create_app(settings: Settings, queues: QueueConfig) -> App:
     """Build the worker's Faust app. Nothing is started."""
-    app = _new_app(settings)
+    partitioner = KeyPartitioner()  # Kafka's default partitioning, faster (pipeline.contract.partitioner)
+    app = _new_app(settings, partitioner)
     stats = PipelineStats()
     contacts = ContactProcessor(settings, queues, stats)
     agents = AgentProcessor(settings, stats)
@@ -115,8 +116,10 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
         Records go straight to the producer: `topic.send` adds a promise, serializer look-ups and a callback per
         record, and a batch can hold thousands (an interval's final record for every agent)."""
         send = app.producer.send
-        for r in result.records:
-            delivery = await send(kpi_topic_name, r.key.encode(), encode(r), None, None, None)
+        keys = [r.key.encode() for r in result.records]
+        partitioner.learn(keys)
+        for r, key in zip(result.records, keys, strict=True):
+            delivery = await send(kpi_topic_name, key, encode(r), None, None, None)
             delivery.add_done_callback(_undelivered)  # type: ignore[attr-defined]  # typed Awaitable; is a Future
         await _send_dead(dead_letter_topic, result.dead_letters)
         await _send_dead(late_topic, result.late)
@@ -250,7 +253,7 @@ def create_app(settings: Settings, queues: QueueConfig) -> App:
 HEALTH_PATHS = ("/health/live", "/health/ready")
 
 
-def _new_app(settings: Settings) -> App:
+def _new_app(settings: Settings, partitioner: KeyPartitioner) -> App:
     """The Faust app with the worker's consumer, producer and web settings."""
     web = load_web_config(settings.web_config_file)  # TLS and basic auth (pipeline.runtime.webconfig)
     return App(
@@ -258,7 +261,7 @@ def _new_app(settings: Settings) -> App:
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         max_held_bytes=settings.max_held_bytes,  # a bound in bytes on the messages held (pipeline.runtime.transport)
         Monitor=StallMonitor,  # Faust's per-event statistics, only what its stall check reads (pipeline.runtime.transport)
-        producer_partitioner=KeyPartitioner(),  # Kafka's default partitioning, faster (pipeline.contract.partitioner)
+        producer_partitioner=partitioner,
         broker=kafka_urls(settings.broker_url),
         broker_credentials=faust_credentials(settings),  # TLS and SASL (pipeline.runtime.kafka_security)
         store="memory://",
