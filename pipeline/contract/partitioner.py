@@ -9,7 +9,8 @@ carry its id. The partitions are aiokafka's own (tests compare them), so any Kaf
 A batch's keys are hashed together (`murmur2_each`): each key's hash is a 64-bit lane of one Python integer, so
 one multiplication or shift of that integer steps every key at once (a 32-bit lane times the 32-bit constant
 fits its 64 bits; masks drop what a shift brings over from the next lane). No maintained C implementation of
-Kafka's murmur2 is published for Python, and numpy would cost the worker ~11 MB to import.
+Kafka's murmur2 is published for Python, and numpy's import would take memory the worker cannot spare at its
+largest sizes (docs/performance.md, issue 22's thirteenth round).
 """
 
 from __future__ import annotations
