@@ -31,7 +31,7 @@ def test_keys_hashed_together_get_kafkas_hash_for_every_length_and_tail():
     assert partitions_of(keys, 12) == [DefaultPartitioner()(k, list(range(12)), list(range(12))) for k in keys]
 
 
-@given(st.lists(st.binary(max_size=40), max_size=60))
+@given(st.lists(st.binary(max_size=12), max_size=80))  # few lengths: most share theirs with enough keys for lanes
 def test_any_keys_hashed_together_keep_their_order_and_kafkas_hash(keys):
     assert murmur2_each(keys) == [reference_murmur2(k) for k in keys]
 
